@@ -1,0 +1,255 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// ProtocolPrefix makes irmv's Kademlia DHT its own network.
+const ProtocolPrefix = "/irmv"
+
+// mdnsService is the mDNS service name nodes announce on the LAN.
+const mdnsService = "_irmv-node"
+
+// Node is a running irmv node.
+type Node struct {
+	opts   Options
+	log    *slog.Logger
+	host   host.Host
+	dht    *dht.IpfsDHT
+	reg    *prometheus.Registry
+	mdns   mdns.Service
+	api    *http.Server
+	apiLn  net.Listener
+	boot   []peer.AddrInfo
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a node: it loads (or creates) the identity, starts the libp2p
+// host, the DHT, discovery and the terminal API. Close stops it.
+func New(opts Options) (*Node, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	boot, err := parseBootstrap(opts.Bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	key, err := LoadIdentity(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{opts: opts, log: opts.Logger, reg: prometheus.NewRegistry(), boot: boot, cancel: cancel}
+	if err := n.start(ctx, key); err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.log.Info("Node started", "peer_id", n.host.ID(), "addrs", n.Addrs(), "api", n.APIAddr())
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
+	opts := n.opts
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if n.host, err = newHost(key, &opts, n.reg); err != nil {
+		return err
+	}
+	n.dht, err = dht.New(n.host,
+		dht.Mode(dht.ModeServer),
+		dht.ProtocolPrefix(ProtocolPrefix),
+		dht.BootstrapPeers(n.boot...),
+		dht.ProviderManagerOpts(records.ProvideValidity(opts.ProvideValidity)),
+	)
+	if err != nil {
+		return fmt.Errorf("dht: %w", err)
+	}
+
+	if n.apiLn, err = net.Listen("tcp", opts.API); err != nil {
+		return fmt.Errorf("terminal API: %w", err)
+	}
+	n.api = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.api.Serve(n.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("Terminal API stopped", "err", err)
+		}
+	}()
+
+	if opts.MDNS {
+		n.mdns = mdns.NewMdnsService(n.host, mdnsService, &mdnsNotifee{n: n, ctx: ctx})
+		if err := n.mdns.Start(); err != nil {
+			// No multicast-capable interface is no reason not to run.
+			n.log.Warn("mDNS discovery unavailable", "err", err)
+		}
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.bootstrapLoop(ctx)
+	}()
+	return nil
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Host is the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// DHT is the node's Kademlia DHT.
+func (n *Node) DHT() *dht.IpfsDHT { return n.dht }
+
+// APIAddr is the address the terminal API listens on.
+func (n *Node) APIAddr() net.Addr { return n.apiLn.Addr() }
+
+// APIURL is the terminal API's base URL.
+func (n *Node) APIURL() string { return "http://" + n.apiLn.Addr().String() }
+
+// Addrs are the node's full multiaddrs, each ending in /p2p/<peer ID>.
+func (n *Node) Addrs() []string {
+	ai := peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+	full, err := peer.AddrInfoToP2pAddrs(&ai)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(full))
+	for i, a := range full {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// Close stops the node and waits for everything it started. Only the
+// first call does anything; later calls return the first result.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		var errs []error
+		if n.api != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, n.api.Shutdown(ctx))
+			cancel()
+		} else if n.apiLn != nil {
+			n.apiLn.Close()
+		}
+		if n.mdns != nil {
+			errs = append(errs, n.mdns.Close())
+		}
+		if n.dht != nil {
+			errs = append(errs, n.dht.Close())
+		}
+		if n.host != nil {
+			errs = append(errs, n.host.Close())
+		}
+		n.wg.Wait()
+		n.closeErr = errors.Join(errs...)
+		n.log.Info("Node stopped")
+	})
+	return n.closeErr
+}
+
+// parseBootstrap parses bootstrap multiaddrs; each must name a peer ID.
+func parseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bootstrap %q: %v", ErrBadOptions, s, err)
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bootstrap %q: needs /p2p/<peer-id>: %v", ErrBadOptions, s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// bootstrapLoop keeps the node joined: it dials the bootstrap peers until
+// the routing table holds someone, then refreshes it; it retries while the
+// table is empty (a bootstrap node that was down comes back).
+func (n *Node) bootstrapLoop(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for {
+		if n.dht.RoutingTable().Size() == 0 && len(n.boot) > 0 {
+			n.connectBootstrap(ctx)
+		}
+		if n.dht.RoutingTable().Size() > 0 {
+			backoff = 30 * time.Second
+		} else if backoff < 30*time.Second {
+			backoff *= 2
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (n *Node) connectBootstrap(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, ai := range n.boot {
+		wg.Add(1)
+		go func(ai peer.AddrInfo) {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := n.host.Connect(cctx, ai); err != nil {
+				n.log.Debug("Bootstrap dial failed", "peer", ai.ID, "err", err)
+				return
+			}
+			n.log.Info("Connected to bootstrap peer", "peer", ai.ID)
+		}(ai)
+	}
+	wg.Wait()
+	if n.dht.RoutingTable().Size() > 0 {
+		// Fill the table beyond the bootstrap peers right away.
+		<-n.dht.RefreshRoutingTable()
+	}
+}
+
+type mdnsNotifee struct {
+	n   *Node
+	ctx context.Context
+}
+
+func (m *mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == m.n.host.ID() {
+		return
+	}
+	m.n.wg.Add(1)
+	go func() {
+		defer m.n.wg.Done()
+		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+		defer cancel()
+		if err := m.n.host.Connect(ctx, ai); err != nil {
+			m.n.log.Debug("mDNS peer dial failed", "peer", ai.ID, "err", err)
+			return
+		}
+		m.n.log.Info("Found node on the LAN", "peer", ai.ID)
+	}()
+}

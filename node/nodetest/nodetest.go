@@ -1,0 +1,77 @@
+// Package nodetest starts networks of real irmv nodes on 127.0.0.1 for
+// tests: every node listens on loopback only, mDNS is off, and the nodes
+// are closed when the test ends.
+package nodetest
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/node"
+)
+
+// Options returns node options for a test node in its own temp dir,
+// listening on loopback ports chosen by the kernel.
+func Options(t testing.TB) node.Options {
+	return node.Options{
+		DataDir: t.TempDir(),
+		Listen:  []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
+		API:     "127.0.0.1:0",
+		Region:  "DE",
+		MDNS:    false,
+	}
+}
+
+// Start starts one node with opts and closes it at cleanup.
+func Start(t testing.TB, opts node.Options) *node.Node {
+	t.Helper()
+	n, err := node.New(opts)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// Chain starts count nodes; node i bootstraps from node i-1, so the only
+// initial links form a chain. mut, if not nil, adjusts each node's options.
+func Chain(t testing.TB, count int, mut func(i int, o *node.Options)) []*node.Node {
+	t.Helper()
+	nodes := make([]*node.Node, 0, count)
+	for i := range count {
+		o := Options(t)
+		if i > 0 {
+			o.Bootstrap = []string{LoopbackAddr(t, nodes[i-1])}
+		}
+		if mut != nil {
+			mut(i, &o)
+		}
+		nodes = append(nodes, Start(t, o))
+	}
+	return nodes
+}
+
+// LoopbackAddr returns a node's TCP multiaddr on 127.0.0.1 with /p2p/.
+func LoopbackAddr(t testing.TB, n *node.Node) string {
+	t.Helper()
+	for _, a := range n.Addrs() {
+		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") {
+			return a
+		}
+	}
+	t.Fatalf("node %s has no loopback TCP address: %v", n.ID(), n.Addrs())
+	return ""
+}
+
+// WaitFor polls cond until it is true or the generous deadline passes.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

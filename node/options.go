@@ -1,0 +1,104 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DefaultAPI is the terminal API's default address: loopback only.
+const DefaultAPI = "127.0.0.1:7370"
+
+// DefaultListen are the default libp2p listen addresses: TCP and QUIC on
+// port 4001, IPv4 and IPv6.
+var DefaultListen = []string{
+	"/ip4/0.0.0.0/tcp/4001",
+	"/ip4/0.0.0.0/udp/4001/quic-v1",
+	"/ip6/::/tcp/4001",
+	"/ip6/::/udp/4001/quic-v1",
+}
+
+// Options configure a Node. The zero value of each field is documented; only
+// DataDir is required.
+type Options struct {
+	// DataDir holds the identity key and the registrations. Required.
+	DataDir string
+	// Listen are libp2p multiaddrs to listen on; nil: DefaultListen.
+	Listen []string
+	// API is the terminal API's TCP address; "": DefaultAPI. Port 0 picks
+	// a free port (see Node.APIAddr).
+	API string
+	// Bootstrap are multiaddrs with /p2p/ peer IDs of nodes to join.
+	Bootstrap []string
+	// Region is the default country (ISO 3166 alpha-2) for phone numbers
+	// written in national form; "": only international forms parse.
+	Region string
+	// MDNS turns on LAN discovery of other nodes.
+	MDNS bool
+	// Profile tunes resource limits: "server" (default) or "ap" for small
+	// access points.
+	Profile string
+	// TerminalTTL is how long a registration lives without refresh; 0: the
+	// register's default.
+	TerminalTTL time.Duration
+	// RepublishInterval is how often hosted identifiers are announced to
+	// the DHT again; 0: DefaultRepublish.
+	RepublishInterval time.Duration
+	// ProvideValidity is how long this node keeps provider records that
+	// others announce; 0: DefaultProvideValidity.
+	ProvideValidity time.Duration
+	// Logger receives the node's logs; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultRepublish is how often hosted identifiers are re-announced. It is
+// well under DefaultProvideValidity so records never lapse while a terminal
+// stays.
+const DefaultRepublish = 10 * time.Minute
+
+// DefaultProvideValidity is the lifetime of provider records: short,
+// because terminals move between access points.
+const DefaultProvideValidity = 30 * time.Minute
+
+// DefaultDataDir is the data directory used when none is given:
+// $XDG_DATA_HOME/irmv, else ~/.local/share/irmv.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "irmv")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "irmv")
+	}
+	return "irmv-data"
+}
+
+func (o *Options) setDefaults() error {
+	if o.DataDir == "" {
+		return fmt.Errorf("%w: DataDir must be set", ErrBadOptions)
+	}
+	if o.Listen == nil {
+		o.Listen = DefaultListen
+	}
+	if o.API == "" {
+		o.API = DefaultAPI
+	}
+	switch o.Profile {
+	case "":
+		o.Profile = "server"
+	case "server", "ap":
+	default:
+		return fmt.Errorf("%w: profile %q (want server or ap)", ErrBadOptions, o.Profile)
+	}
+	if o.RepublishInterval == 0 {
+		o.RepublishInterval = DefaultRepublish
+	}
+	if o.ProvideValidity == 0 {
+		o.ProvideValidity = DefaultProvideValidity
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}

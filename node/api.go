@@ -31,7 +31,7 @@ func (n *Node) Info() NodeInfo {
 	return info
 }
 
-func (n *Node) terminalCount() int { return 0 }
+func (n *Node) terminalCount() int { return n.share.Count() }
 
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -41,6 +41,7 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("GET /v1/node", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, n.Info())
 	})
+	n.terminalRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

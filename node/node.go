@@ -10,6 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/irmv/irmv/search"
+	"github.com/irmv/irmv/search/flood"
+	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/share"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -35,6 +39,12 @@ type Node struct {
 	dht    *dht.IpfsDHT
 	reg    *prometheus.Registry
 	mdns   mdns.Service
+	norm   *ident.Normalizer
+	pub    *search.Publisher
+	share  *share.Registry
+	flood  *flood.Flooder
+	search *search.Service
+	admin  string // admin token (see adminToken)
 	api    *http.Server
 	apiLn  net.Listener
 	boot   []peer.AddrInfo
@@ -84,6 +94,10 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	)
 	if err != nil {
 		return fmt.Errorf("dht: %w", err)
+	}
+
+	if err := n.startServices(ctx, key); err != nil {
+		return err
 	}
 
 	if n.apiLn, err = net.Listen("tcp", opts.API); err != nil {
@@ -157,6 +171,19 @@ func (n *Node) Close() error {
 		}
 		if n.mdns != nil {
 			errs = append(errs, n.mdns.Close())
+		}
+		if n.search != nil {
+			errs = append(errs, n.search.Close())
+		}
+		if n.flood != nil {
+			errs = append(errs, n.flood.Close())
+		}
+		if n.pub != nil {
+			errs = append(errs, n.pub.Close())
+		}
+		n.wg.Wait() // the register's presence loop
+		if n.share != nil {
+			errs = append(errs, n.share.Close())
 		}
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())

@@ -1,0 +1,116 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
+)
+
+// Play sends the Opus packets of an Ogg/Opus stream on the audio track in
+// real time, each packet as long as its TOC byte says (RFC 6716 section 3.1),
+// from when the call is connected. It returns nil at the end of the stream
+// and [ErrClosed] when the call ends first. Packets are sent unchanged, so
+// the stream should be 48 kHz Opus as WebRTC expects.
+func (p *Peer) Play(r io.Reader) error {
+	src, err := newOpusReader(r)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.connected:
+	case <-p.ended:
+		return ErrClosed
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop() // since Go 1.23 a stopped timer can be Reset without draining
+	defer timer.Stop()
+	start := time.Now()
+	var at time.Duration // media time of the next packet
+	for {
+		pkt, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if wait := time.Until(start.Add(at)); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-p.ended:
+				return ErrClosed
+			}
+		}
+		d := opusDuration(pkt)
+		if err := p.track.WriteSample(media.Sample{Data: pkt, Duration: d}); err != nil {
+			if p.isClosed() {
+				return ErrClosed
+			}
+			return fmt.Errorf("media: send audio: %w", err)
+		}
+		at += d
+	}
+}
+
+// recorder writes received packets into one Ogg logical stream.
+type recorder struct {
+	w     *oggwriter.Writer
+	track *oggwriter.Track
+	err   error // first write error; later packets are dropped
+}
+
+// recordSSRC is the SSRC the Ogg track is registered under; packets are
+// rewritten to it so that a change of the sender's SSRC (a restart) keeps
+// one stream.
+const recordSSRC = 0
+
+func (r *recorder) write(pkt *rtp.Packet) {
+	if r.err != nil {
+		return
+	}
+	cp := *pkt
+	cp.SSRC = recordSSRC
+	r.err = r.track.WriteRTP(&cp)
+}
+
+// noClose hides the Close method of the caller's writer from oggwriter,
+// which would otherwise close it.
+type noClose struct{ io.Writer }
+
+// Record writes the received audio into w as an Ogg/Opus stream (48 kHz,
+// two channels, RFC 7845), the Opus packets unchanged, until the call ends
+// (Close, or the connection fails or is closed by the other side); then it
+// finishes the stream and returns. Packets that arrive before Record is
+// called are not recorded. It does not close w.
+func (p *Peer) Record(w io.Writer) error {
+	ow, err := oggwriter.NewWriter(noClose{w},
+		oggwriter.WithSampleRate(opusClockRate), oggwriter.WithChannelCount(opusChannels))
+	if err != nil {
+		return fmt.Errorf("media: record: %w", err)
+	}
+	tr, err := ow.NewTrack(recordSSRC)
+	if err != nil {
+		return fmt.Errorf("media: record: %w", err)
+	}
+	rec := &recorder{w: ow, track: tr}
+	p.recMu.Lock()
+	if p.rec != nil {
+		p.recMu.Unlock()
+		return ErrRecording
+	}
+	p.rec = rec
+	p.recMu.Unlock()
+
+	<-p.ended
+
+	p.recMu.Lock()
+	p.rec = nil
+	p.recMu.Unlock()
+	return errors.Join(rec.err, ow.Close())
+}

@@ -1,0 +1,38 @@
+package media
+
+import "errors"
+
+var (
+	// ErrBadFingerprintSig is returned (wrapped) by [Peer.Answer] and
+	// [Peer.Accept] when a remote key is given and the remote description's
+	// fingerprint signature is missing or does not verify.
+	ErrBadFingerprintSig = errors.New("media: bad fingerprint signature")
+
+	// ErrFingerprintMismatch is returned (wrapped) when the remote SDP has no
+	// a=fingerprint attribute or one that differs from the signed
+	// Description.Fingerprint.
+	ErrFingerprintMismatch = errors.New("media: SDP fingerprint does not match the signed fingerprint")
+
+	// ErrUnexpectedType is returned (wrapped) when a Description has the wrong
+	// type for the call: Answer wants an "offer", Accept an "answer".
+	ErrUnexpectedType = errors.New("media: unexpected description type")
+
+	// ErrNoRelay is returned by [New] when Options.RelayOnly is set without
+	// any ICE server to relay through.
+	ErrNoRelay = errors.New("media: RelayOnly needs a TURN server in ICEServers")
+
+	// ErrClosed is returned by methods called on, or interrupted by, a closed
+	// Peer.
+	ErrClosed = errors.New("media: peer closed")
+
+	// ErrChatNotOpen is returned by [Peer.SendText] before the "chat" data
+	// channel is open; wait for [Peer.ChatReady].
+	ErrChatNotOpen = errors.New("media: chat channel not open")
+
+	// ErrRecording is returned by [Peer.Record] while another Record runs.
+	ErrRecording = errors.New("media: already recording")
+
+	// ErrNotOpus is returned (wrapped) by [Peer.Play] when the stream is not
+	// Ogg/Opus.
+	ErrNotOpus = errors.New("media: not an Ogg/Opus stream")
+)

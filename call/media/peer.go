@@ -1,0 +1,505 @@
+package media
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Opus as WebRTC negotiates it (RFC 7587 section 7): always 48 kHz, two
+// channels in the SDP whatever is actually sent.
+const (
+	opusPayloadType = 111
+	opusClockRate   = 48000
+	opusChannels    = 2
+	chatLabel       = "chat"
+)
+
+// Options configures a [Peer].
+type Options struct {
+	// ICEServers are the STUN/TURN servers of the hosting node; nil gathers
+	// host candidates only.
+	ICEServers []webrtc.ICEServer
+	// RelayOnly uses relayed candidates only (ICETransportPolicyRelay), so
+	// that the other side never learns this terminal's addresses. It needs a
+	// TURN server in ICEServers.
+	RelayOnly bool
+	// SettingEngine is a test seam for pion's network settings; nil uses the
+	// defaults with multicast DNS disabled. When its LoggerFactory is nil,
+	// pion logs to Logger.
+	SettingEngine *webrtc.SettingEngine
+	// Key is the terminal key that signs the local DTLS fingerprint; nil
+	// leaves descriptions unsigned.
+	Key ed25519.PrivateKey
+	// OnCandidate is called with each local ICE candidate as it is gathered
+	// (trickle ICE); the end of gathering is not reported. Nil drops them,
+	// which only works where both sides can do without (never in practice).
+	OnCandidate func(webrtc.ICECandidateInit)
+	// OnTrackPacket, if not nil, is called with each received audio RTP
+	// packet, in the receiving goroutine; it must not keep the packet.
+	OnTrackPacket func(*rtp.Packet)
+	// OnText, if not nil, is called with each text message on the "chat"
+	// data channel.
+	OnText func(string)
+	// OnState, if not nil, is called at each change of the connection state.
+	OnState func(webrtc.PeerConnectionState)
+	// Logger receives the peer's and pion's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Peer is one side of an audio call: a pion PeerConnection with one Opus
+// sendrecv transceiver and a "chat" data channel. Its methods are safe for
+// concurrent use.
+type Peer struct {
+	opts  Options
+	log   *slog.Logger
+	pc    *webrtc.PeerConnection
+	track *webrtc.TrackLocalStaticSample
+
+	connected   chan struct{}
+	firstPacket chan struct{}
+	chatReady   chan struct{}
+	ended       chan struct{} // Close called, or the connection failed or closed
+
+	connectedOnce, firstOnce, chatOnce, endedOnce, closeOnce sync.Once
+
+	wg       sync.WaitGroup // goroutines started by the Peer
+	closeErr error
+
+	mu          sync.Mutex
+	closed      bool
+	sender      *webrtc.RTPSender
+	chat        *webrtc.DataChannel
+	remoteSet   bool
+	remoteUfrag string                    // ICE username fragment of the remote description
+	pending     []webrtc.ICECandidateInit // candidates waiting for their remote description
+
+	recMu sync.Mutex
+	rec   *recorder // guarded by recMu
+}
+
+// New creates a Peer. It gathers no candidates until Offer or Answer.
+func New(opts Options) (*Peer, error) {
+	if opts.RelayOnly && len(opts.ICEServers) == 0 {
+		return nil, ErrNoRelay
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	var se webrtc.SettingEngine
+	if opts.SettingEngine != nil {
+		se = *opts.SettingEngine
+	} else {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+	if se.LoggerFactory == nil {
+		se.LoggerFactory = pionLogs{log: log} // pion's default prints to stderr
+	}
+
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType:    webrtc.MimeTypeOpus,
+			ClockRate:   opusClockRate,
+			Channels:    opusChannels,
+			SDPFmtpLine: "minptime=10;useinbandfec=1",
+		},
+		PayloadType: opusPayloadType,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("media: register Opus: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("media: interceptors: %w", err)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+
+	cfg := webrtc.Configuration{ICEServers: opts.ICEServers}
+	if opts.RelayOnly {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := api.NewPeerConnection(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("media: new peer connection: %w", err)
+	}
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: opusClockRate, Channels: opusChannels,
+	}, "audio", "irmv")
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("media: new track: %w", err), pc.Close())
+	}
+
+	p := &Peer{
+		opts:        opts,
+		log:         log,
+		pc:          pc,
+		track:       track,
+		connected:   make(chan struct{}),
+		firstPacket: make(chan struct{}),
+		chatReady:   make(chan struct{}),
+		ended:       make(chan struct{}),
+	}
+	pc.OnICECandidate(p.onCandidate)
+	pc.OnConnectionStateChange(p.onState)
+	pc.OnTrack(p.onTrack)
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() == chatLabel {
+			p.setChat(dc)
+		}
+	})
+	return p, nil
+}
+
+func (p *Peer) onCandidate(c *webrtc.ICECandidate) {
+	if c == nil || p.opts.OnCandidate == nil {
+		return
+	}
+	p.opts.OnCandidate(c.ToJSON())
+}
+
+func (p *Peer) onState(s webrtc.PeerConnectionState) {
+	p.log.Debug("Connection state", "state", s.String())
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		p.connectedOnce.Do(func() { close(p.connected) })
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		p.endedOnce.Do(func() { close(p.ended) })
+	}
+	if p.opts.OnState != nil {
+		p.opts.OnState(s)
+	}
+}
+
+// onTrack runs in a goroutine of pion's; it reads the remote audio until
+// the connection ends.
+func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	if t.Kind() != webrtc.RTPCodecTypeAudio {
+		return
+	}
+	if !p.goLocked() {
+		return
+	}
+	defer p.wg.Done()
+	p.log.Debug("Remote track", "ssrc", uint32(t.SSRC()), "codec", t.Codec().MimeType)
+	for {
+		pkt, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		p.firstOnce.Do(func() { close(p.firstPacket) })
+		if p.opts.OnTrackPacket != nil {
+			p.opts.OnTrackPacket(pkt)
+		}
+		p.recMu.Lock()
+		if p.rec != nil {
+			p.rec.write(pkt)
+		}
+		p.recMu.Unlock()
+	}
+}
+
+// goLocked registers a goroutine with p.wg unless the Peer is closed.
+func (p *Peer) goLocked() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	return true
+}
+
+func (p *Peer) setChat(dc *webrtc.DataChannel) {
+	p.mu.Lock()
+	p.chat = dc
+	p.mu.Unlock()
+	dc.OnOpen(func() { p.chatOnce.Do(func() { close(p.chatReady) }) })
+	dc.OnMessage(func(msg webrtc.DataChannelMessage) {
+		if msg.IsString && p.opts.OnText != nil {
+			p.opts.OnText(string(msg.Data))
+		}
+	})
+}
+
+// addSender adds the local audio track: as a new sendrecv transceiver for
+// the caller, or on the transceiver of the remote offer for the callee.
+func (p *Peer) addSender(offerer bool) error {
+	p.mu.Lock()
+	have := p.sender != nil
+	p.mu.Unlock()
+	if have {
+		return nil
+	}
+	var sender *webrtc.RTPSender
+	if offerer {
+		tr, err := p.pc.AddTransceiverFromTrack(p.track, webrtc.RTPTransceiverInit{
+			Direction: webrtc.RTPTransceiverDirectionSendrecv,
+		})
+		if err != nil {
+			return fmt.Errorf("media: add transceiver: %w", err)
+		}
+		sender = tr.Sender()
+	} else {
+		s, err := p.pc.AddTrack(p.track)
+		if err != nil {
+			return fmt.Errorf("media: add track: %w", err)
+		}
+		sender = s
+	}
+	if !p.goLocked() {
+		return ErrClosed
+	}
+	p.mu.Lock()
+	p.sender = sender
+	p.mu.Unlock()
+	// RTCP must be read for the interceptors (reports, stats) to see it.
+	go func() {
+		defer p.wg.Done()
+		for {
+			if _, _, err := sender.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// Offer starts a call as the caller: it adds the "chat" data channel and the
+// Opus transceiver (on the first call), sets and returns the local offer.
+// It does not wait for candidates; they trickle to Options.OnCandidate.
+func (p *Peer) Offer() (Description, error) {
+	if p.isClosed() {
+		return Description{}, ErrClosed
+	}
+	if err := p.addSender(true); err != nil {
+		return Description{}, err
+	}
+	p.mu.Lock()
+	haveChat := p.chat != nil
+	p.mu.Unlock()
+	if !haveChat {
+		dc, err := p.pc.CreateDataChannel(chatLabel, nil)
+		if err != nil {
+			return Description{}, fmt.Errorf("media: data channel: %w", err)
+		}
+		p.setChat(dc)
+	}
+	return p.offer(nil)
+}
+
+// RestartICE creates a new offer with fresh ICE credentials (RFC 8445
+// section 9), for moving a running call to another route; the answer goes
+// to Accept as usual.
+func (p *Peer) RestartICE() (Description, error) {
+	if p.isClosed() {
+		return Description{}, ErrClosed
+	}
+	return p.offer(&webrtc.OfferOptions{ICERestart: true})
+}
+
+func (p *Peer) offer(o *webrtc.OfferOptions) (Description, error) {
+	offer, err := p.pc.CreateOffer(o)
+	if err != nil {
+		return Description{}, fmt.Errorf("media: create offer: %w", err)
+	}
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		return Description{}, fmt.Errorf("media: set local offer: %w", err)
+	}
+	return describe(webrtc.SDPTypeOffer.String(), offer.SDP, p.opts.Key)
+}
+
+// Answer answers a remote offer as the callee. If remoteKey is not nil the
+// offer's fingerprint signature is checked first (errors wrap
+// [ErrBadFingerprintSig] or [ErrFingerprintMismatch]). Called again on a
+// running call it answers a renegotiation such as an ICE restart.
+func (p *Peer) Answer(remote Description, remoteKey ed25519.PublicKey) (Description, error) {
+	if p.isClosed() {
+		return Description{}, ErrClosed
+	}
+	if err := p.setRemote(remote, webrtc.SDPTypeOffer, remoteKey); err != nil {
+		return Description{}, err
+	}
+	if err := p.addSender(false); err != nil {
+		return Description{}, err
+	}
+	answer, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return Description{}, fmt.Errorf("media: create answer: %w", err)
+	}
+	if err := p.pc.SetLocalDescription(answer); err != nil {
+		return Description{}, fmt.Errorf("media: set local answer: %w", err)
+	}
+	return describe(webrtc.SDPTypeAnswer.String(), answer.SDP, p.opts.Key)
+}
+
+// Accept sets the remote answer to the caller's offer, checking its
+// fingerprint signature first if remoteKey is not nil.
+func (p *Peer) Accept(remote Description, remoteKey ed25519.PublicKey) error {
+	if p.isClosed() {
+		return ErrClosed
+	}
+	return p.setRemote(remote, webrtc.SDPTypeAnswer, remoteKey)
+}
+
+func (p *Peer) setRemote(d Description, want webrtc.SDPType, key ed25519.PublicKey) error {
+	if webrtc.NewSDPType(d.Type) != want {
+		return fmt.Errorf("%w: got %q, want %q", ErrUnexpectedType, d.Type, want)
+	}
+	if key != nil {
+		if err := d.Verify(key); err != nil {
+			return err
+		}
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: want, SDP: d.SDP}); err != nil {
+		return fmt.Errorf("media: set remote %s: %w", want, err)
+	}
+	p.mu.Lock()
+	p.remoteSet = true
+	p.remoteUfrag = sdpUfrag(d.SDP)
+	var ready []webrtc.ICECandidateInit
+	later := p.pending[:0]
+	for _, c := range p.pending {
+		if p.candidateReadyLocked(c) {
+			ready = append(ready, c)
+		} else {
+			later = append(later, c)
+		}
+	}
+	p.pending = later
+	p.mu.Unlock()
+	for _, c := range ready {
+		if err := p.pc.AddICECandidate(c); err != nil {
+			p.log.Warn("Queued candidate rejected", "candidate", c.Candidate, "err", err)
+		}
+	}
+	return nil
+}
+
+// maxPending bounds the candidates queued for a remote description.
+const maxPending = 64
+
+// candidateReadyLocked tells whether c belongs to the current remote
+// description. Candidates of an ICE restart can arrive before the
+// description that introduces their username fragment; pion would drop them.
+func (p *Peer) candidateReadyLocked(c webrtc.ICECandidateInit) bool {
+	if !p.remoteSet {
+		return false
+	}
+	uf := candidateUfrag(c)
+	return uf == "" || uf == p.remoteUfrag
+}
+
+// candidateUfrag is the candidate's username fragment: the
+// UsernameFragment field or the "ufrag" extension of the candidate
+// attribute (RFC 8839 section 5.1).
+func candidateUfrag(c webrtc.ICECandidateInit) string {
+	if c.UsernameFragment != nil {
+		return *c.UsernameFragment
+	}
+	f := strings.Fields(c.Candidate)
+	for i := 8; i+1 < len(f); i += 2 { // extensions follow "typ <type>" at fields 6 and 7
+		if f[i] == "ufrag" {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+// sdpUfrag is the first a=ice-ufrag value of an SDP.
+func sdpUfrag(sdp string) string {
+	for line := range strings.Lines(sdp) {
+		if v, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "a=ice-ufrag:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// AddCandidate adds a remote ICE candidate. A candidate that arrives before
+// its remote description (the first one, or that of an ICE restart) is
+// queued until that description is set.
+func (p *Peer) AddCandidate(c webrtc.ICECandidateInit) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	if !p.candidateReadyLocked(c) {
+		if len(p.pending) == maxPending {
+			p.pending = p.pending[1:]
+		}
+		p.pending = append(p.pending, c)
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+	if err := p.pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("media: add candidate: %w", err)
+	}
+	return nil
+}
+
+// SendText sends a text message on the "chat" data channel. Before the
+// channel is open it fails with [ErrChatNotOpen]; see [Peer.ChatReady].
+func (p *Peer) SendText(s string) error {
+	p.mu.Lock()
+	dc, closed := p.chat, p.closed
+	p.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return ErrChatNotOpen
+	}
+	if err := dc.SendText(s); err != nil {
+		return fmt.Errorf("media: send text: %w", err)
+	}
+	return nil
+}
+
+// Connected is closed when the connection first reaches the connected state
+// (ICE and DTLS up).
+func (p *Peer) Connected() <-chan struct{} { return p.connected }
+
+// FirstPacket is closed when the first audio RTP packet has arrived.
+func (p *Peer) FirstPacket() <-chan struct{} { return p.firstPacket }
+
+// ChatReady is closed when the "chat" data channel is open.
+func (p *Peer) ChatReady() <-chan struct{} { return p.chatReady }
+
+// Done is closed when the call has ended: Close was called, or the
+// connection failed or was closed by the other side.
+func (p *Peer) Done() <-chan struct{} { return p.ended }
+
+func (p *Peer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// Close ends the call and waits for the goroutines the Peer and its
+// PeerConnection started. Only the first call does anything; later calls
+// wait for it and return its result.
+func (p *Peer) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.endedOnce.Do(func() { close(p.ended) })
+		if err := p.pc.GracefulClose(); err != nil {
+			p.closeErr = fmt.Errorf("media: close: %w", err)
+		}
+		p.wg.Wait()
+	})
+	return p.closeErr
+}

@@ -1,0 +1,257 @@
+package node
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/irmv/irmv/search"
+	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/share/record"
+)
+
+// maxBody bounds every JSON request body of the terminal API.
+const maxBody = 64 << 10
+
+// decodeBody decodes a JSON request body strictly: unknown fields, wrong
+// types, trailing data and oversized bodies are errors.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return fmt.Errorf("request body over %d bytes", maxBody)
+		case errors.Is(err, io.EOF):
+			return errors.New("empty request body: want a JSON object")
+		}
+		return fmt.Errorf("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return errors.New("malformed JSON: trailing data after the object")
+	}
+	return nil
+}
+
+// statusOf maps register errors to HTTP statuses.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, share.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, share.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, share.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, share.ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// bearer returns the request's bearer token, if any.
+func bearer(r *http.Request) string {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(tok)
+	}
+	return ""
+}
+
+// isLoopback reports whether the API listens on loopback only.
+func (n *Node) isLoopback() bool {
+	if ta, ok := n.apiLn.Addr().(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
+	return false
+}
+
+// authorize lets a change to terminal t through for the node's admin, for
+// the terminal itself (its token) and, on a loopback-only API, for anyone
+// on this machine without a token.
+func (n *Node) authorize(r *http.Request, t string) error {
+	tok := bearer(r)
+	if tok == "" {
+		if n.isLoopback() {
+			return nil
+		}
+		return fmt.Errorf("%w: this API listens beyond loopback: send Authorization: Bearer <terminal or admin token>", share.ErrForbidden)
+	}
+	if subtle.ConstantTimeCompare([]byte(tok), []byte(n.admin)) == 1 {
+		return nil
+	}
+	return n.share.Authorize(t, tok)
+}
+
+// remoteIP is the request's source address.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+func (n *Node) terminalRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/terminals", n.handleRegister)
+	mux.HandleFunc("POST /v1/terminals/prepare", n.handlePrepare)
+	mux.HandleFunc("GET /v1/terminals", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"terminals": n.share.List()})
+	})
+	mux.HandleFunc("GET /v1/terminals/{terminal}", func(w http.ResponseWriter, r *http.Request) {
+		t, err := n.share.Get(r.PathValue("terminal"))
+		if err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, t)
+	})
+	mux.HandleFunc("DELETE /v1/terminals/{terminal}", func(w http.ResponseWriter, r *http.Request) {
+		t := r.PathValue("terminal")
+		if err := n.authorize(r, t); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		if err := n.share.Remove(t); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"removed": t})
+	})
+	mux.HandleFunc("PUT /v1/terminals/{terminal}/status", n.handleStatus)
+	mux.HandleFunc("POST /v1/terminals/{terminal}/heartbeat", func(w http.ResponseWriter, r *http.Request) {
+		t := r.PathValue("terminal")
+		if err := n.authorize(r, t); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		ack, err := n.share.Heartbeat(t)
+		if err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, ack)
+	})
+	mux.HandleFunc("GET /v1/search", n.handleSearch)
+}
+
+// registration decodes a registration and fills in the address.
+func (n *Node) registration(w http.ResponseWriter, r *http.Request) (share.Registration, bool) {
+	var reg share.Registration
+	if err := decodeBody(w, r, &reg); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return reg, false
+	}
+	if reg.Address == "" && !reg.Private {
+		if reg.IP != "" {
+			reg.Address = reg.IP
+		} else {
+			reg.Address = remoteIP(r)
+		}
+	}
+	return reg, true
+}
+
+func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request) {
+	reg, ok := n.registration(w, r)
+	if !ok {
+		return
+	}
+	ack, err := n.share.Register(reg)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, ack)
+}
+
+// handlePrepare answers the body a terminal with its own key must sign.
+func (n *Node) handlePrepare(w http.ResponseWriter, r *http.Request) {
+	reg, ok := n.registration(w, r)
+	if !ok {
+		return
+	}
+	body, err := n.share.Prepare(reg)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"body": body, "sign": record.SigningBytes(body)})
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	t := r.PathValue("terminal")
+	var req struct {
+		Status string `json:"status"`
+	}
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	st, err := record.ParseStatus(req.Status)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := n.authorize(r, t); err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	ack, err := n.share.SetStatus(t, st)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, ack)
+}
+
+// handleSearch streams results, one JSON object per line, as they arrive.
+func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q := search.Query{Text: v.Get("q"), Via: v.Get("via")}
+	if s := v.Get("limit"); s != "" {
+		if _, err := fmt.Sscanf(s, "%d", &q.Limit); err != nil || q.Limit <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a positive whole number", s))
+			return
+		}
+	}
+	if s := v.Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout %q: want a duration like 3s", s))
+			return
+		}
+		q.Timeout = d
+	}
+	if q.Text == "" {
+		writeError(w, http.StatusBadRequest, "missing q: what to search for")
+		return
+	}
+	results, err := n.search.Search(r.Context(), q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	enc := json.NewEncoder(w)
+	for res := range results {
+		res.Record = nil // the API gives the verified view; peers get records
+		if err := enc.Encode(res); err != nil {
+			continue // client gone: drain so the search ends
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/irmv/irmv/search"
+	"github.com/irmv/irmv/search/flood"
+	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/share"
+	"github.com/libp2p/go-libp2p/core/crypto"
+)
+
+// Files in the data directory.
+const (
+	registryFile = "terminals.db"
+	adminFile    = "admin.token"
+)
+
+// startServices starts the register of hosted terminals, DHT publishing,
+// flooding and search.
+func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
+	var err error
+	if n.norm, err = ident.NewNormalizer(n.opts.Region); err != nil {
+		return fmt.Errorf("%w: region: %v", ErrBadOptions, err)
+	}
+	if n.admin, err = adminToken(n.opts.DataDir); err != nil {
+		return err
+	}
+	n.pub = search.NewPublisher(n.dht, n.opts.RepublishInterval, n.reg, n.log)
+	n.share, err = share.Open(share.Options{
+		Path:       filepath.Join(n.opts.DataDir, registryFile),
+		NodeKey:    key,
+		Normalizer: n.norm,
+		TTL:        n.opts.TerminalTTL,
+		Publisher:  n.pub,
+		Registerer: n.reg,
+		Logger:     n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("terminal register: %w", err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.share.Serve(ctx)
+	}()
+	n.flood, err = flood.New(flood.Options{Host: n.host, Matcher: n.share, Registerer: n.reg, Logger: n.log})
+	if err != nil {
+		return fmt.Errorf("flooding: %w", err)
+	}
+	n.search, err = search.New(search.Options{
+		Host:       n.host,
+		Matcher:    n.share,
+		Normalizer: n.norm,
+		Router:     n.dht,
+		TableSize:  func() int { return n.dht.RoutingTable().Size() },
+		Flooder:    n.flood,
+		Registerer: n.reg,
+		Logger:     n.log,
+	})
+	return err
+}
+
+// adminToken reads the node's admin token from the data dir, creating it
+// on first start. Hooks and `irmv share` present it to act for terminals
+// that have no key of their own.
+func adminToken(dir string) (string, error) {
+	path := filepath.Join(dir, adminFile)
+	data, err := os.ReadFile(path)
+	if err == nil {
+		tok := strings.TrimSpace(string(data))
+		if len(tok) < 32 {
+			return "", fmt.Errorf("%w: admin token %s is too short", ErrBadOptions, path)
+		}
+		return tok, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	tok := hex.EncodeToString(b)
+	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return tok, nil
+}
+
+// Registry is the register of terminals this node hosts.
+func (n *Node) Registry() *share.Registry { return n.share }
+
+// Search is the node's search service.
+func (n *Node) Search() *search.Service { return n.search }
+
+// Flooder is the node's query flooder.
+func (n *Node) Flooder() *flood.Flooder { return n.flood }
+
+// Publisher announces the node's identifiers into the DHT.
+func (n *Node) Publisher() *search.Publisher { return n.pub }
+
+// Normalizer is the node's identifier normaliser.
+func (n *Node) Normalizer() *ident.Normalizer { return n.norm }
+
+// AdminToken is the token that authorises changes to any hosted terminal.
+func (n *Node) AdminToken() string { return n.admin }

@@ -1,0 +1,202 @@
+package flood
+
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/share/record"
+)
+
+// Query defaults.
+const (
+	DefaultWant     = 10
+	DefaultStepWait = 150 * time.Millisecond
+)
+
+// deepening is the TTL schedule of dynamic querying, cut at MaxTTL.
+var deepening = []int{1, 2, 3, 5, 7}
+
+// QueryOptions tune one Query.
+type QueryOptions struct {
+	// Want is how many records end the search; zero means DefaultWant.
+	Want int
+	// MaxTTL is the TTL of the last (deepest) round; zero or more than
+	// MaxTTL means MaxTTL.
+	MaxTTL int
+	// StepWait is the wait per TTL step: the round with TTL t waits t ×
+	// StepWait for hits (hits travel t hops out and t back). Zero means
+	// DefaultStepWait.
+	StepWait time.Duration
+	// FullFlood sends one round at MaxTTL instead of deepening.
+	FullFlood bool
+}
+
+func (o QueryOptions) withDefaults() QueryOptions {
+	if o.Want <= 0 {
+		o.Want = DefaultWant
+	}
+	if o.MaxTTL <= 0 || o.MaxTTL > MaxTTL {
+		o.MaxTTL = MaxTTL
+	}
+	if o.StepWait <= 0 {
+		o.StepWait = DefaultStepWait
+	}
+	return o
+}
+
+// schedule returns the TTLs of the rounds.
+func (o QueryOptions) schedule() []int {
+	if o.FullFlood {
+		return []int{o.MaxTTL}
+	}
+	var ttls []int
+	for _, t := range deepening {
+		if t >= o.MaxTTL {
+			break
+		}
+		ttls = append(ttls, t)
+	}
+	return append(ttls, o.MaxTTL)
+}
+
+// Hit is one hit message that reached one of our queries.
+type Hit struct {
+	// From is the neighbour that delivered the hit (the stream's
+	// authenticated peer): the answering node itself when Hops is 1,
+	// otherwise the last node of the reverse path.
+	From peer.ID
+	// Origin is the node that answered, as the hit claims. Every record's
+	// signed body names it as the hosting node (Decode checks the names;
+	// the resolver must verify the signatures).
+	Origin peer.ID
+	// Hops is Origin's distance in overlay hops, as Origin claims.
+	Hops int
+	// TTL is the TTL of the round whose query found the records.
+	TTL int
+	// Records are the matching terminals' records, unverified.
+	Records []*record.Record
+}
+
+// pendingQuery is one round of one of our own queries, by GUID.
+type pendingQuery struct {
+	in   chan<- Hit
+	done <-chan struct{}
+	ttl  int
+}
+
+// Query floods a query for id through the network and streams the hits.
+// It does not match the node's own terminals. By default it deepens
+// (dynamic querying): rounds with TTL 1, 2, 3, 5, 7 (cut at MaxTTL, each
+// with a fresh GUID) go to the flood neighbours, each waiting TTL ×
+// StepWait, until Want records have arrived. The channel closes once Want
+// records have been delivered, after the last round's wait, when ctx ends
+// or when the Flooder closes; also at once when id is not a valid query
+// or there are no flood neighbours. The reader must drain the channel or
+// cancel ctx.
+func (f *Flooder) Query(ctx context.Context, id ident.ID, opts QueryOptions) <-chan Hit {
+	out := make(chan Hit)
+	probe := &Message{Type: TypeQuery, TTL: 1, Kind: id.Kind, Value: id.Value}
+	if err := probe.Validate(); err != nil {
+		f.log.Debug("Invalid query", "id", id, "err", err)
+		close(out)
+		return out
+	}
+	if !f.enter() {
+		close(out)
+		return out
+	}
+	go func() {
+		defer f.wg.Done()
+		defer close(out)
+		f.runQuery(ctx, id, opts.withDefaults(), out)
+	}()
+	return out
+}
+
+func (f *Flooder) runQuery(ctx context.Context, id ident.ID, opts QueryOptions, out chan<- Hit) {
+	in := make(chan Hit, 64)
+	done := make(chan struct{})
+	var guids []GUID
+	unregister := func() {
+		f.mu.Lock()
+		for _, g := range guids {
+			delete(f.pending, g)
+		}
+		f.mu.Unlock()
+		guids = nil
+	}
+	defer close(done)
+	defer unregister()
+
+	var queue []Hit
+	got := 0
+rounds:
+	for _, ttl := range opts.schedule() {
+		nbs := f.neighbours("")
+		if len(nbs) == 0 {
+			break
+		}
+		g := NewGUID()
+		f.mu.Lock()
+		f.pending[g] = &pendingQuery{in: in, done: done, ttl: ttl}
+		f.seen.add(g, route{}, time.Now()) // our own query coming back is a duplicate
+		f.mu.Unlock()
+		guids = append(guids, g)
+		data, err := (&Message{Type: TypeQuery, GUID: g, TTL: ttl, Kind: id.Kind, Value: id.Value}).Marshal()
+		if err != nil { // Query validated id
+			f.log.Warn("Cannot send query", "err", err)
+			return
+		}
+		for _, p := range nbs {
+			f.goSend(p, TypeQuery, data)
+		}
+		timer := time.NewTimer(time.Duration(ttl) * opts.StepWait)
+		for got < opts.Want {
+			var send chan<- Hit
+			var next Hit
+			if len(queue) > 0 {
+				send, next = out, queue[0]
+			}
+			select {
+			case h := <-in:
+				queue = append(queue, h)
+				got += len(h.Records)
+			case send <- next:
+				queue = queue[1:]
+			case <-timer.C:
+				continue rounds
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case <-f.done:
+				timer.Stop()
+				return
+			}
+		}
+		timer.Stop()
+		break
+	}
+	unregister()
+drain: // hits that arrived with the last timer tick
+	for got < opts.Want {
+		select {
+		case h := <-in:
+			queue = append(queue, h)
+			got += len(h.Records)
+		default:
+			break drain
+		}
+	}
+	for _, h := range queue {
+		select {
+		case out <- h:
+		case <-ctx.Done():
+			return
+		case <-f.done:
+			return
+		}
+	}
+}

@@ -1,0 +1,543 @@
+package ident
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+)
+
+func mustNormalizer(t testing.TB, region string) *Normalizer {
+	t.Helper()
+	n, err := NewNormalizer(region)
+	if err != nil {
+		t.Fatalf("NewNormalizer(%q): %v", region, err)
+	}
+	return n
+}
+
+func TestKind(t *testing.T) {
+	for k, want := range map[Kind]string{
+		KindUnknown: "unknown", KindName: "name", KindPhone: "phone", KindUID: "uid", KindIP: "ip", Kind(99): "unknown",
+	} {
+		if got := k.String(); got != want {
+			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)
+		}
+	}
+	for k := KindUnknown; k <= KindIP; k++ {
+		b, err := k.MarshalText()
+		if err != nil {
+			t.Fatalf("MarshalText(%v): %v", k, err)
+		}
+		var back Kind
+		if err := back.UnmarshalText(b); err != nil || back != k {
+			t.Errorf("round trip %v: got %v, %v", k, back, err)
+		}
+	}
+	if _, err := Kind(99).MarshalText(); !errors.Is(err, ErrUnknownKind) {
+		t.Errorf("MarshalText(99) err = %v, want ErrUnknownKind", err)
+	}
+	if k, err := ParseKind("PHONE"); err != nil || k != KindPhone {
+		t.Errorf("ParseKind(PHONE) = %v, %v", k, err)
+	}
+	var k Kind
+	if err := k.UnmarshalText([]byte("email")); !errors.Is(err, ErrUnknownKind) {
+		t.Errorf("UnmarshalText(email) err = %v, want ErrUnknownKind", err)
+	}
+}
+
+func TestID(t *testing.T) {
+	id := ID{Kind: KindPhone, Value: "+4930123456"}
+	if got := id.String(); got != "phone:+4930123456" {
+		t.Errorf("String() = %q", got)
+	}
+	if got := id.Key(); got != "irmv/phone/+4930123456" {
+		t.Errorf("Key() = %q", got)
+	}
+	c := id.CID()
+	if !c.Defined() || c.Version() != 1 || c.Type() != cid.Raw {
+		t.Fatalf("CID() = %v (version %d, codec %x)", c, c.Version(), c.Type())
+	}
+	want, err := mh.Sum([]byte(id.Key()), mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Equals(cid.NewCidV1(cid.Raw, want)) {
+		t.Errorf("CID() = %v, want hash of Key()", c)
+	}
+	if c.Equals(ID{Kind: KindUID, Value: "+4930123456"}.CID()) {
+		t.Error("same value with different kinds must give different CIDs")
+	}
+}
+
+func TestNewNormalizer(t *testing.T) {
+	tests := []struct {
+		in, want string
+		err      error
+	}{
+		{"DE", "DE", nil},
+		{"de", "DE", nil},
+		{" us ", "US", nil},
+		{"", "", nil},
+		{"XX", "", ErrUnknownRegion},
+		{"Germany", "", ErrUnknownRegion},
+	}
+	for _, tt := range tests {
+		n, err := NewNormalizer(tt.in)
+		if !errors.Is(err, tt.err) {
+			t.Errorf("NewNormalizer(%q) err = %v, want %v", tt.in, err, tt.err)
+			continue
+		}
+		if err == nil && n.Region != tt.want {
+			t.Errorf("NewNormalizer(%q).Region = %q, want %q", tt.in, n.Region, tt.want)
+		}
+	}
+}
+
+var phoneTests = []struct {
+	region, in, want string
+	err              error
+}{
+	{"DE", "030 1234567", "+49301234567", nil},
+	{"DE", "030/1234567", "+49301234567", nil},
+	{"DE", "(030) 123 45 67", "+49301234567", nil},
+	{"DE", "0049 30 1234567", "+49301234567", nil},
+	{"DE", "+49 (30) 123-4567", "+49301234567", nil},
+	{"DE", "0171 1234567", "+491711234567", nil},
+	{"US", "(201) 555-0123", "+12015550123", nil},
+	{"US", "201.555.0123", "+12015550123", nil},
+	{"US", "1-201-555-0123", "+12015550123", nil},
+	{"US", "011 49 30 1234567", "+49301234567", nil},
+	{"US", "0049 30 1234567", "+49301234567", nil},  // ITU "00" honoured
+	{"US", "+49 30 1234567", "+49301234567", nil},   // international ignores region
+	{"", "+49 30 1234567", "+49301234567", nil},     // no region
+	{"", "+49-30-123-4567", "+49301234567", nil},    // dashes
+	{"", "+49 (0)30 1234567", "+49301234567", nil},  // (0) trunk prefix
+	{"", "0049 30 1234567", "+49301234567", nil},    // 00 without region
+	{"", "tel:+49-30-1234567", "+49301234567", nil}, // RFC 3966
+	{"", "  +4930123456  ", "+4930123456", nil},     // trimmed
+	{"", "＋４９ ３０ １２３４５６７", "+49301234567", nil},     // full-width
+	{"", "030 1234567", "", ErrInvalidPhone},        // national needs region
+	{"DE", "112", "", ErrInvalidPhone},              // short code: possible, not valid
+	{"DE", "123", "", ErrInvalidPhone},
+	{"US", "(201) 555-012", "", ErrInvalidPhone}, // too short
+	{"", "+999 1234567", "", ErrInvalidPhone},    // no such country code
+	{"DE", "hello", "", ErrInvalidPhone},
+	{"", "+49 30 1234567 ext. 12", "", ErrInvalidPhone}, // extension
+	{"", "", "", ErrEmpty},
+	{"", "   ", "", ErrEmpty},
+	{"", "+49 30\x001234567", "", ErrControl},
+	{"", "+49 30\n1234567", "", ErrControl},
+	{"", "+49" + strings.Repeat("0", 300), "", ErrTooLong},
+	{"", "+49 30 \xff", "", ErrInvalidUTF8},
+}
+
+func TestPhone(t *testing.T) {
+	for _, tt := range phoneTests {
+		n := mustNormalizer(t, tt.region)
+		got, err := n.Phone(tt.in)
+		if !errors.Is(err, tt.err) || got != tt.want {
+			t.Errorf("[%s] Phone(%q) = %q, %v; want %q, %v", tt.region, tt.in, got, err, tt.want, tt.err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if again, err := n.Phone(got); again != got || err != nil {
+			t.Errorf("[%s] Phone(%q) = %q, %v; not idempotent", tt.region, got, again, err)
+		}
+	}
+}
+
+func TestPhoneZeroNormalizer(t *testing.T) {
+	var nilN *Normalizer
+	for _, n := range []*Normalizer{nilN, {}} {
+		if got, err := n.Phone("+49 30 1234567"); err != nil || got != "+49301234567" {
+			t.Errorf("%#v.Phone = %q, %v", n, got, err)
+		}
+	}
+	// Region set directly in lower case still works.
+	if got, err := (&Normalizer{Region: "de"}).Phone("030 1234567"); err != nil || got != "+49301234567" {
+		t.Errorf("lower-case region: %q, %v", got, err)
+	}
+}
+
+func TestErrorQuotesValue(t *testing.T) {
+	_, err := mustNormalizer(t, "DE").Phone("12x")
+	if err == nil || !strings.Contains(err.Error(), `"12x"`) {
+		t.Errorf("error %v does not quote the input", err)
+	}
+}
+
+var nameTests = []struct {
+	in, display, folded string
+	err                 error
+}{
+	{"Ｊｏｓé  Müller", "Ｊｏｓé Müller", "jose muller", nil},
+	{"José Müller", "José Müller", "jose muller", nil},
+	{"JOSE MULLER", "JOSE MULLER", "jose muller", nil},
+	{"Jose\u0301 Mu\u0308ller", "Jose\u0301 Mu\u0308ller", "jose muller", nil}, // decomposed
+	{"Straße", "Straße", "strasse", nil},
+	{"STRASSE", "STRASSE", "strasse", nil},
+	{"ẞ", "ẞ", "ss", nil},
+	{"ﬁsh ﬂow", "ﬁsh ﬂow", "fish flow", nil},
+	{"  Anna   Berg  ", "Anna Berg", "anna berg", nil},
+	{"Anna\tBerg", "", "", ErrControl},                       // tab is a control character too
+	{"Anna\u3000\u3000Berg", "Anna Berg", "anna berg", nil},  // ideographic space collapses
+	{"Zoë\u200bKeller", "Zoë\u200bKeller", "zoekeller", nil}, // zero-width space dropped
+	{"Ꮮ", "Ꮮ", "Ꮮ", nil},                                     // Cherokee folds to upper case
+	{"ꮮ", "ꮮ", "Ꮮ", nil},
+	{"Ελένη", "Ελένη", "ελενη", nil},
+	{"Şükrü Çelik", "Şükrü Çelik", "sukru celik", nil},
+	{"Office 2nd floor", "Office 2nd floor", "office 2nd floor", nil},
+	{"Ｒｏｏｍ　１０１", "Ｒｏｏｍ １０１", "room 101", nil},
+	{"東京 オフィス", "東京 オフィス", "東京 オフィス", nil},
+	{"\u0301", "", "", ErrEmpty}, // only a mark
+	{"", "", "", ErrEmpty},
+	{"  ", "", "", ErrEmpty},
+	{"Anna\x00Berg", "", "", ErrControl},
+	{"Anna\nBerg", "", "", ErrControl},
+	{"Anna\u0085Berg", "", "", ErrControl}, // C1 NEL
+	{strings.Repeat("a", 257), "", "", ErrTooLong},
+	{strings.Repeat("ﷺ", 80), "", "", ErrTooLong}, // 240 bytes, NFKC expands past the limit
+	{"Anna \xc3", "", "", ErrInvalidUTF8},
+}
+
+func TestName(t *testing.T) {
+	n := mustNormalizer(t, "")
+	for _, tt := range nameTests {
+		display, folded, err := n.Name(tt.in)
+		if !errors.Is(err, tt.err) {
+			t.Errorf("Name(%q) err = %v, want %v", tt.in, err, tt.err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if display != tt.display || folded != tt.folded {
+			t.Errorf("Name(%q) = %q, %q; want %q, %q", tt.in, display, folded, tt.display, tt.folded)
+		}
+		if _, again, err := n.Name(folded); again != folded || err != nil {
+			t.Errorf("Name(%q) folded = %q, %v; not idempotent", folded, again, err)
+		}
+	}
+}
+
+func TestTokens(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"jose muller", []string{"jose", "muller"}},
+		{"anna-lena o'neil", []string{"anna", "lena", "o", "neil"}},
+		{"room 101, room 102", []string{"room", "101", "102"}},
+		{"  --  ", []string{}},
+		{"", []string{}},
+		{"a a a b", []string{"a", "b"}},
+		{"東京 オフィス", []string{"東京", "オフィス"}},
+		{"हिन्दी नाम", []string{"हिन्दी", "नाम"}}, // spacing marks stay inside words
+	}
+	for _, tt := range tests {
+		if got := Tokens(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("Tokens(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+var uidTests = []struct {
+	in, want string
+	err      error
+}{
+	{"ABC-123", "ABC-123", nil},
+	{"  abc-123  ", "abc-123", nil},
+	{"urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8", "urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8", nil},
+	{"MiXeD", "MiXeD", nil},
+	{"Büro-7", "Büro-7", nil},
+	{strings.Repeat("x", 128), strings.Repeat("x", 128), nil},
+	{strings.Repeat("x", 129), "", ErrInvalidUID},
+	{strings.Repeat("é", 128), strings.Repeat("é", 128), nil}, // 256 bytes, 128 chars
+	{"ab cd", "", ErrInvalidUID},
+	{"ab\u00a0cd", "", ErrInvalidUID}, // no-break space
+	{"ab\u200bcd", "", ErrInvalidUID}, // not printable
+	{"ab\tcd", "", ErrControl},
+	{"", "", ErrEmpty},
+	{strings.Repeat("x", 257), "", ErrTooLong},
+}
+
+func TestUID(t *testing.T) {
+	for _, tt := range uidTests {
+		got, err := UID(tt.in)
+		if !errors.Is(err, tt.err) || got != tt.want {
+			t.Errorf("UID(%q) = %q, %v; want %q, %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+var ipTests = []struct {
+	in, want string
+	err      error
+}{
+	{"192.0.2.1", "192.0.2.1", nil},
+	{" 192.0.2.1 ", "192.0.2.1", nil},
+	{"::ffff:192.0.2.1", "192.0.2.1", nil},
+	{"::FFFF:C000:0201", "192.0.2.1", nil},
+	{"2001:DB8:0:0:0:0:0:1", "2001:db8::1", nil},
+	{"2001:0db8:0000:0000:0000:ff00:0042:8329", "2001:db8::ff00:42:8329", nil},
+	{"::1", "::1", nil},
+	{"fe80::1%eth0", "", ErrInvalidIP},
+	{"192.0.2.1%1", "", ErrInvalidIP},
+	{"192.0.2.01", "", ErrInvalidIP}, // leading zeros are ambiguous (octal)
+	{"192.0.2", "", ErrInvalidIP},
+	{"[::1]", "", ErrInvalidIP},
+	{"192.0.2.1:5060", "", ErrInvalidIP},
+	{"example.com", "", ErrInvalidIP},
+	{"", "", ErrEmpty},
+	{"1.2.3.4\x00", "", ErrControl},
+}
+
+func TestIP(t *testing.T) {
+	for _, tt := range ipTests {
+		got, err := IP(tt.in)
+		if !errors.Is(err, tt.err) || got != tt.want {
+			t.Errorf("IP(%q) = %q, %v; want %q, %v", tt.in, got, err, tt.want, tt.err)
+			continue
+		}
+		if err == nil {
+			if again, err := IP(got); again != got || err != nil {
+				t.Errorf("IP(%q) = %q, %v; not idempotent", got, again, err)
+			}
+		}
+	}
+}
+
+var parseTests = []struct {
+	region, in string
+	want       ID
+	err        error
+}{
+	{"DE", "030 1234567", ID{KindPhone, "+49301234567"}, nil},
+	{"DE", "+49 30 1234567", ID{KindPhone, "+49301234567"}, nil},
+	{"", "0049 30 1234567", ID{KindPhone, "+49301234567"}, nil},
+	{"", "tel:+49-30-1234567", ID{KindPhone, "+49301234567"}, nil},
+	{"US", "(201) 555-0123", ID{KindPhone, "+12015550123"}, nil},
+	{"", "+49 30 12", ID{}, ErrInvalidPhone},                     // looks international: report, don't guess
+	{"DE", "12345", ID{KindName, "12345"}, nil},                  // digits but no valid number
+	{"", "030 1234567", ID{KindName, "030 1234567"}, nil},        // no region: cannot be a phone
+	{"", "192.0.2.1", ID{KindIP, "192.0.2.1"}, nil},              //
+	{"", "::ffff:192.0.2.1", ID{KindIP, "192.0.2.1"}, nil},       //
+	{"", "2001:DB8::1", ID{KindIP, "2001:db8::1"}, nil},          //
+	{"", "fe80::1%eth0", ID{}, ErrInvalidIP},                     //
+	{"", "José Müller", ID{KindName, "jose muller"}, nil},        //
+	{"", "Room 101", ID{KindName, "room 101"}, nil},              //
+	{"", "name:José", ID{KindName, "jose"}, nil},                 //
+	{"", "Name: José", ID{KindName, "jose"}, nil},                //
+	{"", "uid:ABC-123", ID{KindUID, "ABC-123"}, nil},             //
+	{"", "uid:abc def", ID{}, ErrInvalidUID},                     //
+	{"", "phone:+4930123456", ID{KindPhone, "+4930123456"}, nil}, //
+	{"", "ip:::1", ID{KindIP, "::1"}, nil},                       //
+	{"", "ip:not-an-ip", ID{}, ErrInvalidIP},                     //
+	{"", "unknown:x", ID{KindName, "unknown:x"}, nil},            // not a usable prefix
+	{"", "sip:alice", ID{KindName, "sip:alice"}, nil},            //
+	{"", "uid:", ID{}, ErrEmpty},                                 //
+	{"", "", ID{}, ErrEmpty},                                     //
+	{"", "Anna\x07", ID{}, ErrControl},                           //
+	{"", strings.Repeat("a", 300), ID{}, ErrTooLong},
+	{"", "uid:" + strings.Repeat("x", 257), ID{}, ErrTooLong},
+	{"", "name:" + strings.Repeat("a", 256), ID{KindName, strings.Repeat("a", 256)}, nil}, // limit is on the value
+	{"", "  uid:X1", ID{KindUID, "X1"}, nil},                                              //
+}
+
+func TestParse(t *testing.T) {
+	for _, tt := range parseTests {
+		n := mustNormalizer(t, tt.region)
+		got, err := n.Parse(tt.in)
+		if !errors.Is(err, tt.err) || got != tt.want {
+			t.Errorf("[%s] Parse(%q) = %v, %v; want %v, %v", tt.region, tt.in, got, err, tt.want, tt.err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if again, err := n.Parse(got.String()); again != got || err != nil {
+			t.Errorf("[%s] Parse(%q) = %v, %v; String() does not round-trip", tt.region, got.String(), again, err)
+		}
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	n := mustNormalizer(t, "DE")
+	tests := []struct {
+		k    Kind
+		in   string
+		want ID
+		err  error
+	}{
+		{KindName, "Ｊｏｓé  Müller", ID{KindName, "jose muller"}, nil},
+		{KindPhone, "030 1234567", ID{KindPhone, "+49301234567"}, nil},
+		{KindUID, " X1 ", ID{KindUID, "X1"}, nil},
+		{KindIP, "::ffff:10.0.0.1", ID{KindIP, "10.0.0.1"}, nil},
+		{KindUnknown, "x", ID{}, ErrUnknownKind},
+		{Kind(42), "x", ID{}, ErrUnknownKind},
+		{KindPhone, "abc", ID{}, ErrInvalidPhone},
+	}
+	for _, tt := range tests {
+		got, err := n.Normalize(tt.k, tt.in)
+		if !errors.Is(err, tt.err) || got != tt.want {
+			t.Errorf("Normalize(%v, %q) = %v, %v; want %v, %v", tt.k, tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	n := mustNormalizer(t, "DE")
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 50 {
+				if _, f, err := n.Name("Ｊｏｓé Müller"); err != nil || f != "jose muller" {
+					t.Errorf("Name = %q, %v", f, err)
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+}
+
+func FuzzPhone(f *testing.F) {
+	for _, tt := range phoneTests {
+		f.Add(tt.region, tt.in)
+	}
+	f.Fuzz(func(t *testing.T, region, s string) {
+		n, err := NewNormalizer(region)
+		if err != nil {
+			n = &Normalizer{}
+		}
+		got, err := n.Phone(s)
+		if err != nil {
+			return
+		}
+		if again, err := n.Phone(got); again != got || err != nil {
+			t.Fatalf("[%s] Phone(%q) = %q, but Phone(%q) = %q, %v", n.Region, s, got, got, again, err)
+		}
+		if again, err := (&Normalizer{}).Phone(got); again != got || err != nil {
+			t.Fatalf("E.164 %q depends on region: %q, %v", got, again, err)
+		}
+	})
+}
+
+func FuzzName(f *testing.F) {
+	for _, tt := range nameTests {
+		f.Add(tt.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := &Normalizer{}
+		display, folded, err := n.Name(s)
+		if err != nil {
+			return
+		}
+		if d2, f2, err := n.Name(display); d2 != display || f2 != folded || err != nil {
+			t.Fatalf("Name(%q) = %q, %q; Name(display) = %q, %q, %v", s, display, folded, d2, f2, err)
+		}
+		if _, f2, err := n.Name(folded); f2 != folded || err != nil {
+			t.Fatalf("Name(%q) folded = %q; Name(folded) = %q, %v", s, folded, f2, err)
+		}
+		for _, tok := range Tokens(folded) {
+			if tok == "" || !strings.Contains(folded, tok) {
+				t.Fatalf("Tokens(%q) gave %q", folded, tok)
+			}
+		}
+	})
+}
+
+func FuzzIP(f *testing.F) {
+	for _, tt := range ipTests {
+		f.Add(tt.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := IP(s)
+		if err != nil {
+			return
+		}
+		if again, err := IP(got); again != got || err != nil {
+			t.Fatalf("IP(%q) = %q; IP(%q) = %q, %v", s, got, got, again, err)
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	for _, tt := range parseTests {
+		f.Add(tt.region, tt.in)
+	}
+	f.Fuzz(func(t *testing.T, region, s string) {
+		n, err := NewNormalizer(region)
+		if err != nil {
+			n = &Normalizer{}
+		}
+		id, err := n.Parse(s)
+		if err != nil {
+			return
+		}
+		if id.Kind == KindUnknown || id.Value == "" {
+			t.Fatalf("Parse(%q) = %v without error", s, id)
+		}
+		if again, err := n.Normalize(id.Kind, id.Value); again != id || err != nil {
+			t.Fatalf("Parse(%q) = %v; Normalize again = %v, %v", s, id, again, err)
+		}
+		if again, err := n.Parse(id.String()); again != id || err != nil {
+			t.Fatalf("Parse(%q) = %v; Parse(%q) = %v, %v", s, id, id.String(), again, err)
+		}
+		_ = id.CID()
+	})
+}
+
+func BenchmarkParse(b *testing.B) {
+	n := mustNormalizer(b, "DE")
+	queries := []string{"030 1234567", "+49 (30) 123-4567", "Ｊｏｓé  Müller", "192.0.2.1", "uid:ABC-123"}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := n.Parse(queries[i%len(queries)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestFoldAllRunes checks fold idempotence for every code point, which
+// random fuzzing is unlikely to reach (it found the Cherokee case).
+func TestFoldAllRunes(t *testing.T) {
+	var b strings.Builder
+	check := func() {
+		folded, err := fold(b.String())
+		if err != nil {
+			t.Fatalf("fold(%q): %v", b.String(), err)
+		}
+		if again, err := fold(folded); again != folded || err != nil {
+			for _, f := range strings.Fields(b.String()) { // narrow it down
+				f1, _ := fold(f)
+				if f2, _ := fold(f1); f2 != f1 {
+					t.Errorf("fold not idempotent for %q: %q then %q", f, f1, f2)
+				}
+			}
+		}
+		b.Reset()
+	}
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if unicode.IsControl(r) || (r >= 0xD800 && r <= 0xDFFF) {
+			continue
+		}
+		b.WriteString(" a")
+		b.WriteRune(r)
+		b.WriteString("B")
+		if b.Len() > 4096 {
+			check()
+		}
+	}
+	check()
+}

@@ -1,0 +1,97 @@
+package ident
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+)
+
+// newFolder builds the folding chain. Transformers and casers keep state,
+// so each call gets its own.
+func newFolder() transform.Transformer {
+	return transform.Chain(
+		norm.NFKC,    // full-width -> ASCII, ligatures "ﬁ" -> "fi"
+		cases.Fold(), // case, including "ß" -> "ss"
+		runes.Map(cherokeeUpper),
+		norm.NFKD, // split off diacritics
+		runes.Remove(runes.Predicate(dropInFolded)),
+		norm.NFKC,
+	)
+}
+
+// cherokeeUpper folds Cherokee to upper case, as Unicode's CaseFolding.txt
+// does. x/text's Fold swaps Cherokee case both ways, so folding would not
+// be idempotent ("Ꮮ" -> "ꮮ" -> "Ꮮ").
+func cherokeeUpper(r rune) rune {
+	if unicode.Is(unicode.Cherokee, r) {
+		return unicode.ToUpper(r)
+	}
+	return r
+}
+
+// dropInFolded removes diacritics (Mn) and invisible format characters
+// (Cf: zero-width space, soft hyphen, BOM) so visually equal names fold
+// alike.
+func dropInFolded(r rune) bool {
+	return unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Cf, r)
+}
+
+// Name normalises a terminal name. display is the name as written, trimmed,
+// with internal whitespace collapsed to single spaces; folded is the search
+// form: width-, case- and diacritic-folded, whitespace collapsed.
+// "Ｊｏｓé  Müller" gives display "Ｊｏｓé Müller", folded "jose muller".
+func (n *Normalizer) Name(s string) (display, folded string, err error) {
+	t, err := clean(s)
+	if err != nil {
+		return "", "", err
+	}
+	display = strings.Join(strings.Fields(t), " ")
+	folded, err = fold(display)
+	if err != nil {
+		return "", "", err
+	}
+	if len(folded) > MaxInputLen {
+		// NFKC and folding can expand ("ﷺ", "ß"); keep the stored form
+		// within the limit so it can be normalised again.
+		return "", "", fmt.Errorf("%w: folded form is %d bytes (max %d): %q", ErrTooLong, len(folded), MaxInputLen, s)
+	}
+	if folded == "" {
+		// Only marks or format characters: nothing left to search for.
+		return "", "", emptyErr(s)
+	}
+	return display, folded, nil
+}
+
+// fold returns the search form of s, without limits.
+func fold(s string) (string, error) {
+	f, _, err := transform.String(newFolder(), s)
+	if err != nil {
+		// Not expected on valid UTF-8; keep it an error, not a panic.
+		return "", err
+	}
+	return strings.Join(strings.Fields(f), " "), nil
+}
+
+// Tokens splits a folded name into keyword tokens at every rune that is not
+// a letter, digit or mark (marks kept for scripts that write vowels as
+// spacing marks). Duplicates and empty tokens are dropped; order is kept.
+func Tokens(folded string) []string {
+	fields := strings.FieldsFunc(folded, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r)
+	})
+	out := fields[:0]
+	seen := make(map[string]struct{}, len(fields))
+	for _, f := range fields {
+		if _, ok := seen[f]; ok {
+			continue
+		}
+		seen[f] = struct{}{}
+		out = append(out, f)
+	}
+	return out
+}

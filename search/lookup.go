@@ -1,0 +1,164 @@
+package search
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/irmv/irmv/internal/wire"
+	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/share/record"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+)
+
+// LookupProtocol is the node-to-node record query: "which of your
+// terminals match this identifier, and what is their current record?"
+const LookupProtocol = "/irmv/lookup/1.0.0"
+
+// Lookup message limits.
+const (
+	MaxLookupRequest  = 1 << 10
+	MaxLookupResponse = 64 << 10
+	MaxLookupRecords  = 32
+)
+
+// LookupRequest asks a hosting node for its matching terminals.
+type LookupRequest struct {
+	Kind  ident.Kind `json:"kind"`
+	Value string     `json:"value"`
+	Limit int        `json:"limit,omitempty"`
+}
+
+// LookupResponse carries the hosting node's current records, or an error.
+type LookupResponse struct {
+	Records []*record.Record `json:"records"`
+	Error   string           `json:"error,omitempty"`
+}
+
+// Matcher answers queries from the terminals a node hosts.
+type Matcher interface {
+	Match(id ident.ID, limit int) []*record.Record
+}
+
+func (q *LookupRequest) validate() error {
+	if q.Kind == ident.KindUnknown {
+		return errors.New("unknown kind")
+	}
+	if q.Value == "" || len(q.Value) > ident.MaxInputLen {
+		return fmt.Errorf("value of %d bytes", len(q.Value))
+	}
+	if q.Limit < 0 || q.Limit > MaxLookupRecords {
+		return fmt.Errorf("limit %d out of 0..%d", q.Limit, MaxLookupRecords)
+	}
+	return nil
+}
+
+// lookupServer answers LookupProtocol streams from a Matcher, with a
+// per-peer rate limit.
+type lookupServer struct {
+	host    host.Host
+	match   Matcher
+	log     *slog.Logger
+	metrics *metrics
+
+	mu       sync.Mutex
+	limiters map[peer.ID]*rate.Limiter
+}
+
+const (
+	lookupRate  = rate.Limit(100)
+	lookupBurst = 200
+)
+
+func (s *lookupServer) allow(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.limiters[p]
+	if !ok {
+		if len(s.limiters) > 10000 {
+			clear(s.limiters) // bounded: forgetting buckets only forgives
+		}
+		l = rate.NewLimiter(lookupRate, lookupBurst)
+		s.limiters[p] = l
+	}
+	return l.Allow()
+}
+
+func (s *lookupServer) handle(st network.Stream) {
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(10 * time.Second))
+	from := st.Conn().RemotePeer()
+	if !s.allow(from) {
+		s.metrics.lookupDropped.WithLabelValues("rate").Inc()
+		st.Reset()
+		return
+	}
+	var req LookupRequest
+	if err := wire.Read(bufio.NewReader(st), &req, MaxLookupRequest); err != nil {
+		s.metrics.lookupDropped.WithLabelValues("malformed").Inc()
+		st.Reset()
+		return
+	}
+	var resp LookupResponse
+	if err := req.validate(); err != nil {
+		s.metrics.lookupDropped.WithLabelValues("malformed").Inc()
+		resp.Error = err.Error()
+	} else {
+		limit := req.Limit
+		if limit == 0 {
+			limit = MaxLookupRecords
+		}
+		resp.Records = s.match.Match(ident.ID{Kind: req.Kind, Value: req.Value}, limit)
+		s.metrics.lookupServed.Inc()
+	}
+	if err := wire.Write(st, &resp, MaxLookupResponse); err != nil {
+		s.log.Debug("Lookup answer failed", "peer", from, "err", err)
+	}
+}
+
+// QueryNode asks node p for its terminals matching id and returns the
+// records that verify and name p as their host. Records that fail are
+// dropped and counted in bad.
+func QueryNode(ctx context.Context, h host.Host, p peer.ID, id ident.ID, limit int) (recs []*record.Record, bad int, err error) {
+	st, err := h.NewStream(ctx, p, LookupProtocol)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer st.Close()
+	if d, ok := ctx.Deadline(); ok {
+		st.SetDeadline(d)
+	}
+	if err := wire.Write(st, &LookupRequest{Kind: id.Kind, Value: id.Value, Limit: limit}, MaxLookupRequest); err != nil {
+		st.Reset()
+		return nil, 0, err
+	}
+	st.CloseWrite()
+	var resp LookupResponse
+	if err := wire.Read(bufio.NewReader(st), &resp, MaxLookupResponse); err != nil {
+		st.Reset()
+		return nil, 0, err
+	}
+	if resp.Error != "" {
+		return nil, 0, fmt.Errorf("node %s: %s", p, resp.Error)
+	}
+	now := time.Now()
+	for i, r := range resp.Records {
+		if i >= MaxLookupRecords || r == nil {
+			bad++
+			continue
+		}
+		if _, err := r.Verify(p, now); err != nil {
+			bad++
+			continue
+		}
+		recs = append(recs, r)
+	}
+	return recs, bad, nil
+}

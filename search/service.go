@@ -1,0 +1,340 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/irmv/irmv/search/flood"
+	"github.com/irmv/irmv/search/ident"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// Search limits and defaults.
+const (
+	DefaultTimeout        = 5 * time.Second
+	MaxTimeout            = 60 * time.Second
+	DefaultLimit          = 20
+	MaxLimit              = 200
+	DefaultFloodHeadStart = 250 * time.Millisecond
+	// providersPerKey bounds how many hosting nodes one DHT key yields.
+	providersPerKey = 20
+)
+
+// ErrBadQuery is returned, wrapped, for a query that cannot be searched.
+var ErrBadQuery = errors.New("bad query")
+
+// Options configure a Service.
+type Options struct {
+	Host       host.Host         // required
+	Matcher    Matcher           // this node's terminals; required
+	Normalizer *ident.Normalizer // required
+	// Router is the DHT; nil turns the DHT path off.
+	Router Router
+	// TableSize reports the DHT routing table's size; nil: unknown (assume
+	// non-empty when Router is set).
+	TableSize func() int
+	// Flooder floods queries; nil turns the flood path off.
+	Flooder *flood.Flooder
+	// FloodHeadStart is how long an exact lookup waits for the DHT before
+	// flooding too; 0: DefaultFloodHeadStart.
+	FloodHeadStart time.Duration
+	Registerer     prometheus.Registerer // may be nil
+	Logger         *slog.Logger          // nil: slog.Default()
+}
+
+// Service answers lookup requests from other nodes and runs searches.
+type Service struct {
+	o   Options
+	m   *metrics
+	srv *lookupServer
+}
+
+// New registers the lookup protocol on the host. Close removes it.
+func New(o Options) (*Service, error) {
+	if o.Host == nil || o.Matcher == nil || o.Normalizer == nil {
+		return nil, errors.New("search.Options: Host, Matcher and Normalizer must be set")
+	}
+	if o.FloodHeadStart == 0 {
+		o.FloodHeadStart = DefaultFloodHeadStart
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Service{o: o, m: newMetrics(o.Registerer)}
+	s.srv = &lookupServer{host: o.Host, match: o.Matcher, log: o.Logger, metrics: s.m, limiters: map[peer.ID]*rate.Limiter{}}
+	o.Host.SetStreamHandler(LookupProtocol, s.srv.handle)
+	return s, nil
+}
+
+// Close stops answering lookups.
+func (s *Service) Close() error {
+	s.o.Host.RemoveStreamHandler(LookupProtocol)
+	return nil
+}
+
+// Query is one search.
+type Query struct {
+	Text    string        // any identifier in any written form
+	Via     string        // "", ViaAuto, ViaDHT or ViaFlood
+	Limit   int           // 0: DefaultLimit
+	Timeout time.Duration // 0: DefaultTimeout
+}
+
+// Parse checks a query and normalises its text.
+func (s *Service) Parse(q *Query) (ident.ID, error) {
+	switch q.Via {
+	case "":
+		q.Via = ViaAuto
+	case ViaAuto, ViaDHT, ViaFlood:
+	default:
+		return ident.ID{}, fmt.Errorf("%w: via %q (want auto, dht or flood)", ErrBadQuery, q.Via)
+	}
+	if q.Limit == 0 {
+		q.Limit = DefaultLimit
+	}
+	if q.Limit < 0 || q.Limit > MaxLimit {
+		return ident.ID{}, fmt.Errorf("%w: limit %d out of 1..%d", ErrBadQuery, q.Limit, MaxLimit)
+	}
+	if q.Timeout == 0 {
+		q.Timeout = DefaultTimeout
+	}
+	if q.Timeout < 0 || q.Timeout > MaxTimeout {
+		return ident.ID{}, fmt.Errorf("%w: timeout %s out of 0..%s", ErrBadQuery, q.Timeout, MaxTimeout)
+	}
+	id, err := s.o.Normalizer.Parse(q.Text)
+	if err != nil {
+		return ident.ID{}, fmt.Errorf("%w: %w", ErrBadQuery, err)
+	}
+	return id, nil
+}
+
+// Search runs a query and streams its results; the channel closes when
+// every path is done, the limit is reached, the timeout passes or ctx ends.
+func (s *Service) Search(ctx context.Context, q Query) (<-chan Result, error) {
+	id, err := s.Parse(&q)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan Result)
+	go s.run(ctx, id, q, out)
+	return out, nil
+}
+
+// run is one search's life.
+type run struct {
+	s      *Service
+	id     ident.ID
+	q      Query
+	start  time.Time
+	out    chan<- Result
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	seen  map[string]bool
+	sent  int
+	first map[string]bool // paths that produced a result
+	done  bool
+}
+
+func (s *Service) run(ctx context.Context, id ident.ID, q Query, out chan<- Result) {
+	defer close(out)
+	ctx, cancel := context.WithTimeout(ctx, q.Timeout)
+	defer cancel()
+	r := &run{s: s, id: id, q: q, start: time.Now(), out: out, cancel: cancel, seen: map[string]bool{}, first: map[string]bool{}}
+
+	now := time.Now()
+	for _, rec := range s.o.Matcher.Match(id, q.Limit) {
+		if b, err := rec.Verify(s.o.Host.ID(), now); err == nil {
+			r.emit(ctx, resultOf(rec, b, ViaLocal))
+		}
+	}
+
+	var wg sync.WaitGroup
+	dhtDone := make(chan struct{})
+	useDHT := s.o.Router != nil && q.Via != ViaFlood
+	if useDHT {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(dhtDone)
+			r.viaDHT(ctx)
+		}()
+	} else {
+		close(dhtDone)
+	}
+	if s.o.Flooder != nil && q.Via != ViaDHT {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !r.floodNow() {
+				t := time.NewTimer(s.o.FloodHeadStart)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-dhtDone:
+					t.Stop()
+				case <-t.C:
+				}
+				if r.found(ViaDHT) || r.isDone() {
+					return
+				}
+			}
+			r.viaFlood(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, path := range []string{ViaLocal, ViaDHT, ViaFlood} {
+		outcome := "not_found"
+		if r.found(path) {
+			outcome = "found"
+		}
+		s.m.lookups.WithLabelValues(path, outcome).Inc()
+	}
+}
+
+// floodNow reports whether flooding should start without waiting for the DHT.
+func (r *run) floodNow() bool {
+	if r.q.Via == ViaFlood || r.s.o.Router == nil || r.id.Kind == ident.KindName {
+		return true
+	}
+	return r.s.o.TableSize != nil && r.s.o.TableSize() == 0
+}
+
+func (r *run) found(path string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.first[path]
+}
+
+func (r *run) isDone() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.done
+}
+
+// emit sends a result unless its terminal was already sent; it ends the
+// search when the limit is reached.
+func (r *run) emit(ctx context.Context, res Result) {
+	key := res.Node + "/" + res.Terminal
+	r.mu.Lock()
+	if r.done || r.seen[key] {
+		r.mu.Unlock()
+		return
+	}
+	r.seen[key] = true
+	if !r.first[res.Via] {
+		r.first[res.Via] = true
+		r.s.m.latency.WithLabelValues(res.Via).Observe(time.Since(r.start).Seconds())
+	}
+	r.sent++
+	if r.sent >= r.q.Limit {
+		r.done = true
+	}
+	last := r.done
+	r.mu.Unlock()
+	res.ElapsedMS = float64(time.Since(r.start).Microseconds()) / 1000
+	select {
+	case r.out <- res:
+	case <-ctx.Done():
+	}
+	if last {
+		r.cancel()
+	}
+}
+
+// dhtKeys are the DHT keys a query is looked up under: the identifier
+// itself and, for a name of several words, each word.
+func (r *run) dhtKeys() []ident.ID {
+	keys := []ident.ID{r.id}
+	if r.id.Kind == ident.KindName {
+		if toks := ident.Tokens(r.id.Value); len(toks) > 1 {
+			for _, t := range toks {
+				keys = append(keys, ident.ID{Kind: ident.KindName, Value: t})
+			}
+		}
+	}
+	return keys
+}
+
+func (r *run) viaDHT(ctx context.Context) {
+	h := r.s.o.Host
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		asked = map[peer.ID]bool{h.ID(): true}
+	)
+	for _, key := range r.dhtKeys() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ai := range r.s.o.Router.FindProvidersAsync(ctx, key.CID(), providersPerKey) {
+				mu.Lock()
+				dup := asked[ai.ID]
+				asked[ai.ID] = true
+				mu.Unlock()
+				if dup {
+					continue
+				}
+				if len(ai.Addrs) > 0 {
+					h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r.ask(ctx, ai.ID, ViaDHT, 0)
+				}()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// ask queries a hosting node directly and emits what verifies.
+func (r *run) ask(ctx context.Context, p peer.ID, via string, hops int) {
+	recs, bad, err := QueryNode(ctx, r.s.o.Host, p, r.id, min(r.q.Limit, MaxLookupRecords))
+	if bad > 0 {
+		r.s.m.rejected.WithLabelValues(via).Add(float64(bad))
+	}
+	if err != nil {
+		r.s.o.Logger.Debug("Lookup failed", "peer", p, "err", err)
+		return
+	}
+	now := time.Now()
+	for _, rec := range recs {
+		b, err := rec.Verify(p, now)
+		if err != nil {
+			continue
+		}
+		res := resultOf(rec, b, via)
+		res.Hops = hops
+		r.emit(ctx, res)
+	}
+}
+
+func (r *run) viaFlood(ctx context.Context) {
+	hits := r.s.o.Flooder.Query(ctx, r.id, flood.QueryOptions{Want: r.q.Limit})
+	for hit := range hits {
+		now := time.Now()
+		for _, rec := range hit.Records {
+			// A hit is made by the hosting node at query time, so its
+			// status is fresh; its records must name that node.
+			b, err := rec.Verify(hit.Origin, now)
+			if err != nil {
+				r.s.m.rejected.WithLabelValues(ViaFlood).Inc()
+				continue
+			}
+			res := resultOf(rec, b, ViaFlood)
+			res.Hops = hit.Hops
+			r.emit(ctx, res)
+		}
+	}
+}

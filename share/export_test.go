@@ -1,0 +1,6 @@
+package share
+
+import "time"
+
+// SweepForTest runs one pass of the presence loop (Serve) as of now.
+func (r *Registry) SweepForTest(now time.Time) error { return r.sweep(now) }

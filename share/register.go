@@ -1,0 +1,463 @@
+package share
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/share/record"
+)
+
+// Registration is what a terminal registers; it is also the JSON body of
+// POST /v1/terminals. Empty strings are absent fields.
+type Registration struct {
+	Name  string `json:"name,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	UID   string `json:"uid,omitempty"`
+	// IP is an IP address identifier: searchable, unlike Address.
+	IP string `json:"ip,omitempty"`
+	// Address is the terminal's current IP address. The caller defaults it
+	// (the API to the request's source address).
+	Address string `json:"address,omitempty"`
+	// Status is online (the default), idle, busy or offline.
+	Status string `json:"status,omitempty"`
+	// Private keeps Address out of the published record.
+	Private bool `json:"private,omitempty"`
+	// Keepalive says the terminal sends heartbeats and is shown offline
+	// when it stops (see Options.OfflineAfter).
+	Keepalive bool `json:"keepalive,omitempty"`
+	// TTL is the lifetime without refresh in seconds: 0 for the node's
+	// default, else MinTTL..MaxTTL.
+	TTL int `json:"ttl,omitempty"`
+	// Key is the terminal's Ed25519 public key (32 bytes); Body and Sig the
+	// body from Prepare and the key's signature over
+	// record.SigningBytes(Body). Without Key the node attests the record.
+	Key  []byte `json:"key,omitempty"`
+	Body []byte `json:"body,omitempty"`
+	Sig  []byte `json:"sig,omitempty"`
+}
+
+// Ack acknowledges a registration (and answers Heartbeat and SetStatus).
+type Ack struct {
+	// Terminal is the handle for later calls.
+	Terminal string `json:"terminal"`
+	// Token is the secret for later calls (see Authorize); only Register
+	// returns one.
+	Token       string             `json:"token,omitempty"`
+	ExpiresAt   time.Time          `json:"expires_at"`
+	Identifiers record.Identifiers `json:"identifiers"`
+	NameTokens  []string           `json:"tokens,omitempty"`
+	Status      record.Status      `json:"status"`
+	Signer      record.Signer      `json:"signer"`
+	Record      *record.Record     `json:"record"`
+}
+
+// normalized is a validated registration.
+type normalized struct {
+	ids       record.Identifiers
+	folded    string
+	tokens    []string
+	address   string
+	private   bool
+	keepalive bool
+	status    record.Status
+	ttl       time.Duration
+	key       []byte
+}
+
+// fieldErr wraps an ident error with the field it is about.
+func fieldErr(field string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrInvalid, field, err)
+}
+
+func checkLen(field, v string) error {
+	if len(v) > MaxField {
+		return fmt.Errorf("%w: %s: %d bytes (max %d): %w", ErrInvalid, field, len(v), MaxField, ident.ErrTooLong)
+	}
+	return nil
+}
+
+// normalize validates reg and normalises its fields; errors name the field.
+func (r *Registry) normalize(reg Registration) (*normalized, error) {
+	for _, f := range []struct{ name, v string }{
+		{"name", reg.Name}, {"phone", reg.Phone}, {"uid", reg.UID}, {"ip", reg.IP},
+		{"address", reg.Address}, {"status", reg.Status},
+	} {
+		if err := checkLen(f.name, f.v); err != nil {
+			return nil, err
+		}
+	}
+	n := &normalized{private: reg.Private, keepalive: reg.Keepalive}
+	var err error
+	if reg.Name != "" {
+		if n.ids.Name, n.folded, err = r.norm.Name(reg.Name); err != nil {
+			return nil, fieldErr("name", err)
+		}
+		n.tokens = ident.Tokens(n.folded)
+	}
+	if reg.Phone != "" {
+		if n.ids.Phone, err = r.norm.Phone(reg.Phone); err != nil {
+			return nil, fieldErr("phone", err)
+		}
+	}
+	if reg.UID != "" {
+		if n.ids.UID, err = ident.UID(reg.UID); err != nil {
+			return nil, fieldErr("uid", err)
+		}
+	}
+	if reg.IP != "" {
+		if n.ids.IP, err = ident.IP(reg.IP); err != nil {
+			return nil, fieldErr("ip", err)
+		}
+	}
+	if n.ids.Name == "" && n.ids.Phone == "" && n.ids.UID == "" {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrNoIdentifier)
+	}
+	if reg.Address != "" {
+		if n.address, err = ident.IP(reg.Address); err != nil {
+			return nil, fieldErr("address", err)
+		}
+	}
+	n.status = record.StatusOnline
+	if reg.Status != "" {
+		if n.status, err = record.ParseStatus(reg.Status); err != nil {
+			return nil, fieldErr("status", err)
+		}
+	}
+	switch ttl := time.Duration(reg.TTL) * time.Second; {
+	case reg.TTL == 0:
+		n.ttl = r.ttl
+	case reg.TTL < 0 || ttl < MinTTL || ttl > MaxTTL:
+		return nil, fmt.Errorf("%w: %w: ttl %d s: want 0 (default) or %d..%d s",
+			ErrInvalid, ErrTTL, reg.TTL, int(MinTTL.Seconds()), int(MaxTTL.Seconds()))
+	default:
+		n.ttl = ttl
+	}
+	if len(reg.Key) > 0 && len(reg.Key) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: key: %d bytes, want an Ed25519 public key of %d bytes",
+			ErrInvalid, len(reg.Key), ed25519.PublicKeySize)
+	}
+	n.key = reg.Key
+	if len(reg.Body) > record.MaxBodySize {
+		return nil, fmt.Errorf("%w: body: %d bytes (max %d)", ErrInvalid, len(reg.Body), record.MaxBodySize)
+	}
+	if len(reg.Sig) > 0 && len(reg.Sig) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("%w: sig: %d bytes, want an Ed25519 signature of %d bytes",
+			ErrInvalid, len(reg.Sig), ed25519.SignatureSize)
+	}
+	if len(n.key) == 0 && (len(reg.Body) > 0 || len(reg.Sig) > 0) {
+		return nil, fmt.Errorf("%w: body, sig: given without key", ErrInvalid)
+	}
+	return n, nil
+}
+
+// body builds the record body the registration stands for.
+func (n *normalized) body(handle, node string, seq uint64, now time.Time) *record.Body {
+	b := &record.Body{
+		Terminal:    handle,
+		Identifiers: n.ids,
+		Private:     n.private,
+		Node:        node,
+		Seq:         seq,
+		Time:        now.UnixMilli(),
+		Key:         n.key,
+	}
+	if !n.private {
+		b.Address = n.address
+	}
+	return b
+}
+
+// newHandle returns a random handle: 16 characters of lower-case base32.
+func newHandle() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return handleEncoding.EncodeToString(b[:])
+}
+
+var handleEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// validHandle accepts what newHandle makes, and similar handles of up to
+// 32 characters.
+func validHandle(h string) bool {
+	if h == "" || len(h) > 32 {
+		return false
+	}
+	for _, c := range []byte(h) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Prepare validates and normalises a registration of a terminal with a key
+// and returns the canonical body bytes the terminal must sign: this node,
+// the time now, the terminal's key, the next sequence number and the
+// handle (the current one when the key or uid is registered already).
+func (r *Registry) Prepare(reg Registration) ([]byte, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	n, err := r.normalize(reg)
+	if err != nil {
+		return nil, err
+	}
+	if len(n.key) == 0 {
+		return nil, fmt.Errorf("%w: key: required to prepare a body for signing; terminals without a key register directly", ErrInvalid)
+	}
+	r.mu.RLock()
+	existing, err := r.findLocked(n.key, n.ids.UID)
+	var handle string
+	var seq uint64 = 1
+	if existing != nil {
+		handle, seq = existing.Terminal, existing.body.Seq+1
+	}
+	r.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if handle == "" {
+		handle = newHandle()
+	}
+	return n.body(handle, r.self.String(), seq, r.now()).Marshal()
+}
+
+// checkSigned decodes and verifies a terminal-signed body against the
+// registration. It checks neither the handle nor Seq.
+func (r *Registry) checkSigned(n *normalized, reg Registration, now time.Time) (*record.Record, *record.Body, error) {
+	rec := &record.Record{Body: reg.Body, Sig: reg.Sig, Signer: record.SignerTerminal}
+	b, err := rec.Decoded()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: body: %w", ErrInvalid, err)
+	}
+	if b.Node != r.self.String() {
+		return nil, nil, fmt.Errorf("%w: body: %w: names %q, this node is %s", ErrInvalid, record.ErrWrongNode, b.Node, r.self)
+	}
+	if !bytes.Equal(b.Key, n.key) {
+		return nil, nil, fmt.Errorf("%w: body: key %s differs from the registration's key", ErrInvalid, base64.StdEncoding.EncodeToString(b.Key))
+	}
+	if b.Identifiers != n.ids {
+		return nil, nil, fmt.Errorf("%w: body: identifiers %+v differ from the registration's %+v; call Prepare again", ErrInvalid, b.Identifiers, n.ids)
+	}
+	if b.Private != n.private {
+		return nil, nil, fmt.Errorf("%w: body: private %t differs from the registration's %t", ErrInvalid, b.Private, n.private)
+	}
+	if n.private && b.Address != "" {
+		return nil, nil, fmt.Errorf("%w: body: address set for a private terminal", ErrInvalid)
+	}
+	if !n.private {
+		if n.address == "" {
+			if b.Address != "" {
+				if a, err := ident.IP(b.Address); err != nil || a != b.Address {
+					return nil, nil, fmt.Errorf("%w: body: address %q is not a canonical IP address", ErrInvalid, b.Address)
+				}
+			}
+			n.address = b.Address
+		} else if b.Address != n.address {
+			return nil, nil, fmt.Errorf("%w: body: address %q differs from the registration's %q", ErrInvalid, b.Address, n.address)
+		}
+	}
+	t := time.UnixMilli(b.Time)
+	if age := now.Sub(t); age > SignWindow {
+		return nil, nil, fmt.Errorf("%w: body: %w: prepared %s ago (max %s); call Prepare again", ErrInvalid, record.ErrStale, age.Round(time.Second), SignWindow)
+	}
+	if b.Seq == 0 {
+		return nil, nil, fmt.Errorf("%w: body: seq 0", ErrInvalid)
+	}
+	if !validHandle(b.Terminal) {
+		return nil, nil, fmt.Errorf("%w: body: terminal %q is not a handle this node issues", ErrInvalid, b.Terminal)
+	}
+	if _, err := rec.Verify(r.self, now); err != nil {
+		return nil, nil, fmt.Errorf("%w: sig: %w", ErrInvalid, err)
+	}
+	return rec, b, nil
+}
+
+// Register validates a registration, stores the terminal durably and
+// returns its acknowledgement; see the package documentation. Validation
+// errors wrap ErrInvalid and name the field.
+func (r *Registry) Register(reg Registration) (Ack, error) {
+	start := time.Now()
+	ack, err := r.register(reg)
+	r.m.observeRegister(start, err)
+	if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrForbidden) {
+		r.log.Warn("Registration failed", "error", err)
+	}
+	return ack, err
+}
+
+func (r *Registry) register(reg Registration) (Ack, error) {
+	if r.closed.Load() {
+		return Ack{}, ErrClosed
+	}
+	n, err := r.normalize(reg)
+	if err != nil {
+		return Ack{}, err
+	}
+	if len(n.key) > 0 && (len(reg.Body) == 0 || len(reg.Sig) == 0) {
+		return Ack{}, fmt.Errorf("%w: key: %w", ErrInvalid, ErrSignatureRequired)
+	}
+	now := r.now()
+	var (
+		signed *record.Record
+		sbody  *record.Body
+	)
+	if len(n.key) > 0 {
+		if signed, sbody, err = r.checkSigned(n, reg, now); err != nil {
+			return Ack{}, err
+		}
+	}
+
+	unlockID := r.lockIdentity(n.key, n.ids.UID)
+	defer unlockID()
+	for attempt := 0; ; attempt++ {
+		r.mu.RLock()
+		existing, err := r.findLocked(n.key, n.ids.UID)
+		r.mu.RUnlock()
+		if err != nil {
+			return Ack{}, err
+		}
+		var handle string
+		switch {
+		case sbody != nil:
+			handle = sbody.Terminal
+			if existing != nil && handle != existing.Terminal {
+				return Ack{}, fmt.Errorf("%w: body: terminal %q, but this key or uid is registered as %q; call Prepare again",
+					ErrInvalid, handle, existing.Terminal)
+			}
+			if existing != nil && sbody.Seq <= existing.body.Seq {
+				return Ack{}, fmt.Errorf("%w: body: seq %d is not above the current %d (replayed or out of date); call Prepare again",
+					ErrInvalid, sbody.Seq, existing.body.Seq)
+			}
+		case existing != nil:
+			handle = existing.Terminal
+		default:
+			handle = newHandle()
+		}
+
+		unlockH := r.lockHandle(handle)
+		r.mu.RLock()
+		cur := r.byHandle[handle]
+		again, _ := r.findLocked(n.key, n.ids.UID)
+		r.mu.RUnlock()
+		if again != existing || (cur != nil && cur != existing) {
+			unlockH()
+			if sbody != nil && cur != nil && again == existing {
+				return Ack{}, fmt.Errorf("%w: body: terminal %q is another terminal's handle; call Prepare again", ErrForbidden, handle)
+			}
+			if attempt < 3 {
+				continue // raced with a removal or a handle collision
+			}
+			return Ack{}, fmt.Errorf("%w: terminal %q changed concurrently; try again", ErrForbidden, handle)
+		}
+		ack, err := r.store(n, existing, handle, signed, sbody, now)
+		unlockH()
+		return ack, err
+	}
+}
+
+// store builds, writes and applies a registration. The caller holds the
+// handle's stripe.
+func (r *Registry) store(n *normalized, existing *entry, handle string, signed *record.Record, sbody *record.Body, now time.Time) (Ack, error) {
+	rec, body := signed, sbody
+	if rec == nil {
+		var seq uint64 = 1
+		if existing != nil {
+			seq = existing.body.Seq + 1
+		}
+		body = n.body(handle, r.self.String(), seq, now)
+		var err error
+		if rec, err = record.SignNode(body, r.key); err != nil {
+			return Ack{}, fmt.Errorf("share: attest record: %w", err)
+		}
+	}
+	rec.Status = n.status
+	rec.Seen = now.UnixMilli()
+
+	var token [32]byte
+	rand.Read(token[:])
+	tok := base64.RawURLEncoding.EncodeToString(token[:])
+	hash := sha256.Sum256([]byte(tok))
+
+	e := &entry{
+		stored: stored{
+			Terminal:  handle,
+			TokenHash: hash[:],
+			Record:    rec,
+			Address:   n.address,
+			Expires:   now.Add(n.ttl).UnixMilli(),
+			TTL:       int64(n.ttl / time.Second),
+			Keepalive: n.keepalive,
+		},
+		body:   body,
+		folded: n.folded,
+		tokens: n.tokens,
+		ids:    identifiers(n.ids, n.folded, n.tokens),
+	}
+	if err := r.write(e); err != nil {
+		return Ack{}, err
+	}
+	r.mu.Lock()
+	// existing may have been removed meanwhile (then it is no longer
+	// indexed); replace whatever the handle holds now.
+	pub, unpub := r.replaceLocked(r.byHandle[handle], e)
+	ack := e.ack(tok)
+	r.publishUnlock(pub, unpub)
+	r.log.Debug("Terminal registered", "terminal", handle, "signer", string(rec.Signer), "seq", body.Seq)
+	return ack, nil
+}
+
+// write stores e durably, sharing the commit with concurrent writers.
+func (r *Registry) write(e *entry) error {
+	data, err := jsonStored(e)
+	if err != nil {
+		return err
+	}
+	err = r.commit(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTerminals).Put([]byte(e.Terminal), data)
+	})
+	if err != nil {
+		return r.dbErr("store terminal", e.Terminal, err)
+	}
+	e.diskExpires = e.Expires
+	return nil
+}
+
+// commit runs fn in a durable write transaction. A lone writer commits at
+// once; concurrent writers go through bbolt's group commit (Batch), so
+// they share one fsync. fn may run more than once.
+func (r *Registry) commit(fn func(*bbolt.Tx) error) error {
+	defer r.writers.Add(-1)
+	if r.writers.Add(1) == 1 {
+		return r.db.Update(fn)
+	}
+	return r.db.Batch(fn)
+}
+
+// remove deletes a terminal durably.
+func (r *Registry) remove(handle string) error {
+	err := r.commit(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTerminals).Delete([]byte(handle))
+	})
+	if err != nil {
+		return r.dbErr("remove terminal", handle, err)
+	}
+	return nil
+}
+
+func (r *Registry) dbErr(op, handle string, err error) error {
+	if r.closed.Load() || errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return fmt.Errorf("share: %s %q: %w", op, handle, err)
+}

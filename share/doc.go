@@ -30,8 +30,8 @@
 // ErrSignatureRequired.
 //
 // Register stores the terminal durably (bbolt; concurrent writes share an
-// fsync through group commit)
-// before it returns the acknowledgement (Ack): the handle, a secret token
+// fsync through group commit) before it returns the acknowledgement (Ack):
+// the handle, a secret token
 // (only its SHA-256 is stored; Authorize checks it), the expiry and the
 // normalised identifiers. Re-registering the same key or uid updates the
 // existing terminal: same handle, Seq+1, new token. A uid held by a

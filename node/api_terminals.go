@@ -139,6 +139,7 @@ func (n *Node) terminalRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, ack)
 	})
 	mux.HandleFunc("GET /v1/search", n.handleSearch)
+	mux.HandleFunc("GET /v1/ws", n.calls.ServeWS)
 }
 
 // registration decodes a registration and fills in the address.

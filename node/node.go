@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/irmv/irmv/call"
+	"github.com/irmv/irmv/call/turn"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/search/ident"
@@ -44,6 +46,8 @@ type Node struct {
 	share  *share.Registry
 	flood  *flood.Flooder
 	search *search.Service
+	calls  *call.Switch
+	turn   *turn.Server
 	admin  string // admin token (see adminToken)
 	api    *http.Server
 	apiLn  net.Listener
@@ -171,6 +175,12 @@ func (n *Node) Close() error {
 		}
 		if n.mdns != nil {
 			errs = append(errs, n.mdns.Close())
+		}
+		if n.calls != nil {
+			errs = append(errs, n.calls.Close())
+		}
+		if n.turn != nil {
+			errs = append(errs, n.turn.Close())
 		}
 		if n.search != nil {
 			errs = append(errs, n.search.Close())

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -49,9 +50,21 @@ type Options struct {
 	// ProvideValidity is how long this node keeps provider records that
 	// others announce; 0: DefaultProvideValidity.
 	ProvideValidity time.Duration
+	// TURN is the UDP address of the node's STUN/TURN relay for the
+	// terminals it hosts; "": DefaultTURN; "off": no relay.
+	TURN string
+	// TURNRelayIP is the address relayed candidates carry; nil: the TURN
+	// address's IP, or for an unspecified one the first non-loopback
+	// IPv4 address of this machine.
+	TURNRelayIP net.IP
+	// RingTimeout ends calls that are not answered; 0: call's default.
+	RingTimeout time.Duration
 	// Logger receives the node's logs; nil: slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultTURN is where the node's STUN/TURN relay listens by default.
+const DefaultTURN = "0.0.0.0:3478"
 
 // DefaultRepublish is how often hosted identifiers are re-announced. It is
 // well under DefaultProvideValidity so records never lapse while a terminal
@@ -90,6 +103,9 @@ func (o *Options) setDefaults() error {
 	case "server", "ap":
 	default:
 		return fmt.Errorf("%w: profile %q (want server or ap)", ErrBadOptions, o.Profile)
+	}
+	if o.TURN == "" {
+		o.TURN = DefaultTURN
 	}
 	if o.RepublishInterval == 0 {
 		o.RepublishInterval = DefaultRepublish

@@ -7,9 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/irmv/irmv/call"
+	"github.com/irmv/irmv/call/turn"
+	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
@@ -56,6 +63,9 @@ func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
 	if err != nil {
 		return fmt.Errorf("flooding: %w", err)
 	}
+	if err := n.startCalls(); err != nil {
+		return err
+	}
 	n.search, err = search.New(search.Options{
 		Host:       n.host,
 		Matcher:    n.share,
@@ -93,6 +103,70 @@ func adminToken(dir string) (string, error) {
 	}
 	return tok, nil
 }
+
+// startCalls starts the TURN relay and the call signalling switch.
+func (n *Node) startCalls() error {
+	if n.opts.TURN != "off" {
+		relayIP := n.opts.TURNRelayIP
+		host, _, err := net.SplitHostPort(n.opts.TURN)
+		if err != nil {
+			return fmt.Errorf("%w: turn %q: %v", ErrBadOptions, n.opts.TURN, err)
+		}
+		if relayIP == nil {
+			relayIP = net.ParseIP(host)
+			if relayIP == nil || relayIP.IsUnspecified() {
+				relayIP = firstLANAddr()
+			}
+		}
+		n.turn, err = turn.New(turn.Options{ListenAddr: n.opts.TURN, RelayIP: relayIP, Logger: n.log})
+		if err != nil {
+			return fmt.Errorf("turn relay: %w", err)
+		}
+	}
+	var err error
+	n.calls, err = call.NewSwitch(call.Options{
+		// The routed host finds a callee's node through the DHT when its
+		// addresses are not known yet.
+		Host:        routedhost.Wrap(n.host, n.dht),
+		Directory:   n.share,
+		ICEServers:  n.iceServers,
+		RingTimeout: n.opts.RingTimeout,
+		Registerer:  n.reg,
+		Logger:      n.log,
+	})
+	return err
+}
+
+// iceCredentialTTL is how long the TURN credentials a terminal gets last.
+const iceCredentialTTL = 12 * time.Hour
+
+// iceServers gives a terminal this node's STUN/TURN with fresh credentials.
+func (n *Node) iceServers(terminal string) []webrtc.ICEServer {
+	if n.turn == nil {
+		return nil
+	}
+	return n.turn.ICEServers(terminal, iceCredentialTTL)
+}
+
+// firstLANAddr is this machine's first non-loopback IPv4 address, or
+// 127.0.0.1 when it has none.
+func firstLANAddr() net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
+				return ipn.IP
+			}
+		}
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
+
+// Calls is the node's call signalling switch.
+func (n *Node) Calls() *call.Switch { return n.calls }
+
+// TURN is the node's STUN/TURN relay, nil when it is off.
+func (n *Node) TURN() *turn.Server { return n.turn }
 
 // Registry is the register of terminals this node hosts.
 func (n *Node) Registry() *share.Registry { return n.share }

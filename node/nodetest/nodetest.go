@@ -19,6 +19,7 @@ func Options(t testing.TB) node.Options {
 		Listen:  []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
 		API:     "127.0.0.1:0",
 		Region:  "DE",
+		TURN:    "127.0.0.1:0",
 		MDNS:    false,
 	}
 }

@@ -1,0 +1,114 @@
+// Package signal defines irmv's call signalling messages and how they
+// travel: terminal ↔ its node over the terminal WebSocket (GET /v1/ws),
+// node ↔ node over the libp2p stream protocol Protocol.
+//
+// # Messages
+//
+// Every message is one JSON object, Msg, of at most MaxSize bytes. Type
+// says what it is:
+//
+//	hello      terminal → node, first message on the WebSocket: terminal
+//	           handle and token (Register's ack). The node answers welcome
+//	           or error and closes.
+//	welcome    node → terminal: ICE servers (the node's STUN and TURN with
+//	           short-lived credentials) and the node's peer ID.
+//	ping/pong  keepalive both ways; a ping from the terminal also refreshes
+//	           its registration (heartbeat).
+//	invite     caller → callee: Call (a fresh 128-bit ID, hex), From (the
+//	           caller), To (callee's node and terminal), Desc (SDP offer with
+//	           the signed DTLS fingerprint).
+//	ringing    callee → caller: the callee is alerting its user.
+//	accept     callee → caller: Desc (SDP answer, signed fingerprint).
+//	reject     callee → caller: the user declined.
+//	busy       callee or callee's node → caller.
+//	unavailable callee's node → caller: the terminal is offline, unknown
+//	           or has no WebSocket.
+//	candidate  either way: one trickled ICE candidate.
+//	hangup     either way: the call ends (Reason says why: "hangup",
+//	           "no answer", "no media", "node", …).
+//	error      node → terminal: a message was refused (Reason).
+//
+// # Paths and rules
+//
+// A terminal sends invite with To naming the callee's hosting node (peer
+// ID, from a search result) and terminal handle. Its node relays it: to a
+// terminal of its own over that terminal's WebSocket, or to the callee's
+// node on a new libp2p stream (one stream per call, Frames as in
+// internal/wire: uvarint length + JSON, both directions). The callee's
+// node fills From.Node with the caller's node's authenticated peer ID and
+// delivers the invite to the callee's WebSocket, or answers busy (the
+// terminal's status is busy) or unavailable. Every later message of the
+// call goes the same way back and forth. reject, busy, unavailable and
+// hangup end the call at each hop. A call that is not accepted within
+// RingTimeout is ended by the nodes with hangup "no answer"; a terminal
+// whose WebSocket closes hangs up all its calls.
+package signal
+
+import (
+	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/share/record"
+)
+
+// Protocol is the node-to-node call signalling protocol.
+const Protocol = "/irmv/call/1.0.0"
+
+// Limits.
+const (
+	MaxSize = 64 << 10 // one message, either path
+)
+
+// Message types.
+const (
+	TypeHello       = "hello"
+	TypeWelcome     = "welcome"
+	TypePing        = "ping"
+	TypePong        = "pong"
+	TypeInvite      = "invite"
+	TypeRinging     = "ringing"
+	TypeAccept      = "accept"
+	TypeReject      = "reject"
+	TypeBusy        = "busy"
+	TypeUnavailable = "unavailable"
+	TypeCandidate   = "candidate"
+	TypeHangup      = "hangup"
+	TypeError       = "error"
+)
+
+// Ends reports whether a message of type t ends a call.
+func Ends(t string) bool {
+	switch t {
+	case TypeReject, TypeBusy, TypeUnavailable, TypeHangup:
+		return true
+	}
+	return false
+}
+
+// Party names a terminal in a call.
+type Party struct {
+	Node        string             `json:"node"`     // hosting node's peer ID
+	Terminal    string             `json:"terminal"` // handle on that node
+	Identifiers record.Identifiers `json:"identifiers,omitzero"`
+	Key         []byte             `json:"key,omitempty"` // Ed25519 public key
+	// Private asks for relay-only media (the party hides its address).
+	Private bool `json:"private,omitempty"`
+}
+
+// Msg is one signalling message.
+type Msg struct {
+	Type      string                   `json:"type"`
+	Call      string                   `json:"call,omitempty"`
+	From      *Party                   `json:"from,omitempty"`
+	To        *Party                   `json:"to,omitempty"`
+	Desc      *media.Description       `json:"desc,omitempty"`
+	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Reason    string                   `json:"reason,omitempty"`
+
+	// hello
+	Terminal string `json:"terminal,omitempty"`
+	Token    string `json:"token,omitempty"`
+	// welcome
+	Node       string             `json:"node,omitempty"`
+	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
+}

@@ -1,0 +1,562 @@
+package call
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/internal/wire"
+	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/share/record"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// Defaults.
+const (
+	DefaultRingTimeout = 60 * time.Second
+	helloTimeout       = 10 * time.Second
+	dialTimeout        = 10 * time.Second
+	sendQueue          = 128
+	// Each terminal may send this many messages a second (burst below).
+	msgRate  = 50
+	msgBurst = 200
+	// maxCalls bounds calls in progress through one node.
+	maxCalls = 10000
+)
+
+// Directory is what the Switch needs from the register of hosted terminals.
+type Directory interface {
+	Authorize(terminal, token string) error
+	Get(terminal string) (share.Terminal, error)
+	Heartbeat(terminal string) (share.Ack, error)
+}
+
+// Options configure a Switch.
+type Options struct {
+	Host      host.Host // required
+	Directory Directory // required
+	// ICEServers gives a terminal its STUN/TURN servers with fresh
+	// credentials; nil: none (host candidates only).
+	ICEServers func(terminal string) []webrtc.ICEServer
+	// RingTimeout ends calls not accepted in time; 0: DefaultRingTimeout.
+	RingTimeout time.Duration
+	Registerer  prometheus.Registerer // may be nil
+	Logger      *slog.Logger          // nil: slog.Default()
+}
+
+// Switch relays call signalling. It is safe for concurrent use.
+type Switch struct {
+	o   Options
+	log *slog.Logger
+	m   *metrics
+
+	mu       sync.Mutex
+	sessions map[string]*session // by terminal handle
+	calls    map[string]*callState
+	closed   bool
+
+	ctx    context.Context // ends at Close; owned, not passed in
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// NewSwitch starts answering signal.Protocol streams. Close stops it.
+func NewSwitch(o Options) (*Switch, error) {
+	if o.Host == nil || o.Directory == nil {
+		return nil, errors.New("call.Options: Host and Directory must be set")
+	}
+	if o.RingTimeout == 0 {
+		o.RingTimeout = DefaultRingTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Switch{
+		o: o, log: o.Logger, m: newMetrics(o.Registerer),
+		sessions: map[string]*session{}, calls: map[string]*callState{},
+		ctx: ctx, cancel: cancel,
+	}
+	o.Host.SetStreamHandler(signal.Protocol, s.handleStream)
+	return s, nil
+}
+
+// Close hangs up every call, closes every terminal WebSocket and waits.
+// Only the first call acts.
+func (s *Switch) Close() error {
+	s.once.Do(func() {
+		s.o.Host.RemoveStreamHandler(signal.Protocol)
+		s.mu.Lock()
+		s.closed = true
+		calls := make([]*callState, 0, len(s.calls))
+		for _, c := range s.calls {
+			calls = append(calls, c)
+		}
+		sessions := make([]*session, 0, len(s.sessions))
+		for _, ss := range s.sessions {
+			sessions = append(sessions, ss)
+		}
+		s.mu.Unlock()
+		for _, c := range calls {
+			s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "node shutting down"})
+		}
+		for _, ss := range sessions {
+			ss.close(websocket.StatusGoingAway, "node shutting down")
+		}
+		s.cancel()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// Sessions is the number of terminals connected by WebSocket.
+func (s *Switch) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Connected reports whether a terminal has a WebSocket open.
+func (s *Switch) Connected(terminal string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[terminal] != nil
+}
+
+// Calls is the number of calls in progress through this node.
+func (s *Switch) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// validCallID reports whether id is 128 bits in lower-case hex.
+func validCallID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+// check validates a message from a terminal or another node.
+func check(m *signal.Msg) error {
+	switch m.Type {
+	case signal.TypeInvite:
+		if m.To == nil || m.To.Node == "" || m.To.Terminal == "" {
+			return errors.New("invite without to.node and to.terminal")
+		}
+		if m.Desc == nil || m.Desc.Type != "offer" {
+			return errors.New("invite without an offer")
+		}
+	case signal.TypeAccept:
+		if m.Desc == nil || m.Desc.Type != "answer" {
+			return errors.New("accept without an answer")
+		}
+	case signal.TypeCandidate:
+		if m.Candidate == nil {
+			return errors.New("candidate message without a candidate")
+		}
+	case signal.TypeRinging, signal.TypeReject, signal.TypeBusy, signal.TypeUnavailable, signal.TypeHangup:
+	default:
+		return fmt.Errorf("unexpected message type %q", m.Type)
+	}
+	if !validCallID(m.Call) {
+		return fmt.Errorf("call id %q: want 32 hex digits", m.Call)
+	}
+	if len(m.Reason) > 256 {
+		return errors.New("reason over 256 bytes")
+	}
+	return nil
+}
+
+// relayed strips a message down to what may travel on to the other side.
+func relayed(m signal.Msg) signal.Msg {
+	out := signal.Msg{Type: m.Type, Call: m.Call, Desc: m.Desc, Candidate: m.Candidate, Reason: m.Reason}
+	if m.Type == signal.TypeInvite {
+		out.From, out.To = m.From, m.To
+	}
+	return out
+}
+
+// endpoint is one side of a call as this node sees it: a terminal of its
+// own or the stream to another node.
+type endpoint struct {
+	terminal string         // a local terminal, or
+	stream   network.Stream // the other node's stream
+	wmu      *sync.Mutex    // serialises writes to stream
+}
+
+func (e endpoint) String() string {
+	if e.stream != nil {
+		return "node " + e.stream.Conn().RemotePeer().String()
+	}
+	return "terminal " + e.terminal
+}
+
+type callState struct {
+	id       string
+	a, b     endpoint // a: the caller's side
+	accepted bool
+	timer    *time.Timer
+}
+
+// other returns the side of c opposite to from.
+func (c *callState) other(from endpoint) (endpoint, bool) {
+	switch {
+	case from.stream != nil && c.a.stream == from.stream, from.stream == nil && c.a.stream == nil && from.terminal == c.a.terminal:
+		return c.b, true
+	case from.stream != nil && c.b.stream == from.stream, from.stream == nil && c.b.stream == nil && from.terminal == c.b.terminal:
+		return c.a, true
+	}
+	return endpoint{}, false
+}
+
+// send delivers m to an endpoint.
+func (s *Switch) send(e endpoint, m signal.Msg) error {
+	if e.stream != nil {
+		e.wmu.Lock()
+		defer e.wmu.Unlock()
+		e.stream.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		return wire.Write(e.stream, m, signal.MaxSize)
+	}
+	s.mu.Lock()
+	ss := s.sessions[e.terminal]
+	s.mu.Unlock()
+	if ss == nil {
+		return fmt.Errorf("terminal %s is not connected", e.terminal)
+	}
+	return ss.send(m)
+}
+
+// deliver relays m, which arrived from endpoint from, to the call's other
+// side, and ends the call when m ends it.
+func (s *Switch) deliver(from endpoint, m signal.Msg) {
+	s.mu.Lock()
+	c := s.calls[m.Call]
+	s.mu.Unlock()
+	if c == nil {
+		s.m.dropped.WithLabelValues("unknown_call").Inc()
+		return
+	}
+	to, ok := c.other(from)
+	if !ok {
+		s.m.dropped.WithLabelValues("not_a_party").Inc()
+		s.log.Warn("Call message from a stranger dropped", "call", m.Call, "from", from)
+		return
+	}
+	if m.Type == signal.TypeAccept {
+		s.mu.Lock()
+		c.accepted = true
+		s.mu.Unlock()
+		c.timer.Stop()
+	}
+	if signal.Ends(m.Type) {
+		s.end(c, &to, relayed(m))
+		return
+	}
+	if err := s.send(to, relayed(m)); err != nil {
+		s.log.Debug("Call message undeliverable", "call", m.Call, "to", to, "err", err)
+		s.end(c, &from, signal.Msg{Type: signal.TypeHangup, Call: m.Call, Reason: "peer unreachable"})
+	}
+}
+
+// end removes a call and sends m to one side (only) or to both (only ==
+// nil). Streams of the call are closed. Only the first end of a call acts.
+func (s *Switch) end(c *callState, only *endpoint, m signal.Msg) {
+	s.mu.Lock()
+	if s.calls[c.id] != c {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.calls, c.id)
+	accepted := c.accepted
+	s.mu.Unlock()
+	c.timer.Stop()
+	result := m.Type
+	if m.Type == signal.TypeHangup && !accepted {
+		result = "cancelled"
+		if m.Reason == "no answer" {
+			result = "no_answer"
+		}
+	}
+	s.m.calls.WithLabelValues(result).Inc()
+	for _, e := range []endpoint{c.a, c.b} {
+		if only == nil || e == *only {
+			s.send(e, m)
+		}
+		if e.stream != nil {
+			e.stream.Close()
+		}
+	}
+}
+
+// newCall registers a call; false if the ID is taken or the node is full.
+func (s *Switch) newCall(id string, a, b endpoint) (*callState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.calls[id] != nil || len(s.calls) >= maxCalls {
+		return nil, false
+	}
+	c := &callState{id: id, a: a, b: b}
+	c.timer = time.AfterFunc(s.o.RingTimeout, func() {
+		s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "no answer"})
+	})
+	s.calls[id] = c
+	return c, true
+}
+
+// callee checks that a local terminal can be offered a call; it returns
+// the message to answer with when it cannot.
+func (s *Switch) callee(to *signal.Party, call string) *signal.Msg {
+	t, err := s.o.Directory.Get(to.Terminal)
+	switch {
+	case err != nil || t.Status == record.StatusOffline || !s.Connected(to.Terminal):
+		return &signal.Msg{Type: signal.TypeUnavailable, Call: call, Reason: "terminal is not reachable"}
+	case t.Status == record.StatusBusy:
+		return &signal.Msg{Type: signal.TypeBusy, Call: call}
+	}
+	return nil
+}
+
+// party describes a local terminal as the caller of an invite. The node
+// sets it: a terminal cannot claim to be someone else.
+func (s *Switch) party(terminal string) *signal.Party {
+	p := &signal.Party{Node: s.o.Host.ID().String(), Terminal: terminal}
+	if t, err := s.o.Directory.Get(terminal); err == nil {
+		p.Identifiers, p.Key, p.Private = t.Identifiers, t.Key, t.Private
+	}
+	return p
+}
+
+// invite handles an invite from local terminal from.
+func (s *Switch) invite(from string, m signal.Msg) {
+	m.From = s.party(from)
+	src := endpoint{terminal: from}
+	if m.To.Node == s.o.Host.ID().String() {
+		if refuse := s.callee(m.To, m.Call); refuse != nil {
+			s.send(src, *refuse)
+			s.m.calls.WithLabelValues(refuse.Type).Inc()
+			return
+		}
+		c, ok := s.newCall(m.Call, src, endpoint{terminal: m.To.Terminal})
+		if !ok {
+			s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
+			return
+		}
+		if err := s.send(c.b, relayed(m)); err != nil {
+			s.end(c, &src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "terminal is not reachable"})
+		}
+		return
+	}
+	to, err := peer.Decode(m.To.Node)
+	if err != nil {
+		s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "to.node is not a peer ID"})
+		return
+	}
+	// Dial in the background: the terminal's other messages keep flowing.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
+		st, err := s.o.Host.NewStream(ctx, to, signal.Protocol)
+		cancel()
+		if err != nil {
+			s.log.Debug("Callee's node unreachable", "node", to, "err", err)
+			s.send(src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "callee's node is unreachable"})
+			s.m.calls.WithLabelValues("unreachable").Inc()
+			return
+		}
+		remote := endpoint{stream: st, wmu: &sync.Mutex{}}
+		c, ok := s.newCall(m.Call, src, remote)
+		if !ok {
+			st.Reset()
+			s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
+			return
+		}
+		if err := s.send(remote, relayed(m)); err != nil {
+			s.end(c, &src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "callee's node is unreachable"})
+			return
+		}
+		s.readStream(c, remote)
+	}()
+}
+
+// handleStream answers a call from another node.
+func (s *Switch) handleStream(st network.Stream) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	remote := endpoint{stream: st, wmu: &sync.Mutex{}}
+	st.SetReadDeadline(time.Now().Add(dialTimeout))
+	var m signal.Msg
+	if err := wire.Read(bufio.NewReader(st), &m, signal.MaxSize); err != nil {
+		s.m.dropped.WithLabelValues("malformed").Inc()
+		st.Reset()
+		return
+	}
+	if m.Type != signal.TypeInvite || check(&m) != nil || m.From == nil || m.To.Node != s.o.Host.ID().String() {
+		s.m.dropped.WithLabelValues("malformed").Inc()
+		st.Reset()
+		return
+	}
+	// The caller's node is who the stream says, whatever the message says.
+	m.From.Node = st.Conn().RemotePeer().String()
+	if refuse := s.callee(m.To, m.Call); refuse != nil {
+		s.send(remote, *refuse)
+		st.Close()
+		s.m.calls.WithLabelValues(refuse.Type).Inc()
+		return
+	}
+	c, ok := s.newCall(m.Call, remote, endpoint{terminal: m.To.Terminal})
+	if !ok {
+		s.send(remote, signal.Msg{Type: signal.TypeBusy, Call: m.Call, Reason: "call id in use or node full"})
+		st.Close()
+		return
+	}
+	if err := s.send(c.b, relayed(m)); err != nil {
+		s.end(c, &remote, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call})
+		return
+	}
+	s.readStream(c, remote)
+}
+
+// readStream relays a call's messages from another node until the call
+// ends or the stream breaks.
+func (s *Switch) readStream(c *callState, remote endpoint) {
+	st := remote.stream
+	st.SetReadDeadline(time.Time{})
+	r := bufio.NewReader(st)
+	lim := rate.NewLimiter(msgRate, msgBurst)
+	for {
+		var m signal.Msg
+		if err := wire.Read(r, &m, signal.MaxSize); err != nil {
+			s.mu.Lock()
+			live := s.calls[c.id] == c
+			s.mu.Unlock()
+			if live {
+				s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "signalling path lost"})
+			}
+			return
+		}
+		if m.Call != c.id || check(&m) != nil || m.Type == signal.TypeInvite || !lim.Allow() {
+			s.m.dropped.WithLabelValues("malformed").Inc()
+			continue
+		}
+		s.deliver(remote, m)
+	}
+}
+
+// ServeWS is the terminal WebSocket, GET /v1/ws.
+func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept has answered
+	}
+	conn.SetReadLimit(signal.MaxSize)
+	s.wg.Add(1)
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+
+	hctx, hcancel := context.WithTimeout(ctx, helloTimeout)
+	var hello signal.Msg
+	err = wsjson.Read(hctx, conn, &hello)
+	hcancel()
+	if err != nil || hello.Type != signal.TypeHello {
+		conn.Close(websocket.StatusPolicyViolation, "first message must be hello")
+		return
+	}
+	if err := s.o.Directory.Authorize(hello.Terminal, hello.Token); err != nil {
+		wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeError, Reason: err.Error()})
+		conn.Close(websocket.StatusPolicyViolation, "not authorised")
+		return
+	}
+	ss := newSession(hello.Terminal, conn, &s.wg)
+	s.mu.Lock()
+	old := s.sessions[hello.Terminal]
+	s.sessions[hello.Terminal] = ss
+	s.mu.Unlock()
+	if old != nil {
+		old.close(websocket.StatusGoingAway, "replaced by a newer connection")
+	}
+	s.o.Directory.Heartbeat(hello.Terminal)
+	welcome := signal.Msg{Type: signal.TypeWelcome, Terminal: hello.Terminal, Node: s.o.Host.ID().String()}
+	if s.o.ICEServers != nil {
+		welcome.ICEServers = s.o.ICEServers(hello.Terminal)
+	}
+	ss.send(welcome)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ss.writeLoop(ctx)
+	}()
+	s.readSession(ctx, ss)
+
+	// The terminal is gone: its calls end.
+	s.mu.Lock()
+	if s.sessions[ss.terminal] == ss {
+		delete(s.sessions, ss.terminal)
+	}
+	var mine []*callState
+	for _, c := range s.calls {
+		if (c.a.stream == nil && c.a.terminal == ss.terminal) || (c.b.stream == nil && c.b.terminal == ss.terminal) {
+			mine = append(mine, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range mine {
+		if to, ok := c.other(endpoint{terminal: ss.terminal}); ok {
+			s.end(c, &to, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "terminal disconnected"})
+		}
+	}
+	ss.close(websocket.StatusNormalClosure, "")
+}
+
+func (s *Switch) readSession(ctx context.Context, ss *session) {
+	lim := rate.NewLimiter(msgRate, msgBurst)
+	for {
+		var m signal.Msg
+		if err := wsjson.Read(ctx, ss.conn, &m); err != nil {
+			return
+		}
+		if !lim.Allow() {
+			s.m.dropped.WithLabelValues("rate").Inc()
+			ss.send(signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "too many messages"})
+			continue
+		}
+		switch m.Type {
+		case signal.TypePing:
+			s.o.Directory.Heartbeat(ss.terminal)
+			ss.send(signal.Msg{Type: signal.TypePong})
+			continue
+		case signal.TypePong:
+			continue
+		}
+		if err := check(&m); err != nil {
+			s.m.dropped.WithLabelValues("malformed").Inc()
+			ss.send(signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: err.Error()})
+			continue
+		}
+		s.m.messages.Inc()
+		if m.Type == signal.TypeInvite {
+			s.invite(ss.terminal, m)
+			continue
+		}
+		s.deliver(endpoint{terminal: ss.terminal}, m)
+	}
+}

@@ -1,0 +1,218 @@
+package call_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/node"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/share/record"
+	"github.com/pion/webrtc/v4"
+)
+
+// term is a bare terminal on a node's WebSocket.
+type term struct {
+	t    *testing.T
+	n    *node.Node
+	ack  share.Ack
+	conn *websocket.Conn
+	in   chan signal.Msg
+}
+
+func connect(t *testing.T, n *node.Node, uid string) *term {
+	t.Helper()
+	ack, err := n.Registry().Register(share.Registration{UID: uid, Address: "127.0.0.1", Keepalive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws://"+n.APIAddr().String()+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	if err := wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeHello, Terminal: ack.Terminal, Token: ack.Token}); err != nil {
+		t.Fatal(err)
+	}
+	tm := &term{t: t, n: n, ack: ack, conn: conn, in: make(chan signal.Msg, 64)}
+	go func() {
+		defer close(tm.in)
+		for {
+			var m signal.Msg
+			if err := wsjson.Read(context.Background(), conn, &m); err != nil {
+				return
+			}
+			tm.in <- m
+		}
+	}()
+	w := tm.next(signal.TypeWelcome)
+	if w.Node != n.ID().String() || len(w.ICEServers) == 0 {
+		t.Fatalf("welcome %+v", w)
+	}
+	return tm
+}
+
+func (tm *term) send(m signal.Msg) {
+	tm.t.Helper()
+	if err := wsjson.Write(context.Background(), tm.conn, m); err != nil {
+		tm.t.Fatal(err)
+	}
+}
+
+// next returns the next message, which must be of type typ.
+func (tm *term) next(typ string) signal.Msg {
+	tm.t.Helper()
+	select {
+	case m, ok := <-tm.in:
+		if !ok {
+			tm.t.Fatalf("%s: connection closed, want %s", tm.ack.Terminal, typ)
+		}
+		if m.Type != typ {
+			tm.t.Fatalf("%s: got %+v, want %s", tm.ack.Terminal, m, typ)
+		}
+		return m
+	case <-time.After(20 * time.Second):
+		tm.t.Fatalf("%s: no %s", tm.ack.Terminal, typ)
+	}
+	return signal.Msg{}
+}
+
+func (tm *term) party() *signal.Party {
+	return &signal.Party{Node: tm.n.ID().String(), Terminal: tm.ack.Terminal}
+}
+
+func newCallID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+var offer = &media.Description{Type: "offer", SDP: "v=0"}
+
+func TestCallRelayedAcrossNodes(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	a, b := connect(t, nodes[0], "alice"), connect(t, nodes[1], "bob")
+	id := newCallID()
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer,
+		From: &signal.Party{Node: "spoofed", Terminal: "someone-else"}})
+	inv := b.next(signal.TypeInvite)
+	// The nodes, not the caller, say who is calling.
+	if inv.From.Node != nodes[0].ID().String() || inv.From.Terminal != a.ack.Terminal || inv.From.Identifiers.UID != "alice" {
+		t.Fatalf("invite from %+v", inv.From)
+	}
+	b.send(signal.Msg{Type: signal.TypeRinging, Call: id})
+	a.next(signal.TypeRinging)
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}})
+	a.next(signal.TypeAccept)
+	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
+	a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &cand})
+	if got := b.next(signal.TypeCandidate); got.Candidate.Candidate != cand.Candidate {
+		t.Fatalf("candidate %+v", got.Candidate)
+	}
+	b.send(signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "bye"})
+	if got := a.next(signal.TypeHangup); got.Reason != "bye" {
+		t.Fatalf("hangup %+v", got)
+	}
+	nodetest.WaitFor(t, "calls cleared", func() bool {
+		return nodes[0].Calls().Calls() == 0 && nodes[1].Calls().Calls() == 0
+	})
+}
+
+func TestCallOnOneNode(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	a, b := connect(t, n, "alice"), connect(t, n, "bob")
+	id := newCallID()
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
+	b.next(signal.TypeInvite)
+	b.send(signal.Msg{Type: signal.TypeReject, Call: id})
+	a.next(signal.TypeReject)
+}
+
+func TestBusyAndUnavailable(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	a, b := connect(t, nodes[0], "alice"), connect(t, nodes[1], "bob")
+	if _, err := nodes[1].Registry().SetStatus(b.ack.Terminal, record.StatusBusy); err != nil {
+		t.Fatal(err)
+	}
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: newCallID(), To: b.party(), Desc: offer})
+	a.next(signal.TypeBusy)
+
+	// A registered terminal without a WebSocket cannot ring.
+	ack, err := nodes[1].Registry().Register(share.Registration{UID: "carol", Address: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: newCallID(), To: &signal.Party{Node: nodes[1].ID().String(), Terminal: ack.Terminal}, Desc: offer})
+	a.next(signal.TypeUnavailable)
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: newCallID(), To: &signal.Party{Node: nodes[1].ID().String(), Terminal: "nosuchterminal"}, Desc: offer})
+	a.next(signal.TypeUnavailable)
+}
+
+func TestRingTimeoutAndDisconnect(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, func(i int, o *node.Options) { o.RingTimeout = 500 * time.Millisecond })
+	a, b := connect(t, nodes[0], "alice"), connect(t, nodes[1], "bob")
+	id := newCallID()
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
+	b.next(signal.TypeInvite)
+	if got := a.next(signal.TypeHangup); got.Reason != "no answer" {
+		t.Fatalf("hangup %+v", got)
+	}
+	b.next(signal.TypeHangup)
+
+	// A callee whose WebSocket closes mid-call hangs up the caller.
+	id = newCallID()
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
+	b.next(signal.TypeInvite)
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer"}})
+	a.next(signal.TypeAccept)
+	b.conn.Close(websocket.StatusNormalClosure, "")
+	if got := a.next(signal.TypeHangup); !strings.Contains(got.Reason, "disconnected") && !strings.Contains(got.Reason, "lost") {
+		t.Fatalf("hangup %+v", got)
+	}
+}
+
+func TestBadMessagesRefused(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	a, b := connect(t, n, "alice"), connect(t, n, "bob")
+	for _, m := range []signal.Msg{
+		{Type: "launch-missiles", Call: newCallID()},
+		{Type: signal.TypeInvite, Call: "short", To: b.party(), Desc: offer},
+		{Type: signal.TypeInvite, Call: newCallID(), Desc: offer},
+		{Type: signal.TypeInvite, Call: newCallID(), To: b.party()},
+		{Type: signal.TypeCandidate, Call: newCallID()},
+	} {
+		a.send(m)
+		a.next(signal.TypeError)
+	}
+	// A third terminal cannot inject messages into someone else's call.
+	c := connect(t, n, "mallory")
+	id := newCallID()
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
+	b.next(signal.TypeInvite)
+	c.send(signal.Msg{Type: signal.TypeHangup, Call: id})
+	b.send(signal.Msg{Type: signal.TypeRinging, Call: id})
+	a.next(signal.TypeRinging) // not a hangup: mallory's was dropped
+
+	// A hello with a wrong token is refused.
+	ctx := context.Background()
+	conn, _, err := websocket.Dial(ctx, "ws://"+n.APIAddr().String()+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeHello, Terminal: a.ack.Terminal, Token: "wrong"})
+	var m signal.Msg
+	if err := wsjson.Read(ctx, conn, &m); err != nil || m.Type != signal.TypeError {
+		t.Fatalf("wrong token: %+v %v", m, err)
+	}
+}

@@ -29,6 +29,10 @@ Kademlia DHT, and finds and calls any terminal by them.
 Every flag can also be set by the environment variable shown beside it.`,
 		Commands: []*cli.Command{
 			nodeCommand(),
+			shareCommand(),
+			searchCommand(),
+			phoneCommand(),
+			callCommand(),
 			versionCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,6 +20,8 @@ func nodeCommand() *cli.Command {
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "listen", Usage: "libp2p multiaddrs to listen on (repeat or comma-separate)", Value: cli.NewStringSlice(node.DefaultListen...), EnvVars: []string{"IRMV_LISTEN"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "api", Usage: "terminal API address (HTTP + WebSocket)", Value: node.DefaultAPI, EnvVars: []string{"IRMV_API"}}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "bootstrap", Usage: "multiaddrs with /p2p/<peer-id> of nodes to join (repeat or comma-separate)", EnvVars: []string{"IRMV_BOOTSTRAP"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "turn", Usage: "UDP address of the node's STUN/TURN relay for its terminals, or off", Value: node.DefaultTURN, EnvVars: []string{"IRMV_TURN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "turn-relay-ip", Usage: "address relayed candidates carry (default: the relay's own, or the first LAN address)", EnvVars: []string{"IRMV_TURN_RELAY_IP"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "mdns", Usage: "discover other nodes on the LAN", Value: true, EnvVars: []string{"IRMV_MDNS"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "profile", Usage: "resource limits: server or ap (small access points)", Value: "server", EnvVars: []string{"IRMV_PROFILE"}}),
@@ -58,15 +61,23 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}
+	var relayIP net.IP
+	if s := c.String("turn-relay-ip"); s != "" {
+		if relayIP = net.ParseIP(s); relayIP == nil {
+			return cli.Exit(fmt.Sprintf("--turn-relay-ip %q is not an IP address", s), exitError)
+		}
+	}
 	n, err := node.New(node.Options{
-		DataDir:   c.String("data-dir"),
-		Listen:    c.StringSlice("listen"),
-		API:       c.String("api"),
-		Bootstrap: c.StringSlice("bootstrap"),
-		Region:    c.String("region"),
-		MDNS:      c.Bool("mdns"),
-		Profile:   c.String("profile"),
-		Logger:    log,
+		TURNRelayIP: relayIP,
+		DataDir:     c.String("data-dir"),
+		Listen:      c.StringSlice("listen"),
+		API:         c.String("api"),
+		Bootstrap:   c.StringSlice("bootstrap"),
+		Region:      c.String("region"),
+		MDNS:        c.Bool("mdns"),
+		Profile:     c.String("profile"),
+		TURN:        c.String("turn"),
+		Logger:      log,
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)

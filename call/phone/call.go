@@ -1,0 +1,737 @@
+package phone
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/search"
+)
+
+// CallOptions configure one outgoing call.
+type CallOptions struct {
+	// Play is an Ogg/Opus file to play into the call; "": Options.Play.
+	Play string
+	// Record is the file to record the call into; "": a file in
+	// Options.RecordDir, if that is set.
+	Record string
+	// HangupAfter hangs up that long after the call connected; 0: never.
+	HangupAfter time.Duration
+	// RelayOnly relays this call's media through TURN (also when
+	// Options.RelayOnly is set).
+	RelayOnly bool
+	// RingTimeout is how long the callee may ring; 0: RingTimeout.
+	RingTimeout time.Duration
+}
+
+// Call is one call of a Phone, outgoing or incoming.
+type Call struct {
+	p        *Phone
+	id       string
+	outgoing bool
+	remote   signal.Party
+	start    time.Time // invite sent (caller) or received (callee)
+
+	in        chan signal.Msg
+	hangup    chan struct{} // closed by requestHangup
+	hangupWhy string        // set before hangup is closed
+	hangOnce  sync.Once
+	done      chan struct{} // closed when the call has ended
+	endOnce   sync.Once
+	wg        sync.WaitGroup // play, record and ask goroutines
+
+	connectedAt time.Time // media path up
+	connEmitted bool
+	route       string
+	record      string
+
+	mu            sync.Mutex
+	peer          *media.Peer
+	sent          bool // our description went out: candidates may follow
+	localPending  []webrtc.ICECandidateInit
+	remotePending []webrtc.ICECandidateInit
+}
+
+func newCall(p *Phone, id string, outgoing bool, remote signal.Party) *Call {
+	return &Call{
+		p:        p,
+		id:       id,
+		outgoing: outgoing,
+		remote:   remote,
+		in:       make(chan signal.Msg, 64),
+		hangup:   make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+// ID is the call's 128-bit ID in hex.
+func (c *Call) ID() string { return c.id }
+
+// Peer is the call's WebRTC peer.
+func (c *Call) Peer() *media.Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peer
+}
+
+// Remote is the other party as signalling named it.
+func (c *Call) Remote() signal.Party { return c.remote }
+
+// Done is closed when the call has ended.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Hangup ends the call and waits until it has ended. It must not be called
+// from Options.OnEvent.
+func (c *Call) Hangup() error {
+	c.requestHangup("hangup")
+	<-c.done
+	return nil
+}
+
+func (c *Call) requestHangup(reason string) {
+	c.hangOnce.Do(func() {
+		c.hangupWhy = reason
+		close(c.hangup)
+	})
+}
+
+// deliver hands a message from the read loop to the call.
+func (c *Call) deliver(m signal.Msg) {
+	select {
+	case c.in <- m:
+	case <-c.done:
+	}
+}
+
+func (c *Call) emit(e Event) {
+	e.Call = c.id
+	if e.Peer == nil && (e.Type == EventIncoming || e.Type == EventConnected || e.Type == EventEnded) {
+		r := c.remote
+		e.Peer = &r
+	}
+	c.p.emit(e)
+}
+
+func (c *Call) send(m signal.Msg) error {
+	m.Call = c.id
+	return c.p.send(m)
+}
+
+// onLocalCandidate sends a gathered candidate, or holds it until our
+// description has gone out.
+func (c *Call) onLocalCandidate(ci webrtc.ICECandidateInit) {
+	c.mu.Lock()
+	if !c.sent {
+		c.localPending = append(c.localPending, ci)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	if err := c.send(signal.Msg{Type: signal.TypeCandidate, Candidate: &ci}); err != nil {
+		c.p.log.Debug("Sending a candidate failed", "call", c.id, "err", err)
+	}
+}
+
+// descriptionSent lets candidates flow and sends those held back.
+func (c *Call) descriptionSent() {
+	c.mu.Lock()
+	c.sent = true
+	pending := c.localPending
+	c.localPending = nil
+	c.mu.Unlock()
+	for i := range pending {
+		if err := c.send(signal.Msg{Type: signal.TypeCandidate, Candidate: &pending[i]}); err != nil {
+			c.p.log.Debug("Sending a candidate failed", "call", c.id, "err", err)
+		}
+	}
+}
+
+// addRemote adds a remote candidate, or queues it until the peer exists.
+func (c *Call) addRemote(ci *webrtc.ICECandidateInit) {
+	if ci == nil {
+		return
+	}
+	c.mu.Lock()
+	peer := c.peer
+	if peer == nil {
+		if len(c.remotePending) < 64 {
+			c.remotePending = append(c.remotePending, *ci)
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	if err := peer.AddCandidate(*ci); err != nil && !errors.Is(err, media.ErrClosed) {
+		c.p.log.Debug("Remote candidate refused", "call", c.id, "candidate", ci.Candidate, "err", err)
+	}
+}
+
+// newPeer creates the call's WebRTC peer and adds the queued candidates.
+func (c *Call) newPeer(relayOnly bool) (*media.Peer, error) {
+	p := c.p
+	peer, err := media.New(media.Options{
+		ICEServers:    p.iceConfig(),
+		RelayOnly:     relayOnly,
+		SettingEngine: p.o.SettingEngine,
+		Key:           p.key,
+		OnCandidate:   c.onLocalCandidate,
+		OnText:        func(s string) { c.emit(Event{Type: EventText, Text: s}) },
+		Logger:        slog.New(pionQuieter{p.log.Handler()}).With("call", c.id),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.peer = peer
+	pending := c.remotePending
+	c.remotePending = nil
+	c.mu.Unlock()
+	for i := range pending {
+		c.addRemote(&pending[i])
+	}
+	return peer, nil
+}
+
+// startMedia starts recording (before the first packet can arrive) and
+// playing.
+func (c *Call) startMedia(peer *media.Peer, play, record string) {
+	if record != "" {
+		if err := os.MkdirAll(filepath.Dir(record), 0o755); err != nil {
+			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+		} else if f, err := os.Create(record); err != nil {
+			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+		} else {
+			c.record = record
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				err := peer.Record(f)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+				}
+			}()
+		}
+	}
+	if play != "" {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			f, err := os.Open(play)
+			if err != nil {
+				c.emit(Event{Type: EventWarning, Reason: "play: " + err.Error()})
+				return
+			}
+			defer f.Close()
+			if err := peer.Play(f); err != nil && !errors.Is(err, media.ErrClosed) {
+				c.emit(Event{Type: EventWarning, Reason: "play: " + err.Error()})
+			}
+		}()
+	}
+}
+
+// recordPath names the recording of a call in dir.
+func (c *Call) recordPath(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	ids := c.remote.Identifiers
+	who := ids.Phone
+	for _, s := range []string{ids.UID, ids.Name, c.remote.Terminal} {
+		if who == "" {
+			who = s
+		}
+	}
+	who = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '+', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, who)
+	if len(who) > 40 {
+		who = who[:40]
+	}
+	return filepath.Join(dir, fmt.Sprintf("%s-%s-%s.ogg", c.start.Format("20060102T150405"), c.id[:8], who))
+}
+
+// endErr maps a message that ends an unconnected call to its error.
+func endErr(m signal.Msg) error {
+	var base error
+	switch m.Type {
+	case signal.TypeBusy:
+		base = ErrBusy
+	case signal.TypeReject:
+		base = ErrRejected
+	case signal.TypeUnavailable:
+		base = ErrUnavailable
+	case signal.TypeHangup:
+		if m.Reason == "no answer" {
+			base = ErrNoAnswer
+		} else {
+			base = ErrFailed
+		}
+	default:
+		base = ErrFailed
+	}
+	if m.Reason != "" && m.Reason != base.Error() {
+		return fmt.Errorf("%w: %s", base, m.Reason)
+	}
+	return base
+}
+
+// reasonOf is the "ended" reason for an error.
+func reasonOf(err error, m *signal.Msg) string {
+	if m != nil && m.Reason != "" {
+		return m.Reason
+	}
+	for _, e := range []error{ErrBusy, ErrRejected, ErrUnavailable, ErrNoAnswer, ErrIdentity, ErrClosed} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return "cancelled"
+	}
+	if m != nil {
+		return m.Type
+	}
+	return "failed"
+}
+
+// Call calls the terminal of a search result: see the package doc. It
+// returns when the media path is up, or with an error wrapping ErrBusy,
+// ErrRejected, ErrUnavailable, ErrNoAnswer, ErrFailed, ErrIdentity,
+// ErrClosed or ErrNotConnected (or ctx's error). Every call that got as far
+// as the invite emits "ended" when it ends.
+func (p *Phone) Call(ctx context.Context, to search.Result, o CallOptions) (*Call, error) {
+	if to.Node == "" || to.Terminal == "" {
+		return nil, fmt.Errorf("%w: the search result names no node or terminal", ErrFailed)
+	}
+	var remoteKey ed25519.PublicKey
+	switch len(to.Key) {
+	case 0:
+	case ed25519.PublicKeySize:
+		remoteKey = to.Key
+	default:
+		return nil, fmt.Errorf("%w: key of %d bytes", ErrIdentity, len(to.Key))
+	}
+	remote := signal.Party{Node: to.Node, Terminal: to.Terminal, Identifiers: to.Identifiers, Key: to.Key, Private: to.Private}
+	c := newCall(p, newCallID(), true, remote)
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if p.conn == nil {
+		p.mu.Unlock()
+		return nil, ErrNotConnected
+	}
+	p.calls[c.id] = c
+	p.mu.Unlock()
+
+	if remoteKey == nil {
+		c.emit(Event{Type: EventWarning, Reason: "the callee has no key: its identity cannot be verified"})
+	} else {
+		for _, w := range p.known.check(to.Identifiers, remoteKey) {
+			c.emit(Event{Type: EventWarning, Reason: w})
+		}
+	}
+
+	peer, err := c.newPeer(p.o.RelayOnly || o.RelayOnly)
+	if err != nil {
+		err = fmt.Errorf("%w: %v", ErrFailed, err)
+		c.finish(reasonOf(err, nil), false)
+		return nil, err
+	}
+	play := o.Play
+	if play == "" {
+		play = p.o.Play
+	}
+	rec := o.Record
+	if rec == "" {
+		rec = c.recordPath(p.o.RecordDir)
+	}
+	offer, err := peer.Offer()
+	if err != nil {
+		err = fmt.Errorf("%w: %v", ErrFailed, err)
+		c.finish("failed", false)
+		return nil, err
+	}
+	c.start = time.Now()
+	if err := c.send(signal.Msg{Type: signal.TypeInvite, From: p.self(), To: &signal.Party{Node: to.Node, Terminal: to.Terminal}, Desc: &offer}); err != nil {
+		c.finish("failed", false)
+		return nil, err
+	}
+	c.descriptionSent()
+	c.startMedia(peer, play, rec)
+
+	ring := o.RingTimeout
+	if ring <= 0 {
+		ring = RingTimeout
+	}
+	if err := c.ring(ctx, peer, remoteKey, ring); err != nil {
+		return nil, err
+	}
+	p.known.remember(to.Identifiers, remoteKey)
+	p.setBusy(true)
+	if err := c.waitMedia(ctx, peer); err != nil {
+		return nil, err
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		c.live(peer, o.HangupAfter)
+	}()
+	return c, nil
+}
+
+// ring waits for the callee to accept. On error the call has ended.
+func (c *Call) ring(ctx context.Context, peer *media.Peer, remoteKey ed25519.PublicKey, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	rang := false
+	for {
+		select {
+		case m := <-c.in:
+			switch {
+			case m.Type == signal.TypeCandidate:
+				c.addRemote(m.Candidate)
+			case m.Type == signal.TypeRinging:
+				if !rang {
+					rang = true
+					c.emit(Event{Type: EventRinging, Peer: &c.remote})
+				}
+			case m.Type == signal.TypeAccept:
+				if m.Desc == nil {
+					err := fmt.Errorf("%w: accept without a description", ErrFailed)
+					c.finish("failed", true)
+					return err
+				}
+				if err := peer.Accept(*m.Desc, remoteKey); err != nil {
+					if errors.Is(err, media.ErrBadFingerprintSig) || errors.Is(err, media.ErrFingerprintMismatch) {
+						err = fmt.Errorf("%w: %v", ErrIdentity, err)
+						c.finish("identity", true)
+						return err
+					}
+					err = fmt.Errorf("%w: %v", ErrFailed, err)
+					c.finish("failed", true)
+					return err
+				}
+				return nil
+			case m.Type == signal.TypeError || signal.Ends(m.Type):
+				err := endErr(m)
+				c.finish(reasonOf(err, &m), false)
+				return err
+			}
+		case <-timer.C:
+			c.finish("no answer", true)
+			return ErrNoAnswer
+		case <-ctx.Done():
+			c.finish("cancelled", true)
+			return ctx.Err()
+		case <-c.hangup:
+			return c.hungUp()
+		}
+	}
+}
+
+// hungUp ends a call that is being set up after requestHangup.
+func (c *Call) hungUp() error {
+	why := c.hangupWhy
+	c.finish(why, why != "node")
+	if why == "node" {
+		return fmt.Errorf("%w: %w", ErrFailed, ErrNotConnected)
+	}
+	return ErrClosed
+}
+
+// waitMedia waits until the media path is up. On error the call has ended.
+func (c *Call) waitMedia(ctx context.Context, peer *media.Peer) error {
+	timer := time.NewTimer(MediaTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-peer.Connected():
+			c.connectedAt = time.Now()
+			return nil
+		case <-peer.FirstPacket():
+			c.connectedAt = time.Now()
+			return nil
+		case <-peer.Done():
+			c.finish("failed", true)
+			return fmt.Errorf("%w: the connection failed", ErrFailed)
+		case <-timer.C:
+			c.finish("no media", true)
+			return fmt.Errorf("%w: no media", ErrFailed)
+		case m := <-c.in:
+			switch {
+			case m.Type == signal.TypeCandidate:
+				c.addRemote(m.Candidate)
+			case m.Type == signal.TypeError:
+				c.nodeError(m)
+			case signal.Ends(m.Type):
+				err := endErr(m)
+				c.finish(reasonOf(err, &m), false)
+				return err
+			}
+		case <-ctx.Done():
+			c.finish("cancelled", true)
+			return ctx.Err()
+		case <-c.hangup:
+			return c.hungUp()
+		}
+	}
+}
+
+// nodeError reports a message of an accepted call that the node refused
+// (a candidate over the rate limit, say); the call goes on.
+func (c *Call) nodeError(m signal.Msg) {
+	c.p.log.Warn("Node refused a call message", "call", c.id, "reason", m.Reason)
+	c.emit(Event{Type: EventWarning, Reason: "node: " + m.Reason})
+}
+
+// live runs a connected call until it ends.
+func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var after <-chan time.Time
+	if hangupAfter > 0 {
+		t := time.NewTimer(hangupAfter)
+		defer t.Stop()
+		after = t.C
+	}
+	first := peer.FirstPacket()
+	grace := time.NewTimer(time.Until(c.connectedAt.Add(time.Second)))
+	defer grace.Stop()
+	graceC := grace.C
+	connected := func(at time.Time) {
+		first, graceC = nil, nil
+		if c.connEmitted {
+			return
+		}
+		c.connEmitted = true
+		c.route = peer.Route()
+		c.emit(Event{Type: EventConnected, SetupMS: ms(at.Sub(c.start)), Route: c.route})
+	}
+	for {
+		select {
+		case <-first:
+			connected(time.Now())
+		case <-graceC:
+			connected(c.connectedAt)
+		case <-tick.C:
+			q := peer.Stats()
+			if c.connEmitted {
+				c.emit(Event{Type: EventQuality, Loss: q.Loss, JitterMS: q.Jitter * 1000, RTTMS: q.RTT * 1000, Route: q.Route})
+				if q.Route != c.route && q.Route != media.RouteUnknown {
+					c.route = q.Route
+					c.emit(Event{Type: EventRoute, Route: q.Route})
+				}
+			}
+		case m := <-c.in:
+			switch {
+			case m.Type == signal.TypeCandidate:
+				c.addRemote(m.Candidate)
+			case m.Type == signal.TypeError:
+				c.nodeError(m)
+			case signal.Ends(m.Type):
+				reason := m.Reason
+				if reason == "" {
+					reason = m.Type
+				}
+				c.finish(reason, false)
+				return
+			}
+		case <-peer.Done():
+			// The other side's hangup closes the connection at once but
+			// travels through the nodes: wait a little for its reason.
+			c.finishLost()
+			return
+		case <-after:
+			c.finish("hangup", true)
+			return
+		case <-c.hangup:
+			c.finish(c.hangupWhy, c.hangupWhy != "node")
+			return
+		}
+	}
+}
+
+// lostGrace is how long a call whose connection closed waits for the
+// hangup message that says why.
+const lostGrace = time.Second
+
+// finishLost ends a call whose connection closed or failed.
+func (c *Call) finishLost() {
+	t := time.NewTimer(lostGrace)
+	defer t.Stop()
+	for {
+		select {
+		case m := <-c.in:
+			if signal.Ends(m.Type) {
+				reason := m.Reason
+				if reason == "" {
+					reason = m.Type
+				}
+				c.finish(reason, false)
+				return
+			}
+		case <-t.C:
+			c.finish("connection lost", true)
+			return
+		case <-c.hangup:
+			c.finish(c.hangupWhy, c.hangupWhy != "node")
+			return
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// finish ends the call: tells the other side (notify), closes the peer,
+// waits for play and record, sets the status back and emits "ended".
+func (c *Call) finish(reason string, notify bool) {
+	c.endOnce.Do(func() {
+		if notify {
+			if err := c.send(signal.Msg{Type: signal.TypeHangup, Reason: reason}); err != nil {
+				c.p.log.Debug("Sending hangup failed", "call", c.id, "err", err)
+			}
+		}
+		c.mu.Lock()
+		peer := c.peer
+		c.mu.Unlock()
+		if peer != nil {
+			if err := peer.Close(); err != nil {
+				c.p.log.Debug("Closing the peer", "call", c.id, "err", err)
+			}
+		}
+		c.wg.Wait()
+		p := c.p
+		p.mu.Lock()
+		delete(p.calls, c.id)
+		last := len(p.calls) == 0
+		p.mu.Unlock()
+		if last {
+			p.setBusy(false)
+		}
+		p.log.Info("Call ended", "call", c.id, "reason", reason)
+		c.emit(Event{Type: EventEnded, Reason: reason, Record: c.record})
+		close(c.done)
+	})
+}
+
+// answer runs an incoming call: ring, decide, answer, and live.
+func (c *Call) answer(ctx context.Context, inv signal.Msg) {
+	p := c.p
+	if err := c.send(signal.Msg{Type: signal.TypeRinging}); err != nil {
+		c.finish("failed", false)
+		return
+	}
+	c.emit(Event{Type: EventIncoming})
+
+	decided := make(chan bool, 1)
+	askCtx, cancelAsk := context.WithCancel(ctx)
+	defer cancelAsk()
+	switch p.o.Answer {
+	case AnswerAuto:
+		decided <- true
+	case AnswerAsk:
+		if p.o.Ask == nil {
+			decided <- false
+			break
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			decided <- p.o.Ask(askCtx, Incoming{Call: c.id, From: c.remote})
+		}()
+	default:
+		decided <- false
+	}
+	ring := time.NewTimer(RingTimeout)
+	defer ring.Stop()
+	var accept bool
+wait:
+	for {
+		select {
+		case accept = <-decided:
+			break wait
+		case m := <-c.in:
+			switch {
+			case m.Type == signal.TypeCandidate:
+				c.addRemote(m.Candidate)
+			case m.Type == signal.TypeError || signal.Ends(m.Type):
+				cancelAsk()
+				reason := m.Reason
+				if reason == "" {
+					reason = m.Type
+				}
+				c.finish(reason, false)
+				return
+			}
+		case <-ring.C:
+			cancelAsk()
+			c.finish("no answer", true)
+			return
+		case <-c.hangup:
+			cancelAsk()
+			c.finish(c.hangupWhy, c.hangupWhy != "node")
+			return
+		}
+	}
+	cancelAsk()
+	if !accept {
+		if err := c.send(signal.Msg{Type: signal.TypeReject}); err != nil {
+			p.log.Debug("Sending reject failed", "call", c.id, "err", err)
+		}
+		c.finish("rejected", false)
+		return
+	}
+
+	var remoteKey ed25519.PublicKey
+	if len(c.remote.Key) > 0 {
+		remoteKey = c.remote.Key
+	}
+	peer, err := c.newPeer(p.o.RelayOnly || c.remote.Private)
+	if err != nil {
+		p.log.Warn("Cannot take the call", "call", c.id, "err", err)
+		c.finish("failed", true)
+		return
+	}
+	c.startMedia(peer, p.o.Play, c.recordPath(p.o.RecordDir))
+	answer, err := peer.Answer(*inv.Desc, remoteKey)
+	if err != nil {
+		reason := "failed"
+		if errors.Is(err, media.ErrBadFingerprintSig) || errors.Is(err, media.ErrFingerprintMismatch) {
+			reason = "identity"
+			c.emit(Event{Type: EventWarning, Reason: "the caller's offer does not verify: " + err.Error()})
+		}
+		p.log.Warn("Cannot answer", "call", c.id, "err", err)
+		c.finish(reason, true)
+		return
+	}
+	if err := c.send(signal.Msg{Type: signal.TypeAccept, Desc: &answer}); err != nil {
+		c.finish("failed", false)
+		return
+	}
+	c.descriptionSent()
+	p.setBusy(true)
+	if err := c.waitMedia(ctx, peer); err != nil {
+		return
+	}
+	c.live(peer, 0)
+}

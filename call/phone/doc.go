@@ -1,0 +1,75 @@
+// Package phone is the terminal engine of irmv: what `irmv phone`, `irmv
+// call`, the demo and the tests run to register a terminal with its node,
+// stay reachable, and place and take calls.
+//
+// # Life of a Phone
+//
+// [Start] registers the terminal with its node, signed by the terminal's
+// own Ed25519 key (POST /v1/terminals/prepare, sign
+// record.SigningBytes(body), POST /v1/terminals; Keepalive is always on),
+// opens the node's WebSocket (the node URL with http→ws and path /v1/ws),
+// sends hello with the handle and token of the acknowledgement and waits
+// for welcome, which names the node and its ICE servers (STUN, and TURN
+// with short-lived credentials). From then on it
+//
+//   - sends a ping every [PingInterval]; the node treats it as the
+//     terminal's heartbeat, so the registration stays alive as long as the
+//     WebSocket does. A connection that has been silent for three intervals
+//     is dropped;
+//   - reconnects with exponential backoff (250 ms up to 10 s) when the
+//     WebSocket drops, re-registering first if the node refuses the hello.
+//     The node hangs up the calls of a terminal whose WebSocket closes, so
+//     the Phone ends them too (reason "node");
+//   - registers again every [ReregisterInterval], well before the signed
+//     record's record.MaxAge runs out;
+//   - takes incoming calls (below).
+//
+// [Phone.Close] hangs up every call, closes the WebSocket and removes the
+// registration.
+//
+// # Calls
+//
+// The signalling is call/signal's, over the WebSocket; the media is
+// call/media's WebRTC peer. Everything is trickled: a description is sent as
+// soon as it exists, each ICE candidate as soon as it is gathered (after the
+// description that introduces it), and remote candidates that arrive before
+// the peer exists are queued.
+//
+// A caller ([Phone.Call]) creates its peer, sends invite (a fresh 128-bit
+// call ID, its own party and key, the callee's node and handle from the
+// search result, the signed offer), emits "ringing" when the callee rings
+// and on accept checks the answer's fingerprint signature against the key
+// of the search result ([ErrIdentity] if it does not verify). It then waits
+// for the media path (ICE and DTLS up, or the first audio packet).
+// busy, reject, unavailable, the ring timeout (default [RingTimeout]) and a
+// failed or missing connection ([MediaTimeout]) end the call with
+// [ErrBusy], [ErrRejected], [ErrUnavailable], [ErrNoAnswer] and
+// [ErrFailed].
+//
+// A callee answers an invite with busy while it is in a call. Otherwise it
+// emits "incoming", sends ringing and decides by Options.Answer: "auto"
+// accepts at once, "reject" rejects, "ask" calls Options.Ask (whose context
+// ends when the caller gives up). On accept it creates its peer (relay-only
+// when the Phone or the caller is private), answers the offer (checking the
+// fingerprint signature against the caller's key when the invite carries
+// one), sends accept and sets its status busy through the API (online again
+// when the last call ends). A call whose media path is not up within
+// [MediaTimeout] of the accept ends with hangup "no media"; a peer that
+// connects but sends no audio (a silent phone) is a working call.
+//
+// In a connected call each side plays its Play file (re-opened per call),
+// records what it receives (Options.RecordDir or CallOptions.Record), emits
+// "connected" with setup_ms when the first audio packet arrives (or, if the
+// other side sends nothing, one second after the media path came up,
+// measured to that moment), "quality" every second and "route" when the
+// route (direct or relayed) changes, and "ended" when either side hangs up
+// or the connection is lost.
+//
+// # Known keys
+//
+// With Options.KnownKeysFile set, a caller remembers the key of every phone
+// number and uid it called successfully (a JSON object identifier → base64
+// key, e.g. "phone:+4930123456") and emits a "warning" event when a callee's
+// key differs from the remembered one. Names are not remembered: several
+// terminals may share a name.
+package phone

@@ -1,0 +1,44 @@
+package phone
+
+import (
+	"time"
+
+	"github.com/irmv/irmv/call/signal"
+)
+
+// Event types.
+const (
+	EventRegistered = "registered" // Start registered the terminal (Self)
+	EventSearching  = "searching"  // (irmv call) looking the callee up
+	EventFound      = "found"      // (irmv call) the callee was found (Peer)
+	EventRinging    = "ringing"    // the callee is alerting its user
+	EventConnected  = "connected"  // media flows (SetupMS, Route)
+	EventQuality    = "quality"    // a quality sample, every second
+	EventRoute      = "route"      // the route changed (Route)
+	EventText       = "text"       // a text message on the chat channel
+	EventWarning    = "warning"    // something to tell the user (Reason)
+	EventIncoming   = "incoming"   // an invite arrived (Peer)
+	EventEnded      = "ended"      // the call ended (Reason, Record)
+)
+
+// Event is something that happened to a Phone or one of its calls. It is
+// the one JSON shape of call events: the lines of `irmv call --json` and
+// `irmv phone --json`, and what tests look at.
+type Event struct {
+	Type string        `json:"type"`
+	Time time.Time     `json:"time"`
+	Call string        `json:"call,omitempty"`
+	Peer *signal.Party `json:"peer,omitempty"`
+	// Self is this terminal, in "registered" events.
+	Self *signal.Party `json:"self,omitempty"`
+	// SetupMS, in "connected": from the invite sent (caller) or received
+	// (callee) to the first audio packet received.
+	SetupMS  float64 `json:"setup_ms,omitempty"`
+	Route    string  `json:"route,omitempty"` // direct or relayed
+	Loss     float64 `json:"loss,omitempty"`  // fraction 0..1
+	JitterMS float64 `json:"jitter_ms,omitempty"`
+	RTTMS    float64 `json:"rtt_ms,omitempty"`
+	Reason   string  `json:"reason,omitempty"`
+	Text     string  `json:"text,omitempty"`
+	Record   string  `json:"record,omitempty"` // the recording's path, in "ended"
+}

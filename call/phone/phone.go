@@ -1,0 +1,599 @@
+package phone
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/share/record"
+)
+
+// Timing.
+const (
+	// PingInterval is how often the Phone pings its node (the heartbeat).
+	PingInterval = 10 * time.Second
+	// ReregisterInterval is how often the Phone signs and registers its
+	// record again, well before record.MaxAge.
+	ReregisterInterval = record.MaxAge / 3
+	// RingTimeout is how long a caller lets the callee ring by default.
+	RingTimeout = 30 * time.Second
+	// MediaTimeout is how long after the accept the media path may take to
+	// come up.
+	MediaTimeout = 15 * time.Second
+
+	helloTimeout = 10 * time.Second
+	writeTimeout = 5 * time.Second
+	apiTimeout   = 5 * time.Second
+	maxBackoff   = 10 * time.Second
+)
+
+// Answer modes.
+const (
+	AnswerAuto   = "auto"
+	AnswerAsk    = "ask"
+	AnswerReject = "reject"
+)
+
+// Options configure a [Phone].
+type Options struct {
+	// Client is the hosting node's terminal API. Required.
+	Client *client.Client
+	// Registration holds the identifiers and options to register; Key,
+	// Body and Sig are filled in and Keepalive is forced on. With RelayOnly
+	// it is also registered Private.
+	Registration share.Registration
+	// Key is the terminal's key, which signs its record and its DTLS
+	// fingerprints; nil: an ephemeral key is generated.
+	Key ed25519.PrivateKey
+	// Answer says how incoming calls are taken: AnswerAuto, AnswerAsk
+	// (Ask decides) or AnswerReject; "": AnswerReject.
+	Answer string
+	// Ask decides whether to take an incoming call in mode AnswerAsk; its
+	// context ends when the caller gives up. Nil rejects.
+	Ask func(ctx context.Context, inv Incoming) bool
+	// Play is an Ogg/Opus file played into each call, opened anew for each
+	// call; "": send no audio.
+	Play string
+	// RecordDir, if not "", receives each call's audio as
+	// <time>-<call>-<peer>.ogg.
+	RecordDir string
+	// RelayOnly is private mode: every call relays its media through TURN
+	// (the other side never learns this terminal's addresses), and the
+	// registration is Private.
+	RelayOnly bool
+	// KnownKeysFile remembers the callee keys of successful calls (see the
+	// package doc); "": remember nothing.
+	KnownKeysFile string
+	// OnEvent, if not nil, receives the events of the Phone and its calls,
+	// in order per call. It must not block for long, and must not call
+	// Call.Hangup.
+	OnEvent func(Event)
+	// SettingEngine is a test seam passed to call/media; nil: its defaults.
+	SettingEngine *webrtc.SettingEngine
+	// Logger receives the Phone's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Incoming describes an incoming call to Options.Ask.
+type Incoming struct {
+	Call string
+	From signal.Party
+}
+
+// Phone is a registered terminal with its WebSocket to the node. Its
+// methods are safe for concurrent use.
+type Phone struct {
+	o      Options
+	log    *slog.Logger
+	key    ed25519.PrivateKey
+	pub    ed25519.PublicKey
+	known  *knownKeys
+	wsURL  string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+
+	statusMu sync.Mutex // serialises status changes
+	busy     bool       // status busy was set (guarded by statusMu)
+
+	mu      sync.Mutex
+	ack     share.Ack
+	api     *client.Client // o.Client with the terminal's token
+	conn    *websocket.Conn
+	node    string             // from welcome
+	ice     []webrtc.ICEServer // from welcome
+	calls   map[string]*Call
+	closing bool
+}
+
+// Start registers the terminal, connects to the node's WebSocket and serves
+// until Close; see the package doc. ctx bounds the start only.
+func Start(ctx context.Context, o Options) (*Phone, error) {
+	if o.Client == nil {
+		return nil, errors.New("phone: Options.Client must be non-nil")
+	}
+	switch o.Answer {
+	case "":
+		o.Answer = AnswerReject
+	case AnswerAuto, AnswerAsk, AnswerReject:
+	default:
+		return nil, fmt.Errorf("phone: Options.Answer %q: want auto, ask or reject", o.Answer)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	key := o.Key
+	if key == nil {
+		var err error
+		if _, key, err = ed25519.GenerateKey(nil); err != nil {
+			return nil, fmt.Errorf("phone: generate key: %w", err)
+		}
+	}
+	wsURL, err := wsURLOf(o.Client.Base)
+	if err != nil {
+		return nil, err
+	}
+	known, err := loadKnownKeys(o.KnownKeysFile)
+	if err != nil {
+		return nil, err
+	}
+	o.Registration.Keepalive = true
+	if o.RelayOnly {
+		o.Registration.Private = true
+	}
+	api := *o.Client
+	p := &Phone{
+		o:     o,
+		log:   log,
+		key:   key,
+		pub:   key.Public().(ed25519.PublicKey),
+		known: known,
+		wsURL: wsURL,
+		api:   &api,
+		calls: map[string]*Call{},
+	}
+	if err := p.register(ctx); err != nil {
+		return nil, err
+	}
+	conn, err := p.connect(ctx)
+	if err != nil {
+		p.remove()
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.wg.Add(2)
+	go p.serve(sctx, conn)
+	go p.reregisterLoop(sctx)
+	p.emit(Event{Type: EventRegistered, Self: p.self()})
+	return p, nil
+}
+
+// wsURLOf turns the API base URL into the WebSocket URL.
+func wsURLOf(base string) (string, error) {
+	switch {
+	case strings.HasPrefix(base, "http://"):
+		return "ws://" + strings.TrimPrefix(base, "http://") + "/v1/ws", nil
+	case strings.HasPrefix(base, "https://"):
+		return "wss://" + strings.TrimPrefix(base, "https://") + "/v1/ws", nil
+	}
+	return "", fmt.Errorf("phone: node URL %q: want http:// or https://", base)
+}
+
+// Ack is the node's latest acknowledgement of the registration.
+func (p *Phone) Ack() share.Ack {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ack
+}
+
+// Key is the terminal's public key.
+func (p *Phone) Key() ed25519.PublicKey { return p.pub }
+
+// self is this terminal as a call party.
+func (p *Phone) self() *signal.Party {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return &signal.Party{
+		Node:        p.node,
+		Terminal:    p.ack.Terminal,
+		Identifiers: p.ack.Identifiers,
+		Key:         p.pub,
+		Private:     p.o.RelayOnly,
+	}
+}
+
+func (p *Phone) emit(e Event) {
+	if p.o.OnEvent == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	p.o.OnEvent(e)
+}
+
+// register prepares, signs and registers the terminal's record, keeping the
+// current status.
+func (p *Phone) register(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	reg := p.o.Registration
+	reg.Key = p.pub
+	if p.busy {
+		reg.Status = record.StatusBusy.String()
+	}
+	p.mu.Lock()
+	api := p.api
+	p.mu.Unlock()
+	body, err := api.Prepare(ctx, reg)
+	if err != nil {
+		return fmt.Errorf("phone: prepare registration: %w", err)
+	}
+	reg.Body = body
+	reg.Sig = ed25519.Sign(p.key, record.SigningBytes(body))
+	ack, err := api.Register(ctx, reg)
+	if err != nil {
+		return fmt.Errorf("phone: register: %w", err)
+	}
+	p.mu.Lock()
+	p.ack = ack
+	cp := *p.o.Client
+	cp.Token = ack.Token
+	p.api = &cp
+	p.mu.Unlock()
+	p.log.Info("Registered", "terminal", ack.Terminal, "expires", ack.ExpiresAt)
+	return nil
+}
+
+func (p *Phone) reregisterLoop(ctx context.Context) {
+	defer p.wg.Done()
+	t := time.NewTicker(ReregisterInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.register(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("Re-registration failed", "err", err)
+				p.emit(Event{Type: EventWarning, Reason: err.Error()})
+			}
+		}
+	}
+}
+
+// remove deletes the registration; errors are logged only.
+func (p *Phone) remove() {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	p.mu.Lock()
+	api, t := p.api, p.ack.Terminal
+	p.mu.Unlock()
+	if t == "" {
+		return
+	}
+	if err := api.Remove(ctx, t); err != nil {
+		p.log.Warn("Removing the registration failed", "terminal", t, "err", err)
+	}
+}
+
+// setStatus sets the terminal's status through the API.
+func (p *Phone) setBusy(busy bool) {
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	if p.busy == busy {
+		return
+	}
+	p.mu.Lock()
+	api, t := p.api, p.ack.Terminal
+	p.mu.Unlock()
+	st := record.StatusOnline
+	if busy {
+		st = record.StatusBusy
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	if _, err := api.SetStatus(ctx, t, st.String()); err != nil {
+		p.log.Warn("Setting the status failed", "status", st, "err", err)
+		return
+	}
+	p.busy = busy
+}
+
+// errHelloRefused is returned, wrapped, when the node answers hello with
+// an error: the registration is gone or the token is stale.
+var errHelloRefused = errors.New("node refused hello")
+
+// connect dials the WebSocket, says hello and waits for welcome.
+func (p *Phone) connect(ctx context.Context) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	defer cancel()
+	p.mu.Lock()
+	terminal, token := p.ack.Terminal, p.ack.Token
+	httpc := p.o.Client.HTTP
+	p.mu.Unlock()
+	conn, _, err := websocket.Dial(ctx, p.wsURL, &websocket.DialOptions{HTTPClient: httpc})
+	if err != nil {
+		return nil, fmt.Errorf("phone: %w: %v", ErrNotConnected, err)
+	}
+	conn.SetReadLimit(signal.MaxSize)
+	fail := func(err error) (*websocket.Conn, error) {
+		conn.CloseNow()
+		return nil, err
+	}
+	if err := wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeHello, Terminal: terminal, Token: token}); err != nil {
+		return fail(fmt.Errorf("phone: hello: %w: %v", ErrNotConnected, err))
+	}
+	for {
+		var m signal.Msg
+		if err := wsjson.Read(ctx, conn, &m); err != nil {
+			return fail(fmt.Errorf("phone: waiting for welcome: %w: %v", ErrNotConnected, err))
+		}
+		switch m.Type {
+		case signal.TypeWelcome:
+			p.mu.Lock()
+			p.node, p.ice = m.Node, m.ICEServers
+			p.mu.Unlock()
+			p.log.Debug("Welcome", "node", m.Node, "ice_servers", len(m.ICEServers))
+			return conn, nil
+		case signal.TypeError:
+			return fail(fmt.Errorf("phone: %w: %s", errHelloRefused, m.Reason))
+		}
+	}
+}
+
+// serve runs the WebSocket session and reconnects when it drops.
+func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
+	defer p.wg.Done()
+	for {
+		err := p.session(ctx, conn)
+		conn.CloseNow()
+		p.mu.Lock()
+		closing := p.closing
+		p.mu.Unlock()
+		if ctx.Err() != nil || closing {
+			return
+		}
+		p.log.Warn("Node connection lost", "err", err)
+		p.emit(Event{Type: EventWarning, Reason: "connection to the node lost; reconnecting"})
+		p.endCalls("node")
+		backoff := 250 * time.Millisecond
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, maxBackoff)
+			c, err := p.connect(ctx)
+			if err == nil {
+				conn = c
+				break
+			}
+			p.log.Debug("Reconnect failed", "err", err)
+			if errors.Is(err, errHelloRefused) {
+				if err := p.register(ctx); err != nil {
+					p.log.Debug("Re-registration failed", "err", err)
+				}
+			}
+		}
+		p.log.Info("Node connection restored")
+		p.emit(Event{Type: EventRegistered, Self: p.self()})
+	}
+}
+
+// session reads and dispatches messages and pings until the connection
+// fails or ctx ends.
+func (p *Phone) session(ctx context.Context, conn *websocket.Conn) error {
+	p.mu.Lock()
+	p.conn = conn
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		if p.conn == conn {
+			p.conn = nil
+		}
+		p.mu.Unlock()
+	}()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	last := time.Now()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // pinger
+		defer wg.Done()
+		t := time.NewTicker(PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			mu.Lock()
+			silent := time.Since(last)
+			mu.Unlock()
+			if silent > 3*PingInterval {
+				p.log.Warn("Node silent, dropping the connection", "silent", silent)
+				conn.CloseNow()
+				return
+			}
+			if err := p.writeConn(sctx, conn, signal.Msg{Type: signal.TypePing}); err != nil {
+				conn.CloseNow()
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer cancel()
+	for {
+		var m signal.Msg
+		if err := wsjson.Read(sctx, conn, &m); err != nil {
+			return err
+		}
+		mu.Lock()
+		last = time.Now()
+		mu.Unlock()
+		p.dispatch(ctx, conn, m)
+	}
+}
+
+func (p *Phone) writeConn(ctx context.Context, conn *websocket.Conn, m signal.Msg) error {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return wsjson.Write(ctx, conn, m)
+}
+
+// send writes a message on the current WebSocket.
+func (p *Phone) send(m signal.Msg) error {
+	p.mu.Lock()
+	conn := p.conn
+	p.mu.Unlock()
+	if conn == nil {
+		return ErrNotConnected
+	}
+	if err := p.writeConn(context.Background(), conn, m); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotConnected, err)
+	}
+	return nil
+}
+
+// dispatch handles one message from the node, in the read loop.
+func (p *Phone) dispatch(ctx context.Context, conn *websocket.Conn, m signal.Msg) {
+	switch m.Type {
+	case signal.TypePing:
+		if err := p.writeConn(ctx, conn, signal.Msg{Type: signal.TypePong}); err != nil {
+			p.log.Debug("Pong failed", "err", err)
+		}
+		return
+	case signal.TypePong, signal.TypeWelcome:
+		return
+	case signal.TypeInvite:
+		p.onInvite(ctx, m)
+		return
+	}
+	if m.Call == "" {
+		if m.Type == signal.TypeError {
+			p.log.Warn("Node refused a message", "reason", m.Reason)
+		}
+		return
+	}
+	p.mu.Lock()
+	c := p.calls[m.Call]
+	p.mu.Unlock()
+	if c == nil {
+		p.log.Debug("Message for an unknown call", "type", m.Type, "call", m.Call)
+		return
+	}
+	c.deliver(m)
+}
+
+// onInvite takes an incoming call: busy when in a call, else a new Call
+// that rings and answers in its own goroutine.
+func (p *Phone) onInvite(ctx context.Context, m signal.Msg) {
+	at := time.Now()
+	if m.Call == "" || m.From == nil || m.Desc == nil {
+		p.log.Warn("Malformed invite", "call", m.Call)
+		if m.Call != "" {
+			p.send(signal.Msg{Type: signal.TypeReject, Call: m.Call, Reason: "malformed invite"})
+		}
+		return
+	}
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		p.send(signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "closing"})
+		return
+	}
+	if _, dup := p.calls[m.Call]; dup {
+		p.mu.Unlock()
+		return
+	}
+	if len(p.calls) > 0 {
+		p.mu.Unlock()
+		p.log.Info("Busy", "call", m.Call)
+		p.send(signal.Msg{Type: signal.TypeBusy, Call: m.Call})
+		return
+	}
+	c := newCall(p, m.Call, false, *m.From)
+	c.start = at
+	p.calls[m.Call] = c
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		c.answer(ctx, m)
+	}()
+}
+
+// endCalls hangs up every call without waiting.
+func (p *Phone) endCalls(reason string) []*Call {
+	p.mu.Lock()
+	calls := make([]*Call, 0, len(p.calls))
+	for _, c := range p.calls {
+		calls = append(calls, c)
+	}
+	p.mu.Unlock()
+	for _, c := range calls {
+		c.requestHangup(reason)
+	}
+	return calls
+}
+
+// Close hangs up all calls, closes the WebSocket, removes the registration
+// and waits for the Phone's goroutines. Only the first call does anything.
+func (p *Phone) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closing = true
+		p.mu.Unlock()
+		for _, c := range p.endCalls("hangup") {
+			<-c.Done()
+		}
+		p.mu.Lock()
+		conn := p.conn
+		p.mu.Unlock()
+		if conn != nil {
+			conn.Close(websocket.StatusNormalClosure, "bye")
+		}
+		p.cancel()
+		p.wg.Wait()
+		p.remove()
+	})
+	return p.closeErr
+}
+
+// newCallID is a fresh 128-bit call ID in hex.
+func newCallID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// iceConfig is the welcome's ICE servers.
+func (p *Phone) iceConfig() []webrtc.ICEServer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ice
+}

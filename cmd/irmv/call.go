@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/irmv/irmv/call/phone"
+	callsignal "github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/search"
+	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/share/record"
+	"github.com/urfave/cli/v2"
+)
+
+func callCommand() *cli.Command {
+	flags := append(identifierFlags(),
+		&cli.StringFlag{Name: "play", Usage: "Ogg/Opus `FILE` to play into the call (default: send no audio)", EnvVars: []string{"IRMV_PLAY"}},
+		&cli.StringFlag{Name: "record", Usage: "Ogg/Opus `FILE` to record the call into", EnvVars: []string{"IRMV_RECORD"}},
+		&cli.DurationFlag{Name: "hangup-after", Usage: "hang up this long after the call connected (0: stay until Ctrl-C or the other side hangs up)", EnvVars: []string{"IRMV_HANGUP_AFTER"}},
+		&cli.DurationFlag{Name: "timeout", Usage: "how long the lookup may take", Value: 5 * time.Second, EnvVars: []string{"IRMV_TIMEOUT"}},
+		&cli.DurationFlag{Name: "ring-timeout", Usage: "how long the callee may ring", Value: phone.RingTimeout, EnvVars: []string{"IRMV_RING_TIMEOUT"}},
+		&cli.StringFlag{Name: "relay", Usage: "auto (direct where possible) or always (media through TURN; hides this address)", Value: "auto", EnvVars: []string{"IRMV_RELAY"}},
+		&cli.StringFlag{Name: "key", Usage: "Ed25519 key (PEM) to call with (default: a fresh one for this call)", EnvVars: []string{"IRMV_KEY"}},
+		&cli.StringFlag{Name: "known-keys", Usage: "JSON file of callee keys to check (\"\": don't remember)", Value: defaultKeyFile("known_keys.json"), EnvVars: []string{"IRMV_KNOWN_KEYS"}},
+		nodeFlag,
+		jsonFlag,
+		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (logs go to stderr)", Value: "warn", EnvVars: []string{"IRMV_LOG_LEVEL"}},
+	)
+	return &cli.Command{
+		Name:      "call",
+		Usage:     "look a terminal up and call it",
+		ArgsUsage: "IDENTIFIER",
+		Description: `Registers a transient terminal (uid irmv-call-<random> unless identifier flags
+are given), looks IDENTIFIER up through the node, calls the first result that is
+online or idle, plays --play and records --record. Progress goes to stderr;
+with --json one event per line goes to stdout (searching, found, ringing,
+connected with setup_ms, quality, route, ended). Ctrl-C hangs up.
+Exit status: 0 the call connected and ended, 1 not found, 2 error, 3 busy,
+4 rejected, 5 no answer or unavailable, 6 failed.`,
+		Flags:  flags,
+		Action: runCall,
+	}
+}
+
+// errStopSearch ends a search once a callable result is in.
+var errStopSearch = errors.New("found")
+
+// interspersedArgs applies flags that follow the first argument (urfave/cli
+// v2 stops parsing at it: `irmv call bob --play f.ogg`) and returns the
+// arguments left. "--" ends the flags.
+func interspersedArgs(c *cli.Context) ([]string, error) {
+	isBool := func(name string) (known, boolean bool) {
+		for _, f := range c.Command.Flags {
+			for _, n := range f.Names() {
+				if n == name {
+					_, b := f.(*cli.BoolFlag)
+					return true, b
+				}
+			}
+		}
+		return false, false
+	}
+	a := c.Args().Slice()
+	var args []string
+	for i := 0; i < len(a); i++ {
+		s := a[i]
+		if s == "--" {
+			return append(args, a[i+1:]...), nil
+		}
+		if len(s) < 2 || s[0] != '-' {
+			args = append(args, s)
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(s, "-"), "=")
+		known, boolean := isBool(name)
+		if !known {
+			return nil, fmt.Errorf("flag provided but not defined: -%s", name)
+		}
+		if !hasVal {
+			if boolean {
+				val = "true"
+			} else if i+1 < len(a) {
+				i++
+				val = a[i]
+			} else {
+				return nil, fmt.Errorf("flag needs an argument: -%s", name)
+			}
+		}
+		if err := c.Set(name, val); err != nil {
+			return nil, fmt.Errorf("invalid value %q for flag -%s: %v", val, name, err)
+		}
+	}
+	return args, nil
+}
+
+func runCall(c *cli.Context) error {
+	args, err := interspersedArgs(c)
+	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	switch len(args) {
+	case 0:
+		return cli.Exit("call what? give an identifier: a name, phone number, uid or IP address", exitError)
+	case 1:
+	default:
+		return cli.Exit("conference calls (several identifiers) are not supported yet", exitError)
+	}
+	target := args[0]
+	relayOnly := false
+	switch c.String("relay") {
+	case "auto":
+	case "always":
+		relayOnly = true
+	default:
+		return cli.Exit(fmt.Sprintf("--relay %q: want auto or always", c.String("relay")), exitError)
+	}
+	if f := c.String("play"); f != "" {
+		if _, err := os.Stat(f); err != nil {
+			return cli.Exit(fmt.Sprintf("--play: %v", err), exitError)
+		}
+	}
+	reg := share.Registration{Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip")}
+	if reg.Name == "" && reg.Phone == "" && reg.UID == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		reg.UID = "irmv-call-" + hex.EncodeToString(b[:])
+	}
+	log, err := phoneLogger(c)
+	if err != nil {
+		return err
+	}
+	var key []byte
+	if path := c.String("key"); path != "" {
+		if key, err = loadOrCreateKey(path); err != nil {
+			return cli.Exit(err.Error(), exitError)
+		}
+	}
+	cl, err := client.New(c.String("node"), "")
+	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	ctx, stop := signalContext(c.Context)
+	defer stop()
+
+	jsonOut := c.Bool("json")
+	pr := &eventPrinter{json: jsonOut, out: c.App.Writer, text: eventText, tw: c.App.ErrWriter}
+	p, err := phone.Start(ctx, phone.Options{
+		Client:        cl,
+		Registration:  reg,
+		Key:           key,
+		Answer:        phone.AnswerReject,
+		KnownKeysFile: c.String("known-keys"),
+		OnEvent: func(e phone.Event) {
+			if e.Type != phone.EventRegistered {
+				pr.print(e)
+			}
+		},
+		Logger: log,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return cli.Exit("cancelled", exitError)
+		}
+		return cli.Exit(err.Error(), exitError)
+	}
+	defer p.Close()
+	self := p.Ack()
+
+	// Look the callee up.
+	pr.print(phone.Event{Type: phone.EventSearching, Text: target})
+	var found *search.Result
+	var busy, offline bool
+	sctx, cancel := context.WithTimeout(ctx, c.Duration("timeout")+time.Second)
+	err = cl.Search(sctx, search.Query{Text: target, Timeout: c.Duration("timeout")}, func(r search.Result) error {
+		if r.Terminal == self.Terminal {
+			return nil // ourselves, when an identifier flag matches
+		}
+		switch {
+		case r.Status.Callable():
+			found = &r
+			return errStopSearch
+		case r.Status == record.StatusBusy:
+			busy = true
+		default:
+			offline = true
+		}
+		return nil
+	})
+	cancel()
+	if err != nil && !errors.Is(err, errStopSearch) && !errors.Is(err, context.DeadlineExceeded) {
+		if ctx.Err() != nil {
+			return cli.Exit("cancelled", exitError)
+		}
+		return apiExit(err)
+	}
+	if found == nil {
+		switch {
+		case busy:
+			pr.print(phone.Event{Type: phone.EventEnded, Reason: "busy"})
+			return cli.Exit(target+" is busy", exitBusy)
+		case offline:
+			pr.print(phone.Event{Type: phone.EventEnded, Reason: "unavailable"})
+			return cli.Exit(target+" is offline", exitNoAnswer)
+		}
+		pr.print(phone.Event{Type: phone.EventEnded, Reason: "not found"})
+		return cli.Exit(target+": not found", exitNotFound)
+	}
+	pr.print(phone.Event{Type: phone.EventFound, Peer: &callsignal.Party{
+		Node: found.Node, Terminal: found.Terminal, Identifiers: found.Identifiers, Key: found.Key, Private: found.Private,
+	}})
+
+	call, err := p.Call(ctx, *found, phone.CallOptions{
+		Play:        c.String("play"),
+		Record:      c.String("record"),
+		HangupAfter: c.Duration("hangup-after"),
+		RelayOnly:   relayOnly,
+		RingTimeout: c.Duration("ring-timeout"),
+	})
+	if err != nil {
+		return cli.Exit(err.Error(), callExitCode(err))
+	}
+	select {
+	case <-call.Done():
+	case <-ctx.Done():
+		call.Hangup()
+	}
+	return nil
+}
+
+// callExitCode maps a call error to the exit status.
+func callExitCode(err error) int {
+	switch {
+	case errors.Is(err, phone.ErrBusy):
+		return exitBusy
+	case errors.Is(err, phone.ErrRejected):
+		return exitRejected
+	case errors.Is(err, phone.ErrNoAnswer), errors.Is(err, phone.ErrUnavailable),
+		errors.Is(err, context.Canceled):
+		return exitNoAnswer
+	}
+	return exitFailed
+}

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/irmv/irmv/call/phone"
+	callsignal "github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/internal/logging"
+	"github.com/irmv/irmv/share"
+	"github.com/urfave/cli/v2"
+)
+
+func phoneCommand() *cli.Command {
+	flags := append(identifierFlags(),
+		&cli.StringFlag{Name: "answer", Usage: "how to take incoming calls: ask (prompt on the terminal), auto (at once) or reject", Value: phone.AnswerAsk, EnvVars: []string{"IRMV_ANSWER"}},
+		&cli.StringFlag{Name: "play", Usage: "Ogg/Opus `FILE` to play into each call (default: send no audio)", EnvVars: []string{"IRMV_PLAY"}},
+		&cli.StringFlag{Name: "record", Usage: "`DIR` to record each call into (<time>-<call>-<peer>.ogg)", EnvVars: []string{"IRMV_RECORD"}},
+		&cli.BoolFlag{Name: "private", Usage: "keep this terminal's address out of its record and relay all media through TURN", EnvVars: []string{"IRMV_PRIVATE"}},
+		&cli.StringFlag{Name: "key", Usage: "the terminal's Ed25519 key (PEM, created 0600 if missing)", Value: defaultKeyFile("phone.key"), EnvVars: []string{"IRMV_KEY"}},
+		nodeFlag,
+		jsonFlag,
+		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (logs go to stderr)", Value: "warn", EnvVars: []string{"IRMV_LOG_LEVEL"}},
+	)
+	return &cli.Command{
+		Name:  "phone",
+		Usage: "be a terminal: register, stay registered, ring and answer calls",
+		Description: `Registers this terminal with its node (the record signed by --key), stays
+registered while it runs, rings on incoming calls and answers them: --answer ask
+prompts on the terminal, auto answers at once, reject declines. Each call plays
+--play and is recorded under --record. Ctrl-C removes the registration.
+With --json it prints one event per line on stdout.`,
+		Flags:  flags,
+		Action: runPhone,
+	}
+}
+
+// defaultKeyFile is <user config dir>/irmv/<name>.
+func defaultKeyFile(name string) string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return filepath.Join("irmv", name)
+	}
+	return filepath.Join(dir, "irmv", name)
+}
+
+// loadOrCreateKey reads an Ed25519 key (PKCS #8 PEM) or creates one, 0600.
+func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, key, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("key %s: %w", path, err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", path, err)
+		}
+		werr := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		if err := errors.Join(werr, f.Close()); err != nil {
+			return nil, fmt.Errorf("key %s: %w", path, err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("key %s: not a PEM PRIVATE KEY", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("key %s: not an Ed25519 key", path)
+	}
+	return key, nil
+}
+
+// phoneLogger is the logger of phone and call: text on stderr.
+func phoneLogger(c *cli.Context) (*slog.Logger, error) {
+	log, err := logging.New(c.App.ErrWriter, c.String("log-level"), "text")
+	if err != nil {
+		return nil, cli.Exit(err.Error(), exitError)
+	}
+	return log, nil
+}
+
+// signalContext ends on Ctrl-C or SIGTERM.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}
+
+// eventPrinter prints events: JSON lines on out, or text via text.
+type eventPrinter struct {
+	mu   sync.Mutex
+	json bool
+	out  io.Writer
+	text func(w io.Writer, e phone.Event)
+	tw   io.Writer
+}
+
+func (p *eventPrinter) print(e phone.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.json {
+		json.NewEncoder(p.out).Encode(e)
+		return
+	}
+	if p.text != nil {
+		p.text(p.tw, e)
+	}
+}
+
+// partyName names a call party for people: name and phone, else what it has.
+func partyName(pt *callsignal.Party) string {
+	if pt == nil {
+		return "?"
+	}
+	ids := pt.Identifiers
+	var parts []string
+	if ids.Name != "" {
+		parts = append(parts, ids.Name)
+	}
+	if ids.Phone != "" {
+		parts = append(parts, ids.Phone)
+	}
+	if len(parts) == 0 && ids.UID != "" {
+		parts = append(parts, ids.UID)
+	}
+	if len(parts) == 0 {
+		return pt.Terminal
+	}
+	return strings.Join(parts, " ")
+}
+
+// eventText is the human form of an event, one line.
+func eventText(w io.Writer, e phone.Event) {
+	switch e.Type {
+	case phone.EventSearching:
+		fmt.Fprintf(w, "searching for %s…\n", e.Text)
+	case phone.EventFound:
+		fmt.Fprintf(w, "found %s on node %s\n", partyName(e.Peer), shortID(e.Peer.Node))
+	case phone.EventRinging:
+		fmt.Fprintln(w, "ringing…")
+	case phone.EventIncoming:
+		fmt.Fprintf(w, "\aincoming call from %s\n", partyName(e.Peer))
+	case phone.EventConnected:
+		fmt.Fprintf(w, "connected with %s (%s, %.0f ms setup)\n", partyName(e.Peer), e.Route, e.SetupMS)
+	case phone.EventQuality:
+		fmt.Fprintf(w, "  loss %.1f%%  jitter %.1f ms  rtt %.1f ms  %s\n", e.Loss*100, e.JitterMS, e.RTTMS, e.Route)
+	case phone.EventRoute:
+		fmt.Fprintf(w, "route now %s\n", e.Route)
+	case phone.EventText:
+		fmt.Fprintf(w, "text: %s\n", e.Text)
+	case phone.EventWarning:
+		fmt.Fprintf(w, "warning: %s\n", e.Reason)
+	case phone.EventEnded:
+		fmt.Fprintf(w, "ended (%s)", e.Reason)
+		if e.Record != "" {
+			fmt.Fprintf(w, ", recorded to %s", e.Record)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// stdinLines reads stdin lines for the answer prompt; closed at EOF.
+func stdinLines(r io.Reader) <-chan string {
+	ch := make(chan string)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	return ch
+}
+
+func runPhone(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return cli.Exit(fmt.Sprintf("phone takes no arguments (got %q)", c.Args().First()), exitError)
+	}
+	reg := share.Registration{Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip")}
+	if reg.Name == "" && reg.Phone == "" && reg.UID == "" {
+		return cli.Exit("give at least one of --name, --phone or --uid", exitError)
+	}
+	answer := c.String("answer")
+	switch answer {
+	case phone.AnswerAsk, phone.AnswerAuto, phone.AnswerReject:
+	default:
+		return cli.Exit(fmt.Sprintf("--answer %q: want ask, auto or reject", answer), exitError)
+	}
+	if f := c.String("play"); f != "" {
+		if _, err := os.Stat(f); err != nil {
+			return cli.Exit(fmt.Sprintf("--play: %v", err), exitError)
+		}
+	}
+	log, err := phoneLogger(c)
+	if err != nil {
+		return err
+	}
+	key, err := loadOrCreateKey(c.String("key"))
+	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	cl, err := client.New(c.String("node"), "")
+	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	ctx, stop := signalContext(c.Context)
+	defer stop()
+
+	jsonOut := c.Bool("json")
+	pr := &eventPrinter{json: jsonOut, out: c.App.Writer, text: eventText, tw: c.App.Writer}
+	var lines <-chan string
+	var linesOnce sync.Once
+	ask := func(ctx context.Context, inv phone.Incoming) bool {
+		linesOnce.Do(func() { lines = stdinLines(os.Stdin) })
+		pr.mu.Lock()
+		fmt.Fprintf(c.App.ErrWriter, "Incoming call from %s — answer? [y/N] ", partyName(&inv.From))
+		pr.mu.Unlock()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return false
+			}
+			l = strings.ToLower(strings.TrimSpace(l))
+			return l == "y" || l == "yes"
+		case <-ctx.Done():
+			fmt.Fprintln(c.App.ErrWriter, "(caller gave up)")
+			return false
+		}
+	}
+	p, err := phone.Start(ctx, phone.Options{
+		Client:       cl,
+		Registration: reg,
+		Key:          key,
+		Answer:       answer,
+		Ask:          ask,
+		Play:         c.String("play"),
+		RecordDir:    c.String("record"),
+		RelayOnly:    c.Bool("private"),
+		OnEvent: func(e phone.Event) {
+			if e.Type != phone.EventRegistered || jsonOut {
+				pr.print(e)
+			}
+		},
+		Logger: log,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return cli.Exit(err.Error(), exitError)
+	}
+	if !jsonOut {
+		ack := p.Ack()
+		w := c.App.Writer
+		pr.mu.Lock()
+		fmt.Fprintf(w, "registered %s (expires %s)\n", ack.Terminal, ack.ExpiresAt.Local().Format(time.RFC3339))
+		printIdentifiers(w, ack.Identifiers.Name, ack.Identifiers.Phone, ack.Identifiers.UID, ack.Identifiers.IP)
+		fmt.Fprintf(w, "  status   %s, record signed by %s\n", ack.Status, ack.Signer)
+		fmt.Fprintf(w, "waiting for calls (answer: %s); Ctrl-C to quit\n", answer)
+		pr.mu.Unlock()
+	}
+	<-ctx.Done()
+	if err := p.Close(); err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/irmv/irmv/share"
+	"github.com/urfave/cli/v2"
+)
+
+func shareCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "share",
+		Usage: "register, list, remove and set the status of the terminals a node hosts",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "register a terminal and print the node's acknowledgement",
+				ArgsUsage: " ",
+				Description: `Registers a terminal with the node, which publishes its identifiers into the
+directory. At least one of --name, --phone or --uid is needed. The terminal
+stays registered for --ttl unless refreshed; phones (irmv phone) refresh
+themselves, hooks re-register on each DHCP renewal.`,
+				Flags: append(identifierFlags(),
+					&cli.StringFlag{Name: "address", Usage: "current address if it differs from --ip (default: --ip, else the source address)", EnvVars: []string{"IRMV_ADDRESS"}},
+					&cli.StringFlag{Name: "status", Usage: "online, idle, busy or offline", Value: "online", EnvVars: []string{"IRMV_STATUS"}},
+					&cli.DurationFlag{Name: "ttl", Usage: "lifetime without refresh (10s to 168h; 0: the node's default)", EnvVars: []string{"IRMV_TTL"}},
+					&cli.BoolFlag{Name: "private", Usage: "hide the address from searches (calls are always relayed)", EnvVars: []string{"IRMV_PRIVATE"}},
+					nodeFlag, tokenFlag, jsonFlag),
+				Action: shareAdd,
+			},
+			{
+				Name:   "list",
+				Usage:  "list the terminals the node hosts",
+				Flags:  []cli.Flag{nodeFlag, tokenFlag, jsonFlag},
+				Action: shareList,
+			},
+			{
+				Name:      "remove",
+				Usage:     "remove a terminal",
+				ArgsUsage: "TERMINAL",
+				Flags:     []cli.Flag{nodeFlag, tokenFlag, jsonFlag},
+				Action:    shareRemove,
+			},
+			{
+				Name:      "status",
+				Usage:     "set a terminal's status",
+				ArgsUsage: "TERMINAL online|idle|busy|offline",
+				Flags:     []cli.Flag{nodeFlag, tokenFlag, jsonFlag},
+				Action:    shareStatus,
+			},
+		},
+	}
+}
+
+func shareAdd(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return cli.Exit(fmt.Sprintf("share add takes no arguments (got %q): use --name, --phone, --uid, --ip", c.Args().First()), exitError)
+	}
+	ttl := c.Duration("ttl")
+	if ttl%time.Second != 0 {
+		return cli.Exit("--ttl must be whole seconds", exitError)
+	}
+	reg := share.Registration{
+		Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip"),
+		Address: c.String("address"), Status: c.String("status"), Private: c.Bool("private"),
+		TTL: int(ttl / time.Second),
+	}
+	if reg.Name == "" && reg.Phone == "" && reg.UID == "" {
+		return cli.Exit("give at least one of --name, --phone or --uid", exitError)
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	ack, err := cl.Register(c.Context, reg)
+	if err != nil {
+		return apiExit(err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, ack)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "registered %s (expires %s)\n", ack.Terminal, ack.ExpiresAt.Local().Format(time.RFC3339))
+	printIdentifiers(w, ack.Identifiers.Name, ack.Identifiers.Phone, ack.Identifiers.UID, ack.Identifiers.IP)
+	if len(ack.NameTokens) > 0 {
+		fmt.Fprintf(w, "  keywords %s\n", strings.Join(ack.NameTokens, ", "))
+	}
+	fmt.Fprintf(w, "  status   %s, record signed by %s\n", ack.Status, ack.Signer)
+	fmt.Fprintf(w, "  token    %s\n", ack.Token)
+	return nil
+}
+
+func printIdentifiers(w interface{ Write([]byte) (int, error) }, name, phone, uid, ip string) {
+	for _, kv := range [][2]string{{"name", name}, {"phone", phone}, {"uid", uid}, {"ip", ip}} {
+		if kv[1] != "" {
+			fmt.Fprintf(w, "  %-8s %s\n", kv[0], kv[1])
+		}
+	}
+}
+
+func shareList(c *cli.Context) error {
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	ts, err := cl.List(c.Context)
+	if err != nil {
+		return apiExit(err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, map[string]any{"terminals": ts})
+	}
+	if len(ts) == 0 {
+		fmt.Fprintln(c.App.ErrWriter, "no terminals")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TERMINAL\tNAME\tPHONE\tUID\tADDRESS\tSTATUS\tEXPIRES")
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Terminal, dash(t.Identifiers.Name), dash(t.Identifiers.Phone),
+			dash(t.Identifiers.UID), dash(t.Address), t.Status, time.Until(t.ExpiresAt).Round(time.Second))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shareRemove(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return cli.Exit("usage: irmv share remove TERMINAL", exitError)
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	t := c.Args().First()
+	if err := cl.Remove(c.Context, t); err != nil {
+		return apiExit(err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, map[string]string{"removed": t})
+	}
+	fmt.Fprintf(c.App.Writer, "removed %s\n", t)
+	return nil
+}
+
+func shareStatus(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return cli.Exit("usage: irmv share status TERMINAL online|idle|busy|offline", exitError)
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	ack, err := cl.SetStatus(c.Context, c.Args().Get(0), c.Args().Get(1))
+	if err != nil {
+		return apiExit(err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, ack)
+	}
+	fmt.Fprintf(c.App.Writer, "%s is %s\n", ack.Terminal, ack.Status)
+	return nil
+}

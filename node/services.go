@@ -42,6 +42,7 @@ func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
 		return err
 	}
 	n.pub = search.NewPublisher(n.dht, n.opts.RepublishInterval, n.reg, n.log)
+	n.pub.SetReady(func() bool { return n.dht.RoutingTable().Size() > 0 })
 	n.share, err = share.Open(share.Options{
 		Path:       filepath.Join(n.opts.DataDir, registryFile),
 		NodeKey:    key,

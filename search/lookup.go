@@ -70,6 +70,8 @@ type lookupServer struct {
 
 	mu       sync.Mutex
 	limiters map[peer.ID]*rate.Limiter
+	rate     rate.Limit
+	burst    int
 }
 
 const (
@@ -85,7 +87,7 @@ func (s *lookupServer) allow(p peer.ID) bool {
 		if len(s.limiters) > 10000 {
 			clear(s.limiters) // bounded: forgetting buckets only forgives
 		}
-		l = rate.NewLimiter(lookupRate, lookupBurst)
+		l = rate.NewLimiter(s.rate, s.burst)
 		s.limiters[p] = l
 	}
 	return l.Allow()

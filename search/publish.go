@@ -30,6 +30,7 @@ type Publisher struct {
 	provides *prometheus.CounterVec
 
 	mu      sync.Mutex
+	ready   func() bool
 	ids     map[string]ident.ID // by Key
 	pending map[string]ident.ID
 	wake    chan struct{}
@@ -63,6 +64,14 @@ func NewPublisher(r Router, interval time.Duration, reg prometheus.Registerer, l
 		p.loop(ctx)
 	}()
 	return p
+}
+
+// SetReady makes the publisher hold announcements while ready reports
+// false (an empty routing table: a Provide would only fail, at a cost).
+func (p *Publisher) SetReady(ready func() bool) {
+	p.mu.Lock()
+	p.ready = ready
+	p.mu.Unlock()
 }
 
 // Publish starts announcing ids.
@@ -134,29 +143,38 @@ func (p *Publisher) loop(ctx context.Context) {
 			}
 			p.mu.Unlock()
 		}
-		if failed := p.providePending(ctx); failed > 0 {
+		switch failed, held := p.providePending(ctx); {
+		case held:
+			// Not ready: checking is cheap, and the first peer should
+			// see our identifiers soon after it arrives.
+			retry.Reset(250 * time.Millisecond)
+		case failed > 0:
 			retry.Reset(backoff)
 			backoff = min(backoff*2, 30*time.Second)
-		} else {
+		default:
 			backoff = 250 * time.Millisecond
 		}
 	}
 }
 
 // providePending announces every pending identifier, a few at a time, and
-// returns how many failed.
-func (p *Publisher) providePending(ctx context.Context) int {
+// returns how many failed, or held when it is not ready to announce.
+func (p *Publisher) providePending(ctx context.Context) (failed int, held bool) {
 	p.mu.Lock()
+	if p.ready != nil && !p.ready() {
+		n := len(p.pending)
+		p.mu.Unlock()
+		return 0, n > 0
+	}
 	batch := make([]ident.ID, 0, len(p.pending))
 	for _, id := range p.pending {
 		batch = append(batch, id)
 	}
 	p.mu.Unlock()
 	var (
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, 8)
-		mu     sync.Mutex
-		failed int
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 8)
+		mu  sync.Mutex
 	)
 	for _, id := range batch {
 		if ctx.Err() != nil {
@@ -186,5 +204,5 @@ func (p *Publisher) providePending(ctx context.Context) int {
 		}()
 	}
 	wg.Wait()
-	return failed
+	return failed, false
 }

@@ -42,7 +42,19 @@ func fiveNodes(t *testing.T) ([]*node.Node, share.Ack) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, "identifiers announced", func() bool { return last.Publisher().Pending() == 0 })
+	// Provide returns before the remote nodes have stored the record:
+	// wait for the effect, a DHT lookup that finds it.
+	nodetest.WaitFor(t, "identifiers announced", func() bool {
+		ch, err := nodes[0].Search().Search(context.Background(), search.Query{Text: "uid:desk-42", Via: search.ViaDHT, Limit: 1, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range ch {
+			n++
+		}
+		return n > 0
+	})
 	return nodes, ack
 }
 

@@ -69,9 +69,18 @@ func New(o Options) (*Service, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Service{o: o, m: newMetrics(o.Registerer)}
-	s.srv = &lookupServer{host: o.Host, match: o.Matcher, log: o.Logger, metrics: s.m, limiters: map[peer.ID]*rate.Limiter{}}
+	s.srv = &lookupServer{host: o.Host, match: o.Matcher, log: o.Logger, metrics: s.m, limiters: map[peer.ID]*rate.Limiter{}, rate: lookupRate, burst: lookupBurst}
 	o.Host.SetStreamHandler(LookupProtocol, s.srv.handle)
 	return s, nil
+}
+
+// SetLookupRate sets how many lookup requests each peer may make a second
+// (default 100, burst 200); rate.Inf lifts the limit.
+func (s *Service) SetLookupRate(r rate.Limit, burst int) {
+	s.srv.mu.Lock()
+	defer s.srv.mu.Unlock()
+	s.srv.rate, s.srv.burst = r, burst
+	clear(s.srv.limiters)
 }
 
 // Close stops answering lookups.

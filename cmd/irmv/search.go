@@ -33,10 +33,14 @@ Exit status: 0 found, 1 nothing found, 2 error.`,
 }
 
 func runSearch(c *cli.Context) error {
-	if c.NArg() == 0 {
+	args, err := interspersedArgs(c)
+	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	if len(args) == 0 {
 		return cli.Exit("usage: irmv search QUERY", exitError)
 	}
-	q := search.Query{Text: strings.Join(c.Args().Slice(), " "), Via: c.String("via"), Limit: c.Int("limit"), Timeout: c.Duration("timeout")}
+	q := search.Query{Text: strings.Join(args, " "), Via: c.String("via"), Limit: c.Int("limit"), Timeout: c.Duration("timeout")}
 	cl, err := newClient(c)
 	if err != nil {
 		return err

@@ -4,12 +4,17 @@
 package nodetest
 
 import (
+	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/irmv/irmv/node"
 )
+
+// quiet logs warnings and errors only: test output stays readable.
+var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 // Options returns node options for a test node in its own temp dir,
 // listening on loopback ports chosen by the kernel.
@@ -20,6 +25,7 @@ func Options(t testing.TB) node.Options {
 		API:     "127.0.0.1:0",
 		Region:  "DE",
 		TURN:    "127.0.0.1:0",
+		Logger:  quiet,
 		MDNS:    false,
 	}
 }
@@ -48,7 +54,12 @@ func Chain(t testing.TB, count int, mut func(i int, o *node.Options)) []*node.No
 		if mut != nil {
 			mut(i, &o)
 		}
-		nodes = append(nodes, Start(t, o))
+		n := Start(t, o)
+		if i > 0 && len(o.Bootstrap) > 0 {
+			// Joined means the bootstrap peer is in the routing table.
+			WaitFor(t, "node joined", func() bool { return n.DHT().RoutingTable().Size() > 0 })
+		}
+		nodes = append(nodes, n)
 	}
 	return nodes
 }

@@ -172,6 +172,10 @@ func check(m *signal.Msg) error {
 		if m.Candidate == nil {
 			return errors.New("candidate message without a candidate")
 		}
+	case signal.TypeUpdate:
+		if m.Desc == nil || (m.Desc.Type != "offer" && m.Desc.Type != "answer") {
+			return errors.New("update without an offer or answer")
+		}
 	case signal.TypeRinging, signal.TypeReject, signal.TypeBusy, signal.TypeUnavailable, signal.TypeHangup:
 	default:
 		return fmt.Errorf("unexpected message type %q", m.Type)

@@ -119,6 +119,15 @@ func TestCallRelayedAcrossNodes(t *testing.T) {
 	if got := b.next(signal.TypeCandidate); got.Candidate.Candidate != cand.Candidate {
 		t.Fatalf("candidate %+v", got.Candidate)
 	}
+	// A renegotiation (ICE restart) travels both ways like a candidate.
+	a.send(signal.Msg{Type: signal.TypeUpdate, Call: id, Desc: &media.Description{Type: "offer", SDP: "v=0 restart"}, Reason: "loss"})
+	if got := b.next(signal.TypeUpdate); got.Desc == nil || got.Desc.SDP != "v=0 restart" || got.Reason != "loss" {
+		t.Fatalf("update %+v", got)
+	}
+	b.send(signal.Msg{Type: signal.TypeUpdate, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0 answer"}})
+	if got := a.next(signal.TypeUpdate); got.Desc == nil || got.Desc.Type != "answer" {
+		t.Fatalf("update %+v", got)
+	}
 	b.send(signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "bye"})
 	if got := a.next(signal.TypeHangup); got.Reason != "bye" {
 		t.Fatalf("hangup %+v", got)
@@ -190,6 +199,8 @@ func TestBadMessagesRefused(t *testing.T) {
 		{Type: signal.TypeInvite, Call: newCallID(), Desc: offer},
 		{Type: signal.TypeInvite, Call: newCallID(), To: b.party()},
 		{Type: signal.TypeCandidate, Call: newCallID()},
+		{Type: signal.TypeUpdate, Call: newCallID()},
+		{Type: signal.TypeUpdate, Call: newCallID(), Desc: &media.Description{Type: "pranswer"}},
 	} {
 		a.send(m)
 		a.next(signal.TypeError)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/irmv/irmv/node/web"
 )
 
 // NodeInfo is the answer of GET /v1/node.
@@ -43,6 +45,9 @@ func (n *Node) handler() http.Handler {
 	})
 	n.terminalRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
+	page := web.Handler() // the web terminal: GET / and its assets
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /static/", page)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -48,7 +48,9 @@ type Matcher interface {
 }
 
 func (q *LookupRequest) validate() error {
-	if q.Kind == ident.KindUnknown {
+	switch q.Kind {
+	case ident.KindName, ident.KindPhone, ident.KindUID, ident.KindIP:
+	default:
 		return errors.New("unknown kind")
 	}
 	if q.Value == "" || len(q.Value) > ident.MaxInputLen {

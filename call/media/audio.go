@@ -87,30 +87,45 @@ type noClose struct{ io.Writer }
 // two channels, RFC 7845), the Opus packets unchanged, until the call ends
 // (Close, or the connection fails or is closed by the other side); then it
 // finishes the stream and returns. Packets that arrive before Record is
-// called are not recorded. It does not close w.
+// called are not recorded: callers that run it in a goroutine should use
+// [Peer.StartRecording] instead, before Offer or Answer. It does not close w.
 func (p *Peer) Record(w io.Writer) error {
+	wait, err := p.StartRecording(w)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// StartRecording is [Peer.Record] in two steps: it starts recording into w
+// before it returns, so that called before Offer or Answer it records from
+// the first packet, and wait blocks until the call ends, finishes the
+// stream and returns its error. wait must be called (once); it does not
+// close w.
+func (p *Peer) StartRecording(w io.Writer) (wait func() error, err error) {
 	ow, err := oggwriter.NewWriter(noClose{w},
 		oggwriter.WithSampleRate(opusClockRate), oggwriter.WithChannelCount(opusChannels))
 	if err != nil {
-		return fmt.Errorf("media: record: %w", err)
+		return nil, fmt.Errorf("media: record: %w", err)
 	}
 	tr, err := ow.NewTrack(recordSSRC)
 	if err != nil {
-		return fmt.Errorf("media: record: %w", err)
+		return nil, fmt.Errorf("media: record: %w", err)
 	}
 	rec := &recorder{w: ow, track: tr}
 	p.recMu.Lock()
 	if p.rec != nil {
 		p.recMu.Unlock()
-		return ErrRecording
+		return nil, ErrRecording
 	}
 	p.rec = rec
 	p.recMu.Unlock()
 
-	<-p.ended
-
-	p.recMu.Lock()
-	p.rec = nil
-	p.recMu.Unlock()
-	return errors.Join(rec.err, ow.Close())
+	return func() error {
+		<-p.ended
+		p.recMu.Lock()
+		p.rec = nil
+		p.recMu.Unlock()
+		return errors.Join(rec.err, ow.Close())
+	}, nil
 }

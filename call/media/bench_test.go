@@ -36,10 +36,9 @@ func BenchmarkCallSetup(b *testing.B) {
 	benchSetup(b, func() (Options, Options) { return Options{}, Options{} })
 }
 
-// BenchmarkCallSetupRelayed: the callee relays through a TURN server
-// (RelayOnly), with pion's default relay acceptance wait (2 s on the
-// controlling side, which prefers direct pairs that might still succeed)
-// and without it.
+// BenchmarkCallSetupRelayed: through a TURN server on loopback, with the
+// callee relay-only (the caller waits relayAcceptanceWait for a direct pair
+// before it takes the relayed one) and with both relay-only (no wait).
 func BenchmarkCallSetupRelayed(b *testing.B) {
 	srv, err := turn.New(turn.Options{ListenAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -47,20 +46,19 @@ func BenchmarkCallSetupRelayed(b *testing.B) {
 	}
 	defer srv.Close()
 	for _, bc := range []struct {
-		name      string
-		relayWait time.Duration // < 0: pion's default
+		name        string
+		callerRelay bool
 	}{
-		{"default-wait", -1},
-		{"no-relay-wait", 0},
+		{"callee-relay-only", false},
+		{"both-relay-only", true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			benchSetup(b, func() (Options, Options) {
-				callerSE := loopbackEngine()
-				if bc.relayWait >= 0 {
-					callerSE.SetRelayAcceptanceMinWait(bc.relayWait)
+				caller := Options{}
+				if bc.callerRelay {
+					caller = Options{RelayOnly: true, ICEServers: srv.ICEServers("caller", time.Minute)}
 				}
-				return Options{SettingEngine: callerSE},
-					Options{RelayOnly: true, ICEServers: srv.ICEServers("callee", time.Minute)}
+				return caller, Options{RelayOnly: true, ICEServers: srv.ICEServers("callee", time.Minute)}
 			})
 		})
 	}

@@ -50,7 +50,7 @@ func describe(typ, sdp string, key ed25519.PrivateKey) (Description, error) {
 	if len(fps) == 0 {
 		return Description{}, fmt.Errorf("%w: local SDP has no a=fingerprint", ErrFingerprintMismatch)
 	}
-	d := Description{Type: typ, SDP: sdp, Fingerprint: fps[0]}
+	d := Description{Type: typ, SDP: blankRelayRelated(sdp), Fingerprint: fps[0]}
 	if key != nil {
 		d.Sig = ed25519.Sign(key, []byte(sigContext+d.Fingerprint))
 	}

@@ -49,6 +49,10 @@ type Options struct {
 	// OnText, if not nil, is called with each text message on the "chat"
 	// data channel.
 	OnText func(string)
+	// OnControl, if not nil, is called with each binary message on the
+	// "chat" data channel: the terminals' own control messages (see
+	// [Peer.SendControl]), never shown to the user.
+	OnControl func([]byte)
 	// OnState, if not nil, is called at each change of the connection state.
 	OnState func(webrtc.PeerConnectionState)
 	// Logger receives the peer's and pion's logs; nil discards them.
@@ -80,6 +84,7 @@ type Peer struct {
 	chat        *webrtc.DataChannel
 	remoteSet   bool
 	remoteUfrag string                    // ICE username fragment of the remote description
+	prefer      string                    // route the candidates are filtered for (route.go)
 	pending     []webrtc.ICECandidateInit // candidates waiting for their remote description
 
 	recMu sync.Mutex
@@ -105,6 +110,7 @@ func New(opts Options) (*Peer, error) {
 	if se.LoggerFactory == nil {
 		se.LoggerFactory = pionLogs{log: log} // pion's default prints to stderr
 	}
+	configureICE(&se, &opts)
 
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
@@ -163,6 +169,12 @@ func New(opts Options) (*Peer, error) {
 func (p *Peer) onCandidate(c *webrtc.ICECandidate) {
 	if c == nil || p.opts.OnCandidate == nil {
 		return
+	}
+	p.mu.Lock()
+	ok := allowed(p.prefer, c.Typ.String())
+	p.mu.Unlock()
+	if !ok {
+		return // kept off the route Reroute chose
 	}
 	p.opts.OnCandidate(c.ToJSON())
 }
@@ -225,8 +237,11 @@ func (p *Peer) setChat(dc *webrtc.DataChannel) {
 	p.mu.Unlock()
 	dc.OnOpen(func() { p.chatOnce.Do(func() { close(p.chatReady) }) })
 	dc.OnMessage(func(msg webrtc.DataChannelMessage) {
-		if msg.IsString && p.opts.OnText != nil {
+		switch {
+		case msg.IsString && p.opts.OnText != nil:
 			p.opts.OnText(string(msg.Data))
+		case !msg.IsString && p.opts.OnControl != nil:
+			p.opts.OnControl(msg.Data)
 		}
 	})
 }
@@ -360,7 +375,10 @@ func (p *Peer) setRemote(d Description, want webrtc.SDPType, key ed25519.PublicK
 			return err
 		}
 	}
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: want, SDP: d.SDP}); err != nil {
+	p.mu.Lock()
+	sdp := filterSDP(d.SDP, p.prefer)
+	p.mu.Unlock()
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: want, SDP: sdp}); err != nil {
 		return fmt.Errorf("media: set remote %s: %w", want, err)
 	}
 	p.mu.Lock()
@@ -434,6 +452,10 @@ func (p *Peer) AddCandidate(c webrtc.ICECandidateInit) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
+	if !allowed(p.prefer, candidateType(c.Candidate)) {
+		p.mu.Unlock()
+		return nil // off the route Reroute chose
+	}
 	if !p.candidateReadyLocked(c) {
 		if len(p.pending) == maxPending {
 			p.pending = p.pending[1:]
@@ -463,6 +485,25 @@ func (p *Peer) SendText(s string) error {
 	}
 	if err := dc.SendText(s); err != nil {
 		return fmt.Errorf("media: send text: %w", err)
+	}
+	return nil
+}
+
+// SendControl sends a binary message on the "chat" data channel; the other
+// side gets it in Options.OnControl. Before the channel is open it fails
+// with [ErrChatNotOpen].
+func (p *Peer) SendControl(b []byte) error {
+	p.mu.Lock()
+	dc, closed := p.chat, p.closed
+	p.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return ErrChatNotOpen
+	}
+	if err := dc.Send(b); err != nil {
+		return fmt.Errorf("media: send control: %w", err)
 	}
 	return nil
 }

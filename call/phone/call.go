@@ -3,6 +3,7 @@ package phone
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,15 @@ type CallOptions struct {
 	RelayOnly bool
 	// RingTimeout is how long the callee may ring; 0: RingTimeout.
 	RingTimeout time.Duration
+	// MaxLoss, MaxJitter and MaxRTT are the call's quality thresholds
+	// (see Thresholds); zero: those of Options.
+	MaxLoss   float64
+	MaxJitter time.Duration
+	MaxRTT    time.Duration
+}
+
+func (o CallOptions) thresholds() Thresholds {
+	return Thresholds{MaxLoss: o.MaxLoss, MaxJitter: o.MaxJitter, MaxRTT: o.MaxRTT}
 }
 
 // Call is one call of a Phone, outgoing or incoming.
@@ -55,8 +65,16 @@ type Call struct {
 	connEmitted bool
 	route       string
 	record      string
+	th          Thresholds // quality thresholds (outgoing calls act on them)
+	relayOnly   bool       // the peer is relay-only
+	updateWhy   string     // Reason of the last update offer (callee)
+
+	confID string // the conference the invite named, "" for a plain call
+	auto   bool   // a leg of a conference already joined: accept at once
 
 	mu            sync.Mutex
+	conf          *Conference // set once the call belongs to it
+	chatUp        bool        // media up and chat channel open
 	peer          *media.Peer
 	sent          bool // our description went out: candidates may follow
 	localPending  []webrtc.ICECandidateInit
@@ -91,6 +109,45 @@ func (c *Call) Remote() signal.Party { return c.remote }
 // Done is closed when the call has ended.
 func (c *Call) Done() <-chan struct{} { return c.done }
 
+// Conference is the conference the call is a leg of, nil for a plain call.
+func (c *Call) Conference() *Conference {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conf
+}
+
+func (c *Call) setConf(cf *Conference) {
+	c.mu.Lock()
+	c.conf = cf
+	c.mu.Unlock()
+}
+
+func (c *Call) isLive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.chatUp
+}
+
+// remoteKey is the other party's key, nil if it has none.
+func (c *Call) remoteKey() ed25519.PublicKey {
+	if len(c.remote.Key) == ed25519.PublicKeySize {
+		return c.remote.Key
+	}
+	return nil
+}
+
+// onControl takes a control message from the other party's data channel.
+func (c *Call) onControl(b []byte) {
+	var m rosterMsg
+	if err := json.Unmarshal(b, &m); err != nil || m.Type != "roster" {
+		c.p.log.Debug("Unknown control message", "call", c.id)
+		return
+	}
+	if cf := c.Conference(); cf != nil && m.Conference == cf.id {
+		cf.merge(m.Parties)
+	}
+}
+
 // Hangup ends the call and waits until it has ended. It must not be called
 // from Options.OnEvent.
 func (c *Call) Hangup() error {
@@ -116,6 +173,7 @@ func (c *Call) deliver(m signal.Msg) {
 
 func (c *Call) emit(e Event) {
 	e.Call = c.id
+	e.Conference = c.confID
 	if e.Peer == nil && (e.Type == EventIncoming || e.Type == EventConnected || e.Type == EventEnded) {
 		r := c.remote
 		e.Peer = &r
@@ -187,11 +245,13 @@ func (c *Call) newPeer(relayOnly bool) (*media.Peer, error) {
 		Key:           p.key,
 		OnCandidate:   c.onLocalCandidate,
 		OnText:        func(s string) { c.emit(Event{Type: EventText, Text: s}) },
+		OnControl:     c.onControl,
 		Logger:        slog.New(pionQuieter{p.log.Handler()}).With("call", c.id),
 	})
 	if err != nil {
 		return nil, err
 	}
+	c.relayOnly = relayOnly
 	c.mu.Lock()
 	c.peer = peer
 	pending := c.remotePending
@@ -211,12 +271,17 @@ func (c *Call) startMedia(peer *media.Peer, play, record string) {
 			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
 		} else if f, err := os.Create(record); err != nil {
 			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+		} else if wait, err := peer.StartRecording(f); err != nil {
+			f.Close()
+			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
 		} else {
+			// The recorder is in place before this returns: no packet
+			// that arrives later is missed.
 			c.record = record
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
-				err := peer.Record(f)
+				err := wait()
 				if cerr := f.Close(); err == nil {
 					err = cerr
 				}
@@ -248,6 +313,11 @@ func (c *Call) recordPath(dir string) string {
 	if dir == "" {
 		return ""
 	}
+	return filepath.Join(dir, fmt.Sprintf("%s-%s-%s.ogg", c.start.Format("20060102T150405"), c.id[:8], c.who()))
+}
+
+// who names the other party in file names.
+func (c *Call) who() string {
 	ids := c.remote.Identifiers
 	who := ids.Phone
 	for _, s := range []string{ids.UID, ids.Name, c.remote.Terminal} {
@@ -265,7 +335,7 @@ func (c *Call) recordPath(dir string) string {
 	if len(who) > 40 {
 		who = who[:40]
 	}
-	return filepath.Join(dir, fmt.Sprintf("%s-%s-%s.ogg", c.start.Format("20060102T150405"), c.id[:8], who))
+	return who
 }
 
 // endErr maps a message that ends an unconnected call to its error.
@@ -318,6 +388,11 @@ func reasonOf(err error, m *signal.Msg) string {
 // ErrClosed or ErrNotConnected (or ctx's error). Every call that got as far
 // as the invite emits "ended" when it ends.
 func (p *Phone) Call(ctx context.Context, to search.Result, o CallOptions) (*Call, error) {
+	return p.call(ctx, to, o, nil)
+}
+
+// call places a call, a leg of cf if cf is not nil.
+func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *Conference) (*Call, error) {
 	if to.Node == "" || to.Terminal == "" {
 		return nil, fmt.Errorf("%w: the search result names no node or terminal", ErrFailed)
 	}
@@ -331,13 +406,24 @@ func (p *Phone) Call(ctx context.Context, to search.Result, o CallOptions) (*Cal
 	}
 	remote := signal.Party{Node: to.Node, Terminal: to.Terminal, Identifiers: to.Identifiers, Key: to.Key, Private: to.Private}
 	c := newCall(p, newCallID(), true, remote)
-	p.mu.Lock()
-	if p.closing {
-		p.mu.Unlock()
-		return nil, ErrClosed
+	c.th = o.thresholds().orDefaults(p.o.thresholds())
+	if cf != nil {
+		c.confID = cf.id
+		c.conf = cf
+		if !cf.addLeg(c) {
+			return nil, fmt.Errorf("%w: the conference is over or already has that party", ErrClosed)
+		}
 	}
-	if p.conn == nil {
+	p.mu.Lock()
+	if p.closing || p.conn == nil {
+		closing := p.closing
 		p.mu.Unlock()
+		if cf != nil {
+			cf.removeLeg(c)
+		}
+		if closing {
+			return nil, ErrClosed
+		}
 		return nil, ErrNotConnected
 	}
 	p.calls[c.id] = c
@@ -362,8 +448,11 @@ func (p *Phone) Call(ctx context.Context, to search.Result, o CallOptions) (*Cal
 		play = p.o.Play
 	}
 	rec := o.Record
-	if rec == "" {
+	switch {
+	case rec == "":
 		rec = c.recordPath(p.o.RecordDir)
+	case cf != nil:
+		rec = legRecordPath(rec, c.who())
 	}
 	offer, err := peer.Offer()
 	if err != nil {
@@ -372,7 +461,11 @@ func (p *Phone) Call(ctx context.Context, to search.Result, o CallOptions) (*Cal
 		return nil, err
 	}
 	c.start = time.Now()
-	if err := c.send(signal.Msg{Type: signal.TypeInvite, From: p.self(), To: &signal.Party{Node: to.Node, Terminal: to.Terminal}, Desc: &offer}); err != nil {
+	inv := signal.Msg{Type: signal.TypeInvite, From: p.self(), To: &signal.Party{Node: to.Node, Terminal: to.Terminal}, Desc: &offer}
+	if cf != nil {
+		inv.Reason = confPrefix + cf.id
+	}
+	if err := c.send(inv); err != nil {
 		c.finish("failed", false)
 		return nil, err
 	}
@@ -387,7 +480,9 @@ func (p *Phone) Call(ctx context.Context, to search.Result, o CallOptions) (*Cal
 		return nil, err
 	}
 	p.known.remember(to.Identifiers, remoteKey)
-	p.setBusy(true)
+	if cf == nil {
+		p.setBusy(true) // conference parties stay reachable for the other legs
+	}
 	if err := c.waitMedia(ctx, peer); err != nil {
 		return nil, err
 	}
@@ -504,7 +599,9 @@ func (c *Call) nodeError(m signal.Msg) {
 	c.emit(Event{Type: EventWarning, Reason: "node: " + m.Reason})
 }
 
-// live runs a connected call until it ends.
+// live runs a connected call until it ends: it samples the quality every
+// second and, as the caller, moves the call to another route when the
+// quality stays below the thresholds (see the package doc).
 func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -515,9 +612,12 @@ func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
 		after = t.C
 	}
 	first := peer.FirstPacket()
+	chat := peer.ChatReady()
 	grace := time.NewTimer(time.Until(c.connectedAt.Add(time.Second)))
 	defer grace.Stop()
 	graceC := grace.C
+	meter := peer.NewMeter()
+	mon := newMonitor(c.th, !c.relayOnly && !c.remote.Private)
 	connected := func(at time.Time) {
 		first, graceC = nil, nil
 		if c.connEmitted {
@@ -533,19 +633,50 @@ func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
 			connected(time.Now())
 		case <-graceC:
 			connected(c.connectedAt)
-		case <-tick.C:
-			q := peer.Stats()
-			if c.connEmitted {
-				c.emit(Event{Type: EventQuality, Loss: q.Loss, JitterMS: q.Jitter * 1000, RTTMS: q.RTT * 1000, Route: q.Route})
-				if q.Route != c.route && q.Route != media.RouteUnknown {
-					c.route = q.Route
-					c.emit(Event{Type: EventRoute, Route: q.Route})
+		case <-chat:
+			chat = nil
+			c.mu.Lock()
+			c.chatUp = true
+			cf := c.conf
+			c.mu.Unlock()
+			if cf != nil {
+				cf.broadcast()
+			}
+		case now := <-tick.C:
+			q := meter.Sample()
+			if !c.connEmitted {
+				continue
+			}
+			c.emit(Event{Type: EventQuality, Loss: q.Loss, JitterMS: q.Jitter * 1000, RTTMS: q.RTT * 1000, Route: q.Route})
+			if q.Route != c.route && q.Route != media.RouteUnknown {
+				why := "ice" // the ICE agent picked another pair by itself
+				if r := mon.arrived(q.Route); r != nil {
+					why = r.reason
+					c.p.log.Info("Route changed", "call", c.id, "from", r.from, "to", r.to, "took", now.Sub(r.at))
+				} else if c.updateWhy != "" {
+					why, c.updateWhy = c.updateWhy, ""
 				}
+				c.emit(Event{Type: EventRoute, Route: q.Route, From: c.route, To: q.Route, Reason: why})
+				c.route = q.Route
+			}
+			if !c.outgoing {
+				continue // the caller moves the call
+			}
+			if to, why := mon.observe(q, now); to != "" {
+				c.reroute(peer, to, why)
+			} else if r := mon.pending; r != nil && now.Sub(r.at) > RerouteTimeout {
+				mon.pending = nil
+				c.emit(Event{Type: EventWarning, Reason: "moving the call to the " + r.to + " route failed; any route again"})
+				c.reroute(peer, media.RouteUnknown, r.reason)
 			}
 		case m := <-c.in:
 			switch {
 			case m.Type == signal.TypeCandidate:
 				c.addRemote(m.Candidate)
+			case m.Type == signal.TypeUpdate:
+				if !c.onUpdate(peer, m) {
+					return
+				}
 			case m.Type == signal.TypeError:
 				c.nodeError(m)
 			case signal.Ends(m.Type):
@@ -569,6 +700,62 @@ func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
 			return
 		}
 	}
+}
+
+// reroute restarts ICE for route ("" for any) and sends the offer in an
+// update. Candidates of the restart are held until the offer is out, so
+// that they cannot reach the other side before it.
+func (c *Call) reroute(peer *media.Peer, route, why string) {
+	c.mu.Lock()
+	c.sent = false
+	c.mu.Unlock()
+	defer c.descriptionSent()
+	offer, err := peer.Reroute(route)
+	if err != nil {
+		c.p.log.Warn("ICE restart failed", "call", c.id, "err", err)
+		c.emit(Event{Type: EventWarning, Reason: "rerouting: " + err.Error()})
+		return
+	}
+	c.p.log.Info("Rerouting", "call", c.id, "to", route, "reason", why)
+	if err := c.send(signal.Msg{Type: signal.TypeUpdate, Desc: &offer, Reason: why}); err != nil {
+		c.p.log.Warn("Sending the ICE restart failed", "call", c.id, "err", err)
+	}
+}
+
+// onUpdate takes a renegotiation: the callee answers an ICE restart offer,
+// the caller takes the answer. It returns false if the call ended.
+func (c *Call) onUpdate(peer *media.Peer, m signal.Msg) bool {
+	if m.Desc == nil {
+		return true
+	}
+	var err error
+	switch {
+	case m.Desc.Type == "offer" && !c.outgoing:
+		c.mu.Lock()
+		c.sent = false
+		c.mu.Unlock()
+		var answer media.Description
+		answer, err = peer.Answer(*m.Desc, c.remoteKey())
+		if err == nil {
+			c.updateWhy = m.Reason
+			err = c.send(signal.Msg{Type: signal.TypeUpdate, Desc: &answer})
+		}
+		c.descriptionSent()
+	case m.Desc.Type == "answer" && c.outgoing:
+		err = peer.Accept(*m.Desc, c.remoteKey())
+	default:
+		return true // glare cannot happen: only the caller offers
+	}
+	if errors.Is(err, media.ErrBadFingerprintSig) || errors.Is(err, media.ErrFingerprintMismatch) {
+		c.emit(Event{Type: EventWarning, Reason: "the renegotiation does not verify: " + err.Error()})
+		c.finish("identity", true)
+		return false
+	}
+	if err != nil {
+		c.p.log.Warn("Renegotiation failed", "call", c.id, "err", err)
+		c.emit(Event{Type: EventWarning, Reason: "renegotiation: " + err.Error()})
+	}
+	return true
 }
 
 // lostGrace is how long a call whose connection closed waits for the
@@ -620,6 +807,9 @@ func (c *Call) finish(reason string, notify bool) {
 			}
 		}
 		c.wg.Wait()
+		if cf := c.Conference(); cf != nil {
+			cf.removeLeg(c)
+		}
 		p := c.p
 		p.mu.Lock()
 		delete(p.calls, c.id)
@@ -646,10 +836,12 @@ func (c *Call) answer(ctx context.Context, inv signal.Msg) {
 	decided := make(chan bool, 1)
 	askCtx, cancelAsk := context.WithCancel(ctx)
 	defer cancelAsk()
-	switch p.o.Answer {
-	case AnswerAuto:
+	switch {
+	case c.auto: // a leg of a conference this phone is in
 		decided <- true
-	case AnswerAsk:
+	case p.o.Answer == AnswerAuto:
+		decided <- true
+	case p.o.Answer == AnswerAsk:
 		if p.o.Ask == nil {
 			decided <- false
 			break
@@ -706,6 +898,16 @@ wait:
 	if len(c.remote.Key) > 0 {
 		remoteKey = c.remote.Key
 	}
+	if c.confID != "" && c.Conference() == nil {
+		// The first invitation of a conference: this phone joins it.
+		cf := p.newConference(c.confID, CallOptions{Play: p.o.Play})
+		if !cf.addLeg(c) {
+			c.finish("conference over", true)
+			return
+		}
+		c.setConf(cf)
+	}
+	c.th = p.o.thresholds().orDefaults(Thresholds{})
 	peer, err := c.newPeer(p.o.RelayOnly || c.remote.Private)
 	if err != nil {
 		p.log.Warn("Cannot take the call", "call", c.id, "err", err)
@@ -729,7 +931,9 @@ wait:
 		return
 	}
 	c.descriptionSent()
-	p.setBusy(true)
+	if c.confID == "" {
+		p.setBusy(true) // conference parties stay reachable for the other legs
+	}
 	if err := c.waitMedia(ctx, peer); err != nil {
 		return
 	}

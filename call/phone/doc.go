@@ -62,8 +62,54 @@
 // "connected" with setup_ms when the first audio packet arrives (or, if the
 // other side sends nothing, one second after the media path came up,
 // measured to that moment), "quality" every second and "route" when the
-// route (direct or relayed) changes, and "ended" when either side hangs up
-// or the connection is lost.
+// route (direct or relayed) changes (see below), and "ended" when either
+// side hangs up or the connection is lost.
+//
+// # Quality and routes
+//
+// Both sides sample their call every second from the WebRTC statistics
+// (media.Meter: loss over the last interval from inbound-rtp and the
+// remote-inbound-rtp of the RTCP receiver reports, jitter of both
+// directions, RTT of the selected candidate pair) and emit "quality". The
+// caller of a call (the ICE-controlling side, which sends the offers) is
+// the one that acts, so that the two sides never restart at once: when
+// loss, jitter or RTT stay over the thresholds (Options / CallOptions
+// MaxLoss, MaxJitter, MaxRTT; defaults [DefaultMaxLoss], [DefaultMaxJitter],
+// [DefaultMaxRTT]) for [BadSamples] samples in a row, it restarts ICE for
+// the other route (relayed instead of direct, or direct instead of
+// relayed; media.Peer.Reroute) and sends the offer in an "update" message;
+// the callee answers with an "update" carrying the answer. Both emit
+// "route" (from, to, reason) when the selected candidate pair changes. A
+// route that was left is not taken again for [RouteHoldDown]; a change that
+// has not happened within [RerouteTimeout] restarts ICE with every route
+// allowed. Known limit: pion keeps gathering host candidates on a restart,
+// so the far side can still find a direct pair (peer-reflexive) after a
+// move to the relay.
+//
+// # Conferences
+//
+// [Phone.Conference] calls several parties at once; [Conference.Add] adds
+// one to a running conference. A conference is a mesh: every pair of
+// parties has its own Call (its own WebRTC peer), so every party hears
+// every other and each other party is recorded into a file of its own
+// (Options.RecordDir, or CallOptions.Record with "-<party>" before the
+// extension). It is meant for up to [MaxParties] (6) parties: each sends
+// its audio once per other party.
+//
+// Every invite of a conference carries "conference:<id>" in its Reason
+// (the nodes relay it unchanged); the 128-bit ID is shared by all legs.
+// A phone that accepted a leg of a conference accepts further legs of it
+// at once (whatever Options.Answer says), refuses legs of a conference it
+// has left, and answers busy to anything else while in a call. When a leg's
+// data channel opens, each side sends every leg a roster (a binary "chat"
+// message, JSON {"type":"roster","conference":ID,"parties":[…]}) naming
+// the parties it is connected to; a party that learns of one it has no leg
+// with calls it if its own node/terminal key sorts first, and otherwise
+// waits to be called, retrying busy and unavailable for a while (the other
+// may not know the conference yet). While in a conference a phone keeps
+// its status online rather than busy, because its node would answer busy
+// to the other parties' legs. Parties leave by hanging up their legs
+// ([Conference.Hangup]); the others go on.
 //
 // # Known keys
 //

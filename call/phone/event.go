@@ -14,7 +14,7 @@ const (
 	EventRinging    = "ringing"    // the callee is alerting its user
 	EventConnected  = "connected"  // media flows (SetupMS, Route)
 	EventQuality    = "quality"    // a quality sample, every second
-	EventRoute      = "route"      // the route changed (Route)
+	EventRoute      = "route"      // the route changed (From, To, Reason)
 	EventText       = "text"       // a text message on the chat channel
 	EventWarning    = "warning"    // something to tell the user (Reason)
 	EventIncoming   = "incoming"   // an invite arrived (Peer)
@@ -25,17 +25,23 @@ const (
 // the one JSON shape of call events: the lines of `irmv call --json` and
 // `irmv phone --json`, and what tests look at.
 type Event struct {
-	Type string        `json:"type"`
-	Time time.Time     `json:"time"`
-	Call string        `json:"call,omitempty"`
-	Peer *signal.Party `json:"peer,omitempty"`
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
+	Call string    `json:"call,omitempty"`
+	// Conference is the conference the call is a leg of.
+	Conference string        `json:"conference,omitempty"`
+	Peer       *signal.Party `json:"peer,omitempty"`
 	// Self is this terminal, in "registered" events.
 	Self *signal.Party `json:"self,omitempty"`
 	// SetupMS, in "connected": from the invite sent (caller) or received
 	// (callee) to the first audio packet received.
-	SetupMS  float64 `json:"setup_ms,omitempty"`
-	Route    string  `json:"route,omitempty"` // direct or relayed
-	Loss     float64 `json:"loss,omitempty"`  // fraction 0..1
+	SetupMS float64 `json:"setup_ms,omitempty"`
+	Route   string  `json:"route,omitempty"` // direct or relayed
+	// From and To, in "route": the route left and the route taken; Reason
+	// says why (the threshold crossed, or "ice").
+	From     string  `json:"from,omitempty"`
+	To       string  `json:"to,omitempty"`
+	Loss     float64 `json:"loss,omitempty"` // fraction 0..1
 	JitterMS float64 `json:"jitter_ms,omitempty"`
 	RTTMS    float64 `json:"rtt_ms,omitempty"`
 	Reason   string  `json:"reason,omitempty"`

@@ -75,6 +75,12 @@ type Options struct {
 	// (the other side never learns this terminal's addresses), and the
 	// registration is Private.
 	RelayOnly bool
+	// MaxLoss, MaxJitter and MaxRTT are the quality thresholds of every
+	// call (see Thresholds and the package doc); zero: DefaultMaxLoss,
+	// DefaultMaxJitter, DefaultMaxRTT; negative: that check is off.
+	MaxLoss   float64
+	MaxJitter time.Duration
+	MaxRTT    time.Duration
 	// KnownKeysFile remembers the callee keys of successful calls (see the
 	// package doc); "": remember nothing.
 	KnownKeysFile string
@@ -86,6 +92,10 @@ type Options struct {
 	SettingEngine *webrtc.SettingEngine
 	// Logger receives the Phone's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+func (o Options) thresholds() Thresholds {
+	return Thresholds{MaxLoss: o.MaxLoss, MaxJitter: o.MaxJitter, MaxRTT: o.MaxRTT}
 }
 
 // Incoming describes an incoming call to Options.Ask.
@@ -119,6 +129,8 @@ type Phone struct {
 	node    string             // from welcome
 	ice     []webrtc.ICEServer // from welcome
 	calls   map[string]*Call
+	confs   map[string]*Conference // conferences this phone is in, by ID
+	left    map[string]time.Time   // conferences it left, by ID: their legs are refused
 	closing bool
 }
 
@@ -168,6 +180,8 @@ func Start(ctx context.Context, o Options) (*Phone, error) {
 		wsURL: wsURL,
 		api:   &api,
 		calls: map[string]*Call{},
+		confs: map[string]*Conference{},
+		left:  map[string]time.Time{},
 	}
 	if err := p.register(ctx); err != nil {
 		return nil, err
@@ -530,7 +544,17 @@ func (p *Phone) onInvite(ctx context.Context, m signal.Msg) {
 		p.mu.Unlock()
 		return
 	}
-	if len(p.calls) > 0 {
+	confID := confOf(m.Reason)
+	var cf *Conference
+	if confID != "" {
+		if _, gone := p.left[confID]; gone {
+			p.mu.Unlock()
+			p.send(signal.Msg{Type: signal.TypeReject, Call: m.Call, Reason: "left the conference"})
+			return
+		}
+		cf = p.confs[confID]
+	}
+	if cf == nil && len(p.calls) > 0 {
 		p.mu.Unlock()
 		p.log.Info("Busy", "call", m.Call)
 		p.send(signal.Msg{Type: signal.TypeBusy, Call: m.Call})
@@ -538,6 +562,16 @@ func (p *Phone) onInvite(ctx context.Context, m signal.Msg) {
 	}
 	c := newCall(p, m.Call, false, *m.From)
 	c.start = at
+	c.confID = confID
+	if cf != nil {
+		// Another party of a conference this phone is in: a leg of the mesh.
+		c.auto, c.conf = true, cf
+		if !cf.addLeg(c) {
+			p.mu.Unlock()
+			p.send(signal.Msg{Type: signal.TypeReject, Call: m.Call, Reason: "left the conference"})
+			return
+		}
+	}
 	p.calls[m.Call] = c
 	p.wg.Add(1)
 	p.mu.Unlock()

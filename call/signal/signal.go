@@ -24,6 +24,10 @@
 //	unavailable callee's node → caller: the terminal is offline, unknown
 //	           or has no WebSocket.
 //	candidate  either way: one trickled ICE candidate.
+//	update     either way, in an accepted call: Desc renegotiates the
+//	           media, e.g. an ICE restart that moves the call to another
+//	           route; the caller sends the offer, the callee answers with
+//	           an update carrying the answer (Reason may say why).
 //	hangup     either way: the call ends (Reason says why: "hangup",
 //	           "no answer", "no media", "node", …).
 //	error      node → terminal: a message was refused (Reason).
@@ -72,6 +76,7 @@ const (
 	TypeBusy        = "busy"
 	TypeUnavailable = "unavailable"
 	TypeCandidate   = "candidate"
+	TypeUpdate      = "update"
 	TypeHangup      = "hangup"
 	TypeError       = "error"
 )

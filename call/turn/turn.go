@@ -87,7 +87,7 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("turn: secret: %w", err)
 		}
 	}
-	conn, err := net.ListenPacket("udp4", opts.ListenAddr)
+	conn, err := net.ListenPacket(udpNetwork(opts.ListenAddr), opts.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("turn: listen: %w", err)
 	}
@@ -177,4 +177,18 @@ func (s *Server) Close() error {
 		s.closeErr = s.srv.Close()
 	})
 	return s.closeErr
+}
+
+// udpNetwork is "udp6" for an IPv6 listen address and "udp4" otherwise
+// (IPv4, a host name, or none, which listens on all IPv4 addresses as
+// before).
+func udpNetwork(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "udp4"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return "udp6"
+	}
+	return "udp4"
 }

@@ -33,15 +33,21 @@ func callCommand() *cli.Command {
 		jsonFlag,
 		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (logs go to stderr)", Value: "warn", EnvVars: []string{"IRMV_LOG_LEVEL"}},
 	)
+	flags = append(flags, qualityFlags()...)
 	return &cli.Command{
 		Name:      "call",
-		Usage:     "look a terminal up and call it",
-		ArgsUsage: "IDENTIFIER",
+		Usage:     "look a terminal up and call it; several: a conference",
+		ArgsUsage: "IDENTIFIER...",
 		Description: `Registers a transient terminal (uid irmv-call-<random> unless identifier flags
 are given), looks IDENTIFIER up through the node, calls the first result that is
 online or idle, plays --play and records --record. Progress goes to stderr;
 with --json one event per line goes to stdout (searching, found, ringing,
-connected with setup_ms, quality, route, ended). Ctrl-C hangs up.
+connected with setup_ms, quality with loss/jitter_ms/rtt_ms, route with
+from/to/reason, ended). Ctrl-C hangs up. Several identifiers start a
+conference (up to 6 parties, a mesh: every party connects to every other);
+with --record FILE each other party goes to FILE-<party>.ogg. When loss, jitter
+or round-trip time stay over --max-loss, --max-jitter or --max-rtt for 3 s,
+the call moves to another route (ICE restart) without hanging up.
 Exit status: 0 the call connected and ended, 1 not found, 2 error, 3 busy,
 4 rejected, 5 no answer or unavailable, 6 failed.`,
 		Flags:  flags,
@@ -105,14 +111,12 @@ func runCall(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}
-	switch len(args) {
-	case 0:
+	if len(args) == 0 {
 		return cli.Exit("call what? give an identifier: a name, phone number, uid or IP address", exitError)
-	case 1:
-	default:
-		return cli.Exit("conference calls (several identifiers) are not supported yet", exitError)
 	}
-	target := args[0]
+	if len(args)+1 > phone.MaxParties {
+		return cli.Exit(fmt.Sprintf("a conference takes at most %d parties", phone.MaxParties), exitError)
+	}
 	relayOnly := false
 	switch c.String("relay") {
 	case "auto":
@@ -173,13 +177,65 @@ func runCall(c *cli.Context) error {
 	defer p.Close()
 	self := p.Ack()
 
+	var results []search.Result
+	for _, target := range args {
+		found, err := lookup(ctx, c, cl, pr, self.Terminal, target)
+		if err != nil {
+			return err
+		}
+		results = append(results, *found)
+	}
+	opts := phone.CallOptions{
+		Play:        c.String("play"),
+		Record:      c.String("record"),
+		HangupAfter: c.Duration("hangup-after"),
+		RelayOnly:   relayOnly,
+		RingTimeout: c.Duration("ring-timeout"),
+		MaxLoss:     c.Float64("max-loss") / 100,
+		MaxJitter:   c.Duration("max-jitter"),
+		MaxRTT:      c.Duration("max-rtt"),
+	}
+	if len(results) == 1 {
+		call, err := p.Call(ctx, results[0], opts)
+		if err != nil {
+			return cli.Exit(err.Error(), callExitCode(err))
+		}
+		select {
+		case <-call.Done():
+		case <-ctx.Done():
+			call.Hangup()
+		}
+		return nil
+	}
+	conf, err := p.Conference(ctx, results, opts)
+	if err != nil {
+		return cli.Exit(err.Error(), callExitCode(err))
+	}
+	var after <-chan time.Time
+	if d := opts.HangupAfter; d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		after = t.C
+	}
+	select {
+	case <-conf.Done():
+	case <-ctx.Done():
+		conf.Hangup()
+	case <-after:
+		conf.Hangup()
+	}
+	return nil
+}
+
+// lookup finds a callable terminal for target, or returns the exit error.
+func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string) (*search.Result, error) {
 	// Look the callee up.
 	pr.print(phone.Event{Type: phone.EventSearching, Text: target})
 	var found *search.Result
 	var busy, offline bool
 	sctx, cancel := context.WithTimeout(ctx, c.Duration("timeout")+time.Second)
-	err = cl.Search(sctx, search.Query{Text: target, Timeout: c.Duration("timeout")}, func(r search.Result) error {
-		if r.Terminal == self.Terminal {
+	err := cl.Search(sctx, search.Query{Text: target, Timeout: c.Duration("timeout")}, func(r search.Result) error {
+		if r.Terminal == self {
 			return nil // ourselves, when an identifier flag matches
 		}
 		switch {
@@ -196,42 +252,27 @@ func runCall(c *cli.Context) error {
 	cancel()
 	if err != nil && !errors.Is(err, errStopSearch) && !errors.Is(err, context.DeadlineExceeded) {
 		if ctx.Err() != nil {
-			return cli.Exit("cancelled", exitError)
+			return nil, cli.Exit("cancelled", exitError)
 		}
-		return apiExit(err)
+		return nil, apiExit(err)
 	}
 	if found == nil {
 		switch {
 		case busy:
 			pr.print(phone.Event{Type: phone.EventEnded, Reason: "busy"})
-			return cli.Exit(target+" is busy", exitBusy)
+			return nil, cli.Exit(target+" is busy", exitBusy)
 		case offline:
 			pr.print(phone.Event{Type: phone.EventEnded, Reason: "unavailable"})
-			return cli.Exit(target+" is offline", exitNoAnswer)
+			return nil, cli.Exit(target+" is offline", exitNoAnswer)
 		}
 		pr.print(phone.Event{Type: phone.EventEnded, Reason: "not found"})
-		return cli.Exit(target+": not found", exitNotFound)
+		return nil, cli.Exit(target+": not found", exitNotFound)
 	}
 	pr.print(phone.Event{Type: phone.EventFound, Peer: &callsignal.Party{
 		Node: found.Node, Terminal: found.Terminal, Identifiers: found.Identifiers, Key: found.Key, Private: found.Private,
 	}})
 
-	call, err := p.Call(ctx, *found, phone.CallOptions{
-		Play:        c.String("play"),
-		Record:      c.String("record"),
-		HangupAfter: c.Duration("hangup-after"),
-		RelayOnly:   relayOnly,
-		RingTimeout: c.Duration("ring-timeout"),
-	})
-	if err != nil {
-		return cli.Exit(err.Error(), callExitCode(err))
-	}
-	select {
-	case <-call.Done():
-	case <-ctx.Done():
-		call.Hangup()
-	}
-	return nil
+	return found, nil
 }
 
 // callExitCode maps a call error to the exit status.

@@ -39,16 +39,29 @@ func phoneCommand() *cli.Command {
 		jsonFlag,
 		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (logs go to stderr)", Value: "warn", EnvVars: []string{"IRMV_LOG_LEVEL"}},
 	)
+	flags = append(flags, qualityFlags()...)
 	return &cli.Command{
 		Name:  "phone",
 		Usage: "be a terminal: register, stay registered, ring and answer calls",
 		Description: `Registers this terminal with its node (the record signed by --key), stays
 registered while it runs, rings on incoming calls and answers them: --answer ask
 prompts on the terminal, auto answers at once, reject declines. Each call plays
---play and is recorded under --record. Ctrl-C removes the registration.
+--play and is recorded under --record; in a conference each other party is
+recorded into a file of its own. When loss, jitter or round-trip time stay over
+--max-loss, --max-jitter or --max-rtt for 3 s, calls this phone placed move to
+another route (ICE restart). Ctrl-C removes the registration.
 With --json it prints one event per line on stdout.`,
 		Flags:  flags,
 		Action: runPhone,
+	}
+}
+
+// qualityFlags are the thresholds of call and phone.
+func qualityFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Float64Flag{Name: "max-loss", Usage: "packet loss in `PERCENT` above which a call moves to another route (negative: never)", Value: phone.DefaultMaxLoss * 100, EnvVars: []string{"IRMV_MAX_LOSS"}},
+		&cli.DurationFlag{Name: "max-jitter", Usage: "jitter above which a call moves to another route (negative: never)", Value: phone.DefaultMaxJitter, EnvVars: []string{"IRMV_MAX_JITTER"}},
+		&cli.DurationFlag{Name: "max-rtt", Usage: "round-trip time above which a call moves to another route (negative: never)", Value: phone.DefaultMaxRTT, EnvVars: []string{"IRMV_MAX_RTT"}},
 	}
 }
 
@@ -183,7 +196,7 @@ func eventText(w io.Writer, e phone.Event) {
 	case phone.EventQuality:
 		fmt.Fprintf(w, "  loss %.1f%%  jitter %.1f ms  rtt %.1f ms  %s\n", e.Loss*100, e.JitterMS, e.RTTMS, e.Route)
 	case phone.EventRoute:
-		fmt.Fprintf(w, "route now %s\n", e.Route)
+		fmt.Fprintf(w, "route %s → %s (%s)\n", e.From, e.To, e.Reason)
 	case phone.EventText:
 		fmt.Fprintf(w, "text: %s\n", e.Text)
 	case phone.EventWarning:
@@ -274,6 +287,9 @@ func runPhone(c *cli.Context) error {
 		Play:         c.String("play"),
 		RecordDir:    c.String("record"),
 		RelayOnly:    c.Bool("private"),
+		MaxLoss:      c.Float64("max-loss") / 100,
+		MaxJitter:    c.Duration("max-jitter"),
+		MaxRTT:       c.Duration("max-rtt"),
 		OnEvent: func(e phone.Event) {
 			if e.Type != phone.EventRegistered || jsonOut {
 				pr.print(e)

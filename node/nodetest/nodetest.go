@@ -64,12 +64,15 @@ func Chain(t testing.TB, count int, mut func(i int, o *node.Options)) []*node.No
 	return nodes
 }
 
-// LoopbackAddr returns a node's TCP multiaddr on 127.0.0.1 with /p2p/.
+// LoopbackAddr returns a node's TCP multiaddr on 127.0.0.1 (or ::1, for a
+// node listening on IPv6 only) with /p2p/.
 func LoopbackAddr(t testing.TB, n *node.Node) string {
 	t.Helper()
-	for _, a := range n.Addrs() {
-		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") {
-			return a
+	for _, prefix := range []string{"/ip4/127.0.0.1/tcp/", "/ip6/::1/tcp/"} {
+		for _, a := range n.Addrs() {
+			if strings.HasPrefix(a, prefix) {
+				return a
+			}
 		}
 	}
 	t.Fatalf("node %s has no loopback TCP address: %v", n.ID(), n.Addrs())

@@ -1,0 +1,141 @@
+package phone
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/irmv/irmv/call/media"
+)
+
+// Quality thresholds and route switching; see the package doc.
+const (
+	// DefaultMaxLoss is the packet loss (a fraction) a call tolerates.
+	DefaultMaxLoss = 0.05
+	// DefaultMaxJitter is the interarrival jitter a call tolerates.
+	DefaultMaxJitter = 50 * time.Millisecond
+	// DefaultMaxRTT is the round-trip time a call tolerates.
+	DefaultMaxRTT = 400 * time.Millisecond
+	// BadSamples is how many consecutive one-second samples over a
+	// threshold move the call to another route.
+	BadSamples = 3
+	// RouteHoldDown is how long a route that was left is not taken again.
+	RouteHoldDown = 30 * time.Second
+	// RerouteTimeout is how long a route change may take before the call
+	// restarts ICE with every route allowed again.
+	RerouteTimeout = 10 * time.Second
+)
+
+// Thresholds are the worst quality a call tolerates before it moves to
+// another route. A zero field means its default, a negative one turns that
+// check off.
+type Thresholds struct {
+	MaxLoss   float64       // fraction of packets lost, 0..1
+	MaxJitter time.Duration // interarrival jitter
+	MaxRTT    time.Duration // round-trip time
+}
+
+// orDefaults fills in the zero fields from d, then the defaults.
+func (t Thresholds) orDefaults(d Thresholds) Thresholds {
+	if t.MaxLoss == 0 {
+		t.MaxLoss = d.MaxLoss
+	}
+	if t.MaxJitter == 0 {
+		t.MaxJitter = d.MaxJitter
+	}
+	if t.MaxRTT == 0 {
+		t.MaxRTT = d.MaxRTT
+	}
+	if t.MaxLoss == 0 {
+		t.MaxLoss = DefaultMaxLoss
+	}
+	if t.MaxJitter == 0 {
+		t.MaxJitter = DefaultMaxJitter
+	}
+	if t.MaxRTT == 0 {
+		t.MaxRTT = DefaultMaxRTT
+	}
+	return t
+}
+
+// exceeded says which threshold q is over, "" if none.
+func (t Thresholds) exceeded(q media.Quality) string {
+	switch {
+	case t.MaxLoss > 0 && q.Loss > t.MaxLoss:
+		return fmt.Sprintf("loss %.1f%% > %.1f%%", q.Loss*100, t.MaxLoss*100)
+	case t.MaxJitter > 0 && q.Jitter > t.MaxJitter.Seconds():
+		return fmt.Sprintf("jitter %.0f ms > %.0f ms", q.Jitter*1000, ms(t.MaxJitter))
+	case t.MaxRTT > 0 && q.RTT > t.MaxRTT.Seconds():
+		return fmt.Sprintf("rtt %.0f ms > %.0f ms", q.RTT*1000, ms(t.MaxRTT))
+	}
+	return ""
+}
+
+// monitor decides when a call moves to another route. Not safe for
+// concurrent use: the call's live loop owns it.
+type monitor struct {
+	th        Thresholds
+	canDirect bool
+	bad       int                  // consecutive samples over a threshold
+	left      map[string]time.Time // route → when the call left it
+	pending   *reroute             // a route change under way
+}
+
+// reroute is a route change under way.
+type reroute struct {
+	from, to, reason string
+	at               time.Time
+}
+
+func newMonitor(th Thresholds, canDirect bool) *monitor {
+	return &monitor{th: th, canDirect: canDirect, left: map[string]time.Time{}}
+}
+
+// other is the route to try when route is bad.
+func other(route string) string {
+	switch route {
+	case media.RouteDirect:
+		return media.RouteRelayed
+	case media.RouteRelayed:
+		return media.RouteDirect
+	}
+	return media.RouteUnknown
+}
+
+// observe takes a sample and returns the route to move to and why, or ""
+// to stay. A route left less than RouteHoldDown ago is not taken again.
+func (m *monitor) observe(q media.Quality, now time.Time) (to, reason string) {
+	if m.pending != nil || q.Route == media.RouteUnknown {
+		return "", ""
+	}
+	reason = m.th.exceeded(q)
+	if reason == "" {
+		m.bad = 0
+		return "", ""
+	}
+	m.bad++
+	if m.bad < BadSamples {
+		return "", ""
+	}
+	to = other(q.Route)
+	if to == media.RouteDirect && !m.canDirect {
+		return "", ""
+	}
+	if at, ok := m.left[to]; ok && now.Sub(at) < RouteHoldDown {
+		return "", ""
+	}
+	m.bad = 0
+	m.left[q.Route] = now
+	m.pending = &reroute{from: q.Route, to: to, reason: reason, at: now}
+	return to, reason
+}
+
+// arrived ends the pending change when the call is on route; it returns
+// the change (nil if none was pending).
+func (m *monitor) arrived(route string) *reroute {
+	r := m.pending
+	if r != nil && route == r.to {
+		m.pending = nil
+		return r
+	}
+	return nil
+}

@@ -22,7 +22,9 @@
 //
 //	{"records":[{"body":"…","sig":"…","signer":"node","status":"online","seen":…}]}
 //
-// or {"error":"…"} for a request that breaks the rules. Each peer may ask
+// or {"error":"…"} for a request that breaks the rules. The asker may send
+// further requests on the same stream, each answered in turn, and closes
+// its side when done; a stream idle for 10 s is closed. Each peer may ask
 // 100 times a second (burst 200); streams over that are reset and counted.
 // The asker verifies every record's signature and that its signed body
 // names the answering peer (authenticated by libp2p) as the host; records

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -97,35 +98,46 @@ func (s *lookupServer) allow(p peer.ID) bool {
 
 func (s *lookupServer) handle(st network.Stream) {
 	defer st.Close()
-	st.SetDeadline(time.Now().Add(10 * time.Second))
 	from := st.Conn().RemotePeer()
-	if !s.allow(from) {
-		s.metrics.lookupDropped.WithLabelValues("rate").Inc()
-		st.Reset()
-		return
-	}
-	var req LookupRequest
-	if err := wire.Read(bufio.NewReader(st), &req, MaxLookupRequest); err != nil {
-		s.metrics.lookupDropped.WithLabelValues("malformed").Inc()
-		st.Reset()
-		return
-	}
-	var resp LookupResponse
-	if err := req.validate(); err != nil {
-		s.metrics.lookupDropped.WithLabelValues("malformed").Inc()
-		resp.Error = err.Error()
-	} else {
-		limit := req.Limit
-		if limit == 0 {
-			limit = MaxLookupRecords
+	r := bufio.NewReader(st)
+	// A stream may carry several requests, one after another, so a node
+	// that asks often need not open a stream per question.
+	for {
+		st.SetDeadline(time.Now().Add(lookupIdle))
+		var req LookupRequest
+		if err := wire.Read(r, &req, MaxLookupRequest); err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.metrics.lookupDropped.WithLabelValues("malformed").Inc()
+				st.Reset()
+			}
+			return
 		}
-		resp.Records = s.match.Match(ident.ID{Kind: req.Kind, Value: req.Value}, limit)
-		s.metrics.lookupServed.Inc()
-	}
-	if err := wire.Write(st, &resp, MaxLookupResponse); err != nil {
-		s.log.Debug("Lookup answer failed", "peer", from, "err", err)
+		if !s.allow(from) {
+			s.metrics.lookupDropped.WithLabelValues("rate").Inc()
+			st.Reset()
+			return
+		}
+		var resp LookupResponse
+		if err := req.validate(); err != nil {
+			s.metrics.lookupDropped.WithLabelValues("malformed").Inc()
+			resp.Error = err.Error()
+		} else {
+			limit := req.Limit
+			if limit == 0 {
+				limit = MaxLookupRecords
+			}
+			resp.Records = s.match.Match(ident.ID{Kind: req.Kind, Value: req.Value}, limit)
+			s.metrics.lookupServed.Inc()
+		}
+		if err := wire.Write(st, &resp, MaxLookupResponse); err != nil {
+			s.log.Debug("Lookup answer failed", "peer", from, "err", err)
+			return
+		}
 	}
 }
+
+// lookupIdle is how long a lookup stream may wait for its next request.
+const lookupIdle = 10 * time.Second
 
 // QueryNode asks node p for its terminals matching id and returns the
 // records that verify and name p as their host. Records that fail are

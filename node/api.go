@@ -51,7 +51,7 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return mux
+	return newAPILimiter().wrap(mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -139,7 +139,28 @@ func (n *Node) terminalRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, ack)
 	})
 	mux.HandleFunc("GET /v1/search", n.handleSearch)
-	mux.HandleFunc("GET /v1/ws", n.calls.ServeWS)
+	mux.HandleFunc("GET /v1/ws", func(w http.ResponseWriter, r *http.Request) {
+		// Plain requests get the API's JSON error, not the WebSocket
+		// library's text.
+		if !headerHas(r.Header, "Connection", "upgrade") || !headerHas(r.Header, "Upgrade", "websocket") {
+			w.Header().Set("Upgrade", "websocket")
+			writeError(w, http.StatusUpgradeRequired, "GET /v1/ws needs a WebSocket upgrade")
+			return
+		}
+		n.calls.ServeWS(w, r)
+	})
+}
+
+// headerHas reports whether the comma-separated header key lists token.
+func headerHas(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // registration decodes a registration and fills in the address.

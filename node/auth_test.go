@@ -1,0 +1,237 @@
+package node_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/irmv/irmv/node"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/share/record"
+)
+
+// lanAddr is the namespace's LAN-like address (see scripts/netns-run).
+const lanAddr = "10.99.0.1"
+
+// lanNode starts a node whose terminal API listens on lanAddr, beyond
+// loopback. Outside scripts/netns-run the address is missing: that is a
+// failure, not a skip, so the rules it tests are never silently untested.
+func lanNode(t *testing.T) *node.Node {
+	t.Helper()
+	ln, err := net.Listen("tcp", lanAddr+":0")
+	if err != nil {
+		t.Fatalf("cannot listen on %s (%v): run this test under scripts/netns-run, which provides that address", lanAddr, err)
+	}
+	ln.Close()
+	o := nodetest.Options(t)
+	o.API = lanAddr + ":0"
+	return nodetest.Start(t, o)
+}
+
+// call makes a request with an optional bearer token and JSON body and
+// decodes the JSON answer into out (if not nil).
+func call(t *testing.T, method, url, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d with non-JSON answer %q", method, url, resp.StatusCode, raw)
+		}
+	}
+	if resp.StatusCode >= 400 {
+		var e map[string]any
+		if json.Unmarshal(raw, &e) != nil || e["error"] == nil {
+			t.Errorf("%s %s: %d without {\"error\"}: %q", method, url, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode
+}
+
+func register(t *testing.T, n *node.Node, reg share.Registration) share.Ack {
+	t.Helper()
+	var ack share.Ack
+	if code := call(t, "POST", n.APIURL()+"/v1/terminals", "", reg, &ack); code != http.StatusCreated {
+		t.Fatalf("register %+v: %d", reg, code)
+	}
+	return ack
+}
+
+// TestChangesNeedTokenBeyondLoopback: with the API beyond loopback, only
+// the terminal itself (its token) or the admin may change a registration.
+func TestChangesNeedTokenBeyondLoopback(t *testing.T) {
+	n := lanNode(t)
+	api := n.APIURL()
+	mine := register(t, n, share.Registration{Name: "Mine", UID: "auth-mine"})
+	other := register(t, n, share.Registration{Name: "Other", UID: "auth-other"})
+	if mine.Token == "" || other.Token == "" {
+		t.Fatal("register answered no token")
+	}
+	status := func() record.Status {
+		var a share.Terminal
+		if code := call(t, "GET", api+"/v1/terminals/"+mine.Terminal, "", nil, &a); code != 200 {
+			t.Fatalf("get: %d", code)
+		}
+		return a.Status
+	}
+	ops := []struct {
+		name, method, path string
+		body               any
+	}{
+		{"status", "PUT", "/v1/terminals/" + mine.Terminal + "/status", map[string]string{"status": "busy"}},
+		{"heartbeat", "POST", "/v1/terminals/" + mine.Terminal + "/heartbeat", nil},
+		{"delete", "DELETE", "/v1/terminals/" + mine.Terminal, nil},
+	}
+	for _, op := range ops {
+		for _, bad := range []struct{ who, token string }{
+			{"no token", ""},
+			{"another terminal's token", other.Token},
+			{"a made-up token", "0123456789abcdef0123456789abcdef"},
+		} {
+			if code := call(t, op.method, api+op.path, bad.token, op.body, nil); code != http.StatusForbidden {
+				t.Errorf("%s with %s: %d, want 403", op.name, bad.who, code)
+			}
+		}
+	}
+	if st := status(); st != record.StatusOnline {
+		t.Fatalf("refused changes changed the status to %s", st)
+	}
+	if c := n.Registry().Count(); c != 2 {
+		t.Fatalf("refused changes changed the register: %d terminals", c)
+	}
+	// The terminal itself and the admin may.
+	for _, who := range []struct{ name, token string }{{"terminal", mine.Token}, {"admin", n.AdminToken()}} {
+		for _, op := range ops[:2] {
+			if code := call(t, op.method, api+op.path, who.token, op.body, nil); code != 200 {
+				t.Errorf("%s by the %s: %d, want 200", op.name, who.name, code)
+			}
+		}
+	}
+	if st := status(); st != record.StatusBusy {
+		t.Errorf("status after authorised change: %s", st)
+	}
+	if code := call(t, "DELETE", api+"/v1/terminals/"+mine.Terminal, mine.Token, nil, nil); code != 200 {
+		t.Errorf("delete by the terminal: %d", code)
+	}
+	if code := call(t, "DELETE", api+"/v1/terminals/"+other.Terminal, n.AdminToken(), nil, nil); code != 200 {
+		t.Errorf("delete by the admin: %d", code)
+	}
+	if c := n.Registry().Count(); c != 0 {
+		t.Errorf("%d terminals left", c)
+	}
+}
+
+// TestLoopbackNeedsNoToken documents the other side: on a loopback-only
+// API anyone on this machine may change registrations (hooks, the CLI).
+func TestLoopbackNeedsNoToken(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	ack := register(t, n, share.Registration{UID: "loop-1"})
+	if code := call(t, "PUT", n.APIURL()+"/v1/terminals/"+ack.Terminal+"/status", "", map[string]string{"status": "idle"}, nil); code != 200 {
+		t.Errorf("status without token on loopback: %d", code)
+	}
+	// A wrong token is still refused: presenting one means checking it.
+	if code := call(t, "DELETE", n.APIURL()+"/v1/terminals/"+ack.Terminal, "not-the-token-not-the-token-xxxxx", nil, nil); code != http.StatusForbidden {
+		t.Errorf("delete with a wrong token on loopback: %d, want 403", code)
+	}
+}
+
+// TestKeylessTakeoverRefused: a terminal that registered with its own key
+// cannot be taken over by a key-less registration of its uid, nor by
+// another key, at the API, even with the admin token.
+func TestKeylessTakeoverRefused(t *testing.T) {
+	n := lanNode(t)
+	api := n.APIURL()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	reg := share.Registration{Name: "Key Holder", UID: "keyed-1", Key: priv.Public().(ed25519.PublicKey)}
+	var prep struct {
+		Body []byte `json:"body"`
+		Sign []byte `json:"sign"`
+	}
+	if code := call(t, "POST", api+"/v1/terminals/prepare", "", reg, &prep); code != 200 {
+		t.Fatalf("prepare: %d", code)
+	}
+	reg.Body, reg.Sig = prep.Body, ed25519.Sign(priv, prep.Sign)
+	ack := register(t, n, reg)
+	if ack.Signer != record.SignerTerminal {
+		t.Fatalf("signer %s", ack.Signer)
+	}
+	for _, token := range []string{"", n.AdminToken()} {
+		if code := call(t, "POST", api+"/v1/terminals", token, share.Registration{UID: "keyed-1", Address: "10.99.0.66"}, nil); code != http.StatusForbidden {
+			t.Errorf("key-less registration of a keyed uid (token %v): %d, want 403", token != "", code)
+		}
+	}
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	if code := call(t, "POST", api+"/v1/terminals/prepare", "", share.Registration{UID: "keyed-1", Key: other.Public().(ed25519.PublicKey)}, nil); code != http.StatusForbidden {
+		t.Errorf("prepare with another key: %d, want 403", code)
+	}
+	// A forged signature over a good body.
+	bad := reg
+	bad.Sig = ed25519.Sign(other, prep.Sign)
+	if code := call(t, "POST", api+"/v1/terminals", "", bad, nil); code < 400 || code >= 500 {
+		t.Errorf("registration with a forged signature: %d, want 4xx", code)
+	}
+	var got share.Terminal
+	call(t, "GET", api+"/v1/terminals/"+ack.Terminal, "", nil, &got)
+	if got.Signer != record.SignerTerminal || got.Address == "10.99.0.66" || n.Registry().Count() != 1 {
+		t.Errorf("after takeover attempts: %+v, %d terminals", got, n.Registry().Count())
+	}
+}
+
+// TestAPIRateLimitBeyondLoopback: a client beyond loopback that searches
+// or opens WebSockets too fast gets 429 with Retry-After; the node stays up.
+func TestAPIRateLimitBeyondLoopback(t *testing.T) {
+	n := lanNode(t)
+	for _, c := range []struct {
+		path  string
+		count int
+	}{{"/v1/search?q=uid:nobody&timeout=1ms", 150}, {"/v1/ws", 100}} {
+		limited := 0
+		for range c.count {
+			resp, err := http.Get(n.APIURL() + c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusTooManyRequests {
+				limited++
+				var e map[string]string
+				if json.Unmarshal(raw, &e) != nil || e["error"] == "" || resp.Header.Get("Retry-After") == "" {
+					t.Fatalf("429 without error or Retry-After: %q %v", raw, resp.Header)
+				}
+			}
+		}
+		t.Logf("%s: %d of %d requests limited", c.path, limited, c.count)
+		if limited == 0 {
+			t.Errorf("%s: %d requests in a row, none limited", c.path, c.count)
+		}
+	}
+	if code := getJSON(t, n.APIURL()+"/healthz", nil); code != 200 {
+		t.Fatalf("healthz: %d", code)
+	}
+}

@@ -1,0 +1,157 @@
+package node
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Per-client limits of the terminal API: a token bucket per client IP and
+// class of endpoint. Clients on loopback are exempt: they are this machine
+// (the CLI, hooks, benchmarks), which can stop the node anyway.
+const (
+	apiRate        rate.Limit = 200 // most endpoints, requests per second
+	apiBurst                  = 400
+	apiSearchRate  rate.Limit = 20 // GET /v1/search: each one fans out to the network
+	apiSearchBurst            = 40
+	apiWSRate      rate.Limit = 10 // GET /v1/ws upgrades
+	apiWSBurst                = 20
+
+	// maxClients bounds the buckets kept; idle ones are evicted first.
+	maxClients = 4096
+	// clientIdle is how long an unused bucket is kept. A bucket idle this
+	// long is full again, so forgetting it forgives nothing.
+	clientIdle = time.Minute
+)
+
+// apiClass is a class of endpoints sharing one bucket per client.
+type apiClass int
+
+const (
+	classDefault apiClass = iota
+	classSearch
+	classWS
+	numClasses
+)
+
+var classLimits = [numClasses]struct {
+	r     rate.Limit
+	burst int
+}{
+	classDefault: {apiRate, apiBurst},
+	classSearch:  {apiSearchRate, apiSearchBurst},
+	classWS:      {apiWSRate, apiWSBurst},
+}
+
+func classOf(r *http.Request) apiClass {
+	switch r.URL.Path {
+	case "/v1/search":
+		return classSearch
+	case "/v1/ws":
+		return classWS
+	}
+	return classDefault
+}
+
+type clientBuckets struct {
+	lim  [numClasses]*rate.Limiter
+	last time.Time
+}
+
+// apiLimiter holds the buckets of the API's clients. The map is bounded:
+// when full, idle buckets are swept; if none is idle, the oldest goes.
+type apiLimiter struct {
+	mu      sync.Mutex
+	clients map[netip.Addr]*clientBuckets
+	now     func() time.Time
+}
+
+func newAPILimiter() *apiLimiter {
+	return &apiLimiter{clients: make(map[netip.Addr]*clientBuckets), now: time.Now}
+}
+
+// reserve takes a token for ip in class c. It returns 0 when the request
+// may go on, else how long until a token is there.
+func (l *apiLimiter) reserve(ip netip.Addr, c apiClass) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	cb, ok := l.clients[ip]
+	if !ok {
+		if len(l.clients) >= maxClients {
+			l.evictLocked(now)
+		}
+		cb = &clientBuckets{}
+		l.clients[ip] = cb
+	}
+	cb.last = now
+	if cb.lim[c] == nil {
+		cb.lim[c] = rate.NewLimiter(classLimits[c].r, classLimits[c].burst)
+	}
+	if cb.lim[c].AllowN(now, 1) {
+		return 0
+	}
+	// Time until one token: the bucket is empty or nearly so.
+	tokens := cb.lim[c].TokensAt(now)
+	wait := time.Duration((1 - tokens) / float64(classLimits[c].r) * float64(time.Second))
+	return max(wait, time.Millisecond)
+}
+
+// evictLocked drops idle buckets and, if that frees too little, random
+// others down to three quarters of maxClients, so that eviction is cheap
+// on average even when an attacker cycles through addresses. Forgetting a
+// bucket only forgives.
+func (l *apiLimiter) evictLocked(now time.Time) {
+	for ip, cb := range l.clients {
+		if now.Sub(cb.last) > clientIdle {
+			delete(l.clients, ip)
+		}
+	}
+	for ip := range l.clients { // random order
+		if len(l.clients) <= maxClients*3/4 {
+			break
+		}
+		delete(l.clients, ip)
+	}
+}
+
+// size is the number of clients with buckets.
+func (l *apiLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.clients)
+}
+
+// wrap answers 429 with Retry-After to a non-loopback client over its
+// rate, and passes everything else to next.
+func (l *apiLimiter) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, err := netip.ParseAddr(remoteIP(r))
+		if err == nil {
+			ip = ip.Unmap().WithZone("")
+		}
+		if err != nil || ip.IsLoopback() {
+			next.ServeHTTP(w, r) // this machine (or not TCP): no limit
+			return
+		}
+		if ip.Is6() {
+			// One client holds a whole /64: limit the prefix, not each
+			// of its addresses.
+			ip = netip.PrefixFrom(ip, 64).Masked().Addr()
+		}
+		if wait := l.reserve(ip, classOf(r)); wait > 0 {
+			secs := int(math.Ceil(wait.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeError(w, http.StatusTooManyRequests,
+				fmt.Sprintf("too many requests from %s: retry in %v", ip, wait.Round(time.Millisecond)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -77,6 +77,11 @@ func TestForgedFloodHitsRejected(t *testing.T) {
 			t.Errorf("forged record reached the results: %+v", r)
 		}
 	}
+	// The rogue answers every query with its good record too; that record
+	// answers only uid:good, so the other queries must not return it.
+	if len(got) != 1 {
+		t.Errorf("got %d results over six queries, want the good record once: %+v", len(got), got)
+	}
 	rejected := floodRejected(t, n.APIURL())
 	t.Logf("irmv_records_rejected_total{path=\"flood\"} = %v", rejected)
 	if rejected < float64(len(forged)) {

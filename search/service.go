@@ -323,6 +323,10 @@ func (r *run) ask(ctx context.Context, p peer.ID, via string, hops int) {
 		if err != nil {
 			continue
 		}
+		if !Matches(r.s.o.Normalizer, b.Identifiers, r.id) {
+			r.s.m.rejected.WithLabelValues(via).Inc()
+			continue
+		}
 		res := resultOf(rec, b, via)
 		res.Hops = hops
 		r.emit(ctx, res)
@@ -337,7 +341,7 @@ func (r *run) viaFlood(ctx context.Context) {
 			// A hit is made by the hosting node at query time, so its
 			// status is fresh; its records must name that node.
 			b, err := rec.Verify(hit.Origin, now)
-			if err != nil {
+			if err != nil || !Matches(r.s.o.Normalizer, b.Identifiers, r.id) {
 				r.s.m.rejected.WithLabelValues(ViaFlood).Inc()
 				continue
 			}

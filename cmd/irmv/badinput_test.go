@@ -56,6 +56,8 @@ func TestCLIBadInput(t *testing.T) {
 		// drops limits <= 0); reported to cmd/irmv's owner.
 		{"search limit not a number", []string{"search", node, "--limit", "many", "anna"}, "limit"},
 		{"search bad timeout", []string{"search", node, "--timeout", "soon", "anna"}, "timeout"},
+		{"search negative limit", []string{"search", node, "--limit", "-3", "anna"}, "--limit -3"},
+		{"search zero timeout", []string{"search", node, "--timeout", "0s", "anna"}, "--timeout 0s"},
 		{"node not a URL", []string{"search", "--node", "notaurl", "anna"}, "notaurl"},
 		{"node bad scheme", []string{"share", "list", "--node", "ftp://x"}, "http"},
 		{"unknown flag", []string{"share", "list", node, "--bogus"}, "bogus"},

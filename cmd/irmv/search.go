@@ -40,6 +40,12 @@ func runSearch(c *cli.Context) error {
 	if len(args) == 0 {
 		return cli.Exit("usage: irmv search QUERY", exitError)
 	}
+	if c.Int("limit") < 1 || c.Int("limit") > search.MaxLimit {
+		return cli.Exit(fmt.Sprintf("--limit %d: want 1 to %d", c.Int("limit"), search.MaxLimit), exitError)
+	}
+	if d := c.Duration("timeout"); d <= 0 || d > search.MaxTimeout {
+		return cli.Exit(fmt.Sprintf("--timeout %s: want more than 0 and at most %s", d, search.MaxTimeout), exitError)
+	}
 	q := search.Query{Text: strings.Join(args, " "), Via: c.String("via"), Limit: c.Int("limit"), Timeout: c.Duration("timeout")}
 	cl, err := newClient(c)
 	if err != nil {

@@ -186,12 +186,23 @@ func check(m *signal.Msg) error {
 	if len(m.Reason) > 256 {
 		return errors.New("reason over 256 bytes")
 	}
+	if m.Leg < 0 || m.Leg > signal.MaxLeg {
+		return fmt.Errorf("leg %d: want 0 to %d", m.Leg, signal.MaxLeg)
+	}
+	if (m.Leg != 0 || m.Route != "") && m.Type != signal.TypeCandidate && m.Type != signal.TypeUpdate {
+		return errors.New("leg and route belong to candidate and update messages")
+	}
+	switch m.Route {
+	case "", "direct", "relayed":
+	default:
+		return fmt.Errorf("route %q: want direct or relayed", m.Route)
+	}
 	return nil
 }
 
 // relayed strips a message down to what may travel on to the other side.
 func relayed(m signal.Msg) signal.Msg {
-	out := signal.Msg{Type: m.Type, Call: m.Call, Desc: m.Desc, Candidate: m.Candidate, Reason: m.Reason}
+	out := signal.Msg{Type: m.Type, Call: m.Call, Desc: m.Desc, Candidate: m.Candidate, Reason: m.Reason, Leg: m.Leg, Route: m.Route}
 	if m.Type == signal.TypeInvite {
 		out.From, out.To = m.From, m.To
 	}

@@ -128,6 +128,15 @@ func TestCallRelayedAcrossNodes(t *testing.T) {
 	if got := a.next(signal.TypeUpdate); got.Desc == nil || got.Desc.Type != "answer" {
 		t.Fatalf("update %+v", got)
 	}
+	// A second leg (make-before-break): leg and route travel unchanged.
+	a.send(signal.Msg{Type: signal.TypeUpdate, Call: id, Leg: 1, Route: "relayed", Desc: &media.Description{Type: "offer", SDP: "v=0 leg 1"}, Reason: "loss"})
+	if got := b.next(signal.TypeUpdate); got.Leg != 1 || got.Route != "relayed" || got.Desc == nil || got.Desc.SDP != "v=0 leg 1" {
+		t.Fatalf("update of a new leg %+v", got)
+	}
+	b.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Leg: 1, Candidate: &cand})
+	if got := a.next(signal.TypeCandidate); got.Leg != 1 {
+		t.Fatalf("candidate of leg 1 arrived as %+v", got)
+	}
 	b.send(signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "bye"})
 	if got := a.next(signal.TypeHangup); got.Reason != "bye" {
 		t.Fatalf("hangup %+v", got)
@@ -201,6 +210,10 @@ func TestBadMessagesRefused(t *testing.T) {
 		{Type: signal.TypeCandidate, Call: newCallID()},
 		{Type: signal.TypeUpdate, Call: newCallID()},
 		{Type: signal.TypeUpdate, Call: newCallID(), Desc: &media.Description{Type: "pranswer"}},
+		{Type: signal.TypeUpdate, Call: newCallID(), Desc: offer, Leg: -1},
+		{Type: signal.TypeUpdate, Call: newCallID(), Desc: offer, Leg: signal.MaxLeg + 1},
+		{Type: signal.TypeUpdate, Call: newCallID(), Desc: offer, Leg: 1, Route: "carrier pigeon"},
+		{Type: signal.TypeHangup, Call: newCallID(), Leg: 1},
 	} {
 		a.send(m)
 		a.next(signal.TypeError)

@@ -57,6 +57,12 @@ type Options struct {
 	OnState func(webrtc.PeerConnectionState)
 	// Logger receives the peer's and pion's logs; nil discards them.
 	Logger *slog.Logger
+	// Continues, if not nil, is a running Peer of the same call whose
+	// media this one takes over (make-before-break, see route.go): the
+	// new Peer sends the same audio track, records into the same
+	// recording, and when Continues ends its Play and recording carry on
+	// here. Nil starts a call of its own.
+	Continues *Peer
 }
 
 // Peer is one side of an audio call: a pion PeerConnection with one Opus
@@ -73,7 +79,7 @@ type Peer struct {
 	chatReady   chan struct{}
 	ended       chan struct{} // Close called, or the connection failed or closed
 
-	connectedOnce, firstOnce, chatOnce, endedOnce, closeOnce sync.Once
+	connectedOnce, firstOnce, chatOnce, endedOnce, closeOnce, followOnce sync.Once
 
 	wg       sync.WaitGroup // goroutines started by the Peer
 	closeErr error
@@ -84,11 +90,17 @@ type Peer struct {
 	chat        *webrtc.DataChannel
 	remoteSet   bool
 	remoteUfrag string                    // ICE username fragment of the remote description
-	prefer      string                    // route the candidates are filtered for (route.go)
 	pending     []webrtc.ICECandidateInit // candidates waiting for their remote description
+	next        *Peer                     // the Peer that continues this call (route.go)
+	handedOver  bool                      // this Peer ended with next carrying on
+	detached    bool                      // the shared track is not sent here (route.go)
 
-	recMu sync.Mutex
-	rec   *recorder // guarded by recMu
+	sendMu sync.Mutex // serialises attaching and detaching the track
+
+	recMu   sync.Mutex
+	rec     *recorder // guarded by recMu
+	recFrom *Peer     // Peer of the last packet recorded (route.go)
+	recLast uint16    // its sequence number
 }
 
 // New creates a Peer. It gathers no candidates until Offer or Answer.
@@ -138,10 +150,14 @@ func New(opts Options) (*Peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: new peer connection: %w", err)
 	}
-	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{
+	var track *webrtc.TrackLocalStaticSample
+	if opts.Continues != nil {
+		// One track, bound to both connections: one packetizer, so both
+		// legs carry the same sequence numbers and timestamps.
+		track = opts.Continues.track
+	} else if track, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{
 		MimeType: webrtc.MimeTypeOpus, ClockRate: opusClockRate, Channels: opusChannels,
-	}, "audio", "irmv")
-	if err != nil {
+	}, "audio", "irmv"); err != nil {
 		return nil, errors.Join(fmt.Errorf("media: new track: %w", err), pc.Close())
 	}
 
@@ -154,6 +170,11 @@ func New(opts Options) (*Peer, error) {
 		firstPacket: make(chan struct{}),
 		chatReady:   make(chan struct{}),
 		ended:       make(chan struct{}),
+	}
+	if prev := opts.Continues; prev != nil {
+		if err := prev.link(p); err != nil {
+			return nil, errors.Join(err, pc.Close())
+		}
 	}
 	pc.OnICECandidate(p.onCandidate)
 	pc.OnConnectionStateChange(p.onState)
@@ -170,12 +191,6 @@ func (p *Peer) onCandidate(c *webrtc.ICECandidate) {
 	if c == nil || p.opts.OnCandidate == nil {
 		return
 	}
-	p.mu.Lock()
-	ok := allowed(p.prefer, c.Typ.String())
-	p.mu.Unlock()
-	if !ok {
-		return // kept off the route Reroute chose
-	}
 	p.opts.OnCandidate(c.ToJSON())
 }
 
@@ -184,8 +199,11 @@ func (p *Peer) onState(s webrtc.PeerConnectionState) {
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
 		p.connectedOnce.Do(func() { close(p.connected) })
+		if prev := p.opts.Continues; prev != nil {
+			prev.sendTrack(false) // the audio goes this way now
+		}
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-		p.endedOnce.Do(func() { close(p.ended) })
+		p.end()
 	}
 	if p.opts.OnState != nil {
 		p.opts.OnState(s)
@@ -212,11 +230,7 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if p.opts.OnTrackPacket != nil {
 			p.opts.OnTrackPacket(pkt)
 		}
-		p.recMu.Lock()
-		if p.rec != nil {
-			p.rec.write(pkt)
-		}
-		p.recMu.Unlock()
+		p.record(pkt)
 	}
 }
 
@@ -375,10 +389,7 @@ func (p *Peer) setRemote(d Description, want webrtc.SDPType, key ed25519.PublicK
 			return err
 		}
 	}
-	p.mu.Lock()
-	sdp := filterSDP(d.SDP, p.prefer)
-	p.mu.Unlock()
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: want, SDP: sdp}); err != nil {
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: want, SDP: d.SDP}); err != nil {
 		return fmt.Errorf("media: set remote %s: %w", want, err)
 	}
 	p.mu.Lock()
@@ -452,10 +463,6 @@ func (p *Peer) AddCandidate(c webrtc.ICECandidateInit) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	if !allowed(p.prefer, candidateType(c.Candidate)) {
-		p.mu.Unlock()
-		return nil // off the route Reroute chose
-	}
 	if !p.candidateReadyLocked(c) {
 		if len(p.pending) == maxPending {
 			p.pending = p.pending[1:]
@@ -519,7 +526,8 @@ func (p *Peer) FirstPacket() <-chan struct{} { return p.firstPacket }
 func (p *Peer) ChatReady() <-chan struct{} { return p.chatReady }
 
 // Done is closed when the call has ended: Close was called, or the
-// connection failed or was closed by the other side.
+// connection failed or was closed by the other side. For a Peer that
+// another continues (Options.Continues) that is when the last of them ends.
 func (p *Peer) Done() <-chan struct{} { return p.ended }
 
 func (p *Peer) isClosed() bool {
@@ -535,8 +543,14 @@ func (p *Peer) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
+		shared := p.next != nil || p.opts.Continues != nil
 		p.mu.Unlock()
-		p.endedOnce.Do(func() { close(p.ended) })
+		if shared {
+			// Unbind the shared track first: a Play writing on it
+			// then never sees this connection's write errors.
+			p.sendTrack(false)
+		}
+		p.end()
 		if err := p.pc.GracefulClose(); err != nil {
 			p.closeErr = fmt.Errorf("media: close: %w", err)
 		}

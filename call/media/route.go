@@ -1,96 +1,120 @@
 package media
 
 import (
-	"errors"
-	"fmt"
-	"strings"
-
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
-// ErrRelayOnly is returned by [Peer.Reroute] when a direct route is asked
-// of a Peer made with Options.RelayOnly.
-var ErrRelayOnly = errors.New("media: peer is relay-only")
+// Moving a call to another route is make-before-break: a second Peer for
+// the same call, made with Options.Continues (and Options.RelayOnly for
+// the relay: pion applies ICETransportPolicy only at construction, not on
+// an ICE restart), is negotiated beside the running one; both send the
+// same track and write into the same recording until the caller closes
+// the old Peer. A Play or recording started on the old Peer carries on in
+// the new one when the old one ends. Closing the new Peer while the old
+// one still runs abandons it: the old one goes on alone.
 
-// Reroute moves a running call to another route with an ICE restart (RFC
-// 8445 section 9): RouteRelayed keeps only relayed candidates (TURN) on
-// this side's candidates and the other side's, RouteDirect only host and
-// reflexive ones, RouteUnknown ("") lifts the filter. The offer goes to
-// the other side, whose answer goes to [Peer.Accept] as usual.
-//
-// Why filtering and not ICETransportPolicy: pion (v4.2) takes a new policy
-// from SetConfiguration only into its list of servers, not into the
-// candidate types its ICE agent gathers, so a restart would gather the same
-// kinds again and pick the same pair. Filtering what is signalled has the
-// same effect: no pair of the unwanted kind can form.
-func (p *Peer) Reroute(route string) (Description, error) {
-	switch route {
-	case RouteUnknown, RouteRelayed:
-	case RouteDirect:
-		if p.opts.RelayOnly {
-			return Description{}, ErrRelayOnly
-		}
-	default:
-		return Description{}, fmt.Errorf("media: unknown route %q", route)
-	}
-	if p.isClosed() {
-		return Description{}, ErrClosed
-	}
-	p.mu.Lock()
-	p.prefer = route
-	p.mu.Unlock()
-	d, err := p.offer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		return Description{}, err
-	}
-	d.SDP = filterSDP(d.SDP, route)
-	return d, nil
-}
-
-// Preferred is the route set by the last [Peer.Reroute] ("" for none).
-func (p *Peer) Preferred() string {
+// link makes next the Peer that continues p's call.
+func (p *Peer) link(next *Peer) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.prefer
-}
-
-// allowed tells whether a candidate of type typ ("host", "srflx", "prflx",
-// "relay"; "" when unknown) may be used on route prefer.
-func allowed(prefer, typ string) bool {
-	switch prefer {
-	case RouteRelayed:
-		return typ == "relay"
-	case RouteDirect:
-		return typ != "relay"
+	if p.closed || p.handedOver {
+		return ErrClosed
 	}
-	return true
+	select {
+	case <-p.ended:
+		return ErrClosed
+	default:
+	}
+	p.next = next // replaces one being abandoned
+	return nil
 }
 
-// candidateType is the type of a candidate attribute ("typ <type>", RFC
-// 8839 section 5.1), "" if it has none.
-func candidateType(c string) string {
-	f := strings.Fields(c)
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == "typ" {
-			return f[i+1]
+// end marks p's connection as over. If another Peer continues the call,
+// p's Done waits for that one; if p continues a Peer that still runs, p is
+// abandoned and unlinked from it.
+func (p *Peer) end() {
+	if prev := p.opts.Continues; prev != nil {
+		prev.mu.Lock()
+		abandoned := prev.next == p && !prev.handedOver
+		if abandoned {
+			prev.next = nil
+		}
+		open := !prev.closed
+		prev.mu.Unlock()
+		if abandoned && open {
+			prev.sendTrack(true) // the audio goes back the old way
 		}
 	}
-	return ""
+	p.mu.Lock()
+	next := p.next
+	if next != nil {
+		p.handedOver = true
+	}
+	p.mu.Unlock()
+	if next != nil {
+		p.sendTrack(false)
+	}
+	if next == nil {
+		p.endedOnce.Do(func() { close(p.ended) })
+		return
+	}
+	p.followOnce.Do(func() {
+		// Not in p.wg: Close must not wait for the call's next leg.
+		go func() {
+			<-next.ended
+			p.endedOnce.Do(func() { close(p.ended) })
+		}()
+	})
 }
 
-// filterSDP drops the a=candidate lines that route prefer does not allow.
-func filterSDP(sdp, prefer string) string {
-	if prefer == RouteUnknown || !strings.Contains(sdp, "a=candidate:") {
-		return sdp
+// sendTrack binds the call's audio track to p's sender (on) or unbinds
+// it. A Peer continued by another stops sending once the new one is
+// connected, so that the track's writes never fail on a connection that
+// is going away (which would stop a Play), and starts again if the new one
+// is abandoned.
+func (p *Peer) sendTrack(on bool) {
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	p.mu.Lock()
+	sender := p.sender
+	change := sender != nil && p.detached == on
+	if change {
+		p.detached = !on
 	}
-	var b strings.Builder
-	for line := range strings.Lines(sdp) {
-		if c, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "a=candidate:"); ok && !allowed(prefer, candidateType(c)) {
+	p.mu.Unlock()
+	if !change {
+		return
+	}
+	var err error
+	if on {
+		err = sender.ReplaceTrack(p.track)
+	} else {
+		err = sender.ReplaceTrack(nil)
+	}
+	if err != nil {
+		p.log.Debug("Switching the audio track", "on", on, "err", err)
+	}
+}
+
+// record writes a received packet into the call's recording, which may
+// belong to a Peer this one continues. While two legs run, both deliver
+// the same packets (the other side sends one track on both): a packet
+// from the other leg is written only if it is newer than the last one.
+func (p *Peer) record(pkt *rtp.Packet) {
+	for q := p; q != nil; q = q.opts.Continues {
+		q.recMu.Lock()
+		if q.rec == nil {
+			q.recMu.Unlock()
 			continue
 		}
-		b.WriteString(line)
+		if q.recFrom == nil || q.recFrom == p || int16(pkt.SequenceNumber-q.recLast) > 0 {
+			q.rec.write(pkt)
+			q.recFrom, q.recLast = p, pkt.SequenceNumber
+		}
+		q.recMu.Unlock()
+		return
 	}
-	return b.String()
 }
 
 // Meter turns a Peer's statistics, which count from the start of the call,

@@ -6,14 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
@@ -66,19 +63,18 @@ type Call struct {
 	route       string
 	record      string
 	th          Thresholds // quality thresholds (outgoing calls act on them)
-	relayOnly   bool       // the peer is relay-only
-	updateWhy   string     // Reason of the last update offer (callee)
+	relayOnly   bool       // the call's first peer is relay-only (private)
+	updateWhy   string     // Reason of the last same-leg update offer (callee)
+	legs        int        // the highest leg number used (route.go)
 
 	confID string // the conference the invite named, "" for a plain call
 	auto   bool   // a leg of a conference already joined: accept at once
 
-	mu            sync.Mutex
-	conf          *Conference // set once the call belongs to it
-	chatUp        bool        // media up and chat channel open
-	peer          *media.Peer
-	sent          bool // our description went out: candidates may follow
-	localPending  []webrtc.ICECandidateInit
-	remotePending []webrtc.ICECandidateInit
+	mu     sync.Mutex
+	conf   *Conference // set once the call belongs to it
+	chatUp bool        // media up and chat channel open
+	cur    *leg        // the leg that carries the call
+	next   *leg        // a leg being brought up to take over, or nil
 }
 
 func newCall(p *Phone, id string, outgoing bool, remote signal.Party) *Call {
@@ -90,6 +86,7 @@ func newCall(p *Phone, id string, outgoing bool, remote signal.Party) *Call {
 		in:       make(chan signal.Msg, 64),
 		hangup:   make(chan struct{}),
 		done:     make(chan struct{}),
+		cur:      &leg{},
 	}
 }
 
@@ -97,10 +94,11 @@ func newCall(p *Phone, id string, outgoing bool, remote signal.Party) *Call {
 func (c *Call) ID() string { return c.id }
 
 // Peer is the call's WebRTC peer.
+// After a route change that is a new Peer.
 func (c *Call) Peer() *media.Peer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.peer
+	return c.cur.peer
 }
 
 // Remote is the other party as signalling named it.
@@ -186,83 +184,6 @@ func (c *Call) send(m signal.Msg) error {
 	return c.p.send(m)
 }
 
-// onLocalCandidate sends a gathered candidate, or holds it until our
-// description has gone out.
-func (c *Call) onLocalCandidate(ci webrtc.ICECandidateInit) {
-	c.mu.Lock()
-	if !c.sent {
-		c.localPending = append(c.localPending, ci)
-		c.mu.Unlock()
-		return
-	}
-	c.mu.Unlock()
-	if err := c.send(signal.Msg{Type: signal.TypeCandidate, Candidate: &ci}); err != nil {
-		c.p.log.Debug("Sending a candidate failed", "call", c.id, "err", err)
-	}
-}
-
-// descriptionSent lets candidates flow and sends those held back.
-func (c *Call) descriptionSent() {
-	c.mu.Lock()
-	c.sent = true
-	pending := c.localPending
-	c.localPending = nil
-	c.mu.Unlock()
-	for i := range pending {
-		if err := c.send(signal.Msg{Type: signal.TypeCandidate, Candidate: &pending[i]}); err != nil {
-			c.p.log.Debug("Sending a candidate failed", "call", c.id, "err", err)
-		}
-	}
-}
-
-// addRemote adds a remote candidate, or queues it until the peer exists.
-func (c *Call) addRemote(ci *webrtc.ICECandidateInit) {
-	if ci == nil {
-		return
-	}
-	c.mu.Lock()
-	peer := c.peer
-	if peer == nil {
-		if len(c.remotePending) < 64 {
-			c.remotePending = append(c.remotePending, *ci)
-		}
-		c.mu.Unlock()
-		return
-	}
-	c.mu.Unlock()
-	if err := peer.AddCandidate(*ci); err != nil && !errors.Is(err, media.ErrClosed) {
-		c.p.log.Debug("Remote candidate refused", "call", c.id, "candidate", ci.Candidate, "err", err)
-	}
-}
-
-// newPeer creates the call's WebRTC peer and adds the queued candidates.
-func (c *Call) newPeer(relayOnly bool) (*media.Peer, error) {
-	p := c.p
-	peer, err := media.New(media.Options{
-		ICEServers:    p.iceConfig(),
-		RelayOnly:     relayOnly,
-		SettingEngine: p.o.SettingEngine,
-		Key:           p.key,
-		OnCandidate:   c.onLocalCandidate,
-		OnText:        func(s string) { c.emit(Event{Type: EventText, Text: s}) },
-		OnControl:     c.onControl,
-		Logger:        slog.New(pionQuieter{p.log.Handler()}).With("call", c.id),
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.relayOnly = relayOnly
-	c.mu.Lock()
-	c.peer = peer
-	pending := c.remotePending
-	c.remotePending = nil
-	c.mu.Unlock()
-	for i := range pending {
-		c.addRemote(&pending[i])
-	}
-	return peer, nil
-}
-
 // startMedia starts recording (before the first packet can arrive) and
 // playing.
 func (c *Call) startMedia(peer *media.Peer, play, record string) {
@@ -301,10 +222,31 @@ func (c *Call) startMedia(peer *media.Peer, play, record string) {
 				return
 			}
 			defer f.Close()
+			waitOtherSide(peer)
 			if err := peer.Play(f); err != nil && !errors.Is(err, media.ErrClosed) {
 				c.emit(Event{Type: EventWarning, Reason: "play: " + err.Error()})
 			}
 		}()
+	}
+}
+
+// waitOtherSide waits until the other side can surely decrypt our audio:
+// our side is connected when its own DTLS handshake is done, which can be
+// before the other side's is, and the packets sent then are lost. The chat
+// channel opening (or audio arriving) shows the other side is up.
+func waitOtherSide(peer *media.Peer) {
+	select {
+	case <-peer.Connected():
+	case <-peer.Done():
+		return
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-peer.ChatReady():
+	case <-peer.FirstPacket():
+	case <-peer.Done():
+	case <-t.C:
 	}
 }
 
@@ -437,7 +379,8 @@ func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *C
 		}
 	}
 
-	peer, err := c.newPeer(p.o.RelayOnly || o.RelayOnly)
+	c.relayOnly = p.o.RelayOnly || o.RelayOnly
+	peer, err := c.newPeer(c.cur, c.relayOnly, nil)
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrFailed, err)
 		c.finish(reasonOf(err, nil), false)
@@ -469,7 +412,7 @@ func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *C
 		c.finish("failed", false)
 		return nil, err
 	}
-	c.descriptionSent()
+	c.descriptionSent(c.cur)
 	c.startMedia(peer, play, rec)
 
 	ring := o.RingTimeout
@@ -489,7 +432,7 @@ func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *C
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		c.live(peer, o.HangupAfter)
+		c.live(o.HangupAfter)
 	}()
 	return c, nil
 }
@@ -504,7 +447,7 @@ func (c *Call) ring(ctx context.Context, peer *media.Peer, remoteKey ed25519.Pub
 		case m := <-c.in:
 			switch {
 			case m.Type == signal.TypeCandidate:
-				c.addRemote(m.Candidate)
+				c.addRemote(m)
 			case m.Type == signal.TypeRinging:
 				if !rang {
 					rang = true
@@ -575,7 +518,7 @@ func (c *Call) waitMedia(ctx context.Context, peer *media.Peer) error {
 		case m := <-c.in:
 			switch {
 			case m.Type == signal.TypeCandidate:
-				c.addRemote(m.Candidate)
+				c.addRemote(m)
 			case m.Type == signal.TypeError:
 				c.nodeError(m)
 			case signal.Ends(m.Type):
@@ -601,8 +544,9 @@ func (c *Call) nodeError(m signal.Msg) {
 
 // live runs a connected call until it ends: it samples the quality every
 // second and, as the caller, moves the call to another route when the
-// quality stays below the thresholds (see the package doc).
-func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
+// quality stays below the thresholds (see the package doc and route.go).
+func (c *Call) live(hangupAfter time.Duration) {
+	peer := c.Peer()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var after <-chan time.Time
@@ -627,6 +571,21 @@ func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
 		c.route = peer.Route()
 		c.emit(Event{Type: EventConnected, SetupMS: ms(at.Sub(c.start)), Route: c.route})
 	}
+	// The next leg's progress: connected, then its chat channel open.
+	var nextUp, nextChat, nextDone <-chan struct{}
+	watch := func() {
+		nextUp, nextChat, nextDone = nil, nil, nil
+		if l := c.nextLeg(); l != nil && l.peer != nil {
+			nextUp, nextDone = l.peer.Connected(), l.peer.Done()
+		}
+	}
+	abandon := func(why string) {
+		if l := c.abandon(); l != nil {
+			c.emit(Event{Type: EventWarning, Reason: "moving the call to the " + l.route + " route failed (" + why + "); it stays on the " + c.route + " route"})
+		}
+		mon.settle()
+		watch()
+	}
 	for {
 		select {
 		case <-first:
@@ -642,6 +601,18 @@ func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
 			if cf != nil {
 				cf.broadcast()
 			}
+		case <-nextUp:
+			nextUp = nil
+			if l := c.nextLeg(); l != nil {
+				nextChat = l.peer.ChatReady()
+			}
+		case <-nextChat:
+			nextChat, nextDone = nil, nil
+			if p := c.takeOver(mon); p != nil {
+				peer, meter = p, p.NewMeter()
+			}
+		case <-nextDone:
+			abandon("its connection failed")
 		case now := <-tick.C:
 			q := meter.Sample()
 			if !c.connEmitted {
@@ -650,33 +621,34 @@ func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
 			c.emit(Event{Type: EventQuality, Loss: q.Loss, JitterMS: q.Jitter * 1000, RTTMS: q.RTT * 1000, Route: q.Route})
 			if q.Route != c.route && q.Route != media.RouteUnknown {
 				why := "ice" // the ICE agent picked another pair by itself
-				if r := mon.arrived(q.Route); r != nil {
-					why = r.reason
-					c.p.log.Info("Route changed", "call", c.id, "from", r.from, "to", r.to, "took", now.Sub(r.at))
-				} else if c.updateWhy != "" {
+				if c.updateWhy != "" {
 					why, c.updateWhy = c.updateWhy, ""
 				}
 				c.emit(Event{Type: EventRoute, Route: q.Route, From: c.route, To: q.Route, Reason: why})
 				c.route = q.Route
 			}
+			if l := c.nextLeg(); l != nil && now.Sub(l.at) > RerouteTimeout {
+				abandon("timeout")
+			}
 			if !c.outgoing {
 				continue // the caller moves the call
 			}
 			if to, why := mon.observe(q, now); to != "" {
-				c.reroute(peer, to, why)
-			} else if r := mon.pending; r != nil && now.Sub(r.at) > RerouteTimeout {
-				mon.pending = nil
-				c.emit(Event{Type: EventWarning, Reason: "moving the call to the " + r.to + " route failed; any route again"})
-				c.reroute(peer, media.RouteUnknown, r.reason)
+				if err := c.startLeg(to, why, now); err != nil {
+					c.p.log.Warn("Starting a new route failed", "call", c.id, "err", err)
+					abandon(err.Error())
+				}
+				watch()
 			}
 		case m := <-c.in:
 			switch {
 			case m.Type == signal.TypeCandidate:
-				c.addRemote(m.Candidate)
+				c.addRemote(m)
 			case m.Type == signal.TypeUpdate:
-				if !c.onUpdate(peer, m) {
+				if !c.onUpdate(m) {
 					return
 				}
+				watch()
 			case m.Type == signal.TypeError:
 				c.nodeError(m)
 			case signal.Ends(m.Type):
@@ -688,8 +660,10 @@ func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
 				return
 			}
 		case <-peer.Done():
-			// The other side's hangup closes the connection at once but
-			// travels through the nodes: wait a little for its reason.
+			// With a next leg linked this waits for that leg (media.Peer
+			// Done). The other side's hangup closes the connection at
+			// once but travels through the nodes: wait a little for its
+			// reason.
 			c.finishLost()
 			return
 		case <-after:
@@ -700,62 +674,6 @@ func (c *Call) live(peer *media.Peer, hangupAfter time.Duration) {
 			return
 		}
 	}
-}
-
-// reroute restarts ICE for route ("" for any) and sends the offer in an
-// update. Candidates of the restart are held until the offer is out, so
-// that they cannot reach the other side before it.
-func (c *Call) reroute(peer *media.Peer, route, why string) {
-	c.mu.Lock()
-	c.sent = false
-	c.mu.Unlock()
-	defer c.descriptionSent()
-	offer, err := peer.Reroute(route)
-	if err != nil {
-		c.p.log.Warn("ICE restart failed", "call", c.id, "err", err)
-		c.emit(Event{Type: EventWarning, Reason: "rerouting: " + err.Error()})
-		return
-	}
-	c.p.log.Info("Rerouting", "call", c.id, "to", route, "reason", why)
-	if err := c.send(signal.Msg{Type: signal.TypeUpdate, Desc: &offer, Reason: why}); err != nil {
-		c.p.log.Warn("Sending the ICE restart failed", "call", c.id, "err", err)
-	}
-}
-
-// onUpdate takes a renegotiation: the callee answers an ICE restart offer,
-// the caller takes the answer. It returns false if the call ended.
-func (c *Call) onUpdate(peer *media.Peer, m signal.Msg) bool {
-	if m.Desc == nil {
-		return true
-	}
-	var err error
-	switch {
-	case m.Desc.Type == "offer" && !c.outgoing:
-		c.mu.Lock()
-		c.sent = false
-		c.mu.Unlock()
-		var answer media.Description
-		answer, err = peer.Answer(*m.Desc, c.remoteKey())
-		if err == nil {
-			c.updateWhy = m.Reason
-			err = c.send(signal.Msg{Type: signal.TypeUpdate, Desc: &answer})
-		}
-		c.descriptionSent()
-	case m.Desc.Type == "answer" && c.outgoing:
-		err = peer.Accept(*m.Desc, c.remoteKey())
-	default:
-		return true // glare cannot happen: only the caller offers
-	}
-	if errors.Is(err, media.ErrBadFingerprintSig) || errors.Is(err, media.ErrFingerprintMismatch) {
-		c.emit(Event{Type: EventWarning, Reason: "the renegotiation does not verify: " + err.Error()})
-		c.finish("identity", true)
-		return false
-	}
-	if err != nil {
-		c.p.log.Warn("Renegotiation failed", "call", c.id, "err", err)
-		c.emit(Event{Type: EventWarning, Reason: "renegotiation: " + err.Error()})
-	}
-	return true
 }
 
 // lostGrace is how long a call whose connection closed waits for the
@@ -799,11 +717,16 @@ func (c *Call) finish(reason string, notify bool) {
 			}
 		}
 		c.mu.Lock()
-		peer := c.peer
+		cur, next := c.cur, c.next
+		c.next = nil
 		c.mu.Unlock()
-		if peer != nil {
-			if err := peer.Close(); err != nil {
-				c.p.log.Debug("Closing the peer", "call", c.id, "err", err)
+		// The leg being brought up first: closed after the current one
+		// it would carry the call on.
+		for _, l := range []*leg{next, cur} {
+			if l != nil && l.peer != nil {
+				if err := l.peer.Close(); err != nil {
+					c.p.log.Debug("Closing the peer", "call", c.id, "err", err)
+				}
 			}
 		}
 		c.wg.Wait()
@@ -865,7 +788,7 @@ wait:
 		case m := <-c.in:
 			switch {
 			case m.Type == signal.TypeCandidate:
-				c.addRemote(m.Candidate)
+				c.addRemote(m)
 			case m.Type == signal.TypeError || signal.Ends(m.Type):
 				cancelAsk()
 				reason := m.Reason
@@ -908,7 +831,8 @@ wait:
 		c.setConf(cf)
 	}
 	c.th = p.o.thresholds().orDefaults(Thresholds{})
-	peer, err := c.newPeer(p.o.RelayOnly || c.remote.Private)
+	c.relayOnly = p.o.RelayOnly || c.remote.Private
+	peer, err := c.newPeer(c.cur, c.relayOnly, nil)
 	if err != nil {
 		p.log.Warn("Cannot take the call", "call", c.id, "err", err)
 		c.finish("failed", true)
@@ -930,12 +854,12 @@ wait:
 		c.finish("failed", false)
 		return
 	}
-	c.descriptionSent()
+	c.descriptionSent(c.cur)
 	if c.confID == "" {
 		p.setBusy(true) // conference parties stay reachable for the other legs
 	}
 	if err := c.waitMedia(ctx, peer); err != nil {
 		return
 	}
-	c.live(peer, 0)
+	c.live(0)
 }

@@ -75,16 +75,20 @@
 // the one that acts, so that the two sides never restart at once: when
 // loss, jitter or RTT stay over the thresholds (Options / CallOptions
 // MaxLoss, MaxJitter, MaxRTT; defaults [DefaultMaxLoss], [DefaultMaxJitter],
-// [DefaultMaxRTT]) for [BadSamples] samples in a row, it restarts ICE for
-// the other route (relayed instead of direct, or direct instead of
-// relayed; media.Peer.Reroute) and sends the offer in an "update" message;
-// the callee answers with an "update" carrying the answer. Both emit
-// "route" (from, to, reason) when the selected candidate pair changes. A
-// route that was left is not taken again for [RouteHoldDown]; a change that
-// has not happened within [RerouteTimeout] restarts ICE with every route
-// allowed. Known limit: pion keeps gathering host candidates on a restart,
-// so the far side can still find a direct pair (peer-reflexive) after a
-// move to the relay.
+// [DefaultMaxRTT]) for [BadSamples] samples in a row, it moves the call
+// to the other route (relayed instead of direct, or direct instead of
+// relayed) make-before-break: it brings up a second WebRTC peer for the
+// same call (a leg; relay-only for the relay, since pion applies its ICE
+// transport policy only when a peer is made) and offers it in an "update"
+// message that names the leg and the route; the callee answers with an
+// "update" of its own and makes its side of the leg the same way. Once a
+// side's new leg is connected and its chat channel open, that side moves
+// play, recording (the same Ogg file) and chat to it, emits "route"
+// (from, to, reason) and closes the old leg. A route that was left is not
+// taken again for [RouteHoldDown]; a leg that is not up within
+// [RerouteTimeout] is abandoned (a "warning") and the call stays where it
+// was. Both sides also emit "route" (reason "ice") when the ICE agent of
+// the running leg picks a pair of the other kind by itself.
 //
 // # Conferences
 //

@@ -20,8 +20,8 @@ const (
 	BadSamples = 3
 	// RouteHoldDown is how long a route that was left is not taken again.
 	RouteHoldDown = 30 * time.Second
-	// RerouteTimeout is how long a route change may take before the call
-	// restarts ICE with every route allowed again.
+	// RerouteTimeout is how long a new leg may take to come up before the
+	// call gives it up and stays where it is.
 	RerouteTimeout = 10 * time.Second
 )
 
@@ -129,13 +129,10 @@ func (m *monitor) observe(q media.Quality, now time.Time) (to, reason string) {
 	return to, reason
 }
 
-// arrived ends the pending change when the call is on route; it returns
-// the change (nil if none was pending).
-func (m *monitor) arrived(route string) *reroute {
+// settle ends the pending change (its leg took over or was given up); it
+// returns the change, nil if none was pending.
+func (m *monitor) settle() *reroute {
 	r := m.pending
-	if r != nil && route == r.to {
-		m.pending = nil
-		return r
-	}
-	return nil
+	m.pending = nil
+	return r
 }

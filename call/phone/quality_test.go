@@ -51,7 +51,7 @@ func TestMonitor(t *testing.T) {
 	if to := step(bad); to != "" {
 		t.Fatalf("switch to %q while rerouting", to)
 	}
-	if r := m.arrived(media.RouteRelayed); r == nil || r.from != media.RouteDirect || !strings.HasPrefix(r.reason, "loss") {
+	if r := m.settle(); r == nil || r.to != media.RouteRelayed || r.from != media.RouteDirect || !strings.HasPrefix(r.reason, "loss") {
 		t.Fatalf("arrived: %+v", r)
 	}
 	// The relay is bad too, but direct was just left: hold down.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
 )
 
@@ -113,51 +115,69 @@ func (e *events) after(typ, call string, at time.Time) []Event {
 	return out
 }
 
-func TestRouteSwitchOnLoss(t *testing.T) {
-	// The caller detects the loss and restarts ICE with relayed candidates
-	// only, but the other side learns the caller's new host address from
-	// its checks through the relay (peer-reflexive) and a direct pair wins
-	// again: pion (v4.2) does not apply ICETransportPolicy on a restart.
-	t.Skip("route switch to the relay does not hold yet: see the comment")
-	nodes := startNodes(t, 2)
+// lossyPair is a caller and an auto-answering, recording callee on two
+// nodes whose pion sockets share one lossyNet.
+type lossyPair struct {
+	ln       *lossyNet
+	a, b     *Phone
+	evA, evB *events
+	res      search.Result
+	data     []byte
+}
+
+func newLossyPair(tb testing.TB) *lossyPair {
+	nodes := startNodes(tb, 2)
 	data, err := os.ReadFile(fixture)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	ln := newLossyNet(t)
+	lp := &lossyPair{ln: newLossyNet(tb), evA: newEvents(), evB: newEvents(), data: data}
 	engine := func() *webrtc.SettingEngine {
 		se := loopbackEngine()
-		se.SetNet(ln)
+		se.SetNet(lp.ln)
 		return se
 	}
-	evB := newEvents()
-	b := startPhone(t, nodes[1], Options{
+	lp.b = startPhone(tb, nodes[1], Options{
 		Registration:  share.Registration{Name: "Lossy Bob"},
 		Answer:        AnswerAuto,
-		OnEvent:       evB.add,
+		OnEvent:       lp.evB.add,
 		SettingEngine: engine(),
+		RecordDir:     tb.TempDir(),
 	})
-	evA := newEvents()
-	a := startPhone(t, nodes[0], Options{
+	lp.a = startPhone(tb, nodes[0], Options{
 		Registration:  share.Registration{UID: "lossy-a"},
-		OnEvent:       evA.add,
+		OnEvent:       lp.evA.add,
 		SettingEngine: engine(),
 	})
-	res := find(t, apiClient(t, nodes[0]), "lossy bob", b.Ack().Terminal)
+	lp.res = find(tb, apiClient(tb, nodes[0]), "lossy bob", lp.b.Ack().Terminal)
+	return lp
+}
+
+// call places a call on the direct route with both sides playing the
+// fixture over and over, and waits for its first quality sample.
+func (lp *lossyPair) call(tb testing.TB) (c, bc *Call) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	c, err := a.Call(ctx, res, CallOptions{})
+	c, err := lp.a.Call(ctx, lp.res, CallOptions{})
 	if err != nil {
-		t.Fatalf("Call: %v (events %s)", err, evA)
+		tb.Fatalf("Call: %v (events %s)", err, lp.evA)
 	}
-	bc := incoming(t, b)
-	playLoop(t, c.Peer(), data)
-	playLoop(t, bc.Peer(), data)
-	if e := evA.wait(t, EventConnected, c.ID()); e.Route != media.RouteDirect {
-		t.Fatalf("connected on %q, want direct", e.Route)
+	bc = incoming(tb, lp.b)
+	playLoop(tb, c.Peer(), lp.data)
+	playLoop(tb, bc.Peer(), lp.data)
+	if e := lp.evA.wait(tb, EventConnected, c.ID()); e.Route != media.RouteDirect {
+		tb.Fatalf("connected on %q, want direct", e.Route)
 	}
+	lp.evA.wait(tb, EventQuality, c.ID())
+	return c, bc
+}
+
+func TestRouteSwitchOnLoss(t *testing.T) {
+	lp := newLossyPair(t)
+	evA, evB := lp.evA, lp.evB
+	c, bc := lp.call(t)
 	// A few clean samples first.
-	evA.wait(t, EventQuality, c.ID())
 	time.Sleep(2 * time.Second)
 	for _, q := range evA.after(EventQuality, c.ID(), time.Now().Add(-time.Second)) {
 		if q.Loss > DefaultMaxLoss {
@@ -166,49 +186,124 @@ func TestRouteSwitchOnLoss(t *testing.T) {
 	}
 
 	lossStart := time.Now()
-	ln.dropPct.Store(25)
+	lp.ln.dropPct.Store(25)
 	rA := evA.wait(t, EventRoute, c.ID())
 	took := rA.Time.Sub(lossStart)
 	rB := evB.wait(t, EventRoute, c.ID())
 	t.Logf("caller route %s → %s after %v (%s); callee %s → %s (%s)", rA.From, rA.To, took.Round(time.Millisecond), rA.Reason, rB.From, rB.To, rB.Reason)
-	if rA.From != media.RouteDirect || rA.To != media.RouteRelayed || rA.Reason == "" || rA.Reason[:4] != "loss" {
+	if rA.From != media.RouteDirect || rA.To != media.RouteRelayed || !strings.HasPrefix(rA.Reason, "loss") {
 		t.Errorf("caller route event %+v: want direct → relayed because of loss", rA)
 	}
-	if rB.To != media.RouteRelayed || rB.Reason != rA.Reason {
-		t.Errorf("callee route event %+v: want → relayed, reason %q", rB, rA.Reason)
+	if rB.From != media.RouteDirect || rB.To != media.RouteRelayed || rB.Reason != rA.Reason {
+		t.Errorf("callee route event %+v: want direct → relayed, reason %q", rB, rA.Reason)
 	}
-	lossy := evA.after(EventQuality, c.ID(), lossStart)
-	if len(lossy) == 0 || lossy[0].Loss <= DefaultMaxLoss {
-		t.Errorf("quality after the loss started: %+v; want loss over %.2f", lossy, DefaultMaxLoss)
+	// The caller's events in order: quality over the threshold, the route
+	// change, quality under it.
+	qs := evA.after(EventQuality, c.ID(), lossStart)
+	var before, after []Event
+	for _, q := range qs {
+		if q.Time.Before(rA.Time) {
+			before = append(before, q)
+		} else {
+			after = append(after, q)
+		}
+	}
+	if len(before) == 0 || before[len(before)-1].Loss <= DefaultMaxLoss || before[len(before)-1].Route != media.RouteDirect {
+		t.Errorf("quality before the route event: %+v; want direct with loss over %.2f", before, DefaultMaxLoss)
 	}
 
 	// The call carries on over the relay, with the loss back under the
 	// threshold (the loss on the direct path goes on).
 	time.Sleep(5 * time.Second)
-	qs := evA.after(EventQuality, c.ID(), time.Now().Add(-3*time.Second))
-	if len(qs) < 2 {
-		t.Fatalf("only %d quality samples in 3 s", len(qs))
+	after = evA.after(EventQuality, c.ID(), rA.Time)
+	if len(after) < 3 {
+		t.Fatalf("only %d quality samples in 5 s after the switch", len(after))
 	}
-	for _, q := range qs {
+	for _, q := range after {
 		t.Logf("after the switch: loss %.3f jitter %.1f ms rtt %.1f ms route %s", q.Loss, q.JitterMS, q.RTTMS, q.Route)
 		if q.Route != media.RouteRelayed || q.Loss > DefaultMaxLoss {
 			t.Errorf("quality %+v: want relayed with loss under %.2f", q, DefaultMaxLoss)
 		}
+	}
+	if n := len(evA.after(EventRoute, c.ID(), lossStart)); n != 1 {
+		t.Errorf("%d route events; want 1 (hold-down, no flapping)", n)
 	}
 	select {
 	case <-c.Done():
 		t.Fatalf("call ended: %s", evA)
 	default:
 	}
-	before := bc.Peer().Stats().PacketsReceived
+	if c.Peer().Route() != media.RouteRelayed || bc.Peer().Route() != media.RouteRelayed {
+		t.Errorf("routes now: caller %q, callee %q", c.Peer().Route(), bc.Peer().Route())
+	}
+	before2 := bc.Peer().Stats().PacketsReceived
 	time.Sleep(time.Second)
-	if after := bc.Peer().Stats().PacketsReceived; after <= before {
-		t.Errorf("callee received no audio over the relay (%d → %d)", before, after)
+	newLeg := bc.Peer().Stats().PacketsReceived
+	if newLeg <= before2 {
+		t.Errorf("callee received no audio over the relay (%d → %d)", before2, newLeg)
 	}
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
 	}
-	if e := evB.wait(t, EventEnded, c.ID()); e.Reason != "hangup" {
-		t.Errorf("callee ended: %q", e.Reason)
+	endB := evB.wait(t, EventEnded, c.ID())
+	if endB.Reason != "hangup" {
+		t.Errorf("callee ended: %q", endB.Reason)
 	}
+
+	// One recording across both legs: more than the new leg delivered,
+	// and every packet one of those played.
+	rec, err := os.ReadFile(endB.Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	played := map[string]bool{}
+	for _, p := range oggPackets(t, lp.data) {
+		played[string(p)] = true
+	}
+	got := oggPackets(t, rec)
+	t.Logf("recorded %d packets; the relayed leg delivered %d", len(got), newLeg)
+	if len(got) < int(newLeg)+100 {
+		t.Errorf("recorded %d packets, the relayed leg alone delivered %d: the direct leg's are missing", len(got), newLeg)
+	}
+	for i, p := range got {
+		if !played[string(p)] {
+			t.Fatalf("recorded packet %d was never played", i)
+		}
+	}
+}
+
+// BenchmarkRouteSwitch: 25% loss injected on the direct path of a running
+// call; from the loss starting to the caller's route event (relayed). The
+// detection alone takes BadSamples one-second samples; leg-ms is the rest:
+// from the quality sample that decided it (the new leg is started right
+// after it) to the new leg carrying the call.
+func BenchmarkRouteSwitch(b *testing.B) {
+	lp := newLossyPair(b)
+	var total, leg time.Duration
+	for range b.N {
+		lp.ln.dropPct.Store(0)
+		c, _ := lp.call(b)
+		time.Sleep(time.Second)
+		start := time.Now()
+		lp.ln.dropPct.Store(25)
+		r := lp.evA.wait(b, EventRoute, c.ID())
+		if r.To != media.RouteRelayed {
+			b.Fatalf("route event %+v", r)
+		}
+		total += r.Time.Sub(start)
+		qs := lp.evA.after(EventQuality, c.ID(), start)
+		var last time.Time
+		for _, q := range qs {
+			if q.Time.Before(r.Time) {
+				last = q.Time
+			}
+		}
+		leg += r.Time.Sub(last)
+		lp.ln.dropPct.Store(0)
+		c.Hangup()
+		lp.evB.wait(b, EventEnded, c.ID())
+		waitIdle(b, lp.b)
+	}
+	b.ReportMetric(float64(total)/float64(b.N)/float64(time.Millisecond), "ms-to-switch")
+	b.ReportMetric(float64(leg)/float64(b.N)/float64(time.Millisecond), "leg-ms")
 }

@@ -23,11 +23,16 @@
 //	busy       callee or callee's node → caller.
 //	unavailable callee's node → caller: the terminal is offline, unknown
 //	           or has no WebSocket.
-//	candidate  either way: one trickled ICE candidate.
+//	candidate  either way: one trickled ICE candidate of media leg Leg.
 //	update     either way, in an accepted call: Desc renegotiates the
-//	           media, e.g. an ICE restart that moves the call to another
-//	           route; the caller sends the offer, the callee answers with
-//	           an update carrying the answer (Reason may say why).
+//	           media; the caller sends the offer, the callee answers with
+//	           an update carrying the answer (Reason may say why). An
+//	           offer with a Leg above the current one brings up a second
+//	           WebRTC connection for the same call (make-before-break), for
+//	           the route Route ("relayed": both sides relay-only;
+//	           "direct"); once it is up each side moves its media to it
+//	           and closes the old one. An offer for the current leg
+//	           renegotiates that connection (an ICE restart).
 //	hangup     either way: the call ends (Reason says why: "hangup",
 //	           "no answer", "no media", "node", …).
 //	error      node → terminal: a message was refused (Reason).
@@ -55,12 +60,17 @@ import (
 	"github.com/irmv/irmv/share/record"
 )
 
+// Legs: a call's first WebRTC connection is leg 0 and each route change
+// brings up the next; candidate and update messages name their leg (0 when
+// left out). Nodes relay Leg and Route unchanged.
+
 // Protocol is the node-to-node call signalling protocol.
 const Protocol = "/irmv/call/1.0.0"
 
 // Limits.
 const (
 	MaxSize = 64 << 10 // one message, either path
+	MaxLeg  = 1000     // highest leg number: route changes in one call
 )
 
 // Message types.
@@ -109,6 +119,11 @@ type Msg struct {
 	Desc      *media.Description       `json:"desc,omitempty"`
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
 	Reason    string                   `json:"reason,omitempty"`
+	// Leg is the media leg (WebRTC connection) of a candidate or update.
+	Leg int `json:"leg,omitempty"`
+	// Route, in an update offering a new leg: the route it is for
+	// ("direct" or "relayed").
+	Route string `json:"route,omitempty"`
 
 	// hello
 	Terminal string `json:"terminal,omitempty"`

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"slices"
+
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,14 +29,11 @@ of the terminals it hosts (name, phone number, unique ID, IP address) over a
 Kademlia DHT, and finds and calls any terminal by them.
 
 Every flag can also be set by the environment variable shown beside it.`,
-		Commands: []*cli.Command{
-			nodeCommand(),
-			shareCommand(),
-			searchCommand(),
-			phoneCommand(),
-			callCommand(),
-			versionCommand(),
-		},
+		Commands: slices.Concat(
+			[]*cli.Command{nodeCommand(), shareCommand(), searchCommand()},
+			terminalCommands(), // phone, call, sim, demo: not in irmv_node_only builds
+			[]*cli.Command{versionCommand()},
+		),
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
 	}
 }

@@ -1,3 +1,5 @@
+//go:build !irmv_node_only
+
 package main
 
 import (
@@ -7,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/irmv/irmv/call/phone"
@@ -47,7 +48,9 @@ from/to/reason, ended). Ctrl-C hangs up. Several identifiers start a
 conference (up to 6 parties, a mesh: every party connects to every other);
 with --record FILE each other party goes to FILE-<party>.ogg. When loss, jitter
 or round-trip time stay over --max-loss, --max-jitter or --max-rtt for 3 s,
-the call moves to another route (ICE restart) without hanging up.
+the call moves to the other route (relay instead of direct or the reverse:
+a second connection is brought up beside the first, then the first is closed)
+without hanging up; a route just left is not taken again for 30 s.
 Exit status: 0 the call connected and ended, 1 not found, 2 error, 3 busy,
 4 rejected, 5 no answer or unavailable, 6 failed.`,
 		Flags:  flags,
@@ -57,54 +60,6 @@ Exit status: 0 the call connected and ended, 1 not found, 2 error, 3 busy,
 
 // errStopSearch ends a search once a callable result is in.
 var errStopSearch = errors.New("found")
-
-// interspersedArgs applies flags that follow the first argument (urfave/cli
-// v2 stops parsing at it: `irmv call bob --play f.ogg`) and returns the
-// arguments left. "--" ends the flags.
-func interspersedArgs(c *cli.Context) ([]string, error) {
-	isBool := func(name string) (known, boolean bool) {
-		for _, f := range c.Command.Flags {
-			for _, n := range f.Names() {
-				if n == name {
-					_, b := f.(*cli.BoolFlag)
-					return true, b
-				}
-			}
-		}
-		return false, false
-	}
-	a := c.Args().Slice()
-	var args []string
-	for i := 0; i < len(a); i++ {
-		s := a[i]
-		if s == "--" {
-			return append(args, a[i+1:]...), nil
-		}
-		if len(s) < 2 || s[0] != '-' {
-			args = append(args, s)
-			continue
-		}
-		name, val, hasVal := strings.Cut(strings.TrimLeft(s, "-"), "=")
-		known, boolean := isBool(name)
-		if !known {
-			return nil, fmt.Errorf("flag provided but not defined: -%s", name)
-		}
-		if !hasVal {
-			if boolean {
-				val = "true"
-			} else if i+1 < len(a) {
-				i++
-				val = a[i]
-			} else {
-				return nil, fmt.Errorf("flag needs an argument: -%s", name)
-			}
-		}
-		if err := c.Set(name, val); err != nil {
-			return nil, fmt.Errorf("invalid value %q for flag -%s: %v", val, name, err)
-		}
-	}
-	return args, nil
-}
 
 func runCall(c *cli.Context) error {
 	args, err := interspersedArgs(c)

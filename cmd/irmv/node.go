@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/irmv/irmv/internal/logging"
@@ -25,6 +29,7 @@ func nodeCommand() *cli.Command {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "mdns", Usage: "discover other nodes on the LAN", Value: true, EnvVars: []string{"IRMV_MDNS"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "profile", Usage: "resource limits: server or ap (small access points)", Value: "server", EnvVars: []string{"IRMV_PROFILE"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "memory-limit", Usage: "Go runtime soft memory limit, e.g. 24MiB, or off (default: GOMEMLIMIT, else 20MiB with --profile ap, else off)", EnvVars: []string{"IRMV_MEMORY_LIMIT"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"IRMV_LOG_LEVEL"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"IRMV_LOG_FORMAT"}}),
 	}
@@ -49,6 +54,9 @@ func configSource(c *cli.Context) (altsrc.InputSourceContext, error) {
 	if path == "" {
 		return &altsrc.MapInputSource{}, nil
 	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, cli.Exit(fmt.Sprintf("config: %v", err), exitError)
+	}
 	src, err := altsrc.NewYamlSourceFromFile(path)
 	if err != nil {
 		return nil, cli.Exit(fmt.Sprintf("config %s: %v", path, err), exitError)
@@ -59,6 +67,9 @@ func configSource(c *cli.Context) (altsrc.InputSourceContext, error) {
 func runNode(c *cli.Context) error {
 	log, err := logging.New(os.Stderr, c.String("log-level"), c.String("log-format"))
 	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	if err := applyMemoryLimit(c); err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}
 	var relayIP net.IP
@@ -95,4 +106,59 @@ func runNode(c *cli.Context) error {
 		return cli.Exit("close: "+err.Error(), exitError)
 	}
 	return nil
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit: --memory-limit
+// if given, else GOMEMLIMIT as the runtime already read it, else
+// node.APMemoryLimit for --profile ap. A small router has no room for the
+// heap to grow to twice the live data, as it would by GOGC alone.
+func applyMemoryLimit(c *cli.Context) error {
+	s := c.String("memory-limit")
+	switch {
+	case s != "":
+	case os.Getenv("GOMEMLIMIT") != "":
+		return nil
+	case c.String("profile") == "ap":
+		debug.SetMemoryLimit(node.APMemoryLimit)
+		return nil
+	default:
+		return nil
+	}
+	n, err := parseByteSize(s)
+	if err != nil {
+		return fmt.Errorf("--memory-limit %q: %v", s, err)
+	}
+	debug.SetMemoryLimit(n)
+	return nil
+}
+
+// parseByteSize reads a size as GOMEMLIMIT writes it (a number of bytes
+// with an optional B, KiB, MiB, GiB or TiB suffix), also accepting kB, MB,
+// GB (powers of 1000); "off" means no limit.
+func parseByteSize(s string) (int64, error) {
+	if s == "off" {
+		return math.MaxInt64, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+	}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("want a byte count such as 32MiB, or off")
+	}
+	if n > math.MaxInt64/mult {
+		return math.MaxInt64, nil
+	}
+	return n * mult, nil
 }

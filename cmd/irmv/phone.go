@@ -1,3 +1,5 @@
+//go:build !irmv_node_only
+
 package main
 
 import (

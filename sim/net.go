@@ -1,0 +1,145 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+)
+
+// linker creates mocknet links on first dial and fails dials to dead nodes.
+type linker struct {
+	mn       mocknet.Mocknet
+	deadDial time.Duration
+
+	mu    sync.Mutex
+	links map[[2]peer.ID]bool
+	dead  map[peer.ID]bool
+}
+
+func newLinker(mn mocknet.Mocknet, deadDial time.Duration) *linker {
+	return &linker{mn: mn, deadDial: deadDial, links: map[[2]peer.ID]bool{}, dead: map[peer.ID]bool{}}
+}
+
+// ensure links a and b unless they are linked; it fails (after the dead
+// dial delay) when b is dead.
+func (l *linker) ensure(ctx context.Context, a, b peer.ID) error {
+	if a > b {
+		a, b = b, a
+	}
+	l.mu.Lock()
+	if l.dead[a] || l.dead[b] {
+		l.mu.Unlock()
+		t := time.NewTimer(l.deadDial)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return fmt.Errorf("sim: dial %s: node is down", b)
+	}
+	if l.links[[2]peer.ID{a, b}] {
+		l.mu.Unlock()
+		return nil
+	}
+	l.links[[2]peer.ID{a, b}] = true
+	l.mu.Unlock()
+	_, err := l.mn.LinkPeers(a, b)
+	return err
+}
+
+func (l *linker) kill(p peer.ID) {
+	l.mu.Lock()
+	l.dead[p] = true
+	l.mu.Unlock()
+}
+
+func (l *linker) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.links)
+}
+
+// linkedHost is a mocknet host that links on demand. Everything of a node
+// (DHT, flooding, search) dials through it.
+type linkedHost struct {
+	host.Host
+	l *linker
+}
+
+func (h *linkedHost) Connect(ctx context.Context, pi peer.AddrInfo) error {
+	if h.Network().Connectedness(pi.ID) != network.Connected {
+		if err := h.l.ensure(ctx, h.ID(), pi.ID); err != nil {
+			return err
+		}
+	}
+	return h.Host.Connect(ctx, pi)
+}
+
+func (h *linkedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
+	if h.Network().Connectedness(p) != network.Connected {
+		if err := h.l.ensure(ctx, h.ID(), p); err != nil {
+			return nil, err
+		}
+	}
+	s, err := h.Host.NewStream(ctx, p, pids...)
+	if err != nil {
+		return nil, err
+	}
+	return h.wrap(s), nil
+}
+
+// SetStreamHandler wraps incoming streams like outgoing ones.
+func (h *linkedHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	h.Host.SetStreamHandler(pid, func(s network.Stream) { handler(h.wrap(s)) })
+}
+
+func (h *linkedHost) SetStreamHandlerMatch(pid protocol.ID, m func(protocol.ID) bool, handler network.StreamHandler) {
+	h.Host.SetStreamHandlerMatch(pid, m, func(s network.Stream) { handler(h.wrap(s)) })
+}
+
+func (h *linkedHost) wrap(s network.Stream) network.Stream {
+	return &latentStream{Stream: s, lat: h.l.mn.LinkDefaults().Latency}
+}
+
+// latentStream delays closing until the last write has arrived. Mocknet
+// delays a write of under 256 bytes only until the stream closes, so a
+// short message followed by Close (a lookup request, a flood message)
+// would otherwise cross a link in no time.
+type latentStream struct {
+	network.Stream
+	lat time.Duration
+
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (s *latentStream) Write(p []byte) (int, error) {
+	n, err := s.Stream.Write(p)
+	s.mu.Lock()
+	s.last = time.Now()
+	s.mu.Unlock()
+	return n, err
+}
+
+// later runs f once the last write has had time to arrive.
+func (s *latentStream) later(f func() error) error {
+	s.mu.Lock()
+	d := time.Until(s.last.Add(s.lat))
+	s.mu.Unlock()
+	if d <= 0 {
+		return f()
+	}
+	time.AfterFunc(d, func() { f() })
+	return nil
+}
+
+func (s *latentStream) CloseWrite() error { return s.later(s.Stream.CloseWrite) }
+func (s *latentStream) Close() error      { return s.later(s.Stream.Close) }

@@ -1,0 +1,152 @@
+package sim
+
+import (
+	"bufio"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Result summarises one run; its JSON form is `irmv sim --json`.
+type Result struct {
+	Nodes            int     `json:"nodes"`
+	TerminalsPerNode int     `json:"terminals_per_node"`
+	LatencyMS        float64 `json:"link_latency_ms"`
+	Churn            float64 `json:"churn"`
+	Killed           int     `json:"killed"`
+	Seed             uint64  `json:"seed"`
+	Degree           int     `json:"degree"`
+	Alpha            int     `json:"alpha,omitempty"`
+	Beta             int     `json:"beta,omitempty"`
+	Trim             bool    `json:"trim,omitempty"`
+
+	// Exact lookups of terminals on live nodes (after churn when there is
+	// churn; before it otherwise).
+	Lookups       int     `json:"lookups"`
+	SuccessRate   float64 `json:"success_rate"`
+	HopsP50       float64 `json:"hops_p50"` // DHT depth + 1 for asking the hosting node
+	HopsP90       float64 `json:"hops_p90"`
+	HopsMax       float64 `json:"hops_max"`
+	LatencyMSP50  float64 `json:"latency_ms_p50"`
+	LatencyMSP90  float64 `json:"latency_ms_p90"`
+	LatencyMSP99  float64 `json:"latency_ms_p99"`
+	RoundTripsP50 float64 `json:"round_trips_p50"` // latency / (2 × link latency)
+	// DHTMSP50 is the time until the DHT named the hosting node; the rest
+	// of a lookup is asking that node.
+	DHTMSP50 float64 `json:"dht_ms_p50"`
+	// The same before churn, when there is churn.
+	BeforeChurn *Phase `json:"before_churn,omitempty"`
+
+	// Flooding (measured before churn).
+	FloodMessagesPerQuery float64   `json:"flood_messages_per_query"`    // dynamic querying, mean
+	FloodFoundRate        float64   `json:"flood_found_rate"`            // dynamic queries that found the terminal
+	FloodHop2Messages     float64   `json:"flood_hop2_messages"`         // mean, terminals found 2 hops away
+	FloodHop2Samples      int       `json:"flood_hop2_samples"`          //
+	FloodFullMessages     float64   `json:"flood_full_ttl7_messages"`    // one full TTL-7 flood, mean
+	FloodHop2Ratio        float64   `json:"flood_hop2_vs_full_ratio"`    // FloodHop2Messages / FloodFullMessages
+	FloodReachByTTL       []float64 `json:"flood_reach_by_ttl"`          // nodes that handled a flood of TTL 1..7
+	FloodMessagesByTTL    []float64 `json:"flood_messages_by_ttl"`       // messages of a flood of TTL 1..7
+	FloodMaxHandledPerQ   float64   `json:"flood_max_handled_per_query"` // most handlings of one query by all nodes (≤ live nodes - 1)
+	FloodDuplicatesPerQ   float64   `json:"flood_duplicates_per_query"`  // duplicate copies dropped, per full flood
+
+	// Cost.
+	RegisterMSP50   float64 `json:"register_ms_p50"`
+	RegisterMSP99   float64 `json:"register_ms_p99"`
+	Identifiers     int     `json:"identifiers_published"`
+	ProvideMSP50    float64 `json:"provide_ms_p50"`
+	ProvideMSP99    float64 `json:"provide_ms_p99"`
+	PublishS        float64 `json:"publish_s"` // registration until every record is stored
+	SetupS          float64 `json:"setup_s"`
+	RoutingTableP50 float64 `json:"routing_table_p50"`
+	ConnsPerNode    float64 `json:"conns_per_node"`
+	Links           int     `json:"links"`
+	PeakRSSMB       float64 `json:"peak_rss_mb"`
+	HeapMB          float64 `json:"heap_mb"`
+	Goroutines      int     `json:"goroutines"`
+	WallS           float64 `json:"wall_s"`
+}
+
+// Phase is the lookup figures of one phase of a run.
+type Phase struct {
+	Lookups      int     `json:"lookups"`
+	SuccessRate  float64 `json:"success_rate"`
+	HopsP50      float64 `json:"hops_p50"`
+	LatencyMSP50 float64 `json:"latency_ms_p50"`
+	LatencyMSP99 float64 `json:"latency_ms_p99"`
+	dhtMS        []float64
+}
+
+func phaseOf(ls []lookup) (p Phase, lat, hops []float64) {
+	p.dhtMS = nil
+	p.Lookups = len(ls)
+	found := 0
+	for _, l := range ls {
+		if !l.found {
+			continue
+		}
+		found++
+		lat = append(lat, l.ms)
+		if l.dhtMS > 0 {
+			p.dhtMS = append(p.dhtMS, l.dhtMS)
+		}
+		if l.dhtHops >= 0 {
+			hops = append(hops, float64(l.dhtHops+1))
+		}
+	}
+	if len(ls) > 0 {
+		p.SuccessRate = float64(found) / float64(len(ls))
+	}
+	p.HopsP50 = percentile(hops, 50)
+	p.LatencyMSP50 = percentile(lat, 50)
+	p.LatencyMSP99 = percentile(lat, 99)
+	return p, lat, hops
+}
+
+func (r *Result) summarise(before, after []lookup) {
+	main := before
+	if len(after) > 0 {
+		main = after
+		b, _, _ := phaseOf(before)
+		r.BeforeChurn = &b
+	}
+	p, lat, hops := phaseOf(main)
+	r.Lookups, r.SuccessRate, r.HopsP50 = p.Lookups, p.SuccessRate, p.HopsP50
+	r.HopsP90 = percentile(hops, 90)
+	r.HopsMax = percentile(hops, 100)
+	r.LatencyMSP50, r.LatencyMSP90, r.LatencyMSP99 = p.LatencyMSP50, percentile(lat, 90), p.LatencyMSP99
+	r.DHTMSP50 = percentile(p.dhtMS, 50)
+	if r.LatencyMS > 0 {
+		r.RoundTripsP50 = r.LatencyMSP50 / (2 * r.LatencyMS)
+	}
+}
+
+// percentile is the nearest-rank percentile of xs (0 for none).
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(p/100*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// memory reports the process's peak RSS (VmHWM), heap in use and goroutines.
+func memory() (peakMB, heapMB float64, goroutines int) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	heapMB = float64(m.HeapInuse) / (1 << 20)
+	if f, err := os.Open("/proc/self/status"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				peakMB = kb / 1024
+			}
+		}
+	}
+	return peakMB, heapMB, runtime.NumGoroutine()
+}

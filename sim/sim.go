@@ -1,0 +1,538 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/irmv/irmv/search"
+	"github.com/irmv/irmv/search/flood"
+	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/share"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Defaults of Config.
+const (
+	DefaultTerminalsPerNode = 2
+	DefaultLatency          = 10 * time.Millisecond
+	DefaultLookups          = 200
+	DefaultDegree           = 8
+	DefaultParallel         = 1
+	DefaultFloodSamples     = 20
+	DefaultDeadDial         = time.Second
+	DefaultAlpha            = 10 // kad-dht's default lookup concurrency
+)
+
+// ErrBadConfig is returned, wrapped, for a Config that cannot run.
+var ErrBadConfig = errors.New("sim: bad config")
+
+// Config describes one simulated network and its workload. Zero fields take
+// the defaults above.
+type Config struct {
+	Nodes            int           // required, at least 3
+	TerminalsPerNode int           // terminals registered on each node
+	Latency          time.Duration // one-way latency of every link
+	Lookups          int           // exact lookups, half before and half after churn
+	Churn            float64       // share of nodes killed after the first half of the lookups, 0..0.9
+	Seed             uint64        // seeds keys, topology and workload
+	Degree           int           // random peers each node dials at start
+	Parallel         int           // lookups in flight at once
+	FloodSamples     int           // dynamic and full flood queries measured; <0: none
+	DeadDial         time.Duration // how long a dial to a dead node takes to fail
+	// Trim closes, after a node's routing-table refresh, its connections to
+	// peers outside its routing table, as a connection manager trims down
+	// to the peers the DHT protects. It saves memory.
+	Trim bool
+	// Alpha and Beta are kad-dht's lookup concurrency and resiliency
+	// (dht.Concurrency, dht.Resiliency); zero keeps kad-dht's defaults.
+	Alpha, Beta int
+	// Dir holds the nodes' bbolt files; "" is a new temporary directory,
+	// removed at the end.
+	Dir string
+	// Progress, if set, is called as phases advance (from one goroutine
+	// at a time).
+	Progress func(phase string, done, total int)
+}
+
+func (c *Config) defaults() error {
+	if c.Nodes < 3 {
+		return fmt.Errorf("%w: nodes %d (want at least 3)", ErrBadConfig, c.Nodes)
+	}
+	if c.Churn < 0 || c.Churn > 0.9 {
+		return fmt.Errorf("%w: churn %g out of 0..0.9", ErrBadConfig, c.Churn)
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.TerminalsPerNode, DefaultTerminalsPerNode)
+	def(&c.Lookups, DefaultLookups)
+	def(&c.Degree, DefaultDegree)
+	def(&c.Parallel, DefaultParallel)
+	def(&c.FloodSamples, DefaultFloodSamples)
+	c.Degree = min(c.Degree, c.Nodes-1)
+	if c.Latency == 0 {
+		c.Latency = DefaultLatency
+	}
+	if c.DeadDial == 0 {
+		c.DeadDial = DefaultDeadDial
+	}
+	if c.Progress == nil {
+		c.Progress = func(string, int, int) {}
+	}
+	return nil
+}
+
+// simNode is one irmv node, composed as node/services.go does.
+type simNode struct {
+	idx    int
+	h      *linkedHost
+	d      *dht.IpfsDHT
+	router *tracingRouter
+	reg    *share.Registry
+	pub    *search.Publisher
+	fl     *flood.Flooder
+	srch   *search.Service
+	stop   context.CancelFunc
+	terms  []terminal
+	dead   bool
+}
+
+type terminal struct {
+	node   int
+	handle string
+	uid    string
+}
+
+// simnet is a running simulation.
+type simnet struct {
+	cfg   Config
+	rng   *rand.Rand
+	keys  *rand.ChaCha8 // node keys
+	mn    mocknet.Mocknet
+	link  *linker
+	nodes []*simNode
+	byID  map[peer.ID]*simNode
+	dir   string
+	norm  *ident.Normalizer
+	log   *slog.Logger
+}
+
+// Run builds the network, drives the workload and tears everything down.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	n := &simnet{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		byID: map[peer.ID]*simNode{}, keys: rand.NewChaCha8(seed32(cfg.Seed)), log: slog.New(slog.DiscardHandler)}
+	defer n.close()
+	res := &Result{Nodes: cfg.Nodes, TerminalsPerNode: cfg.TerminalsPerNode, LatencyMS: ms(cfg.Latency),
+		Churn: cfg.Churn, Seed: cfg.Seed, Degree: cfg.Degree, Alpha: cfg.Alpha, Beta: cfg.Beta, Trim: cfg.Trim}
+	start := time.Now()
+	if err := n.build(ctx, res); err != nil {
+		return nil, err
+	}
+	if err := n.register(ctx, res); err != nil {
+		return nil, err
+	}
+	if cfg.FloodSamples > 0 {
+		n.measureFlood(ctx, res)
+	}
+	half := cfg.Lookups / 2
+	if cfg.Churn == 0 {
+		half = cfg.Lookups
+	}
+	before := n.lookups(ctx, half, "lookups")
+	if cfg.Churn > 0 {
+		res.Killed = n.churn()
+	}
+	after := n.lookups(ctx, cfg.Lookups-half, "lookups after churn")
+	res.summarise(before, after)
+	res.PeakRSSMB, res.HeapMB, res.Goroutines = memory()
+	res.Links = n.link.count()
+	res.WallS = time.Since(start).Seconds()
+	return res, ctx.Err()
+}
+
+func (n *simnet) build(ctx context.Context, res *Result) error {
+	var err error
+	if n.dir = n.cfg.Dir; n.dir == "" {
+		if n.dir, err = os.MkdirTemp("", "irmv-sim-"); err != nil {
+			return err
+		}
+	}
+	if n.norm, err = ident.NewNormalizer("DE"); err != nil {
+		return err
+	}
+	n.mn = mocknet.New()
+	n.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: n.cfg.Latency})
+	n.link = newLinker(n.mn, n.cfg.DeadDial)
+	t0 := time.Now()
+	for i := range n.cfg.Nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sn, err := n.startNode(ctx, i)
+		if err != nil {
+			if sn != nil {
+				sn.close()
+			}
+			return fmt.Errorf("node %d: %w", i, err)
+		}
+		n.nodes = append(n.nodes, sn)
+		n.byID[sn.h.ID()] = sn
+		n.cfg.Progress("starting nodes", i+1, n.cfg.Nodes)
+	}
+	// Each node dials a few random peers, as a bootstrap list would give it.
+	perms := make([][]int, len(n.nodes))
+	for i := range perms {
+		perms[i] = n.rng.Perm(n.cfg.Nodes)[:n.cfg.Degree+1]
+	}
+	n.parallel(ctx, "connecting", len(n.nodes), 32, func(i int) {
+		for _, j := range perms[i] {
+			if j != i {
+				o := n.nodes[j].h
+				n.nodes[i].h.Connect(ctx, peer.AddrInfo{ID: o.ID(), Addrs: o.Addrs()})
+			}
+		}
+	})
+	// Fill routing tables as a node does after bootstrapping: a refresh of
+	// every bucket. A few at a time, for memory.
+	n.parallel(ctx, "refreshing routing tables", len(n.nodes), 16, func(i int) {
+		sn := n.nodes[i]
+		for ctx.Err() == nil {
+			if sn.d.RoutingTable().Size() > 0 {
+				<-sn.d.ForceRefresh()
+				if n.cfg.Trim {
+					trim(sn)
+				}
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	res.SetupS = time.Since(t0).Seconds()
+	var rt []float64
+	for _, sn := range n.nodes {
+		rt = append(rt, float64(sn.d.RoutingTable().Size()))
+		res.ConnsPerNode += float64(len(sn.h.Network().Conns()))
+	}
+	res.ConnsPerNode /= float64(len(n.nodes))
+	res.RoutingTableP50 = percentile(rt, 50)
+	return ctx.Err()
+}
+
+func (n *simnet) startNode(ctx context.Context, i int) (*simNode, error) {
+	key, _, err := crypto.GenerateEd25519Key(n.keys)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := ma.NewMultiaddr(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
+	if err != nil {
+		return nil, err
+	}
+	mh, err := n.mn.AddPeer(key, addr)
+	if err != nil {
+		return nil, err
+	}
+	h := &linkedHost{Host: mh, l: n.link}
+	sn := &simNode{idx: i, h: h}
+	opts := []dht.Option{dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/irmv"), dht.DisableAutoRefresh()}
+	if n.cfg.Alpha > 0 {
+		opts = append(opts, dht.Concurrency(n.cfg.Alpha))
+	}
+	if n.cfg.Beta > 0 {
+		opts = append(opts, dht.Resiliency(n.cfg.Beta))
+	}
+	if sn.d, err = dht.New(h, opts...); err != nil {
+		return sn, err
+	}
+	sn.router = &tracingRouter{d: sn.d}
+	// As node/services.go: publisher, register, flooder, search.
+	sn.pub = search.NewPublisher(sn.router, time.Hour, nil, n.log)
+	sn.reg, err = share.Open(share.Options{
+		Path:       filepath.Join(n.dir, fmt.Sprintf("node-%d.db", i)),
+		NodeKey:    key,
+		Normalizer: n.norm,
+		Publisher:  sn.pub,
+		Logger:     n.log,
+	})
+	if err != nil {
+		return sn, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	sn.stop = cancel
+	go sn.reg.Serve(sctx)
+	if sn.fl, err = flood.New(flood.Options{Host: h, Matcher: sn.reg, Logger: n.log}); err != nil {
+		return sn, err
+	}
+	sn.srch, err = search.New(search.Options{
+		Host:       h,
+		Matcher:    sn.reg,
+		Normalizer: n.norm,
+		Router:     sn.router,
+		TableSize:  func() int { return sn.d.RoutingTable().Size() },
+		Flooder:    sn.fl,
+		Logger:     n.log,
+	})
+	return sn, err
+}
+
+// parallel runs f(0..total-1) with at most width at once, reporting progress.
+func (n *simnet) parallel(ctx context.Context, phase string, total, width int, f func(i int)) {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done int
+		sem  = make(chan struct{}, width)
+	)
+	for i := range total {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+			mu.Lock()
+			done++
+			n.cfg.Progress(phase, done, total)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+}
+
+// register registers the terminals and waits until every identifier is
+// announced into the DHT.
+func (n *simnet) register(ctx context.Context, res *Result) error {
+	var (
+		mu   sync.Mutex
+		regs []float64
+		ferr error
+	)
+	t0 := time.Now()
+	n.parallel(ctx, "registering terminals", len(n.nodes), 8, func(i int) {
+		sn := n.nodes[i]
+		for t := range n.cfg.TerminalsPerNode {
+			uid := fmt.Sprintf("sim-%d-%d", i, t)
+			s := time.Now()
+			ack, err := sn.reg.Register(share.Registration{UID: uid, Address: "10.200.0.1"})
+			d := time.Since(s)
+			mu.Lock()
+			if err != nil && ferr == nil {
+				ferr = fmt.Errorf("register %s: %w", uid, err)
+			}
+			regs = append(regs, ms(d))
+			mu.Unlock()
+			sn.terms = append(sn.terms, terminal{node: i, handle: ack.Terminal, uid: uid})
+		}
+	})
+	if ferr != nil {
+		return ferr
+	}
+	res.RegisterMSP50 = percentile(regs, 50)
+	res.RegisterMSP99 = percentile(regs, 99)
+	// Provide returns before the records are stored; wait for every
+	// publisher to finish, then for the last ADD_PROVIDER to land.
+	total := len(n.nodes)
+	for ctx.Err() == nil {
+		pending := 0
+		for _, sn := range n.nodes {
+			if sn.pub.Pending() > 0 {
+				pending++
+			}
+		}
+		n.cfg.Progress("publishing", total-pending, total)
+		if pending == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(4*n.cfg.Latency + 200*time.Millisecond)
+	res.PublishS = time.Since(t0).Seconds()
+	var provs []float64
+	for _, sn := range n.nodes {
+		sn.router.mu.Lock()
+		for _, d := range sn.router.provides {
+			provs = append(provs, ms(d))
+		}
+		sn.router.mu.Unlock()
+	}
+	res.ProvideMSP50 = percentile(provs, 50)
+	res.ProvideMSP99 = percentile(provs, 99)
+	res.Identifiers = len(provs)
+	return ctx.Err()
+}
+
+// alive returns the live nodes.
+func (n *simnet) alive() []*simNode {
+	var out []*simNode
+	for _, sn := range n.nodes {
+		if !sn.dead {
+			out = append(out, sn)
+		}
+	}
+	return out
+}
+
+// churn kills a share of the nodes abruptly and returns how many.
+func (n *simnet) churn() int {
+	k := min(int(n.cfg.Churn*float64(len(n.nodes))), len(n.nodes)-2) // two must live to look up
+	for _, i := range n.rng.Perm(len(n.nodes))[:k] {
+		sn := n.nodes[i]
+		sn.dead = true
+		n.link.kill(sn.h.ID())
+		sn.h.Host.Close()
+	}
+	return k
+}
+
+// lookups runs count exact lookups, each from a random live node for a
+// random terminal on another live node.
+func (n *simnet) lookups(ctx context.Context, count int, phase string) []lookup {
+	live := n.alive()
+	type job struct {
+		from, to *simNode
+		t        terminal
+	}
+	jobs := make([]job, count)
+	for i := range jobs {
+		from := live[n.rng.IntN(len(live))]
+		to := from
+		for to == from {
+			to = live[n.rng.IntN(len(live))]
+		}
+		jobs[i] = job{from, to, to.terms[n.rng.IntN(len(to.terms))]}
+	}
+	out := make([]lookup, count)
+	n.parallel(ctx, phase, count, n.cfg.Parallel, func(i int) {
+		j := jobs[i]
+		out[i] = n.lookup(ctx, j.from, j.to, j.t)
+	})
+	return out
+}
+
+// lookup is one exact lookup's outcome.
+type lookup struct {
+	found   bool
+	ms      float64
+	dhtMS   float64 // until the DHT named the hosting node; 0: unknown
+	dhtHops int     // -1: unknown
+}
+
+func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) lookup {
+	tr := newTrace()
+	lctx := context.WithValue(ctx, traceKey{}, tr)
+	t0 := time.Now()
+	rs, err := from.srch.Search(lctx, search.Query{Text: "uid:" + t.uid, Via: search.ViaDHT, Limit: 1})
+	if err != nil {
+		return lookup{dhtHops: -1}
+	}
+	var l lookup
+	for r := range rs {
+		if r.Terminal == t.handle && r.Node == to.h.ID().String() && !l.found {
+			l.found, l.ms = true, ms(time.Since(t0))
+		}
+	}
+	key := ident.ID{Kind: ident.KindUID, Value: t.uid}.CID().Hash()
+	tr.wg.Wait()
+	tr.mu.Lock()
+	l.dhtMS = ms(tr.firstProvider)
+	tr.mu.Unlock()
+	l.dhtHops = tr.minDepth(func(p peer.ID) bool {
+		sn := n.byID[p]
+		if sn == nil || sn.dead {
+			return false
+		}
+		ps, err := sn.d.ProviderStore().GetProviders(ctx, key)
+		return err == nil && len(ps) > 0
+	})
+	if l.dhtHops < 0 && l.found {
+		if ps, err := from.d.ProviderStore().GetProviders(ctx, key); err == nil && len(ps) > 0 {
+			l.dhtHops = 0
+		}
+	}
+	return l
+}
+
+func (n *simnet) close() {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, sn := range n.nodes {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			sn.close()
+		}()
+	}
+	wg.Wait()
+	if n.mn != nil {
+		n.mn.Close()
+	}
+	if n.cfg.Dir == "" && n.dir != "" {
+		os.RemoveAll(n.dir)
+	}
+}
+
+// close stops whatever of the node was started.
+func (sn *simNode) close() {
+	if sn.srch != nil {
+		sn.srch.Close()
+	}
+	if sn.fl != nil {
+		sn.fl.Close()
+	}
+	if sn.pub != nil {
+		sn.pub.Close()
+	}
+	if sn.stop != nil {
+		sn.stop()
+	}
+	if sn.reg != nil {
+		sn.reg.Close()
+	}
+	if sn.d != nil {
+		sn.d.Close()
+	}
+	sn.h.Host.Close()
+}
+
+var _ host.Host = (*linkedHost)(nil)
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func seed32(s uint64) (b [32]byte) {
+	for i := range 8 {
+		b[i] = byte(s >> (8 * i))
+	}
+	return b
+}
+
+// trim closes sn's connections to peers outside its routing table.
+func trim(sn *simNode) {
+	keep := map[peer.ID]bool{}
+	for _, p := range sn.d.RoutingTable().ListPeers() {
+		keep[p] = true
+	}
+	for _, c := range sn.h.Network().Conns() {
+		if !keep[c.RemotePeer()] {
+			c.Close()
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestSmallNetwork runs 30 nodes with churn and checks that lookups work,
+// flooding reaches nodes at most once each, and the figures are filled in.
+func TestSmallNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sim: -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{Nodes: 30, Lookups: 40, Churn: 0.2, Seed: 7, FloodSamples: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	t.Logf("%s", b)
+	if res.Killed != 6 {
+		t.Errorf("killed %d nodes, want 6", res.Killed)
+	}
+	if res.SuccessRate < 0.9 {
+		t.Errorf("success rate %.2f after churn, want ≥ 0.9", res.SuccessRate)
+	}
+	if res.BeforeChurn == nil || res.BeforeChurn.SuccessRate < 0.9 {
+		t.Errorf("before churn: %+v, want ≥ 0.9 found", res.BeforeChurn)
+	}
+	if res.HopsP50 < 1 || res.LatencyMSP50 <= 0 {
+		t.Errorf("hops p50 %v, latency p50 %v: want both positive", res.HopsP50, res.LatencyMSP50)
+	}
+	if res.FloodMaxHandledPerQ > 29 {
+		t.Errorf("a flood was handled %v times by 29 other nodes: some node handled it twice", res.FloodMaxHandledPerQ)
+	}
+	if len(res.FloodReachByTTL) != 7 || res.FloodReachByTTL[6] < res.FloodReachByTTL[0] {
+		t.Errorf("reach by TTL %v", res.FloodReachByTTL)
+	}
+	if res.Identifiers != 30*DefaultTerminalsPerNode {
+		t.Errorf("published %d identifiers, want %d", res.Identifiers, 30*DefaultTerminalsPerNode)
+	}
+	png := filepath.Join(t.TempDir(), "sim.png")
+	if err := Plot([]*Result{res, res}, png); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigRejects(t *testing.T) {
+	for _, c := range []Config{{Nodes: 2}, {Nodes: 10, Churn: 0.95}, {Nodes: 10, Churn: -1}} {
+		if _, err := Run(context.Background(), c); err == nil {
+			t.Errorf("Run(%+v) succeeded", c)
+		}
+	}
+}
+
+// BenchmarkSim60 runs a 60-node network with 30% churn once per
+// iteration; run it with -benchtime 1x. The figures are custom metrics;
+// `irmv sim` measures larger networks.
+func BenchmarkSim60(b *testing.B) {
+	for b.Loop() {
+		res, err := Run(context.Background(), Config{Nodes: 60, Lookups: 60, Churn: 0.3, Seed: 1, FloodSamples: 5})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(res.SuccessRate, "success")
+		b.ReportMetric(res.HopsP50, "hops_p50")
+		b.ReportMetric(res.LatencyMSP50, "ms_p50")
+		b.ReportMetric(res.LatencyMSP99, "ms_p99")
+		b.ReportMetric(res.RoundTripsP50, "rtt_p50")
+		b.ReportMetric(res.FloodMessagesPerQuery, "flood_msgs/q")
+		b.ReportMetric(res.PeakRSSMB, "peak_rss_MB")
+	}
+}

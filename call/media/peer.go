@@ -200,7 +200,7 @@ func (p *Peer) onState(s webrtc.PeerConnectionState) {
 	case webrtc.PeerConnectionStateConnected:
 		p.connectedOnce.Do(func() { close(p.connected) })
 		if prev := p.opts.Continues; prev != nil {
-			prev.sendTrack(false) // the audio goes this way now
+			prev.sendTrack(false, p) // the audio goes this way now
 		}
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		p.end()
@@ -548,7 +548,7 @@ func (p *Peer) Close() error {
 		if shared {
 			// Unbind the shared track first: a Play writing on it
 			// then never sees this connection's write errors.
-			p.sendTrack(false)
+			p.sendTrack(false, nil)
 		}
 		p.end()
 		if err := p.pc.GracefulClose(); err != nil {

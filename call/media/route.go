@@ -8,11 +8,13 @@ import (
 // Moving a call to another route is make-before-break: a second Peer for
 // the same call, made with Options.Continues (and Options.RelayOnly for
 // the relay: pion applies ICETransportPolicy only at construction, not on
-// an ICE restart), is negotiated beside the running one; both send the
-// same track and write into the same recording until the caller closes
-// the old Peer. A Play or recording started on the old Peer carries on in
-// the new one when the old one ends. Closing the new Peer while the old
-// one still runs abandons it: the old one goes on alone.
+// an ICE restart), is negotiated beside the running one. Both share one
+// audio track, sent on the old connection until the new one is connected
+// and on the new one from then on; both write into the same recording
+// until the old one is closed. A Play or recording started on the old
+// Peer carries on in the new one when the old one ends. Closing the new
+// Peer while the old one still runs abandons it: the old one goes on
+// alone (and sends again).
 
 // link makes next the Peer that continues p's call.
 func (p *Peer) link(next *Peer) error {
@@ -43,7 +45,7 @@ func (p *Peer) end() {
 		open := !prev.closed
 		prev.mu.Unlock()
 		if abandoned && open {
-			prev.sendTrack(true) // the audio goes back the old way
+			prev.sendTrack(true, nil) // the audio goes back the old way
 		}
 	}
 	p.mu.Lock()
@@ -53,7 +55,7 @@ func (p *Peer) end() {
 	}
 	p.mu.Unlock()
 	if next != nil {
-		p.sendTrack(false)
+		p.sendTrack(false, nil)
 	}
 	if next == nil {
 		p.endedOnce.Do(func() { close(p.ended) })
@@ -72,13 +74,14 @@ func (p *Peer) end() {
 // it. A Peer continued by another stops sending once the new one is
 // connected, so that the track's writes never fail on a connection that
 // is going away (which would stop a Play), and starts again if the new one
-// is abandoned.
-func (p *Peer) sendTrack(on bool) {
+// is abandoned. With only set, p stops sending only while only is the
+// Peer that continues it (not one already abandoned).
+func (p *Peer) sendTrack(on bool, only *Peer) {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	p.mu.Lock()
 	sender := p.sender
-	change := sender != nil && p.detached == on
+	change := sender != nil && p.detached == on && (only == nil || p.next == only)
 	if change {
 		p.detached = !on
 	}

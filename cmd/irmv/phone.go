@@ -51,7 +51,7 @@ prompts on the terminal, auto answers at once, reject declines. Each call plays
 --play and is recorded under --record; in a conference each other party is
 recorded into a file of its own. When loss, jitter or round-trip time stay over
 --max-loss, --max-jitter or --max-rtt for 3 s, calls this phone placed move to
-another route (ICE restart). Ctrl-C removes the registration.
+another route (a second connection through the relay, or direct again). Ctrl-C removes the registration.
 With --json it prints one event per line on stdout.`,
 		Flags:  flags,
 		Action: runPhone,

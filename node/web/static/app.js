@@ -592,7 +592,14 @@ async function startCall(r) {
 async function onCallMessage(c, m) {
   switch (m.type) {
     case "candidate":
+      // Candidates of a second connection (a route switch, leg > 0) are
+      // not for this page's only connection.
+      if (m.leg) return;
       await addRemote(c, m.candidate);
+      return;
+    case "update":
+      // The page keeps one connection per call: it does not take a route
+      // switch; the other side gives the new connection up and carries on.
       return;
     case "ringing":
       if (c.outgoing && !c.connectedAt) setCallState(c, "ringing", "ringing…");

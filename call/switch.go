@@ -67,6 +67,7 @@ type Switch struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by terminal handle
 	calls    map[string]*callState
+	inviters map[peer.ID]*rate.Limiter // new call streams per remote node
 	closed   bool
 
 	ctx    context.Context // ends at Close; owned, not passed in
@@ -89,7 +90,7 @@ func NewSwitch(o Options) (*Switch, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Switch{
 		o: o, log: o.Logger, m: newMetrics(o.Registerer),
-		sessions: map[string]*session{}, calls: map[string]*callState{},
+		sessions: map[string]*session{}, calls: map[string]*callState{}, inviters: map[peer.ID]*rate.Limiter{},
 		ctx: ctx, cancel: cancel,
 	}
 	o.Host.SetStreamHandler(signal.Protocol, s.handleStream)
@@ -416,6 +417,11 @@ func (s *Switch) invite(from string, m signal.Msg) {
 func (s *Switch) handleStream(st network.Stream) {
 	s.wg.Add(1)
 	defer s.wg.Done()
+	if !s.allowInvite(st.Conn().RemotePeer()) {
+		s.m.dropped.WithLabelValues("rate").Inc()
+		st.Reset()
+		return
+	}
 	remote := endpoint{stream: st, wmu: &sync.Mutex{}}
 	st.SetReadDeadline(time.Now().Add(dialTimeout))
 	var m signal.Msg
@@ -448,6 +454,28 @@ func (s *Switch) handleStream(st network.Stream) {
 		return
 	}
 	s.readStream(c, remote)
+}
+
+// Each remote node may open this many call streams a second (burst below):
+// far more than the calls its terminals place, far fewer than a flood.
+const (
+	inviteRate  = 20
+	inviteBurst = 40
+)
+
+// allowInvite rate-limits new call streams per remote node.
+func (s *Switch) allowInvite(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.inviters[p]
+	if l == nil {
+		if len(s.inviters) >= 4096 {
+			clear(s.inviters) // bounded: forgetting buckets only forgives
+		}
+		l = rate.NewLimiter(inviteRate, inviteBurst)
+		s.inviters[p] = l
+	}
+	return l.Allow()
 }
 
 // readStream relays a call's messages from another node until the call

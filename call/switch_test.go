@@ -4,6 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/irmv/irmv/internal/wire"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -239,4 +243,45 @@ func TestBadMessagesRefused(t *testing.T) {
 	if err := wsjson.Read(ctx, conn, &m); err != nil || m.Type != signal.TypeError {
 		t.Fatalf("wrong token: %+v %v", m, err)
 	}
+}
+
+func TestInviteStreamsRateLimited(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	b := connect(t, nodes[1], "bob")
+	// Node 0's host opens call streams to node 1 as fast as it can, each
+	// with a valid invite; beyond the per-node burst they are refused.
+	ctx := context.Background()
+	for range 300 {
+		st, err := nodes[0].Host().NewStream(ctx, nodes[1].ID(), signal.Protocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := signal.Msg{Type: signal.TypeInvite, Call: newCallID(), From: &signal.Party{}, To: b.party(), Desc: offer}
+		wire.Write(st, m, signal.MaxSize)
+		st.Close() // not Reset: the protocol is negotiated lazily, with the write
+	}
+	var refused float64
+	nodetest.WaitFor(t, "refusals counted", func() bool {
+		refused = metric(t, nodes[1], `irmv_call_messages_dropped_total{reason="rate"}`)
+		return refused >= 200
+	})
+	t.Logf("%v of 300 call streams refused by the per-node rate limit", refused)
+}
+
+// metric reads one sample from a node's /metrics.
+func metric(t *testing.T, n *node.Node, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(n.APIURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }

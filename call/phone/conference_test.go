@@ -1,11 +1,11 @@
 package phone
 
 import (
-	"time"
 	"bytes"
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"

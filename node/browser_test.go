@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image/png"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,9 +17,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/internal/client"
 	"github.com/irmv/irmv/node"
@@ -181,13 +180,7 @@ func (p *page) search(q, terminal string) {
 
 // loopbackEngine keeps pion on 127.0.0.1 and out of multicast DNS.
 func loopbackEngine() *webrtc.SettingEngine {
-	se := &webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
-	se.SetInterfaceFilter(func(name string) bool { return strings.HasPrefix(name, "lo") })
-	return se
+	return media.LoopbackSettingEngine()
 }
 
 // phoneEvents records a Phone's events.

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/test"
 	"github.com/pion/webrtc/v4"
@@ -26,13 +25,7 @@ const waitLong = 10 * time.Second
 // loopbackEngine gathers 127.0.0.1 UDP candidates only and stays out of
 // multicast DNS, so that tests never leave loopback.
 func loopbackEngine() *webrtc.SettingEngine {
-	se := &webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
-	se.SetInterfaceFilter(func(name string) bool { return strings.HasPrefix(name, "lo") })
-	return se
+	return LoopbackSettingEngine()
 }
 
 func readFixture(tb testing.TB) []byte {

@@ -6,16 +6,15 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/internal/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
@@ -31,13 +30,7 @@ const (
 // loopbackEngine gathers 127.0.0.1 UDP candidates only and stays out of
 // multicast DNS, so that tests never leave loopback.
 func loopbackEngine() *webrtc.SettingEngine {
-	se := &webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
-	se.SetInterfaceFilter(func(name string) bool { return strings.HasPrefix(name, "lo") })
-	return se
+	return media.LoopbackSettingEngine()
 }
 
 // startNodes starts a chain of nodes whose TURN relays listen on loopback.

@@ -14,20 +14,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/internal/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
-	"github.com/pion/ice/v4"
-	"github.com/pion/webrtc/v4"
 )
 
 // speech is a short Opus speech sample (a copy of call/media/testdata's).
@@ -332,13 +332,7 @@ func forward(ch chan<- phone.Event) func(phone.Event) {
 
 // loopbackEngine keeps WebRTC on 127.0.0.1 and out of multicast DNS.
 func loopbackEngine() *webrtc.SettingEngine {
-	se := &webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
-	se.SetInterfaceFilter(func(name string) bool { return strings.HasPrefix(name, "lo") })
-	return se
+	return media.LoopbackSettingEngine()
 }
 
 // loopbackAddr is n's TCP multiaddr on 127.0.0.1.

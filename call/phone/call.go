@@ -209,6 +209,12 @@ func (c *Call) startMedia(peer *media.Peer, play, record string) {
 				if err != nil {
 					c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
 				}
+				// Nothing arrived (a silent conference leg): leave no empty,
+				// invalid Ogg file behind. finish reads c.record after Wait.
+				if fi, serr := os.Stat(record); serr == nil && fi.Size() == 0 {
+					os.Remove(record)
+					c.record = ""
+				}
 			}()
 		}
 	}
@@ -255,7 +261,11 @@ func (c *Call) recordPath(dir string) string {
 	if dir == "" {
 		return ""
 	}
-	return filepath.Join(dir, fmt.Sprintf("%s-%s-%s.ogg", c.start.Format("20060102T150405"), c.id[:8], c.who()))
+	t := c.start
+	if t.IsZero() { // an outgoing call names its file before the invite leaves
+		t = time.Now()
+	}
+	return filepath.Join(dir, fmt.Sprintf("%s-%s-%s.ogg", t.Format("20060102T150405"), c.id[:8], c.who()))
 }
 
 // who names the other party in file names.

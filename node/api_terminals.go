@@ -78,7 +78,9 @@ func (n *Node) isLoopback() bool {
 func (n *Node) authorize(r *http.Request, t string) error {
 	tok := bearer(r)
 	if tok == "" {
-		if n.isLoopback() {
+		// The exemption is for the plain loopback API only: HTTPS serves
+		// the LAN.
+		if n.isLoopback() && r.TLS == nil {
 			return nil
 		}
 		return fmt.Errorf("%w: this API listens beyond loopback: send Authorization: Bearer <terminal or admin token>", share.ErrForbidden)

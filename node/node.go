@@ -35,25 +35,27 @@ const mdnsService = "_irmv-node"
 
 // Node is a running irmv node.
 type Node struct {
-	opts   Options
-	log    *slog.Logger
-	host   host.Host
-	dht    *dht.IpfsDHT
-	reg    *prometheus.Registry
-	mdns   mdns.Service
-	norm   *ident.Normalizer
-	pub    *search.Publisher
-	share  *share.Registry
-	flood  *flood.Flooder
-	search *search.Service
-	calls  *call.Switch
-	turn   *turn.Server
-	admin  string // admin token (see adminToken)
-	api    *http.Server
-	apiLn  net.Listener
-	boot   []peer.AddrInfo
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	opts    Options
+	log     *slog.Logger
+	host    host.Host
+	dht     *dht.IpfsDHT
+	reg     *prometheus.Registry
+	mdns    mdns.Service
+	norm    *ident.Normalizer
+	pub     *search.Publisher
+	share   *share.Registry
+	flood   *flood.Flooder
+	search  *search.Service
+	calls   *call.Switch
+	turn    *turn.Server
+	admin   string // admin token (see adminToken)
+	api     *http.Server
+	apiLn   net.Listener
+	https   *http.Server
+	httpsLn net.Listener
+	boot    []peer.AddrInfo
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -116,6 +118,10 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 		}
 	}()
 
+	if err := n.startHTTPS(); err != nil {
+		return err
+	}
+
 	if opts.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, mdnsService, &mdnsNotifee{n: n, ctx: ctx})
 		if err := n.mdns.Start(); err != nil {
@@ -172,6 +178,11 @@ func (n *Node) Close() error {
 			cancel()
 		} else if n.apiLn != nil {
 			n.apiLn.Close()
+		}
+		if n.https != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, n.https.Shutdown(ctx))
+			cancel()
 		}
 		if n.mdns != nil {
 			errs = append(errs, n.mdns.Close())

@@ -33,6 +33,12 @@ type Options struct {
 	API string
 	// Bootstrap are multiaddrs with /p2p/ peer IDs of nodes to join.
 	Bootstrap []string
+	// HTTPS, if set, is the address of a second listener serving the same
+	// API and web page over HTTPS, for browsers on the LAN.
+	HTTPS string
+	// HTTPSCert and HTTPSKey are PEM files for it; empty: a self-signed
+	// certificate kept in DataDir.
+	HTTPSCert, HTTPSKey string
 	// Region is the default country (ISO 3166 alpha-2) for phone numbers
 	// written in national form; "": only international forms parse.
 	Region string

@@ -24,6 +24,9 @@ func nodeCommand() *cli.Command {
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "listen", Usage: "libp2p multiaddrs to listen on (repeat or comma-separate)", Value: cli.NewStringSlice(node.DefaultListen...), EnvVars: []string{"IRMV_LISTEN"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "api", Usage: "terminal API address (HTTP + WebSocket)", Value: node.DefaultAPI, EnvVars: []string{"IRMV_API"}}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "bootstrap", Usage: "multiaddrs with /p2p/<peer-id> of nodes to join (repeat or comma-separate)", EnvVars: []string{"IRMV_BOOTSTRAP"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "https", Usage: "also serve the API and web page over HTTPS here (e.g. 0.0.0.0:7443), for browsers on the LAN", EnvVars: []string{"IRMV_HTTPS"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "https-cert", Usage: "PEM certificate for --https (default: a self-signed one in the data dir)", EnvVars: []string{"IRMV_HTTPS_CERT"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "https-key", Usage: "PEM key for --https-cert", EnvVars: []string{"IRMV_HTTPS_KEY"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "turn", Usage: "UDP address of the node's STUN/TURN relay for its terminals, or off", Value: node.DefaultTURN, EnvVars: []string{"IRMV_TURN"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "turn-relay-ip", Usage: "address relayed candidates carry (default: the relay's own, or the first LAN address)", EnvVars: []string{"IRMV_TURN_RELAY_IP"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}}),
@@ -88,12 +91,18 @@ func runNode(c *cli.Context) error {
 		MDNS:        c.Bool("mdns"),
 		Profile:     c.String("profile"),
 		TURN:        c.String("turn"),
+		HTTPS:       c.String("https"),
+		HTTPSCert:   c.String("https-cert"),
+		HTTPSKey:    c.String("https-key"),
 		Logger:      log,
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "irmv node %s\n  api   http://%s\n", n.ID(), n.APIAddr())
+	if u := n.HTTPSURL(); u != "" {
+		fmt.Fprintf(c.App.ErrWriter, "  https %s\n", u)
+	}
 	for _, a := range n.Addrs() {
 		fmt.Fprintf(c.App.ErrWriter, "  addr  %s\n", a)
 	}

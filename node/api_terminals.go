@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -240,7 +241,9 @@ func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q := search.Query{Text: v.Get("q"), Via: v.Get("via")}
 	if s := v.Get("limit"); s != "" {
-		if _, err := fmt.Sscanf(s, "%d", &q.Limit); err != nil || q.Limit <= 0 {
+		var err error
+		// Atoi, not Sscanf: "5abc" is not a limit.
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit <= 0 {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a positive whole number", s))
 			return
 		}

@@ -66,6 +66,7 @@ func TestBadInputAtAPI(t *testing.T) {
 		{"search bad via", "GET", "/v1/search?q=anna&via=bogus", ""},
 		{"search bad limit", "GET", "/v1/search?q=anna&limit=x", ""},
 		{"search negative limit", "GET", "/v1/search?q=anna&limit=-1", ""},
+		{"search limit with junk", "GET", "/v1/search?q=anna&limit=5abc", ""},
 		{"search huge limit", "GET", "/v1/search?q=anna&limit=100000", ""},
 		{"search bad timeout", "GET", "/v1/search?q=anna&timeout=soon", ""},
 		{"search negative timeout", "GET", "/v1/search?q=anna&timeout=-1s", ""},

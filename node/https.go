@@ -45,6 +45,7 @@ func (n *Node) startHTTPS() error {
 		Handler:           n.handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       n.baseContext,
 	}
 	n.wg.Add(1)
 	go func() {

@@ -54,6 +54,7 @@ type Node struct {
 	https   *http.Server
 	httpsLn net.Listener
 	boot    []peer.AddrInfo
+	ctx     context.Context // the node's life; Close cancels it
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
@@ -76,7 +77,7 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{opts: opts, log: opts.Logger, reg: prometheus.NewRegistry(), boot: boot, cancel: cancel}
+	n := &Node{opts: opts, log: opts.Logger, reg: prometheus.NewRegistry(), boot: boot, ctx: ctx, cancel: cancel}
 	if err := n.start(ctx, key); err != nil {
 		n.Close()
 		return nil, err
@@ -109,7 +110,7 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	if n.apiLn, err = net.Listen("tcp", opts.API); err != nil {
 		return fmt.Errorf("terminal API: %w", err)
 	}
-	n.api = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second}
+	n.api = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: n.baseContext}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -136,6 +137,10 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	}()
 	return nil
 }
+
+// baseContext makes requests end when the node closes: a streaming search
+// would otherwise outlast the API shutdown's grace period.
+func (n *Node) baseContext(net.Listener) context.Context { return n.ctx }
 
 // ID is the node's peer ID.
 func (n *Node) ID() peer.ID { return n.host.ID() }
@@ -275,8 +280,12 @@ func (n *Node) connectBootstrap(ctx context.Context) {
 	}
 	wg.Wait()
 	if n.dht.RoutingTable().Size() > 0 {
-		// Fill the table beyond the bootstrap peers right away.
-		<-n.dht.RefreshRoutingTable()
+		// Fill the table beyond the bootstrap peers right away; Close
+		// must not wait for the refresh's queries.
+		select {
+		case <-n.dht.RefreshRoutingTable():
+		case <-ctx.Done():
+		}
 	}
 }
 

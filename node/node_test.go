@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
@@ -123,6 +124,10 @@ func TestBadOptions(t *testing.T) {
 		"no data dir":   func(o *node.Options) { o.DataDir = "" },
 		"bad bootstrap": func(o *node.Options) { o.Bootstrap = []string{"/ip4/127.0.0.1/tcp/1"} },
 		"bad profile":   func(o *node.Options) { o.Profile = "huge" },
+		// A negative interval used to panic the publisher's ticker.
+		"negative republish": func(o *node.Options) { o.RepublishInterval = -time.Minute },
+		"negative validity":  func(o *node.Options) { o.ProvideValidity = -time.Minute },
+		"negative ttl":       func(o *node.Options) { o.TerminalTTL = -time.Minute },
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := nodetest.Options(t)

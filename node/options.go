@@ -121,6 +121,14 @@ func (o *Options) setDefaults() error {
 	if o.TURN == "" {
 		o.TURN = DefaultTURN
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"RepublishInterval", o.RepublishInterval}, {"ProvideValidity", o.ProvideValidity}, {"TerminalTTL", o.TerminalTTL}, {"RingTimeout", o.RingTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%w: %s %s is negative", ErrBadOptions, d.name, d.v)
+		}
+	}
 	if o.RepublishInterval == 0 {
 		o.RepublishInterval = DefaultRepublish
 	}

@@ -151,6 +151,10 @@ func QueryNode(ctx context.Context, h host.Host, p peer.ID, id ident.ID, limit i
 	if d, ok := ctx.Deadline(); ok {
 		st.SetDeadline(d)
 	}
+	// The deadline alone would keep a mute node's stream open after the
+	// caller gave up (limit reached, client gone).
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
 	if err := wire.Write(st, &LookupRequest{Kind: id.Kind, Value: id.Value, Limit: limit}, MaxLookupRequest); err != nil {
 		st.Reset()
 		return nil, 0, err
@@ -159,6 +163,9 @@ func QueryNode(ctx context.Context, h host.Host, p peer.ID, id ident.ID, limit i
 	var resp LookupResponse
 	if err := wire.Read(bufio.NewReader(st), &resp, MaxLookupResponse); err != nil {
 		st.Reset()
+		if ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
 		return nil, 0, err
 	}
 	if resp.Error != "" {

@@ -40,9 +40,17 @@ type Publisher struct {
 	once   sync.Once
 }
 
-// NewPublisher starts a publisher that announces again every interval;
-// reg (may be nil) receives its metrics. Close stops it.
+// DefaultRepublishInterval is the interval NewPublisher uses for a
+// non-positive one.
+const DefaultRepublishInterval = 10 * time.Minute
+
+// NewPublisher starts a publisher that announces again every interval
+// (non-positive: DefaultRepublishInterval); reg (may be nil) receives its
+// metrics. Close stops it.
 func NewPublisher(r Router, interval time.Duration, reg prometheus.Registerer, log *slog.Logger) *Publisher {
+	if interval <= 0 {
+		interval = DefaultRepublishInterval // time.NewTicker panics on it
+	}
 	if log == nil {
 		log = slog.Default()
 	}

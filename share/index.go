@@ -218,8 +218,10 @@ func (r *Registry) Match(id ident.ID, limit int) []*record.Record {
 	}
 	slices.SortFunc(hits, func(a, b *entry) int { return cmp.Compare(a.Terminal, b.Terminal) })
 	out := make([]*record.Record, len(hits))
+	nowMS := r.now().UnixMilli()
 	for i, e := range hits {
 		rc := *e.Record
+		rc.Status = r.shownStatus(e, nowMS)
 		out[i] = &rc
 	}
 	return out

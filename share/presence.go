@@ -151,8 +151,7 @@ func (r *Registry) sweep(now time.Time) error {
 			continue
 		}
 		var c *entry
-		if e.Keepalive && e.Record.Status != record.StatusOffline &&
-			nowMS-e.Record.Seen > r.offlineAfter.Milliseconds() {
+		if e.Record.Status != record.StatusOffline && r.silent(e, nowMS) {
 			c = e.clone()
 			c.Resume, c.Record.Status = c.Record.Status, record.StatusOffline
 		}

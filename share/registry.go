@@ -331,7 +331,9 @@ func (r *Registry) Get(terminal string) (Terminal, error) {
 	if e == nil {
 		return Terminal{}, notFound(terminal)
 	}
-	return e.terminal(), nil
+	t := e.terminal()
+	t.Status = r.shownStatus(e, r.now().UnixMilli())
+	return t, nil
 }
 
 // List returns every hosted terminal, sorted by folded name, then handle.
@@ -345,11 +347,29 @@ func (r *Registry) List() []Terminal {
 		return cmp.Or(cmp.Compare(a.folded, b.folded), cmp.Compare(a.Terminal, b.Terminal))
 	})
 	out := make([]Terminal, len(es))
+	nowMS := r.now().UnixMilli()
 	for i, e := range es {
 		out[i] = e.terminal()
+		out[i].Status = r.shownStatus(e, nowMS)
 	}
 	r.mu.RUnlock()
 	return out
+}
+
+// silent reports whether a keepalive terminal has been silent for
+// OfflineAfter as of nowMS.
+func (r *Registry) silent(e *entry, nowMS int64) bool {
+	return e.Keepalive && nowMS-e.Record.Seen >= r.offlineAfter.Milliseconds()
+}
+
+// shownStatus is e's status as of nowMS: offline once it is silent, even
+// before the next sweep stores that, so presence never lags OfflineAfter
+// by the sweep interval. The caller holds mu.
+func (r *Registry) shownStatus(e *entry, nowMS int64) record.Status {
+	if r.silent(e, nowMS) {
+		return record.StatusOffline
+	}
+	return e.Record.Status
 }
 
 // Authorize checks a terminal's token as returned by Register. It returns

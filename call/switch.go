@@ -68,6 +68,7 @@ type Switch struct {
 	sessions map[string]*session // by terminal handle
 	calls    map[string]*callState
 	inviters map[peer.ID]*rate.Limiter // new call streams per remote node
+	dialing  map[string]*dial          // invites waiting for their stream, by call
 	closed   bool
 
 	ctx    context.Context // ends at Close; owned, not passed in
@@ -91,7 +92,8 @@ func NewSwitch(o Options) (*Switch, error) {
 	s := &Switch{
 		o: o, log: o.Logger, m: newMetrics(o.Registerer),
 		sessions: map[string]*session{}, calls: map[string]*callState{}, inviters: map[peer.ID]*rate.Limiter{},
-		ctx: ctx, cancel: cancel,
+		dialing: map[string]*dial{},
+		ctx:     ctx, cancel: cancel,
 	}
 	o.Host.SetStreamHandler(signal.Protocol, s.handleStream)
 	return s, nil
@@ -104,6 +106,9 @@ func (s *Switch) Close() error {
 		s.o.Host.RemoveStreamHandler(signal.Protocol)
 		s.mu.Lock()
 		s.closed = true
+		for _, d := range s.dialing {
+			d.stop()
+		}
 		calls := make([]*callState, 0, len(s.calls))
 		for _, c := range s.calls {
 			calls = append(calls, c)
@@ -119,10 +124,27 @@ func (s *Switch) Close() error {
 		for _, ss := range sessions {
 			ss.close(websocket.StatusGoingAway, "node shutting down")
 		}
+		// The hangups above are still queued: cancelling s.ctx now would
+		// close the WebSockets before they are written.
+		for _, ss := range sessions {
+			<-ss.flushed
+		}
 		s.cancel()
 		s.wg.Wait()
 	})
 	return nil
+}
+
+// begin counts a goroutine in s.wg unless the Switch is closed: an Add
+// racing with Close's Wait would be a misuse of the WaitGroup.
+func (s *Switch) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // Sessions is the number of terminals connected by WebSocket.
@@ -213,7 +235,8 @@ func relayed(m signal.Msg) signal.Msg {
 // endpoint is one side of a call as this node sees it: a terminal of its
 // own or the stream to another node.
 type endpoint struct {
-	terminal string         // a local terminal, or
+	terminal string         // a local terminal,
+	ss       *session       // on this WebSocket (nil: none); or
 	stream   network.Stream // the other node's stream
 	wmu      *sync.Mutex    // serialises writes to stream
 }
@@ -251,13 +274,12 @@ func (s *Switch) send(e endpoint, m signal.Msg) error {
 		e.stream.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		return wire.Write(e.stream, m, signal.MaxSize)
 	}
-	s.mu.Lock()
-	ss := s.sessions[e.terminal]
-	s.mu.Unlock()
-	if ss == nil {
+	// The call's own WebSocket: a terminal that reconnected has ended the
+	// calls of its old one.
+	if e.ss == nil {
 		return fmt.Errorf("terminal %s is not connected", e.terminal)
 	}
-	return ss.send(m)
+	return e.ss.send(m)
 }
 
 // deliver relays m, which arrived from endpoint from, to the call's other
@@ -265,6 +287,14 @@ func (s *Switch) send(e endpoint, m signal.Msg) error {
 func (s *Switch) deliver(from endpoint, m signal.Msg) {
 	s.mu.Lock()
 	c := s.calls[m.Call]
+	if c == nil && signal.Ends(m.Type) && from.stream == nil {
+		// The caller hangs up while its node still dials the callee's.
+		if d := s.dialing[m.Call]; d != nil && d.ss == from.ss {
+			d.stop()
+			s.mu.Unlock()
+			return
+		}
+	}
 	s.mu.Unlock()
 	if c == nil {
 		s.m.dropped.WithLabelValues("unknown_call").Inc()
@@ -277,6 +307,10 @@ func (s *Switch) deliver(from endpoint, m signal.Msg) {
 		return
 	}
 	if m.Type == signal.TypeAccept {
+		if to != c.a { // only the callee accepts
+			s.m.dropped.WithLabelValues("not_a_party").Inc()
+			return
+		}
 		s.mu.Lock()
 		c.accepted = true
 		s.mu.Unlock()
@@ -326,7 +360,11 @@ func (s *Switch) end(c *callState, only *endpoint, m signal.Msg) {
 func (s *Switch) newCall(id string, a, b endpoint) (*callState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.calls[id] != nil || len(s.calls) >= maxCalls {
+	return s.newCallLocked(id, a, b)
+}
+
+func (s *Switch) newCallLocked(id string, a, b endpoint) (*callState, bool) {
+	if s.closed || s.calls[id] != nil || s.dialing[id] != nil || len(s.calls)+len(s.dialing) >= maxCalls {
 		return nil, false
 	}
 	c := &callState{id: id, a: a, b: b}
@@ -360,17 +398,38 @@ func (s *Switch) party(terminal string) *signal.Party {
 	return p
 }
 
-// invite handles an invite from local terminal from.
-func (s *Switch) invite(from string, m signal.Msg) {
+// local is a local terminal as a call endpoint, on its current WebSocket.
+func (s *Switch) local(terminal string) endpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return endpoint{terminal: terminal, ss: s.sessions[terminal]}
+}
+
+// dial is an invite to another node whose stream is being opened.
+type dial struct {
+	ss        *session // the caller's
+	cancel    context.CancelFunc
+	cancelled bool // guarded by Switch.mu
+}
+
+// stop cancels the dial; s.mu must be held.
+func (d *dial) stop() {
+	d.cancelled = true
+	d.cancel()
+}
+
+// invite handles an invite from the local terminal of session ss.
+func (s *Switch) invite(ss *session, m signal.Msg) {
+	from := ss.terminal
 	m.From = s.party(from)
-	src := endpoint{terminal: from}
+	src := endpoint{terminal: from, ss: ss}
 	if m.To.Node == s.o.Host.ID().String() {
 		if refuse := s.callee(m.To, m.Call); refuse != nil {
 			s.send(src, *refuse)
 			s.m.calls.WithLabelValues(refuse.Type).Inc()
 			return
 		}
-		c, ok := s.newCall(m.Call, src, endpoint{terminal: m.To.Terminal})
+		c, ok := s.newCall(m.Call, src, s.local(m.To.Terminal))
 		if !ok {
 			s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
 			return
@@ -386,20 +445,48 @@ func (s *Switch) invite(from string, m signal.Msg) {
 		return
 	}
 	// Dial in the background: the terminal's other messages keep flowing.
+	// Until the call exists a hangup from the caller cancels the dial.
+	ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
+	s.mu.Lock()
+	if s.closed || s.calls[m.Call] != nil || s.dialing[m.Call] != nil || len(s.calls)+len(s.dialing) >= maxCalls {
+		s.mu.Unlock()
+		cancel()
+		s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
+		return
+	}
+	d := &dial{ss: ss, cancel: cancel}
+	s.dialing[m.Call] = d
+	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
 		st, err := s.o.Host.NewStream(ctx, to, signal.Protocol)
 		cancel()
+		s.mu.Lock()
+		if s.dialing[m.Call] == d {
+			delete(s.dialing, m.Call)
+		}
+		cancelled := d.cancelled
+		var c *callState
+		ok := false
+		remote := endpoint{stream: st, wmu: &sync.Mutex{}}
+		if err == nil && !cancelled {
+			c, ok = s.newCallLocked(m.Call, src, remote)
+		}
+		s.mu.Unlock()
+		if cancelled {
+			if err == nil {
+				st.Reset()
+			}
+			s.m.calls.WithLabelValues("cancelled").Inc()
+			return
+		}
 		if err != nil {
 			s.log.Debug("Callee's node unreachable", "node", to, "err", err)
 			s.send(src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "callee's node is unreachable"})
 			s.m.calls.WithLabelValues("unreachable").Inc()
 			return
 		}
-		remote := endpoint{stream: st, wmu: &sync.Mutex{}}
-		c, ok := s.newCall(m.Call, src, remote)
 		if !ok {
 			st.Reset()
 			s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
@@ -415,7 +502,10 @@ func (s *Switch) invite(from string, m signal.Msg) {
 
 // handleStream answers a call from another node.
 func (s *Switch) handleStream(st network.Stream) {
-	s.wg.Add(1)
+	if !s.begin() {
+		st.Reset()
+		return
+	}
 	defer s.wg.Done()
 	if !s.allowInvite(st.Conn().RemotePeer()) {
 		s.m.dropped.WithLabelValues("rate").Inc()
@@ -443,7 +533,7 @@ func (s *Switch) handleStream(st network.Stream) {
 		s.m.calls.WithLabelValues(refuse.Type).Inc()
 		return
 	}
-	c, ok := s.newCall(m.Call, remote, endpoint{terminal: m.To.Terminal})
+	c, ok := s.newCall(m.Call, remote, s.local(m.To.Terminal))
 	if !ok {
 		s.send(remote, signal.Msg{Type: signal.TypeBusy, Call: m.Call, Reason: "call id in use or node full"})
 		st.Close()
@@ -511,7 +601,10 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered
 	}
 	conn.SetReadLimit(signal.MaxSize)
-	s.wg.Add(1)
+	if !s.begin() {
+		conn.Close(websocket.StatusGoingAway, "node shutting down")
+		return
+	}
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
@@ -529,8 +622,13 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 		conn.Close(websocket.StatusPolicyViolation, "not authorised")
 		return
 	}
-	ss := newSession(hello.Terminal, conn, &s.wg)
+	ss := newSession(hello.Terminal, conn)
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Close(websocket.StatusGoingAway, "node shutting down")
+		return
+	}
 	old := s.sessions[hello.Terminal]
 	s.sessions[hello.Terminal] = ss
 	s.mu.Unlock()
@@ -550,24 +648,31 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 	}()
 	s.readSession(ctx, ss)
 
-	// The terminal is gone: its calls end.
+	// The WebSocket is gone: its calls end (not those of a newer one of
+	// the same terminal).
 	s.mu.Lock()
 	if s.sessions[ss.terminal] == ss {
 		delete(s.sessions, ss.terminal)
 	}
 	var mine []*callState
 	for _, c := range s.calls {
-		if (c.a.stream == nil && c.a.terminal == ss.terminal) || (c.b.stream == nil && c.b.terminal == ss.terminal) {
+		if c.a.ss == ss || c.b.ss == ss {
 			mine = append(mine, c)
+		}
+	}
+	for _, d := range s.dialing {
+		if d.ss == ss {
+			d.stop()
 		}
 	}
 	s.mu.Unlock()
 	for _, c := range mine {
-		if to, ok := c.other(endpoint{terminal: ss.terminal}); ok {
+		if to, ok := c.other(endpoint{terminal: ss.terminal, ss: ss}); ok {
 			s.end(c, &to, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "terminal disconnected"})
 		}
 	}
 	ss.close(websocket.StatusNormalClosure, "")
+	<-ss.flushed // before the deferred cancel, which would cut the flush
 }
 
 func (s *Switch) readSession(ctx context.Context, ss *session) {
@@ -597,9 +702,9 @@ func (s *Switch) readSession(ctx context.Context, ss *session) {
 		}
 		s.m.messages.Inc()
 		if m.Type == signal.TypeInvite {
-			s.invite(ss.terminal, m)
+			s.invite(ss, m)
 			continue
 		}
-		s.deliver(endpoint{terminal: ss.terminal}, m)
+		s.deliver(endpoint{terminal: ss.terminal, ss: ss}, m)
 	}
 }

@@ -38,6 +38,12 @@ func connect(t *testing.T, n *node.Node, uid string) *term {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return helloAs(t, n, ack)
+}
+
+// helloAs opens a WebSocket for a registered terminal.
+func helloAs(t *testing.T, n *node.Node, ack share.Ack) *term {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws://"+n.APIAddr().String()+"/v1/ws", nil)

@@ -62,6 +62,7 @@ func (p *Peer) Play(r io.Reader) error {
 type recorder struct {
 	w     *oggwriter.Writer
 	track *oggwriter.Track
+	n     int   // packets written
 	err   error // first write error; later packets are dropped
 }
 
@@ -77,6 +78,7 @@ func (r *recorder) write(pkt *rtp.Packet) {
 	cp := *pkt
 	cp.SSRC = recordSSRC
 	r.err = r.track.WriteRTP(&cp)
+	r.n++
 }
 
 // noClose hides the Close method of the caller's writer from oggwriter,
@@ -89,6 +91,9 @@ type noClose struct{ io.Writer }
 // finishes the stream and returns. Packets that arrive before Record is
 // called are not recorded: callers that run it in a goroutine should use
 // [Peer.StartRecording] instead, before Offer or Answer. It does not close w.
+// A call that received no audio leaves w empty. Where w can seek and write
+// at an offset (an *os.File), the last audio page is marked as the end of
+// the stream; other writers get an empty end-of-stream page appended.
 func (p *Peer) Record(w io.Writer) error {
 	wait, err := p.StartRecording(w)
 	if err != nil {
@@ -103,8 +108,14 @@ func (p *Peer) Record(w io.Writer) error {
 // stream and returns its error. wait must be called (once); it does not
 // close w.
 func (p *Peer) StartRecording(w io.Writer) (wait func() error, err error) {
-	ow, err := oggwriter.NewWriter(noClose{w},
-		oggwriter.WithSampleRate(opusClockRate), oggwriter.WithChannelCount(opusChannels))
+	opts := []oggwriter.WriterOption{oggwriter.WithSampleRate(opusClockRate), oggwriter.WithChannelCount(opusChannels)}
+	if sw, ok := w.(interface {
+		io.Seeker
+		io.WriterAt
+	}); ok {
+		opts = append(opts, oggwriter.WithSeekableOutput(sw))
+	}
+	ow, err := oggwriter.NewWriter(noClose{w}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("media: record: %w", err)
 	}
@@ -126,6 +137,9 @@ func (p *Peer) StartRecording(w io.Writer) (wait func() error, err error) {
 		p.recMu.Lock()
 		p.rec = nil
 		p.recMu.Unlock()
+		if rec.n == 0 {
+			return nil // Close would write the headers of an empty stream
+		}
 		return errors.Join(rec.err, ow.Close())
 	}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,5 +64,80 @@ func TestRecordFromFirstPacket(t *testing.T) {
 		if !bytes.Equal(got[i], want[i]) {
 			t.Fatalf("packet %d differs", i)
 		}
+	}
+}
+
+// TestRecordNoAudioLeavesNothing: a call that received no audio leaves its
+// recording empty, not an Ogg stream without audio.
+func TestRecordNoAudioLeavesNothing(t *testing.T) {
+	t.Cleanup(test.CheckRoutines(t))
+	p := newPair(t, Options{}, Options{})
+	t.Cleanup(func() { p.close(t) })
+	var rec bytes.Buffer
+	waitRec, err := p.callee.StartRecording(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.negotiate(t, nil, nil)
+	wait(t, p.callee.Connected(), "connected")
+	p.close(t)
+	if err := waitRec(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Len() != 0 {
+		t.Fatalf("recording of a silent call has %d bytes, want none", rec.Len())
+	}
+}
+
+// TestRecordFileEndsOnLastPage: recorded into a file, the stream's last
+// page carries audio and the end-of-stream flag, with no empty page after
+// it (RFC 3533 section 6; RFC 7845 section 4 frowns on empty EOS pages).
+func TestRecordFileEndsOnLastPage(t *testing.T) {
+	t.Cleanup(test.CheckRoutines(t))
+	fixture := readFixture(t)
+	p := newPair(t, Options{}, Options{})
+	t.Cleanup(func() { p.close(t) })
+	f, err := os.Create(filepath.Join(t.TempDir(), "rec.ogg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	waitRec, err := p.callee.StartRecording(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	played := make(chan error, 1)
+	go func() { played <- p.caller.Play(bytes.NewReader(fixture)) }()
+	p.negotiate(t, nil, nil)
+	wait(t, p.callee.FirstPacket(), "first packet")
+	if err := <-played; err != nil {
+		t.Fatalf("Play: %v", err)
+	}
+	p.close(t)
+	if err := waitRec(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := opusPackets(t, b); len(got) == 0 {
+		t.Fatal("no audio recorded")
+	}
+	// Walk to the last page.
+	var last []byte
+	for len(b) >= 27 {
+		nseg := int(b[26])
+		size := 27 + nseg
+		for _, l := range b[27 : 27+nseg] {
+			size += int(l)
+		}
+		last, b = b[:size], b[size:]
+	}
+	if last == nil || last[5]&0x04 == 0 {
+		t.Fatal("last page does not end the stream")
+	}
+	if last[26] == 0 {
+		t.Fatal("the stream ends with an empty page")
 	}
 }

@@ -55,6 +55,7 @@ type Call struct {
 	hangupWhy string        // set before hangup is closed
 	hangOnce  sync.Once
 	done      chan struct{} // closed when the call has ended
+	ending    chan struct{} // closed when finish begins: c.in is no longer read
 	endOnce   sync.Once
 	wg        sync.WaitGroup // play, record and ask goroutines
 
@@ -86,6 +87,7 @@ func newCall(p *Phone, id string, outgoing bool, remote signal.Party) *Call {
 		in:       make(chan signal.Msg, 64),
 		hangup:   make(chan struct{}),
 		done:     make(chan struct{}),
+		ending:   make(chan struct{}),
 		cur:      &leg{},
 	}
 }
@@ -161,11 +163,13 @@ func (c *Call) requestHangup(reason string) {
 	})
 }
 
-// deliver hands a message from the read loop to the call.
+// deliver hands a message from the read loop to the call. Messages for a
+// call that is ending are dropped: finish can take seconds (closing the
+// peer, the status update) and must not stall the read loop.
 func (c *Call) deliver(m signal.Msg) {
 	select {
 	case c.in <- m:
-	case <-c.done:
+	case <-c.ending:
 	}
 }
 
@@ -481,8 +485,10 @@ func (c *Call) ring(ctx context.Context, peer *media.Peer, remoteKey ed25519.Pub
 				}
 				return nil
 			case m.Type == signal.TypeError || signal.Ends(m.Type):
+				// The node refused a message of ours: the callee, still
+				// ringing, must hear that the call is off.
 				err := endErr(m)
-				c.finish(reasonOf(err, &m), false)
+				c.finish(reasonOf(err, &m), m.Type == signal.TypeError)
 				return err
 			}
 		case <-timer.C:
@@ -721,6 +727,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // waits for play and record, sets the status back and emits "ended".
 func (c *Call) finish(reason string, notify bool) {
 	c.endOnce.Do(func() {
+		close(c.ending)
 		if notify {
 			if err := c.send(signal.Msg{Type: signal.TypeHangup, Reason: reason}); err != nil {
 				c.p.log.Debug("Sending hangup failed", "call", c.id, "err", err)
@@ -805,7 +812,7 @@ wait:
 				if reason == "" {
 					reason = m.Type
 				}
-				c.finish(reason, false)
+				c.finish(reason, m.Type == signal.TypeError) // as in ring
 				return
 			}
 		case <-ring.C:
@@ -830,6 +837,8 @@ wait:
 	var remoteKey ed25519.PublicKey
 	if len(c.remote.Key) > 0 {
 		remoteKey = c.remote.Key
+	} else {
+		c.emit(Event{Type: EventWarning, Reason: "the caller has no key: its identity cannot be verified"})
 	}
 	if c.confID != "" && c.Conference() == nil {
 		// The first invitation of a conference: this phone joins it.

@@ -62,6 +62,8 @@ type Server struct {
 	secret    []byte
 	log       *slog.Logger
 	url       string // host:port for STUN/TURN URLs
+	listen    *trackedConn
+	relays    *trackedRelays
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -103,15 +105,17 @@ func New(opts Options) (*Server, error) {
 		urlIP = opts.RelayIP
 	}
 	s.url = net.JoinHostPort(urlIP.String(), strconv.Itoa(local.Port))
+	s.listen = &trackedConn{PacketConn: conn, done: make(chan struct{})}
+	s.relays = &trackedRelays{RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{
+		RelayAddress: opts.RelayIP,
+		Address:      bindIP,
+	}}
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:       s.realm,
 		AuthHandler: s.authenticate,
 		PacketConnConfigs: []turn.PacketConnConfig{{
-			PacketConn: conn,
-			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{
-				RelayAddress: opts.RelayIP,
-				Address:      bindIP,
-			},
+			PacketConn:            s.listen,
+			RelayAddressGenerator: s.relays,
 		}},
 	})
 	if err != nil {
@@ -170,13 +174,77 @@ func (s *Server) ICEServers(user string, ttl time.Duration) []webrtc.ICEServer {
 	}
 }
 
-// Close stops the relay and its allocations. Only the first call does
-// anything; later ones return its result.
+// closeWait bounds how long Close waits for pion's goroutines.
+const closeWait = 5 * time.Second
+
+// Close stops the relay and its allocations and waits until their sockets
+// are closed (pion's Server.Close does not wait: its read loop closes the
+// allocations after it returns). Only the first call does anything; later
+// ones return its result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closeErr = s.srv.Close()
+		t := time.NewTimer(closeWait)
+		defer t.Stop()
+		select {
+		case <-s.listen.done: // the read loop has ended and is closing the allocations
+		case <-t.C:
+			return
+		}
+		relaysClosed := make(chan struct{})
+		go func() {
+			s.relays.wg.Wait()
+			close(relaysClosed)
+		}()
+		select {
+		case <-relaysClosed:
+		case <-t.C:
+			s.log.Warn("TURN relays still open after Close")
+		}
 	})
 	return s.closeErr
+}
+
+// trackedConn reports when a read fails: pion's read loop then ends.
+type trackedConn struct {
+	net.PacketConn
+	done chan struct{}
+	once sync.Once
+}
+
+func (c *trackedConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(b)
+	if err != nil {
+		c.once.Do(func() { close(c.done) })
+	}
+	return n, addr, err
+}
+
+// trackedRelays counts the relay sockets that are open.
+type trackedRelays struct {
+	turn.RelayAddressGenerator
+	wg sync.WaitGroup
+}
+
+func (g *trackedRelays) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+	conn, addr, err := g.RelayAddressGenerator.AllocatePacketConn(network, requestedPort)
+	if err != nil {
+		return nil, nil, err
+	}
+	g.wg.Add(1)
+	return &relayConn{PacketConn: conn, closed: g.wg.Done}, addr, nil
+}
+
+type relayConn struct {
+	net.PacketConn
+	closed func()
+	once   sync.Once
+}
+
+func (c *relayConn) Close() error {
+	err := c.PacketConn.Close()
+	c.once.Do(c.closed)
+	return err
 }
 
 // udpNetwork is "udp6" for an IPv6 listen address and "udp4" otherwise

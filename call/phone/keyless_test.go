@@ -1,0 +1,57 @@
+package phone
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/share"
+)
+
+// TestKeylessCallerWarned: a caller whose record has no key sends an
+// unsigned offer that cannot be checked; the callee says so.
+func TestKeylessCallerWarned(t *testing.T) {
+	n := startNodes(t, 1)[0]
+	ev := newEvents()
+	b := startPhone(t, n, Options{Registration: share.Registration{UID: "bob"}, Answer: AnswerAuto, OnEvent: ev.add})
+
+	ack, err := n.Registry().Register(share.Registration{UID: "keyless", Address: "127.0.0.1", Keepalive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws://"+n.APIAddr().String()+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if err := wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeHello, Terminal: ack.Terminal, Token: ack.Token}); err != nil {
+		t.Fatal(err)
+	}
+	peer, err := media.New(media.Options{SettingEngine: loopbackEngine()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	offer, err := peer.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newCallID()
+	if err := wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeInvite, Call: id, Desc: &offer,
+		To: &signal.Party{Node: n.ID().String(), Terminal: b.Ack().Terminal}}); err != nil {
+		t.Fatal(err)
+	}
+	w := ev.wait(t, EventWarning, id)
+	if !strings.Contains(w.Reason, "caller has no key") {
+		t.Fatalf("warning %q", w.Reason)
+	}
+	wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeHangup, Call: id})
+	ev.wait(t, EventEnded, id)
+}

@@ -50,7 +50,8 @@
 // call goes the same way back and forth. reject, busy, unavailable and
 // hangup end the call at each hop. A call that is not accepted within
 // RingTimeout is ended by the nodes with hangup "no answer"; a terminal
-// whose WebSocket closes hangs up all its calls.
+// whose WebSocket closes hangs up all the calls made or offered on it (not
+// those of a newer WebSocket that replaced it). Only the callee accepts.
 package signal
 
 import (

@@ -116,6 +116,7 @@ func New(opts Options) (*Server, error) {
 		PacketConnConfigs: []turn.PacketConnConfig{{
 			PacketConn:            s.listen,
 			RelayAddressGenerator: s.relays,
+			PermissionHandler:     permitPeer(local.IP),
 		}},
 	})
 	if err != nil {
@@ -124,6 +125,23 @@ func New(opts Options) (*Server, error) {
 	s.srv, s.conn = srv, conn
 	s.log.Info("TURN relay listening", "addr", conn.LocalAddr().String(), "relay_ip", opts.RelayIP.String())
 	return s, nil
+}
+
+// permitPeer is the relay's permission policy: it relays to terminals,
+// never to this machine's own loopback (its API, other services) or to
+// multicast and unspecified addresses. A relay bound to loopback serves
+// tests and local demos, whose peers are on loopback.
+func permitPeer(bind net.IP) turn.PermissionHandler {
+	local := bind.IsLoopback()
+	return func(_ net.Addr, peer net.IP) bool {
+		switch {
+		case peer.IsUnspecified(), peer.IsMulticast():
+			return false
+		case peer.IsLoopback():
+			return local
+		}
+		return true
+	}
 }
 
 // Addr is the address the relay listens on.

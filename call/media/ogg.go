@@ -169,3 +169,24 @@ func opusDuration(pkt []byte) time.Duration {
 	}
 	return d
 }
+
+// OpusPackets reads every audio packet of an Ogg/Opus stream (RFC 7845),
+// the OpusHead and OpusTags headers left out: what Play would send, and
+// what a recording holds.
+func OpusPackets(r io.Reader) ([][]byte, error) {
+	o, err := newOpusReader(r)
+	if err != nil {
+		return nil, err
+	}
+	var pkts [][]byte
+	for {
+		pkt, err := o.Next()
+		if errors.Is(err, io.EOF) {
+			return pkts, nil
+		}
+		if err != nil {
+			return pkts, err
+		}
+		pkts = append(pkts, pkt)
+	}
+}

@@ -478,17 +478,26 @@ func (p *Peer) AddCandidate(c webrtc.ICECandidateInit) error {
 	return nil
 }
 
-// SendText sends a text message on the "chat" data channel. Before the
-// channel is open it fails with [ErrChatNotOpen]; see [Peer.ChatReady].
-func (p *Peer) SendText(s string) error {
+// openChat returns the "chat" data channel if it is open.
+func (p *Peer) openChat() (*webrtc.DataChannel, error) {
 	p.mu.Lock()
 	dc, closed := p.chat, p.closed
 	p.mu.Unlock()
 	if closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
-		return ErrChatNotOpen
+		return nil, ErrChatNotOpen
+	}
+	return dc, nil
+}
+
+// SendText sends a text message on the "chat" data channel. Before the
+// channel is open it fails with [ErrChatNotOpen]; see [Peer.ChatReady].
+func (p *Peer) SendText(s string) error {
+	dc, err := p.openChat()
+	if err != nil {
+		return err
 	}
 	if err := dc.SendText(s); err != nil {
 		return fmt.Errorf("media: send text: %w", err)
@@ -500,14 +509,9 @@ func (p *Peer) SendText(s string) error {
 // side gets it in Options.OnControl. Before the channel is open it fails
 // with [ErrChatNotOpen].
 func (p *Peer) SendControl(b []byte) error {
-	p.mu.Lock()
-	dc, closed := p.chat, p.closed
-	p.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
-		return ErrChatNotOpen
+	dc, err := p.openChat()
+	if err != nil {
+		return err
 	}
 	if err := dc.Send(b); err != nil {
 		return fmt.Errorf("media: send control: %w", err)

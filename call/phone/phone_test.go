@@ -140,40 +140,14 @@ func find(tb testing.TB, c *client.Client, q, terminal string) search.Result {
 	return res
 }
 
-// oggPackets is the sequence of audio packets of an Ogg/Opus stream (RFC
-// 7845): pages split by their lacing values, OpusHead and OpusTags dropped.
+// oggPackets is the sequence of audio packets of an Ogg/Opus stream.
 func oggPackets(tb testing.TB, b []byte) [][]byte {
 	tb.Helper()
-	var pkts [][]byte
-	var cur []byte
-	for len(b) > 0 {
-		if len(b) < 27 || string(b[:4]) != "OggS" {
-			tb.Fatalf("not an Ogg page at %d bytes from the end", len(b))
-		}
-		nseg := int(b[26])
-		lacing := b[27 : 27+nseg]
-		body := b[27+nseg:]
-		size := 0
-		for _, l := range lacing {
-			size += int(l)
-		}
-		if len(body) < size {
-			tb.Fatalf("truncated Ogg page")
-		}
-		for _, l := range lacing {
-			cur = append(cur, body[:l]...)
-			body = body[l:]
-			if l < 255 {
-				pkts = append(pkts, cur)
-				cur = nil
-			}
-		}
-		b = b[27+nseg+size:]
+	pkts, err := media.OpusPackets(bytes.NewReader(b))
+	if err != nil {
+		tb.Fatalf("not Ogg/Opus: %v", err)
 	}
-	if len(pkts) < 2 || !bytes.HasPrefix(pkts[0], []byte("OpusHead")) || !bytes.HasPrefix(pkts[1], []byte("OpusTags")) {
-		tb.Fatalf("not Ogg/Opus")
-	}
-	return pkts[2:]
+	return pkts
 }
 
 // incoming is the phone's one call.

@@ -1,33 +1,18 @@
 package demo
 
 import (
+	"bytes"
+
 	"encoding/binary"
+	"github.com/irmv/irmv/call/media"
 	"time"
 )
 
-// OpusPackets counts the audio packets of an Ogg/Opus file: every packet
-// the lacing values end, less the OpusHead and OpusTags headers. A
-// truncated page ends the count.
+// OpusPackets counts the audio packets of an Ogg/Opus file; a damaged
+// file counts what could be read.
 func OpusPackets(b []byte) int {
-	n := 0
-	for len(b) >= 27 && string(b[:4]) == "OggS" {
-		nseg := int(b[26])
-		if len(b) < 27+nseg {
-			break
-		}
-		size := 0
-		for _, l := range b[27 : 27+nseg] {
-			size += int(l)
-			if l < 255 {
-				n++
-			}
-		}
-		if len(b) < 27+nseg+size {
-			break
-		}
-		b = b[27+nseg+size:]
-	}
-	return max(0, n-2)
+	pkts, _ := media.OpusPackets(bytes.NewReader(b))
+	return len(pkts)
 }
 
 // OggDuration is the play time of an Ogg/Opus file: the last page's granule

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,7 +22,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -30,9 +30,6 @@ import (
 // ProtocolPrefix makes irmv's Kademlia DHT its own network.
 const ProtocolPrefix = "/irmv"
 
-// mdnsService is the mDNS service name nodes announce on the LAN.
-const mdnsService = "_irmv-node"
-
 // Node is a running irmv node.
 type Node struct {
 	opts    Options
@@ -40,7 +37,7 @@ type Node struct {
 	host    host.Host
 	dht     *dht.IpfsDHT
 	reg     *prometheus.Registry
-	mdns    mdns.Service
+	mdns    io.Closer
 	norm    *ident.Normalizer
 	pub     *search.Publisher
 	share   *share.Registry
@@ -124,10 +121,8 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	}
 
 	if opts.MDNS {
-		n.mdns = mdns.NewMdnsService(n.host, mdnsService, &mdnsNotifee{n: n, ctx: ctx})
-		if err := n.mdns.Start(); err != nil {
-			// No multicast-capable interface is no reason not to run.
-			n.log.Warn("mDNS discovery unavailable", "err", err)
+		if n.mdns, err = n.startMDNS(ctx); err != nil {
+			return err
 		}
 	}
 	n.wg.Add(1)
@@ -287,26 +282,4 @@ func (n *Node) connectBootstrap(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
-}
-
-type mdnsNotifee struct {
-	n   *Node
-	ctx context.Context
-}
-
-func (m *mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	if ai.ID == m.n.host.ID() {
-		return
-	}
-	m.n.wg.Add(1)
-	go func() {
-		defer m.n.wg.Done()
-		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
-		defer cancel()
-		if err := m.n.host.Connect(ctx, ai); err != nil {
-			m.n.log.Debug("mDNS peer dial failed", "peer", ai.ID, "err", err)
-			return
-		}
-		m.n.log.Info("Found node on the LAN", "peer", ai.ID)
-	}()
 }

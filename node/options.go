@@ -12,15 +12,6 @@ import (
 // DefaultAPI is the terminal API's default address: loopback only.
 const DefaultAPI = "127.0.0.1:7370"
 
-// DefaultListen are the default libp2p listen addresses: TCP and QUIC on
-// port 4001, IPv4 and IPv6.
-var DefaultListen = []string{
-	"/ip4/0.0.0.0/tcp/4001",
-	"/ip4/0.0.0.0/udp/4001/quic-v1",
-	"/ip6/::/tcp/4001",
-	"/ip6/::/udp/4001/quic-v1",
-}
-
 // Options configure a Node. The zero value of each field is documented; only
 // DataDir is required.
 type Options struct {

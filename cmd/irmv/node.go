@@ -14,57 +14,36 @@ import (
 	"github.com/irmv/irmv/internal/logging"
 	"github.com/irmv/irmv/node"
 	"github.com/urfave/cli/v2"
-	"github.com/urfave/cli/v2/altsrc"
 )
 
 func nodeCommand() *cli.Command {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "config", Usage: "YAML file with any of the flags below as keys (flags and environment win over it)", EnvVars: []string{"IRMV_CONFIG"}},
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Usage: "identity key and registrations", Value: node.DefaultDataDir(), EnvVars: []string{"IRMV_DATA_DIR"}}),
-		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "listen", Usage: "libp2p multiaddrs to listen on (repeat or comma-separate)", Value: cli.NewStringSlice(node.DefaultListen...), EnvVars: []string{"IRMV_LISTEN"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "api", Usage: "terminal API address (HTTP + WebSocket)", Value: node.DefaultAPI, EnvVars: []string{"IRMV_API"}}),
-		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "bootstrap", Usage: "multiaddrs with /p2p/<peer-id> of nodes to join (repeat or comma-separate)", EnvVars: []string{"IRMV_BOOTSTRAP"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "https", Usage: "also serve the API and web page over HTTPS here (e.g. 0.0.0.0:7443), for browsers on the LAN", EnvVars: []string{"IRMV_HTTPS"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "https-cert", Usage: "PEM certificate for --https (default: a self-signed one in the data dir)", EnvVars: []string{"IRMV_HTTPS_CERT"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "https-key", Usage: "PEM key for --https-cert", EnvVars: []string{"IRMV_HTTPS_KEY"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "turn", Usage: "UDP address of the node's STUN/TURN relay for its terminals, or off", Value: node.DefaultTURN, EnvVars: []string{"IRMV_TURN"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "turn-relay-ip", Usage: "address relayed candidates carry (default: the relay's own, or the first LAN address)", EnvVars: []string{"IRMV_TURN_RELAY_IP"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}}),
-		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "mdns", Usage: "discover other nodes on the LAN", Value: true, EnvVars: []string{"IRMV_MDNS"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "profile", Usage: "resource limits: server or ap (small access points)", Value: "server", EnvVars: []string{"IRMV_PROFILE"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "memory-limit", Usage: "Go runtime soft memory limit, e.g. 24MiB, or off (default: GOMEMLIMIT, else 20MiB with --profile ap, else off)", EnvVars: []string{"IRMV_MEMORY_LIMIT"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"IRMV_LOG_LEVEL"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"IRMV_LOG_FORMAT"}}),
+		&cli.StringFlag{Name: "config", Usage: configFormat + " file with any of the flags below as keys (flags and environment win over it)", EnvVars: []string{"IRMV_CONFIG"}},
+		&cli.StringFlag{Name: "data-dir", Usage: "identity key and registrations", Value: node.DefaultDataDir(), EnvVars: []string{"IRMV_DATA_DIR"}},
+		&cli.StringSliceFlag{Name: "listen", Usage: "libp2p multiaddrs to listen on (repeat or comma-separate)", Value: cli.NewStringSlice(node.DefaultListen...), EnvVars: []string{"IRMV_LISTEN"}},
+		&cli.StringFlag{Name: "api", Usage: "terminal API address (HTTP + WebSocket)", Value: node.DefaultAPI, EnvVars: []string{"IRMV_API"}},
+		&cli.StringSliceFlag{Name: "bootstrap", Usage: "multiaddrs with /p2p/<peer-id> of nodes to join (repeat or comma-separate)", EnvVars: []string{"IRMV_BOOTSTRAP"}},
+		&cli.StringFlag{Name: "https", Usage: "also serve the API and web page over HTTPS here (e.g. 0.0.0.0:7443), for browsers on the LAN", EnvVars: []string{"IRMV_HTTPS"}},
+		&cli.StringFlag{Name: "https-cert", Usage: "PEM certificate for --https (default: a self-signed one in the data dir)", EnvVars: []string{"IRMV_HTTPS_CERT"}},
+		&cli.StringFlag{Name: "https-key", Usage: "PEM key for --https-cert", EnvVars: []string{"IRMV_HTTPS_KEY"}},
+		&cli.StringFlag{Name: "turn", Usage: "UDP address of the node's STUN/TURN relay for its terminals, or off", Value: node.DefaultTURN, EnvVars: []string{"IRMV_TURN"}},
+		&cli.StringFlag{Name: "turn-relay-ip", Usage: "address relayed candidates carry (default: the relay's own, or the first LAN address)", EnvVars: []string{"IRMV_TURN_RELAY_IP"}},
+		&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}},
+		&cli.BoolFlag{Name: "mdns", Usage: mdnsUsage(), Value: node.HasMDNS, EnvVars: []string{"IRMV_MDNS"}},
+		&cli.StringFlag{Name: "profile", Usage: "resource limits: server or ap (small access points)", Value: "server", EnvVars: []string{"IRMV_PROFILE"}},
+		&cli.StringFlag{Name: "memory-limit", Usage: "Go runtime soft memory limit, e.g. 24MiB, or off (default: GOMEMLIMIT, else 20MiB with --profile ap, else off)", EnvVars: []string{"IRMV_MEMORY_LIMIT"}},
+		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"IRMV_LOG_LEVEL"}},
+		&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"IRMV_LOG_FORMAT"}},
 	}
+	flags, before := configFlags(flags)
 	return &cli.Command{
-		Name:  "node",
-		Usage: "run a node",
-		Description: `Runs an irmv node: a libp2p host on TCP and QUIC, the Kademlia DHT (/irmv),
-mDNS discovery, the register of hosted terminals and the terminal API.
-With no flags it runs with a persistent identity in the default data dir.
-Precedence: flag, then IRMV_* environment variable, then --config file, then default.
-Stop it with Ctrl-C or SIGTERM.`,
-		Flags:  flags,
-		Before: altsrc.InitInputSourceWithContext(flags, configSource),
-		Action: runNode,
+		Name:        "node",
+		Usage:       "run a node",
+		Description: nodeDescription(),
+		Flags:       flags,
+		Before:      before,
+		Action:      runNode,
 	}
-}
-
-// configSource loads --config when it is given; without it there is no
-// config file and defaults apply.
-func configSource(c *cli.Context) (altsrc.InputSourceContext, error) {
-	path := c.String("config")
-	if path == "" {
-		return &altsrc.MapInputSource{}, nil
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, cli.Exit(fmt.Sprintf("config: %v", err), exitError)
-	}
-	src, err := altsrc.NewYamlSourceFromFile(path)
-	if err != nil {
-		return nil, cli.Exit(fmt.Sprintf("config %s: %v", path, err), exitError)
-	}
-	return src, nil
 }
 
 func runNode(c *cli.Context) error {
@@ -170,4 +149,26 @@ func parseByteSize(s string) (int64, error) {
 		return math.MaxInt64, nil
 	}
 	return n * mult, nil
+}
+
+func mdnsUsage() string {
+	if node.HasMDNS {
+		return "discover other nodes on the LAN"
+	}
+	return "discover other nodes on the LAN (not in this build: join with --bootstrap)"
+}
+
+func nodeDescription() string {
+	transports, lan := "TCP and QUIC", "\nmDNS discovery on the LAN,"
+	if !node.HasQUIC {
+		transports = "TCP (this build has no QUIC)"
+	}
+	if !node.HasMDNS {
+		lan = ""
+	}
+	return "Runs an irmv node: a libp2p host on " + transports + ", the Kademlia DHT (/irmv)," + lan + `
+the register of hosted terminals and the terminal API.
+With no flags it runs with a persistent identity in the default data dir.
+Precedence: flag, then IRMV_* environment variable, then --config file, then default.
+Stop it with Ctrl-C or SIGTERM.`
 }

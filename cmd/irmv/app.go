@@ -15,6 +15,10 @@ const (
 	exitRejected = 4 // call: callee rejected
 	exitNoAnswer = 5 // call: no answer, or callee unavailable
 	exitFailed   = 6 // call: set-up or media failed
+
+	// exitCancelled: Ctrl-C or SIGTERM before the call was made (the
+	// shell's 128 + SIGINT).
+	exitCancelled = 130
 )
 
 var version = "dev"

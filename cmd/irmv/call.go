@@ -125,7 +125,7 @@ func runCall(c *cli.Context) error {
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return cli.Exit("cancelled", exitError)
+			return cli.Exit("cancelled", exitCancelled)
 		}
 		return cli.Exit(err.Error(), exitError)
 	}
@@ -153,6 +153,9 @@ func runCall(c *cli.Context) error {
 	if len(results) == 1 {
 		call, err := p.Call(ctx, results[0], opts)
 		if err != nil {
+			if ctx.Err() != nil {
+				return cli.Exit("cancelled", exitCancelled)
+			}
 			return cli.Exit(err.Error(), callExitCode(err))
 		}
 		select {
@@ -164,6 +167,9 @@ func runCall(c *cli.Context) error {
 	}
 	conf, err := p.Conference(ctx, results, opts)
 	if err != nil {
+		if ctx.Err() != nil {
+			return cli.Exit("cancelled", exitCancelled)
+		}
 		return cli.Exit(err.Error(), callExitCode(err))
 	}
 	var after <-chan time.Time
@@ -207,7 +213,7 @@ func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPri
 	cancel()
 	if err != nil && !errors.Is(err, errStopSearch) && !errors.Is(err, context.DeadlineExceeded) {
 		if ctx.Err() != nil {
-			return nil, cli.Exit("cancelled", exitError)
+			return nil, cli.Exit("cancelled", exitCancelled)
 		}
 		return nil, apiExit(err)
 	}

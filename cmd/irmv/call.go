@@ -52,7 +52,8 @@ the call moves to the other route (relay instead of direct or the reverse:
 a second connection is brought up beside the first, then the first is closed)
 without hanging up; a route just left is not taken again for 30 s.
 Exit status: 0 the call connected and ended, 1 not found, 2 error, 3 busy,
-4 rejected, 5 no answer or unavailable, 6 failed.`,
+4 rejected, 5 no answer or unavailable, 6 failed, 130 cancelled (Ctrl-C
+before the call was made).`,
 		Flags:  flags,
 		Action: runCall,
 	}

@@ -2,7 +2,8 @@
 // Ed25519 key, searches the directory and calls over the browser's WebRTC,
 // speaking the node's terminal API and the signalling of call/signal
 // exactly as `irmv phone` does. Page state is mirrored into data-*
-// attributes on <body> (data-state, data-ws, data-call) for tests and CSS.
+// attributes on <body> (data-state, data-ws, data-call, data-chat,
+// data-route, data-leg) for tests and CSS.
 "use strict";
 
 const PING_MS = 10000;              // phone.PingInterval
@@ -10,6 +11,9 @@ const REREGISTER_MS = 8 * 3600e3;   // phone.ReregisterInterval (record.MaxAge /
 const RECORD_CONTEXT = "irmv-record-v1:";          // share/record signContext
 const FP_CONTEXT = "irmv-dtls-fingerprint:";       // call/media sigContext
 const DB_NAME = "irmv", DB_STORE = "keys", KEY_ID = "terminal";
+const LEG_TIMEOUT_MS = 10000;       // phone.RerouteTimeout: a new leg not up by then is given up
+const LEG_CHAT_GRACE_MS = 3000;     // a connected new leg takes over without its chat channel
+const MAX_LEG = 1000;               // signal.MaxLeg
 
 const $ = (id) => document.getElementById(id);
 const enc = new TextEncoder();
@@ -380,8 +384,9 @@ function addResult(r) {
 function newCall(id, outgoing, remote, remoteKey) {
   return {
     id, outgoing, remote, remoteKey,
-    pc: null, chat: null, stream: null,
-    sent: false, localPending: [], remotePending: [], remoteSet: false,
+    cur: newLeg(0), next: null, // the leg carrying the call, the one being brought up
+    stream: null,               // our microphone, sent on every leg
+    route: "", routeWhy: "",
     statsTimer: 0, ended: false, invite: null,
   };
 }
@@ -404,6 +409,9 @@ function showCall(c) {
   $("call-peer").textContent = label(c.remote.identifiers) || c.remote.terminal;
   $("chat-log").textContent = "";
   for (const id of ["q-loss", "q-jitter", "q-rtt", "q-route"]) $(id).textContent = "–";
+  setState("route", "");
+  setState("leg", "0");
+  setState("routeChanges", "0");
   warn("");
   show($("call"), true);
   $("call").scrollIntoView({ block: "nearest" });
@@ -474,38 +482,44 @@ function rememberKey(ids, key) {
   localStorage.setItem("irmv-known-keys", JSON.stringify(known));
 }
 
-async function newPeer(c) {
-  const pc = new RTCPeerConnection({ iceServers: T.ice, iceTransportPolicy: c.remote.private ? "relay" : "all" });
-  c.pc = pc;
+// A call's connections are legs (call/phone route.go): leg 0 is set up by
+// invite/accept; a caller that moves the call to another route offers a
+// leg n > 0 in an update. The page answers it on a second connection and,
+// once that is connected and its chat channel open, moves audio and chat
+// over and closes the old one (make-before-break).
+function newLeg(n, route, reason) {
+  return {
+    n, route: route || "", reason: reason || "",
+    pc: null, chat: null, remoteStream: null,
+    sent: false, localPending: [], remotePending: [], remoteSet: false,
+    connected: false, closed: false, timer: 0, graceTimer: 0,
+  };
+}
+
+// isRelayRoute: any route name starting with "relay" is relay-only
+// ("relayed", and relay routes a newer phone may name).
+function isRelayRoute(route) { return typeof route === "string" && route.startsWith("relay"); }
+
+function newPC(c, l, relayOnly) {
+  const pc = new RTCPeerConnection({ iceServers: T.ice, iceTransportPolicy: relayOnly ? "relay" : "all" });
+  l.pc = pc;
   pc.onicecandidate = (ev) => {
     if (!ev.candidate || !ev.candidate.candidate) return; // end of candidates
     const ci = ev.candidate.toJSON();
-    if (c.sent) send({ type: "candidate", call: c.id, candidate: ci });
-    else c.localPending.push(ci);
+    if (l.sent) sendCandidate(c, l, ci);
+    else l.localPending.push(ci);
   };
   pc.ontrack = (ev) => {
-    const audio = $("remote-audio");
-    audio.srcObject = ev.streams[0] || new MediaStream([ev.track]);
-    audio.play().catch(() => { /* autoplay may need a gesture; the call goes on */ });
+    l.remoteStream = ev.streams[0] || new MediaStream([ev.track]);
+    if (c.cur === l) playRemote(l);
   };
-  pc.ondatachannel = (ev) => { if (ev.channel.label === "chat") setChat(c, ev.channel); };
-  pc.onconnectionstatechange = () => {
-    if (c.ended) return;
-    switch (pc.connectionState) {
-      case "connected":
-        if (!c.connectedAt) {
-          c.connectedAt = performance.now();
-          rememberKey(c.remote.identifiers, c.remote.key);
-          setCallState(c, "connected", "connected");
-          $("call-title").textContent = "In call with";
-          c.statsTimer = setInterval(() => stats(c), 1000);
-        }
-        break;
-      case "failed":
-        endCall("failed", true);
-        break;
-    }
-  };
+  pc.ondatachannel = (ev) => { if (ev.channel.label === "chat") setChat(c, l, ev.channel); };
+  pc.onconnectionstatechange = () => onLegState(c, l);
+  return pc;
+}
+
+async function newPeer(c) {
+  const pc = newPC(c, c.cur, c.remote.private);
   try {
     c.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch (e) {
@@ -514,18 +528,57 @@ async function newPeer(c) {
   return pc;
 }
 
-function addTracks(c) {
-  if (c.stream) {
-    for (const t of c.stream.getAudioTracks()) c.pc.addTrack(t, c.stream);
-  } else {
-    c.pc.addTransceiver("audio", { direction: "recvonly" });
+function playRemote(l) {
+  if (!l.remoteStream) return;
+  const audio = $("remote-audio");
+  if (audio.srcObject === l.remoteStream) return;
+  audio.srcObject = l.remoteStream;
+  audio.play().catch(() => { /* autoplay may need a gesture; the call goes on */ });
+}
+
+function onLegState(c, l) {
+  if (c.ended || l.closed) return;
+  const st = l.pc.connectionState;
+  if (l === c.cur) {
+    if (st === "connected" && !c.connectedAt) {
+      c.connectedAt = performance.now();
+      rememberKey(c.remote.identifiers, c.remote.key);
+      setCallState(c, "connected", "connected");
+      $("call-title").textContent = "In call with";
+      c.statsTimer = setInterval(() => stats(c), 1000);
+    } else if (st === "failed") {
+      // The leg being brought up may still carry the call on.
+      if (!c.next) endCall("failed", true);
+    }
+    return;
+  }
+  if (l !== c.next) return;
+  if (st === "connected") {
+    l.connected = true;
+    // Take over once the chat channel is open too, as call/phone does; a
+    // caller that opens none does not hold the switch up for long.
+    if (!l.graceTimer) l.graceTimer = setTimeout(() => { if (c.next === l) takeOver(c, l); }, LEG_CHAT_GRACE_MS);
+    maybeTakeOver(c, l);
+  } else if (st === "failed" || st === "closed") {
+    abandonLeg(c, "its connection failed");
   }
 }
 
-function setChat(c, dc) {
-  c.chat = dc;
-  dc.onopen = () => { if (T.call === c) document.body.dataset.chat = "open"; };
-  dc.onclose = () => { if (T.call === c) document.body.dataset.chat = "closed"; };
+function addTracks(c, pc) {
+  if (c.stream) {
+    for (const t of c.stream.getAudioTracks()) pc.addTrack(t, c.stream);
+  } else {
+    pc.addTransceiver("audio", { direction: "recvonly" });
+  }
+}
+
+function setChat(c, l, dc) {
+  l.chat = dc;
+  dc.onopen = () => {
+    if (c.cur === l) { if (T.call === c) document.body.dataset.chat = "open"; }
+    else if (c.next === l) maybeTakeOver(c, l);
+  };
+  dc.onclose = () => { if (T.call === c && c.cur === l) document.body.dataset.chat = "closed"; };
   dc.onmessage = (ev) => { if (typeof ev.data === "string") chatLine(ev.data, "them"); };
 }
 
@@ -537,26 +590,40 @@ function chatLine(text, who) {
   li.scrollIntoView({ block: "nearest" });
 }
 
-function flushLocal(c) {
-  c.sent = true;
-  for (const ci of c.localPending) send({ type: "candidate", call: c.id, candidate: ci });
-  c.localPending = [];
+function sendCandidate(c, l, ci) {
+  const m = { type: "candidate", call: c.id, candidate: ci };
+  if (l.n) m.leg = l.n;
+  send(m);
 }
 
-async function addRemote(c, ci) {
-  if (!ci) return;
-  if (!c.remoteSet) {
-    if (c.remotePending.length < 64) c.remotePending.push(ci);
+function flushLocal(c, l) {
+  l.sent = true;
+  for (const ci of l.localPending) sendCandidate(c, l, ci);
+  l.localPending = [];
+}
+
+async function addRemote(l, ci) {
+  if (!ci || l.closed) return;
+  if (!l.remoteSet) {
+    if (l.remotePending.length < 64) l.remotePending.push(ci);
     return;
   }
-  try { await c.pc.addIceCandidate(ci); } catch (e) { console.debug("remote candidate refused", e); }
+  try { await l.pc.addIceCandidate(ci); } catch (e) { console.debug("remote candidate refused", e); }
 }
 
-async function remoteSet(c) {
-  c.remoteSet = true;
-  const pending = c.remotePending;
-  c.remotePending = [];
-  for (const ci of pending) await addRemote(c, ci);
+async function remoteSet(l) {
+  l.remoteSet = true;
+  const pending = l.remotePending;
+  l.remotePending = [];
+  for (const ci of pending) await addRemote(l, ci);
+}
+
+// legOf is the call's leg numbered n (0 when left out), null if gone.
+function legOf(c, n) {
+  n = Number(n) || 0;
+  if (c.cur.n === n) return c.cur;
+  if (c.next && c.next.n === n) return c.next;
+  return null;
 }
 
 async function startCall(r) {
@@ -572,8 +639,8 @@ async function startCall(r) {
   try {
     const pc = await newPeer(c);
     if (c.ended) return;
-    setChat(c, pc.createDataChannel("chat")); // the caller creates it (call/media)
-    addTracks(c);
+    setChat(c, c.cur, pc.createDataChannel("chat")); // the caller creates it (call/media)
+    addTracks(c, pc);
     await pc.setLocalDescription(await pc.createOffer());
     const desc = await describe(pc.localDescription);
     if (c.ended) return;
@@ -581,7 +648,7 @@ async function startCall(r) {
     if (!send({ type: "invite", call: c.id, from: self, to: { node: r.node, terminal: r.terminal }, desc })) {
       throw new Error("not connected to the node");
     }
-    flushLocal(c);
+    flushLocal(c, c.cur);
     c.ringTimer = setTimeout(() => endCall("no answer", true), 30000);
   } catch (e) {
     warn("Call failed: " + e.message);
@@ -591,21 +658,19 @@ async function startCall(r) {
 
 async function onCallMessage(c, m) {
   switch (m.type) {
-    case "candidate":
-      // Candidates of a second connection (a route switch, leg > 0) are
-      // not for this page's only connection.
-      if (m.leg) return;
-      await addRemote(c, m.candidate);
+    case "candidate": {
+      const l = legOf(c, m.leg);
+      if (l) await addRemote(l, m.candidate);
       return;
+    }
     case "update":
-      // The page keeps one connection per call: it does not take a route
-      // switch; the other side gives the new connection up and carries on.
+      await onUpdate(c, m);
       return;
     case "ringing":
       if (c.outgoing && !c.connectedAt) setCallState(c, "ringing", "ringing…");
       return;
     case "accept": {
-      if (!c.outgoing || c.remoteSet) return;
+      if (!c.outgoing || c.cur.remoteSet) return;
       clearTimeout(c.ringTimer);
       const bad = await checkDesc(m.desc, c.remoteKey);
       if (bad) {
@@ -615,8 +680,8 @@ async function onCallMessage(c, m) {
       }
       setCallState(c, "connecting", "connecting…");
       try {
-        await c.pc.setRemoteDescription({ type: "answer", sdp: m.desc.sdp });
-        await remoteSet(c);
+        await c.cur.pc.setRemoteDescription({ type: "answer", sdp: m.desc.sdp });
+        await remoteSet(c.cur);
       } catch (e) {
         warn("Call failed: " + e.message);
         endCall("failed", true);
@@ -630,6 +695,118 @@ async function onCallMessage(c, m) {
     case "reject": case "busy": case "unavailable": case "hangup":
       endCall(m.reason || (m.type === "reject" ? "rejected" : m.type), false);
   }
+}
+
+// onUpdate takes a renegotiation from the caller: an offer of a new leg
+// or one for the current leg (an ICE restart). Only the caller offers, and
+// the page never offers while it is the caller, so answers and offers to
+// a calling page are ignored.
+async function onUpdate(c, m) {
+  const d = m.desc;
+  if (!d || d.type !== "offer" || c.outgoing || !c.cur.pc) return;
+  const n = Number(m.leg) || 0;
+  if (!Number.isInteger(n) || n < 0 || n > MAX_LEG) return;
+  if (n > c.cur.n && (!c.next || n >= c.next.n)) await acceptLeg(c, m, n);
+  else if (n === c.cur.n) await restartLeg(c, m);
+}
+
+// acceptLeg answers the offer of leg n on a second connection.
+async function acceptLeg(c, m, n) {
+  if (c.next) abandonLeg(c, "replaced by leg " + n, true);
+  // Registered before any await: its candidates queue up meanwhile.
+  const l = newLeg(n, m.route, m.reason);
+  c.next = l;
+  l.timer = setTimeout(() => { if (c.next === l) abandonLeg(c, "timeout"); }, LEG_TIMEOUT_MS);
+  const bad = await checkDesc(m.desc, c.remoteKey);
+  if (c.ended || c.next !== l) return;
+  if (bad) {
+    warn("The caller's new connection does not verify: " + bad);
+    endCall("identity", true);
+    return;
+  }
+  try {
+    const pc = newPC(c, l, c.remote.private || isRelayRoute(l.route));
+    await pc.setRemoteDescription({ type: "offer", sdp: m.desc.sdp });
+    addTracks(c, pc);
+    await remoteSet(l);
+    await pc.setLocalDescription(await pc.createAnswer());
+    const desc = await describe(pc.localDescription);
+    if (c.ended || c.next !== l) return;
+    send({ type: "update", call: c.id, leg: n, desc });
+    flushLocal(c, l);
+  } catch (e) {
+    if (c.next === l) abandonLeg(c, e.message);
+  }
+}
+
+// restartLeg answers an offer for the current connection.
+async function restartLeg(c, m) {
+  const l = c.cur;
+  l.sent = false;      // our candidates wait for the answer
+  l.remoteSet = false; // theirs for the offer
+  const bad = await checkDesc(m.desc, c.remoteKey);
+  if (c.ended || c.cur !== l) return;
+  if (bad) {
+    warn("The caller's renegotiation does not verify: " + bad);
+    endCall("identity", true);
+    return;
+  }
+  try {
+    await l.pc.setRemoteDescription({ type: "offer", sdp: m.desc.sdp });
+    await remoteSet(l);
+    await l.pc.setLocalDescription(await l.pc.createAnswer());
+    const desc = await describe(l.pc.localDescription);
+    if (c.ended || c.cur !== l) return;
+    const u = { type: "update", call: c.id, desc };
+    if (l.n) u.leg = l.n;
+    send(u);
+    if (m.reason) c.routeWhy = m.reason;
+  } catch (e) {
+    warn("Renegotiation failed: " + e.message);
+  } finally {
+    flushLocal(c, l);
+    if (!l.remoteSet) await remoteSet(l);
+  }
+}
+
+function maybeTakeOver(c, l) {
+  if (c.next === l && l.connected && l.chat && l.chat.readyState === "open") takeOver(c, l);
+}
+
+// takeOver makes the next leg carry the call and closes the old one.
+function takeOver(c, l) {
+  if (c.ended || c.next !== l) return;
+  clearTimeout(l.timer);
+  clearTimeout(l.graceTimer);
+  const old = c.cur;
+  c.cur = l;
+  c.next = null;
+  old.closed = true;
+  old.pc.close();
+  playRemote(l);
+  if (l.reason) c.routeWhy = l.reason;
+  document.body.dataset.leg = String(l.n);
+  document.body.dataset.chat = l.chat && l.chat.readyState === "open" ? "open" : "closed";
+  stats(c); // shows the new route at once
+}
+
+// abandonLeg gives up the leg being brought up; the call stays where it
+// is, unless its connection has failed meanwhile.
+function abandonLeg(c, why, quiet) {
+  const l = c.next;
+  if (!l) return;
+  c.next = null;
+  l.closed = true;
+  clearTimeout(l.timer);
+  clearTimeout(l.graceTimer);
+  if (l.pc) l.pc.close();
+  console.warn("leg " + l.n + " abandoned: " + why);
+  if (c.ended) return;
+  if (c.cur.pc && c.cur.pc.connectionState === "failed") {
+    endCall("failed", true);
+    return;
+  }
+  if (!quiet) warn("Moving the call to the " + (l.route || "other") + " route failed (" + why + "); it stays where it was.");
 }
 
 async function onInvite(m) {
@@ -657,19 +834,19 @@ async function onInvite(m) {
 
 async function acceptCall() {
   const c = T.call;
-  if (!c || c.outgoing || c.ended || c.pc) return;
+  if (!c || c.outgoing || c.ended || c.cur.pc) return;
   setCallState(c, "connecting", "connecting…");
   try {
     const pc = await newPeer(c);
     if (c.ended) return;
     await pc.setRemoteDescription({ type: "offer", sdp: c.invite.desc.sdp });
-    addTracks(c); // reuses the offer's audio transceiver, now sendrecv
-    await remoteSet(c);
+    addTracks(c, pc); // reuses the offer's audio transceiver, now sendrecv
+    await remoteSet(c.cur);
     await pc.setLocalDescription(await pc.createAnswer());
     const desc = await describe(pc.localDescription);
     if (c.ended) return;
     send({ type: "accept", call: c.id, desc });
-    flushLocal(c);
+    flushLocal(c, c.cur);
   } catch (e) {
     warn("Cannot take the call: " + e.message);
     endCall("failed", true);
@@ -691,7 +868,13 @@ function endCall(reason, notify) {
   clearTimeout(c.ringTimer);
   clearInterval(c.statsTimer);
   if (notify) send({ type: "hangup", call: c.id, reason });
-  if (c.pc) c.pc.close();
+  for (const l of [c.next, c.cur]) {
+    if (!l) continue;
+    l.closed = true;
+    clearTimeout(l.timer);
+    clearTimeout(l.graceTimer);
+    if (l.pc) l.pc.close();
+  }
   if (c.stream) for (const t of c.stream.getTracks()) t.stop();
   $("remote-audio").srcObject = null;
   document.body.dataset.callReason = reason;
@@ -704,16 +887,20 @@ function sendChat(ev) {
   const c = T.call;
   const input = $("chat-input");
   const text = input.value.trim();
-  if (!c || !c.chat || c.chat.readyState !== "open" || !text) return;
-  c.chat.send(text);
+  const dc = c && c.cur.chat;
+  if (!dc || dc.readyState !== "open" || !text) return;
+  dc.send(text);
   chatLine(text, "me");
   input.value = "";
 }
 
-// stats shows the call's quality once a second, as `irmv call` does.
+// stats shows the call's quality once a second, as `irmv call` does, and
+// the route: a change after the first one is shown in the call's status.
 async function stats(c) {
-  if (c.ended || !c.pc) return;
-  const report = await c.pc.getStats();
+  if (c.ended || !c.cur.pc) return;
+  const pc = c.cur.pc;
+  const report = await pc.getStats();
+  if (c.ended || c.cur.pc !== pc) return;
   let inb = null, out = null, pair = null, remoteIn = null, transport = null;
   const byId = new Map();
   report.forEach((s) => {
@@ -739,9 +926,28 @@ async function stats(c) {
   if (pair) {
     const local = byId.get(pair.localCandidateId), remote = byId.get(pair.remoteCandidateId);
     const relayed = (local && local.candidateType === "relay") || (remote && remote.candidateType === "relay");
-    $("q-route").textContent = relayed ? "relayed" : "direct";
+    showRoute(c, relayed ? "relayed" : "direct");
   }
   c.statsSeen = true;
+}
+
+// showRoute shows the route the call's media takes; a change is noted in
+// the call's status and its log.
+function showRoute(c, route) {
+  if (c.route === route) return;
+  const from = c.route;
+  c.route = route;
+  $("q-route").textContent = route;
+  setState("route", route);
+  if (!from) return;
+  const why = c.routeWhy;
+  c.routeWhy = "";
+  setState("routeChanges", String((Number(document.body.dataset.routeChanges) || 0) + 1));
+  setCallState(c, "connected", "connected · " + route);
+  const li = document.createElement("li");
+  li.className = "note";
+  li.textContent = "Route: " + from + " → " + route + (why ? " (" + why + ")" : "");
+  $("chat-log").append(li);
 }
 
 // ---- start ---------------------------------------------------------------

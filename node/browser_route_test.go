@@ -1,0 +1,261 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/share"
+)
+
+// legStats is the page's view of its call's current connection.
+type legStats struct {
+	Leg     int    `json:"leg"`
+	Packets int    `json:"packets"` // inbound audio packets of this connection
+	State   string `json:"state"`
+	Next    bool   `json:"next"` // a new leg is being brought up
+	Old     string `json:"old"`  // connection state of the first leg
+}
+
+// legStats reads the page's current RTCPeerConnection statistics.
+func (p *page) legStats() legStats {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, browserWait)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(async () => {
+		const c = T.call, r = await c.cur.pc.getStats();
+		let n = 0;
+		r.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") n += s.packetsReceived || 0; });
+		return JSON.stringify({leg: c.cur.n, packets: n, state: c.cur.pc.connectionState, next: !!c.next,
+			old: window.firstPC ? window.firstPC.connectionState : ""});
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		p.t.Fatalf("page stats: %v\npage state: %s", err, p.state())
+	}
+	var s legStats
+	if err := json.Unmarshal([]byte(v), &s); err != nil {
+		p.t.Fatalf("page stats %q: %v", v, err)
+	}
+	return s
+}
+
+// playAll plays the file into c's current leg over and over until the call
+// ends (the fixture lasts a few seconds, the call longer).
+func playAll(t *testing.T, c *phone.Call, file string) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-c.Done():
+				return
+			default:
+			}
+			if err := c.Peer().Play(bytes.NewReader(data)); err != nil {
+				if !errors.Is(err, media.ErrClosed) {
+					t.Errorf("play: %v", err)
+					return
+				}
+				time.Sleep(50 * time.Millisecond) // the leg is being replaced or the call ends
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Hangup(); wg.Wait() })
+}
+
+// TestBrowserRouteSwitch: an irmv phone whose thresholds no call meets
+// calls the page, so it moves the call from the direct route to the relay
+// a few seconds in (a second WebRTC connection, leg 1, relay-only on both
+// sides). The page answers the new leg, moves audio and chat to it and
+// closes the first; audio and text carry on both ways.
+func TestBrowserRouteSwitch(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	p := openPage(t, nodes[0], 1280, 800)
+	webTerminal := p.register("Hanna Web", "+49 221 5550100")
+	cli, ev := startGoPhone(t, nodes[1], share.Registration{Name: "Ida Desk", Phone: "+49 221 5550199"},
+		phone.Options{
+			RecordDir: t.TempDir(),
+			// Any measured jitter or RTT is over these: the call moves.
+			MaxJitter: time.Nanosecond,
+			MaxRTT:    time.Nanosecond,
+			MaxLoss:   -1,
+		})
+	res := findFrom(t, nodes[1], "+49 221 5550100", webTerminal)
+
+	type result struct {
+		c   *phone.Call
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), browserWait)
+		defer cancel()
+		c, err := cli.Call(ctx, res, phone.CallOptions{})
+		done <- result{c, err}
+	}()
+	p.waitFor(`document.body.dataset.call === "incoming"`)
+	p.do(chromedp.Click(chromedp.CSS("#accept")))
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Call: %v\npage state: %s", r.err, p.state())
+	}
+	c := r.c
+	playAll(t, c, speechOgg)
+	p.waitFor(`document.body.dataset.call === "connected" && document.body.dataset.route === "direct"`)
+	p.eval(`window.firstPC = T.call.cur.pc, ""`)
+	connected := ev.wait(t, "connected", ofType(phone.EventConnected))
+	if connected.Route != media.RouteDirect {
+		t.Fatalf("connected on the %q route, want direct", connected.Route)
+	}
+
+	// The first move is to a relayed route ("relayed", or a newer phone's
+	// other relay routes, which may follow it).
+	route := ev.wait(t, "route", ofType(phone.EventRoute))
+	t.Logf("the phone moved the call %s → %s (%s)", route.From, route.To, route.Reason)
+	if route.From != media.RouteDirect || !strings.HasPrefix(route.To, media.RouteRelayed) {
+		t.Errorf("route event %+v, want direct → relayed", route)
+	}
+	ev.mu.Lock()
+	for _, e := range ev.list {
+		if e.Type == phone.EventWarning {
+			t.Errorf("phone warning: %s", e.Reason)
+		}
+	}
+	ev.mu.Unlock()
+
+	// The page took the new leg over and closed the first.
+	p.waitFor(`Number(document.body.dataset.leg) >= 1 && document.body.dataset.route === "relayed"`)
+	p.waitFor(`window.firstPC.connectionState === "closed"`)
+	if s := p.eval(`document.getElementById("call-state").textContent`); s != "connected · relayed" {
+		t.Errorf("call status %q, want connected · relayed", s)
+	}
+	if s := p.eval(`document.body.dataset.call + " " + document.body.dataset.chat`); s != "connected open" {
+		t.Errorf("page call/chat %q after the switch, want connected open", s)
+	}
+	if got := c.Peer().Route(); got != media.RouteRelayed {
+		t.Errorf("the phone's current leg is %q, want relayed", got)
+	}
+
+	// Audio flows both ways on the new connections (counted per leg: the
+	// phone may move the call on once more meanwhile).
+	if s := p.legStats(); s.Leg < 1 || s.State != "connected" {
+		t.Fatalf("page leg after the switch: %+v", s)
+	}
+	var base legStats
+	nodetest.WaitFor(t, "audio from the phone on the page's new connection", func() bool {
+		s := p.legStats()
+		if s.Leg != base.Leg || base.Packets == 0 {
+			base = s
+			return false
+		}
+		return s.Leg >= 1 && s.Packets > base.Packets+50
+	})
+	var goPeer *media.Peer
+	var g0 int64
+	nodetest.WaitFor(t, "audio from the page on the phone's new leg", func() bool {
+		if pc := c.Peer(); pc != goPeer {
+			goPeer, g0 = pc, int64(pc.Stats().PacketsReceived)
+			return false
+		}
+		return int64(goPeer.Stats().PacketsReceived) > g0+50
+	})
+	t.Logf("after the switch: page received %d packets on leg %d, the phone %d on its leg", p.legStats().Packets, p.legStats().Leg, goPeer.Stats().PacketsReceived)
+
+	// Chat moved too.
+	nodetest.WaitFor(t, "sending text on the new leg", func() bool { return c.Peer().SendText("still there?") == nil })
+	p.waitFor(`[...document.querySelectorAll("#chat-log li.them")].some(li => li.textContent === "still there?")`)
+	p.do(
+		chromedp.SetValue(chromedp.CSS("#chat-input"), "yes, relayed"),
+		chromedp.Click(chromedp.CSS("#chat-send")),
+	)
+	ev.wait(t, "text", func(e phone.Event) bool { return e.Type == phone.EventText && e.Text == "yes, relayed" })
+
+	newLeg := goPeer.Stats().PacketsReceived
+	if err := c.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(`document.body.dataset.call === "ended" && document.body.dataset.callReason === "hangup"`)
+	ended := ev.wait(t, "ended", ofType(phone.EventEnded))
+	// Not asserted: call/media's recording merges the legs by RTP sequence
+	// number, which Chromium starts afresh on each connection, so the
+	// recording may miss the new leg's audio (see the report of issue 10).
+	if ended.Record != "" {
+		t.Logf("the phone recorded %d Opus packets from the page; %d arrived on the new leg", opusPackets(t, ended.Record), newLeg)
+	}
+}
+
+// TestBrowserRouteSwitchFails: the page can get no relay candidates (its
+// ICE servers are taken away), so the relayed leg the phone offers never
+// comes up. Both sides give it up and the call carries on where it was.
+func TestBrowserRouteSwitchFails(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	p := openPage(t, nodes[0], 1280, 800)
+	webTerminal := p.register("Jana Web", "+49 341 5550100")
+	cli, ev := startGoPhone(t, nodes[1], share.Registration{Name: "Karl Desk"},
+		phone.Options{MaxJitter: time.Nanosecond, MaxRTT: time.Nanosecond, MaxLoss: -1})
+	res := findFrom(t, nodes[1], "+49 341 5550100", webTerminal)
+	// No TURN server: a relay-only connection gathers nothing.
+	p.eval(`T.ice = [], ""`)
+
+	done := make(chan *phone.Call, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), browserWait)
+		defer cancel()
+		c, err := cli.Call(ctx, res, phone.CallOptions{})
+		if err != nil {
+			t.Errorf("Call: %v", err)
+		}
+		done <- c
+	}()
+	p.waitFor(`document.body.dataset.call === "incoming"`)
+	p.do(chromedp.Click(chromedp.CSS("#accept")))
+	c := <-done
+	if c == nil {
+		t.FailNow()
+	}
+	playAll(t, c, speechOgg)
+	p.waitFor(`document.body.dataset.call === "connected"`)
+	first := c.Peer()
+
+	w := ev.wait(t, "warning", ofType(phone.EventWarning))
+	t.Logf("phone: %s", w.Reason)
+	p.waitFor(`document.getElementById("call-warning").textContent.includes("failed")`)
+	t.Logf("page: %s", p.eval(`document.getElementById("call-warning").textContent`))
+
+	// Still on the first connection, with audio both ways.
+	if s := p.eval(`document.body.dataset.call + " leg " + document.body.dataset.leg + " " + document.body.dataset.route`); s != "connected leg 0 direct" {
+		t.Errorf("page after the failed switch: %q, want connected leg 0 direct", s)
+	}
+	if c.Peer() != first {
+		t.Fatal("the phone moved the call")
+	}
+	s0 := p.legStats()
+	g0 := first.Stats().PacketsReceived
+	nodetest.WaitFor(t, "audio both ways on the first connection", func() bool {
+		s := p.legStats()
+		return s.Leg == 0 && s.Packets > s0.Packets+50 && first.Stats().PacketsReceived > g0+50
+	})
+	ev.mu.Lock()
+	for _, e := range ev.list {
+		if e.Type == phone.EventRoute || e.Type == phone.EventEnded {
+			t.Errorf("phone event %s %+v", e.Type, e)
+		}
+	}
+	ev.mu.Unlock()
+}

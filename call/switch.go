@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,11 @@ type Options struct {
 	// ICEServers gives a terminal its STUN/TURN servers with fresh
 	// credentials; nil: none (host candidates only).
 	ICEServers func(terminal string) []webrtc.ICEServer
+	// PeerICEServers gives the terminals of another node, in a call with
+	// one of ours, this node's STUN/TURN servers with fresh credentials
+	// (signal.Msg PeerICEServers, sent with the invite or accept of our
+	// terminal); nil: none.
+	PeerICEServers func(remote peer.ID) []webrtc.ICEServer
 	// RingTimeout ends calls not accepted in time; 0: DefaultRingTimeout.
 	RingTimeout time.Duration
 	Registerer  prometheus.Registerer // may be nil
@@ -216,9 +222,36 @@ func check(m *signal.Msg) error {
 		return errors.New("leg and route belong to candidate and update messages")
 	}
 	switch m.Route {
-	case "", "direct", "relayed":
+	case "", signal.RouteDirect, signal.RouteRelayed, signal.RouteRelayedPeer:
 	default:
-		return fmt.Errorf("route %q: want direct or relayed", m.Route)
+		return fmt.Errorf("route %q: want %s, %s or %s", m.Route, signal.RouteDirect, signal.RouteRelayed, signal.RouteRelayedPeer)
+	}
+	if len(m.PeerICEServers) > 0 && m.Type != signal.TypeInvite && m.Type != signal.TypeAccept {
+		return errors.New("peer ICE servers belong to invite and accept messages")
+	}
+	return checkICEServers(m.PeerICEServers)
+}
+
+// checkICEServers bounds the peer ICE servers a node passes on: few,
+// short, STUN or TURN URLs with password credentials.
+func checkICEServers(servers []webrtc.ICEServer) error {
+	if len(servers) > signal.MaxPeerICEServers {
+		return fmt.Errorf("%d peer ICE servers: want at most %d", len(servers), signal.MaxPeerICEServers)
+	}
+	for _, ic := range servers {
+		if len(ic.URLs) == 0 || len(ic.URLs) > signal.MaxICEURLs {
+			return fmt.Errorf("peer ICE server with %d URLs: want 1 to %d", len(ic.URLs), signal.MaxICEURLs)
+		}
+		for _, u := range ic.URLs {
+			if len(u) > signal.MaxICEField || !(strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:")) {
+				return errors.New("peer ICE server URL: want stun:, turn: or turns:, at most 256 bytes")
+			}
+		}
+		cred, _ := ic.Credential.(string)
+		if ic.CredentialType != webrtc.ICECredentialTypePassword || ic.Credential != nil && cred == "" ||
+			len(ic.Username) > signal.MaxICEField || len(cred) > signal.MaxICEField {
+			return errors.New("peer ICE server credentials: want a username and password of at most 256 bytes")
+		}
 	}
 	return nil
 }
@@ -228,6 +261,20 @@ func relayed(m signal.Msg) signal.Msg {
 	out := signal.Msg{Type: m.Type, Call: m.Call, Desc: m.Desc, Candidate: m.Candidate, Reason: m.Reason, Leg: m.Leg, Route: m.Route}
 	if m.Type == signal.TypeInvite {
 		out.From, out.To = m.From, m.To
+	}
+	if m.Type == signal.TypeInvite || m.Type == signal.TypeAccept {
+		// Only a node's: readSession drops a terminal's.
+		out.PeerICEServers = m.PeerICEServers
+	}
+	return out
+}
+
+// toNode is what goes from our terminal to the other node: m as relayed,
+// with our relay for the other terminal when m is an invite or accept.
+func (s *Switch) toNode(to network.Stream, m signal.Msg) signal.Msg {
+	out := relayed(m)
+	if s.o.PeerICEServers != nil && (m.Type == signal.TypeInvite || m.Type == signal.TypeAccept) {
+		out.PeerICEServers = s.o.PeerICEServers(to.Conn().RemotePeer())
 	}
 	return out
 }
@@ -320,7 +367,11 @@ func (s *Switch) deliver(from endpoint, m signal.Msg) {
 		s.end(c, &to, relayed(m))
 		return
 	}
-	if err := s.send(to, relayed(m)); err != nil {
+	out := relayed(m)
+	if to.stream != nil && from.stream == nil {
+		out = s.toNode(to.stream, m)
+	}
+	if err := s.send(to, out); err != nil {
 		s.log.Debug("Call message undeliverable", "call", m.Call, "to", to, "err", err)
 		s.end(c, &from, signal.Msg{Type: signal.TypeHangup, Call: m.Call, Reason: "peer unreachable"})
 	}
@@ -492,7 +543,7 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 			s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
 			return
 		}
-		if err := s.send(remote, relayed(m)); err != nil {
+		if err := s.send(remote, s.toNode(st, m)); err != nil {
 			s.end(c, &src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "callee's node is unreachable"})
 			return
 		}
@@ -695,6 +746,7 @@ func (s *Switch) readSession(ctx context.Context, ss *session) {
 		case signal.TypePong:
 			continue
 		}
+		m.PeerICEServers = nil // only nodes name relays for the other side
 		if err := check(&m); err != nil {
 			s.m.dropped.WithLabelValues("malformed").Inc()
 			ss.send(signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: err.Error()})

@@ -291,3 +291,99 @@ func metric(t *testing.T, n *node.Node, name string) float64 {
 	}
 	return 0
 }
+
+// TestPeerICEServers: across nodes, the node of each terminal adds its
+// relay for the other terminal to the invite and the accept it passes on;
+// what a terminal puts there itself is dropped, a call within one node
+// carries none, and a node's invite with too many or malformed servers is
+// refused.
+func TestPeerICEServers(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	a, b := connect(t, nodes[0], "alice"), connect(t, nodes[1], "bob")
+	turnOf := func(n *node.Node) string { return "turn:" + n.TURN().Addr().String() + "?transport=udp" }
+	hasTURN := func(servers []webrtc.ICEServer, url string) bool {
+		for _, s := range servers {
+			if len(s.URLs) == 1 && s.URLs[0] == url && s.Username != "" && s.Credential != nil {
+				return true
+			}
+		}
+		return false
+	}
+	fake := []webrtc.ICEServer{{URLs: []string{"turn:192.0.2.1:3478"}, Username: "u", Credential: "p"}}
+	id := newCallID()
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer, PeerICEServers: fake})
+	inv := b.next(signal.TypeInvite)
+	if len(inv.PeerICEServers) != 2 || !hasTURN(inv.PeerICEServers, turnOf(nodes[0])) {
+		t.Fatalf("invite's peer ICE servers %+v: want node 0's relay only", inv.PeerICEServers)
+	}
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}, PeerICEServers: fake})
+	acc := a.next(signal.TypeAccept)
+	if len(acc.PeerICEServers) != 2 || !hasTURN(acc.PeerICEServers, turnOf(nodes[1])) {
+		t.Fatalf("accept's peer ICE servers %+v: want node 1's relay only", acc.PeerICEServers)
+	}
+	// Only invite and accept carry them.
+	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
+	a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &cand})
+	if got := b.next(signal.TypeCandidate); len(got.PeerICEServers) != 0 {
+		t.Fatalf("candidate with peer ICE servers %+v", got.PeerICEServers)
+	}
+	a.send(signal.Msg{Type: signal.TypeHangup, Call: id})
+	b.next(signal.TypeHangup)
+
+	// Within one node: none, whatever the terminal sends.
+	c := connect(t, nodes[0], "carol")
+	id = newCallID()
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: c.party(), Desc: offer, PeerICEServers: fake})
+	if got := c.next(signal.TypeInvite); len(got.PeerICEServers) != 0 {
+		t.Fatalf("invite within one node with peer ICE servers %+v", got.PeerICEServers)
+	}
+	c.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}, PeerICEServers: fake})
+	if got := a.next(signal.TypeAccept); len(got.PeerICEServers) != 0 {
+		t.Fatalf("accept within one node with peer ICE servers %+v", got.PeerICEServers)
+	}
+	a.send(signal.Msg{Type: signal.TypeHangup, Call: id})
+	c.next(signal.TypeHangup)
+
+	// Another node's invite with bad peer ICE servers is dropped.
+	long := strings.Repeat("x", signal.MaxICEField)
+	for _, bad := range [][]webrtc.ICEServer{
+		{fake[0], fake[0], fake[0], fake[0], fake[0]},
+		{{URLs: []string{"http://192.0.2.1/"}}},
+		{{URLs: nil}},
+		{{URLs: []string{"turn:" + long}}},
+		{{URLs: []string{"turn:192.0.2.1"}, Username: long + "x", Credential: "p"}},
+		{{URLs: []string{"turn:192.0.2.1"}, Username: "u", Credential: map[string]any{"oauth": 1}}},
+	} {
+		before := metric(t, nodes[1], `irmv_call_messages_dropped_total{reason="malformed"}`)
+		st, err := nodes[0].Host().NewStream(context.Background(), nodes[1].ID(), signal.Protocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := signal.Msg{Type: signal.TypeInvite, Call: newCallID(), From: &signal.Party{}, To: b.party(), Desc: offer, PeerICEServers: bad}
+		if err := wire.Write(st, m, signal.MaxSize); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		nodetest.WaitFor(t, "the bad invite dropped", func() bool {
+			return metric(t, nodes[1], `irmv_call_messages_dropped_total{reason="malformed"}`) > before
+		})
+	}
+	select {
+	case m := <-b.in:
+		t.Fatalf("bob got %+v", m)
+	default:
+	}
+	// Well-formed ones of another node travel on unchanged.
+	st, err := nodes[0].Host().NewStream(context.Background(), nodes[1].ID(), signal.Protocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	m := signal.Msg{Type: signal.TypeInvite, Call: newCallID(), From: &signal.Party{}, To: b.party(), Desc: offer, PeerICEServers: fake}
+	if err := wire.Write(st, m, signal.MaxSize); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.next(signal.TypeInvite); len(got.PeerICEServers) != 1 || got.PeerICEServers[0].URLs[0] != fake[0].URLs[0] {
+		t.Fatalf("another node's peer ICE servers arrived as %+v", got.PeerICEServers)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Files in the data directory.
@@ -134,6 +135,9 @@ func (n *Node) startCalls() error {
 		RingTimeout: n.opts.RingTimeout,
 		Registerer:  n.reg,
 		Logger:      n.log,
+		// The other node's terminal in a call may relay through us too
+		// (the route "relayed-peer" of call/phone).
+		PeerICEServers: n.peerICEServers,
 	})
 	return err
 }
@@ -147,6 +151,19 @@ func (n *Node) iceServers(terminal string) []webrtc.ICEServer {
 		return nil
 	}
 	return n.turn.ICEServers(terminal, iceCredentialTTL)
+}
+
+// peerICEServers gives a terminal of node remote, calling or called by
+// one of ours, this node's STUN/TURN with fresh credentials. The relay
+// takes any user name with a valid HMAC; "peer-<node>" tells them apart
+// from our own terminals in its logs. The TTL is that of our own
+// terminals': credentials must outlive the call, whose allocations are
+// refreshed with them.
+func (n *Node) peerICEServers(remote peer.ID) []webrtc.ICEServer {
+	if n.turn == nil {
+		return nil
+	}
+	return n.turn.ICEServers("peer-"+remote.String(), iceCredentialTTL)
 }
 
 // firstLANAddr is this machine's first non-loopback IPv4 address, or

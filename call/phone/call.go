@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/search"
@@ -67,6 +69,9 @@ type Call struct {
 	relayOnly   bool       // the call's first peer is relay-only (private)
 	updateWhy   string     // Reason of the last same-leg update offer (callee)
 	legs        int        // the highest leg number used (route.go)
+	// peerICE is the other node's relay for this terminal, from the
+	// invite (callee) or accept (caller); set before live runs.
+	peerICE []webrtc.ICEServer
 
 	confID string // the conference the invite named, "" for a plain call
 	auto   bool   // a leg of a conference already joined: accept at once
@@ -394,7 +399,7 @@ func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *C
 	}
 
 	c.relayOnly = p.o.RelayOnly || o.RelayOnly
-	peer, err := c.newPeer(c.cur, c.relayOnly, nil)
+	peer, err := c.newPeer(c.cur, c.relayOnly, p.iceConfig(), nil)
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrFailed, err)
 		c.finish(reasonOf(err, nil), false)
@@ -473,6 +478,7 @@ func (c *Call) ring(ctx context.Context, peer *media.Peer, remoteKey ed25519.Pub
 					c.finish("failed", true)
 					return err
 				}
+				c.peerICE = m.PeerICEServers
 				if err := peer.Accept(*m.Desc, remoteKey); err != nil {
 					if errors.Is(err, media.ErrBadFingerprintSig) || errors.Is(err, media.ErrFingerprintMismatch) {
 						err = fmt.Errorf("%w: %v", ErrIdentity, err)
@@ -577,7 +583,7 @@ func (c *Call) live(hangupAfter time.Duration) {
 	defer grace.Stop()
 	graceC := grace.C
 	meter := peer.NewMeter()
-	mon := newMonitor(c.th, !c.relayOnly && !c.remote.Private)
+	mon := newMonitor(c.th, c.p.o.holdDown(), c.routes())
 	connected := func(at time.Time) {
 		first, graceC = nil, nil
 		if c.connEmitted {
@@ -631,6 +637,7 @@ func (c *Call) live(hangupAfter time.Duration) {
 			abandon("its connection failed")
 		case now := <-tick.C:
 			q := meter.Sample()
+			q.Route = routeName(c.curLeg(), q.Route)
 			if !c.connEmitted {
 				continue
 			}
@@ -851,7 +858,8 @@ wait:
 	}
 	c.th = p.o.thresholds().orDefaults(Thresholds{})
 	c.relayOnly = p.o.RelayOnly || c.remote.Private
-	peer, err := c.newPeer(c.cur, c.relayOnly, nil)
+	c.peerICE = inv.PeerICEServers
+	peer, err := c.newPeer(c.cur, c.relayOnly, p.iceConfig(), nil)
 	if err != nil {
 		p.log.Warn("Cannot take the call", "call", c.id, "err", err)
 		c.finish("failed", true)

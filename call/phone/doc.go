@@ -62,8 +62,8 @@
 // "connected" with setup_ms when the first audio packet arrives (or, if the
 // other side sends nothing, one second after the media path came up,
 // measured to that moment), "quality" every second and "route" when the
-// route (direct or relayed) changes (see below), and "ended" when either
-// side hangs up or the connection is lost.
+// route changes (see below), and "ended" when either side hangs up or the
+// connection is lost.
 //
 // # Quality and routes
 //
@@ -76,16 +76,33 @@
 // loss, jitter or RTT stay over the thresholds (Options / CallOptions
 // MaxLoss, MaxJitter, MaxRTT; defaults [DefaultMaxLoss], [DefaultMaxJitter],
 // [DefaultMaxRTT]) for [BadSamples] samples in a row, it moves the call
-// to the other route (relayed instead of direct, or direct instead of
-// relayed) make-before-break: it brings up a second WebRTC peer for the
-// same call (a leg; relay-only for the relay, since pion applies its ICE
-// transport policy only when a peer is made) and offers it in an "update"
-// message that names the leg and the route; the callee answers with an
-// "update" of its own and makes its side of the leg the same way. Once a
-// side's new leg is connected and its chat channel open, that side moves
-// play, recording (the same Ogg file) and chat to it, emits "route"
-// (from, to, reason) and closes the old leg. A route that was left is not
-// taken again for [RouteHoldDown]; a leg that is not up within
+// to another route. There are three (the names of the "quality" and
+// "route" events, and of signal's Route):
+//
+//   - "direct": the terminals' own addresses (host or server-reflexive
+//     candidates), unless either side is relay-only;
+//   - "relayed": both sides relay-only, each through its own node's TURN
+//     relay (the one of welcome); within one node that is one relay, across
+//     two the media passes both;
+//   - "relayed-peer": both sides relay-only through the callee's node's
+//     relay alone: the caller with the credentials that node sent it in
+//     accept (signal's PeerICEServers), the callee with its own. Calls
+//     within one node have no such route, and a private phone
+//     (Options.RelayOnly) never takes it: that node would learn its
+//     address. The name is the caller's view; both sides use it.
+//
+// From a bad route the call moves to the next of direct → relayed →
+// relayed-peer → direct … that it can take (a TURN server for it, direct
+// not ruled out) and has not left within the hold-down (Options
+// RouteHoldDown, default [RouteHoldDown]); with none it stays. It moves
+// make-before-break: it brings up a second WebRTC peer for the same call (a
+// leg; relay-only for the relays, since pion applies its ICE transport
+// policy only when a peer is made) and offers it in an "update" message
+// that names the leg and the route; the callee answers with an "update" of
+// its own and makes its side of the leg the same way. Once a side's new
+// leg is connected and its chat channel open, that side moves play,
+// recording (the same Ogg file) and chat to it, emits "route" (from, to,
+// reason) and closes the old leg. A leg that is not up within
 // [RerouteTimeout] is abandoned (a "warning") and the call stays where it
 // was. Both sides also emit "route" (reason "ice") when the ICE agent of
 // the running leg picks a pair of the other kind by itself.

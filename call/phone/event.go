@@ -36,7 +36,7 @@ type Event struct {
 	// SetupMS, in "connected": from the invite sent (caller) or received
 	// (callee) to the first audio packet received.
 	SetupMS float64 `json:"setup_ms,omitempty"`
-	Route   string  `json:"route,omitempty"` // direct or relayed
+	Route   string  `json:"route,omitempty"` // direct, relayed or relayed-peer
 	// From and To, in "route": the route left and the route taken; Reason
 	// says why (the threshold crossed, or "ice").
 	From     string  `json:"from,omitempty"`

@@ -81,6 +81,9 @@ type Options struct {
 	MaxLoss   float64
 	MaxJitter time.Duration
 	MaxRTT    time.Duration
+	// RouteHoldDown is how long a call does not take a route again that
+	// it has left; zero or negative: RouteHoldDown.
+	RouteHoldDown time.Duration
 	// KnownKeysFile remembers the callee keys of successful calls (see the
 	// package doc); "": remember nothing.
 	KnownKeysFile string
@@ -96,6 +99,13 @@ type Options struct {
 
 func (o Options) thresholds() Thresholds {
 	return Thresholds{MaxLoss: o.MaxLoss, MaxJitter: o.MaxJitter, MaxRTT: o.MaxRTT}
+}
+
+func (o Options) holdDown() time.Duration {
+	if o.RouteHoldDown <= 0 {
+		return RouteHoldDown
+	}
+	return o.RouteHoldDown
 }
 
 // Incoming describes an incoming call to Options.Ask.

@@ -2,9 +2,13 @@ package phone
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/signal"
 )
 
 // Quality thresholds and route switching; see the package doc.
@@ -18,7 +22,8 @@ const (
 	// BadSamples is how many consecutive one-second samples over a
 	// threshold move the call to another route.
 	BadSamples = 3
-	// RouteHoldDown is how long a route that was left is not taken again.
+	// RouteHoldDown is how long a route that was left is not taken again,
+	// unless Options.RouteHoldDown says otherwise.
 	RouteHoldDown = 30 * time.Second
 	// RerouteTimeout is how long a new leg may take to come up before the
 	// call gives it up and stays where it is.
@@ -73,11 +78,12 @@ func (t Thresholds) exceeded(q media.Quality) string {
 // monitor decides when a call moves to another route. Not safe for
 // concurrent use: the call's live loop owns it.
 type monitor struct {
-	th        Thresholds
-	canDirect bool
-	bad       int                  // consecutive samples over a threshold
-	left      map[string]time.Time // route → when the call left it
-	pending   *reroute             // a route change under way
+	th       Thresholds
+	holdDown time.Duration
+	can      map[string]bool      // the routes this call may take
+	bad      int                  // consecutive samples over a threshold
+	left     map[string]time.Time // route → when the call left it
+	pending  *reroute             // a route change under way
 }
 
 // reroute is a route change under way.
@@ -86,23 +92,51 @@ type reroute struct {
 	at               time.Time
 }
 
-func newMonitor(th Thresholds, canDirect bool) *monitor {
-	return &monitor{th: th, canDirect: canDirect, left: map[string]time.Time{}}
+// routeOrder is the order in which a call tries the routes: from a bad
+// route it moves to the next one in it (after the last, the first) that
+// it may take and has not left within the hold-down.
+var routeOrder = []string{signal.RouteDirect, signal.RouteRelayed, signal.RouteRelayedPeer}
+
+// newMonitor watches a call that may take the routes of can (those
+// missing or false are skipped).
+func newMonitor(th Thresholds, holdDown time.Duration, can map[string]bool) *monitor {
+	return &monitor{th: th, holdDown: holdDown, can: can, left: map[string]time.Time{}}
 }
 
-// other is the route to try when route is bad.
-func other(route string) string {
-	switch route {
-	case media.RouteDirect:
-		return media.RouteRelayed
-	case media.RouteRelayed:
-		return media.RouteDirect
+// next is the route to try when route is bad at now, "" if there is none.
+func (m *monitor) next(route string, now time.Time) string {
+	i := 0
+	for i < len(routeOrder) && routeOrder[i] != route {
+		i++
 	}
-	return media.RouteUnknown
+	if i == len(routeOrder) {
+		return ""
+	}
+	for k := 1; k < len(routeOrder); k++ {
+		to := routeOrder[(i+k)%len(routeOrder)]
+		if at, held := m.left[to]; !m.can[to] || held && now.Sub(at) < m.holdDown {
+			continue
+		}
+		return to
+	}
+	return ""
+}
+
+// hasTURN reports whether servers include a TURN server: the relayed
+// routes need one.
+func hasTURN(servers []webrtc.ICEServer) bool {
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // observe takes a sample and returns the route to move to and why, or ""
-// to stay. A route left less than RouteHoldDown ago is not taken again.
+// to stay. A route left less than the hold-down ago is not taken again.
 func (m *monitor) observe(q media.Quality, now time.Time) (to, reason string) {
 	if m.pending != nil || q.Route == media.RouteUnknown {
 		return "", ""
@@ -116,11 +150,8 @@ func (m *monitor) observe(q media.Quality, now time.Time) (to, reason string) {
 	if m.bad < BadSamples {
 		return "", ""
 	}
-	to = other(q.Route)
-	if to == media.RouteDirect && !m.canDirect {
-		return "", ""
-	}
-	if at, ok := m.left[to]; ok && now.Sub(at) < RouteHoldDown {
+	to = m.next(q.Route, now)
+	if to == "" {
 		return "", ""
 	}
 	m.bad = 0

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/signal"
 )
 
 func TestThresholds(t *testing.T) {
@@ -29,7 +30,8 @@ func TestThresholds(t *testing.T) {
 }
 
 func TestMonitor(t *testing.T) {
-	m := newMonitor(Thresholds{}.orDefaults(Thresholds{}), true)
+	twoRoutes := map[string]bool{media.RouteDirect: true, media.RouteRelayed: true}
+	m := newMonitor(Thresholds{}.orDefaults(Thresholds{}), RouteHoldDown, twoRoutes)
 	now := time.Now()
 	bad := media.Quality{Loss: 0.3, Route: media.RouteDirect}
 	good := media.Quality{Route: media.RouteDirect}
@@ -68,11 +70,58 @@ func TestMonitor(t *testing.T) {
 	}
 
 	// A relay-only call never goes direct.
-	m = newMonitor(Thresholds{}.orDefaults(Thresholds{}), false)
+	m = newMonitor(Thresholds{}.orDefaults(Thresholds{}), RouteHoldDown, map[string]bool{media.RouteRelayed: true})
 	for range 2 * BadSamples {
 		if to := step(badRelay); to != "" {
 			t.Fatalf("relay-only call: switch to %q", to)
 		}
+	}
+}
+
+// With the other node's relay the routes go round: direct, relayed,
+// relayed-peer, direct, skipping those in their hold-down and those the
+// call cannot take.
+func TestMonitorPeerRelay(t *testing.T) {
+	const hold = 2 * time.Second
+	all := map[string]bool{signal.RouteDirect: true, signal.RouteRelayed: true, signal.RouteRelayedPeer: true}
+	m := newMonitor(Thresholds{}.orDefaults(Thresholds{}), hold, all)
+	now := time.Now()
+	// switchFrom feeds bad samples on route until the monitor moves.
+	switchFrom := func(route string) string {
+		t.Helper()
+		for range BadSamples + 2 {
+			now = now.Add(time.Second / 4) // within the hold-down
+			if to, _ := m.observe(media.Quality{Loss: 0.3, Route: route}, now); to != "" {
+				m.settle()
+				return to
+			}
+		}
+		return ""
+	}
+	for _, want := range []struct{ from, to string }{
+		{signal.RouteDirect, signal.RouteRelayed},
+		{signal.RouteRelayed, signal.RouteRelayedPeer},
+		{signal.RouteRelayedPeer, signal.RouteDirect},
+	} {
+		if got := switchFrom(want.from); got != want.to {
+			t.Fatalf("bad %s: switch to %q, want %s", want.from, got, want.to)
+		}
+		now = now.Add(hold) // the next one is out of its hold-down
+	}
+	// Both relays left just now: from direct the call stays.
+	m.left = map[string]time.Time{signal.RouteRelayed: now, signal.RouteRelayedPeer: now}
+	if got := switchFrom(signal.RouteDirect); got != "" {
+		t.Fatalf("both relays in their hold-down: switch to %q", got)
+	}
+	// Only relayed in its hold-down: direct goes to relayed-peer.
+	m.left = map[string]time.Time{signal.RouteRelayed: now}
+	if got := switchFrom(signal.RouteDirect); got != signal.RouteRelayedPeer {
+		t.Fatalf("relayed in its hold-down: switch to %q, want relayed-peer", got)
+	}
+	// No peer relay (a call within one node): relayed and direct only.
+	m = newMonitor(Thresholds{}.orDefaults(Thresholds{}), hold, map[string]bool{signal.RouteDirect: true, signal.RouteRelayed: true})
+	if got := switchFrom(signal.RouteRelayed); got != signal.RouteDirect {
+		t.Fatalf("no peer relay: relayed switches to %q, want direct", got)
 	}
 }
 

@@ -101,12 +101,13 @@ func (c *Call) addRemote(m signal.Msg) {
 	}
 }
 
-// newPeer creates the WebRTC peer of leg l, continuing the call of prev if
-// that is not nil, and adds the queued candidates.
-func (c *Call) newPeer(l *leg, relayOnly bool, prev *media.Peer) (*media.Peer, error) {
+// newPeer creates the WebRTC peer of leg l with the ICE servers given,
+// continuing the call of prev if that is not nil, and adds the queued
+// candidates.
+func (c *Call) newPeer(l *leg, relayOnly bool, servers []webrtc.ICEServer, prev *media.Peer) (*media.Peer, error) {
 	p := c.p
 	peer, err := media.New(media.Options{
-		ICEServers:    p.iceConfig(),
+		ICEServers:    servers,
 		RelayOnly:     relayOnly,
 		SettingEngine: p.o.SettingEngine,
 		Key:           p.key,
@@ -130,6 +131,45 @@ func (c *Call) newPeer(l *leg, relayOnly bool, prev *media.Peer) (*media.Peer, e
 		}
 	}
 	return peer, nil
+}
+
+// routes says which routes the call may move to: direct unless either
+// side is relay-only, relayed with a TURN server of our node, and
+// relayed-peer with one of the other node (not for a private phone: that
+// node, which its peer chose, would learn its address).
+func (c *Call) routes() map[string]bool {
+	return map[string]bool{
+		signal.RouteDirect:      !c.relayOnly && !c.remote.Private,
+		signal.RouteRelayed:     hasTURN(c.p.iceConfig()),
+		signal.RouteRelayedPeer: !c.p.o.RelayOnly && hasTURN(c.peerICE),
+	}
+}
+
+// routeName is the route of leg l when its ICE pair is on route measured:
+// a relayed pair of a leg made for the other node's relay is that route.
+func routeName(l *leg, measured string) string {
+	if measured == media.RouteRelayed && l.route == signal.RouteRelayedPeer {
+		return signal.RouteRelayedPeer
+	}
+	return measured
+}
+
+// legServers is what a leg for route uses: relay-only for the relayed
+// routes, and the other node's relay instead of ours for the caller's
+// side of relayed-peer (the callee's side uses its own: the same relay).
+func (c *Call) legServers(route string) (relayOnly bool, servers []webrtc.ICEServer) {
+	servers = c.p.iceConfig()
+	if route == signal.RouteRelayedPeer && c.outgoing {
+		servers = c.peerICE
+	}
+	return c.relayOnly || route == signal.RouteRelayed || route == signal.RouteRelayedPeer, servers
+}
+
+// curLeg is the leg that carries the call.
+func (c *Call) curLeg() *leg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
 }
 
 // nextLeg is the leg being brought up, nil if none.
@@ -177,7 +217,8 @@ func (c *Call) startLeg(to, why string, now time.Time) error {
 	cur := c.cur
 	c.next = l
 	c.mu.Unlock()
-	peer, err := c.newPeer(l, c.relayOnly || to == media.RouteRelayed, cur.peer)
+	relayOnly, servers := c.legServers(to)
+	peer, err := c.newPeer(l, relayOnly, servers, cur.peer)
 	if err != nil {
 		return err
 	}
@@ -202,7 +243,8 @@ func (c *Call) acceptLeg(m signal.Msg) error {
 	c.next = l
 	c.legs = max(c.legs, m.Leg)
 	c.mu.Unlock()
-	peer, err := c.newPeer(l, c.relayOnly || m.Route == media.RouteRelayed, cur.peer)
+	relayOnly, servers := c.legServers(m.Route)
+	peer, err := c.newPeer(l, relayOnly, servers, cur.peer)
 	if err != nil {
 		return err
 	}
@@ -229,7 +271,7 @@ func (c *Call) takeOver(mon *monitor) *media.Peer {
 	c.cur, c.next = l, nil
 	c.mu.Unlock()
 	mon.settle()
-	to := l.peer.Route()
+	to := routeName(l, l.peer.Route())
 	c.p.log.Info("Route changed", "call", c.id, "leg", l.n, "from", c.route, "to", to, "took", time.Since(l.at))
 	c.emit(Event{Type: EventRoute, Route: to, From: c.route, To: to, Reason: l.reason})
 	c.route = to

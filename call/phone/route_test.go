@@ -3,6 +3,7 @@ package phone
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -18,40 +19,82 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
 )
 
-// lossyNet is pion's network with loss injected on the direct path only:
-// it drops a share of the packets that one terminal's host socket sends to
-// another's, but none to or from a TURN server.
+// lossyNet injects loss into the pion sockets of the terminals made on it
+// (net): on the direct path (dropPct of the packets that one terminal's
+// host socket sends to another's) and on the path through chosen TURN
+// servers (turnPct of the packets to and from them).
 type lossyNet struct {
-	*stdnet.Net
 	dropPct atomic.Int32
+	turnPct atomic.Int32
 	mu      sync.Mutex
 	hosts   map[string]bool // local addresses of the host sockets
+	turns   map[string]bool // addresses of the TURN servers with loss
 }
 
 func newLossyNet(tb testing.TB) *lossyNet {
+	return &lossyNet{hosts: map[string]bool{}, turns: map[string]bool{}}
+}
+
+// lossyTURN puts loss on the path through the TURN server at addr.
+func (n *lossyNet) lossyTURN(addr string, pct int32) {
+	n.mu.Lock()
+	n.turns[addr] = true
+	n.mu.Unlock()
+	n.turnPct.Store(pct)
+}
+
+// pionNet is one terminal's network on a lossyNet. It counts what its
+// TURN client sockets exchange with each TURN server.
+type pionNet struct {
+	*stdnet.Net
+	ln     *lossyNet
+	mu     sync.Mutex
+	allocs map[string]int // TURN server → allocations it granted (Allocate success responses)
+	sent   map[string]int // TURN server → packets sent to it
+}
+
+func (n *lossyNet) net(tb testing.TB) *pionNet {
 	tb.Helper()
-	n, err := stdnet.NewNet()
+	sn, err := stdnet.NewNet()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &lossyNet{Net: n, hosts: map[string]bool{}}
+	return &pionNet{Net: sn, ln: n, allocs: map[string]int{}, sent: map[string]int{}}
+}
+
+// counts is what n sent to the TURN server at addr and the allocations
+// that server granted it.
+func (n *pionNet) counts(addr string) (sent, allocs int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sent[addr], n.allocs[addr]
 }
 
 // ListenUDP makes the host (and server-reflexive) candidate sockets; the
-// TURN client's sockets come from ListenPacket and stay untouched.
-func (n *lossyNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+// TURN client's sockets come from ListenPacket.
+func (n *pionNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := n.Net.ListenUDP(network, laddr)
 	if err != nil {
 		return nil, err
 	}
-	n.mu.Lock()
-	n.hosts[c.LocalAddr().String()] = true
-	n.mu.Unlock()
-	return &lossyConn{UDPConn: c, n: n}, nil
+	n.ln.mu.Lock()
+	n.ln.hosts[c.LocalAddr().String()] = true
+	n.ln.mu.Unlock()
+	return &lossyConn{UDPConn: c, n: n.ln}, nil
+}
+
+// ListenPacket makes the TURN client's sockets.
+func (n *pionNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	c, err := n.Net.ListenPacket(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &turnConn{PacketConn: c, n: n}, nil
 }
 
 func (n *lossyNet) drop(to net.Addr) bool {
@@ -63,6 +106,17 @@ func (n *lossyNet) drop(to net.Addr) bool {
 	direct := n.hosts[to.String()]
 	n.mu.Unlock()
 	return direct && rand.Int32N(100) < pct
+}
+
+func (n *lossyNet) dropTURN(peer net.Addr) bool {
+	pct := n.turnPct.Load()
+	if pct == 0 || peer == nil {
+		return false
+	}
+	n.mu.Lock()
+	lossy := n.turns[peer.String()]
+	n.mu.Unlock()
+	return lossy && rand.Int32N(100) < pct
 }
 
 type lossyConn struct {
@@ -84,14 +138,61 @@ func (c *lossyConn) WriteToUDP(b []byte, to *net.UDPAddr) (int, error) {
 	return c.UDPConn.WriteToUDP(b, to)
 }
 
-// playLoop plays data into peer over and over until the call ends.
-func playLoop(tb testing.TB, peer *media.Peer, data []byte) {
+// turnConn is a TURN client socket: loss both ways on the lossy TURN
+// servers' paths, and counts.
+type turnConn struct {
+	net.PacketConn
+	n *pionNet
+}
+
+func (c *turnConn) WriteTo(b []byte, to net.Addr) (int, error) {
+	c.n.mu.Lock()
+	c.n.sent[to.String()]++
+	c.n.mu.Unlock()
+	if c.n.ln.dropTURN(to) {
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, to)
+}
+
+// stunAllocateSuccess is the STUN message type of an Allocate success
+// response (RFC 8656 section 17).
+const stunAllocateSuccess = 0x0103
+
+func (c *turnConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !c.n.ln.dropTURN(from) {
+			if err == nil && n >= 20 && binary.BigEndian.Uint16(b) == stunAllocateSuccess {
+				c.n.mu.Lock()
+				c.n.allocs[from.String()]++
+				c.n.mu.Unlock()
+			}
+			return n, from, err
+		}
+	}
+}
+
+// playLoop plays data into call c over and over until it ends, on the
+// peer that carries it (a Play carries on across a route change, the next
+// one starts on the new peer).
+func playLoop(tb testing.TB, c *Call, data []byte) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for {
-			if err := peer.Play(bytes.NewReader(data)); err != nil {
+			peer := c.Peer()
+			err := peer.Play(bytes.NewReader(data))
+			select {
+			case <-c.Done():
+				return
+			default:
+			}
+			if errors.Is(err, media.ErrClosed) && c.Peer() != peer {
+				continue // the old leg, closed after the route change
+			}
+			if err != nil {
 				if !errors.Is(err, media.ErrClosed) {
 					tb.Errorf("play: %v", err)
 				}
@@ -99,7 +200,7 @@ func playLoop(tb testing.TB, peer *media.Peer, data []byte) {
 			}
 		}
 	}()
-	tb.Cleanup(func() { peer.Close(); wg.Wait() })
+	tb.Cleanup(func() { c.Peer().Close(); wg.Wait() })
 }
 
 // qualityAfter returns the quality events of call after time at.
@@ -115,39 +216,49 @@ func (e *events) after(typ, call string, at time.Time) []Event {
 	return out
 }
 
-// lossyPair is a caller and an auto-answering, recording callee on two
-// nodes whose pion sockets share one lossyNet.
+// lossyPair is a caller (a on nodes[0]) and an auto-answering, recording
+// callee (b on the last of nodes) whose pion sockets share one lossyNet.
 type lossyPair struct {
-	ln       *lossyNet
-	a, b     *Phone
-	evA, evB *events
-	res      search.Result
-	data     []byte
+	ln         *lossyNet
+	netA, netB *pionNet
+	nodes      []*node.Node
+	a, b       *Phone
+	evA, evB   *events
+	res        search.Result
+	data       []byte
 }
 
-func newLossyPair(tb testing.TB) *lossyPair {
-	nodes := startNodes(tb, 2)
+// newLossyPair puts the two phones on two nodes.
+func newLossyPair(tb testing.TB) *lossyPair { return newLossyPairOn(tb, 2, 0) }
+
+// newLossyPairOn puts the two phones on the first and last of n nodes
+// (1: the same one), the caller with route hold-down holdDown (0: the
+// default).
+func newLossyPairOn(tb testing.TB, n int, holdDown time.Duration) *lossyPair {
+	nodes := startNodes(tb, n)
 	data, err := os.ReadFile(fixture)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	lp := &lossyPair{ln: newLossyNet(tb), evA: newEvents(), evB: newEvents(), data: data}
-	engine := func() *webrtc.SettingEngine {
+	lp := &lossyPair{ln: newLossyNet(tb), nodes: nodes, evA: newEvents(), evB: newEvents(), data: data}
+	lp.netA, lp.netB = lp.ln.net(tb), lp.ln.net(tb)
+	engine := func(n *pionNet) *webrtc.SettingEngine {
 		se := loopbackEngine()
-		se.SetNet(lp.ln)
+		se.SetNet(n)
 		return se
 	}
-	lp.b = startPhone(tb, nodes[1], Options{
+	lp.b = startPhone(tb, nodes[n-1], Options{
 		Registration:  share.Registration{Name: "Lossy Bob"},
 		Answer:        AnswerAuto,
 		OnEvent:       lp.evB.add,
-		SettingEngine: engine(),
+		SettingEngine: engine(lp.netB),
 		RecordDir:     tb.TempDir(),
 	})
 	lp.a = startPhone(tb, nodes[0], Options{
 		Registration:  share.Registration{UID: "lossy-a"},
 		OnEvent:       lp.evA.add,
-		SettingEngine: engine(),
+		SettingEngine: engine(lp.netA),
+		RouteHoldDown: holdDown,
 	})
 	lp.res = find(tb, apiClient(tb, nodes[0]), "lossy bob", lp.b.Ack().Terminal)
 	return lp
@@ -156,21 +267,45 @@ func newLossyPair(tb testing.TB) *lossyPair {
 // call places a call on the direct route with both sides playing the
 // fixture over and over, and waits for its first quality sample.
 func (lp *lossyPair) call(tb testing.TB) (c, bc *Call) {
+	return lp.callOn(tb, CallOptions{}, media.RouteDirect)
+}
+
+// callOn places a call with options o that must connect on route.
+func (lp *lossyPair) callOn(tb testing.TB, o CallOptions, route string) (c, bc *Call) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	c, err := lp.a.Call(ctx, lp.res, CallOptions{})
+	c, err := lp.a.Call(ctx, lp.res, o)
 	if err != nil {
 		tb.Fatalf("Call: %v (events %s)", err, lp.evA)
 	}
 	bc = incoming(tb, lp.b)
-	playLoop(tb, c.Peer(), lp.data)
-	playLoop(tb, bc.Peer(), lp.data)
-	if e := lp.evA.wait(tb, EventConnected, c.ID()); e.Route != media.RouteDirect {
-		tb.Fatalf("connected on %q, want direct", e.Route)
+	playLoop(tb, c, lp.data)
+	playLoop(tb, bc, lp.data)
+	if e := lp.evA.wait(tb, EventConnected, c.ID()); e.Route != route {
+		tb.Fatalf("connected on %q, want %s", e.Route, route)
 	}
 	lp.evA.wait(tb, EventQuality, c.ID())
 	return c, bc
+}
+
+// waitAfter returns the first event of type typ of call after time at.
+func (e *events) waitAfter(tb testing.TB, typ, call string, at time.Time) Event {
+	tb.Helper()
+	deadline := time.After(waitLong)
+	for {
+		e.mu.Lock()
+		ch := e.changed // before looking: an event added meanwhile closes it
+		e.mu.Unlock()
+		if evs := e.after(typ, call, at); len(evs) > 0 {
+			return evs[0]
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			tb.Fatalf("no %q event for call %q after %s; got %s", typ, call, at.Format(time.StampMilli), e)
+		}
+	}
 }
 
 func TestRouteSwitchOnLoss(t *testing.T) {

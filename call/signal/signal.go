@@ -52,6 +52,18 @@
 // RingTimeout is ended by the nodes with hangup "no answer"; a terminal
 // whose WebSocket closes hangs up all the calls made or offered on it (not
 // those of a newer WebSocket that replaced it). Only the callee accepts.
+//
+// # The other node's relay
+//
+// A node that relays an invite or an accept of its own terminal to another
+// node adds PeerICEServers: its own STUN/TURN servers, with short-lived
+// credentials issued for the terminal on the other side, so that each
+// terminal of a call can also relay through the other's node. Nodes drop
+// PeerICEServers that come from a terminal (a terminal must not steer the
+// other one to servers of its choosing) and pass those of the other node
+// on unchanged, after checking them against MaxPeerICEServers,
+// MaxICEURLs and MaxICEField. Calls between two terminals of one node
+// carry none.
 package signal
 
 import (
@@ -72,6 +84,23 @@ const Protocol = "/irmv/call/1.0.0"
 const (
 	MaxSize = 64 << 10 // one message, either path
 	MaxLeg  = 1000     // highest leg number: route changes in one call
+	// MaxPeerICEServers bounds PeerICEServers, MaxICEURLs the URLs of
+	// one of them and MaxICEField the length of a URL, username or
+	// credential.
+	MaxPeerICEServers = 4
+	MaxICEURLs        = 4
+	MaxICEField       = 256
+)
+
+// Routes of a call's media, in update messages (Route) and the terminals'
+// events. RouteDirect and RouteRelayed are what call/media measures;
+// RouteRelayedPeer is a relayed leg through the callee's node's relay only
+// (see the package doc): the name is the caller's view, the one that
+// moves calls, and both terminals use it.
+const (
+	RouteDirect      = media.RouteDirect
+	RouteRelayed     = media.RouteRelayed
+	RouteRelayedPeer = "relayed-peer"
 )
 
 // Message types.
@@ -123,8 +152,13 @@ type Msg struct {
 	// Leg is the media leg (WebRTC connection) of a candidate or update.
 	Leg int `json:"leg,omitempty"`
 	// Route, in an update offering a new leg: the route it is for
-	// ("direct" or "relayed").
+	// (RouteDirect, RouteRelayed or RouteRelayedPeer).
 	Route string `json:"route,omitempty"`
+	// PeerICEServers, in invite and accept as a node delivers them: the
+	// STUN/TURN servers of the other terminal's node, with credentials
+	// for this terminal (see the package doc). At most
+	// MaxPeerICEServers.
+	PeerICEServers []webrtc.ICEServer `json:"peer_ice_servers,omitempty"`
 
 	// hello
 	Terminal string `json:"terminal,omitempty"`

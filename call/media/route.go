@@ -101,9 +101,12 @@ func (p *Peer) sendTrack(on bool, only *Peer) {
 }
 
 // record writes a received packet into the call's recording, which may
-// belong to a Peer this one continues. While two legs run, both deliver
-// the same packets (the other side sends one track on both): a packet
-// from the other leg is written only if it is newer than the last one.
+// belong to a Peer this one continues. While two legs run, both may
+// deliver the same audio: the recording follows the newest leg that has
+// delivered a packet and drops the older legs' packets from then on (or
+// goes back to an older one if the newer was abandoned). Legs are ordered
+// by Continues, not by RTP sequence numbers: each connection of a browser
+// starts its own random sequence.
 func (p *Peer) record(pkt *rtp.Packet) {
 	for q := p; q != nil; q = q.opts.Continues {
 		q.recMu.Lock()
@@ -111,12 +114,33 @@ func (p *Peer) record(pkt *rtp.Packet) {
 			q.recMu.Unlock()
 			continue
 		}
-		if q.recFrom == nil || q.recFrom == p || int16(pkt.SequenceNumber-q.recLast) > 0 {
+		if from := q.recFrom; from == nil || from == p || p.continues(from) || from.over() {
 			q.rec.write(pkt)
-			q.recFrom, q.recLast = p, pkt.SequenceNumber
+			q.recFrom = p
 		}
 		q.recMu.Unlock()
 		return
+	}
+}
+
+// continues reports whether p is a later leg of old's call.
+func (p *Peer) continues(old *Peer) bool {
+	for q := p.opts.Continues; q != nil; q = q.opts.Continues {
+		if q == old {
+			return true
+		}
+	}
+	return false
+}
+
+// over reports whether p's connection has ended without a leg taking the
+// call over (an abandoned leg, or the call's end).
+func (p *Peer) over() bool {
+	select {
+	case <-p.ended:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -330,23 +330,35 @@ func (s *Switch) send(e endpoint, m signal.Msg) error {
 }
 
 // deliver relays m, which arrived from endpoint from, to the call's other
-// side, and ends the call when m ends it.
+// side, and ends the call when m ends it. While the node still dials the
+// callee's node, the caller's messages are held and go out after the
+// invite (dropping them would lose the caller's first ICE candidates).
 func (s *Switch) deliver(from endpoint, m signal.Msg) {
 	s.mu.Lock()
-	c := s.calls[m.Call]
-	if c == nil && signal.Ends(m.Type) && from.stream == nil {
-		// The caller hangs up while its node still dials the callee's.
-		if d := s.dialing[m.Call]; d != nil && d.ss == from.ss {
+	if d := s.dialing[m.Call]; d != nil && from.stream == nil && from.ss == d.ss {
+		switch {
+		case d.c == nil && signal.Ends(m.Type):
+			// The caller hangs up while its node still dials.
 			d.stop()
-			s.mu.Unlock()
-			return
+		case len(d.held) < maxHeld:
+			d.held = append(d.held, m)
+		default:
+			s.m.dropped.WithLabelValues("held_too_many").Inc()
 		}
+		s.mu.Unlock()
+		return
 	}
+	c := s.calls[m.Call]
 	s.mu.Unlock()
 	if c == nil {
 		s.m.dropped.WithLabelValues("unknown_call").Inc()
 		return
 	}
+	s.relay(c, from, m)
+}
+
+// relay sends m from one side of call c to the other.
+func (s *Switch) relay(c *callState, from endpoint, m signal.Msg) {
 	to, ok := c.other(from)
 	if !ok {
 		s.m.dropped.WithLabelValues("not_a_party").Inc()
@@ -458,10 +470,18 @@ func (s *Switch) local(terminal string) endpoint {
 
 // dial is an invite to another node whose stream is being opened.
 type dial struct {
-	ss        *session // the caller's
-	cancel    context.CancelFunc
-	cancelled bool // guarded by Switch.mu
+	ss     *session // the caller's
+	cancel context.CancelFunc
+
+	// Guarded by Switch.mu.
+	cancelled bool
+	held      []signal.Msg // the caller's messages until the invite is out
+	c         *callState   // set once the stream is up, while held drains
 }
+
+// maxHeld bounds the messages held for one call while its node dials
+// (a terminal trickles a dozen candidates or so).
+const maxHeld = 64
 
 // stop cancels the dial; s.mu must be held.
 func (d *dial) stop() {
@@ -523,6 +543,11 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 		remote := endpoint{stream: st, wmu: &sync.Mutex{}}
 		if err == nil && !cancelled {
 			c, ok = s.newCallLocked(m.Call, src, remote)
+			if ok {
+				// The caller's messages stay held until the invite is out.
+				d.c = c
+				s.dialing[m.Call] = d
+			}
 		}
 		s.mu.Unlock()
 		if cancelled {
@@ -543,7 +568,28 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 			s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
 			return
 		}
-		if err := s.send(remote, s.toNode(st, m)); err != nil {
+		err = s.send(remote, s.toNode(st, m))
+		for err == nil {
+			s.mu.Lock()
+			held := d.held
+			d.held = nil
+			if len(held) == 0 && s.dialing[m.Call] == d {
+				delete(s.dialing, m.Call)
+			}
+			s.mu.Unlock()
+			if len(held) == 0 {
+				break
+			}
+			for _, hm := range held {
+				s.relay(c, src, hm)
+			}
+		}
+		if err != nil {
+			s.mu.Lock()
+			if s.dialing[m.Call] == d {
+				delete(s.dialing, m.Call)
+			}
+			s.mu.Unlock()
 			s.end(c, &src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "callee's node is unreachable"})
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"github.com/irmv/irmv/internal/wire"
 	"io"
 	"net/http"
@@ -150,6 +151,57 @@ func TestCallRelayedAcrossNodes(t *testing.T) {
 	b.send(signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "bye"})
 	if got := a.next(signal.TypeHangup); got.Reason != "bye" {
 		t.Fatalf("hangup %+v", got)
+	}
+	nodetest.WaitFor(t, "calls cleared", func() bool {
+		return nodes[0].Calls().Calls() == 0 && nodes[1].Calls().Calls() == 0
+	})
+}
+
+// TestCandidatesRightAfterInvite: what a caller sends while its node still
+// dials the callee's node (its first ICE candidates) is held and follows
+// the invite, in order; nothing is lost or overtakes the invite. A hangup
+// in that window cancels the dial instead: the callee never hears of it.
+func TestCandidatesRightAfterInvite(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	a, b := connect(t, nodes[0], "alice"), connect(t, nodes[1], "bob")
+	for round := range 5 {
+		id := newCallID()
+		a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
+		var sent []string
+		for i := range 6 {
+			c := fmt.Sprintf("candidate:%d 1 udp 1 127.0.0.1 %d typ host", i, 5000+i)
+			sent = append(sent, c)
+			a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &webrtc.ICECandidateInit{Candidate: c}})
+		}
+		b.next(signal.TypeInvite)
+		for i, want := range sent {
+			if got := b.next(signal.TypeCandidate); got.Candidate == nil || got.Candidate.Candidate != want {
+				t.Fatalf("round %d: candidate %d is %+v, want %q", round, i, got.Candidate, want)
+			}
+		}
+		a.send(signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "changed my mind"})
+		if got := b.next(signal.TypeHangup); got.Reason != "changed my mind" {
+			t.Fatalf("round %d: hangup %+v", round, got)
+		}
+	}
+	// Invite, candidate, hangup at once: the dial is cancelled, or, if the
+	// node was quicker, the callee gets all three in order; never a call
+	// that rings on.
+	id := newCallID()
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
+	a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &webrtc.ICECandidateInit{Candidate: "candidate:9 1 udp 1 127.0.0.1 5999 typ host"}})
+	a.send(signal.Msg{Type: signal.TypeHangup, Call: id})
+	nodetest.WaitFor(t, "the call cancelled", func() bool {
+		return metric(t, nodes[0], `irmv_calls_total{result="cancelled"}`) >= 1
+	})
+	select {
+	case m := <-b.in:
+		if m.Type != signal.TypeInvite {
+			t.Fatalf("the callee got %+v", m)
+		}
+		b.next(signal.TypeCandidate)
+		b.next(signal.TypeHangup)
+	case <-time.After(200 * time.Millisecond):
 	}
 	nodetest.WaitFor(t, "calls cleared", func() bool {
 		return nodes[0].Calls().Calls() == 0 && nodes[1].Calls().Calls() == 0

@@ -1,7 +1,10 @@
 package media
 
 import (
+	"net"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -15,6 +18,18 @@ import (
 // (pion's check interval) apart.
 const relayAcceptanceWait = 150 * time.Millisecond
 
+// IPv4 candidates wait for IPv6 ones (see familyGate): ipv6Settle for
+// the first IPv6 candidate to turn up (pion gathers the host candidates of
+// both families within a millisecond or two), and ipv6HeadStart, counted
+// from the first candidate, for the IPv6 pairs to connect once there is
+// one. 50 ms, not RFC 8305's 250 ms Connection Attempt Delay: on a LAN the
+// IPv6 host pairs connect in the first check round, and every call from an
+// IPv4-only terminal to a dual-stack one waits out the head start.
+const (
+	ipv6Settle    = 10 * time.Millisecond
+	ipv6HeadStart = 50 * time.Millisecond
+)
+
 // configureICE adapts the Peer's ICE settings and candidate reporting to
 // its options, before New uses them.
 //
@@ -22,11 +37,17 @@ const relayAcceptanceWait = 150 * time.Millisecond
 // to wait for, and relayAcceptanceWait otherwise. They override what the
 // caller's SettingEngine set.
 //
+// Every candidate reported goes through preferIPv6 (as do those in the
+// descriptions, see Peer.offer and Peer.Answer).
+//
 // A relay-only Peer reports relayed candidates only, with their related
 // address blanked: pion fills it with the local address the relay is
 // reached from (with an IP or interface filter, the terminal's own
 // address), which is what relay-only hides.
 func configureICE(se *webrtc.SettingEngine, opts *Options) {
+	if next := opts.OnCandidate; next != nil {
+		opts.OnCandidate = func(c webrtc.ICECandidateInit) { next(preferIPv6(c)) }
+	}
 	if !opts.RelayOnly {
 		se.SetRelayAcceptanceMinWait(relayAcceptanceWait)
 		return
@@ -74,15 +95,185 @@ func blankRelayRelated(sdp string) string {
 	if !strings.Contains(sdp, " typ relay ") {
 		return sdp
 	}
+	return mapSDPCandidates(sdp, func(c webrtc.ICECandidateInit) webrtc.ICECandidateInit {
+		if r, relay := relayOnlyCandidate(c); relay {
+			return r
+		}
+		return c
+	})
+}
+
+// preferIPv6 lowers the priority of an IPv4 candidate by one step of local
+// preference, so that of two candidates pion ranks equal the IPv6 one wins
+// (RFC 8421 section 4). pion gives every host and server-reflexive UDP
+// candidate the same local preference, whatever its address family, and
+// has no setting for it; the other agent computes each pair's priority
+// from both ends' candidate priorities (RFC 8445 section 6.1.2.3: 2^32
+// MIN(G,D) + 2 MAX(G,D) + (G>D?1:0)), so with ours lowered every IPv6
+// pair ranks above every IPv4 pair of the same candidate types, on both
+// sides. The type preference (host over server-reflexive over relayed) is
+// untouched. A candidate it cannot parse, or one of local preference 0,
+// passes unchanged.
+func preferIPv6(c webrtc.ICECandidateInit) webrtc.ICECandidateInit {
+	f := strings.Fields(c.Candidate)
+	// candidate:<foundation> <component> <transport> <priority> <address> ...
+	if len(f) < 5 || strings.Contains(f[4], ":") || net.ParseIP(f[4]) == nil {
+		return c
+	}
+	prio, err := strconv.ParseUint(f[3], 10, 32)
+	if err != nil || (prio>>8)&0xffff == 0 {
+		return c
+	}
+	f[3] = strconv.FormatUint(prio-(1<<8), 10)
+	c.Candidate = strings.Join(f, " ")
+	return c
+}
+
+// preferIPv6SDP applies preferIPv6 to the candidates in an SDP.
+func preferIPv6SDP(sdp string) string {
+	if !strings.Contains(sdp, "a=candidate:") {
+		return sdp
+	}
+	return mapSDPCandidates(sdp, preferIPv6)
+}
+
+// mapSDPCandidates replaces each a=candidate attribute of sdp by f's result.
+func mapSDPCandidates(sdp string, f func(webrtc.ICECandidateInit) webrtc.ICECandidateInit) string {
 	var b strings.Builder
 	for line := range strings.Lines(sdp) {
 		body := strings.TrimRight(line, "\r\n")
 		if v, ok := strings.CutPrefix(body, "a="); ok && strings.HasPrefix(v, "candidate:") {
-			if c, relay := relayOnlyCandidate(webrtc.ICECandidateInit{Candidate: v}); relay {
-				line = "a=" + c.Candidate + line[len(body):]
-			}
+			line = "a=" + f(webrtc.ICECandidateInit{Candidate: v}).Candidate + line[len(body):]
 		}
 		b.WriteString(line)
 	}
 	return b.String()
+}
+
+// familyGate gives IPv6 a head start (Happy Eyeballs, RFC 8305, applied to
+// trickled candidates): it passes IPv4 candidates on only ipv6Settle after
+// the first candidate of a gathering, or ipv6HeadStart after it if an IPv6
+// candidate turned up by then. Raising the IPv6 candidates' priority
+// (preferIPv6) is not enough with pion: its controlling agent nominates
+// the first pair that succeeds when no better one has yet (ice v4.4.8
+// selection.go:75, controllingSelector.ContactCandidates), and a pair
+// whose remote end was first seen as peer-reflexive keeps that lower
+// priority once the signalled candidate arrives (agent.go:1250-1252,
+// replaceRemoteInPairs).
+// While only IPv6 candidates are known on either side there is no IPv4
+// pair to succeed first. An IPv4-only terminal's candidates wait only
+// ipv6Settle; an IPv4-only peer of a dual-stack one at most ipv6HeadStart.
+type familyGate struct {
+	emit func(webrtc.ICECandidateInit)
+
+	mu     sync.Mutex
+	start  time.Time // first candidate of the gathering; zero before
+	v6     bool      // an IPv6 candidate was passed on
+	open   bool      // IPv4 candidates pass
+	held   []webrtc.ICECandidateInit
+	timer  *time.Timer
+	gen    int // counts resets: a timer of an earlier gathering does nothing
+	closed bool
+
+	emitMu sync.Mutex // serialises emit, taken before mu is released
+}
+
+// add passes c on or holds it.
+func (g *familyGate) add(c webrtc.ICECandidateInit) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	if g.start.IsZero() {
+		g.start = time.Now()
+		gen := g.gen
+		g.timer = time.AfterFunc(ipv6Settle, func() { g.tick(gen) })
+	}
+	if !g.open && candidateFamily(c) == 4 {
+		g.held = append(g.held, c)
+		g.mu.Unlock()
+		return
+	}
+	if candidateFamily(c) == 6 {
+		g.v6 = true
+	}
+	g.emitMu.Lock() // before unlocking mu: candidates leave in order
+	g.mu.Unlock()
+	defer g.emitMu.Unlock()
+	g.emit(c)
+}
+
+// tick ends the settle time or the head start.
+func (g *familyGate) tick(gen int) {
+	g.mu.Lock()
+	if g.closed || g.open || gen != g.gen {
+		g.mu.Unlock()
+		return
+	}
+	if rest := ipv6HeadStart - time.Since(g.start); g.v6 && rest > 0 {
+		g.timer = time.AfterFunc(rest, func() { g.tick(gen) })
+		g.mu.Unlock()
+		return
+	}
+	g.open = true
+	held := g.held
+	g.held = nil
+	g.emitMu.Lock()
+	g.mu.Unlock()
+	defer g.emitMu.Unlock()
+	for _, c := range held {
+		g.emit(c)
+	}
+}
+
+// reset starts over for a new gathering (an ICE restart), passing on
+// what it holds first.
+func (g *familyGate) reset() {
+	g.mu.Lock()
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	held := g.held
+	g.start, g.v6, g.open, g.held, g.timer = time.Time{}, false, false, nil, nil
+	g.gen++
+	closed := g.closed
+	g.emitMu.Lock()
+	g.mu.Unlock()
+	defer g.emitMu.Unlock()
+	if closed {
+		return
+	}
+	for _, c := range held {
+		g.emit(c)
+	}
+}
+
+// stop drops held candidates. It does not wait for one being passed on:
+// that may be blocked on whatever is closing the Peer.
+func (g *familyGate) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	g.held = nil
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+}
+
+// candidateFamily is 4 or 6 for a candidate with an IP address, 0 for
+// others (an mDNS name, or one it cannot parse).
+func candidateFamily(c webrtc.ICECandidateInit) int {
+	f := strings.Fields(c.Candidate)
+	if len(f) < 5 {
+		return 0
+	}
+	ip := net.ParseIP(f[4])
+	switch {
+	case ip == nil:
+		return 0
+	case ip.To4() != nil && !strings.Contains(f[4], ":"):
+		return 4
+	}
+	return 6
 }

@@ -97,10 +97,11 @@ type Peer struct {
 
 	sendMu sync.Mutex // serialises attaching and detaching the track
 
+	gate *familyGate // nil without Options.OnCandidate
+
 	recMu   sync.Mutex
 	rec     *recorder // guarded by recMu
 	recFrom *Peer     // Peer of the last packet recorded (route.go)
-	recLast uint16    // its sequence number
 }
 
 // New creates a Peer. It gathers no candidates until Offer or Answer.
@@ -176,6 +177,9 @@ func New(opts Options) (*Peer, error) {
 			return nil, errors.Join(err, pc.Close())
 		}
 	}
+	if opts.OnCandidate != nil {
+		p.gate = &familyGate{emit: opts.OnCandidate}
+	}
 	pc.OnICECandidate(p.onCandidate)
 	pc.OnConnectionStateChange(p.onState)
 	pc.OnTrack(p.onTrack)
@@ -188,10 +192,10 @@ func New(opts Options) (*Peer, error) {
 }
 
 func (p *Peer) onCandidate(c *webrtc.ICECandidate) {
-	if c == nil || p.opts.OnCandidate == nil {
+	if c == nil || p.gate == nil {
 		return
 	}
-	p.opts.OnCandidate(c.ToJSON())
+	p.gate.add(c.ToJSON())
 }
 
 func (p *Peer) onState(s webrtc.PeerConnectionState) {
@@ -337,6 +341,9 @@ func (p *Peer) RestartICE() (Description, error) {
 }
 
 func (p *Peer) offer(o *webrtc.OfferOptions) (Description, error) {
+	if p.gate != nil {
+		p.gate.reset()
+	}
 	offer, err := p.pc.CreateOffer(o)
 	if err != nil {
 		return Description{}, fmt.Errorf("media: create offer: %w", err)
@@ -344,7 +351,7 @@ func (p *Peer) offer(o *webrtc.OfferOptions) (Description, error) {
 	if err := p.pc.SetLocalDescription(offer); err != nil {
 		return Description{}, fmt.Errorf("media: set local offer: %w", err)
 	}
-	return describe(webrtc.SDPTypeOffer.String(), offer.SDP, p.opts.Key)
+	return describe(webrtc.SDPTypeOffer.String(), preferIPv6SDP(offer.SDP), p.opts.Key)
 }
 
 // Answer answers a remote offer as the callee. If remoteKey is not nil the
@@ -361,6 +368,9 @@ func (p *Peer) Answer(remote Description, remoteKey ed25519.PublicKey) (Descript
 	if err := p.addSender(false); err != nil {
 		return Description{}, err
 	}
+	if p.gate != nil {
+		p.gate.reset()
+	}
 	answer, err := p.pc.CreateAnswer(nil)
 	if err != nil {
 		return Description{}, fmt.Errorf("media: create answer: %w", err)
@@ -368,7 +378,7 @@ func (p *Peer) Answer(remote Description, remoteKey ed25519.PublicKey) (Descript
 	if err := p.pc.SetLocalDescription(answer); err != nil {
 		return Description{}, fmt.Errorf("media: set local answer: %w", err)
 	}
-	return describe(webrtc.SDPTypeAnswer.String(), answer.SDP, p.opts.Key)
+	return describe(webrtc.SDPTypeAnswer.String(), preferIPv6SDP(answer.SDP), p.opts.Key)
 }
 
 // Accept sets the remote answer to the caller's offer, checking its
@@ -557,6 +567,9 @@ func (p *Peer) Close() error {
 		p.end()
 		if err := p.pc.GracefulClose(); err != nil {
 			p.closeErr = fmt.Errorf("media: close: %w", err)
+		}
+		if p.gate != nil {
+			p.gate.stop()
 		}
 		p.wg.Wait()
 	})

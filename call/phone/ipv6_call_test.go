@@ -233,3 +233,71 @@ func TestIPv6PairEnds(t *testing.T) {
 		t.Error("pairEnds(garbage) ok")
 	}
 }
+
+// dualStackEngine gathers UDP candidates on 127.0.0.1 and fd99::1, and
+// logs the selected pairs into l.
+func dualStackEngine(l *pairLog) *webrtc.SettingEngine {
+	se := ipv6Engine(l)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(ipv6Addr) || ip.Equal(net.IPv4(127, 0, 0, 1)) })
+	return se
+}
+
+// checkPair fails unless the pair l selected last is fd99::1 (udp6) on
+// both ends.
+func checkPair(t *testing.T, name string, l *pairLog) {
+	t.Helper()
+	pair := l.last()
+	ln, la, rn, ra, ok := pairEnds(pair)
+	if !ok {
+		t.Errorf("%s: no selected candidate pair logged (got %q)", name, pair)
+		return
+	}
+	for _, end := range []struct{ net, addr string }{{ln, la}, {rn, ra}} {
+		ip := net.ParseIP(end.addr)
+		if end.net != "udp6" || ip == nil || !ip.Equal(ipv6Addr) {
+			t.Errorf("%s: selected pair %s", name, pair)
+			return
+		}
+	}
+}
+
+// TestCallDualStackIPv6: terminals with IPv4 and IPv6 addresses, through
+// the nodes, call each other over IPv6 (call/media's
+// TestDualStackPrefersIPv6 makes ten calls in a row).
+func TestCallDualStackIPv6(t *testing.T) {
+	requireIPv6Addr(t)
+	nodes := nodetest.Chain(t, 2, nil)
+	pairsA, pairsB := &pairLog{}, &pairLog{}
+	evB := newEvents()
+	b := startPhone(t, nodes[1], Options{
+		Registration:  share.Registration{Name: "Dual Callee"},
+		Answer:        AnswerAuto,
+		OnEvent:       evB.add,
+		SettingEngine: dualStackEngine(pairsB),
+	})
+	evA := newEvents()
+	a := startPhone(t, nodes[0], Options{
+		Registration:  share.Registration{UID: "dual-caller"},
+		OnEvent:       evA.add,
+		SettingEngine: dualStackEngine(pairsA),
+	})
+	res := find(t, apiClient(t, nodes[0]), "dual callee", b.Ack().Terminal)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	c, err := a.Call(ctx, res, CallOptions{})
+	if err != nil {
+		t.Fatalf("Call: %v (events %s)", err, evA)
+	}
+	for name, ev := range map[string]*events{"caller": evA, "callee": evB} {
+		e := ev.wait(t, EventConnected, c.ID())
+		t.Logf("%s connected: setup %.1f ms, route %s", name, e.SetupMS, e.Route)
+	}
+	checkPair(t, "caller", pairsA)
+	checkPair(t, "callee", pairsB)
+	if err := c.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	evA.wait(t, EventEnded, c.ID())
+	evB.wait(t, EventEnded, c.ID())
+}

@@ -8,3 +8,10 @@ var (
 	// ErrNoListenAddr is returned by [New] when Options.ListenAddr is empty.
 	ErrNoListenAddr = errors.New("turn: Options.ListenAddr must be set")
 )
+
+// Errors of allocations, which pion reports to the client as error
+// responses.
+var (
+	errNoFamily = errors.New("turn: no relay address of this family")
+	errNoTCP    = errors.New("turn: no TCP relays")
+)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	pionturn "github.com/pion/turn/v4"
+	pionturn "github.com/pion/turn/v5"
 )
 
 func TestPermitPeer(t *testing.T) {

@@ -30,7 +30,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/turn/v4"
+	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -39,12 +39,22 @@ const DefaultRealm = "irmv"
 
 // Options configures a [Server].
 type Options struct {
-	// ListenAddr is the UDP address to listen on, e.g. "127.0.0.1:3478";
-	// port 0 picks a free one. Relays are bound to the same IP. Required.
+	// ListenAddr is the UDP address to listen on, e.g. "127.0.0.1:3478" or
+	// "[::1]:3478"; port 0 picks a free one. Relays are bound to the same
+	// IP. An unspecified IP ("0.0.0.0:3478", "[::]:3478", ":3478") means
+	// all addresses of both families: IPv4 if RelayIP is an IPv4 address,
+	// and IPv6 if there is an IPv6 relay address (RelayIP, RelayIP6, or
+	// the one found), each on its own socket, on the same port where it is
+	// free. Required.
 	ListenAddr string
 	// RelayIP is the address given out in relayed candidates, the one peers
 	// can reach the relay at (e.g. the node's public address). Required.
 	RelayIP net.IP
+	// RelayIP6 is the IPv6 address of the relay where ListenAddr's IP is
+	// unspecified and RelayIP is an IPv4 address; nil: this machine's
+	// first global IPv6 address, else its first unique local one (RFC
+	// 4193), else no IPv6 socket. Ignored for a specific ListenAddr IP.
+	RelayIP6 net.IP
 	// Realm is the authentication realm; empty means DefaultRealm.
 	Realm string
 	// Secret is the HMAC key of the credentials; nil picks a random one, so
@@ -55,17 +65,26 @@ type Options struct {
 }
 
 // Server is a running STUN/TURN relay.
+//
+// A relay listening on both families allocates relayed addresses of the
+// family a client asks for (REQUESTED-ADDRESS-FAMILY, RFC 6156 section
+// 4.1.1), by default that of the socket the client reached (pion/turn v5
+// server). Terminals get a STUN and a TURN URL per family.
 type Server struct {
 	srv       *turn.Server
-	conn      net.PacketConn
+	socks     []*socket // IPv4 first
 	realm     string
 	secret    []byte
 	log       *slog.Logger
-	url       string // host:port for STUN/TURN URLs
-	listen    *trackedConn
 	relays    *trackedRelays
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// socket is one listening socket of the relay.
+type socket struct {
+	conn *trackedConn
+	url  string // host:port for STUN/TURN URLs
 }
 
 // New starts a relay listening on Options.ListenAddr.
@@ -89,42 +108,114 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("turn: secret: %w", err)
 		}
 	}
-	conn, err := net.ListenPacket(udpNetwork(opts.ListenAddr), opts.ListenAddr)
+	host, port, err := net.SplitHostPort(opts.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("turn: listen: %w", err)
 	}
-	local, _ := conn.LocalAddr().(*net.UDPAddr)
-	if local == nil {
-		return nil, errors.Join(fmt.Errorf("turn: listen: unexpected address %v", conn.LocalAddr()), conn.Close())
+	// All addresses, or one (an IP, or a host name as the system resolves
+	// it).
+	bind := net.ParseIP(host)
+	all := host == "" || bind != nil && bind.IsUnspecified()
+	s.relays = &trackedRelays{}
+	var configs []turn.PacketConnConfig
+	closeAll := func() {
+		for _, k := range s.socks {
+			_ = k.conn.Close()
+		}
 	}
-	bindIP := local.IP.String()
-	// Terminals reach the relay at its bind address, or at RelayIP where it
-	// listens on all addresses.
-	urlIP := local.IP
-	if urlIP.IsUnspecified() {
-		urlIP = opts.RelayIP
-	}
-	s.url = net.JoinHostPort(urlIP.String(), strconv.Itoa(local.Port))
-	s.listen = &trackedConn{PacketConn: conn, done: make(chan struct{})}
-	s.relays = &trackedRelays{RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{
-		RelayAddress: opts.RelayIP,
-		Address:      bindIP,
-	}}
-	srv, err := turn.NewServer(turn.ServerConfig{
-		Realm:       s.realm,
-		AuthHandler: s.authenticate,
-		PacketConnConfigs: []turn.PacketConnConfig{{
-			PacketConn:            s.listen,
+	add := func(network, addr string, relayIP net.IP) error {
+		conn, err := net.ListenPacket(network, addr)
+		if err != nil {
+			return err
+		}
+		local, _ := conn.LocalAddr().(*net.UDPAddr)
+		if local == nil {
+			return errors.Join(fmt.Errorf("unexpected address %v", conn.LocalAddr()), conn.Close())
+		}
+		// Terminals reach the relay at its bind address, or at the relay
+		// address where it listens on all addresses.
+		urlIP := local.IP
+		if urlIP.IsUnspecified() {
+			urlIP = relayIP
+		}
+		k := &socket{
+			conn: &trackedConn{PacketConn: conn, done: make(chan struct{})},
+			url:  net.JoinHostPort(urlIP.String(), strconv.Itoa(local.Port)),
+		}
+		s.socks = append(s.socks, k)
+		s.relays.set(network, &turn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: local.IP.String()})
+		configs = append(configs, turn.PacketConnConfig{
+			PacketConn:            k.conn,
 			RelayAddressGenerator: s.relays,
 			PermissionHandler:     permitPeer(local.IP),
-		}},
+		})
+		s.log.Info("TURN relay listening", "addr", conn.LocalAddr().String(), "relay_ip", relayIP.String())
+		return nil
+	}
+	if !all {
+		if err := add(udpNetwork(opts.ListenAddr), opts.ListenAddr, opts.RelayIP); err != nil {
+			return nil, fmt.Errorf("turn: listen: %w", err)
+		}
+	} else {
+		relay6 := opts.RelayIP
+		if relay6.To4() != nil {
+			if err := add("udp4", net.JoinHostPort("0.0.0.0", port), opts.RelayIP); err != nil {
+				return nil, fmt.Errorf("turn: listen: %w", err)
+			}
+			relay6 = opts.RelayIP6
+			if relay6 == nil {
+				relay6 = firstIPv6()
+			}
+			// The IPv4 socket's port, so that one port serves both.
+			port = strconv.Itoa(s.socks[0].conn.LocalAddr().(*net.UDPAddr).Port)
+		}
+		if relay6 != nil {
+			err := add("udp6", net.JoinHostPort("::", port), relay6)
+			if err != nil && len(s.socks) > 0 && opts.RelayIP6 == nil {
+				// No IPv6 here after all (disabled, or the port taken):
+				// serve IPv4 alone.
+				s.log.Warn("TURN relay not listening on IPv6", "port", port, "err", err)
+			} else if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("turn: listen on IPv6: %w", err)
+			}
+		}
+	}
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm:             s.realm,
+		AuthHandler:       s.authHandler,
+		PacketConnConfigs: configs,
+		LoggerFactory:     pionLogs{log: s.log},
 	})
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("turn: start: %w", err), conn.Close())
+		closeAll()
+		return nil, fmt.Errorf("turn: start: %w", err)
 	}
-	s.srv, s.conn = srv, conn
-	s.log.Info("TURN relay listening", "addr", conn.LocalAddr().String(), "relay_ip", opts.RelayIP.String())
+	s.srv = srv
 	return s, nil
+}
+
+// firstIPv6 is this machine's first global IPv6 address, else its first
+// unique local one, nil if it has neither.
+func firstIPv6() net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var ula net.IP
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.To4() != nil || !ipn.IP.IsGlobalUnicast() {
+			continue
+		}
+		if !ipn.IP.IsPrivate() {
+			return ipn.IP
+		}
+		if ula == nil {
+			ula = ipn.IP
+		}
+	}
+	return ula
 }
 
 // permitPeer is the relay's permission policy: it relays to terminals,
@@ -144,8 +235,18 @@ func permitPeer(bind net.IP) turn.PermissionHandler {
 	}
 }
 
-// Addr is the address the relay listens on.
-func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
+// Addr is the address the relay listens on (the IPv4 one where it listens
+// on both families).
+func (s *Server) Addr() net.Addr { return s.socks[0].conn.LocalAddr() }
+
+// Addrs are the addresses the relay listens on, IPv4 first.
+func (s *Server) Addrs() []net.Addr {
+	a := make([]net.Addr, len(s.socks))
+	for i, k := range s.socks {
+		a[i] = k.conn.LocalAddr()
+	}
+	return a
+}
 
 // Credentials returns TURN credentials for user that are valid for ttl
 // (rounded down to whole seconds). user should not contain ':'.
@@ -161,8 +262,14 @@ func (s *Server) password(username string) string {
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// authenticate is the pion AuthHandler: the key for a valid, unexpired
-// username, ok false otherwise.
+// authHandler is the pion AuthHandler.
+func (s *Server) authHandler(ra *turn.RequestAttributes) (userID string, key []byte, ok bool) {
+	key, ok = s.authenticate(ra.Username, ra.Realm, ra.SrcAddr)
+	return ra.Username, key, ok
+}
+
+// authenticate gives the key for a valid, unexpired username, ok false
+// otherwise.
 func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
 	exp, _, found := strings.Cut(username, ":")
 	sec, err := strconv.ParseInt(exp, 10, 64)
@@ -178,17 +285,18 @@ func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, boo
 }
 
 // ICEServers returns the relay as STUN and TURN servers for a pion or browser
-// peer connection, with credentials for user valid for ttl.
+// peer connection, with credentials for user valid for ttl: a STUN and a
+// TURN URL per address family the relay listens on, IPv4 first.
 func (s *Server) ICEServers(user string, ttl time.Duration) []webrtc.ICEServer {
 	username, password, _ := s.Credentials(user, ttl)
-	addr := s.url
+	var stunURLs, turnURLs []string
+	for _, k := range s.socks {
+		stunURLs = append(stunURLs, "stun:"+k.url)
+		turnURLs = append(turnURLs, "turn:"+k.url+"?transport=udp")
+	}
 	return []webrtc.ICEServer{
-		{URLs: []string{"stun:" + addr}},
-		{
-			URLs:       []string{"turn:" + addr + "?transport=udp"},
-			Username:   username,
-			Credential: password,
-		},
+		{URLs: stunURLs},
+		{URLs: turnURLs, Username: username, Credential: password},
 	}
 }
 
@@ -204,10 +312,12 @@ func (s *Server) Close() error {
 		s.closeErr = s.srv.Close()
 		t := time.NewTimer(closeWait)
 		defer t.Stop()
-		select {
-		case <-s.listen.done: // the read loop has ended and is closing the allocations
-		case <-t.C:
-			return
+		for _, k := range s.socks {
+			select {
+			case <-k.conn.done: // the read loop has ended and is closing the allocations
+			case <-t.C:
+				return
+			}
 		}
 		relaysClosed := make(chan struct{})
 		go func() {
@@ -238,19 +348,64 @@ func (c *trackedConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, addr, err
 }
 
-// trackedRelays counts the relay sockets that are open.
+// trackedRelays allocates relays in the family asked for, on the socket of
+// that family, and counts those open.
 type trackedRelays struct {
-	turn.RelayAddressGenerator
-	wg sync.WaitGroup
+	v4, v6 turn.RelayAddressGenerator // nil: no socket of that family
+	wg     sync.WaitGroup
 }
 
-func (g *trackedRelays) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
-	conn, addr, err := g.RelayAddressGenerator.AllocatePacketConn(network, requestedPort)
+func (g *trackedRelays) set(network string, r turn.RelayAddressGenerator) {
+	if network == "udp6" {
+		g.v6 = r
+	} else {
+		g.v4 = r
+	}
+}
+
+func (g *trackedRelays) family(network string) (turn.RelayAddressGenerator, error) {
+	r := g.v4
+	if strings.HasSuffix(network, "6") {
+		r = g.v6
+	}
+	if r == nil {
+		return nil, fmt.Errorf("%w: %s", errNoFamily, network)
+	}
+	return r, nil
+}
+
+func (g *trackedRelays) Validate() error {
+	for _, r := range []turn.RelayAddressGenerator{g.v4, g.v6} {
+		if r != nil {
+			if err := r.Validate(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (g *trackedRelays) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	r, err := g.family(conf.Network)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, addr, err := r.AllocatePacketConn(conf)
 	if err != nil {
 		return nil, nil, err
 	}
 	g.wg.Add(1)
 	return &relayConn{PacketConn: conn, closed: g.wg.Done}, addr, nil
+}
+
+// AllocateListener and AllocateConn are for TCP relays (RFC 6062), which
+// the relay does not offer.
+func (g *trackedRelays) AllocateListener(turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	return nil, nil, errNoTCP
+}
+
+func (g *trackedRelays) AllocateConn(turn.AllocateConnConfig) (net.Conn, error) {
+	return nil, errNoTCP
 }
 
 type relayConn struct {
@@ -266,8 +421,7 @@ func (c *relayConn) Close() error {
 }
 
 // udpNetwork is "udp6" for an IPv6 listen address and "udp4" otherwise
-// (IPv4, a host name, or none, which listens on all IPv4 addresses as
-// before).
+// (IPv4, or a host name, resolved as IPv4).
 func udpNetwork(addr string) string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

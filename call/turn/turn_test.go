@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/pion/transport/v5/test"
-	pionturn "github.com/pion/turn/v4"
+	pionturn "github.com/pion/turn/v5"
 )
 
 // startServer starts a relay on a free loopback port, closed at cleanup.

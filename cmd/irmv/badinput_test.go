@@ -61,6 +61,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"node not a URL", []string{"search", "--node", "notaurl", "anna"}, "notaurl"},
 		{"node bad scheme", []string{"share", "list", "--node", "ftp://x"}, "http"},
 		{"unknown flag", []string{"share", "list", node, "--bogus"}, "bogus"},
+		{"call negative hold-down", []string{"call", node, "--route-hold-down", "-1s", "uid:x"}, "--route-hold-down -1s"},
+		{"phone negative hold-down", []string{"phone", node, "--uid", "x", "--route-hold-down", "-1s"}, "--route-hold-down -1s"},
 		{"unknown command", []string{"frobnicate"}, "frobnicate"},
 		{"unreachable node: search", []string{"search", unreachable, "anna"}, "is `irmv node` running?"},
 		{"unreachable node: share add", []string{"share", "add", unreachable, "--uid", "a"}, "is `irmv node` running?"},

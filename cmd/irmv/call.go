@@ -48,9 +48,10 @@ from/to/reason, ended). Ctrl-C hangs up. Several identifiers start a
 conference (up to 6 parties, a mesh: every party connects to every other);
 with --record FILE each other party goes to FILE-<party>.ogg. When loss, jitter
 or round-trip time stay over --max-loss, --max-jitter or --max-rtt for 3 s,
-the call moves to the other route (relay instead of direct or the reverse:
-a second connection is brought up beside the first, then the first is closed)
-without hanging up; a route just left is not taken again for 30 s.
+the call moves to another route without hanging up (a second connection is
+brought up beside the first, then the first is closed): direct → through this
+node's relay (relayed) → through the other node's relay (relayed-peer) →
+direct, skipping a route left less than --route-hold-down (30 s) ago.
 Exit status: 0 the call connected and ended, 1 not found, 2 error, 3 busy,
 4 rejected, 5 no answer or unavailable, 6 failed, 130 cancelled (Ctrl-C
 before the call was made).`,
@@ -80,6 +81,9 @@ func runCall(c *cli.Context) error {
 		relayOnly = true
 	default:
 		return cli.Exit(fmt.Sprintf("--relay %q: want auto or always", c.String("relay")), exitError)
+	}
+	if err := checkHoldDown(c); err != nil {
+		return err
 	}
 	if f := c.String("play"); f != "" {
 		if _, err := os.Stat(f); err != nil {
@@ -117,6 +121,7 @@ func runCall(c *cli.Context) error {
 		Key:           key,
 		Answer:        phone.AnswerReject,
 		KnownKeysFile: c.String("known-keys"),
+		RouteHoldDown: c.Duration("route-hold-down"),
 		OnEvent: func(e phone.Event) {
 			if e.Type != phone.EventRegistered {
 				pr.print(e)

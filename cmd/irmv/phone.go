@@ -51,11 +51,22 @@ prompts on the terminal, auto answers at once, reject declines. Each call plays
 --play and is recorded under --record; in a conference each other party is
 recorded into a file of its own. When loss, jitter or round-trip time stay over
 --max-loss, --max-jitter or --max-rtt for 3 s, calls this phone placed move to
-another route (a second connection through the relay, or direct again). Ctrl-C removes the registration.
+another route without hanging up: direct → through this node's relay → through
+the other node's relay → direct, skipping a route left less than
+--route-hold-down ago. Ctrl-C removes the registration.
 With --json it prints one event per line on stdout.`,
 		Flags:  flags,
 		Action: runPhone,
 	}
+}
+
+// checkHoldDown refuses a negative --route-hold-down (phone would take it
+// for the default).
+func checkHoldDown(c *cli.Context) error {
+	if d := c.Duration("route-hold-down"); d < 0 {
+		return cli.Exit(fmt.Sprintf("--route-hold-down %v: must not be negative", d), exitError)
+	}
+	return nil
 }
 
 // qualityFlags are the thresholds of call and phone.
@@ -64,6 +75,7 @@ func qualityFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "max-loss", Usage: "packet loss in `PERCENT` above which a call moves to another route (negative: never)", Value: phone.DefaultMaxLoss * 100, EnvVars: []string{"IRMV_MAX_LOSS"}},
 		&cli.DurationFlag{Name: "max-jitter", Usage: "jitter above which a call moves to another route (negative: never)", Value: phone.DefaultMaxJitter, EnvVars: []string{"IRMV_MAX_JITTER"}},
 		&cli.DurationFlag{Name: "max-rtt", Usage: "round-trip time above which a call moves to another route (negative: never)", Value: phone.DefaultMaxRTT, EnvVars: []string{"IRMV_MAX_RTT"}},
+		&cli.DurationFlag{Name: "route-hold-down", Usage: "how long a call does not go back to a route it has left", Value: phone.RouteHoldDown, EnvVars: []string{"IRMV_ROUTE_HOLD_DOWN"}},
 	}
 }
 
@@ -239,6 +251,9 @@ func runPhone(c *cli.Context) error {
 	default:
 		return cli.Exit(fmt.Sprintf("--answer %q: want ask, auto or reject", answer), exitError)
 	}
+	if err := checkHoldDown(c); err != nil {
+		return err
+	}
 	if f := c.String("play"); f != "" {
 		if _, err := os.Stat(f); err != nil {
 			return cli.Exit(fmt.Sprintf("--play: %v", err), exitError)
@@ -281,17 +296,18 @@ func runPhone(c *cli.Context) error {
 		}
 	}
 	p, err := phone.Start(ctx, phone.Options{
-		Client:       cl,
-		Registration: reg,
-		Key:          key,
-		Answer:       answer,
-		Ask:          ask,
-		Play:         c.String("play"),
-		RecordDir:    c.String("record"),
-		RelayOnly:    c.Bool("private"),
-		MaxLoss:      c.Float64("max-loss") / 100,
-		MaxJitter:    c.Duration("max-jitter"),
-		MaxRTT:       c.Duration("max-rtt"),
+		Client:        cl,
+		Registration:  reg,
+		Key:           key,
+		Answer:        answer,
+		Ask:           ask,
+		Play:          c.String("play"),
+		RecordDir:     c.String("record"),
+		RelayOnly:     c.Bool("private"),
+		MaxLoss:       c.Float64("max-loss") / 100,
+		MaxJitter:     c.Duration("max-jitter"),
+		MaxRTT:        c.Duration("max-rtt"),
+		RouteHoldDown: c.Duration("route-hold-down"),
 		OnEvent: func(e phone.Event) {
 			if e.Type != phone.EventRegistered || jsonOut {
 				pr.print(e)

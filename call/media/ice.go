@@ -161,8 +161,11 @@ func mapSDPCandidates(sdp string, f func(webrtc.ICECandidateInit) webrtc.ICECand
 // priority once the signalled candidate arrives (agent.go:1250-1252,
 // replaceRemoteInPairs).
 // While only IPv6 candidates are known on either side there is no IPv4
-// pair to succeed first. An IPv4-only terminal's candidates wait only
-// ipv6Settle; an IPv4-only peer of a dual-stack one at most ipv6HeadStart.
+// pair to succeed first. A terminal without a routable IPv6 address
+// (link-local ones do not count) holds its IPv4 host candidates only until
+// its first server-reflexive or relayed candidate, the end of its
+// gathering, or ipv6Settle, whichever comes first; an IPv4-only peer of a
+// dual-stack one waits at most ipv6HeadStart.
 type familyGate struct {
 	emit func(webrtc.ICECandidateInit)
 
@@ -178,7 +181,9 @@ type familyGate struct {
 	emitMu sync.Mutex // serialises emit, taken before mu is released
 }
 
-// add passes c on or holds it.
+// add passes c on or holds it. The first candidate that is not a host
+// candidate ends the settle time early (pion gathers all host candidates
+// first), as does the end of the gathering (done).
 func (g *familyGate) add(c webrtc.ICECandidateInit) {
 	g.mu.Lock()
 	if g.closed {
@@ -190,18 +195,52 @@ func (g *familyGate) add(c webrtc.ICECandidateInit) {
 		gen := g.gen
 		g.timer = time.AfterFunc(ipv6Settle, func() { g.tick(gen) })
 	}
-	if !g.open && candidateFamily(c) == 4 {
+	fam := candidateFamily(c)
+	if !g.open && fam == 4 && candidateType(c) == "host" {
 		g.held = append(g.held, c)
 		g.mu.Unlock()
 		return
 	}
-	if candidateFamily(c) == 6 {
+	if fam == 6 && routableIPv6(c) {
 		g.v6 = true
+	}
+	var held []webrtc.ICECandidateInit
+	if !g.open && !g.v6 && candidateType(c) != "host" {
+		// The host candidates are all out, none of them routable IPv6:
+		// nothing to wait for.
+		g.open, held, g.held = true, g.held, nil
+	}
+	if !g.open && fam == 4 {
+		g.held = append(g.held, c)
+		g.mu.Unlock()
+		return
 	}
 	g.emitMu.Lock() // before unlocking mu: candidates leave in order
 	g.mu.Unlock()
 	defer g.emitMu.Unlock()
+	for _, h := range held {
+		g.emit(h)
+	}
 	g.emit(c)
+}
+
+// done is the end of a gathering: without an IPv6 candidate there is
+// nothing to wait for.
+func (g *familyGate) done() {
+	g.mu.Lock()
+	if g.closed || g.open || g.v6 || g.start.IsZero() {
+		g.mu.Unlock()
+		return
+	}
+	g.open = true
+	held := g.held
+	g.held = nil
+	g.emitMu.Lock()
+	g.mu.Unlock()
+	defer g.emitMu.Unlock()
+	for _, c := range held {
+		g.emit(c)
+	}
 }
 
 // tick ends the settle time or the head start.
@@ -263,6 +302,30 @@ func (g *familyGate) stop() {
 
 // candidateFamily is 4 or 6 for a candidate with an IP address, 0 for
 // others (an mDNS name, or one it cannot parse).
+// candidateType is the "typ" of a candidate line (host, srflx, prflx,
+// relay), "" if it has none.
+func candidateType(c webrtc.ICECandidateInit) string {
+	f := strings.Fields(c.Candidate)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "typ" {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+// routableIPv6 reports whether c's address is an IPv6 address beyond the
+// link: link-local addresses (which nearly every host has) reach only
+// peers on the same link and must not hold IPv4 back for every call.
+func routableIPv6(c webrtc.ICECandidateInit) bool {
+	f := strings.Fields(c.Candidate)
+	if len(f) < 5 {
+		return false
+	}
+	ip := net.ParseIP(strings.SplitN(f[4], "%", 2)[0])
+	return ip != nil && ip.To4() == nil && !ip.IsLinkLocalUnicast() && !ip.IsLoopback()
+}
+
 func candidateFamily(c webrtc.ICECandidateInit) int {
 	f := strings.Fields(c.Candidate)
 	if len(f) < 5 {

@@ -192,10 +192,13 @@ func New(opts Options) (*Peer, error) {
 }
 
 func (p *Peer) onCandidate(c *webrtc.ICECandidate) {
-	if c == nil || p.gate == nil {
-		return
+	switch {
+	case p.gate == nil:
+	case c == nil:
+		p.gate.done()
+	default:
+		p.gate.add(c.ToJSON())
 	}
-	p.gate.add(c.ToJSON())
 }
 
 func (p *Peer) onState(s webrtc.PeerConnectionState) {

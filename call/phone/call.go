@@ -616,6 +616,9 @@ func (c *Call) live(hangupAfter time.Duration) {
 			connected(c.connectedAt)
 		case <-chat:
 			chat = nil
+			// The chat channel open shows both sides are up even when the
+			// other sends no audio: no need to wait out the grace.
+			connected(time.Now())
 			c.mu.Lock()
 			c.chatUp = true
 			cf := c.conf

@@ -54,6 +54,10 @@ type Options struct {
 	// address's IP, or for an unspecified one the first non-loopback
 	// IPv4 address of this machine.
 	TURNRelayIP net.IP
+	// TURNRelayIP6 is the IPv6 address relayed candidates carry when the
+	// relay listens on all addresses; nil: this machine's first global,
+	// else unique-local, IPv6 address (none: no IPv6 relay).
+	TURNRelayIP6 net.IP
 	// RingTimeout ends calls that are not answered; 0: call's default.
 	RingTimeout time.Duration
 	// Logger receives the node's logs; nil: slog.Default().

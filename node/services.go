@@ -120,7 +120,7 @@ func (n *Node) startCalls() error {
 				relayIP = firstLANAddr()
 			}
 		}
-		n.turn, err = turn.New(turn.Options{ListenAddr: n.opts.TURN, RelayIP: relayIP, Logger: n.log})
+		n.turn, err = turn.New(turn.Options{ListenAddr: n.opts.TURN, RelayIP: relayIP, RelayIP6: n.opts.TURNRelayIP6, Logger: n.log})
 		if err != nil {
 			return fmt.Errorf("turn relay on %s: %w (choose another with --turn ADDR, or --turn off)", n.opts.TURN, err)
 		}

@@ -61,6 +61,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"node not a URL", []string{"search", "--node", "notaurl", "anna"}, "notaurl"},
 		{"node bad scheme", []string{"share", "list", "--node", "ftp://x"}, "http"},
 		{"unknown flag", []string{"share", "list", node, "--bogus"}, "bogus"},
+		{"node turn-relay-ip6 not IPv6", []string{"node", "--data-dir", t.TempDir(), "--turn-relay-ip6", "10.0.0.1"}, "not an IPv6 address"},
 		{"call negative hold-down", []string{"call", node, "--route-hold-down", "-1s", "uid:x"}, "--route-hold-down -1s"},
 		{"phone negative hold-down", []string{"phone", node, "--uid", "x", "--route-hold-down", "-1s"}, "--route-hold-down -1s"},
 		{"unknown command", []string{"frobnicate"}, "frobnicate"},

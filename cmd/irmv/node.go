@@ -28,6 +28,7 @@ func nodeCommand() *cli.Command {
 		&cli.StringFlag{Name: "https-key", Usage: "PEM key for --https-cert", EnvVars: []string{"IRMV_HTTPS_KEY"}},
 		&cli.StringFlag{Name: "turn", Usage: "UDP address of the node's STUN/TURN relay for its terminals, or off", Value: node.DefaultTURN, EnvVars: []string{"IRMV_TURN"}},
 		&cli.StringFlag{Name: "turn-relay-ip", Usage: "address relayed candidates carry (default: the relay's own, or the first LAN address)", EnvVars: []string{"IRMV_TURN_RELAY_IP"}},
+		&cli.StringFlag{Name: "turn-relay-ip6", Usage: "IPv6 address relayed candidates carry when --turn listens on all addresses (default: the first global, else unique-local, IPv6 address)", EnvVars: []string{"IRMV_TURN_RELAY_IP6"}},
 		&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}},
 		&cli.BoolFlag{Name: "mdns", Usage: mdnsUsage(), Value: node.HasMDNS, EnvVars: []string{"IRMV_MDNS"}},
 		&cli.StringFlag{Name: "profile", Usage: "resource limits: server or ap (small access points)", Value: "server", EnvVars: []string{"IRMV_PROFILE"}},
@@ -60,20 +61,27 @@ func runNode(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("--turn-relay-ip %q is not an IP address", s), exitError)
 		}
 	}
+	var relayIP6 net.IP
+	if s := c.String("turn-relay-ip6"); s != "" {
+		if relayIP6 = net.ParseIP(s); relayIP6 == nil || relayIP6.To4() != nil {
+			return cli.Exit(fmt.Sprintf("--turn-relay-ip6 %q is not an IPv6 address", s), exitError)
+		}
+	}
 	n, err := node.New(node.Options{
-		TURNRelayIP: relayIP,
-		DataDir:     c.String("data-dir"),
-		Listen:      c.StringSlice("listen"),
-		API:         c.String("api"),
-		Bootstrap:   c.StringSlice("bootstrap"),
-		Region:      c.String("region"),
-		MDNS:        c.Bool("mdns"),
-		Profile:     c.String("profile"),
-		TURN:        c.String("turn"),
-		HTTPS:       c.String("https"),
-		HTTPSCert:   c.String("https-cert"),
-		HTTPSKey:    c.String("https-key"),
-		Logger:      log,
+		TURNRelayIP:  relayIP,
+		TURNRelayIP6: relayIP6,
+		DataDir:      c.String("data-dir"),
+		Listen:       c.StringSlice("listen"),
+		API:          c.String("api"),
+		Bootstrap:    c.StringSlice("bootstrap"),
+		Region:       c.String("region"),
+		MDNS:         c.Bool("mdns"),
+		Profile:      c.String("profile"),
+		TURN:         c.String("turn"),
+		HTTPS:        c.String("https"),
+		HTTPSCert:    c.String("https-cert"),
+		HTTPSKey:     c.String("https-key"),
+		Logger:       log,
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)

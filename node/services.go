@@ -154,16 +154,16 @@ func (n *Node) iceServers(terminal string) []webrtc.ICEServer {
 }
 
 // peerICEServers gives a terminal of node remote, calling or called by
-// one of ours, this node's STUN/TURN with fresh credentials. The relay
-// takes any user name with a valid HMAC; "peer-<node>" tells them apart
-// from our own terminals in its logs. The TTL is that of our own
+// one of ours, this node's STUN/TURN with fresh credentials, as a foreign
+// user (turn.ForeignPrefix): it may relay only to this relay's own
+// relayed addresses. The TTL is that of our own
 // terminals': credentials must outlive the call, whose allocations are
 // refreshed with them.
 func (n *Node) peerICEServers(remote peer.ID) []webrtc.ICEServer {
 	if n.turn == nil {
 		return nil
 	}
-	return n.turn.ICEServers("peer-"+remote.String(), iceCredentialTTL)
+	return n.turn.ICEServers(turn.ForeignPrefix+remote.String(), iceCredentialTTL)
 }
 
 // firstLANAddr is this machine's first non-loopback IPv4 address, or

@@ -89,3 +89,46 @@ func TestRelayRefusesOwnLoopback(t *testing.T) {
 		t.Fatalf("the relay carried %q to the node's own loopback", buf[:n])
 	}
 }
+
+// TestForeignClientRelaysOnlyToRelay: a client that authenticated with a
+// foreign user's credentials (another node's terminal) may relay only to
+// this relay's own relayed address; one of our terminals anywhere the
+// base policy allows.
+func TestForeignClientRelaysOnlyToRelay(t *testing.T) {
+	relayIP := net.ParseIP("198.51.100.1") // advertised, not bound
+	s, err := New(Options{ListenAddr: "127.0.0.1:0", RelayIP: relayIP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	permit := s.permit(permitPeer(net.ParseIP("10.99.0.1")))
+	foreign := &net.UDPAddr{IP: net.ParseIP("203.0.113.5"), Port: 40000}
+	own := &net.UDPAddr{IP: net.ParseIP("10.99.0.7"), Port: 40001}
+	elsewhere := net.ParseIP("10.99.0.20")
+
+	fu, _, _ := s.Credentials(ForeignPrefix+"12D3KooWother", time.Minute)
+	ou, _, _ := s.Credentials("terminal-1", time.Minute)
+	if _, ok := s.authenticate(fu, DefaultRealm, foreign); !ok {
+		t.Fatal("foreign credentials refused")
+	}
+	if _, ok := s.authenticate(ou, DefaultRealm, own); !ok {
+		t.Fatal("own credentials refused")
+	}
+	if !permit(foreign, relayIP) {
+		t.Error("a foreign client may not relay to the relay's own address")
+	}
+	if permit(foreign, elsewhere) {
+		t.Error("a foreign client may relay into the LAN")
+	}
+	if !permit(own, elsewhere) {
+		t.Error("our terminal may not relay into the LAN")
+	}
+	// Expired foreign credentials mark nothing.
+	stranger := &net.UDPAddr{IP: net.ParseIP("203.0.113.6"), Port: 40002}
+	if _, ok := s.authenticate("1:"+ForeignPrefix+"x", DefaultRealm, stranger); ok {
+		t.Fatal("expired credentials accepted")
+	}
+	if s.isForeign(stranger) {
+		t.Error("expired credentials marked a client foreign")
+	}
+}

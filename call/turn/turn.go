@@ -77,9 +77,24 @@ type Server struct {
 	secret    []byte
 	log       *slog.Logger
 	relays    *trackedRelays
+	relayIPs  []net.IP // the addresses relayed candidates carry
 	closeOnce sync.Once
 	closeErr  error
+
+	foreignMu sync.Mutex
+	foreign   map[string]time.Time // client address of a ForeignPrefix user → its credentials' expiry
 }
+
+// ForeignPrefix begins the user names of credentials a node gives the
+// terminals of other nodes (for the route through the callee's node's
+// relay). Such a client may relay only to this relay's own relayed
+// addresses, where the terminals it calls are reached: not to the node's
+// LAN or the Internet at large, as a terminal of this node may.
+const ForeignPrefix = "peer-"
+
+// maxForeign bounds the client addresses remembered as foreign; beyond
+// it (after dropping expired ones) a foreign client is refused.
+const maxForeign = 4096
 
 // socket is one listening socket of the relay.
 type socket struct {
@@ -143,11 +158,12 @@ func New(opts Options) (*Server, error) {
 			url:  net.JoinHostPort(urlIP.String(), strconv.Itoa(local.Port)),
 		}
 		s.socks = append(s.socks, k)
+		s.relayIPs = append(s.relayIPs, relayIP)
 		s.relays.set(network, &turn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: local.IP.String()})
 		configs = append(configs, turn.PacketConnConfig{
 			PacketConn:            k.conn,
 			RelayAddressGenerator: s.relays,
-			PermissionHandler:     permitPeer(local.IP),
+			PermissionHandler:     s.permit(permitPeer(local.IP)),
 		})
 		s.log.Info("TURN relay listening", "addr", conn.LocalAddr().String(), "relay_ip", relayIP.String())
 		return nil
@@ -235,6 +251,61 @@ func permitPeer(bind net.IP) turn.PermissionHandler {
 	}
 }
 
+// permit applies the foreign-client rule (ForeignPrefix) on top of base.
+func (s *Server) permit(base turn.PermissionHandler) turn.PermissionHandler {
+	return func(client net.Addr, peer net.IP) bool {
+		if !base(client, peer) {
+			return false
+		}
+		if !s.isForeign(client) {
+			return true
+		}
+		for _, ip := range s.relayIPs {
+			if ip.Equal(peer) {
+				return true
+			}
+		}
+		s.log.Debug("TURN permission refused to a foreign client", "client", client.String(), "peer", peer.String())
+		return false
+	}
+}
+
+// noteForeign remembers that client authenticated as a foreign user until
+// exp; false if too many are remembered.
+func (s *Server) noteForeign(client net.Addr, exp time.Time) bool {
+	s.foreignMu.Lock()
+	defer s.foreignMu.Unlock()
+	if s.foreign == nil {
+		s.foreign = map[string]time.Time{}
+	}
+	key := client.String()
+	if _, ok := s.foreign[key]; !ok && len(s.foreign) >= maxForeign {
+		now := time.Now()
+		for k, e := range s.foreign {
+			if now.After(e) {
+				delete(s.foreign, k)
+			}
+		}
+		if len(s.foreign) >= maxForeign {
+			return false
+		}
+	}
+	if exp.After(s.foreign[key]) {
+		s.foreign[key] = exp
+	}
+	return true
+}
+
+func (s *Server) isForeign(client net.Addr) bool {
+	if client == nil {
+		return false
+	}
+	s.foreignMu.Lock()
+	defer s.foreignMu.Unlock()
+	_, ok := s.foreign[client.String()]
+	return ok
+}
+
 // Addr is the address the relay listens on (the IPv4 one where it listens
 // on both families).
 func (s *Server) Addr() net.Addr { return s.socks[0].conn.LocalAddr() }
@@ -280,6 +351,12 @@ func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, boo
 	if time.Now().Unix() >= sec {
 		s.log.Debug("TURN credentials expired", "username", username, "src", src.String())
 		return nil, false
+	}
+	if _, user, _ := strings.Cut(username, ":"); strings.HasPrefix(user, ForeignPrefix) && src != nil {
+		if !s.noteForeign(src, time.Unix(sec, 0)) {
+			s.log.Debug("TURN: too many foreign clients", "src", src.String())
+			return nil, false
+		}
 	}
 	return turn.GenerateAuthKey(username, realm, s.password(username)), true
 }

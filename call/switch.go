@@ -215,6 +215,9 @@ func check(m *signal.Msg) error {
 	if len(m.Reason) > 256 {
 		return errors.New("reason over 256 bytes")
 	}
+	if m.Conference != "" && (m.Type != signal.TypeInvite || !validCallID(m.Conference)) {
+		return fmt.Errorf("conference %q: want 32 hex digits, in an invite", m.Conference)
+	}
 	if m.Leg < 0 || m.Leg > signal.MaxLeg {
 		return fmt.Errorf("leg %d: want 0 to %d", m.Leg, signal.MaxLeg)
 	}
@@ -260,7 +263,7 @@ func checkICEServers(servers []webrtc.ICEServer) error {
 func relayed(m signal.Msg) signal.Msg {
 	out := signal.Msg{Type: m.Type, Call: m.Call, Desc: m.Desc, Candidate: m.Candidate, Reason: m.Reason, Leg: m.Leg, Route: m.Route}
 	if m.Type == signal.TypeInvite {
-		out.From, out.To = m.From, m.To
+		out.From, out.To, out.Conference = m.From, m.To, m.Conference
 	}
 	if m.Type == signal.TypeInvite || m.Type == signal.TypeAccept {
 		// Only a node's: readSession drops a terminal's.

@@ -276,6 +276,8 @@ func TestBadMessagesRefused(t *testing.T) {
 		{Type: signal.TypeUpdate, Call: newCallID(), Desc: offer, Leg: signal.MaxLeg + 1},
 		{Type: signal.TypeUpdate, Call: newCallID(), Desc: offer, Leg: 1, Route: "carrier pigeon"},
 		{Type: signal.TypeHangup, Call: newCallID(), Leg: 1},
+		{Type: signal.TypeInvite, Call: newCallID(), To: b.party(), Desc: offer, Conference: "not-an-id"},
+		{Type: signal.TypeRinging, Call: newCallID(), Conference: newCallID()},
 	} {
 		a.send(m)
 		a.next(signal.TypeError)

@@ -425,7 +425,7 @@ func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *C
 	c.start = time.Now()
 	inv := signal.Msg{Type: signal.TypeInvite, From: p.self(), To: &signal.Party{Node: to.Node, Terminal: to.Terminal}, Desc: &offer}
 	if cf != nil {
-		inv.Reason = confPrefix + cf.id
+		inv.Conference = cf.id
 	}
 	if err := c.send(inv); err != nil {
 		c.finish("failed", false)

@@ -19,10 +19,6 @@ import (
 // with the number of parties. Add refuses more.
 const MaxParties = 6
 
-// confPrefix marks the invite of a conference leg: its Reason is
-// "conference:<id>" (nodes relay an invite's Reason unchanged).
-const confPrefix = "conference:"
-
 // legRetries bounds the attempts to reach a party of the roster, which
 // may still be busy at its node or not yet know the conference.
 const legRetries = 8
@@ -295,15 +291,6 @@ func (cf *Conference) dial(pt signal.Party) {
 		}
 		backoff = min(2*backoff, 4*time.Second)
 	}
-}
-
-// confOf is the conference ID an invite's Reason names, "" if none.
-func confOf(reason string) string {
-	id, ok := strings.CutPrefix(reason, confPrefix)
-	if !ok || !validID(id) {
-		return ""
-	}
-	return id
 }
 
 // validID reports whether id looks like newCallID's output.

@@ -117,8 +117,9 @@
 // extension). It is meant for up to [MaxParties] (6) parties: each sends
 // its audio once per other party.
 //
-// Every invite of a conference carries "conference:<id>" in its Reason
-// (the nodes relay it unchanged); the 128-bit ID is shared by all legs.
+// Every invite of a conference carries its ID in the invite's Conference
+// field (checked and relayed by the nodes); the 128-bit ID is shared by
+// all legs.
 // A phone that accepted a leg of a conference accepts further legs of it
 // at once (whatever Options.Answer says), refuses legs of a conference it
 // has left, and answers busy to anything else while in a call. When a leg's

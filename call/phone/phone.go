@@ -561,7 +561,10 @@ func (p *Phone) onInvite(ctx context.Context, m signal.Msg) {
 		p.mu.Unlock()
 		return
 	}
-	confID := confOf(m.Reason)
+	confID := m.Conference
+	if !validID(confID) {
+		confID = ""
+	}
 	var cf *Conference
 	if confID != "" {
 		if _, gone := p.left[confID]; gone {

@@ -125,17 +125,16 @@ func TestMonitorPeerRelay(t *testing.T) {
 	}
 }
 
-func TestConfOf(t *testing.T) {
+func TestConferenceIDAndRecordPath(t *testing.T) {
 	id := newCallID()
-	for in, want := range map[string]string{
-		"conference:" + id:                  id,
-		"conference:" + id[:31]:             "",
-		"conference:" + strings.ToUpper(id): "",
-		"hangup":                            "",
-		"":                                  "",
+	for in, want := range map[string]bool{
+		id:                  true,
+		id[:31]:             false,
+		strings.ToUpper(id): false,
+		"":                  false,
 	} {
-		if got := confOf(in); got != want {
-			t.Errorf("confOf(%q) = %q, want %q", in, got, want)
+		if got := validID(in); got != want {
+			t.Errorf("validID(%q) = %v, want %v", in, got, want)
 		}
 	}
 	if got := legRecordPath("/tmp/call.ogg", "bob"); got != "/tmp/call-bob.ogg" {

@@ -16,7 +16,9 @@
 //	           its registration (heartbeat).
 //	invite     caller → callee: Call (a fresh 128-bit ID, hex), From (the
 //	           caller), To (callee's node and terminal), Desc (SDP offer with
-//	           the signed DTLS fingerprint).
+//	           the signed DTLS fingerprint); Conference (an ID like Call's)
+//	           when the call is a leg of a conference: the callee joins it
+//	           and calls the other parties the conference names.
 //	ringing    callee → caller: the callee is alerting its user.
 //	accept     callee → caller: Desc (SDP answer, signed fingerprint).
 //	reject     callee → caller: the user declined.
@@ -149,6 +151,8 @@ type Msg struct {
 	Desc      *media.Description       `json:"desc,omitempty"`
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
 	Reason    string                   `json:"reason,omitempty"`
+	// Conference, in an invite: the conference the call is a leg of.
+	Conference string `json:"conference,omitempty"`
 	// Leg is the media leg (WebRTC connection) of a candidate or update.
 	Leg int `json:"leg,omitempty"`
 	// Route, in an update offering a new leg: the route it is for

@@ -398,7 +398,10 @@ func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *C
 		}
 	}
 
-	c.relayOnly = p.o.RelayOnly || o.RelayOnly
+	// A private callee relays its side; ours relays too, so that neither
+	// end learns the other's address (the callee's node does the same for
+	// a private caller).
+	c.relayOnly = p.o.RelayOnly || o.RelayOnly || to.Private
 	peer, err := c.newPeer(c.cur, c.relayOnly, p.iceConfig(), nil)
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrFailed, err)

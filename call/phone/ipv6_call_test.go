@@ -301,3 +301,89 @@ func TestCallDualStackIPv6(t *testing.T) {
 	evA.wait(t, EventEnded, c.ID())
 	evB.wait(t, EventEnded, c.ID())
 }
+
+// TestPrivateCallIPv6: a private terminal (relay-only, registered
+// without its address) on an IPv6 LAN is found by name with no address,
+// and a call to it connects through the nodes' TURN relays on [::1] only:
+// both sides are relay-only, so each end's selected pair is relay to relay
+// and names the relay, not the other terminal (fd99::1); the callee
+// records what the caller played.
+func TestPrivateCallIPv6(t *testing.T) {
+	requireIPv6Addr(t)
+	nodes := nodetest.Chain(t, 2, func(_ int, o *node.Options) {
+		o.Listen = []string{"/ip6/::1/tcp/0"}
+		o.API = "[::1]:0"
+		o.TURN = "[::1]:0"
+	})
+	data, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := oggPackets(t, data)
+
+	pairsA, pairsB := &pairLog{}, &pairLog{}
+	evB, recDir := newEvents(), t.TempDir()
+	b := startPhone(t, nodes[1], Options{
+		Registration:  share.Registration{Name: "Quiet Six", Address: "fd99::1"},
+		RelayOnly:     true,
+		Answer:        AnswerAuto,
+		RecordDir:     recDir,
+		OnEvent:       evB.add,
+		SettingEngine: ipv6Engine(pairsB),
+	})
+	evA := newEvents()
+	a := startPhone(t, nodes[0], Options{
+		Registration:  share.Registration{UID: "ipv6-caller-of-private"},
+		OnEvent:       evA.add,
+		SettingEngine: ipv6Engine(pairsA),
+	})
+
+	res := find(t, apiClient(t, nodes[0]), "quiet six", b.Ack().Terminal)
+	if !res.Private || res.Address != "" {
+		t.Fatalf("search result private %v, address %q: want private, no address", res.Private, res.Address)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	c, err := a.Call(ctx, res, CallOptions{Play: fixture})
+	if err != nil {
+		t.Fatalf("Call: %v (events %s)", err, evA)
+	}
+	for name, ev := range map[string]*events{"caller": evA, "callee": evB} {
+		e := ev.wait(t, EventConnected, c.ID())
+		t.Logf("%s connected: setup %.1f ms, route %s", name, e.SetupMS, e.Route)
+		if e.Route != "relayed" {
+			t.Errorf("%s connected on the %q route, want relayed", name, e.Route)
+		}
+	}
+	bc := incoming(t, b)
+	nodetest.WaitFor(t, "all packets at the callee", func() bool {
+		return bc.Peer().Stats().PacketsReceived >= uint32(len(want))
+	})
+	for name, l := range map[string]*pairLog{"caller": pairsA, "callee": pairsB} {
+		pair := l.last()
+		t.Logf("%s selected pair: %s", name, pair)
+		local, remote, ok := strings.Cut(pair, " <-> ")
+		if !ok {
+			t.Fatalf("%s: no selected pair logged (got %q)", name, pair)
+		}
+		if !strings.Contains(local, " relay ") || !strings.Contains(remote, " relay ") {
+			t.Errorf("%s: selected pair is not relay to relay: %s", name, pair)
+		}
+		_, _, _, ra, ok := pairEnds(pair)
+		if !ok || !net.ParseIP(ra).Equal(net.IPv6loopback) {
+			t.Errorf("%s: remote end %q, want the relay on ::1", name, ra)
+		}
+	}
+	if err := c.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	evA.wait(t, EventEnded, c.ID())
+	endB := evB.wait(t, EventEnded, c.ID())
+	rec, err := os.ReadFile(endB.Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := oggPackets(t, rec); len(got) != len(want) {
+		t.Fatalf("recorded %d packets, played %d", len(got), len(want))
+	}
+}

@@ -3,7 +3,9 @@
 // speaking the node's terminal API and the signalling of call/signal
 // exactly as `irmv phone` does. Page state is mirrored into data-*
 // attributes on <body> (data-state, data-ws, data-call, data-chat,
-// data-route, data-leg) for tests and CSS.
+// data-route, data-leg, data-rerouting) for tests and CSS. As the caller it
+// measures the call's quality and moves it to another route as call/phone
+// does (see observe).
 "use strict";
 
 const PING_MS = 10000;              // phone.PingInterval
@@ -14,6 +16,12 @@ const DB_NAME = "irmv", DB_STORE = "keys", KEY_ID = "terminal";
 const LEG_TIMEOUT_MS = 10000;       // phone.RerouteTimeout: a new leg not up by then is given up
 const LEG_CHAT_GRACE_MS = 3000;     // a connected new leg takes over without its chat channel
 const MAX_LEG = 1000;               // signal.MaxLeg
+// Route switching as the caller (call/phone quality.go).
+const BAD_SAMPLES = 3;              // phone.BadSamples
+const ROUTE_HOLD_DOWN_MS = 30000;   // phone.RouteHoldDown
+const ROUTE_ORDER = ["direct", "relayed", "relayed-peer"];
+// phone.DefaultMaxLoss (a fraction), DefaultMaxJitter, DefaultMaxRTT (seconds).
+const DEFAULT_THRESHOLDS = { maxLoss: 0.05, maxJitter: 0.05, maxRTT: 0.4 };
 
 const $ = (id) => document.getElementById(id);
 const enc = new TextEncoder();
@@ -124,6 +132,10 @@ const T = {
   backoff: 250,
   call: null,       // the one call, see newCall
   searchAbort: null,
+  // The worst quality a call tolerates before the page, as the caller,
+  // moves it to another route; a field left out or 0 means its default,
+  // a negative one turns that check off (phone.Thresholds). Tests set it.
+  thresholds: {},
 };
 
 // ---- registration --------------------------------------------------------
@@ -259,6 +271,22 @@ function connect() {
   };
 }
 
+// iceServers turns signalled ICE servers (pion's webrtc.ICEServer) into
+// RTCIceServer dictionaries.
+function iceServers(list) {
+  return (Array.isArray(list) ? list : []).map((s) => {
+    const o = { urls: s.urls };
+    if (s.username) o.username = s.username;
+    if (s.credential) o.credential = s.credential;
+    return o;
+  });
+}
+
+// hasTURN: the relayed routes need a TURN server (phone hasTURN).
+function hasTURN(servers) {
+  return servers.some((s) => [].concat(s.urls || []).some((u) => /^turns?:/.test(u)));
+}
+
 function setConn(s) {
   setState("ws", s);
   const el = $("conn");
@@ -276,12 +304,7 @@ function onMessage(m) {
   switch (m.type) {
     case "welcome":
       T.node = m.node || "";
-      T.ice = (m.ice_servers || []).map((s) => {
-        const o = { urls: s.urls };
-        if (s.username) o.username = s.username;
-        if (s.credential) o.credential = s.credential;
-        return o;
-      });
+      T.ice = iceServers(m.ice_servers);
       T.backoff = 250;
       setConn("open");
       clearInterval(T.pingTimer);
@@ -388,6 +411,9 @@ function newCall(id, outgoing, remote, remoteKey) {
     stream: null,               // our microphone, sent on every leg
     route: "", routeWhy: "",
     statsTimer: 0, ended: false, invite: null,
+    peerICE: [],                // the callee's node's ICE servers, from accept
+    legs: 0,                    // the highest leg number offered
+    mon: { bad: 0, left: {}, pending: null }, // route switching, see observe
   };
 }
 
@@ -412,6 +438,8 @@ function showCall(c) {
   setState("route", "");
   setState("leg", "0");
   setState("routeChanges", "0");
+  setState("rerouting", "");
+  for (const id of ["q-loss", "q-jitter", "q-rtt"]) $(id).classList.remove("over");
   warn("");
   show($("call"), true);
   $("call").scrollIntoView({ block: "nearest" });
@@ -490,6 +518,7 @@ function rememberKey(ids, key) {
 function newLeg(n, route, reason) {
   return {
     n, route: route || "", reason: reason || "",
+    meter: null, // the last packet counts read, for the loss of each sample
     pc: null, chat: null, remoteStream: null,
     sent: false, localPending: [], remotePending: [], remoteSet: false,
     connected: false, closed: false, timer: 0, graceTimer: 0,
@@ -500,8 +529,8 @@ function newLeg(n, route, reason) {
 // ("relayed", and relay routes a newer phone may name).
 function isRelayRoute(route) { return typeof route === "string" && route.startsWith("relay"); }
 
-function newPC(c, l, relayOnly) {
-  const pc = new RTCPeerConnection({ iceServers: T.ice, iceTransportPolicy: relayOnly ? "relay" : "all" });
+function newPC(c, l, relayOnly, servers) {
+  const pc = new RTCPeerConnection({ iceServers: servers || T.ice, iceTransportPolicy: relayOnly ? "relay" : "all" });
   l.pc = pc;
   pc.onicecandidate = (ev) => {
     if (!ev.candidate || !ev.candidate.candidate) return; // end of candidates
@@ -545,7 +574,7 @@ function onLegState(c, l) {
       rememberKey(c.remote.identifiers, c.remote.key);
       setCallState(c, "connected", "connected");
       $("call-title").textContent = "In call with";
-      c.statsTimer = setInterval(() => stats(c), 1000);
+      c.statsTimer = setInterval(() => stats(c, true), 1000);
     } else if (st === "failed") {
       // The leg being brought up may still carry the call on.
       if (!c.next) endCall("failed", true);
@@ -672,6 +701,7 @@ async function onCallMessage(c, m) {
     case "accept": {
       if (!c.outgoing || c.cur.remoteSet) return;
       clearTimeout(c.ringTimer);
+      c.peerICE = iceServers(m.peer_ice_servers);
       const bad = await checkDesc(m.desc, c.remoteKey);
       if (bad) {
         warn("The callee's answer does not verify: " + bad);
@@ -697,17 +727,72 @@ async function onCallMessage(c, m) {
   }
 }
 
-// onUpdate takes a renegotiation from the caller: an offer of a new leg
-// or one for the current leg (an ICE restart). Only the caller offers, and
-// the page never offers while it is the caller, so answers and offers to
-// a calling page are ignored.
+// onUpdate takes a renegotiation: from the caller an offer of a new leg
+// or one for the current leg (an ICE restart); from the callee the answer
+// to the new leg the page offered. Only the caller offers: offers to a
+// calling page and answers to a called one are ignored.
 async function onUpdate(c, m) {
   const d = m.desc;
-  if (!d || d.type !== "offer" || c.outgoing || !c.cur.pc) return;
+  if (!d || !c.cur.pc) return;
   const n = Number(m.leg) || 0;
   if (!Number.isInteger(n) || n < 0 || n > MAX_LEG) return;
+  if (c.outgoing) {
+    if (d.type === "answer" && c.next && n === c.next.n) await answeredLeg(c, c.next, m);
+    return;
+  }
+  if (d.type !== "offer") return;
   if (n > c.cur.n && (!c.next || n >= c.next.n)) await acceptLeg(c, m, n);
   else if (n === c.cur.n) await restartLeg(c, m);
+}
+
+// offerLeg (caller) brings up a new connection, leg n+1, for route to
+// beside the current one and offers it in an update (phone startLeg).
+async function offerLeg(c, to, why) {
+  if (c.next) abandonLeg(c, "replaced", true);
+  if (c.legs >= MAX_LEG) { c.mon.pending = null; return; }
+  c.legs++;
+  const l = newLeg(c.legs, to, why);
+  c.next = l;
+  l.timer = setTimeout(() => { if (c.next === l) abandonLeg(c, "timeout"); }, LEG_TIMEOUT_MS);
+  console.info("call " + c.id + ": moving to the " + to + " route, leg " + l.n + " (" + why + ")");
+  setState("rerouting", to);
+  try {
+    // The callee's node's relay for relayed-peer (the callee uses its own:
+    // the same relay), ours otherwise.
+    const servers = to === "relayed-peer" ? c.peerICE : T.ice;
+    const pc = newPC(c, l, c.remote.private || isRelayRoute(to), servers);
+    setChat(c, l, pc.createDataChannel("chat")); // the caller creates it on every leg
+    addTracks(c, pc);
+    await pc.setLocalDescription(await pc.createOffer());
+    const desc = await describe(pc.localDescription);
+    if (c.ended || c.next !== l) return;
+    if (!send({ type: "update", call: c.id, leg: l.n, route: to, desc, reason: why })) {
+      throw new Error("not connected to the node");
+    }
+    flushLocal(c, l);
+  } catch (e) {
+    if (c.next === l) abandonLeg(c, e.message);
+  }
+}
+
+// answeredLeg (caller) takes the callee's answer to leg l, verified as the
+// first answer is.
+async function answeredLeg(c, l, m) {
+  if (l.answered) return;
+  l.answered = true;
+  const bad = await checkDesc(m.desc, c.remoteKey);
+  if (c.ended || c.next !== l) return;
+  if (bad) {
+    warn("The callee's answer for the new connection does not verify: " + bad);
+    endCall("identity", true);
+    return;
+  }
+  try {
+    await l.pc.setRemoteDescription({ type: "answer", sdp: m.desc.sdp });
+    await remoteSet(l);
+  } catch (e) {
+    if (c.next === l) abandonLeg(c, e.message);
+  }
 }
 
 // acceptLeg answers the offer of leg n on a second connection.
@@ -781,6 +866,8 @@ function takeOver(c, l) {
   const old = c.cur;
   c.cur = l;
   c.next = null;
+  c.mon.pending = null;
+  setState("rerouting", "");
   old.closed = true;
   old.pc.close();
   playRemote(l);
@@ -801,6 +888,8 @@ function abandonLeg(c, why, quiet) {
   clearTimeout(l.graceTimer);
   if (l.pc) l.pc.close();
   console.warn("leg " + l.n + " abandoned: " + why);
+  c.mon.pending = null;
+  setState("rerouting", "");
   if (c.ended) return;
   if (c.cur.pc && c.cur.pc.connectionState === "failed") {
     endCall("failed", true);
@@ -896,39 +985,129 @@ function sendChat(ev) {
 
 // stats shows the call's quality once a second, as `irmv call` does, and
 // the route: a change after the first one is shown in the call's status.
-async function stats(c) {
+// A sample (the once-a-second reading) of a calling page also decides
+// whether to move the call to another route.
+async function stats(c, sample) {
   if (c.ended || !c.cur.pc) return;
-  const pc = c.cur.pc;
+  const l = c.cur, pc = l.pc;
   const report = await pc.getStats();
   if (c.ended || c.cur.pc !== pc) return;
-  let inb = null, out = null, pair = null, remoteIn = null, transport = null;
+  let out = null, pair = null, transport = null;
+  let recv = 0, lost = 0, jitter = 0, reportRTT = 0, fraction = 0, haveIn = false;
   const byId = new Map();
+  // As media.Meter.Sample: loss the worst of the receiver reports'
+  // fraction lost and what we lost since the last sample, jitter the worst
+  // of both directions.
   report.forEach((s) => {
     byId.set(s.id, s);
-    if (s.type === "inbound-rtp" && s.kind === "audio") inb = s;
-    if (s.type === "outbound-rtp" && s.kind === "audio") out = s;
-    if (s.type === "remote-inbound-rtp" && s.kind === "audio") remoteIn = s;
+    if (s.kind !== "audio" && (s.type === "inbound-rtp" || s.type === "outbound-rtp" || s.type === "remote-inbound-rtp")) return;
+    if (s.type === "inbound-rtp") {
+      haveIn = true;
+      recv += s.packetsReceived || 0;
+      lost += s.packetsLost || 0;
+      jitter = Math.max(jitter, s.jitter || 0);
+    }
+    if (s.type === "outbound-rtp") out = s;
+    if (s.type === "remote-inbound-rtp") {
+      fraction = Math.max(fraction, s.fractionLost || 0);
+      jitter = Math.max(jitter, s.jitter || 0);
+      reportRTT = Math.max(reportRTT, s.roundTripTime || 0);
+    }
     if (s.type === "transport") transport = s;
   });
   if (transport && transport.selectedCandidatePairId) pair = byId.get(transport.selectedCandidatePairId);
   if (!pair) report.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
+  let loss = fraction;
+  if (sample) {
+    if (l.meter) {
+      const dr = recv - l.meter.recv, dl = Math.max(lost - l.meter.lost, 0); // duplicates can make lost go down
+      if (dr + dl > 0) loss = Math.max(loss, dl / (dr + dl));
+    }
+    l.meter = { recv, lost: Math.max(lost, l.meter ? l.meter.lost : 0) };
+  }
+  let rtt = pair && pair.currentRoundTripTime;
+  if (!rtt) rtt = reportRTT;
+  const th = thresholds();
   const q = $("quality");
-  if (inb) {
-    const lost = Math.max(0, inb.packetsLost || 0), got = inb.packetsReceived || 0;
-    $("q-loss").textContent = (got + lost > 0 ? (100 * lost / (got + lost)).toFixed(1) : "0.0") + " %";
-    $("q-jitter").textContent = ((inb.jitter || 0) * 1000).toFixed(1) + " ms";
-    q.dataset.packetsReceived = got;
+  if (sample) {
+    $("q-loss").textContent = (100 * loss).toFixed(1) + " %";
+    $("q-loss").classList.toggle("over", th.maxLoss > 0 && loss > th.maxLoss);
+    q.dataset.loss = loss;
+  }
+  if (haveIn) {
+    $("q-jitter").textContent = (jitter * 1000).toFixed(1) + " ms";
+    $("q-jitter").classList.toggle("over", th.maxJitter > 0 && jitter > th.maxJitter);
+    q.dataset.jitter = jitter;
+    q.dataset.packetsReceived = recv;
   }
   if (out) q.dataset.packetsSent = out.packetsSent || 0;
-  let rtt = pair && pair.currentRoundTripTime;
-  if (rtt === undefined && remoteIn) rtt = remoteIn.roundTripTime;
-  if (rtt !== undefined) $("q-rtt").textContent = (rtt * 1000).toFixed(1) + " ms";
+  if (rtt) {
+    $("q-rtt").textContent = (rtt * 1000).toFixed(1) + " ms";
+    $("q-rtt").classList.toggle("over", th.maxRTT > 0 && rtt > th.maxRTT);
+    q.dataset.rtt = rtt;
+  }
+  let route = "";
   if (pair) {
     const local = byId.get(pair.localCandidateId), remote = byId.get(pair.remoteCandidateId);
     const relayed = (local && local.candidateType === "relay") || (remote && remote.candidateType === "relay");
-    showRoute(c, relayed ? "relayed" : "direct");
+    route = relayed ? "relayed" : "direct";
+    // A relayed pair of a leg made for the other node's relay is that route.
+    if (relayed && l.route === "relayed-peer") route = "relayed-peer";
+    showRoute(c, route);
   }
   c.statsSeen = true;
+  if (sample && c.outgoing && c.connectedAt && route) {
+    const to = observe(c, { loss, jitter, rtt, route }, performance.now());
+    if (to) offerLeg(c, to.route, to.reason);
+  }
+}
+
+// thresholds are T.thresholds with phone's defaults filled in.
+function thresholds() {
+  const t = Object.assign({}, DEFAULT_THRESHOLDS);
+  const set = T.thresholds || {};
+  for (const k of Object.keys(t)) if (Number(set[k])) t[k] = Number(set[k]);
+  return t;
+}
+
+// exceeded says which threshold q is over, "" if none (phone
+// Thresholds.exceeded, in its words).
+function exceeded(th, q) {
+  if (th.maxLoss > 0 && q.loss > th.maxLoss) return "loss " + (q.loss * 100).toFixed(1) + "% > " + (th.maxLoss * 100).toFixed(1) + "%";
+  if (th.maxJitter > 0 && q.jitter > th.maxJitter) return "jitter " + (q.jitter * 1000).toFixed(0) + " ms > " + (th.maxJitter * 1000).toFixed(0) + " ms";
+  if (th.maxRTT > 0 && q.rtt > th.maxRTT) return "rtt " + (q.rtt * 1000).toFixed(0) + " ms > " + (th.maxRTT * 1000).toFixed(0) + " ms";
+  return "";
+}
+
+// routesFor says which routes a calling page may move the call to: direct
+// unless the callee is private, relayed with a TURN server of our node,
+// relayed-peer with one of the callee's node (phone Call.routes).
+function routesFor(c) {
+  return { "direct": !c.remote.private, "relayed": hasTURN(T.ice), "relayed-peer": hasTURN(c.peerICE) };
+}
+
+// observe takes a sample and returns the route to move to and why, null
+// to stay: after BAD_SAMPLES samples in a row over a threshold, the next
+// route in ROUTE_ORDER that the call may take and has not left within the
+// hold-down (phone monitor.observe).
+function observe(c, q, now) {
+  const m = c.mon;
+  if (m.pending) return null;
+  const reason = exceeded(thresholds(), q);
+  if (!reason) { m.bad = 0; return null; }
+  if (++m.bad < BAD_SAMPLES) return null;
+  const can = routesFor(c), i = ROUTE_ORDER.indexOf(q.route);
+  if (i < 0) return null;
+  for (let k = 1; k < ROUTE_ORDER.length; k++) {
+    const to = ROUTE_ORDER[(i + k) % ROUTE_ORDER.length];
+    const left = m.left[to];
+    if (!can[to] || (left !== undefined && now - left < ROUTE_HOLD_DOWN_MS)) continue;
+    m.bad = 0;
+    m.left[q.route] = now;
+    m.pending = { from: q.route, to, reason, at: now };
+    return { route: to, reason };
+  }
+  return null;
 }
 
 // showRoute shows the route the call's media takes; a change is noted in

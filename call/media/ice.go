@@ -238,15 +238,7 @@ func (g *familyGate) done() {
 		g.mu.Unlock()
 		return
 	}
-	g.open = true
-	held := g.held
-	g.held = nil
-	g.emitMu.Lock()
-	g.mu.Unlock()
-	defer g.emitMu.Unlock()
-	for _, c := range held {
-		g.emit(c)
-	}
+	g.openLocked()
 }
 
 // tick ends the settle time or the head start.
@@ -261,10 +253,16 @@ func (g *familyGate) tick(gen int) {
 		g.mu.Unlock()
 		return
 	}
+	g.openLocked()
+}
+
+// openLocked lets IPv4 candidates pass and passes on those held, in
+// order; g.mu is held on entry and released.
+func (g *familyGate) openLocked() {
 	g.open = true
 	held := g.held
 	g.held = nil
-	g.emitMu.Lock()
+	g.emitMu.Lock() // before unlocking mu: candidates leave in order
 	g.mu.Unlock()
 	defer g.emitMu.Unlock()
 	for _, c := range held {

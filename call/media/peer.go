@@ -12,6 +12,8 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/internal/pionlog"
 )
 
 // Opus as WebRTC negotiates it (RFC 7587 section 7): always 48 kHz, two
@@ -121,7 +123,7 @@ func New(opts Options) (*Peer, error) {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
 	if se.LoggerFactory == nil {
-		se.LoggerFactory = pionLogs{log: log} // pion's default prints to stderr
+		se.LoggerFactory = pionlog.Factory(log)
 	}
 	configureICE(&se, &opts)
 

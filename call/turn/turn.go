@@ -32,6 +32,8 @@ import (
 
 	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/internal/pionlog"
 )
 
 // DefaultRealm is the realm used when Options.Realm is empty.
@@ -201,7 +203,7 @@ func New(opts Options) (*Server, error) {
 		Realm:             s.realm,
 		AuthHandler:       s.authHandler,
 		PacketConnConfigs: configs,
-		LoggerFactory:     pionLogs{log: s.log},
+		LoggerFactory:     pionlog.Factory(s.log),
 	})
 	if err != nil {
 		closeAll()

@@ -1,0 +1,50 @@
+// Package pionlog routes pion's leveled loggers (pion/webrtc, ice, turn)
+// into log/slog; pion's default prints to stderr. Trace records get a
+// level below slog's debug, debug stays debug, the others keep their level.
+package pionlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// LevelTrace is the slog level of pion's trace records.
+const LevelTrace = slog.LevelDebug - 4
+
+// Factory returns a pion LoggerFactory writing to log, each logger with
+// its pion scope as the "scope" attribute.
+func Factory(log *slog.Logger) logging.LoggerFactory { return factory{log} }
+
+type factory struct{ log *slog.Logger }
+
+func (f factory) NewLogger(scope string) logging.LeveledLogger {
+	return logger{log: f.log.With("scope", scope)}
+}
+
+type logger struct{ log *slog.Logger }
+
+func (l logger) emit(level slog.Level, format string, args ...any) {
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	text := format
+	if len(args) > 0 {
+		text = fmt.Sprintf(format, args...)
+	}
+	l.log.Log(ctx, level, "Pion", "text", text)
+}
+
+func (l logger) Trace(msg string)                  { l.emit(LevelTrace, "%s", msg) }
+func (l logger) Tracef(format string, args ...any) { l.emit(LevelTrace, format, args...) }
+func (l logger) Debug(msg string)                  { l.emit(slog.LevelDebug, "%s", msg) }
+func (l logger) Debugf(format string, args ...any) { l.emit(slog.LevelDebug, format, args...) }
+func (l logger) Info(msg string)                   { l.emit(slog.LevelInfo, "%s", msg) }
+func (l logger) Infof(format string, args ...any)  { l.emit(slog.LevelInfo, format, args...) }
+func (l logger) Warn(msg string)                   { l.emit(slog.LevelWarn, "%s", msg) }
+func (l logger) Warnf(format string, args ...any)  { l.emit(slog.LevelWarn, format, args...) }
+func (l logger) Error(msg string)                  { l.emit(slog.LevelError, "%s", msg) }
+func (l logger) Errorf(format string, args ...any) { l.emit(slog.LevelError, format, args...) }

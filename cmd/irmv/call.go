@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/irmv/irmv/call/phone"
@@ -27,6 +28,7 @@ func callCommand() *cli.Command {
 		&cli.DurationFlag{Name: "hangup-after", Usage: "hang up this long after the call connected (0: stay until Ctrl-C or the other side hangs up)", EnvVars: []string{"IRMV_HANGUP_AFTER"}},
 		&cli.DurationFlag{Name: "timeout", Usage: "how long the lookup may take", Value: 5 * time.Second, EnvVars: []string{"IRMV_TIMEOUT"}},
 		&cli.DurationFlag{Name: "ring-timeout", Usage: "how long the callee may ring", Value: phone.RingTimeout, EnvVars: []string{"IRMV_RING_TIMEOUT"}},
+		&cli.BoolFlag{Name: "conference", Usage: "make even a call to one party a conference, so that more can be added (lines \"add IDENTIFIER\" on stdin)", EnvVars: []string{"IRMV_CONFERENCE"}},
 		&cli.StringFlag{Name: "relay", Usage: "auto (direct where possible) or always (media through TURN; hides this address)", Value: "auto", EnvVars: []string{"IRMV_RELAY"}},
 		&cli.StringFlag{Name: "key", Usage: "Ed25519 key (PEM) to call with (default: a fresh one for this call)", EnvVars: []string{"IRMV_KEY"}},
 		&cli.StringFlag{Name: "known-keys", Usage: "JSON file of callee keys to check (\"\": don't remember)", Value: defaultKeyFile("known_keys.json"), EnvVars: []string{"IRMV_KNOWN_KEYS"}},
@@ -46,7 +48,9 @@ with --json one event per line goes to stdout (searching, found, ringing,
 connected with setup_ms, quality with loss/jitter_ms/rtt_ms, route with
 from/to/reason, ended). Ctrl-C hangs up. Several identifiers start a
 conference (up to 6 parties, a mesh: every party connects to every other);
-with --record FILE each other party goes to FILE-<party>.ogg. When loss, jitter
+with --record FILE each other party goes to FILE-<party>.ogg. While a
+conference runs (several identifiers, or --conference), a line
+"add IDENTIFIER" on stdin looks another party up and invites it. When loss, jitter
 or round-trip time stay over --max-loss, --max-jitter or --max-rtt for 3 s,
 the call moves to another route without hanging up (a second connection is
 brought up beside the first, then the first is closed): direct → through this
@@ -140,7 +144,7 @@ func runCall(c *cli.Context) error {
 
 	var results []search.Result
 	for _, target := range args {
-		found, err := lookup(ctx, c, cl, pr, self.Terminal, target)
+		found, err := lookup(ctx, c, cl, pr, self.Terminal, target, false)
 		if err != nil {
 			return err
 		}
@@ -156,7 +160,7 @@ func runCall(c *cli.Context) error {
 		MaxJitter:   c.Duration("max-jitter"),
 		MaxRTT:      c.Duration("max-rtt"),
 	}
-	if len(results) == 1 {
+	if len(results) == 1 && !c.Bool("conference") {
 		call, err := p.Call(ctx, results[0], opts)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -184,18 +188,57 @@ func runCall(c *cli.Context) error {
 		defer t.Stop()
 		after = t.C
 	}
-	select {
-	case <-conf.Done():
-	case <-ctx.Done():
-		conf.Hangup()
-	case <-after:
-		conf.Hangup()
+	// "add IDENTIFIER" lines on stdin invite another party.
+	lines := stdinLines(c.App.Reader)
+	for {
+		select {
+		case <-conf.Done():
+			return nil
+		case <-ctx.Done():
+			conf.Hangup()
+			return nil
+		case <-after:
+			conf.Hangup()
+			return nil
+		case line, ok := <-lines:
+			if !ok {
+				lines = nil // stdin closed: the conference goes on
+				continue
+			}
+			target, isAdd := addCommand(line)
+			if !isAdd {
+				if strings.TrimSpace(line) != "" {
+					pr.print(phone.Event{Type: phone.EventWarning, Reason: fmt.Sprintf("%q: type add IDENTIFIER to invite another party", line)})
+				}
+				continue
+			}
+			found, err := lookup(ctx, c, cl, pr, self.Terminal, target, true)
+			if err != nil {
+				pr.print(phone.Event{Type: phone.EventWarning, Reason: "add " + target + ": " + err.Error()})
+				continue
+			}
+			go func() {
+				if _, err := conf.Add(ctx, *found); err != nil && ctx.Err() == nil {
+					pr.print(phone.Event{Type: phone.EventWarning, Reason: "add " + target + ": " + err.Error()})
+				}
+			}()
+		}
 	}
-	return nil
+}
+
+// addCommand parses "add IDENTIFIER" (the identifier may contain spaces).
+func addCommand(line string) (target string, ok bool) {
+	f := strings.Fields(line)
+	if len(f) < 2 || f[0] != "add" {
+		return "", false
+	}
+	return strings.Join(f[1:], " "), true
 }
 
 // lookup finds a callable terminal for target, or returns the exit error.
-func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string) (*search.Result, error) {
+// While adding a party to a running conference, a failed lookup prints no
+// "ended" event: the conference goes on.
+func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string, adding bool) (*search.Result, error) {
 	// Look the callee up.
 	pr.print(phone.Event{Type: phone.EventSearching, Text: target})
 	var found *search.Result
@@ -224,15 +267,20 @@ func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPri
 		return nil, apiExit(err)
 	}
 	if found == nil {
+		ended := func(reason string) {
+			if !adding {
+				pr.print(phone.Event{Type: phone.EventEnded, Reason: reason})
+			}
+		}
 		switch {
 		case busy:
-			pr.print(phone.Event{Type: phone.EventEnded, Reason: "busy"})
+			ended("busy")
 			return nil, cli.Exit(target+" is busy", exitBusy)
 		case offline:
-			pr.print(phone.Event{Type: phone.EventEnded, Reason: "unavailable"})
+			ended("unavailable")
 			return nil, cli.Exit(target+" is offline", exitNoAnswer)
 		}
-		pr.print(phone.Event{Type: phone.EventEnded, Reason: "not found"})
+		ended("not found")
 		return nil, cli.Exit(target+": not found", exitNotFound)
 	}
 	pr.print(phone.Event{Type: phone.EventFound, Peer: &callsignal.Party{

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/share"
+)
+
+// TestCallAddsParty: `irmv call --conference` to one party, then a line
+// "add IDENTIFIER" on stdin: the second party is looked up, rings and
+// joins the running conference, and connects to the first one too.
+func TestCallAddsParty(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	cl, err := client.New(n.APIURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	incoming := map[string]chan phone.Event{}
+	for _, uid := range []string{"conf-first", "conf-added"} {
+		ch := make(chan phone.Event, 64)
+		incoming[uid] = ch
+		p, err := phone.Start(context.Background(), phone.Options{
+			Client:        cl,
+			Registration:  share.Registration{Name: uid, UID: uid},
+			Answer:        phone.AnswerAuto,
+			SettingEngine: media.LoopbackSettingEngine(),
+			OnEvent: func(e phone.Event) {
+				if e.Type == phone.EventConnected {
+					ch <- e
+				}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+	}
+
+	stdin, typed := io.Pipe()
+	defer typed.Close()
+	var out, errw syncBuffer
+	app := newApp()
+	app.Reader, app.Writer, app.ErrWriter = stdin, &out, &errw
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunContext(ctx, []string{"irmv", "call", "--node", n.APIURL(), "--json", "--conference", "uid:conf-first"})
+	}()
+	connected := func(uid string) phone.Event {
+		t.Helper()
+		select {
+		case e := <-incoming[uid]:
+			return e
+		case err := <-done:
+			t.Fatalf("irmv call ended: %v\nstdout: %s\nstderr: %s", err, out.String(), errw.String())
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s never connected\nstdout: %s", uid, out.String())
+		}
+		return phone.Event{}
+	}
+	connected("conf-first")
+	if _, err := io.WriteString(typed, "add uid:conf-added\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The added party connects twice: to the caller, then to the first
+	// party, which learns of it from the conference roster.
+	peers := map[string]bool{}
+	for range 2 {
+		e := connected("conf-added")
+		if e.Peer != nil {
+			peers[e.Peer.Identifiers.UID] = true
+		}
+	}
+	if !peers["conf-first"] {
+		t.Errorf("the added party connected to %v, not to the first party", peers)
+	}
+	if got := strings.Count(out.String(), `"type":"connected"`); got != 2 {
+		t.Errorf("the caller printed %d connected events, want 2:\n%s", got, out.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("irmv call: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("irmv call did not return after cancel")
+	}
+}

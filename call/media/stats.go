@@ -2,7 +2,6 @@ package media
 
 import (
 	"github.com/pion/webrtc/v4"
-	"net/netip"
 )
 
 // Routes reported by [Peer.Route] and in [Quality].
@@ -82,32 +81,7 @@ func (p *Peer) Route() string {
 	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
 		return RouteRelayed
 	}
-	// A check from the other side's relay can arrive before its relay
-	// candidate is signalled: ICE then knows the address only as peer
-	// reflexive, though it is the relay's.
-	if pair.Remote.Typ == webrtc.ICECandidateTypePrflx && p.remoteRelayAt(pair.Remote.Address, pair.Remote.Port) {
-		return RouteRelayed
-	}
 	return RouteDirect
-}
-
-// remoteRelayAt reports whether the other side signalled a relay candidate
-// at addr:port.
-func (p *Peer) remoteRelayAt(addr string, port uint16) bool {
-	ip, err := netip.ParseAddr(addr)
-	if err != nil {
-		return false
-	}
-	for _, s := range p.pc.GetStats() {
-		c, ok := s.(webrtc.ICECandidateStats)
-		if !ok || c.Type != webrtc.StatsTypeRemoteCandidate || c.CandidateType != webrtc.ICECandidateTypeRelay || c.Port != int32(port) {
-			continue
-		}
-		if cip, err := netip.ParseAddr(c.IP); err == nil && cip.Unmap() == ip.Unmap() {
-			return true
-		}
-	}
-	return false
 }
 
 // iceTransport is the (bundled) ICE transport, nil before negotiation.

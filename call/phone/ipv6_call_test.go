@@ -93,6 +93,16 @@ func ipv6Engine(l *pairLog) *webrtc.SettingEngine {
 	return se
 }
 
+// ipv6Nodes starts two joined nodes that talk IPv6 only: libp2p, API and
+// TURN relay on ::1.
+func ipv6Nodes(t *testing.T) []*node.Node {
+	return nodetest.Chain(t, 2, func(_ int, o *node.Options) {
+		o.Listen = []string{"/ip6/::1/tcp/0"}
+		o.API = "[::1]:0"
+		o.TURN = "[::1]:0"
+	})
+}
+
 // pairEnds splits a pion candidate pair ("prio P (local, prio L) udp6 host
 // [fd99::1]:5000 (resolved: …) <-> udp6 host [fd99::1]:5001 (resolved: …)
 // (remote, prio R), state: …") into its local and remote candidates'
@@ -120,11 +130,7 @@ func pairEnds(pair string) (localNet, localAddr, remoteNet, remoteAddr string, o
 // called over IPv6; its recording holds what the caller played.
 func TestCallIPv6(t *testing.T) {
 	requireIPv6Addr(t)
-	nodes := nodetest.Chain(t, 2, func(_ int, o *node.Options) {
-		o.Listen = []string{"/ip6/::1/tcp/0"}
-		o.API = "[::1]:0"
-		o.TURN = "[::1]:0"
-	})
+	nodes := ipv6Nodes(t)
 	for _, n := range nodes {
 		if !strings.HasPrefix(n.APIURL(), "http://[::1]:") {
 			t.Fatalf("API at %s, want [::1]", n.APIURL())
@@ -204,22 +210,7 @@ func TestCallIPv6(t *testing.T) {
 	}
 	evA.wait(t, EventEnded, c.ID())
 	endB := evB.wait(t, EventEnded, c.ID())
-	if endB.Record == "" {
-		t.Fatal("callee recorded nothing")
-	}
-	rec, err := os.ReadFile(endB.Record)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := oggPackets(t, rec)
-	if len(got) != len(want) {
-		t.Fatalf("recorded %d packets, played %d", len(got), len(want))
-	}
-	for i := range want {
-		if !bytes.Equal(got[i], want[i]) {
-			t.Fatalf("packet %d differs", i)
-		}
-	}
+	checkRecording(t, endB.Record, want)
 }
 
 // TestIPv6PairEnds keeps the parsing of pion's pair format honest.
@@ -310,11 +301,7 @@ func TestCallDualStackIPv6(t *testing.T) {
 // records what the caller played.
 func TestPrivateCallIPv6(t *testing.T) {
 	requireIPv6Addr(t)
-	nodes := nodetest.Chain(t, 2, func(_ int, o *node.Options) {
-		o.Listen = []string{"/ip6/::1/tcp/0"}
-		o.API = "[::1]:0"
-		o.TURN = "[::1]:0"
-	})
+	nodes := ipv6Nodes(t)
 	data, err := os.ReadFile(fixture)
 	if err != nil {
 		t.Fatal(err)
@@ -379,11 +366,5 @@ func TestPrivateCallIPv6(t *testing.T) {
 	}
 	evA.wait(t, EventEnded, c.ID())
 	endB := evB.wait(t, EventEnded, c.ID())
-	rec, err := os.ReadFile(endB.Record)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := oggPackets(t, rec); len(got) != len(want) {
-		t.Fatalf("recorded %d packets, played %d", len(got), len(want))
-	}
+	checkRecording(t, endB.Record, want)
 }

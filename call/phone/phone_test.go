@@ -151,6 +151,28 @@ func oggPackets(tb testing.TB, b []byte) [][]byte {
 }
 
 // incoming is the phone's one call.
+// checkRecording fails unless the Ogg/Opus file at path holds exactly the
+// packets want, in order.
+func checkRecording(tb testing.TB, path string, want [][]byte) {
+	tb.Helper()
+	if path == "" {
+		tb.Fatal("nothing recorded")
+	}
+	rec, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	got := oggPackets(tb, rec)
+	if len(got) != len(want) {
+		tb.Fatalf("recorded %d packets, played %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			tb.Fatalf("packet %d differs", i)
+		}
+	}
+}
+
 func incoming(tb testing.TB, p *Phone) *Call {
 	tb.Helper()
 	var c *Call
@@ -236,22 +258,7 @@ func TestCall(t *testing.T) {
 	if endA.Reason != "hangup" || endB.Reason != "hangup" {
 		t.Errorf("ended: caller %q, callee %q; want hangup for both", endA.Reason, endB.Reason)
 	}
-	if endB.Record == "" {
-		t.Fatal("callee recorded nothing")
-	}
-	rec, err := os.ReadFile(endB.Record)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := oggPackets(t, rec)
-	if len(got) != len(want) {
-		t.Fatalf("recorded %d packets, played %d", len(got), len(want))
-	}
-	for i := range want {
-		if !bytes.Equal(got[i], want[i]) {
-			t.Fatalf("packet %d differs", i)
-		}
-	}
+	checkRecording(t, endB.Record, want)
 	// Both are online again.
 	ack := b.Ack()
 	find(t, apiClient(t, nodes[0]), "+49301234567", ack.Terminal)

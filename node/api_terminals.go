@@ -188,7 +188,14 @@ func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ack, err := n.share.Register(reg)
+	// Updating a registration needs that terminal's say-so, as any other
+	// change does: else anyone could take its handle, token and calls.
+	ack, err := n.share.RegisterChecked(reg, func(t string) error {
+		if err := n.authorize(r, t); err != nil {
+			return fmt.Errorf("%w (uid %q is registered as terminal %q: updating it needs that terminal's token or the admin token)", err, reg.UID, t)
+		}
+		return nil
+	})
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return

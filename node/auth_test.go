@@ -235,3 +235,71 @@ func TestAPIRateLimitBeyondLoopback(t *testing.T) {
 		t.Fatalf("healthz: %d", code)
 	}
 }
+
+// signedReg prepares and signs a registration with priv's key.
+func signedReg(t *testing.T, n *node.Node, reg share.Registration, priv ed25519.PrivateKey) share.Registration {
+	t.Helper()
+	reg.Key = priv.Public().(ed25519.PublicKey)
+	var prep struct {
+		Body []byte `json:"body"`
+		Sign []byte `json:"sign"`
+	}
+	if code := call(t, "POST", n.APIURL()+"/v1/terminals/prepare", "", reg, &prep); code != 200 {
+		t.Fatalf("prepare: %d", code)
+	}
+	reg.Body, reg.Sig = prep.Body, ed25519.Sign(priv, prep.Sign)
+	return reg
+}
+
+// TestReregistrationNeedsToken: over the LAN, registering the uid of a
+// key-less terminal again (which would hand over its handle, a new token
+// and its calls) needs that terminal's token or the admin token; a
+// terminal's own key re-registers it without one.
+func TestReregistrationNeedsToken(t *testing.T) {
+	n := lanNode(t)
+	api := n.APIURL()
+	dave := register(t, n, share.Registration{Name: "Dave", UID: "dave", Address: "10.99.0.20"})
+	other := register(t, n, share.Registration{Name: "Other", UID: "other"})
+	_, attackerKey, _ := ed25519.GenerateKey(rand.Reader)
+	for _, c := range []struct {
+		who   string
+		token string
+		reg   share.Registration
+	}{
+		{"no token", "", share.Registration{Name: "Dave", UID: "dave", Address: "10.99.0.66"}},
+		{"another terminal's token", other.Token, share.Registration{UID: "dave", Address: "10.99.0.66"}},
+		{"a made-up token", "0123456789abcdef0123456789abcdef", share.Registration{UID: "dave", Address: "10.99.0.66"}},
+		{"a key of its own", "", signedReg(t, n, share.Registration{UID: "dave", Address: "10.99.0.66"}, attackerKey)},
+	} {
+		if code := call(t, "POST", api+"/v1/terminals", c.token, c.reg, nil); code != http.StatusForbidden {
+			t.Errorf("re-registering dave with %s: %d, want 403", c.who, code)
+		}
+	}
+	// Dave's registration and token are untouched.
+	var got share.Terminal
+	call(t, "GET", api+"/v1/terminals/"+dave.Terminal, dave.Token, nil, &got)
+	if got.Address != "10.99.0.20" || got.Signer != record.SignerNode {
+		t.Errorf("after takeover attempts dave is %+v", got)
+	}
+	if code := call(t, "POST", api+"/v1/terminals/"+dave.Terminal+"/heartbeat", dave.Token, nil, nil); code != 200 {
+		t.Errorf("dave's own token after the attempts: %d, want 200", code)
+	}
+	// Dave himself, and the admin, may.
+	var ack share.Ack
+	if code := call(t, "POST", api+"/v1/terminals", dave.Token, share.Registration{UID: "dave", Address: "10.99.0.21"}, &ack); code != http.StatusCreated || ack.Terminal != dave.Terminal {
+		t.Errorf("re-registration with dave's token: %d, handle %q (want %q)", code, ack.Terminal, dave.Terminal)
+	}
+	if code := call(t, "POST", api+"/v1/terminals", n.AdminToken(), share.Registration{UID: "dave", Address: "10.99.0.22"}, &ack); code != http.StatusCreated || ack.Terminal != dave.Terminal {
+		t.Errorf("re-registration with the admin token: %d, handle %q", code, ack.Terminal)
+	}
+	// A keyed terminal re-registers with its key alone.
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	first := register(t, n, signedReg(t, n, share.Registration{Name: "Keyed", UID: "keyed-2"}, key))
+	again := register(t, n, signedReg(t, n, share.Registration{Name: "Keyed", UID: "keyed-2", Status: "busy"}, key))
+	if again.Terminal != first.Terminal {
+		t.Errorf("keyed re-registration moved %q to %q", first.Terminal, again.Terminal)
+	}
+	if c := n.Registry().Count(); c != 3 {
+		t.Errorf("%d terminals, want 3", c)
+	}
+}

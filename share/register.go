@@ -287,8 +287,18 @@ func (r *Registry) checkSigned(n *normalized, reg Registration, now time.Time) (
 // returns its acknowledgement; see the package documentation. Validation
 // errors wrap ErrInvalid and name the field.
 func (r *Registry) Register(reg Registration) (Ack, error) {
+	return r.RegisterChecked(reg, nil)
+}
+
+// RegisterChecked is Register for a client that must show it may update a
+// terminal already registered: when reg would update one that reg's own
+// key does not hold (a key-less registration of a held uid, or a keyed one
+// of a key-less terminal's uid), mayUpdate is called with that terminal's
+// handle, and its error, if any, is returned unchanged. A terminal's own
+// key, proven by the signature, needs no check. nil allows every update.
+func (r *Registry) RegisterChecked(reg Registration, mayUpdate func(terminal string) error) (Ack, error) {
 	start := time.Now()
-	ack, err := r.register(reg)
+	ack, err := r.register(reg, mayUpdate)
 	r.m.observeRegister(start, err)
 	if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrForbidden) {
 		r.log.Warn("Registration failed", "error", err)
@@ -296,7 +306,7 @@ func (r *Registry) Register(reg Registration) (Ack, error) {
 	return ack, err
 }
 
-func (r *Registry) register(reg Registration) (Ack, error) {
+func (r *Registry) register(reg Registration, mayUpdate func(string) error) (Ack, error) {
 	if r.closed.Load() {
 		return Ack{}, ErrClosed
 	}
@@ -326,6 +336,13 @@ func (r *Registry) register(reg Registration) (Ack, error) {
 		r.mu.RUnlock()
 		if err != nil {
 			return Ack{}, err
+		}
+		// Only the key, proven by the signature, makes an update
+		// the terminal's own.
+		if existing != nil && mayUpdate != nil && (len(n.key) == 0 || !bytes.Equal(existing.body.Key, n.key)) {
+			if err := mayUpdate(existing.Terminal); err != nil {
+				return Ack{}, err
+			}
 		}
 		var handle string
 		switch {

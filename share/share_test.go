@@ -996,3 +996,39 @@ func TestMetrics(t *testing.T) {
 	// Reopening with the same Registerer works: Close unregistered.
 	e.reopen()
 }
+
+// TestRegisterChecked: an update of a registration that the new one's key
+// does not hold asks mayUpdate, with the held terminal's handle; a new
+// registration and a terminal's own key do not.
+func TestRegisterChecked(t *testing.T) {
+	e := newEnv(t)
+	var asked []string
+	refuse := func(h string) error { asked = append(asked, h); return share.ErrForbidden }
+	held := e.register(share.Registration{UID: "held", Address: "192.0.2.1"})
+	if _, err := e.r.RegisterChecked(share.Registration{UID: "fresh"}, refuse); err != nil || len(asked) != 0 {
+		t.Fatalf("new uid: %v, asked %v", err, asked)
+	}
+	if _, err := e.r.RegisterChecked(share.Registration{UID: "held", Address: "192.0.2.66"}, refuse); !errors.Is(err, share.ErrForbidden) {
+		t.Errorf("key-less update refused by mayUpdate: %v", err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	if _, err := e.r.RegisterChecked(e.signedReg(priv, share.Registration{UID: "held"}), refuse); !errors.Is(err, share.ErrForbidden) {
+		t.Errorf("a key claiming a key-less uid: %v", err)
+	}
+	if len(asked) != 2 || asked[0] != held.Terminal || asked[1] != held.Terminal {
+		t.Errorf("mayUpdate asked for %v, want %s twice", asked, held.Terminal)
+	}
+	if got := e.get(held.Terminal); got.Address != "192.0.2.1" {
+		t.Errorf("refused updates changed the address to %s", got.Address)
+	}
+	// The terminal's own key needs no say-so.
+	asked = nil
+	mine := e.register(e.signedReg(priv, share.Registration{UID: "mine"}))
+	again, err := e.r.RegisterChecked(e.signedReg(priv, share.Registration{UID: "mine", Status: "busy"}), refuse)
+	if err != nil || again.Terminal != mine.Terminal || len(asked) != 0 {
+		t.Errorf("keyed re-registration: %v, %s (want %s), asked %v", err, again.Terminal, mine.Terminal, asked)
+	}
+	if _, err := e.r.RegisterChecked(share.Registration{UID: "held", Address: "192.0.2.2"}, func(string) error { return nil }); err != nil {
+		t.Errorf("allowed update: %v", err)
+	}
+}

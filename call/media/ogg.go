@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
@@ -189,4 +190,26 @@ func OpusPackets(r io.Reader) ([][]byte, error) {
 		}
 		pkts = append(pkts, pkt)
 	}
+}
+
+// CheckOpusFile checks that path is an Ogg/Opus file with at least one
+// audio packet, so that a caller can refuse a wrong file before it calls.
+// Errors wrap ErrNotOpus when the file is not Ogg/Opus.
+func CheckOpusFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	o, err := newOpusReader(f)
+	if err != nil {
+		return err
+	}
+	if _, err := o.Next(); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: no audio packets", ErrNotOpus)
+		}
+		return fmt.Errorf("%w: %w", ErrNotOpus, err)
+	}
+	return nil
 }

@@ -181,7 +181,10 @@ func (c *Call) deliver(m signal.Msg) {
 func (c *Call) emit(e Event) {
 	e.Call = c.id
 	e.Conference = c.confID
-	if e.Peer == nil && (e.Type == EventIncoming || e.Type == EventConnected || e.Type == EventEnded) {
+	// In a conference every leg's samples and route changes say whose
+	// they are too.
+	inConf := c.confID != "" && (e.Type == EventQuality || e.Type == EventRoute)
+	if e.Peer == nil && (inConf || e.Type == EventIncoming || e.Type == EventConnected || e.Type == EventEnded) {
 		r := c.remote
 		e.Peer = &r
 	}

@@ -310,5 +310,9 @@ func validID(id string) bool {
 // conference was given one file: "-<party>" goes before the extension.
 func legRecordPath(file, who string) string {
 	ext := filepath.Ext(file)
-	return strings.TrimSuffix(file, ext) + "-" + who + ext
+	base := strings.TrimSuffix(file, ext)
+	if ext == "" {
+		ext = ".ogg" // recordings are Ogg/Opus whatever the name given
+	}
+	return base + "-" + who + ext
 }

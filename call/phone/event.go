@@ -1,6 +1,7 @@
 package phone
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/irmv/irmv/call/signal"
@@ -47,4 +48,19 @@ type Event struct {
 	Reason   string  `json:"reason,omitempty"`
 	Text     string  `json:"text,omitempty"`
 	Record   string  `json:"record,omitempty"` // the recording's path, in "ended"
+}
+
+// MarshalJSON writes loss, jitter_ms and rtt_ms in every "quality" event:
+// a measured zero is a value, not an absent one.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event // without this method
+	if e.Type != EventQuality {
+		return json.Marshal(plain(e))
+	}
+	return json.Marshal(struct {
+		plain
+		Loss     float64 `json:"loss"`
+		JitterMS float64 `json:"jitter_ms"`
+		RTTMS    float64 `json:"rtt_ms"`
+	}{plain(e), e.Loss, e.JitterMS, e.RTTMS})
 }

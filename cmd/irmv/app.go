@@ -24,7 +24,7 @@ const (
 var version = "dev"
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "irmv",
 		Usage:   "peer-to-peer directory and calling for VoIP terminals",
 		Version: version,
@@ -39,7 +39,12 @@ Every flag can also be set by the environment variable shown beside it.`,
 			[]*cli.Command{versionCommand()},
 		),
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
+		Action:         unknownCommand,
+		OnUsageError:   usageError,
+		Suggest:        true,
 	}
+	withUsageErrors(app.Commands)
+	return app
 }
 
 func versionCommand() *cli.Command {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -89,10 +88,16 @@ func runCall(c *cli.Context) error {
 	if err := checkHoldDown(c); err != nil {
 		return err
 	}
-	if f := c.String("play"); f != "" {
-		if _, err := os.Stat(f); err != nil {
-			return cli.Exit(fmt.Sprintf("--play: %v", err), exitError)
+	for _, a := range args {
+		if strings.TrimSpace(a) == "" {
+			return cli.Exit("call what? an IDENTIFIER is empty: give a name, phone number, uid or IP address", exitError)
 		}
+	}
+	if err := checkPlay(c.String("play")); err != nil {
+		return err
+	}
+	if err := checkRecordFile(c.String("record")); err != nil {
+		return err
 	}
 	reg := share.Registration{Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip")}
 	if reg.Name == "" && reg.Phone == "" && reg.UID == "" {

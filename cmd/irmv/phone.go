@@ -194,6 +194,14 @@ func partyName(pt *callsignal.Party) string {
 	return strings.Join(parts, " ")
 }
 
+// legName says, in a conference, which party a line is about.
+func legName(e phone.Event) string {
+	if e.Conference == "" || e.Peer == nil {
+		return ""
+	}
+	return partyName(e.Peer) + ": "
+}
+
 // eventText is the human form of an event, one line.
 func eventText(w io.Writer, e phone.Event) {
 	switch e.Type {
@@ -208,15 +216,15 @@ func eventText(w io.Writer, e phone.Event) {
 	case phone.EventConnected:
 		fmt.Fprintf(w, "connected with %s (%s, %.0f ms setup)\n", partyName(e.Peer), e.Route, e.SetupMS)
 	case phone.EventQuality:
-		fmt.Fprintf(w, "  loss %.1f%%  jitter %.1f ms  rtt %.1f ms  %s\n", e.Loss*100, e.JitterMS, e.RTTMS, e.Route)
+		fmt.Fprintf(w, "  %sloss %.1f%%  jitter %.1f ms  rtt %.1f ms  %s\n", legName(e), e.Loss*100, e.JitterMS, e.RTTMS, e.Route)
 	case phone.EventRoute:
-		fmt.Fprintf(w, "route %s → %s (%s)\n", e.From, e.To, e.Reason)
+		fmt.Fprintf(w, "%sroute %s → %s (%s)\n", legName(e), e.From, e.To, e.Reason)
 	case phone.EventText:
 		fmt.Fprintf(w, "text: %s\n", e.Text)
 	case phone.EventWarning:
 		fmt.Fprintf(w, "warning: %s\n", e.Reason)
 	case phone.EventEnded:
-		fmt.Fprintf(w, "ended (%s)", e.Reason)
+		fmt.Fprintf(w, "%sended (%s)", legName(e), e.Reason)
 		if e.Record != "" {
 			fmt.Fprintf(w, ", recorded to %s", e.Record)
 		}
@@ -254,10 +262,11 @@ func runPhone(c *cli.Context) error {
 	if err := checkHoldDown(c); err != nil {
 		return err
 	}
-	if f := c.String("play"); f != "" {
-		if _, err := os.Stat(f); err != nil {
-			return cli.Exit(fmt.Sprintf("--play: %v", err), exitError)
-		}
+	if err := checkPlay(c.String("play")); err != nil {
+		return err
+	}
+	if err := checkRecordDir(c.String("record")); err != nil {
+		return err
 	}
 	log, err := phoneLogger(c)
 	if err != nil {

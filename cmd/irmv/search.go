@@ -40,6 +40,9 @@ func runSearch(c *cli.Context) error {
 	if len(args) == 0 {
 		return cli.Exit("usage: irmv search QUERY", exitError)
 	}
+	if strings.TrimSpace(strings.Join(args, "")) == "" {
+		return cli.Exit("usage: irmv search QUERY: QUERY is empty", exitError)
+	}
 	if c.Int("limit") < 1 || c.Int("limit") > search.MaxLimit {
 		return cli.Exit(fmt.Sprintf("--limit %d: want 1 to %d", c.Int("limit"), search.MaxLimit), exitError)
 	}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/share"
+)
+
+// TestCLIUsageMessages: a mistyped command says "unknown command" with a
+// suggestion and exits 2 (not 3, call's "busy"); a duration without a unit
+// says so; an empty query names QUERY, not the API's parameter.
+func TestCLIUsageMessages(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	node := "--node=" + n.APIURL()
+	cases := []struct {
+		args []string
+		want []string // all in stderr
+	}{
+		{[]string{"serch", "anna"}, []string{`unknown command "serch"`, `"search"`}},
+		{[]string{"share", "lst"}, []string{`unknown command "lst"`, `"list"`}},
+		{[]string{"search", node, "--timeout", "5", "anna"}, []string{"--timeout 5", "needs a unit", "5s"}},
+		{[]string{"search", node, "anna", "--timeout", "5"}, []string{"--timeout 5", "needs a unit"}},
+		{[]string{"call", node, "--timeout", "5", "anna"}, []string{"--timeout 5", "needs a unit"}},
+		{[]string{"call", node, "--hangup-after", "soon", "anna"}, []string{"--hangup-after", "not a duration"}},
+		{[]string{"search", node, ""}, []string{"QUERY is empty"}},
+		{[]string{"call", node, " "}, []string{"IDENTIFIER is empty"}},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := runCLI(c.args...)
+			if code != exitError {
+				t.Errorf("exit %d, want %d", code, exitError)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			for _, bad := range []string{"No help topic", "parse error", "missing q", "Incorrect Usage"} {
+				if strings.Contains(stderr, bad) {
+					t.Errorf("stderr says %q:\n%s", bad, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestCallChecksInputFirst: `irmv call --play speech.wav` (not Ogg/Opus) or
+// a --record file in a missing directory exits 2 before anyone is searched
+// for or rung. The same call with a good file does ring and connect, and its
+// quality events carry loss and jitter even when they are zero.
+func TestCallChecksInputFirst(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	cl, err := client.New(n.APIURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	incoming := make(chan phone.Event, 16)
+	p, err := phone.Start(context.Background(), phone.Options{
+		Client:        cl,
+		Registration:  share.Registration{Name: "Callee", UID: "first-hour"},
+		Answer:        phone.AnswerAuto,
+		SettingEngine: media.LoopbackSettingEngine(),
+		OnEvent: func(e phone.Event) {
+			if e.Type == phone.EventIncoming {
+				incoming <- e
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+
+	dir := t.TempDir()
+	wav := filepath.Join(dir, "speech.wav")
+	// A RIFF/WAVE header and a little silence: what a newcomer has at hand.
+	if err := os.WriteFile(wav, append([]byte("RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00data\x00\x08\x00\x00"), make([]byte, 2048)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	node := "--node=" + n.APIURL()
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wav to play", []string{"call", node, "--json", "--play", wav, "uid:first-hour"}, "not an Ogg/Opus file"},
+		{"missing play file", []string{"call", node, "--json", "--play", filepath.Join(dir, "none.ogg"), "uid:first-hour"}, "no such file"},
+		{"record into a missing directory", []string{"call", node, "--json", "--record", filepath.Join(dir, "no", "call.ogg"), "uid:first-hour"}, "does not exist"},
+		{"phone plays a wav", []string{"phone", node, "--uid", "other", "--play", wav}, "not an Ogg/Opus file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(c.args...)
+			if code != exitError || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitError, c.want)
+			}
+			if stdout != "" {
+				t.Errorf("events before the input was checked:\n%s", stdout)
+			}
+		})
+	}
+	select {
+	case e := <-incoming:
+		t.Fatalf("the callee rang for a call with bad input: %+v", e)
+	default:
+	}
+
+	// The control: a good file rings and connects.
+	var out, errw syncBuffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errw
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunContext(ctx, []string{"irmv", "call", node, "--json", "--play", "../../call/media/testdata/speech.ogg", "uid:first-hour"})
+	}()
+	deadline := time.After(60 * time.Second)
+	var quality map[string]any
+	for quality == nil {
+		select {
+		case err := <-done:
+			t.Fatalf("irmv call ended before a quality sample: %v\n%s\n%s", err, out.String(), errw.String())
+		case <-deadline:
+			t.Fatalf("no quality event:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["type"] == phone.EventQuality {
+				quality = m
+			}
+		}
+	}
+	for _, k := range []string{"loss", "jitter_ms", "rtt_ms"} {
+		if _, ok := quality[k]; !ok {
+			t.Errorf("quality event lacks %q: %v", k, quality)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("irmv call: %v", err)
+	}
+	select {
+	case <-incoming:
+	default:
+		t.Error("the good call never rang the callee")
+	}
+}

@@ -443,12 +443,14 @@ func (s *Switch) newCallLocked(id string, a, b endpoint) (*callState, bool) {
 
 // callee checks that a local terminal can be offered a call; it returns
 // the message to answer with when it cannot.
-func (s *Switch) callee(to *signal.Party, call string) *signal.Msg {
+// A busy terminal still gets the invites of a conference: it may be a
+// party of it, and its phone answers busy to the others.
+func (s *Switch) callee(to *signal.Party, call string, conference bool) *signal.Msg {
 	t, err := s.o.Directory.Get(to.Terminal)
 	switch {
 	case err != nil || t.Status == record.StatusOffline || !s.Connected(to.Terminal):
 		return &signal.Msg{Type: signal.TypeUnavailable, Call: call, Reason: "terminal is not reachable"}
-	case t.Status == record.StatusBusy:
+	case t.Status == record.StatusBusy && !conference:
 		return &signal.Msg{Type: signal.TypeBusy, Call: call}
 	}
 	return nil
@@ -498,7 +500,7 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 	m.From = s.party(from)
 	src := endpoint{terminal: from, ss: ss}
 	if m.To.Node == s.o.Host.ID().String() {
-		if refuse := s.callee(m.To, m.Call); refuse != nil {
+		if refuse := s.callee(m.To, m.Call, m.Conference != ""); refuse != nil {
 			s.send(src, *refuse)
 			s.m.calls.WithLabelValues(refuse.Type).Inc()
 			return
@@ -627,7 +629,7 @@ func (s *Switch) handleStream(st network.Stream) {
 	}
 	// The caller's node is who the stream says, whatever the message says.
 	m.From.Node = st.Conn().RemotePeer().String()
-	if refuse := s.callee(m.To, m.Call); refuse != nil {
+	if refuse := s.callee(m.To, m.Call, m.Conference != ""); refuse != nil {
 		s.send(remote, *refuse)
 		st.Close()
 		s.m.calls.WithLabelValues(refuse.Type).Inc()

@@ -448,9 +448,7 @@ func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *C
 		return nil, err
 	}
 	p.known.remember(to.Identifiers, remoteKey)
-	if cf == nil {
-		p.setBusy(true) // conference parties stay reachable for the other legs
-	}
+	p.setBusy(true) // the nodes still pass a conference's invites
 	if err := c.waitMedia(ctx, peer); err != nil {
 		return nil, err
 	}
@@ -863,6 +861,7 @@ wait:
 			c.finish("conference over", true)
 			return
 		}
+		cf.setHost(c)
 		c.setConf(cf)
 	}
 	c.th = p.o.thresholds().orDefaults(Thresholds{})
@@ -891,9 +890,7 @@ wait:
 		return
 	}
 	c.descriptionSent(c.cur)
-	if c.confID == "" {
-		p.setBusy(true) // conference parties stay reachable for the other legs
-	}
+	p.setBusy(true) // the nodes still pass a conference's invites
 	if err := c.waitMedia(ctx, peer); err != nil {
 		return
 	}

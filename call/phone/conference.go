@@ -48,6 +48,10 @@ type Conference struct {
 	dialing map[string]bool
 	started bool // a leg has existed
 	ended   bool
+	// host is the leg that invited this phone into the conference (nil
+	// on the caller's side): when it ends, the caller has left, and so
+	// does this phone, with all its legs.
+	host *Call
 }
 
 // partyKey names a terminal network-wide.
@@ -189,17 +193,39 @@ func (cf *Conference) addLeg(c *Call) bool {
 	return true
 }
 
-// removeLeg forgets an ended call; the conference ends with its last leg.
+// setHost records the leg that invited this phone, unless one was.
+func (cf *Conference) setHost(c *Call) {
+	cf.mu.Lock()
+	defer cf.mu.Unlock()
+	if cf.host == nil {
+		cf.host = c
+	}
+}
+
+// removeLeg forgets an ended call; the conference ends with its last leg,
+// or with the leg to the party that invited this phone: when the caller
+// leaves, every leg of the conference ends.
 func (cf *Conference) removeLeg(c *Call) {
 	cf.mu.Lock()
 	k := partyKey(c.remote)
 	if cf.legs[k] == c {
 		delete(cf.legs, k)
 	}
+	hostLeft := cf.host == c
 	last := len(cf.legs) == 0 && len(cf.dialing) == 0 && cf.started
+	var rest []*Call
+	if hostLeft {
+		for _, l := range cf.legs {
+			rest = append(rest, l)
+		}
+	}
 	cf.mu.Unlock()
-	if last {
+	if last || hostLeft {
 		cf.end()
+	}
+	for _, l := range rest {
+		cf.p.log.Info("The conference's caller left", "call", l.id, "conference", cf.id)
+		l.requestHangup("conference over")
 	}
 }
 

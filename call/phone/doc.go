@@ -128,10 +128,13 @@
 // the parties it is connected to; a party that learns of one it has no leg
 // with calls it if its own node/terminal key sorts first, and otherwise
 // waits to be called, retrying busy and unavailable for a while (the other
-// may not know the conference yet). While in a conference a phone keeps
-// its status online rather than busy, because its node would answer busy
-// to the other parties' legs. Parties leave by hanging up their legs
-// ([Conference.Hangup]); the others go on.
+// may not know the conference yet). A phone in a conference is busy, as in
+// any call: its node still passes it the invites of a conference (the
+// phone answers busy to those of others). Parties leave by hanging up
+// their legs ([Conference.Hangup]); the others go on, except when the
+// party leaving is the one that invited them (the caller): a phone whose
+// leg to that party ends hangs up all its legs of the conference
+// (reason "conference over"), so the conference ends with its caller.
 //
 // # Known keys
 //

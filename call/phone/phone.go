@@ -330,10 +330,7 @@ func (p *Phone) setBusy(busy bool) {
 	}
 	p.mu.Lock()
 	api, t := p.api, p.ack.Terminal
-	inCall := false
-	for _, c := range p.calls {
-		inCall = inCall || c.confID == "" // conference legs never set busy
-	}
+	inCall := len(p.calls) > 0
 	p.mu.Unlock()
 	if !busy && inCall {
 		return // a call that began as the last one ended keeps it busy

@@ -127,3 +127,43 @@ func ask(st network.Stream, r *bufio.Reader, uid string) (int, error) {
 	}
 	return len(resp.Records), nil
 }
+
+// BenchmarkSearchEnd4 measures how long a search takes to end (its
+// channel closes), not to its first result, from the first node of a warm
+// 4-node chain to a terminal on the last: a name word (flooded), an exact
+// unique ID and a bare unique ID (read as a uid and as a name).
+func BenchmarkSearchEnd4(b *testing.B) {
+	nodes := nodetest.Chain(b, 4, nil)
+	first, last := nodes[0], nodes[3]
+	for _, n := range nodes {
+		nodetest.WaitFor(b, "routing tables", func() bool { return n.DHT().RoutingTable().Size() >= 2 })
+	}
+	if _, err := last.Registry().Register(share.Registration{Name: "Kim Berg", UID: "kim-1", Address: "10.99.0.42"}); err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range nodes {
+		n.Search().SetLookupRate(rate.Inf, 0) // the benchmark asks faster than one peer may
+	}
+	run := func(b *testing.B, text string) int {
+		ch, err := first.Search().Search(context.Background(), search.Query{Text: text, Timeout: 10 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for range ch {
+			n++
+		}
+		return n
+	}
+	nodetest.WaitFor(b, "announced", func() bool { return run(b, "uid:kim-1") > 0 })
+	for _, q := range []struct{ name, text string }{{"name", "kim"}, {"uid", "uid:kim-1"}, {"bare-uid", "kim-1"}} {
+		b.Run(q.name, func(b *testing.B) {
+			for range b.N {
+				if run(b, q.text) == 0 {
+					b.Fatalf("%q: not found", q.text)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/search")
+		})
+	}
+}

@@ -27,7 +27,7 @@ func TestQueryNodeHonoursCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := search.QueryNode(ctx, asker, mute.ID(), ident.ID{Kind: ident.KindUID, Value: "x"}, 1)
+		_, _, err := search.QueryNode(ctx, asker, mute.ID(), []ident.ID{{Kind: ident.KindUID, Value: "x"}}, 1)
 		done <- err
 	}()
 	time.Sleep(200 * time.Millisecond)

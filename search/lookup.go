@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/internal/wire"
+	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share/record"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -25,7 +26,7 @@ const LookupProtocol = "/irmv/lookup/1.0.0"
 
 // Lookup message limits.
 const (
-	MaxLookupRequest  = 1 << 10
+	MaxLookupRequest  = 2 << 10
 	MaxLookupResponse = 64 << 10
 	MaxLookupRecords  = 32
 )
@@ -34,6 +35,9 @@ const (
 type LookupRequest struct {
 	Kind  ident.Kind `json:"kind"`
 	Value string     `json:"value"`
+	// Also are further readings of the same query (at most
+	// ident.MaxReadings-1); a terminal matching any of them is answered.
+	Also  []ident.ID `json:"also,omitempty"`
 	Limit int        `json:"limit,omitempty"`
 }
 
@@ -48,14 +52,23 @@ type Matcher interface {
 	Match(id ident.ID, limit int) []*record.Record
 }
 
+func (q *LookupRequest) readings() []ident.ID {
+	return append([]ident.ID{{Kind: q.Kind, Value: q.Value}}, q.Also...)
+}
+
 func (q *LookupRequest) validate() error {
-	switch q.Kind {
-	case ident.KindName, ident.KindPhone, ident.KindUID, ident.KindIP:
-	default:
-		return errors.New("unknown kind")
+	if len(q.Also) > ident.MaxReadings-1 {
+		return fmt.Errorf("%d further readings (max %d)", len(q.Also), ident.MaxReadings-1)
 	}
-	if q.Value == "" || len(q.Value) > ident.MaxInputLen {
-		return fmt.Errorf("value of %d bytes", len(q.Value))
+	for _, id := range q.readings() {
+		switch id.Kind {
+		case ident.KindName, ident.KindPhone, ident.KindUID, ident.KindIP:
+		default:
+			return errors.New("unknown kind")
+		}
+		if id.Value == "" || len(id.Value) > ident.MaxInputLen {
+			return fmt.Errorf("value of %d bytes", len(id.Value))
+		}
 	}
 	if q.Limit < 0 || q.Limit > MaxLookupRecords {
 		return fmt.Errorf("limit %d out of 0..%d", q.Limit, MaxLookupRecords)
@@ -126,7 +139,7 @@ func (s *lookupServer) handle(st network.Stream) {
 			if limit == 0 {
 				limit = MaxLookupRecords
 			}
-			resp.Records = s.match.Match(ident.ID{Kind: req.Kind, Value: req.Value}, limit)
+			resp.Records = flood.MatchAll(s.match, req.readings(), limit)
 			s.metrics.lookupServed.Inc()
 		}
 		if err := wire.Write(st, &resp, MaxLookupResponse); err != nil {
@@ -139,10 +152,13 @@ func (s *lookupServer) handle(st network.Stream) {
 // lookupIdle is how long a lookup stream may wait for its next request.
 const lookupIdle = 10 * time.Second
 
-// QueryNode asks node p for its terminals matching id and returns the
-// records that verify and name p as their host. Records that fail are
-// dropped and counted in bad.
-func QueryNode(ctx context.Context, h host.Host, p peer.ID, id ident.ID, limit int) (recs []*record.Record, bad int, err error) {
+// QueryNode asks node p for its terminals matching any of ids (a query's
+// readings, at least one) and returns the records that verify and name p
+// as their host. Records that fail are dropped and counted in bad.
+func QueryNode(ctx context.Context, h host.Host, p peer.ID, ids []ident.ID, limit int) (recs []*record.Record, bad int, err error) {
+	if len(ids) == 0 {
+		return nil, 0, errors.New("no identifier to look up")
+	}
 	st, err := h.NewStream(ctx, p, LookupProtocol)
 	if err != nil {
 		return nil, 0, err
@@ -155,7 +171,7 @@ func QueryNode(ctx context.Context, h host.Host, p peer.ID, id ident.ID, limit i
 	// caller gave up (limit reached, client gone).
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
-	if err := wire.Write(st, &LookupRequest{Kind: id.Kind, Value: id.Value, Limit: limit}, MaxLookupRequest); err != nil {
+	if err := wire.Write(st, &LookupRequest{Kind: ids[0].Kind, Value: ids[0].Value, Also: ids[1:], Limit: limit}, MaxLookupRequest); err != nil {
 		st.Reset()
 		return nil, 0, err
 	}

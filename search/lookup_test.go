@@ -72,7 +72,7 @@ func TestForgedRecordsRejected(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	recs, nbad, err := search.QueryNode(ctx, asker, bad.ID(), ident.ID{Kind: ident.KindUID, Value: "x"}, 10)
+	recs, nbad, err := search.QueryNode(ctx, asker, bad.ID(), []ident.ID{{Kind: ident.KindUID, Value: "x"}}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/irmv/irmv/share/record"
 )
 
-func TestMatches(t *testing.T) {
+func TestMatchOf(t *testing.T) {
 	n, err := ident.NewNormalizer("DE")
 	if err != nil {
 		t.Fatal(err)
@@ -15,29 +15,33 @@ func TestMatches(t *testing.T) {
 	ids := record.Identifiers{Name: "José Müller-Lüdenscheidt", Phone: "+49301234567", UID: "desk-42", IP: "10.99.0.42"}
 	for _, tc := range []struct {
 		q    string
-		want bool
+		want ident.Match
 	}{
-		{"030 1234567", true},
-		{"+49 30 7654321", false},
-		{"uid:desk-42", true},
-		{"uid:desk-4", false},
-		{"10.99.0.42", true},
-		{"10.99.0.43", false},
-		{"jose", true},
-		{"MÜL", true},
-		{"jo lud", true},
-		{"jose schmidt", false},
-		{"ose", false}, // not the start of a word
+		{"030 1234567", ident.MatchExact},
+		{"+49 30 7654321", ident.MatchNone},
+		{"uid:desk-42", ident.MatchExact},
+		{"desk-42", ident.MatchExact}, // read as a uid too
+		{"uid:desk-4", ident.MatchNone},
+		{"10.99.0.42", ident.MatchExact},
+		{"10.99.0.43", ident.MatchNone},
+		{"jose", ident.MatchPrefix},
+		{"MÜL", ident.MatchPrefix},
+		{"jo lud", ident.MatchPrefix},
+		{"jose muller ludenscheidt", ident.MatchExact},
+		{"jose mullerludenscheidt", ident.MatchExact},
+		{"muller-ludenscheidt jose", ident.MatchWords},
+		{"jose schmidt", ident.MatchNone},
+		{"ose", ident.MatchNone}, // not the start of a word
 	} {
-		id, err := n.Parse(tc.q)
+		readings, err := n.Readings(tc.q)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.q, err)
 		}
-		if got := Matches(n, ids, id); got != tc.want {
-			t.Errorf("Matches(%q) = %v, want %v", tc.q, got, tc.want)
+		if got := MatchOf(n, ids, readings); got != tc.want {
+			t.Errorf("MatchOf(%q) = %v, want %v", tc.q, got, tc.want)
 		}
 	}
-	if Matches(n, record.Identifiers{Phone: "+49301234567"}, ident.ID{Kind: ident.KindName, Value: "x"}) {
+	if MatchOf(n, record.Identifiers{Phone: "+49301234567"}, []ident.ID{{Kind: ident.KindName, Value: "x"}}) != ident.MatchNone {
 		t.Error("a terminal without a name matched a name query")
 	}
 }

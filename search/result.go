@@ -1,6 +1,13 @@
 package search
 
-import "github.com/irmv/irmv/share/record"
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/share/record"
+)
 
 // Paths a result can be found by.
 const (
@@ -20,13 +27,16 @@ type Result struct {
 	Status      record.Status      `json:"status"`
 	Node        string             `json:"node"`
 	Via         string             `json:"via"`
-	Verified    bool               `json:"verified"`
-	Signer      record.Signer      `json:"signer"`
-	Key         []byte             `json:"key,omitempty"` // terminal's Ed25519 key, if it has one
-	Seq         uint64             `json:"seq"`
-	Hops        int                `json:"hops,omitempty"`
-	ElapsedMS   float64            `json:"elapsed_ms"`
-	Record      *record.Record     `json:"record,omitempty"`
+	// Match is how the terminal answers the query: "exact", "words" or
+	// "prefix" (ident.Match); clients rank by it.
+	Match     ident.Match    `json:"match"`
+	Verified  bool           `json:"verified"`
+	Signer    record.Signer  `json:"signer"`
+	Key       []byte         `json:"key,omitempty"` // terminal's Ed25519 key, if it has one
+	Seq       uint64         `json:"seq"`
+	Hops      int            `json:"hops,omitempty"`
+	ElapsedMS float64        `json:"elapsed_ms"`
+	Record    *record.Record `json:"record,omitempty"`
 }
 
 // resultOf builds a result from a verified record.
@@ -45,4 +55,30 @@ func resultOf(r *record.Record, b *record.Body, via string) Result {
 		Seq:         b.Seq,
 		Record:      r,
 	}
+}
+
+// Rank sorts results best match first; results that match equally keep
+// their order (of arrival).
+func Rank(rs []Result) {
+	slices.SortStableFunc(rs, func(a, b Result) int { return cmp.Compare(b.Match, a.Match) })
+}
+
+// Best picks the terminal a query means from a finished search's results:
+// the one result whose match is better than every other's. When several
+// terminals share the best match it returns them, ranked, with an error
+// wrapping ErrAmbiguous; with no results, ErrNotFound.
+func Best(rs []Result) (Result, []Result, error) {
+	if len(rs) == 0 {
+		return Result{}, nil, ErrNotFound
+	}
+	ranked := slices.Clone(rs)
+	Rank(ranked)
+	n := 1
+	for n < len(ranked) && ranked[n].Match == ranked[0].Match {
+		n++
+	}
+	if n > 1 {
+		return Result{}, ranked[:n], fmt.Errorf("%w: %d terminals match %s", ErrAmbiguous, n, ranked[0].Match)
+	}
+	return ranked[0], ranked[:1], nil
 }

@@ -28,8 +28,15 @@ const (
 	providersPerKey = 20
 )
 
-// ErrBadQuery is returned, wrapped, for a query that cannot be searched.
-var ErrBadQuery = errors.New("bad query")
+// Errors of a search. They come back wrapped: test with errors.Is.
+var (
+	// ErrBadQuery is a query that cannot be searched.
+	ErrBadQuery = errors.New("bad query")
+	// ErrNotFound: no terminal answers the query.
+	ErrNotFound = errors.New("nothing found")
+	// ErrAmbiguous: several terminals answer the query equally well.
+	ErrAmbiguous = errors.New("ambiguous")
+)
 
 // Options configure a Service.
 type Options struct {
@@ -97,50 +104,69 @@ type Query struct {
 	Timeout time.Duration // 0: DefaultTimeout
 }
 
-// Parse checks a query and normalises its text.
-func (s *Service) Parse(q *Query) (ident.ID, error) {
+// Parse checks a query and returns every reading of its text
+// (ident.Normalizer.Readings).
+func (s *Service) Parse(q *Query) ([]ident.ID, error) {
 	switch q.Via {
 	case "":
 		q.Via = ViaAuto
 	case ViaAuto, ViaDHT, ViaFlood:
 	default:
-		return ident.ID{}, fmt.Errorf("%w: via %q (want auto, dht or flood)", ErrBadQuery, q.Via)
+		return nil, fmt.Errorf("%w: via %q (want auto, dht or flood)", ErrBadQuery, q.Via)
 	}
 	if q.Limit == 0 {
 		q.Limit = DefaultLimit
 	}
 	if q.Limit < 0 || q.Limit > MaxLimit {
-		return ident.ID{}, fmt.Errorf("%w: limit %d out of 1..%d", ErrBadQuery, q.Limit, MaxLimit)
+		return nil, fmt.Errorf("%w: limit %d out of 1..%d", ErrBadQuery, q.Limit, MaxLimit)
 	}
 	if q.Timeout == 0 {
 		q.Timeout = DefaultTimeout
 	}
 	if q.Timeout < 0 || q.Timeout > MaxTimeout {
-		return ident.ID{}, fmt.Errorf("%w: timeout %s out of 0..%s", ErrBadQuery, q.Timeout, MaxTimeout)
+		return nil, fmt.Errorf("%w: timeout %s out of 0..%s", ErrBadQuery, q.Timeout, MaxTimeout)
 	}
-	id, err := s.o.Normalizer.Parse(q.Text)
+	ids, err := s.o.Normalizer.Readings(q.Text)
 	if err != nil {
-		return ident.ID{}, fmt.Errorf("%w: %w", ErrBadQuery, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadQuery, err)
 	}
-	return id, nil
+	return ids, nil
 }
 
 // Search runs a query and streams its results; the channel closes when
 // every path is done, the limit is reached, the timeout passes or ctx ends.
 func (s *Service) Search(ctx context.Context, q Query) (<-chan Result, error) {
-	id, err := s.Parse(&q)
+	ids, err := s.Parse(&q)
 	if err != nil {
 		return nil, err
 	}
 	out := make(chan Result)
-	go s.run(ctx, id, q, out)
+	go s.run(ctx, ids, q, out)
 	return out, nil
+}
+
+// Resolve runs a query to its end and returns the terminal it means, as
+// Best picks it: the single best match, or ErrAmbiguous with the
+// terminals that share the best match, or ErrNotFound.
+func (s *Service) Resolve(ctx context.Context, q Query) (Result, []Result, error) {
+	results, err := s.Search(ctx, q)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	var all []Result
+	for r := range results {
+		all = append(all, r)
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, nil, err
+	}
+	return Best(all)
 }
 
 // run is one search's life.
 type run struct {
 	s      *Service
-	id     ident.ID
+	ids    []ident.ID // the query's readings
 	q      Query
 	start  time.Time
 	out    chan<- Result
@@ -153,16 +179,18 @@ type run struct {
 	done  bool
 }
 
-func (s *Service) run(ctx context.Context, id ident.ID, q Query, out chan<- Result) {
+func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- Result) {
 	defer close(out)
 	ctx, cancel := context.WithTimeout(ctx, q.Timeout)
 	defer cancel()
-	r := &run{s: s, id: id, q: q, start: time.Now(), out: out, cancel: cancel, seen: map[string]bool{}, first: map[string]bool{}}
+	r := &run{s: s, ids: ids, q: q, start: time.Now(), out: out, cancel: cancel, seen: map[string]bool{}, first: map[string]bool{}}
 
 	now := time.Now()
-	for _, rec := range s.o.Matcher.Match(id, q.Limit) {
+	for _, rec := range flood.MatchAll(s.o.Matcher, ids, q.Limit) {
 		if b, err := rec.Verify(s.o.Host.ID(), now); err == nil {
-			r.emit(ctx, resultOf(rec, b, ViaLocal))
+			res := resultOf(rec, b, ViaLocal)
+			res.Match = MatchOf(s.o.Normalizer, b.Identifiers, ids)
+			r.emit(ctx, res)
 		}
 	}
 
@@ -212,8 +240,13 @@ func (s *Service) run(ctx context.Context, id ident.ID, q Query, out chan<- Resu
 
 // floodNow reports whether flooding should start without waiting for the DHT.
 func (r *run) floodNow() bool {
-	if r.q.Via == ViaFlood || r.s.o.Router == nil || r.id.Kind == ident.KindName {
+	if r.q.Via == ViaFlood || r.s.o.Router == nil {
 		return true
+	}
+	for _, id := range r.ids {
+		if id.Kind == ident.KindName {
+			return true
+		}
 	}
 	return r.s.o.TableSize != nil && r.s.o.TableSize() == 0
 }
@@ -260,13 +293,17 @@ func (r *run) emit(ctx context.Context, res Result) {
 	}
 }
 
-// dhtKeys are the DHT keys a query is looked up under: the identifier
-// itself and, for a name of several words, each word.
+// dhtKeys are the DHT keys a query is looked up under: each reading and,
+// for a name, each of its terms (whole words: prefixes are for the flood).
 func (r *run) dhtKeys() []ident.ID {
-	keys := []ident.ID{r.id}
-	if r.id.Kind == ident.KindName {
-		if toks := ident.Tokens(r.id.Value); len(toks) > 1 {
-			for _, t := range toks {
+	var keys []ident.ID
+	for _, id := range r.ids {
+		keys = append(keys, id)
+		if id.Kind != ident.KindName {
+			continue
+		}
+		for _, t := range ident.Terms(id.Value) {
+			if t != id.Value {
 				keys = append(keys, ident.ID{Kind: ident.KindName, Value: t})
 			}
 		}
@@ -309,7 +346,7 @@ func (r *run) viaDHT(ctx context.Context) {
 
 // ask queries a hosting node directly and emits what verifies.
 func (r *run) ask(ctx context.Context, p peer.ID, via string, hops int) {
-	recs, bad, err := QueryNode(ctx, r.s.o.Host, p, r.id, min(r.q.Limit, MaxLookupRecords))
+	recs, bad, err := QueryNode(ctx, r.s.o.Host, p, r.ids, min(r.q.Limit, MaxLookupRecords))
 	if bad > 0 {
 		r.s.m.rejected.WithLabelValues(via).Add(float64(bad))
 	}
@@ -323,29 +360,36 @@ func (r *run) ask(ctx context.Context, p peer.ID, via string, hops int) {
 		if err != nil {
 			continue
 		}
-		if !Matches(r.s.o.Normalizer, b.Identifiers, r.id) {
+		m := MatchOf(r.s.o.Normalizer, b.Identifiers, r.ids)
+		if m == ident.MatchNone {
 			r.s.m.rejected.WithLabelValues(via).Inc()
 			continue
 		}
 		res := resultOf(rec, b, via)
+		res.Match = m
 		res.Hops = hops
 		r.emit(ctx, res)
 	}
 }
 
 func (r *run) viaFlood(ctx context.Context) {
-	hits := r.s.o.Flooder.Query(ctx, r.id, flood.QueryOptions{Want: r.q.Limit})
+	hits := r.s.o.Flooder.Query(ctx, r.ids[0], flood.QueryOptions{Want: r.q.Limit, Also: r.ids[1:]})
 	for hit := range hits {
 		now := time.Now()
 		for _, rec := range hit.Records {
 			// A hit is made by the hosting node at query time, so its
 			// status is fresh; its records must name that node.
 			b, err := rec.Verify(hit.Origin, now)
-			if err != nil || !Matches(r.s.o.Normalizer, b.Identifiers, r.id) {
+			var m ident.Match
+			if err == nil {
+				m = MatchOf(r.s.o.Normalizer, b.Identifiers, r.ids)
+			}
+			if m == ident.MatchNone {
 				r.s.m.rejected.WithLabelValues(ViaFlood).Inc()
 				continue
 			}
 			res := resultOf(rec, b, ViaFlood)
+			res.Match = m
 			res.Hops = hit.Hops
 			r.emit(ctx, res)
 		}

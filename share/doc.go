@@ -58,17 +58,19 @@
 //
 // # Publishing
 //
-// Every identifier of a hosted terminal — the folded name, each name token,
+// Every identifier of a hosted terminal — the folded name, each name term (ident.Terms),
 // the phone number, the uid and the IP identifier — is announced through the
 // Publisher (the node implements it with the DHT). Identifiers are
 // reference-counted across terminals: Unpublish is called only when no
-// hosted terminal has the identifier any more. Open publishes everything it
-// loads.
+// hosted terminal has the identifier any more. Open derives the folded
+// name and terms of everything it loads again, with this version's folding,
+// and publishes them: a database written by an older version is found by
+// today's keys.
 //
 // # Matching
 //
 // Match answers lookups and flooded queries from an in-memory index: phone,
-// uid and IP identifiers match exactly; a name query matches when each of
-// its folded tokens is a prefix of some token of the terminal's folded
-// name.
+// uid and IP identifiers match exactly; a name query matches as
+// ident.MatchName says (each query word begins a different word of the
+// name), best matches first.
 package share

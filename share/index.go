@@ -3,7 +3,6 @@ package share
 import (
 	"cmp"
 	"slices"
-	"strings"
 
 	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share/record"
@@ -15,7 +14,7 @@ import (
 const maxPrefix = 16
 
 // identifiers returns what is published for a terminal: the folded name,
-// each of its tokens, the phone number, the uid and the IP identifier.
+// each of its terms (ident.Terms), the phone number, the uid and the IP identifier.
 func identifiers(ids record.Identifiers, folded string, tokens []string) []ident.ID {
 	var out []ident.ID
 	if folded != "" {
@@ -158,10 +157,9 @@ func (r *Registry) replaceLocked(old, e *entry) (pub, unpub []ident.ID) {
 
 // Match returns the records of hosted terminals that match id, with their
 // current status and seen time, at most limit of them (limit <= 0: all).
-// Phone, uid and IP identifiers match exactly. A name matches when every
-// token of the folded query is a prefix of some token of the terminal's
-// folded name. When more than limit terminals match, which ones are
-// returned is unspecified; the result is sorted by handle.
+// Phone, uid and IP identifiers match exactly, and the result is sorted by
+// handle. A name matches as ident.MatchName says; the best matches come
+// first (then by handle), and a limit keeps the best.
 func (r *Registry) Match(id ident.ID, limit int) []*record.Record {
 	var hits []*entry
 	switch id.Kind {
@@ -172,29 +170,28 @@ func (r *Registry) Match(id ident.ID, limit int) []*record.Record {
 		if err != nil {
 			return nil
 		}
-		qs := ident.Tokens(folded)
-		if len(qs) == 0 {
-			return nil
-		}
 		r.mu.RLock()
 		defer r.mu.RUnlock()
-		var best set
-		for i, q := range qs {
-			s := r.prefix[truncRunes(q, maxPrefix)]
-			if len(s) == 0 {
-				return nil
-			}
-			if i == 0 || len(s) < len(best) {
-				best = s
-			}
-		}
-		for e := range best {
-			if matchesAll(e.tokens, qs) {
-				hits = append(hits, e)
-				if limit > 0 && len(hits) >= limit {
-					break
+		// Every match has a term that a form of the query's first word
+		// begins; the candidates are checked word by word.
+		level := map[*entry]ident.Match{}
+		for _, q := range ident.QueryTerms(folded) {
+			for e := range r.prefix[truncRunes(q, maxPrefix)] {
+				if _, done := level[e]; done {
+					continue
+				}
+				level[e] = ident.MatchName(e.folded, folded)
+				if level[e] != ident.MatchNone {
+					hits = append(hits, e)
 				}
 			}
+		}
+		// The best matches first, so a limit keeps them.
+		slices.SortFunc(hits, func(a, b *entry) int {
+			return cmp.Or(cmp.Compare(level[b], level[a]), cmp.Compare(a.Terminal, b.Terminal))
+		})
+		if limit > 0 && len(hits) > limit {
+			hits = hits[:limit]
 		}
 	case ident.KindPhone:
 		r.mu.RLock()
@@ -216,7 +213,9 @@ func (r *Registry) Match(id ident.ID, limit int) []*record.Record {
 	if len(hits) == 0 {
 		return nil
 	}
-	slices.SortFunc(hits, func(a, b *entry) int { return cmp.Compare(a.Terminal, b.Terminal) })
+	if id.Kind != ident.KindName {
+		slices.SortFunc(hits, func(a, b *entry) int { return cmp.Compare(a.Terminal, b.Terminal) })
+	}
 	out := make([]*record.Record, len(hits))
 	nowMS := r.now().UnixMilli()
 	for i, e := range hits {
@@ -236,21 +235,4 @@ func collect(s set, limit int) []*entry {
 		}
 	}
 	return out
-}
-
-// matchesAll reports whether every query token is a prefix of some token.
-func matchesAll(tokens, qs []string) bool {
-	for _, q := range qs {
-		found := false
-		for _, t := range tokens {
-			if strings.HasPrefix(t, q) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }

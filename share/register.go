@@ -102,7 +102,7 @@ func (r *Registry) normalize(reg Registration) (*normalized, error) {
 		if n.ids.Name, n.folded, err = r.norm.Name(reg.Name); err != nil {
 			return nil, fieldErr("name", err)
 		}
-		n.tokens = ident.Tokens(n.folded)
+		n.tokens = ident.Terms(n.folded)
 	}
 	if reg.Phone != "" {
 		if n.ids.Phone, err = r.norm.Phone(reg.Phone); err != nil {

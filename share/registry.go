@@ -160,7 +160,7 @@ type entry struct {
 	stored
 	body   *record.Body
 	folded string     // folded name
-	tokens []string   // tokens of folded
+	tokens []string   // ident.Terms of folded
 	ids    []ident.ID // published identifiers
 	// diskExpires is the Expires last written to disk.
 	diskExpires int64

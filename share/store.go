@@ -99,7 +99,7 @@ func (r *Registry) decodeEntry(k, v []byte, now time.Time) (*entry, string) {
 		if err != nil {
 			return nil, "name: " + err.Error()
 		}
-		e.folded, e.tokens = folded, ident.Tokens(folded)
+		e.folded, e.tokens = folded, ident.Terms(folded)
 	}
 	e.ids = identifiers(body.Identifiers, e.folded, e.tokens)
 	return e, ""

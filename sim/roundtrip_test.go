@@ -28,7 +28,7 @@ func TestRoundTrip(t *testing.T) {
 	a, b := n.nodes[0], n.nodes[1]
 	for range 3 {
 		t0 := time.Now()
-		recs, _, err := search.QueryNode(ctx, a.h, b.h.ID(), ident.ID{Kind: ident.KindUID, Value: b.terms[0].uid}, 1)
+		recs, _, err := search.QueryNode(ctx, a.h, b.h.ID(), []ident.ID{{Kind: ident.KindUID, Value: b.terms[0].uid}}, 1)
 		d := time.Since(t0)
 		if err != nil || len(recs) != 1 {
 			t.Fatalf("QueryNode: %d records, %v", len(recs), err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -18,9 +19,16 @@ func searchCommand() *cli.Command {
 		Name:      "search",
 		Usage:     "find terminals anywhere in the network by name, phone number, unique ID or IP",
 		ArgsUsage: "QUERY",
-		Description: `Prints the terminals matching QUERY as they are found. QUERY is a phone
-number in any written form, an IP address, a name or part of one (any words,
-any case, with or without accents), or kind:value (name:, phone:, uid:, ip:).
+		Description: `Prints the terminals matching QUERY as they are found (on a terminal), then
+all of them ranked, best match first. QUERY is looked up as everything it can
+be: a phone number in any written form (national numbers in the node's
+--region), an IP address, a unique ID, a name or part of one (each word
+begins a different word of the name; any case, accents, letters like ł, ø, æ
+or ß, O'Brien as obrien or brien, Cyrillic and Greek also in Latin letters),
+or only as kind:value (name:, phone:, uid:, ip:). MATCH says how a terminal
+answers: exact (the whole identifier), words (all of the name's words), prefix.
+TERMINAL is HANDLE@NODE, for irmv call --terminal. --json prints one result
+per line as it arrives, each with "match".
 Exit status: 0 found, 1 nothing found, 2 error.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "via", Usage: "auto (DHT, then flooding), dht or flood", Value: "auto", EnvVars: []string{"IRMV_VIA"}},
@@ -55,12 +63,16 @@ func runSearch(c *cli.Context) error {
 		return err
 	}
 	asJSON := c.Bool("json")
+	// On a terminal, results show as they arrive and are then redrawn
+	// ranked; elsewhere only the ranked table is printed.
+	out, _ := c.App.Writer.(*os.File)
+	live := !asJSON && out != nil && isTerminal(out)
 	var (
-		mu    sync.Mutex
-		found int
-		tw    = tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
+		mu      sync.Mutex
+		results []search.Result
+		lines   int
 	)
-	stop := startSpinner(c, q.Text, func() int { mu.Lock(); defer mu.Unlock(); return found })
+	stop := startSpinner(c, q.Text, func() int { mu.Lock(); defer mu.Unlock(); return len(results) })
 	// The node gives up at the timeout; allow it time to say so.
 	ctx, cancel := context.WithTimeout(c.Context, q.Timeout+10*time.Second)
 	defer cancel()
@@ -68,13 +80,49 @@ func runSearch(c *cli.Context) error {
 		mu.Lock()
 		defer mu.Unlock()
 		stop()
-		found++
+		results = append(results, r)
 		if asJSON {
 			return printJSON(c.App.Writer, r)
 		}
-		if found == 1 {
-			fmt.Fprintln(tw, "NAME\tPHONE\tUID\tADDRESS\tSTATUS\tVIA\tNODE")
+		if live {
+			n, err := printResults(c.App.Writer, []search.Result{r}, len(results) == 1)
+			lines += n
+			return err
 		}
+		return nil
+	})
+	stop()
+	if err != nil {
+		return apiExit(err)
+	}
+	if len(results) == 0 {
+		if !asJSON {
+			fmt.Fprintf(c.App.ErrWriter, "nothing found for %q\n", q.Text)
+		}
+		return cli.Exit("", exitNotFound)
+	}
+	if !asJSON {
+		search.Rank(results)
+		if live {
+			fmt.Fprintf(c.App.Writer, "\033[%dA\033[J", lines) // up over the live lines, clear
+		}
+		if _, err := printResults(c.App.Writer, results, true); err != nil {
+			return cli.Exit(err.Error(), exitError)
+		}
+	}
+	return nil
+}
+
+// printResults writes results as table rows, with the header if asked,
+// and returns how many lines it wrote.
+func printResults(w io.Writer, rs []search.Result, header bool) (int, error) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	lines := 0
+	if header {
+		fmt.Fprintln(tw, "NAME\tPHONE\tUID\tMATCH\tADDRESS\tSTATUS\tVIA\tTERMINAL")
+		lines++
+	}
+	for _, r := range rs {
 		addr := dash(r.Address)
 		if r.Private {
 			addr = "(private)"
@@ -83,21 +131,16 @@ func runSearch(c *cli.Context) error {
 		if !r.Verified {
 			verified = " (unverified)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s %.0fms\t%s%s\n", dash(r.Identifiers.Name), dash(r.Identifiers.Phone), dash(r.Identifiers.UID),
-			addr, r.Status, r.Via, r.ElapsedMS, shortID(r.Node), verified)
-		return tw.Flush()
-	})
-	stop()
-	if err != nil {
-		return apiExit(err)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s %.0fms\t%s%s\n", dash(r.Identifiers.Name), dash(r.Identifiers.Phone), dash(r.Identifiers.UID),
+			r.Match, addr, r.Status, r.Via, r.ElapsedMS, pickOf(r), verified)
+		lines++
 	}
-	if found == 0 {
-		if !asJSON {
-			fmt.Fprintf(c.App.ErrWriter, "nothing found for %q\n", q.Text)
-		}
-		return cli.Exit("", exitNotFound)
-	}
-	return nil
+	return lines, tw.Flush()
+}
+
+// pickOf is how a person names one result exactly (irmv call --terminal).
+func pickOf(r search.Result) string {
+	return r.Terminal + "@" + r.Node
 }
 
 // shortID shortens a peer ID for tables.

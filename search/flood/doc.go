@@ -17,7 +17,7 @@
 //
 // # Messages
 //
-// A query has at most MaxQuerySize (1 KiB) of body. Its fields:
+// A query has at most MaxQuerySize (2 KiB) of body. Its fields:
 //
 //   - type: "query".
 //   - guid: 16 random bytes as 32 hex digits. Each deepening round of a
@@ -30,6 +30,11 @@
 //   - kind: "name", "phone", "uid" or "ip"; value: the identifier
 //     normalised by search/ident (for names the folded text, matched by
 //     token prefix), 1 to MaxValueLen (256) bytes of UTF-8.
+//   - also (optional): further readings of the same query text, at most
+//     MaxAlso (2) objects {"kind", "value"} with the rules of kind and
+//     value, e.g. the unique ID "desk-42" beside the name "desk-42". A
+//     query is flooded once for all its readings; a terminal that matches
+//     any of them answers it.
 //
 // For example:
 //

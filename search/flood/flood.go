@@ -274,7 +274,7 @@ func (f *Flooder) handleQuery(from peer.ID, m *Message) {
 	}
 	f.stats.queriesHandled.Add(1)
 
-	if recs := f.matcher.Match(ident.ID{Kind: m.Kind, Value: m.Value}, MaxHitRecords); len(recs) > 0 {
+	if recs := MatchAll(f.matcher, m.readings(), MaxHitRecords); len(recs) > 0 {
 		for _, data := range f.packHits(m.GUID, m.Hops+1, recs) {
 			f.goSend(from, TypeHit, data)
 		}
@@ -282,7 +282,7 @@ func (f *Flooder) handleQuery(from peer.ID, m *Message) {
 	if m.TTL <= 1 {
 		return
 	}
-	fwd := &Message{Type: TypeQuery, GUID: m.GUID, TTL: m.TTL - 1, Hops: m.Hops + 1, Kind: m.Kind, Value: m.Value}
+	fwd := &Message{Type: TypeQuery, GUID: m.GUID, TTL: m.TTL - 1, Hops: m.Hops + 1, Kind: m.Kind, Value: m.Value, Also: m.Also}
 	data, err := fwd.Marshal()
 	if err != nil { // cannot happen for a message that decoded
 		f.log.Warn("Cannot forward query", "err", err)
@@ -291,6 +291,34 @@ func (f *Flooder) handleQuery(from peer.ID, m *Message) {
 	for _, p := range f.neighbours(from) {
 		f.goSend(p, TypeQuery, data)
 	}
+}
+
+// readings are the identifiers a query asks for.
+func (m *Message) readings() []ident.ID {
+	return append([]ident.ID{{Kind: m.Kind, Value: m.Value}}, m.Also...)
+}
+
+// MatchAll asks m for each of ids and returns the records, each terminal
+// once, in the order of ids, at most limit (<= 0: all).
+func MatchAll(m Matcher, ids []ident.ID, limit int) []*record.Record {
+	if len(ids) == 1 {
+		return m.Match(ids[0], limit)
+	}
+	var out []*record.Record
+	seen := map[string]bool{}
+	for _, id := range ids {
+		for _, r := range m.Match(id, limit) {
+			if seen[string(r.Body)] {
+				continue
+			}
+			seen[string(r.Body)] = true
+			out = append(out, r)
+			if limit > 0 && len(out) >= limit {
+				return out
+			}
+		}
+	}
+	return out
 }
 
 func (f *Flooder) handleHit(from peer.ID, m *Message) {

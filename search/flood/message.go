@@ -20,7 +20,7 @@ const (
 	// MaxTTL caps ttl+hops of a query, and so the radius of a flood.
 	MaxTTL = 7
 	// MaxQuerySize bounds the JSON body of a query message.
-	MaxQuerySize = 1 << 10
+	MaxQuerySize = 2 << 10
 	// MaxHitSize bounds the JSON body of a hit message, and of any message.
 	MaxHitSize = 64 << 10
 	// MaxMessageSize is the largest body of any message type.
@@ -29,6 +29,8 @@ const (
 	MaxHitRecords = 32
 	// MaxValueLen bounds a query's identifier value, in bytes.
 	MaxValueLen = 256
+	// MaxAlso bounds a query's further readings.
+	MaxAlso = ident.MaxReadings - 1
 	// maxSigLen bounds a record signature (Ed25519 is 64 bytes, RSA-4096 512).
 	maxSigLen = 1 << 10
 )
@@ -87,6 +89,10 @@ type Message struct {
 	// Kind and Value (queries only) are the normalised identifier sought.
 	Kind  ident.Kind `json:"kind,omitempty"`
 	Value string     `json:"value,omitempty"`
+	// Also (queries only) are further readings of the same query (a text
+	// that is a name and a unique ID), at most MaxAlso; a record matching
+	// any reading answers it.
+	Also []ident.ID `json:"also,omitempty"`
 
 	// Origin (hits only) is the node that answered; every record in the hit
 	// names it as the hosting node in its signed body.
@@ -112,13 +118,18 @@ func (m *Message) validateQuery() error {
 	if m.TTL < 1 || m.Hops < 0 || m.TTL > MaxTTL || m.Hops > MaxTTL || m.TTL+m.Hops > MaxTTL {
 		return fmt.Errorf("%w: query ttl %d hops %d", ErrTTL, m.TTL, m.Hops)
 	}
-	switch m.Kind {
-	case ident.KindName, ident.KindPhone, ident.KindUID, ident.KindIP:
-	default:
-		return fmt.Errorf("%w: kind %d", ErrMalformed, m.Kind)
+	if len(m.Also) > MaxAlso {
+		return fmt.Errorf("%w: %d further readings (max %d)", ErrMalformed, len(m.Also), MaxAlso)
 	}
-	if m.Value == "" || len(m.Value) > MaxValueLen || !utf8.ValidString(m.Value) {
-		return fmt.Errorf("%w: value of %d bytes", ErrMalformed, len(m.Value))
+	for _, id := range append([]ident.ID{{Kind: m.Kind, Value: m.Value}}, m.Also...) {
+		switch id.Kind {
+		case ident.KindName, ident.KindPhone, ident.KindUID, ident.KindIP:
+		default:
+			return fmt.Errorf("%w: kind %d", ErrMalformed, id.Kind)
+		}
+		if id.Value == "" || len(id.Value) > MaxValueLen || !utf8.ValidString(id.Value) {
+			return fmt.Errorf("%w: value of %d bytes", ErrMalformed, len(id.Value))
+		}
 	}
 	if m.Origin != "" || m.Records != nil {
 		return fmt.Errorf("%w: query with hit fields", ErrMalformed)
@@ -130,7 +141,7 @@ func (m *Message) validateHit() error {
 	if m.TTL != 0 || m.Hops < 1 || m.Hops > MaxTTL {
 		return fmt.Errorf("%w: hit ttl %d hops %d", ErrTTL, m.TTL, m.Hops)
 	}
-	if m.Kind != ident.KindUnknown || m.Value != "" {
+	if m.Kind != ident.KindUnknown || m.Value != "" || m.Also != nil {
 		return fmt.Errorf("%w: hit with query fields", ErrMalformed)
 	}
 	if err := m.Origin.Validate(); err != nil {

@@ -32,6 +32,9 @@ type QueryOptions struct {
 	StepWait time.Duration
 	// FullFlood sends one round at MaxTTL instead of deepening.
 	FullFlood bool
+	// Also are further readings of the query, carried in the same
+	// messages (at most MaxAlso).
+	Also []ident.ID
 }
 
 func (o QueryOptions) withDefaults() QueryOptions {
@@ -98,7 +101,7 @@ type pendingQuery struct {
 // cancel ctx.
 func (f *Flooder) Query(ctx context.Context, id ident.ID, opts QueryOptions) <-chan Hit {
 	out := make(chan Hit)
-	probe := &Message{Type: TypeQuery, TTL: 1, Kind: id.Kind, Value: id.Value}
+	probe := &Message{Type: TypeQuery, TTL: 1, Kind: id.Kind, Value: id.Value, Also: opts.Also}
 	if err := probe.Validate(); err != nil {
 		f.log.Debug("Invalid query", "id", id, "err", err)
 		close(out)
@@ -145,7 +148,7 @@ rounds:
 		f.seen.add(g, route{}, time.Now()) // our own query coming back is a duplicate
 		f.mu.Unlock()
 		guids = append(guids, g)
-		data, err := (&Message{Type: TypeQuery, GUID: g, TTL: ttl, Kind: id.Kind, Value: id.Value}).Marshal()
+		data, err := (&Message{Type: TypeQuery, GUID: g, TTL: ttl, Kind: id.Kind, Value: id.Value, Also: opts.Also}).Marshal()
 		if err != nil { // Query validated id
 			f.log.Warn("Cannot send query", "err", err)
 			return

@@ -1,6 +1,9 @@
 package ident
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Functions wrap them with the offending value, so test
 // with errors.Is.
@@ -16,6 +19,9 @@ var (
 	// ErrInvalidPhone means the input is not a valid phone number
 	// (or needs a default region that was not set).
 	ErrInvalidPhone = errors.New("ident: invalid phone number")
+	// ErrNeedRegion means a national phone number was given to a
+	// Normalizer without a region. It wraps ErrInvalidPhone.
+	ErrNeedRegion = fmt.Errorf("%w: a national number needs the node's --region", ErrInvalidPhone)
 	// ErrInvalidIP means the input is not an IP address, or carries a zone.
 	ErrInvalidIP = errors.New("ident: invalid IP address")
 	// ErrInvalidUID means the input is not an acceptable unique ID.

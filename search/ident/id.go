@@ -7,8 +7,8 @@ import (
 
 // ID is one normalised identifier.
 type ID struct {
-	Kind  Kind
-	Value string
+	Kind  Kind   `json:"kind"`
+	Value string `json:"value"`
 }
 
 // String returns "kind:value", e.g. "phone:+4930123456". Parse accepts

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
+	"github.com/gosimple/unidecode"
 	"golang.org/x/text/cases"
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
@@ -67,31 +69,51 @@ func (n *Normalizer) Name(s string) (display, folded string, err error) {
 	return display, folded, nil
 }
 
-// fold returns the search form of s, without limits.
+// fold returns the search form of s, without limits: every Latin letter
+// plain ("ł" -> "l", "æ" -> "ae", "þ" -> "th"), other scripts as written
+// (their transliteration is matched too, see Terms).
 func fold(s string) (string, error) {
 	f, _, err := transform.String(newFolder(), s)
 	if err != nil {
 		// Not expected on valid UTF-8; keep it an error, not a panic.
 		return "", err
 	}
-	return strings.Join(strings.Fields(f), " "), nil
+	return strings.Join(strings.Fields(plainLatin(f)), " "), nil
 }
 
-// Tokens splits a folded name into keyword tokens at every rune that is not
-// a letter, digit or mark (marks kept for scripts that write vowels as
-// spacing marks). Duplicates and empty tokens are dropped; order is kept.
-func Tokens(folded string) []string {
-	fields := strings.FieldsFunc(folded, func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r)
-	})
-	out := fields[:0]
-	seen := make(map[string]struct{}, len(fields))
-	for _, f := range fields {
-		if _, ok := seen[f]; ok {
+// plainLatin replaces the Latin letters that Unicode does not decompose
+// ("ł", "ø", "đ", "ħ", "æ", "œ", "þ", "ı") with their transliteration.
+func plainLatin(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r < utf8.RuneSelf || !unicode.Is(unicode.Latin, r) {
+			if b.Cap() > 0 {
+				b.WriteRune(r)
+			}
 			continue
 		}
-		seen[f] = struct{}{}
-		out = append(out, f)
+		t := strings.ToLower(unidecode.Unidecode(string(r)))
+		if !isPlain(t) {
+			t = string(r) // no plain letters for it: keep it
+		}
+		if b.Cap() == 0 {
+			b.Grow(len(s))
+			b.WriteString(s[:i])
+		}
+		b.WriteString(t)
 	}
-	return out
+	if b.Cap() == 0 {
+		return s
+	}
+	return b.String()
+}
+
+// isPlain reports whether t is non-empty lower-case ASCII letters and digits.
+func isPlain(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return t != ""
 }

@@ -389,8 +389,9 @@ function addResult(r) {
   li.dataset.status = r.status;
   if (r.identifiers.phone) li.dataset.phone = r.identifiers.phone;
   li.querySelector(".who-name").textContent = label(r.identifiers) || r.terminal;
+  li.dataset.match = r.match || "";
   const via = r.via + (r.verified ? ", verified" : "");
-  li.querySelector(".who-ids").textContent = [idLine(r.identifiers), via].filter(Boolean).join(" · ");
+  li.querySelector(".who-ids").textContent = [idLine(r.identifiers), matchLabel[r.match], via].filter(Boolean).join(" · ");
   const st = li.querySelector(".status");
   st.textContent = r.status;
   st.className = "status st-" + r.status;
@@ -399,8 +400,16 @@ function addResult(r) {
   btn.disabled = self || !(r.status === "online" || r.status === "idle");
   if (self) btn.textContent = "You";
   btn.addEventListener("click", () => startCall(r));
-  $("results").append(li);
+  // Ranked as they arrive: after every result that matches as well or
+  // better (exact, then all the name's words, then prefix).
+  const list = $("results");
+  const rank = matchRank[r.match] || 0;
+  const after = [...list.children].find((el) => (matchRank[el.dataset.match] || 0) < rank);
+  list.insertBefore(li, after || null);
 }
+
+const matchRank = { exact: 3, words: 2, prefix: 1 };
+const matchLabel = { exact: "exact match", words: "all words", prefix: "" };
 
 // ---- calls ---------------------------------------------------------------
 

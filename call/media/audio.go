@@ -81,9 +81,29 @@ func (r *recorder) write(pkt *rtp.Packet) {
 	r.n++
 }
 
-// noClose hides the Close method of the caller's writer from oggwriter,
-// which would otherwise close it.
-type noClose struct{ io.Writer }
+// recordPreSkip is the pre-skip a recording's OpusHead declares (RFC 7845
+// section 4.2): libopus's encoder lookahead at 48 kHz (6.5 ms), where every
+// stream libopus encodes (Chromium's, opusenc's) starts, so a recording
+// starts where its source did. pion's oggwriter writes 3840 (80 ms, meant
+// for streams cut from the middle, which a recording is not) and has no
+// option for it, so its header page is rewritten on the way out.
+const recordPreSkip = 312
+
+// recordOutput passes oggwriter's pages to the caller's writer, the first
+// (OpusHead) page with recordPreSkip, and hides the writer's Close method,
+// which oggwriter would otherwise call.
+type recordOutput struct {
+	io.Writer
+	headed bool
+}
+
+func (w *recordOutput) Write(page []byte) (int, error) {
+	if !w.headed {
+		w.headed = true
+		page = withPreSkip(page, recordPreSkip)
+	}
+	return w.Writer.Write(page)
+}
 
 // Record writes the received audio into w as an Ogg/Opus stream (48 kHz,
 // two channels, RFC 7845), the Opus packets unchanged, until the call ends
@@ -115,7 +135,7 @@ func (p *Peer) StartRecording(w io.Writer) (wait func() error, err error) {
 	}); ok {
 		opts = append(opts, oggwriter.WithSeekableOutput(sw))
 	}
-	ow, err := oggwriter.NewWriter(noClose{w}, opts...)
+	ow, err := oggwriter.NewWriter(&recordOutput{Writer: w}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("media: record: %w", err)
 	}

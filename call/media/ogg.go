@@ -18,6 +18,7 @@ const (
 	oggFlagContinued  = 0x01
 	oggSegmentsOffset = 26
 	oggSerialOffset   = 14
+	oggCRCOffset      = 22
 	oggMaxPacket      = 1 << 20 // larger packets are not Opus (RFC 6716 allows ~1275 B a frame)
 )
 
@@ -212,4 +213,39 @@ func CheckOpusFile(path string) error {
 		return fmt.Errorf("%w: %w", ErrNotOpus, err)
 	}
 	return nil
+}
+
+// withPreSkip returns an Ogg page whose OpusHead packet (RFC 7845 section
+// 5.1) declares preSkip, its checksum redone; any other page unchanged.
+func withPreSkip(page []byte, preSkip uint16) []byte {
+	if len(page) < oggHeaderLen || !bytes.HasPrefix(page, []byte("OggS")) {
+		return page
+	}
+	start := oggHeaderLen + int(page[oggSegmentsOffset])
+	if len(page) < start+19 || !bytes.HasPrefix(page[start:], []byte("OpusHead")) {
+		return page
+	}
+	out := bytes.Clone(page)
+	binary.LittleEndian.PutUint16(out[start+10:], preSkip)
+	binary.LittleEndian.PutUint32(out[oggCRCOffset:], 0)
+	binary.LittleEndian.PutUint32(out[oggCRCOffset:], oggCRC(out))
+	return out
+}
+
+// oggCRC is the checksum of an Ogg page whose checksum field is zero
+// (RFC 3533 section 6: CRC-32, polynomial 0x04c11db7, not reflected, zero
+// initial value and final XOR).
+func oggCRC(page []byte) uint32 {
+	var crc uint32
+	for _, b := range page {
+		crc ^= uint32(b) << 24
+		for range 8 {
+			if crc&0x80000000 != 0 {
+				crc = crc<<1 ^ 0x04c11db7
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
 }

@@ -10,23 +10,6 @@ import (
 	"time"
 )
 
-// oggCRC is the Ogg page checksum (RFC 3533 section 6: CRC-32, polynomial
-// 0x04c11db7, no reflection, zero initial value).
-func oggCRC(b []byte) uint32 {
-	var crc uint32
-	for _, v := range b {
-		crc ^= uint32(v) << 24
-		for range 8 {
-			if crc&0x80000000 != 0 {
-				crc = crc<<1 ^ 0x04c11db7
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
-
 // oggPage builds one page with the given lacing values over payload.
 func oggPage(flags byte, serial, seq uint32, lacing []byte, payload []byte) []byte {
 	h := make([]byte, oggHeaderLen, oggHeaderLen+len(lacing)+len(payload))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/test"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
 // TestRecordFromFirstPacket: a recording started before the call records
@@ -53,6 +54,11 @@ func TestRecordFromFirstPacket(t *testing.T) {
 	if err := waitRec(); err != nil {
 		t.Fatalf("recording: %v", err)
 	}
+	// The recording declares the source's pre-skip (opusenc's 312, not
+	// oggwriter's 3840), so a player starts it where the source started.
+	if got, want := preSkip(t, rec.Bytes()), preSkip(t, fixture); got != want {
+		t.Errorf("recording's pre-skip %d, the source's %d", got, want)
+	}
 	got := opusPackets(t, rec.Bytes())
 	if len(got) == 0 || !bytes.Equal(got[0], want[0]) {
 		t.Fatalf("first recorded packet is not the first played (%d recorded)", len(got))
@@ -65,6 +71,17 @@ func TestRecordFromFirstPacket(t *testing.T) {
 			t.Fatalf("packet %d differs", i)
 		}
 	}
+}
+
+// preSkip is the pre-skip of an Ogg/Opus stream's OpusHead (pion's reader
+// checks the page's checksum).
+func preSkip(tb testing.TB, b []byte) uint16 {
+	tb.Helper()
+	_, h, err := oggreader.NewWith(bytes.NewReader(b))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h.PreSkip
 }
 
 // TestRecordNoAudioLeavesNothing: a call that received no audio leaves its

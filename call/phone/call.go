@@ -200,35 +200,7 @@ func (c *Call) send(m signal.Msg) error {
 // playing.
 func (c *Call) startMedia(peer *media.Peer, play, record string) {
 	if record != "" {
-		if err := os.MkdirAll(filepath.Dir(record), 0o755); err != nil {
-			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
-		} else if f, err := os.Create(record); err != nil {
-			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
-		} else if wait, err := peer.StartRecording(f); err != nil {
-			f.Close()
-			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
-		} else {
-			// The recorder is in place before this returns: no packet
-			// that arrives later is missed.
-			c.record = record
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				err := wait()
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-				if err != nil {
-					c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
-				}
-				// Nothing arrived (a silent conference leg): leave no empty,
-				// invalid Ogg file behind. finish reads c.record after Wait.
-				if fi, serr := os.Stat(record); serr == nil && fi.Size() == 0 {
-					os.Remove(record)
-					c.record = ""
-				}
-			}()
-		}
+		c.startRecording(peer, record)
 	}
 	if play != "" {
 		c.wg.Add(1)
@@ -246,6 +218,40 @@ func (c *Call) startMedia(peer *media.Peer, play, record string) {
 			}
 		}()
 	}
+}
+
+// startRecording records the call into the file record, which is created
+// with the first audio that arrives.
+func (c *Call) startRecording(peer *media.Peer, record string) {
+	if err := os.MkdirAll(filepath.Dir(record), 0o755); err != nil {
+		c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+		return
+	}
+	f := &recordFile{path: record}
+	wait, err := peer.StartRecording(f)
+	if err != nil {
+		c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+		return
+	}
+	// The recorder is in place before this returns: no packet that
+	// arrives later is missed.
+	c.record = record
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		err := wait()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+		}
+		// Nothing arrived (a silent conference leg): no file. finish reads
+		// c.record after Wait.
+		if !f.created() {
+			c.record = ""
+		}
+	}()
 }
 
 // waitOtherSide waits until the other side can surely decrypt our audio:

@@ -44,14 +44,21 @@ func (n *Node) handler() http.Handler {
 		writeJSON(w, http.StatusOK, n.Info())
 	})
 	n.terminalRoutes(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if err := n.authorizeAdmin(r); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	page := web.Handler() // the web terminal: GET / and its assets
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET /static/", page)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return newAPILimiter().wrap(mux)
+	return n.guard(newAPILimiter().wrap(mux))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

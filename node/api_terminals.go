@@ -73,23 +73,47 @@ func (n *Node) isLoopback() bool {
 	return false
 }
 
-// authorize lets a change to terminal t through for the node's admin, for
-// the terminal itself (its token) and, on a loopback-only API, for anyone
-// on this machine without a token.
+// localTrusted reports whether r may go without a token: it came over the
+// plain loopback API (HTTPS serves the LAN) from a program on this machine,
+// not from a browser, which sends requests for any page it shows.
+func (n *Node) localTrusted(r *http.Request) bool {
+	return n.isLoopback() && r.TLS == nil && !fromBrowser(r)
+}
+
+// authorize lets a request about terminal t through for the node's admin,
+// for the terminal itself (its token) and for a localTrusted request
+// without a token.
 func (n *Node) authorize(r *http.Request, t string) error {
 	tok := bearer(r)
 	if tok == "" {
-		// The exemption is for the plain loopback API only: HTTPS serves
-		// the LAN.
-		if n.isLoopback() && r.TLS == nil {
+		if n.localTrusted(r) {
 			return nil
 		}
-		return fmt.Errorf("%w: this API listens beyond loopback: send Authorization: Bearer <terminal or admin token>", share.ErrForbidden)
+		return fmt.Errorf("%w: send Authorization: Bearer <terminal or admin token> (needed beyond loopback and from browsers)", share.ErrForbidden)
 	}
-	if subtle.ConstantTimeCompare([]byte(tok), []byte(n.admin)) == 1 {
+	if n.isAdmin(tok) {
 		return nil
 	}
 	return n.share.Authorize(t, tok)
+}
+
+// authorizeAdmin lets a request about all terminals or the node through
+// for the admin and for a localTrusted request without a token.
+func (n *Node) authorizeAdmin(r *http.Request) error {
+	tok := bearer(r)
+	switch {
+	case tok == "" && n.localTrusted(r):
+		return nil
+	case tok == "":
+		return fmt.Errorf("%w: send Authorization: Bearer <admin token> (<data-dir>/admin.token; needed beyond loopback and from browsers)", share.ErrForbidden)
+	case n.isAdmin(tok):
+		return nil
+	}
+	return fmt.Errorf("%w: this needs the admin token", share.ErrForbidden)
+}
+
+func (n *Node) isAdmin(tok string) bool {
+	return subtle.ConstantTimeCompare([]byte(tok), []byte(n.admin)) == 1
 }
 
 // remoteIP is the request's source address.
@@ -105,10 +129,19 @@ func (n *Node) terminalRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/terminals", n.handleRegister)
 	mux.HandleFunc("POST /v1/terminals/prepare", n.handlePrepare)
 	mux.HandleFunc("GET /v1/terminals", func(w http.ResponseWriter, r *http.Request) {
+		if err := n.authorizeAdmin(r); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"terminals": n.share.List()})
 	})
 	mux.HandleFunc("GET /v1/terminals/{terminal}", func(w http.ResponseWriter, r *http.Request) {
-		t, err := n.share.Get(r.PathValue("terminal"))
+		id := r.PathValue("terminal")
+		if err := n.authorize(r, id); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		t, err := n.share.Get(id)
 		if err != nil {
 			writeError(w, statusOf(err), err.Error())
 			return
@@ -267,6 +300,12 @@ func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "missing q: what to search for")
 		return
 	}
+	// A search streams for up to its timeout: longer than the API's read
+	// and write timeouts allow one request.
+	rc := http.NewResponseController(w)
+	until := time.Now().Add(search.MaxTimeout + apiWriteTimeout)
+	rc.SetReadDeadline(until)
+	rc.SetWriteDeadline(until)
 	results, err := n.search.Search(r.Context(), q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -24,6 +24,12 @@ const lanAddr = "10.99.0.1"
 // failure, not a skip, so the rules it tests are never silently untested.
 func lanNode(t *testing.T) *node.Node {
 	t.Helper()
+	return lanNodeWith(t, nil)
+}
+
+// lanNodeWith is lanNode with options adjusted by mut (if not nil).
+func lanNodeWith(t *testing.T, mut func(*node.Options)) *node.Node {
+	t.Helper()
 	ln, err := net.Listen("tcp", lanAddr+":0")
 	if err != nil {
 		t.Fatalf("cannot listen on %s (%v): run this test under scripts/netns-run, which provides that address", lanAddr, err)
@@ -31,6 +37,9 @@ func lanNode(t *testing.T) *node.Node {
 	ln.Close()
 	o := nodetest.Options(t)
 	o.API = lanAddr + ":0"
+	if mut != nil {
+		mut(&o)
+	}
 	return nodetest.Start(t, o)
 }
 
@@ -49,6 +58,9 @@ func call(t *testing.T, method, url, token string, body any, out any) int {
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -94,7 +106,7 @@ func TestChangesNeedTokenBeyondLoopback(t *testing.T) {
 	}
 	status := func() record.Status {
 		var a share.Terminal
-		if code := call(t, "GET", api+"/v1/terminals/"+mine.Terminal, "", nil, &a); code != 200 {
+		if code := call(t, "GET", api+"/v1/terminals/"+mine.Terminal, n.AdminToken(), nil, &a); code != 200 {
 			t.Fatalf("get: %d", code)
 		}
 		return a.Status
@@ -196,7 +208,7 @@ func TestKeylessTakeoverRefused(t *testing.T) {
 		t.Errorf("registration with a forged signature: %d, want 4xx", code)
 	}
 	var got share.Terminal
-	call(t, "GET", api+"/v1/terminals/"+ack.Terminal, "", nil, &got)
+	call(t, "GET", api+"/v1/terminals/"+ack.Terminal, ack.Token, nil, &got)
 	if got.Signer != record.SignerTerminal || got.Address == "10.99.0.66" || n.Registry().Count() != 1 {
 		t.Errorf("after takeover attempts: %+v, %d terminals", got, n.Registry().Count())
 	}

@@ -41,16 +41,12 @@ func (n *Node) startHTTPS() error {
 		return fmt.Errorf("https: %w", err)
 	}
 	n.httpsLn = ln
-	n.https = &http.Server{
-		Handler:           n.handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       n.baseContext,
-	}
+	n.https = n.newAPIServer()
+	n.https.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.https.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.https.ServeTLS(n.limitConns(ln, "https"), "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("HTTPS listener stopped", "err", err)
 		}
 	}()

@@ -107,11 +107,11 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	if n.apiLn, err = net.Listen("tcp", opts.API); err != nil {
 		return fmt.Errorf("terminal API: %w", err)
 	}
-	n.api = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: n.baseContext}
+	n.api = n.newAPIServer()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.api.Serve(n.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.api.Serve(n.limitConns(n.apiLn, "api")); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("Terminal API stopped", "err", err)
 		}
 	}()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -22,6 +23,21 @@ type Options struct {
 	// API is the terminal API's TCP address; "": DefaultAPI. Port 0 picks
 	// a free port (see Node.APIAddr).
 	API string
+	// APIHosts are more names (or addresses) clients may use in the Host
+	// header of API requests, e.g. the access point's DNS name; nil: only
+	// the address a connection arrives at (any loopback name on loopback).
+	// Other Hosts are refused, against DNS rebinding.
+	APIHosts []string
+	// APIReadTimeout bounds reading one API request, body included (a live
+	// WebSocket is exempt); 0: DefaultAPIReadTimeout.
+	APIReadTimeout time.Duration
+	// APIIdleTimeout closes API keep-alive connections idle this long; 0:
+	// DefaultAPIIdleTimeout.
+	APIIdleTimeout time.Duration
+	// APIMaxConnsPerClient caps the open API connections of one client
+	// address beyond loopback (IPv6: its /64); more are closed at once.
+	// 0: DefaultAPIMaxConnsPerClient.
+	APIMaxConnsPerClient int
 	// Bootstrap are multiaddrs with /p2p/ peer IDs of nodes to join.
 	Bootstrap []string
 	// HTTPS, if set, is the address of a second listener serving the same
@@ -113,16 +129,35 @@ func (o *Options) setDefaults() error {
 	default:
 		return fmt.Errorf("%w: profile %q (want server or ap)", ErrBadOptions, o.Profile)
 	}
+	for i, h := range o.APIHosts {
+		h = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(h), "["), "]")
+		if h == "" || strings.ContainsAny(h, "/ \t") {
+			return fmt.Errorf("%w: API host %q: want a name or address without port", ErrBadOptions, o.APIHosts[i])
+		}
+		o.APIHosts[i] = h
+	}
 	if o.TURN == "" {
 		o.TURN = DefaultTURN
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"RepublishInterval", o.RepublishInterval}, {"ProvideValidity", o.ProvideValidity}, {"TerminalTTL", o.TerminalTTL}, {"RingTimeout", o.RingTimeout}} {
+	}{{"RepublishInterval", o.RepublishInterval}, {"ProvideValidity", o.ProvideValidity}, {"TerminalTTL", o.TerminalTTL}, {"RingTimeout", o.RingTimeout}, {"APIReadTimeout", o.APIReadTimeout}, {"APIIdleTimeout", o.APIIdleTimeout}} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s %s is negative", ErrBadOptions, d.name, d.v)
 		}
+	}
+	if o.APIReadTimeout == 0 {
+		o.APIReadTimeout = DefaultAPIReadTimeout
+	}
+	if o.APIIdleTimeout == 0 {
+		o.APIIdleTimeout = DefaultAPIIdleTimeout
+	}
+	switch {
+	case o.APIMaxConnsPerClient < 0:
+		return fmt.Errorf("%w: APIMaxConnsPerClient %d is negative", ErrBadOptions, o.APIMaxConnsPerClient)
+	case o.APIMaxConnsPerClient == 0:
+		o.APIMaxConnsPerClient = DefaultAPIMaxConnsPerClient
 	}
 	if o.RepublishInterval == 0 {
 		o.RepublishInterval = DefaultRepublish

@@ -14,7 +14,8 @@ import (
 
 // Per-client limits of the terminal API: a token bucket per client IP and
 // class of endpoint. Clients on loopback are exempt: they are this machine
-// (the CLI, hooks, benchmarks), which can stop the node anyway.
+// (the CLI, hooks, benchmarks), which can stop the node anyway; browsers on
+// it are not, as any page may send their requests.
 const (
 	apiRate        rate.Limit = 200 // most endpoints, requests per second
 	apiBurst                  = 400
@@ -136,7 +137,7 @@ func (l *apiLimiter) wrap(next http.Handler) http.Handler {
 		if err == nil {
 			ip = ip.Unmap().WithZone("")
 		}
-		if err != nil || ip.IsLoopback() {
+		if err != nil || (ip.IsLoopback() && !fromBrowser(r)) {
 			next.ServeHTTP(w, r) // this machine (or not TCP): no limit
 			return
 		}
@@ -148,6 +149,9 @@ func (l *apiLimiter) wrap(next http.Handler) http.Handler {
 		if wait := l.reserve(ip, classOf(r)); wait > 0 {
 			secs := int(math.Ceil(wait.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			// Close the connection too: a client over its rate holds no
+			// keep-alive connection while it waits.
+			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusTooManyRequests,
 				fmt.Sprintf("too many requests from %s: retry in %v", ip, wait.Round(time.Millisecond)))
 			return

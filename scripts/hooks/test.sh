@@ -49,9 +49,12 @@ start_node() {
 		sleep 0.1
 	done
 	export IRMV_NODE=http://$1
+	admin=$(cat "$data/admin.token")
 }
 
-listed() { curl -fsS "$IRMV_NODE/v1/terminals" | grep -q "\"$1\""; }
+# terminals: the node's list (beyond loopback only the admin may list).
+terminals() { curl -fsS -H "Authorization: Bearer $admin" "$IRMV_NODE/v1/terminals"; }
+listed() { terminals | grep -q "\"$1\""; }
 
 # run_suite LABEL: the hook checks against $IRMV_NODE.
 run_suite() {
@@ -64,13 +67,13 @@ run_suite() {
 		pass "$l dnsmasq add"
 	else fail "$l dnsmasq add"; fi
 	listed 02:aa:bb:cc:dd:01 && pass "$l dnsmasq add: uid listed" || fail "$l dnsmasq add: uid not listed"
-	curl -fsS "$IRMV_NODE/v1/terminals" | grep -q '10.99.0.23' && pass "$l dnsmasq add: address listed" || fail "$l dnsmasq add: address not listed"
+	terminals | grep -q '10.99.0.23' && pass "$l dnsmasq add: address listed" || fail "$l dnsmasq add: address not listed"
 	h1=$(cat "$IRMV_HOOK_STATE/02aabbccdd01" 2>/dev/null || true)
 	"$hooks/dnsmasq-dhcp-hook" old 02:aa:bb:cc:dd:01 10.99.0.24 laptop-1 || fail "$l dnsmasq old"
 	h2=$(cat "$IRMV_HOOK_STATE/02aabbccdd01" 2>/dev/null || true)
 	[ -n "$h1" ] && [ "$h1" = "$h2" ] && pass "$l dnsmasq old: same terminal ($h1)" || fail "$l dnsmasq old: handle $h1 -> $h2"
-	n=$(curl -fsS "$IRMV_NODE/v1/terminals" | grep -o '02:aa:bb:cc:dd:01' | wc -l)
-	curl -fsS "$IRMV_NODE/v1/terminals" | grep -q '10.99.0.24' && pass "$l dnsmasq old: address updated" || fail "$l dnsmasq old: address not updated"
+	n=$(terminals | grep -o '02:aa:bb:cc:dd:01' | wc -l)
+	terminals | grep -q '10.99.0.24' && pass "$l dnsmasq old: address updated" || fail "$l dnsmasq old: address not updated"
 	"$hooks/dnsmasq-dhcp-hook" del 02:aa:bb:cc:dd:01 10.99.0.24 laptop-1 && pass "$l dnsmasq del" || fail "$l dnsmasq del"
 	listed 02:aa:bb:cc:dd:01 && fail "$l dnsmasq del: uid still listed" || pass "$l dnsmasq del: uid gone"
 	[ -e "$IRMV_HOOK_STATE/02aabbccdd01" ] && fail "$l dnsmasq del: state file left" || true
@@ -91,7 +94,7 @@ run_suite() {
 	# hostapd: connect lists the uid, disconnect removes it.
 	"$hooks/hostapd-action" wlan0 AP-STA-CONNECTED 02:aa:bb:cc:dd:10 && pass "$l hostapd connect" || fail "$l hostapd connect"
 	listed 02:aa:bb:cc:dd:10 && pass "$l hostapd connect: uid listed" || fail "$l hostapd connect: uid not listed"
-	curl -fsS "$IRMV_NODE/v1/terminals" | grep -q '127.0.0.1' && fail "$l hostapd connect: loopback taken as address" || true
+	terminals | grep -q '127.0.0.1' && fail "$l hostapd connect: loopback taken as address" || true
 	"$hooks/hostapd-action" wlan0 AP-STA-POLL-OK 02:aa:bb:cc:dd:10 || fail "$l hostapd other event"
 	"$hooks/hostapd-action" wlan0 AP-STA-DISCONNECTED 02:aa:bb:cc:dd:10 && pass "$l hostapd disconnect" || fail "$l hostapd disconnect"
 	listed 02:aa:bb:cc:dd:10 && fail "$l hostapd disconnect: uid still listed" || pass "$l hostapd disconnect: uid gone"
@@ -104,7 +107,7 @@ run_suite() {
 	IRMV_NODE=http://127.0.0.1:1 "$hooks/dnsmasq-dhcp-hook" add 02:aa:bb:cc:dd:12 10.99.0.32 2>/dev/null &&
 		fail "$l node down: hook succeeded" || pass "$l node down: hook fails"
 	# Nothing left behind.
-	[ "$(curl -fsS "$IRMV_NODE/v1/terminals" | grep -c '02:aa:bb')" = 0 ] && pass "$l register empty" || fail "$l register not empty"
+	[ "$(terminals | grep -c '02:aa:bb')" = 0 ] && pass "$l register empty" || fail "$l register not empty"
 }
 
 start_node 127.0.0.1:17370

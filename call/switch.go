@@ -167,6 +167,19 @@ func (s *Switch) Connected(terminal string) bool {
 	return s.sessions[terminal] != nil
 }
 
+// Moved tells a terminal's WebSocket that its registration moved to node
+// (a newer one there replaced it here) and closes the WebSocket.
+func (s *Switch) Moved(terminal string, node peer.ID) {
+	s.mu.Lock()
+	ss := s.sessions[terminal]
+	s.mu.Unlock()
+	if ss == nil {
+		return
+	}
+	ss.send(signal.Msg{Type: signal.TypeMoved, Node: node.String()})
+	ss.close(websocket.StatusNormalClosure, "registered at another node")
+}
+
 // Calls is the number of calls in progress through this node.
 func (s *Switch) Calls() int {
 	s.mu.Lock()

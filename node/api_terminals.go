@@ -233,6 +233,7 @@ func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err.Error())
 		return
 	}
+	n.roam.Moved(ack.Record, reg.From, reg.FromToken, ack.Created)
 	writeJSON(w, http.StatusCreated, ack)
 }
 

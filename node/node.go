@@ -17,6 +17,7 @@ import (
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/share/roam"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -43,6 +44,7 @@ type Node struct {
 	share   *share.Registry
 	flood   *flood.Flooder
 	search  *search.Service
+	roam    *roam.Service
 	calls   *call.Switch
 	turn    *turn.Server
 	admin   string // admin token (see adminToken)
@@ -192,6 +194,9 @@ func (n *Node) Close() error {
 		}
 		if n.turn != nil {
 			errs = append(errs, n.turn.Close())
+		}
+		if n.roam != nil {
+			errs = append(errs, n.roam.Close())
 		}
 		if n.search != nil {
 			errs = append(errs, n.search.Close())

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/irmv/irmv/call"
@@ -22,6 +24,8 @@ import (
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/share/roam"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -78,7 +82,63 @@ func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
 		Registerer: n.reg,
 		Logger:     n.log,
 	})
+	if err != nil {
+		return err
+	}
+	n.roam, err = roam.New(roam.Options{
+		Host:         n.host,
+		Registry:     n.share,
+		Find:         n.findElsewhere,
+		OnSuperseded: n.calls.Moved,
+		Registerer:   n.reg,
+		Logger:       n.log,
+	})
 	return err
+}
+
+// findElsewhere names the other nodes that host an older record of a
+// terminal's key: the DHT's providers of one of its identifiers, asked
+// directly (a search would hide the older records behind the newer one).
+func (n *Node) findElsewhere(ctx context.Context, b *record.Body) []peer.ID {
+	var id ident.ID
+	switch ids := b.Identifiers; {
+	case ids.UID != "":
+		id = ident.ID{Kind: ident.KindUID, Value: ids.UID}
+	case ids.Phone != "":
+		id = ident.ID{Kind: ident.KindPhone, Value: ids.Phone}
+	default:
+		_, folded, err := n.norm.Name(ids.Name)
+		if err != nil {
+			return nil
+		}
+		id = ident.ID{Kind: ident.KindName, Value: folded}
+	}
+	var (
+		mu  sync.Mutex
+		out []peer.ID
+		wg  sync.WaitGroup
+	)
+	for ai := range n.dht.FindProvidersAsync(ctx, id.CID(), 20) {
+		if ai.ID == n.host.ID() {
+			continue
+		}
+		wg.Go(func() {
+			recs, _, err := search.QueryNode(ctx, n.host, ai.ID, []ident.ID{id}, search.MaxLookupRecords)
+			if err != nil {
+				return
+			}
+			for _, r := range recs {
+				if rb, err := r.Decoded(); err == nil && bytes.Equal(rb.Key, b.Key) && rb.Seq < b.Seq {
+					mu.Lock()
+					out = append(out, ai.ID)
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // adminToken reads the node's admin token from the data dir, creating it

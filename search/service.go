@@ -174,6 +174,7 @@ type run struct {
 
 	mu    sync.Mutex
 	seen  map[string]bool
+	seqs  map[string]uint64 // highest seq sent per terminal key
 	sent  int
 	first map[string]bool // paths that produced a result
 	done  bool
@@ -183,7 +184,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 	defer close(out)
 	ctx, cancel := context.WithTimeout(ctx, q.Timeout)
 	defer cancel()
-	r := &run{s: s, ids: ids, q: q, start: time.Now(), out: out, cancel: cancel, seen: map[string]bool{}, first: map[string]bool{}}
+	r := &run{s: s, ids: ids, q: q, start: time.Now(), out: out, cancel: cancel, seen: map[string]bool{}, seqs: map[string]uint64{}, first: map[string]bool{}}
 
 	now := time.Now()
 	for _, rec := range flood.MatchAll(s.o.Matcher, ids, q.Limit) {
@@ -263,14 +264,22 @@ func (r *run) isDone() bool {
 	return r.done
 }
 
-// emit sends a result unless its terminal was already sent; it ends the
-// search when the limit is reached.
+// emit sends a result unless its terminal was already sent, or a newer
+// record of the same terminal key (one that registered at another node
+// since) was; it ends the search when the limit is reached.
 func (r *run) emit(ctx context.Context, res Result) {
 	key := res.Node + "/" + res.Terminal
 	r.mu.Lock()
 	if r.done || r.seen[key] {
 		r.mu.Unlock()
 		return
+	}
+	if len(res.Key) > 0 {
+		if seq, ok := r.seqs[string(res.Key)]; ok && seq >= res.Seq {
+			r.mu.Unlock()
+			return
+		}
+		r.seqs[string(res.Key)] = res.Seq
 	}
 	r.seen[key] = true
 	if !r.first[res.Via] {

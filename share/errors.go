@@ -24,6 +24,9 @@ var (
 	// ErrTTL is returned, wrapped with ErrInvalid and the value, for a TTL
 	// that is neither 0 (the default) nor within MinTTL..MaxTTL.
 	ErrTTL = errors.New("ttl out of range")
+	// ErrStale is returned, wrapped, by Supersede when the record that
+	// would supersede a hosted terminal is not newer than its record here.
+	ErrStale = errors.New("older than the registration here")
 	// ErrClosed is returned by every method called after Close.
 	ErrClosed = errors.New("registry closed")
 )

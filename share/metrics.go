@@ -12,6 +12,7 @@ type metrics struct {
 	terminals       prometheus.GaugeFunc
 	registrations   *prometheus.CounterVec
 	expired         prometheus.Counter
+	superseded      prometheus.Counter
 	registerSeconds prometheus.Histogram
 }
 
@@ -29,6 +30,10 @@ func newMetrics(r *Registry) *metrics {
 			Name: "irmv_terminals_expired_total",
 			Help: "Registrations removed because they expired.",
 		}),
+		superseded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "irmv_terminals_superseded_total",
+			Help: "Registrations removed because the terminal registered at another node.",
+		}),
 		registerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "irmv_register_seconds",
 			Help:    "Time to validate, store durably and acknowledge a registration.",
@@ -38,7 +43,7 @@ func newMetrics(r *Registry) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.terminals, m.registrations, m.expired, m.registerSeconds}
+	return []prometheus.Collector{m.terminals, m.registrations, m.expired, m.superseded, m.registerSeconds}
 }
 
 // register registers the collectors with reg (nil: none).

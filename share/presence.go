@@ -227,7 +227,7 @@ func (r *Registry) sweep(now time.Time) error {
 // next sequence number.
 func (r *Registry) reattest(c *entry, now time.Time) error {
 	b := *c.body
-	b.Seq++
+	b.Seq = nextSeq(now, b.Seq)
 	b.Time = now.UnixMilli()
 	b.Node = r.self.String()
 	rec, err := record.SignNode(&b, r.key)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"go.etcd.io/bbolt"
 
 	"github.com/irmv/irmv/search/ident"
@@ -44,6 +45,16 @@ type Registration struct {
 	Key  []byte `json:"key,omitempty"`
 	Body []byte `json:"body,omitempty"`
 	Sig  []byte `json:"sig,omitempty"`
+	// Seq is the sequence number of the terminal's newest record anywhere
+	// (at the node it moves from): its record here gets a higher one.
+	Seq uint64 `json:"seq,omitempty"`
+	// From is the peer ID of the node the terminal was registered at
+	// before: this node tells that node that the terminal moved, and it
+	// withdraws its registration (see package roam).
+	From string `json:"from,omitempty"`
+	// FromToken is, for a terminal without a key, its token at From: the
+	// proof that it is the same terminal there.
+	FromToken string `json:"from_token,omitempty"`
 }
 
 // Ack acknowledges a registration (and answers Heartbeat and SetStatus).
@@ -59,6 +70,8 @@ type Ack struct {
 	Status      record.Status      `json:"status"`
 	Signer      record.Signer      `json:"signer"`
 	Record      *record.Record     `json:"record"`
+	// Created says that Register made a new terminal here (not an update).
+	Created bool `json:"-"`
 }
 
 // normalized is a validated registration.
@@ -72,6 +85,7 @@ type normalized struct {
 	status    record.Status
 	ttl       time.Duration
 	key       []byte
+	seq       uint64 // Registration.Seq
 }
 
 // fieldErr wraps an ident error with the field it is about.
@@ -90,13 +104,24 @@ func checkLen(field, v string) error {
 func (r *Registry) normalize(reg Registration) (*normalized, error) {
 	for _, f := range []struct{ name, v string }{
 		{"name", reg.Name}, {"phone", reg.Phone}, {"uid", reg.UID}, {"ip", reg.IP},
-		{"address", reg.Address}, {"status", reg.Status},
+		{"address", reg.Address}, {"status", reg.Status}, {"from", reg.From}, {"from_token", reg.FromToken},
 	} {
 		if err := checkLen(f.name, f.v); err != nil {
 			return nil, err
 		}
 	}
-	n := &normalized{private: reg.Private, keepalive: reg.Keepalive}
+	n := &normalized{private: reg.Private, keepalive: reg.Keepalive, seq: reg.Seq}
+	if reg.From != "" {
+		if _, err := peer.Decode(reg.From); err != nil {
+			return nil, fmt.Errorf("%w: from: not a peer ID: %v", ErrInvalid, err)
+		}
+	}
+	if reg.FromToken != "" && (reg.From == "" || len(reg.Key) > 0) {
+		return nil, fmt.Errorf("%w: from_token: only for a terminal without a key, with from", ErrInvalid)
+	}
+	if reg.Seq > maxSeq {
+		return nil, fmt.Errorf("%w: seq %d: above %d", ErrInvalid, reg.Seq, uint64(maxSeq))
+	}
 	var err error
 	if reg.Name != "" {
 		if n.ids.Name, n.folded, err = r.norm.Name(reg.Name); err != nil {
@@ -218,18 +243,36 @@ func (r *Registry) Prepare(reg Registration) ([]byte, error) {
 	r.mu.RLock()
 	existing, err := r.findLocked(n.key, n.ids.UID)
 	var handle string
-	var seq uint64 = 1
+	var cur uint64
 	if existing != nil {
-		handle, seq = existing.Terminal, existing.body.Seq+1
+		handle, cur = existing.Terminal, existing.body.Seq
 	}
 	r.mu.RUnlock()
+	now := r.now()
+	seq := nextSeq(now, cur, n.seq)
 	if err != nil {
 		return nil, err
 	}
 	if handle == "" {
 		handle = newHandle()
 	}
-	return n.body(handle, r.self.String(), seq, r.now()).Marshal()
+	return n.body(handle, r.self.String(), seq, now).Marshal()
+}
+
+// maxSeq bounds sequence numbers well below overflow.
+const maxSeq = 1 << 62
+
+// nextSeq is the sequence number of a terminal's next record: above the
+// current one here and above any the terminal reports (from the node it
+// moves from), and at least the time in Unix ms, so that a terminal that
+// forgot its last number (a phone restarted elsewhere) still outranks its
+// older records at other nodes.
+func nextSeq(now time.Time, seqs ...uint64) uint64 {
+	next := uint64(max(now.UnixMilli(), 1))
+	for _, s := range seqs {
+		next = max(next, s+1)
+	}
+	return next
 }
 
 // checkSigned decodes and verifies a terminal-signed body against the
@@ -271,8 +314,8 @@ func (r *Registry) checkSigned(n *normalized, reg Registration, now time.Time) (
 	if age := now.Sub(t); age > SignWindow {
 		return nil, nil, fmt.Errorf("%w: body: %w: prepared %s ago (max %s); call Prepare again", ErrInvalid, record.ErrStale, age.Round(time.Second), SignWindow)
 	}
-	if b.Seq == 0 {
-		return nil, nil, fmt.Errorf("%w: body: seq 0", ErrInvalid)
+	if b.Seq == 0 || b.Seq > maxSeq {
+		return nil, nil, fmt.Errorf("%w: body: seq %d out of 1..%d", ErrInvalid, b.Seq, uint64(maxSeq))
 	}
 	if !validHandle(b.Terminal) {
 		return nil, nil, fmt.Errorf("%w: body: terminal %q is not a handle this node issues", ErrInvalid, b.Terminal)
@@ -388,11 +431,11 @@ func (r *Registry) register(reg Registration, mayUpdate func(string) error) (Ack
 func (r *Registry) store(n *normalized, existing *entry, handle string, signed *record.Record, sbody *record.Body, now time.Time) (Ack, error) {
 	rec, body := signed, sbody
 	if rec == nil {
-		var seq uint64 = 1
+		var cur uint64
 		if existing != nil {
-			seq = existing.body.Seq + 1
+			cur = existing.body.Seq
 		}
-		body = n.body(handle, r.self.String(), seq, now)
+		body = n.body(handle, r.self.String(), nextSeq(now, cur, n.seq), now)
 		var err error
 		if rec, err = record.SignNode(body, r.key); err != nil {
 			return Ack{}, fmt.Errorf("share: attest record: %w", err)
@@ -429,6 +472,7 @@ func (r *Registry) store(n *normalized, existing *entry, handle string, signed *
 	// indexed); replace whatever the handle holds now.
 	pub, unpub := r.replaceLocked(r.byHandle[handle], e)
 	ack := e.ack(tok)
+	ack.Created = existing == nil
 	r.publishUnlock(pub, unpub)
 	r.log.Debug("Terminal registered", "terminal", handle, "signer", string(rec.Signer), "seq", body.Seq)
 	return ack, nil

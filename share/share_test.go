@@ -221,7 +221,7 @@ func TestRegisterAck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("record does not verify: %v", err)
 	}
-	if body.Terminal != ack.Terminal || body.Address != "192.0.2.7" || body.Seq != 1 || body.Identifiers != want {
+	if body.Terminal != ack.Terminal || body.Address != "192.0.2.7" || body.Seq != uint64(t0.UnixMilli()) || body.Identifiers != want {
 		t.Errorf("body = %+v", body)
 	}
 	if ack.Record.Seen != t0.UnixMilli() {
@@ -489,7 +489,8 @@ func TestReattest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body.Seq != 2 || body.Time != e.clock.Now().UnixMilli() || body.Terminal != ack.Terminal {
+	// The sequence number is at least the signing time in ms.
+	if body.Seq != uint64(e.clock.Now().UnixMilli()) || body.Time != e.clock.Now().UnixMilli() || body.Terminal != ack.Terminal {
 		t.Errorf("re-attested body = %+v", body)
 	}
 	// Survives reopen and still verifies a day later.
@@ -508,7 +509,8 @@ func TestReregister(t *testing.T) {
 		t.Fatalf("re-registration got a new handle %q, want %q", second.Terminal, first.Terminal)
 	}
 	b, _ := second.Record.Decoded()
-	if b.Seq != 2 || b.Address != "192.0.2.11" {
+	b1, _ := first.Record.Decoded()
+	if b.Seq != b1.Seq+1 || b.Address != "192.0.2.11" {
 		t.Errorf("body = %+v", b)
 	}
 	if e.r.Count() != 1 {
@@ -560,7 +562,7 @@ func TestTerminalKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body.Identifiers.Phone != "+49301234567" || body.Address != "192.0.2.5" || body.Seq != 1 {
+	if body.Identifiers.Phone != "+49301234567" || body.Address != "192.0.2.5" || body.Seq != uint64(e.clock.Now().UnixMilli()) {
 		t.Errorf("body = %+v", body)
 	}
 	if e.get(ack.Terminal).Signer != record.SignerTerminal {
@@ -575,7 +577,7 @@ func TestTerminalKey(t *testing.T) {
 	again := base
 	again.Status = "busy"
 	ack2 := e.register(e.signedReg(priv, again))
-	if b2, _ := ack2.Record.Decoded(); ack2.Terminal != ack.Terminal || b2.Seq != 2 || ack2.Status != record.StatusBusy {
+	if b2, _ := ack2.Record.Decoded(); ack2.Terminal != ack.Terminal || b2.Seq != uint64(e.clock.Now().UnixMilli()) || ack2.Status != record.StatusBusy {
 		t.Errorf("re-registration: %+v", ack2)
 	}
 	// The uid-less keyless registration of the same name is a new terminal;
@@ -894,8 +896,8 @@ func TestConcurrentSameUID(t *testing.T) {
 		t.Fatalf("Count = %d, want 1", e.r.Count())
 	}
 	term := e.r.List()[0]
-	if term.Seq != 32 {
-		t.Errorf("seq = %d, want 32", term.Seq)
+	if want := uint64(e.clock.Now().UnixMilli()) + 31; term.Seq != want {
+		t.Errorf("seq = %d, want %d (the time in ms, then 31 updates)", term.Seq, want)
 	}
 	// Exactly one name is published, and it is the stored one.
 	var names []ident.ID

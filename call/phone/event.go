@@ -20,6 +20,11 @@ const (
 	EventWarning    = "warning"    // something to tell the user (Reason)
 	EventIncoming   = "incoming"   // an invite arrived (Peer)
 	EventEnded      = "ended"      // the call ended (Reason, Record)
+	// EventMoved: Move registered the terminal at another node (Self).
+	EventMoved = "moved"
+	// EventSuperseded: a newer registration of this terminal's key at
+	// another node replaced this one (Reason); the Phone stopped.
+	EventSuperseded = "superseded"
 )
 
 // Event is something that happened to a Phone or one of its calls. It is

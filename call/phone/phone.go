@@ -122,7 +122,6 @@ type Phone struct {
 	key    ed25519.PrivateKey
 	pub    ed25519.PublicKey
 	known  *knownKeys
-	wsURL  string
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -132,10 +131,17 @@ type Phone struct {
 	statusMu sync.Mutex // serialises status changes
 	busy     bool       // status busy was set (guarded by statusMu)
 
-	mu      sync.Mutex
-	ack     share.Ack
-	api     *client.Client // o.Client with the terminal's token
-	conn    *websocket.Conn
+	mu     sync.Mutex
+	ack    share.Ack
+	client *client.Client // the node's API (Options.Client, or Move's)
+	api    *client.Client // client with the terminal's token
+	wsURL  string
+	conn   *websocket.Conn
+	// moving is closed when the Move in progress ends; nil: none.
+	moving  chan struct{}
+	handoff *websocket.Conn // the new node's WebSocket, from Move
+	stopped bool            // superseded: done is closed
+	done    chan struct{}
 	node    string             // from welcome
 	ice     []webrtc.ICEServer // from welcome
 	calls   map[string]*Call
@@ -182,16 +188,18 @@ func Start(ctx context.Context, o Options) (*Phone, error) {
 	}
 	api := *o.Client
 	p := &Phone{
-		o:     o,
-		log:   log,
-		key:   key,
-		pub:   key.Public().(ed25519.PublicKey),
-		known: known,
-		wsURL: wsURL,
-		api:   &api,
-		calls: map[string]*Call{},
-		confs: map[string]*Conference{},
-		left:  map[string]time.Time{},
+		o:      o,
+		log:    log,
+		key:    key,
+		pub:    key.Public().(ed25519.PublicKey),
+		known:  known,
+		wsURL:  wsURL,
+		client: o.Client,
+		api:    &api,
+		done:   make(chan struct{}),
+		calls:  map[string]*Call{},
+		confs:  map[string]*Conference{},
+		left:   map[string]time.Time{},
 	}
 	if err := p.register(ctx); err != nil {
 		return nil, err
@@ -267,26 +275,41 @@ func (p *Phone) register(ctx context.Context) error {
 		reg.Status = record.StatusBusy.String()
 	}
 	p.mu.Lock()
-	api := p.api
+	api, cl := p.api, p.client
 	p.mu.Unlock()
+	ack, err := p.signAndRegister(ctx, api, reg)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.setAckLocked(cl, ack)
+	p.mu.Unlock()
+	p.log.Info("Registered", "terminal", ack.Terminal, "expires", ack.ExpiresAt)
+	return nil
+}
+
+// signAndRegister prepares reg (with the key set) at api's node, signs the
+// body and registers it.
+func (p *Phone) signAndRegister(ctx context.Context, api *client.Client, reg share.Registration) (share.Ack, error) {
 	body, err := api.Prepare(ctx, reg)
 	if err != nil {
-		return fmt.Errorf("phone: prepare registration: %w", err)
+		return share.Ack{}, fmt.Errorf("phone: prepare registration: %w", err)
 	}
 	reg.Body = body
 	reg.Sig = ed25519.Sign(p.key, record.SigningBytes(body))
 	ack, err := api.Register(ctx, reg)
 	if err != nil {
-		return fmt.Errorf("phone: register: %w", err)
+		return share.Ack{}, fmt.Errorf("phone: register: %w", err)
 	}
-	p.mu.Lock()
+	return ack, nil
+}
+
+// setAckLocked installs the acknowledgement of node cl; p.mu is held.
+func (p *Phone) setAckLocked(cl *client.Client, ack share.Ack) {
 	p.ack = ack
-	cp := *p.o.Client
+	cp := *cl
 	cp.Token = ack.Token
-	p.api = &cp
-	p.mu.Unlock()
-	p.log.Info("Registered", "terminal", ack.Terminal, "expires", ack.ExpiresAt)
-	return nil
+	p.client, p.api = cl, &cp
 }
 
 func (p *Phone) reregisterLoop(ctx context.Context) {
@@ -358,9 +381,9 @@ func (p *Phone) connect(ctx context.Context) (*websocket.Conn, error) {
 	defer cancel()
 	p.mu.Lock()
 	terminal, token := p.ack.Terminal, p.ack.Token
-	httpc := p.o.Client.HTTP
+	httpc, wsURL := p.client.HTTP, p.wsURL
 	p.mu.Unlock()
-	conn, _, err := websocket.Dial(ctx, p.wsURL, &websocket.DialOptions{HTTPClient: httpc})
+	conn, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: httpc})
 	if err != nil {
 		return nil, fmt.Errorf("phone: %w: %v", ErrNotConnected, err)
 	}
@@ -396,11 +419,13 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 	for {
 		err := p.session(ctx, conn)
 		conn.CloseNow()
-		p.mu.Lock()
-		closing := p.closing
-		p.mu.Unlock()
-		if ctx.Err() != nil || closing {
+		next, ok := p.afterSession(ctx)
+		if !ok {
 			return
+		}
+		if next != nil {
+			conn = next // moved to another node: the calls go on
+			continue
 		}
 		p.log.Warn("Node connection lost", "err", err)
 		p.emit(Event{Type: EventWarning, Reason: "connection to the node lost; reconnecting"})
@@ -413,6 +438,12 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, maxBackoff)
+			if next, ok := p.afterSession(ctx); !ok {
+				return
+			} else if next != nil {
+				conn = next
+				break
+			}
 			c, err := p.connect(ctx)
 			if err == nil {
 				conn = c
@@ -520,6 +551,9 @@ func (p *Phone) dispatch(ctx context.Context, conn *websocket.Conn, m signal.Msg
 	case signal.TypeInvite:
 		p.onInvite(ctx, m)
 		return
+	case signal.TypeMoved:
+		p.superseded(conn, m.Node)
+		return
 	}
 	if m.Call == "" {
 		if m.Type == signal.TypeError {
@@ -613,11 +647,13 @@ func (p *Phone) endCalls(reason string) []*Call {
 }
 
 // Close hangs up all calls, closes the WebSocket, removes the registration
-// and waits for the Phone's goroutines. Only the first call does anything.
+// (unless another node's replaced it) and waits for the Phone's
+// goroutines. Only the first call does anything.
 func (p *Phone) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closing = true
+		stopped := p.stopped
 		p.mu.Unlock()
 		for _, c := range p.endCalls("hangup") {
 			<-c.Done()
@@ -630,7 +666,9 @@ func (p *Phone) Close() error {
 		}
 		p.cancel()
 		p.wg.Wait()
-		p.remove()
+		if !stopped {
+			p.remove()
+		}
 	})
 	return p.closeErr
 }

@@ -38,6 +38,9 @@
 //	hangup     either way: the call ends (Reason says why: "hangup",
 //	           "no answer", "no media", "node", …).
 //	error      node → terminal: a message was refused (Reason).
+//	moved      node → terminal: a newer registration of this terminal at
+//	           node Node replaced this one (the terminal registered there);
+//	           the node has removed it and closes the WebSocket.
 //
 // # Paths and rules
 //
@@ -121,6 +124,7 @@ const (
 	TypeUpdate      = "update"
 	TypeHangup      = "hangup"
 	TypeError       = "error"
+	TypeMoved       = "moved"
 )
 
 // Ends reports whether a message of type t ends a call.

@@ -38,6 +38,7 @@ func phoneCommand() *cli.Command {
 		&cli.BoolFlag{Name: "private", Usage: "keep this terminal's address out of its record and relay all media through TURN", EnvVars: []string{"IRMV_PRIVATE"}},
 		&cli.StringFlag{Name: "key", Usage: "the terminal's Ed25519 key (PEM, created 0600 if missing)", Value: defaultKeyFile("phone.key"), EnvVars: []string{"IRMV_KEY"}},
 		nodeFlag,
+		&cli.StringFlag{Name: "node-file", Usage: "`FILE` naming the node to be registered at (one URL); when it names another node the phone moves there, calls included (a roaming or DHCP hook rewrites it as the phone joins another access point). Overrides --node once it names one", EnvVars: []string{"IRMV_NODE_FILE"}},
 		jsonFlag,
 		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (logs go to stderr)", Value: "warn", EnvVars: []string{"IRMV_LOG_LEVEL"}},
 	)
@@ -54,6 +55,11 @@ recorded into a file of its own. When loss, jitter or round-trip time stay over
 another route without hanging up: direct → through this node's relay → through
 the other node's relay → direct, skipping a route left less than
 --route-hold-down ago. Ctrl-C removes the registration.
+A phone that walks to another access point follows --node-file: when the
+file names another node, the phone registers there (its record then outranks
+the old one, and the old node withdraws it) and moves its connection. A phone
+whose key registers at another node (a second phone with the same key) stops
+with exit status 2.
 With --json it prints one event per line on stdout.`,
 		Flags:  flags,
 		Action: runPhone,
@@ -223,6 +229,10 @@ func eventText(w io.Writer, e phone.Event) {
 		fmt.Fprintf(w, "text: %s\n", e.Text)
 	case phone.EventWarning:
 		fmt.Fprintf(w, "warning: %s\n", e.Reason)
+	case phone.EventMoved:
+		fmt.Fprintf(w, "moved to node %s\n", shortID(e.Self.Node))
+	case phone.EventSuperseded:
+		fmt.Fprintf(w, "%s\n", e.Reason)
 	case phone.EventEnded:
 		fmt.Fprintf(w, "%sended (%s)", legName(e), e.Reason)
 		if e.Record != "" {
@@ -276,7 +286,16 @@ func runPhone(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}
-	cl, err := client.New(c.String("node"), "")
+	nodeURL := c.String("node")
+	nodeFile := c.String("node-file")
+	if nodeFile != "" {
+		if u, err := readNodeFile(nodeFile); err != nil {
+			return cli.Exit(err.Error(), exitError)
+		} else if u != "" {
+			nodeURL = u
+		}
+	}
+	cl, err := client.New(nodeURL, "")
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}
@@ -340,9 +359,68 @@ func runPhone(c *cli.Context) error {
 		fmt.Fprintf(w, "waiting for calls (answer: %s); Ctrl-C to quit\n", answer)
 		pr.mu.Unlock()
 	}
-	<-ctx.Done()
+	if nodeFile != "" {
+		go followNodeFile(ctx, p, nodeFile, cl.Base, log)
+	}
+	select {
+	case <-ctx.Done():
+	case <-p.Done():
+	}
+	stopErr := p.Err()
 	if err := p.Close(); err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}
+	if stopErr != nil {
+		return cli.Exit("phone: "+stopErr.Error()+": stopping", exitError)
+	}
 	return nil
+}
+
+// readNodeFile reads the node URL a --node-file names: "" while the file
+// is missing or empty.
+func readNodeFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("--node-file: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+// nodeFilePoll is how often followNodeFile reads the file.
+const nodeFilePoll = 200 * time.Millisecond
+
+// followNodeFile moves the phone to the node the file names whenever it
+// names another one, until ctx ends; a failed move is tried again.
+func followNodeFile(ctx context.Context, p *phone.Phone, path, current string, log *slog.Logger) {
+	t := time.NewTicker(nodeFilePoll)
+	defer t.Stop()
+	var retryAt time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.Done():
+			return
+		case <-t.C:
+		}
+		u, err := readNodeFile(path)
+		if err != nil || u == "" || u == current || time.Now().Before(retryAt) {
+			continue
+		}
+		cl, err := client.New(u, "")
+		if err != nil {
+			log.Warn("Node file names no node URL", "file", path, "err", err)
+			retryAt = time.Now().Add(5 * time.Second)
+			continue
+		}
+		if err := p.Move(ctx, cl); err != nil {
+			log.Warn("Moving to another node failed", "node", u, "err", err)
+			retryAt = time.Now().Add(2 * time.Second)
+			continue
+		}
+		current = cl.Base
+	}
 }

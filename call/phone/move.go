@@ -1,0 +1,156 @@
+package phone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/coder/websocket"
+
+	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/share/record"
+)
+
+// ErrSuperseded is the Phone's Err after a newer registration of its key
+// at another node replaced its own (another phone with the same key, or
+// the same terminal started elsewhere): the Phone stopped.
+var ErrSuperseded = errors.New("registered at another node")
+
+// Move re-registers the terminal at the node of cl (a phone that walked to
+// another access point) and moves its WebSocket there: it registers there
+// first, naming the node it leaves and its record's sequence number (so
+// the new record outranks the old and the old node withdraws it), then
+// connects, and only then closes the old WebSocket. On error the Phone
+// stays where it was (or, if the old node is gone, keeps reconnecting to
+// whichever it was last told of).
+func (p *Phone) Move(ctx context.Context, cl *client.Client) error {
+	if cl == nil {
+		return errors.New("phone: Move: nil client")
+	}
+	wsURL, err := wsURLOf(cl.Base)
+	if err != nil {
+		return err
+	}
+	mv := make(chan struct{})
+	p.mu.Lock()
+	switch {
+	case p.closing || p.stopped:
+		p.mu.Unlock()
+		return ErrClosed
+	case p.moving != nil:
+		p.mu.Unlock()
+		return errors.New("phone: a move is in progress")
+	}
+	p.moving = mv
+	from, prev := p.node, p.client.Base
+	var seq uint64
+	if b, err := p.ack.Record.Decoded(); err == nil {
+		seq = b.Seq
+	}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.moving = nil
+		p.mu.Unlock()
+		close(mv)
+	}()
+
+	rctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	p.statusMu.Lock()
+	reg := p.o.Registration
+	reg.Key = p.pub
+	reg.Seq, reg.From = seq, from
+	if p.busy {
+		reg.Status = record.StatusBusy.String()
+	}
+	ack, err := p.signAndRegister(rctx, cl, reg)
+	if err == nil {
+		p.mu.Lock()
+		p.setAckLocked(cl, ack)
+		p.wsURL = wsURL
+		p.mu.Unlock()
+	}
+	p.statusMu.Unlock()
+	if err != nil {
+		return err
+	}
+	conn, err := p.connect(ctx)
+	if err != nil {
+		// Registered there: the session's reconnect loop gets there.
+		return fmt.Errorf("phone: moved the registration to %s: %w", cl.Base, err)
+	}
+	p.mu.Lock()
+	old := p.conn
+	p.handoff = conn
+	p.mu.Unlock()
+	if old != nil {
+		old.Close(websocket.StatusNormalClosure, "moved to another node")
+	}
+	p.log.Info("Moved", "from", prev, "to", cl.Base, "terminal", ack.Terminal)
+	p.emit(Event{Type: EventMoved, Self: p.self(), Reason: "moved from " + prev})
+	return nil
+}
+
+// Done is closed when the Phone stopped by itself: another node holds a
+// newer registration of its key (Err says so). Close is still needed.
+func (p *Phone) Done() <-chan struct{} { return p.done }
+
+// Err says why Done is closed: ErrSuperseded, wrapped with the node.
+func (p *Phone) Err() error {
+	select {
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return fmt.Errorf("%w (%s)", ErrSuperseded, p.node)
+	default:
+		return nil
+	}
+}
+
+// superseded handles the node's "moved" on conn: unless this Phone is
+// moving itself (or conn is an old one), a newer registration of the key
+// elsewhere replaced this one, and the Phone stops: re-registering would
+// take it back from the other.
+func (p *Phone) superseded(conn *websocket.Conn, node string) {
+	p.mu.Lock()
+	// Our own move: the old node says we registered at the new one.
+	mine := false
+	if b, err := p.ack.Record.Decoded(); err == nil && b.Node == node {
+		mine = true
+	}
+	if mine || p.moving != nil || p.conn != conn || p.stopped || p.closing {
+		p.mu.Unlock()
+		return
+	}
+	p.stopped = true
+	p.node = node
+	p.mu.Unlock()
+	p.log.Warn("Registered at another node; stopping", "node", node)
+	p.emit(Event{Type: EventSuperseded, Reason: "this terminal registered at node " + node})
+	p.endCalls("moved")
+	conn.Close(websocket.StatusNormalClosure, "superseded")
+	close(p.done)
+}
+
+// afterSession decides what follows a WebSocket session that ended: ok is
+// false when the Phone stops; next is the new node's WebSocket when a Move
+// brought one (a Move in progress is waited for).
+func (p *Phone) afterSession(ctx context.Context) (next *websocket.Conn, ok bool) {
+	p.mu.Lock()
+	mv := p.moving
+	p.mu.Unlock()
+	if mv != nil {
+		select {
+		case <-mv:
+		case <-ctx.Done():
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ctx.Err() != nil || p.closing || p.stopped {
+		return nil, false
+	}
+	next, p.handoff = p.handoff, nil
+	return next, true
+}

@@ -1,0 +1,286 @@
+package node_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/node"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/search"
+)
+
+// procNode is an `irmv node` process joined to others.
+type procNode struct {
+	cmd  *exec.Cmd
+	api  string // http://…
+	id   string // peer ID
+	boot string // loopback TCP multiaddr with /p2p/
+	log  *syncBuffer
+}
+
+// startProcNode starts `irmv node` with its data in dataDir, bootstrapping
+// from boot (may be empty); the test's cleanup kills it.
+func startProcNode(t *testing.T, bin, dataDir, api string, boot ...string) *procNode {
+	t.Helper()
+	args := []string{"node", "--data-dir", dataDir, "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--api", api, "--mdns=false", "--turn", "off", "--log-level", "info"}
+	for _, b := range boot {
+		args = append(args, "--bootstrap", b)
+	}
+	p := &procNode{cmd: exec.Command(bin, args...), api: "http://" + api, log: &syncBuffer{}}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill)
+	nodetest.WaitFor(t, "node "+api+" up", func() bool {
+		resp, err := http.Get(p.api + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	var info node.NodeInfo
+	getJSON(t, p.api+"/v1/node", &info)
+	p.id = info.PeerID
+	for _, a := range info.Addrs {
+		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") {
+			p.boot = a
+		}
+	}
+	if len(boot) > 0 {
+		nodetest.WaitFor(t, "node "+api+" joined", func() bool {
+			getJSON(t, p.api+"/v1/node", &info)
+			return info.RoutingTable > 0
+		})
+	}
+	return p
+}
+
+func (p *procNode) kill() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Wait()
+	}
+}
+
+// procPhone is an `irmv phone --json` process.
+type procPhone struct {
+	cmd    *exec.Cmd
+	events chan map[string]any
+	stderr *syncBuffer
+	exited chan struct{}
+}
+
+func startProcPhone(t *testing.T, bin string, args ...string) *procPhone {
+	t.Helper()
+	args = append([]string{"phone", "--json", "--answer", "auto", "--log-level", "info"}, args...)
+	p := &procPhone{cmd: exec.Command(bin, args...), events: make(chan map[string]any, 1000), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stderr = p.stderr
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var e map[string]any
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				p.events <- e
+			}
+		}
+		p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.signal(syscall.SIGKILL) })
+	p.waitEvent(t, "registered")
+	return p
+}
+
+func (p *procPhone) signal(sig os.Signal) {
+	select {
+	case <-p.exited:
+	default:
+		p.cmd.Process.Signal(sig)
+		<-p.exited
+	}
+}
+
+// waitEvent waits for the next event of type typ, skipping others.
+func (p *procPhone) waitEvent(t *testing.T, typ string) map[string]any {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case e := <-p.events:
+			if e["type"] == typ {
+				return e
+			}
+		case <-p.exited:
+			t.Fatalf("phone exited waiting for %q: %v\n%s", typ, p.cmd.ProcessState, p.stderr.String())
+		case <-deadline:
+			t.Fatalf("no %q event from the phone\n%s", typ, p.stderr.String())
+		}
+	}
+}
+
+// searchAt runs a search through a node's API.
+func searchAt(t *testing.T, api, q string) []search.Result {
+	t.Helper()
+	resp, err := http.Get(api + "/v1/search?timeout=1s&q=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatalf("search at %s: %v", api, err)
+	}
+	defer resp.Body.Close()
+	var out []search.Result
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var r search.Result
+		if dec.Decode(&r) != nil {
+			return out
+		}
+		out = append(out, r)
+	}
+}
+
+// onlyAt reports whether searches at every node, started together, find
+// the terminal once, at node want.
+func onlyAt(t *testing.T, nodes []*procNode, q string, want *procNode) bool {
+	ok := make(chan bool, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			res := searchAt(t, n.api, q)
+			ok <- len(res) == 1 && res[0].Node == want.id
+		}()
+	}
+	all := true
+	for range nodes {
+		all = <-ok && all
+	}
+	return all
+}
+
+// consistentAfter waits until searches started at every node find the
+// terminal only at node want, and returns how long after start the first
+// such round of searches began.
+func consistentAfter(t *testing.T, start time.Time, nodes []*procNode, q string, want *procNode) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		began := time.Now()
+		if onlyAt(t, nodes, q, want) {
+			return began.Sub(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("searches never found the terminal only at %s", want.api)
+		}
+	}
+}
+
+// TestRoamingPhone moves an `irmv phone` between `irmv node` processes:
+// following its --node-file, after kill -9 and a restart elsewhere, and as
+// a second phone with the same key. Each time searches at every node
+// (the third one included) find only the newest registration, the old
+// node withdraws its own, and a call placed right after the move rings at
+// the new node.
+func TestRoamingPhone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	bin := buildIrmv(t)
+	dir := t.TempDir()
+	top := t // phones outlive subtests
+	a := startProcNode(t, bin, filepath.Join(dir, "a"), freeLoopbackPort(t))
+	b := startProcNode(t, bin, filepath.Join(dir, "b"), freeLoopbackPort(t), a.boot)
+	c := startProcNode(t, bin, filepath.Join(dir, "c"), freeLoopbackPort(t), b.boot)
+	nodes := []*procNode{a, b, c}
+	key := filepath.Join(dir, "walker.key")
+	nodeFile := filepath.Join(dir, "node")
+	if err := os.WriteFile(nodeFile, []byte(a.api+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const q = "uid:walker-1"
+
+	ph := startProcPhone(t, bin, "--uid", "walker-1", "--name", "Walker", "--key", key, "--node-file", nodeFile)
+	nodetest.WaitFor(t, "the phone found at a from every node", func() bool { return onlyAt(t, nodes, q, a) })
+
+	t.Run("node file", func(t *testing.T) {
+		start := time.Now()
+		if err := os.WriteFile(nodeFile, []byte(b.api+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ph.waitEvent(t, "moved")
+		t.Logf("searches everywhere consistent %v after the node file changed", consistentAfter(t, start, nodes, q, b))
+		var list struct{ Terminals []json.RawMessage }
+		getJSON(t, a.api+"/v1/terminals", &list)
+		if len(list.Terminals) != 0 {
+			t.Errorf("node a still hosts %d terminals", len(list.Terminals))
+		}
+		call := exec.Command(bin, "call", "--node", c.api, "--json", "--hangup-after", "1s", "--timeout", "5s", q)
+		out, err := call.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"connected"`) {
+			t.Fatalf("call after the move: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), b.id) {
+			t.Errorf("the call did not go to node b:\n%s", out)
+		}
+	})
+
+	t.Run("kill -9 and start elsewhere", func(t *testing.T) {
+		ph.signal(syscall.SIGKILL)
+		// b keeps the dead phone's record (shown offline after the
+		// keepalive window); the same key started at c outranks it.
+		start := time.Now()
+		ph = startProcPhone(top, bin, "--uid", "walker-1", "--name", "Walker", "--key", key, "--node", c.api)
+		t.Logf("searches everywhere consistent %v after the phone started", consistentAfter(t, start, nodes, q, c))
+		var list struct{ Terminals []json.RawMessage }
+		getJSON(t, b.api+"/v1/terminals", &list)
+		if len(list.Terminals) != 0 {
+			t.Errorf("node b still hosts %d terminals", len(list.Terminals))
+		}
+	})
+
+	t.Run("two at once", func(t *testing.T) {
+		start := time.Now()
+		second := startProcPhone(top, bin, "--uid", "walker-1", "--name", "Walker", "--key", key, "--node", a.api)
+		ph.waitEvent(t, "superseded")
+		select {
+		case <-ph.exited:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the superseded phone did not stop")
+		}
+		if code := ph.cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(ph.stderr.String(), "registered at another node") {
+			t.Errorf("superseded phone: exit %d\n%s", code, ph.stderr.String())
+		}
+		t.Logf("searches everywhere consistent %v after the second phone started", consistentAfter(t, start, nodes, q, a))
+		select {
+		case <-second.exited:
+			t.Fatalf("the newer phone stopped too\n%s", second.stderr.String())
+		default:
+		}
+
+		// A clean stop (Ctrl-C) removes the registration: no node finds it.
+		second.signal(syscall.SIGINT)
+		if code := second.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("Ctrl-C: exit %d\n%s", code, second.stderr.String())
+		}
+		for _, n := range nodes {
+			if res := searchAt(t, n.api, q); len(res) != 0 {
+				t.Errorf("after a clean stop, node %s still finds %+v", n.api, res)
+			}
+		}
+	})
+}

@@ -68,6 +68,11 @@ func runNode(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("--turn-relay-ip6 %q is not an IPv6 address", s), exitError)
 		}
 	}
+	// Caught from before the addresses are printed: a supervisor (or a
+	// test) that stops the node as soon as it is up gets a clean stop.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	n, err := node.New(node.Options{
 		TURNRelayIP:  relayIP,
 		TURNRelayIP6: relayIP6,
@@ -95,8 +100,6 @@ func runNode(c *cli.Context) error {
 	for _, a := range n.Addrs() {
 		fmt.Fprintf(c.App.ErrWriter, "  addr  %s\n", a)
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	s := <-sig
 	log.Info("Stopping", "signal", s.String())
 	signal.Stop(sig)

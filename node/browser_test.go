@@ -557,3 +557,40 @@ func TestBrowserScreenshots(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserBeforeRegistering: a page that has not registered shows that
+// the node is up (not "offline") and searches; its Call buttons wait for
+// the registration. When the node stops answering, the page says offline.
+func TestBrowserBeforeRegistering(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	c, err := client.New(nodes[0].APIURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), browserWait)
+	defer cancel()
+	ack, err := c.Register(ctx, share.Registration{Name: "Anna Before", Status: "online"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := openPage(t, nodes[0], 390, 844)
+	p.waitFor(`document.body.dataset.ws === "node"`)
+	if got := p.eval(`document.getElementById("conn").textContent`); got != "node up" {
+		t.Errorf("connection shows %q before registering, want \"node up\"", got)
+	}
+	p.search("anna", ack.Terminal)
+	btn := fmt.Sprintf(`document.querySelector('#results li[data-terminal=%q] .call-btn')`, ack.Terminal)
+	if got := p.eval(`String(` + btn + `.disabled)`); got != "true" {
+		t.Errorf("Call button disabled=%s before registering, want true", got)
+	}
+	p.register("Ben Before", "")
+	p.waitFor(`!` + btn + `.disabled`)
+
+	// Another node's page, not registered: "offline" once that node stops.
+	p.do(chromedp.Navigate(nodes[1].APIURL() + "/"))
+	p.waitFor(`document.body.dataset.state === "unregistered" && document.body.dataset.ws === "node"`)
+	if err := nodes[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(`document.body.dataset.ws === "offline" && document.getElementById("conn").textContent === "offline"`)
+}

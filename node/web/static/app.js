@@ -9,6 +9,7 @@
 "use strict";
 
 const PING_MS = 10000;              // phone.PingInterval
+const NODE_CHECK_MS = 5000;         // how often an unregistered page asks whether the node is up
 const REREGISTER_MS = 8 * 3600e3;   // phone.ReregisterInterval (record.MaxAge / 3)
 const RECORD_CONTEXT = "irmv-record-v1:";          // share/record signContext
 const FP_CONTEXT = "irmv-dtls-fingerprint:";       // call/media sigContext
@@ -211,9 +212,9 @@ async function onRegister(ev) {
     showAck(ack);
     show($("register"), false);
     show($("ack"), true);
-    show($("search"), true);
     setState("state", "registered");
     connect();
+    refreshCallButtons();
   } catch (e) {
     err.textContent = "Registration failed: " + e.message;
     show(err, true);
@@ -287,11 +288,30 @@ function hasTURN(servers) {
   return servers.some((s) => [].concat(s.urls || []).some((u) => /^turns?:/.test(u)));
 }
 
+// setConn shows the connection to the node: before registering "node" (it
+// answers: searching works, calls need registering) or "offline"; after,
+// the WebSocket's "connecting", "open" or "offline".
 function setConn(s) {
   setState("ws", s);
   const el = $("conn");
-  el.textContent = s === "open" ? "connected" : s;
-  el.className = "pill " + (s === "open" ? "ok" : s === "connecting" ? "warn" : "bad");
+  el.textContent = { open: "connected", node: "node up" }[s] || s;
+  el.title = {
+    open: "connected to the node: calls can come in",
+    node: "the node answers: search now, register to call and be called",
+    offline: "the node does not answer",
+  }[s] || "connection to the node";
+  el.className = "pill " + (s === "open" || s === "node" ? "ok" : s === "connecting" ? "warn" : "bad");
+}
+
+// checkNode asks whether the node is up while the page is not registered
+// (and so has no WebSocket to show it).
+async function checkNode() {
+  if (T.ack) return;
+  let up = false;
+  try {
+    up = (await fetch("/healthz", { cache: "no-store" })).ok;
+  } catch (_) { /* the node does not answer */ }
+  if (!T.ack) setConn(up ? "node" : "offline");
 }
 
 function send(m) {
@@ -307,6 +327,7 @@ function onMessage(m) {
       T.ice = iceServers(m.ice_servers);
       T.backoff = 250;
       setConn("open");
+      refreshCallButtons();
       clearInterval(T.pingTimer);
       T.pingTimer = setInterval(() => send({ type: "ping" }), PING_MS);
       return;
@@ -395,10 +416,9 @@ function addResult(r) {
   const st = li.querySelector(".status");
   st.textContent = r.status;
   st.className = "status st-" + r.status;
+  li.result = r;
   const btn = li.querySelector(".call-btn");
-  const self = T.ack && r.node === T.node && r.terminal === T.ack.terminal;
-  btn.disabled = self || !(r.status === "online" || r.status === "idle");
-  if (self) btn.textContent = "You";
+  setCallButton(li);
   btn.addEventListener("click", () => startCall(r));
   // Ranked as they arrive: after every result that matches as well or
   // better (exact, then all the name's words, then prefix).
@@ -406,6 +426,21 @@ function addResult(r) {
   const rank = matchRank[r.match] || 0;
   const after = [...list.children].find((el) => (matchRank[el.dataset.match] || 0) < rank);
   list.insertBefore(li, after || null);
+}
+
+// setCallButton enables a result's Call button when the terminal can take
+// a call and this page is registered (the call needs our own terminal).
+function setCallButton(li) {
+  const r = li.result;
+  const btn = li.querySelector(".call-btn");
+  const self = T.ack && r.node === T.node && r.terminal === T.ack.terminal;
+  btn.disabled = !T.ack || self || !(r.status === "online" || r.status === "idle");
+  btn.textContent = self ? "You" : "Call";
+  btn.title = T.ack ? "" : "Register this terminal to call";
+}
+
+function refreshCallButtons() {
+  for (const li of $("results").children) setCallButton(li);
 }
 
 const matchRank = { exact: 3, words: 2, prefix: 1 };
@@ -1149,6 +1184,8 @@ async function init() {
   $("reject").addEventListener("click", rejectCall);
   $("hangup").addEventListener("click", () => endCall("hangup", true));
   $("chat-form").addEventListener("submit", sendChat);
+  checkNode();
+  setInterval(checkNode, NODE_CHECK_MS);
   window.addEventListener("pagehide", () => { if (T.call && !T.call.ended) endCall("hangup", true); });
   try {
     const saved = JSON.parse(localStorage.getItem("irmv-identifiers") || "null");

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -245,31 +244,7 @@ func check(m *signal.Msg) error {
 	if len(m.PeerICEServers) > 0 && m.Type != signal.TypeInvite && m.Type != signal.TypeAccept {
 		return errors.New("peer ICE servers belong to invite and accept messages")
 	}
-	return checkICEServers(m.PeerICEServers)
-}
-
-// checkICEServers bounds the peer ICE servers a node passes on: few,
-// short, STUN or TURN URLs with password credentials.
-func checkICEServers(servers []webrtc.ICEServer) error {
-	if len(servers) > signal.MaxPeerICEServers {
-		return fmt.Errorf("%d peer ICE servers: want at most %d", len(servers), signal.MaxPeerICEServers)
-	}
-	for _, ic := range servers {
-		if len(ic.URLs) == 0 || len(ic.URLs) > signal.MaxICEURLs {
-			return fmt.Errorf("peer ICE server with %d URLs: want 1 to %d", len(ic.URLs), signal.MaxICEURLs)
-		}
-		for _, u := range ic.URLs {
-			if len(u) > signal.MaxICEField || !(strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:")) {
-				return errors.New("peer ICE server URL: want stun:, turn: or turns:, at most 256 bytes")
-			}
-		}
-		cred, _ := ic.Credential.(string)
-		if ic.CredentialType != webrtc.ICECredentialTypePassword || ic.Credential != nil && cred == "" ||
-			len(ic.Username) > signal.MaxICEField || len(cred) > signal.MaxICEField {
-			return errors.New("peer ICE server credentials: want a username and password of at most 256 bytes")
-		}
-	}
-	return nil
+	return signal.CheckICEServers(m.PeerICEServers)
 }
 
 // relayed strips a message down to what may travel on to the other side.

@@ -47,7 +47,8 @@ type Node struct {
 	roam    *roam.Service
 	calls   *call.Switch
 	turn    *turn.Server
-	admin   string // admin token (see adminToken)
+	borrow  *borrowed // a public node's relay, if ours is not public (relay.go)
+	admin   string    // admin token (see adminToken)
 	api     *http.Server
 	apiLn   net.Listener
 	https   *http.Server

@@ -74,6 +74,9 @@ type Options struct {
 	// relay listens on all addresses; nil: this machine's first global,
 	// else unique-local, IPv6 address (none: no IPv6 relay).
 	TURNRelayIP6 net.IP
+	// TURNPorts is the UDP port range "MIN-MAX" of the relay's relayed
+	// addresses, for a firewall to open; "": any port.
+	TURNPorts string
 	// RingTimeout ends calls that are not answered; 0: call's default.
 	RingTimeout time.Duration
 	// Logger receives the node's logs; nil: slog.Default().

@@ -34,6 +34,9 @@ import (
 const (
 	registryFile = "terminals.db"
 	adminFile    = "admin.token"
+	// turnSecretFile keys the relay's credentials, so that those handed
+	// out (to other nodes' terminals too) survive a restart.
+	turnSecretFile = "turn.secret"
 )
 
 // startServices starts the register of hosted terminals, DHT publishing,
@@ -145,29 +148,35 @@ func (n *Node) findElsewhere(ctx context.Context, b *record.Body) []peer.ID {
 // on first start. Hooks and `irmv share` present it to act for terminals
 // that have no key of their own.
 func adminToken(dir string) (string, error) {
-	path := filepath.Join(dir, adminFile)
+	return secretFile(filepath.Join(dir, adminFile), "admin token")
+}
+
+// secretFile reads a secret (32 random bytes, hex) from path, creating
+// it on first use.
+func secretFile(path, what string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err == nil {
 		tok := strings.TrimSpace(string(data))
 		if len(tok) < 32 {
-			return "", fmt.Errorf("%w: admin token %s is too short", ErrBadOptions, path)
+			return "", fmt.Errorf("%w: %s %s is too short", ErrBadOptions, what, path)
 		}
 		return tok, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("admin token: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
 	tok := hex.EncodeToString(b)
 	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return tok, nil
 }
 
 // startCalls starts the TURN relay and the call signalling switch.
 func (n *Node) startCalls() error {
+	public := false
 	if n.opts.TURN != "off" {
 		relayIP := n.opts.TURNRelayIP
 		host, _, err := net.SplitHostPort(n.opts.TURN)
@@ -180,10 +189,27 @@ func (n *Node) startCalls() error {
 				relayIP = firstLANAddr()
 			}
 		}
-		n.turn, err = turn.New(turn.Options{ListenAddr: n.opts.TURN, RelayIP: relayIP, RelayIP6: n.opts.TURNRelayIP6, Logger: n.log})
+		secret, err := secretFile(filepath.Join(n.opts.DataDir, turnSecretFile), "TURN secret")
+		if err != nil {
+			return err
+		}
+		var lo, hi uint16
+		if p := n.opts.TURNPorts; p != "" {
+			if _, err := fmt.Sscanf(p, "%d-%d", &lo, &hi); err != nil || lo == 0 || lo > hi {
+				return fmt.Errorf("%w: turn ports %q: want MIN-MAX, 1 <= MIN <= MAX <= 65535", ErrBadOptions, p)
+			}
+		}
+		n.turn, err = turn.New(turn.Options{ListenAddr: n.opts.TURN, RelayIP: relayIP, RelayIP6: n.opts.TURNRelayIP6,
+			MinPort: lo, MaxPort: hi, Secret: []byte(secret), Logger: n.log})
 		if err != nil {
 			return fmt.Errorf("turn relay on %s: %w (choose another with --turn ADDR, or --turn off)", n.opts.TURN, err)
 		}
+		if public = n.relayIsPublic(relayIP); public {
+			n.lendRelay()
+		}
+	}
+	if !public {
+		n.borrow = &borrowed{}
 	}
 	var err error
 	n.calls, err = call.NewSwitch(call.Options{
@@ -206,11 +232,13 @@ func (n *Node) startCalls() error {
 const iceCredentialTTL = 12 * time.Hour
 
 // iceServers gives a terminal this node's STUN/TURN with fresh credentials.
+// Behind a NAT, a public node's relay comes too (borrowedRelay).
 func (n *Node) iceServers(terminal string) []webrtc.ICEServer {
-	if n.turn == nil {
-		return nil
+	var own []webrtc.ICEServer
+	if n.turn != nil {
+		own = n.turn.ICEServers(terminal, iceCredentialTTL)
 	}
-	return n.turn.ICEServers(terminal, iceCredentialTTL)
+	return append(own, n.borrowedRelay()...)
 }
 
 // peerICEServers gives a terminal of node remote, calling or called by
@@ -219,25 +247,40 @@ func (n *Node) iceServers(terminal string) []webrtc.ICEServer {
 // relayed addresses. The TTL is that of our own
 // terminals': credentials must outlive the call, whose allocations are
 // refreshed with them.
+//
+// Behind a NAT it gives the public relay it borrowed instead, the one its
+// own terminals use.
 func (n *Node) peerICEServers(remote peer.ID) []webrtc.ICEServer {
+	if b := n.borrowedRelay(); b != nil {
+		return b
+	}
 	if n.turn == nil {
 		return nil
 	}
 	return n.turn.ICEServers(turn.ForeignPrefix+remote.String(), iceCredentialTTL)
 }
 
-// firstLANAddr is this machine's first non-loopback IPv4 address, or
-// 127.0.0.1 when it has none.
+// firstLANAddr is this machine's first public IPv4 address (a router's
+// WAN side), else its first other non-loopback one, else 127.0.0.1.
 func firstLANAddr() net.IP {
+	var lan net.IP
 	addrs, err := net.InterfaceAddrs()
 	if err == nil {
 		for _, a := range addrs {
 			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
-				return ipn.IP
+				if isPublicIP(ipn.IP) {
+					return ipn.IP
+				}
+				if lan == nil {
+					lan = ipn.IP
+				}
 			}
 		}
 	}
-	return net.IPv4(127, 0, 0, 1)
+	if lan == nil {
+		return net.IPv4(127, 0, 0, 1)
+	}
+	return lan
 }
 
 // Calls is the node's call signalling switch.

@@ -873,7 +873,7 @@ wait:
 	c.th = p.o.thresholds().orDefaults(Thresholds{})
 	c.relayOnly = p.o.RelayOnly || c.remote.Private
 	c.peerICE = inv.PeerICEServers
-	peer, err := c.newPeer(c.cur, c.relayOnly, p.iceConfig(), nil)
+	peer, err := c.newPeer(c.cur, c.relayOnly, c.answerServers(), nil)
 	if err != nil {
 		p.log.Warn("Cannot take the call", "call", c.id, "err", err)
 		c.finish("failed", true)

@@ -165,6 +165,19 @@ func (c *Call) legServers(route string) (relayOnly bool, servers []webrtc.ICESer
 	return c.relayOnly || route == signal.RouteRelayed || route == signal.RouteRelayedPeer, servers
 }
 
+// answerServers is what the callee's first leg uses: its own node's
+// relay and the caller's node's (peerICE), so that when both terminals
+// are behind NATs that no check punches through, both can meet on the
+// caller's node's relay (the only place its credentials may relay to).
+// A private phone keeps to its own node's.
+func (c *Call) answerServers() []webrtc.ICEServer {
+	own := c.p.iceConfig()
+	if c.p.o.RelayOnly || len(c.peerICE) == 0 {
+		return own
+	}
+	return append(append([]webrtc.ICEServer(nil), own...), c.peerICE...)
+}
+
 // curLeg is the leg that carries the call.
 func (c *Call) curLeg() *leg {
 	c.mu.Lock()

@@ -72,6 +72,10 @@
 package signal
 
 import (
+	"errors"
+	"fmt"
+	"strings"
+
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/media"
@@ -174,4 +178,30 @@ type Msg struct {
 	// welcome
 	Node       string             `json:"node,omitempty"`
 	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
+}
+
+// CheckICEServers bounds ICE servers that one node passes to the
+// terminals of another: at most MaxPeerICEServers, each with 1 to
+// MaxICEURLs stun:, turn: or turns: URLs and password credentials, every
+// field at most MaxICEField bytes.
+func CheckICEServers(servers []webrtc.ICEServer) error {
+	if len(servers) > MaxPeerICEServers {
+		return fmt.Errorf("%d peer ICE servers: want at most %d", len(servers), MaxPeerICEServers)
+	}
+	for _, ic := range servers {
+		if len(ic.URLs) == 0 || len(ic.URLs) > MaxICEURLs {
+			return fmt.Errorf("peer ICE server with %d URLs: want 1 to %d", len(ic.URLs), MaxICEURLs)
+		}
+		for _, u := range ic.URLs {
+			if len(u) > MaxICEField || !(strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:")) {
+				return errors.New("peer ICE server URL: want stun:, turn: or turns:, at most 256 bytes")
+			}
+		}
+		cred, _ := ic.Credential.(string)
+		if ic.CredentialType != webrtc.ICECredentialTypePassword || ic.Credential != nil && cred == "" ||
+			len(ic.Username) > MaxICEField || len(cred) > MaxICEField {
+			return errors.New("peer ICE server credentials: want a username and password of at most 256 bytes")
+		}
+	}
+	return nil
 }

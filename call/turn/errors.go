@@ -7,6 +7,9 @@ var (
 	ErrNoRelayIP = errors.New("turn: Options.RelayIP must be set")
 	// ErrNoListenAddr is returned by [New] when Options.ListenAddr is empty.
 	ErrNoListenAddr = errors.New("turn: Options.ListenAddr must be set")
+	// ErrBadPorts is returned, wrapped, by [New] when Options.MinPort and
+	// MaxPort are not both 0 or a range 1 ≤ MinPort ≤ MaxPort.
+	ErrBadPorts = errors.New("turn: bad relay port range")
 )
 
 // Errors of allocations, which pion reports to the client as error

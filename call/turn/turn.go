@@ -57,6 +57,10 @@ type Options struct {
 	// first global IPv6 address, else its first unique local one (RFC
 	// 4193), else no IPv6 socket. Ignored for a specific ListenAddr IP.
 	RelayIP6 net.IP
+	// MinPort and MaxPort bound the UDP ports of relayed addresses, so
+	// that a firewall in front of the relay can let exactly those in;
+	// both 0: any port the system picks.
+	MinPort, MaxPort uint16
 	// Realm is the authentication realm; empty means DefaultRealm.
 	Realm string
 	// Secret is the HMAC key of the credentials; nil picks a random one, so
@@ -112,6 +116,9 @@ func New(opts Options) (*Server, error) {
 	if opts.RelayIP == nil {
 		return nil, ErrNoRelayIP
 	}
+	if opts.MinPort > opts.MaxPort || opts.MinPort == 0 && opts.MaxPort != 0 {
+		return nil, fmt.Errorf("%w: %d-%d", ErrBadPorts, opts.MinPort, opts.MaxPort)
+	}
 	s := &Server{realm: opts.Realm, secret: opts.Secret, log: opts.Logger}
 	if s.realm == "" {
 		s.realm = DefaultRealm
@@ -161,7 +168,11 @@ func New(opts Options) (*Server, error) {
 		}
 		s.socks = append(s.socks, k)
 		s.relayIPs = append(s.relayIPs, relayIP)
-		s.relays.set(network, &turn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: local.IP.String()})
+		var gen turn.RelayAddressGenerator = &turn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: local.IP.String()}
+		if opts.MaxPort != 0 {
+			gen = &turn.RelayAddressGeneratorPortRange{RelayAddress: relayIP, Address: local.IP.String(), MinPort: opts.MinPort, MaxPort: opts.MaxPort}
+		}
+		s.relays.set(network, gen)
 		configs = append(configs, turn.PacketConnConfig{
 			PacketConn:            k.conn,
 			RelayAddressGenerator: s.relays,

@@ -221,3 +221,27 @@ func TestICEServers(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// With a port range, relayed addresses stay inside it (a firewall in
+// front of the relay opens exactly those); a bad range is refused.
+func TestRelayPortRange(t *testing.T) {
+	if _, err := New(Options{ListenAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), MinPort: 50010, MaxPort: 50000}); !errors.Is(err, ErrBadPorts) {
+		t.Fatalf("New with 50010-50000: %v, want ErrBadPorts", err)
+	}
+	s, err := New(Options{ListenAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), MinPort: 50000, MaxPort: 50003})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	u, p, _ := s.Credentials("t", time.Minute)
+	for range 3 {
+		relay, err := newClient(t, s, u, p).Allocate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer relay.Close()
+		if port := relay.LocalAddr().(*net.UDPAddr).Port; port < 50000 || port > 50003 {
+			t.Errorf("relayed port %d outside 50000-50003", port)
+		}
+	}
+}

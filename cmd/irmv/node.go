@@ -28,6 +28,7 @@ func nodeCommand() *cli.Command {
 		&cli.StringFlag{Name: "https-cert", Usage: "PEM certificate for --https (default: a self-signed one in the data dir)", EnvVars: []string{"IRMV_HTTPS_CERT"}},
 		&cli.StringFlag{Name: "https-key", Usage: "PEM key for --https-cert", EnvVars: []string{"IRMV_HTTPS_KEY"}},
 		&cli.StringFlag{Name: "turn", Usage: "UDP address of the node's STUN/TURN relay for its terminals, or off", Value: node.DefaultTURN, EnvVars: []string{"IRMV_TURN"}},
+		&cli.StringFlag{Name: "turn-ports", Usage: "UDP port range MIN-MAX of relayed addresses, for a firewall to open (default: any)", EnvVars: []string{"IRMV_TURN_PORTS"}},
 		&cli.StringFlag{Name: "turn-relay-ip", Usage: "address relayed candidates carry (default: the relay's own, or the first LAN address)", EnvVars: []string{"IRMV_TURN_RELAY_IP"}},
 		&cli.StringFlag{Name: "turn-relay-ip6", Usage: "IPv6 address relayed candidates carry when --turn listens on all addresses (default: the first global, else unique-local, IPv6 address)", EnvVars: []string{"IRMV_TURN_RELAY_IP6"}},
 		&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}},
@@ -76,6 +77,7 @@ func runNode(c *cli.Context) error {
 	n, err := node.New(node.Options{
 		TURNRelayIP:  relayIP,
 		TURNRelayIP6: relayIP6,
+		TURNPorts:    c.String("turn-ports"),
 		DataDir:      c.String("data-dir"),
 		Listen:       c.StringSlice("listen"),
 		API:          c.String("api"),

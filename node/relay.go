@@ -1,0 +1,112 @@
+package node
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/call/turn"
+	"github.com/irmv/irmv/call/turn/grant"
+)
+
+// A node's TURN relay serves terminals in other homes only at an address
+// they can reach. A node whose relay has a public address (or the one
+// given with --turn-relay-ip) lends it to the terminals of other nodes
+// (call/turn/grant); a node whose relay has a private one borrows a
+// public node's for its own terminals and for the other side of their
+// calls. Both terminals of a call then meet on one public relay, the
+// only place a borrowed credential may relay to, and get
+// server-reflexive candidates from its STUN server, so that ICE can
+// punch through their NATs where they allow it.
+
+// relayIsPublic says whether ip, the address the node's relayed
+// candidates carry, is reachable from other homes: a public address, or
+// any address the operator named with --turn-relay-ip.
+func (n *Node) relayIsPublic(ip net.IP) bool {
+	return n.opts.TURNRelayIP != nil || isPublicIP(ip)
+}
+
+func isPublicIP(ip net.IP) bool {
+	a, err := manet.FromIP(ip)
+	return err == nil && manet.IsPublicAddr(a)
+}
+
+// lendRelay serves grants of the node's relay to other nodes.
+func (n *Node) lendRelay() {
+	grant.Serve(n.host, func(user string) []webrtc.ICEServer {
+		return n.turn.ICEServers(user, iceCredentialTTL)
+	}, turn.ForeignPrefix, n.log)
+}
+
+// borrowed is a public node's relay lent to this node.
+type borrowed struct {
+	mu      sync.Mutex
+	from    peer.ID
+	servers []webrtc.ICEServer
+	at      time.Time
+}
+
+// borrowFresh is how long a borrowed credential is used for new calls:
+// well within its TTL (iceCredentialTTL), so that it outlives them.
+const borrowFresh = time.Hour
+
+// borrowWait bounds how long a welcome or invite waits for a grant.
+const borrowWait = 2 * time.Second
+
+// borrowedRelay is a public node's STUN/TURN for this node's terminals and
+// their peers, nil if the node's own relay is public or no connected
+// node lends one.
+func (n *Node) borrowedRelay() []webrtc.ICEServer {
+	b := n.borrow
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	connected := b.from != "" && len(n.host.Network().ConnsToPeer(b.from)) > 0
+	if b.servers != nil && connected && time.Since(b.at) < borrowFresh {
+		return b.servers
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, borrowWait)
+	defer cancel()
+	for _, p := range n.lenders() {
+		servers, err := grant.Fetch(ctx, n.host, p)
+		if err != nil {
+			n.log.Debug("Borrowing a TURN relay failed", "peer", p, "err", err)
+			continue
+		}
+		if p != b.from {
+			n.log.Info("Terminals relay through another node", "peer", p)
+		}
+		b.from, b.servers, b.at = p, servers, time.Now()
+		return servers
+	}
+	// Keep what we had: credentials stay valid while the lender runs.
+	return b.servers
+}
+
+// lenders are the connected nodes that lend their relay, the bootstrap
+// nodes first.
+func (n *Node) lenders() []peer.ID {
+	var first, rest []peer.ID
+	boot := map[peer.ID]bool{}
+	for _, ai := range n.boot {
+		boot[ai.ID] = true
+	}
+	for _, p := range n.host.Network().Peers() {
+		if ok, _ := n.host.Peerstore().SupportsProtocols(p, grant.Protocol); len(ok) == 0 {
+			continue
+		}
+		if boot[p] {
+			first = append(first, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	return append(first, rest...)
+}

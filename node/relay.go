@@ -49,6 +49,7 @@ type borrowed struct {
 	from    peer.ID
 	servers []webrtc.ICEServer
 	at      time.Time
+	waited  bool // for the bootstrap nodes' identify, once
 }
 
 // borrowFresh is how long a borrowed credential is used for new calls:
@@ -74,7 +75,18 @@ func (n *Node) borrowedRelay() []webrtc.ICEServer {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, borrowWait)
 	defer cancel()
-	for _, p := range n.lenders() {
+	lenders := n.lenders()
+	// Just started (once): the bootstrap nodes may not have told yet
+	// (identify) whether they lend.
+	for !b.waited && len(lenders) == 0 && n.bootUnidentified() && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+		lenders = n.lenders()
+	}
+	b.waited = true
+	for _, p := range lenders {
 		servers, err := grant.Fetch(ctx, n.host, p)
 		if err != nil {
 			n.log.Debug("Borrowing a TURN relay failed", "peer", p, "err", err)
@@ -109,4 +121,15 @@ func (n *Node) lenders() []peer.ID {
 		}
 	}
 	return append(first, rest...)
+}
+
+// bootUnidentified says whether a bootstrap node has not told its
+// protocols yet.
+func (n *Node) bootUnidentified() bool {
+	for _, ai := range n.boot {
+		if ps, _ := n.host.Peerstore().GetProtocols(ai.ID); len(ps) == 0 {
+			return true
+		}
+	}
+	return false
 }

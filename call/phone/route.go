@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/call/turn"
 )
 
 // A call moves to another route make-before-break: the caller brings up a
@@ -166,16 +168,28 @@ func (c *Call) legServers(route string) (relayOnly bool, servers []webrtc.ICESer
 }
 
 // answerServers is what the callee's first leg uses: its own node's
-// relay and the caller's node's (peerICE), so that when both terminals
-// are behind NATs that no check punches through, both can meet on the
-// caller's node's relay (the only place its credentials may relay to).
-// A private phone keeps to its own node's.
+// servers, and when that node is behind a NAT (it borrowed a public
+// node's relay: a foreign user's credentials, turn.ForeignPrefix) the
+// caller's node's too (peerICE). Borrowed credentials relay only to
+// their relay's own addresses, so two terminals behind NATs that no
+// check punches through meet on the caller's side's relay. A private
+// phone keeps to its own node's.
 func (c *Call) answerServers() []webrtc.ICEServer {
 	own := c.p.iceConfig()
-	if c.p.o.RelayOnly || len(c.peerICE) == 0 {
+	if c.p.o.RelayOnly || len(c.peerICE) == 0 || !borrowed(own) {
 		return own
 	}
 	return append(append([]webrtc.ICEServer(nil), own...), c.peerICE...)
+}
+
+// borrowed says whether servers hold another node's relay lent to ours.
+func borrowed(servers []webrtc.ICEServer) bool {
+	for _, s := range servers {
+		if _, user, ok := strings.Cut(s.Username, ":"); ok && strings.HasPrefix(user, turn.ForeignPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // curLeg is the leg that carries the call.

@@ -44,6 +44,7 @@ func (n *Node) handler() http.Handler {
 		writeJSON(w, http.StatusOK, n.Info())
 	})
 	n.terminalRoutes(mux)
+	n.sipRoutes(mux)
 	metrics := promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if err := n.authorizeAdmin(r); err != nil {

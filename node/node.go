@@ -46,6 +46,7 @@ type Node struct {
 	search  *search.Service
 	roam    *roam.Service
 	calls   *call.Switch
+	sip     sipSide // nil: off (see sip.go)
 	turn    *turn.Server
 	borrow  *borrowed // a public node's relay, if ours is not public (relay.go)
 	admin   string    // admin token (see adminToken)
@@ -189,6 +190,9 @@ func (n *Node) Close() error {
 		}
 		if n.mdns != nil {
 			errs = append(errs, n.mdns.Close())
+		}
+		if n.sip != nil {
+			errs = append(errs, n.sip.Close())
 		}
 		if n.calls != nil {
 			errs = append(errs, n.calls.Close())

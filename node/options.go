@@ -79,6 +79,19 @@ type Options struct {
 	TURNPorts string
 	// RingTimeout ends calls that are not answered; 0: call's default.
 	RingTimeout time.Duration
+	// SIP is where the SIP side (package sip) listens, UDP and TCP; "":
+	// DefaultSIPAP in the "ap" profile, off in "server"; "off": off.
+	SIP string
+	// SIPRealm is the digest realm; "": sip.DefaultRealm.
+	SIPRealm string
+	// SIPDigest are the digest algorithms SIP phones are challenged with,
+	// in order; nil: sip.DefaultAlgorithms.
+	SIPDigest []string
+	// SIPOpen are networks (CIDR) whose phones register without
+	// credentials; nil: none.
+	SIPOpen []string
+	// SIPRate is the SIP requests a second per source; 0: sip.DefaultRate.
+	SIPRate float64
 	// Logger receives the node's logs; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -90,6 +103,10 @@ type Options struct {
 // not bind there. Past ~3,000 terminals the GC works harder, not longer
 // heaps (capped by the runtime at about half the CPU).
 const APMemoryLimit int64 = 20 << 20
+
+// DefaultSIPAP is where the SIP side listens in the "ap" profile: every
+// address, so that phones on the LAN reach it.
+const DefaultSIPAP = ":5060"
 
 // DefaultTURN is where the node's STUN/TURN relay listens by default.
 const DefaultTURN = "0.0.0.0:3478"
@@ -138,6 +155,9 @@ func (o *Options) setDefaults() error {
 			return fmt.Errorf("%w: API host %q: want a name or address without port", ErrBadOptions, o.APIHosts[i])
 		}
 		o.APIHosts[i] = h
+	}
+	if o.SIP == "" && o.Profile == "ap" {
+		o.SIP = DefaultSIPAP
 	}
 	if o.TURN == "" {
 		o.TURN = DefaultTURN

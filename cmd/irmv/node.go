@@ -31,6 +31,11 @@ func nodeCommand() *cli.Command {
 		&cli.StringFlag{Name: "turn-ports", Usage: "UDP port range MIN-MAX of relayed addresses, for a firewall to open (default: any)", EnvVars: []string{"IRMV_TURN_PORTS"}},
 		&cli.StringFlag{Name: "turn-relay-ip", Usage: "address relayed candidates carry (default: the relay's own, or the first LAN address)", EnvVars: []string{"IRMV_TURN_RELAY_IP"}},
 		&cli.StringFlag{Name: "turn-relay-ip6", Usage: "IPv6 address relayed candidates carry when --turn listens on all addresses (default: the first global, else unique-local, IPv6 address)", EnvVars: []string{"IRMV_TURN_RELAY_IP6"}},
+		&cli.StringFlag{Name: "sip", Usage: sipUsage(), EnvVars: []string{"IRMV_SIP"}},
+		&cli.StringFlag{Name: "sip-realm", Usage: "digest realm of --sip (changing it invalidates the stored password hashes; default irmv)", EnvVars: []string{"IRMV_SIP_REALM"}},
+		&cli.StringSliceFlag{Name: "sip-digest", Usage: "digest algorithms --sip challenges phones with, in order: SHA-256, MD5 (default MD5: old phones, e.g. baresip 1.x, fail on a SHA-256 challenge)", EnvVars: []string{"IRMV_SIP_DIGEST"}},
+		&cli.StringSliceFlag{Name: "sip-open", Usage: "trusted networks (CIDR) whose phones register with --sip without credentials (default: none)", EnvVars: []string{"IRMV_SIP_OPEN"}},
+		&cli.StringFlag{Name: "sip-rate", Usage: "SIP requests a second each source address may send, more are dropped (default 50)", EnvVars: []string{"IRMV_SIP_RATE"}},
 		&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}},
 		&cli.BoolFlag{Name: "mdns", Usage: mdnsUsage(), Value: node.HasMDNS, EnvVars: []string{"IRMV_MDNS"}},
 		&cli.StringFlag{Name: "profile", Usage: "resource limits: server or ap (small access points)", Value: "server", EnvVars: []string{"IRMV_PROFILE"}},
@@ -74,6 +79,12 @@ func runNode(c *cli.Context) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	var sipRate float64
+	if s := c.String("sip-rate"); s != "" {
+		if sipRate, err = strconv.ParseFloat(s, 64); err != nil || sipRate <= 0 {
+			return cli.Exit(fmt.Sprintf("--sip-rate %q: want a positive number of requests a second", s), exitError)
+		}
+	}
 	n, err := node.New(node.Options{
 		TURNRelayIP:  relayIP,
 		TURNRelayIP6: relayIP6,
@@ -88,6 +99,11 @@ func runNode(c *cli.Context) error {
 		Profile:      c.String("profile"),
 		TURN:         c.String("turn"),
 		HTTPS:        c.String("https"),
+		SIP:          c.String("sip"),
+		SIPRealm:     c.String("sip-realm"),
+		SIPOpen:      c.StringSlice("sip-open"),
+		SIPDigest:    c.StringSlice("sip-digest"),
+		SIPRate:      sipRate,
 		HTTPSCert:    c.String("https-cert"),
 		HTTPSKey:     c.String("https-key"),
 		Logger:       log,
@@ -98,6 +114,9 @@ func runNode(c *cli.Context) error {
 	fmt.Fprintf(c.App.ErrWriter, "irmv node %s\n  api   http://%s\n", n.ID(), n.APIAddr())
 	if u := n.HTTPSURL(); u != "" {
 		fmt.Fprintf(c.App.ErrWriter, "  https %s\n", u)
+	}
+	if a := n.SIPAddr(); a != nil {
+		fmt.Fprintf(c.App.ErrWriter, "  sip   %s (udp, tcp)\n", a)
 	}
 	for _, a := range n.Addrs() {
 		fmt.Fprintf(c.App.ErrWriter, "  addr  %s\n", a)
@@ -164,6 +183,13 @@ func parseByteSize(s string) (int64, error) {
 		return math.MaxInt64, nil
 	}
 	return n * mult, nil
+}
+
+func sipUsage() string {
+	if node.HasSIP {
+		return "UDP and TCP address of the SIP side for SIP phones (registrar), or off (default: " + node.DefaultSIPAP + " with --profile ap, else off)"
+	}
+	return "UDP and TCP address of the SIP side for SIP phones (not in this build)"
 }
 
 func mdnsUsage() string {

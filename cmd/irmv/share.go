@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/irmv/irmv/internal/client"
 	"github.com/irmv/irmv/share"
 	"github.com/urfave/cli/v2"
 )
@@ -22,12 +23,20 @@ func shareCommand() *cli.Command {
 				Description: `Registers a terminal with the node, which publishes its identifiers into the
 directory. At least one of --name, --phone or --uid is needed. The terminal
 stays registered for --ttl unless refreshed; phones (irmv phone) refresh
-themselves, hooks re-register on each DHCP renewal.`,
+themselves, hooks re-register on each DHCP renewal.
+
+With --sip-user and --sip-password (better: IRMV_SIP_PASSWORD) it sets a SIP
+phone's credentials instead (the node needs --sip): the phone then registers
+itself as sip:USER@node with digest authentication and becomes a terminal
+with uid USER, named --name (else its display name), with --phone (else USER
+when it is a number). The node keeps only hashes of the password.`,
 				Flags: append(identifierFlags(),
 					&cli.StringFlag{Name: "address", Usage: "current address if it differs from --ip (default: --ip, else the source address)", EnvVars: []string{"IRMV_ADDRESS"}},
 					&cli.StringFlag{Name: "status", Usage: "online, idle, busy or offline", Value: "online", EnvVars: []string{"IRMV_STATUS"}},
 					&cli.DurationFlag{Name: "ttl", Usage: "lifetime without refresh (10s to 168h; 0: the node's default)", EnvVars: []string{"IRMV_TTL"}},
 					&cli.BoolFlag{Name: "private", Usage: "hide the address from searches (calls are always relayed)", EnvVars: []string{"IRMV_PRIVATE"}},
+					&cli.StringFlag{Name: "sip-user", Usage: "set credentials for a SIP phone that registers itself as sip:`USER`@node", EnvVars: []string{"IRMV_SIP_USER"}},
+					&cli.StringFlag{Name: "sip-password", Usage: "the SIP phone's digest password", EnvVars: []string{"IRMV_SIP_PASSWORD"}},
 					nodeFlag, tokenFlag, jsonFlag),
 				Action: shareAdd,
 			},
@@ -58,6 +67,9 @@ themselves, hooks re-register on each DHCP renewal.`,
 func shareAdd(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return cli.Exit(fmt.Sprintf("share add takes no arguments (got %q): use --name, --phone, --uid, --ip", c.Args().First()), exitError)
+	}
+	if c.String("sip-user") != "" || c.String("sip-password") != "" {
+		return shareAddSIP(c)
 	}
 	ttl := c.Duration("ttl")
 	if ttl%time.Second != 0 {
@@ -90,6 +102,31 @@ func shareAdd(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "  status   %s, record signed by %s\n", ack.Status, ack.Signer)
 	fmt.Fprintf(w, "  token    %s\n", ack.Token)
+	return nil
+}
+
+// shareAddSIP sets a SIP phone's credentials.
+func shareAddSIP(c *cli.Context) error {
+	u := client.SIPUser{User: c.String("sip-user"), Password: c.String("sip-password"), Name: c.String("name"), Phone: c.String("phone")}
+	switch {
+	case u.User == "" || u.Password == "":
+		return cli.Exit("give both --sip-user and --sip-password", exitError)
+	case c.String("uid") != "" || c.String("ip") != "" || c.String("address") != "" || c.Bool("private") || c.Duration("ttl") != 0:
+		return cli.Exit("with --sip-user only --name and --phone apply: the phone registers itself (uid: the SIP user)", exitError)
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	info, err := cl.SetSIPUser(c.Context, u)
+	if err != nil {
+		return apiExit(err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, info)
+	}
+	fmt.Fprintf(c.App.Writer, "SIP user %s set (realm %s): the phone registers as sip:%s@<this node>\n", info.User, info.Realm, info.User)
+	printIdentifiers(c.App.Writer, info.Name, info.Phone, "", "")
 	return nil
 }
 

@@ -132,6 +132,31 @@ func (c *Client) Register(ctx context.Context, reg share.Registration) (share.Ac
 	return ack, err
 }
 
+// SIPUser is a SIP phone's credentials as POST /v1/sip/users takes them
+// (package sip's NewUser; not imported, so that builds without the SIP
+// side link none of it).
+type SIPUser struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Name     string `json:"name,omitempty"`
+	Phone    string `json:"phone,omitempty"`
+}
+
+// SIPUserInfo is a SIP user as the node answers (package sip's UserInfo).
+type SIPUserInfo struct {
+	User  string `json:"user"`
+	Realm string `json:"realm"`
+	Name  string `json:"name,omitempty"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// SetSIPUser sets a SIP user's credentials (POST /v1/sip/users).
+func (c *Client) SetSIPUser(ctx context.Context, u SIPUser) (SIPUserInfo, error) {
+	var out SIPUserInfo
+	err := c.do(ctx, "POST", "/v1/sip/users", u, &out)
+	return out, err
+}
+
 // Prepare returns the body a terminal with a key must sign.
 func (c *Client) Prepare(ctx context.Context, reg share.Registration) ([]byte, error) {
 	var out struct {

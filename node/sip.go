@@ -1,0 +1,140 @@
+//go:build !irmv_no_sip
+
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+
+	"github.com/irmv/irmv/sip"
+)
+
+// HasSIP tells whether this build has the SIP side (package sip).
+const HasSIP = true
+
+// sipSide is the SIP side as the node holds it: firmware builds without
+// it (tag irmv_no_sip) link none of package sip.
+type sipSide = *sip.Server
+
+// sipFile holds SIP credentials (HA1 hashes) and bindings.
+const sipFile = "sip.db"
+
+// startSIP starts the SIP side unless it is off.
+func (n *Node) startSIP() error {
+	if n.opts.SIP == "" || n.opts.SIP == "off" {
+		return nil
+	}
+	var open []netip.Prefix
+	for _, s := range n.opts.SIPOpen {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("%w: sip open network %q: want CIDR, e.g. 192.168.1.0/24", ErrBadOptions, s)
+		}
+		open = append(open, p.Masked())
+	}
+	var err error
+	n.sip, err = sip.New(sip.Options{
+		Addr:       n.opts.SIP,
+		DBPath:     filepath.Join(n.opts.DataDir, sipFile),
+		Directory:  n.share,
+		Normalizer: n.norm,
+		Realm:      n.opts.SIPRealm,
+		OpenNets:   open,
+		Algorithms: n.opts.SIPDigest,
+		Rate:       n.opts.SIPRate,
+		Registerer: n.reg,
+		Logger:     n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("sip on %s: %w (choose another with --sip ADDR, or --sip off)", n.opts.SIP, err)
+	}
+	return nil
+}
+
+// SIP is the node's SIP side, nil when it is off.
+func (n *Node) SIP() *sip.Server { return n.sip }
+
+// SIPAddr is where the SIP side listens, nil when it is off.
+func (n *Node) SIPAddr() net.Addr {
+	if n.sip == nil {
+		return nil
+	}
+	return n.sip.Addr()
+}
+
+// sipRoutes: SIP users (credentials) and bindings. Users need the admin
+// token beyond loopback.
+func (n *Node) sipRoutes(mux *http.ServeMux) {
+	// guard answers 404 while the SIP side is off and, for admin routes,
+	// 403 without the admin token beyond loopback.
+	guard := func(admin bool, h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if n.sip == nil {
+				writeError(w, http.StatusNotFound, "the SIP side is off (irmv node --sip ADDR)")
+				return
+			}
+			if admin {
+				if err := n.authorizeAdmin(r); err != nil {
+					writeError(w, http.StatusForbidden, err.Error())
+					return
+				}
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /v1/sip/users", guard(true, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"users": n.sip.Users()})
+	}))
+	mux.HandleFunc("POST /v1/sip/users", guard(true, n.handleSIPUser))
+	mux.HandleFunc("DELETE /v1/sip/users/{user}", guard(true, func(w http.ResponseWriter, r *http.Request) {
+		if err := n.sip.RemoveUser(r.PathValue("user")); err != nil {
+			writeError(w, sipStatus(err), err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	mux.HandleFunc("GET /v1/sip/bindings", guard(false, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"bindings": n.sip.Bindings()})
+	}))
+}
+
+// handleSIPUser sets a SIP user's credentials: POST /v1/sip/users.
+func (n *Node) handleSIPUser(w http.ResponseWriter, r *http.Request) {
+	var nu sip.NewUser
+	if err := decodeBody(w, r, &nu); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if nu.Phone != "" {
+		if _, err := n.norm.Phone(nu.Phone); err != nil {
+			writeError(w, http.StatusBadRequest, "phone: "+err.Error())
+			return
+		}
+	}
+	if nu.Name != "" {
+		if _, _, err := n.norm.Name(nu.Name); err != nil {
+			writeError(w, http.StatusBadRequest, "name: "+err.Error())
+			return
+		}
+	}
+	u, err := n.sip.AddUser(nu)
+	if err != nil {
+		writeError(w, sipStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, u)
+}
+
+func sipStatus(err error) int {
+	switch {
+	case errors.Is(err, sip.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, sip.ErrNotFound):
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}

@@ -1,0 +1,169 @@
+// Package baresiptest runs real baresip SIP phones for tests: headless,
+// bound to one address, with a WAV file as microphone and, if asked, a
+// recording of what they hear. The cons module takes commands (/dial,
+// /hangup) over UDP. Each phone is killed when the test ends.
+package baresiptest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Config describes one phone.
+type Config struct {
+	// IP is the address the phone binds SIP and RTP to (net_interface).
+	IP string
+	// Account is the accounts line, e.g.
+	// `"Alice" <sip:alice@127.0.0.1:5060>;auth_pass=pw;regint=300`.
+	Account string
+	// Source is a WAV file the phone sends as its microphone ("": none);
+	// its sample rate should be the codec's (8000 Hz for G.711).
+	Source string
+	// Record is a directory where the sndfile module writes what the
+	// phone hears ("": no recording).
+	Record string
+	// Codecs are the audio codec modules to load; nil: g711.
+	Codecs []string
+}
+
+// Phone is a running baresip.
+type Phone struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	cons *net.UDPAddr
+	dir  string
+
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+// Available reports whether baresip is installed.
+func Available() bool {
+	_, err := exec.LookPath("baresip")
+	return err == nil
+}
+
+// Need fails the test when baresip is missing in CI and skips it
+// elsewhere.
+func Need(t testing.TB) {
+	t.Helper()
+	if Available() {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("baresip is not installed (apt-get install baresip-core)")
+	}
+	t.Skip("baresip is not installed (apt-get install baresip-core)")
+}
+
+func freeUDPPort(t testing.TB, ip string) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// Start runs a phone until the test ends.
+func Start(t testing.TB, c Config) *Phone {
+	t.Helper()
+	dir := t.TempDir()
+	consPort := freeUDPPort(t, "127.0.0.1")
+	sipPort := freeUDPPort(t, c.IP)
+	codecs := c.Codecs
+	if codecs == nil {
+		codecs = []string{"g711"}
+	}
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "poll_method\tepoll\nsip_listen\t%s\nnet_interface\t%s\n", net.JoinHostPort(c.IP, fmt.Sprint(sipPort)), c.IP)
+	fmt.Fprintf(&cfg, "module_path\t/usr/lib/baresip/modules\nrtp_ports\t20000-29999\n")
+	fmt.Fprintf(&cfg, "module\tcons.so\ncons_listen\t127.0.0.1:%d\n", consPort)
+	for _, m := range codecs {
+		fmt.Fprintf(&cfg, "module\t%s.so\n", m)
+	}
+	fmt.Fprintf(&cfg, "module\taufile.so\nmodule\taubridge.so\n")
+	if c.Source != "" {
+		fmt.Fprintf(&cfg, "audio_source\taufile,%s\n", c.Source)
+	} else {
+		fmt.Fprintf(&cfg, "audio_source\taubridge,nil\n")
+	}
+	fmt.Fprintf(&cfg, "audio_player\taubridge,nil\naudio_alert\taubridge,nil\n")
+	if c.Record != "" {
+		fmt.Fprintf(&cfg, "module\tsndfile.so\nsnd_path\t%s\n", c.Record)
+	}
+	fmt.Fprintf(&cfg, "module_app\taccount.so\nmodule_app\tmenu.so\n")
+	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(cfg.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(c.Account+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &Phone{t: t, dir: dir, cons: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: consPort}}
+	p.cmd = exec.Command("baresip", "-f", dir)
+	p.cmd.Stdout = (*lockedWriter)(p)
+	p.cmd.Stderr = (*lockedWriter)(p)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		p.cmd.Wait()
+		if t.Failed() {
+			t.Logf("baresip output:\n%s", p.Output())
+		}
+	})
+	p.WaitOutput("baresip is ready", 20*time.Second)
+	return p
+}
+
+type lockedWriter Phone
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.out.Write(b)
+}
+
+// Output is what the phone printed so far.
+func (p *Phone) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// WaitOutput waits until the phone printed s.
+func (p *Phone) WaitOutput(s string, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(p.Output(), s) {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("baresip did not print %q in %s; output:\n%s", s, timeout, p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Command sends a command line to the cons module (e.g. "/dial sip:x@y").
+func (p *Phone) Command(cmd string) {
+	p.t.Helper()
+	c, err := net.DialUDP("udp", nil, p.cons)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(cmd + "\n")); err != nil {
+		p.t.Fatal(err)
+	}
+}

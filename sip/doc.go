@@ -1,0 +1,42 @@
+// Package sip is the node's SIP side: a registrar for the SIP phones that
+// join an access point (desk phones, DECT bases, softphones), built on
+// sipgo (RFC 3261 transactions, rport).
+//
+// # Registration
+//
+// A phone sends REGISTER for its address of record sip:USER@node over UDP
+// or TCP (one port for both). The registrar answers:
+//
+//	401  no (or a stale) Authorization: two digest challenges, SHA-256
+//	     then MD5 (RFC 8760; qop=auth; stateless nonces valid 5 min)
+//	403  unknown user, wrong password, a user registering another AOR,
+//	     or an AOR the register of terminals refuses
+//	400  malformed: missing To/From/Call-ID/CSeq, a bad Expires, more
+//	     than 8 contacts, a bad Authorization header
+//	423  Expires below MinExpires (with Min-Expires)
+//	200  the binding, with the granted expiry
+//
+// Credentials are set per user by the operator (AddUser: the API, the
+// CLI); only HA1 hashes of the password are stored, one per algorithm.
+// Sources in Options.OpenNets register without credentials (off by
+// default). There is one binding per AOR, the newest contact wins; it
+// keeps the contact, the source address and transport the REGISTER came
+// from (RFC 3581 rport: replies and calls go back the same flow) and is
+// removed by Expires: 0 or when it expires. The expiry is capped at
+// MaxExpires, and over UDP at the shorter MaxExpiresUDP so that the phone
+// re-registers before a NAT forgets it; over TCP the phone's CRLF
+// keepalives (RFC 5626) are answered.
+//
+// A registered phone is a hosted terminal (package share): its display
+// name (or the name the operator set) is its name, its user part its uid,
+// and the user part, when it is a phone number, or the operator's number
+// its phone. It is published and searchable like every terminal, online
+// while registered, and stored durably; the bindings are stored too.
+//
+// # Untrusted input
+//
+// Each source address may send Options.Rate requests a second (burst
+// twice that); more are dropped before parsing. Unparsable and malformed
+// messages are dropped or refused; both are counted in
+// irmv_sip_dropped_total.
+package sip

@@ -1,0 +1,337 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/bbolt"
+	"golang.org/x/time/rate"
+
+	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/share"
+)
+
+// Defaults.
+const (
+	// DefaultRealm is the digest realm. HA1 hashes depend on it: change
+	// it and every password must be set again.
+	DefaultRealm = "irmv"
+	// DefaultMinExpires is the shortest registration accepted (423 below).
+	DefaultMinExpires = 60 * time.Second
+	// DefaultMaxExpires caps the expiry over TCP, DefaultMaxExpiresUDP over
+	// UDP: short, so that a phone behind a NAT re-registers before the
+	// NAT forgets its mapping.
+	DefaultMaxExpires    = time.Hour
+	DefaultMaxExpiresUDP = 120 * time.Second
+	// DefaultExpires is the expiry of a REGISTER that names none.
+	DefaultExpires = time.Hour
+	// DefaultRate is the requests a second each source address may send
+	// (burst: twice that); more are dropped and counted.
+	DefaultRate = 50
+	// ttlGrace keeps the terminal registered a little past the binding's
+	// expiry, so that a phone that re-registers on time never flickers.
+	ttlGrace = 15 * time.Second
+	// maxSources bounds the per-source rate limiters kept.
+	maxSources = 4096
+)
+
+// DefaultAlgorithms is the digest challenge by default: MD5 only. Phones
+// built on libre 1.x (Debian's baresip among them) give up on a 401 that
+// offers any algorithm they do not know, instead of taking the one they
+// do (RFC 8760 section 2.4); offer SHA-256 where the phones handle it.
+var DefaultAlgorithms = []string{"MD5"}
+
+// Directory is what the SIP side needs from the register of hosted
+// terminals (share.Registry implements it).
+type Directory interface {
+	RegisterChecked(reg share.Registration, mayUpdate func(terminal string) error) (share.Ack, error)
+	Heartbeat(terminal string) (share.Ack, error)
+	Remove(terminal string) error
+}
+
+// Options configure a Server.
+type Options struct {
+	// Addr is where the server listens, on UDP and TCP (the same port).
+	// Port 0 picks one free on both. Required.
+	Addr string
+	// DBPath is the bbolt file for credentials and bindings. Required.
+	DBPath string
+	// Directory registers phones as hosted terminals. Required.
+	Directory Directory
+	// Normalizer tells whether a user part is a phone number; nil: a user
+	// part is never taken for one.
+	Normalizer *ident.Normalizer
+	// Realm is the digest realm; "": DefaultRealm.
+	Realm string
+	// Algorithms are the digest algorithms challenged with, in order of
+	// preference: "SHA-256" and "MD5" (RFC 8760); nil: DefaultAlgorithms.
+	// Credentials of either are checked whatever the challenge offered.
+	Algorithms []string
+	// OpenNets are source networks whose phones register without
+	// credentials (a trusted LAN); nil: every phone authenticates.
+	OpenNets []netip.Prefix
+	// MinExpires, MaxExpires and MaxExpiresUDP bound a binding's expiry;
+	// 0: the defaults.
+	MinExpires, MaxExpires, MaxExpiresUDP time.Duration
+	// Rate is the requests a second per source address; 0: DefaultRate.
+	Rate float64
+	// Registerer receives metrics; nil: none.
+	Registerer prometheus.Registerer
+	// Logger logs; nil: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock, a test seam; nil: time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() error {
+	if o.Addr == "" || o.DBPath == "" || o.Directory == nil {
+		return errors.New("sip.Options: Addr, DBPath and Directory must be set")
+	}
+	if o.Realm == "" {
+		o.Realm = DefaultRealm
+	}
+	if o.Algorithms == nil {
+		o.Algorithms = DefaultAlgorithms
+	}
+	o.Algorithms = slices.Clone(o.Algorithms)
+	if len(o.Algorithms) == 0 || len(o.Algorithms) > 2 {
+		return fmt.Errorf("sip.Options: Algorithms %q: want SHA-256, MD5 or both", o.Algorithms)
+	}
+	for i, a := range o.Algorithms {
+		switch strings.ToUpper(a) {
+		case "SHA-256", "MD5":
+			o.Algorithms[i] = strings.ToUpper(a)
+		default:
+			return fmt.Errorf("sip.Options: digest algorithm %q: want SHA-256 or MD5", a)
+		}
+	}
+	if o.MinExpires == 0 {
+		o.MinExpires = DefaultMinExpires
+	}
+	if o.MaxExpires == 0 {
+		o.MaxExpires = DefaultMaxExpires
+	}
+	if o.MaxExpiresUDP == 0 {
+		o.MaxExpiresUDP = DefaultMaxExpiresUDP
+	}
+	if o.MaxExpiresUDP > o.MaxExpires {
+		o.MaxExpiresUDP = o.MaxExpires
+	}
+	if o.MinExpires < share.MinTTL || o.MinExpires > o.MaxExpiresUDP {
+		return fmt.Errorf("sip.Options: MinExpires %s must be within %s..%s", o.MinExpires, share.MinTTL, o.MaxExpiresUDP)
+	}
+	if o.MaxExpires+ttlGrace > share.MaxTTL {
+		return fmt.Errorf("sip.Options: MaxExpires %s is over %s", o.MaxExpires, share.MaxTTL-ttlGrace)
+	}
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Rate < 0 {
+		return fmt.Errorf("sip.Options: Rate %v is negative", o.Rate)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Server is the node's SIP side: a registrar for the phones it hosts.
+type Server struct {
+	o      Options
+	log    *slog.Logger
+	m      *metrics
+	db     *bbolt.DB
+	users  *users
+	nonces *nonces
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	udp    net.PacketConn
+	tcp    net.Listener
+
+	mu       sync.Mutex
+	bindings map[string]*binding // by AOR user
+	sources  map[netip.Addr]*rate.Limiter
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New opens the credential store, listens on UDP and TCP and serves until
+// Close.
+func New(o Options) (*Server, error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{o: o, log: o.Logger, nonces: newNonces(), bindings: map[string]*binding{}, sources: map[netip.Addr]*rate.Limiter{}}
+	s.m = newMetrics(s, o.Registerer)
+	var err error
+	if s.db, err = bbolt.Open(o.DBPath, 0o600, &bbolt.Options{Timeout: 5 * time.Second}); err != nil {
+		return nil, fmt.Errorf("sip: open %s: %w", o.DBPath, err)
+	}
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketUsers, bucketBindings} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("sip: %s: %w", o.DBPath, err)
+	}
+	if s.users, err = loadUsers(s.db, o.Realm); err == nil {
+		err = s.loadBindings()
+	}
+	if err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("sip: load %s: %w", o.DBPath, err)
+	}
+	if err := s.listen(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) listen() error {
+	sipLog := slog.New(&countingHandler{next: s.log.Handler(), m: s.m})
+	var err error
+	s.ua, err = sipgo.NewUA(
+		sipgo.WithUserAgent("irmv"),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(sipLog),
+			sip.WithTransportLayerReadFilter(s.readFilter),
+		),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+	)
+	if err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(sipLog)); err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	s.srv.OnRegister(s.onRegister)
+	s.srv.OnOptions(s.onOptions)
+	s.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
+		s.respond(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allow))
+	})
+
+	if s.udp, err = net.ListenPacket("udp", s.o.Addr); err != nil {
+		return fmt.Errorf("sip: listen udp %s: %w", s.o.Addr, err)
+	}
+	// TCP on the port UDP got (it matters when the port was 0).
+	host, _, _ := net.SplitHostPort(s.o.Addr)
+	port := s.udp.LocalAddr().(*net.UDPAddr).Port
+	if s.tcp, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
+		return fmt.Errorf("sip: listen tcp %s: %w", s.o.Addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.srv.ServeUDP(s.udp) }()
+	go func() { defer s.wg.Done(); s.srv.ServeTCP(s.tcp) }()
+	go func() { defer s.wg.Done(); s.sweepLoop(ctx) }()
+	s.log.Info("SIP listening", "addr", s.udp.LocalAddr().String(), "realm", s.o.Realm)
+	return nil
+}
+
+// allow lists the methods the node answers.
+const allow = "REGISTER, OPTIONS"
+
+// Addr is the address the server listens on (UDP; TCP has the same).
+func (s *Server) Addr() net.Addr { return s.udp.LocalAddr() }
+
+// Close stops the server and waits. Only the first call acts.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+		if s.srv != nil {
+			s.srv.Close()
+		}
+		if s.udp != nil {
+			s.udp.Close()
+		}
+		if s.tcp != nil {
+			s.tcp.Close()
+		}
+		if s.ua != nil {
+			s.ua.Close()
+		}
+		s.wg.Wait()
+		s.db.Close()
+	})
+	return nil
+}
+
+// readFilter drops what a source sends beyond its rate (before parsing).
+func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, error) {
+	var ip netip.Addr
+	switch a := p.RemoteAddr.(type) {
+	case *net.UDPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	}
+	if s.allowSource(ip.Unmap()) {
+		return data, nil
+	}
+	s.m.dropped.WithLabelValues("rate").Inc()
+	return nil, nil
+}
+
+func (s *Server) allowSource(ip netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.sources[ip]
+	if l == nil {
+		if len(s.sources) >= maxSources {
+			clear(s.sources) // bounded: forgetting buckets only forgives
+		}
+		l = rate.NewLimiter(rate.Limit(s.o.Rate), int(2*s.o.Rate)+1)
+		s.sources[ip] = l
+	}
+	return l.Allow()
+}
+
+// respond answers req; a failure to send is the phone's problem.
+func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("SIP response not sent", "code", code, "err", err)
+	}
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(tx, req, 200, "OK", sip.NewHeader("Allow", allow))
+}
+
+// AddUser sets (or replaces) a SIP user's credentials.
+func (s *Server) AddUser(nu NewUser) (UserInfo, error) { return s.users.set(nu) }
+
+// RemoveUser deletes a SIP user's credentials; its binding stays until it
+// expires or the phone unregisters.
+func (s *Server) RemoveUser(user string) error { return s.users.remove(user) }
+
+// Users lists the SIP users (without hashes).
+func (s *Server) Users() []UserInfo { return s.users.list() }

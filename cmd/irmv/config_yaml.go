@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
+	"gopkg.in/yaml.v3"
 )
 
 // configFormat names the --config file format of this build.
@@ -17,7 +18,11 @@ const configFormat = "YAML"
 // file (urfave/cli's altsrc); flags and environment win over it.
 func configFlags(flags []cli.Flag) ([]cli.Flag, cli.BeforeFunc) {
 	out := make([]cli.Flag, len(flags))
+	known := map[string]bool{}
 	for i, f := range flags {
+		for _, name := range f.Names() {
+			known[name] = name != "config"
+		}
 		switch f := f.(type) {
 		case *cli.StringFlag:
 			if f.Name == "config" {
@@ -33,12 +38,15 @@ func configFlags(flags []cli.Flag) ([]cli.Flag, cli.BeforeFunc) {
 			panic(fmt.Sprintf("configFlags: no config source for %T", f)) // a programming error, caught by any run
 		}
 	}
-	return out, altsrc.InitInputSourceWithContext(out, configSource)
+	return out, altsrc.InitInputSourceWithContext(out, func(c *cli.Context) (altsrc.InputSourceContext, error) {
+		return configSource(c, known)
+	})
 }
 
 // configSource loads --config when it is given; without it there is no
-// config file and defaults apply.
-func configSource(c *cli.Context) (altsrc.InputSourceContext, error) {
+// config file and defaults apply. Keys that name no flag are an error, as
+// in the JSON build: a misspelt key must not leave its flag at the default.
+func configSource(c *cli.Context, known map[string]bool) (altsrc.InputSourceContext, error) {
 	path := c.String("config")
 	if path == "" {
 		return &altsrc.MapInputSource{}, nil
@@ -46,9 +54,38 @@ func configSource(c *cli.Context) (altsrc.InputSourceContext, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, cli.Exit(fmt.Sprintf("config: %v", err), exitError)
 	}
+	if err := checkKeys(path, known); err != nil {
+		return nil, cli.Exit(fmt.Sprintf("config %s: %v", path, err), exitError)
+	}
 	src, err := altsrc.NewYamlSourceFromFile(path)
 	if err != nil {
 		return nil, cli.Exit(fmt.Sprintf("config %s: %v", path, err), exitError)
 	}
 	return src, nil
+}
+
+// checkKeys returns an error naming the first key of the YAML file at path
+// that is not in known.
+func checkKeys(path string, known map[string]bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return err
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: want a mapping of flag names to values", top.Line)
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if k := top.Content[i]; !known[k.Value] {
+			return fmt.Errorf("unknown key %q (line %d): keys are the flag names of irmv node --help, without --config", k.Value, k.Line)
+		}
+	}
+	return nil
 }

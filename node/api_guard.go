@@ -72,7 +72,8 @@ func requireJSON(next http.Handler) http.Handler {
 
 // hostAllowed reports whether r names this node in Host: its own address
 // on the connection (any loopback name on a loopback connection, with the
-// listener's port if any) or a name configured with --api-host. A page
+// listener's port if any; 0.0.0.0 and :: too) or a name configured with
+// --api-host. A page
 // whose DNS name was rebound to this node's address sends its own name
 // and is refused. Requests without Host (HTTP/1.0) come from no browser.
 func (n *Node) hostAllowed(r *http.Request) bool {
@@ -109,5 +110,6 @@ func (n *Node) hostAllowed(r *http.Request) bool {
 		return false
 	}
 	ip = ip.Unmap().WithZone("")
-	return ip == laddr || (laddr.IsLoopback() && ip.IsLoopback())
+	// http://0.0.0.0:port/ reaches this machine's loopback.
+	return ip == laddr || (laddr.IsLoopback() && (ip.IsLoopback() || ip.IsUnspecified()))
 }

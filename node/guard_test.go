@@ -62,6 +62,7 @@ func TestForeignHostRefused(t *testing.T) {
 		{"localhost" + port, 200},
 		{"LocalHost" + port, 200},
 		{"[::1]" + port, 200},
+		{"0.0.0.0" + port, 200},
 		{"evil.example" + port, http.StatusForbidden},
 		{"evil.example", http.StatusForbidden},
 		{"localhost.evil.example" + port, http.StatusForbidden},
@@ -96,6 +97,7 @@ func TestForeignHostRefused(t *testing.T) {
 		{"[fd00::1]:443", 200},
 		{"localhost" + lport, http.StatusForbidden},
 		{"127.0.0.1" + lport, http.StatusForbidden},
+		{"0.0.0.0" + lport, http.StatusForbidden},
 		{"evil.example" + lport, http.StatusForbidden},
 		{"ap.lan.evil.example" + lport, http.StatusForbidden},
 	} {

@@ -524,7 +524,9 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		st, err := s.o.Host.NewStream(ctx, to, signal.Protocol)
+		// Calls work over relayed connections to nodes behind NATs
+		// (irmv's relays size their limits for calls).
+		st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(ctx, string(signal.Protocol)), to, signal.Protocol)
 		cancel()
 		s.mu.Lock()
 		if s.dialing[m.Call] == d {

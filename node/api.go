@@ -3,7 +3,10 @@ package node
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/irmv/irmv/node/web"
@@ -11,21 +14,52 @@ import (
 
 // NodeInfo is the answer of GET /v1/node.
 type NodeInfo struct {
-	PeerID       string   `json:"peer_id"`
-	Addrs        []string `json:"addrs"`
-	Peers        []string `json:"peers"`
-	RoutingTable int      `json:"routing_table"`
-	Terminals    int      `json:"terminals"`
+	PeerID string `json:"peer_id"`
+	// Addrs are the addresses the node announces (full, with /p2p/).
+	Addrs []string `json:"addrs"`
+	// Reachability is public, private or unknown (AutoNAT's finding, or
+	// --reachability).
+	Reachability string `json:"reachability"`
+	// DialableAddrs are the announced addresses that nodes beyond this
+	// machine's own networks can dial: public addresses and relay
+	// circuits.
+	DialableAddrs []string `json:"dialable_addrs"`
+	// Relays are the nodes holding a relay slot for this (private) node.
+	Relays       []string      `json:"relays"`
+	Bootstrap    BootstrapInfo `json:"bootstrap"`
+	Peers        []string      `json:"peers"`
+	RoutingTable int           `json:"routing_table"`
+	// DHTMode is server or client.
+	DHTMode   string `json:"dht_mode"`
+	Terminals int    `json:"terminals"`
 }
 
 // Info describes the node as GET /v1/node does.
 func (n *Node) Info() NodeInfo {
 	info := NodeInfo{
-		PeerID:       n.host.ID().String(),
-		Addrs:        n.Addrs(),
-		Peers:        []string{},
-		RoutingTable: n.dht.RoutingTable().Size(),
-		Terminals:    n.terminalCount(),
+		PeerID:        n.host.ID().String(),
+		Addrs:         n.Addrs(),
+		Reachability:  n.Reachability(),
+		DialableAddrs: []string{},
+		Relays:        []string{},
+		Bootstrap:     n.boots.Info(),
+		Peers:         []string{},
+		RoutingTable:  n.dht.RoutingTable().Size(),
+		DHTMode:       "client",
+		Terminals:     n.terminalCount(),
+	}
+	// kad-dht reports the configured mode only; a server answers the
+	// protocol.
+	if slices.Contains(n.host.Mux().Protocols(), protocol.ID(ProtocolPrefix+"/kad/1.0.0")) {
+		info.DHTMode = "server"
+	}
+	for _, a := range info.Addrs {
+		if m, err := ma.NewMultiaddr(a); err == nil && len(dialable([]ma.Multiaddr{m})) > 0 {
+			info.DialableAddrs = append(info.DialableAddrs, a)
+		}
+	}
+	for _, p := range n.relays.Relays() {
+		info.Relays = append(info.Relays, p.String())
 	}
 	for _, p := range n.host.Network().Peers() {
 		info.Peers = append(info.Peers, p.String())

@@ -8,4 +8,7 @@ var (
 	ErrBadIdentity = errors.New("unreadable node identity")
 	// ErrBadOptions is returned, wrapped, for invalid Options.
 	ErrBadOptions = errors.New("invalid node options")
+	// ErrAddrInUse is returned, wrapped, when another process already
+	// listens on a libp2p listen address.
+	ErrAddrInUse = errors.New("address already in use")
 )

@@ -3,9 +3,13 @@ package node
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	sectransport "github.com/libp2p/go-libp2p/core/sec"
 	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
@@ -17,21 +21,24 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/net/upgrader"
+	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // newHost builds the libp2p host from its parts, as libp2p.New would with
-// TCP and QUIC only, Noise, yamux, no relay, no AutoNAT and no hole
-// punching (nodes run the DHT in server mode on addresses they are told).
+// TCP and QUIC only, Noise, yamux, AutoNAT (v1: its reachability event
+// drives the DHT's mode, the relay service and the relay reservations),
+// the circuit relay v2 client and service, and hole punching (DCUtR).
 // Neither libp2p.New nor config.Config: the root package links the default
 // transports irmv never configures (webrtc-direct, webtransport,
-// websocket: ~5 MB), and config assembles the host with fx/dig, AutoNAT
-// and AutoRelay (1 MB more on arm). The order of construction and of
-// Close mirrors config.NewNode.
-func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer) (h host.Host, err error) {
+// websocket: ~5 MB), and config assembles the host with fx/dig (1 MB more
+// on arm). The order of construction and of Close mirrors config.NewNode.
+func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer, policy *addrPolicy) (h *nodeHost, err error) {
 	listen := make([]ma.Multiaddr, 0, len(o.Listen))
 	for _, s := range o.Listen {
 		a, err := ma.NewMultiaddr(s)
@@ -94,6 +101,7 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer) (h host.
 		return nil, fmt.Errorf("swarm: %w", err)
 	}
 	closers = append(closers, sw.Close)
+	policy.listen = sw.ListenAddresses
 	muxers := []upgrader.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}
 	sec, err := noise.New(noise.ID, key, muxers)
 	if err != nil {
@@ -103,6 +111,8 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer) (h host.
 	if err != nil {
 		return nil, fmt.Errorf("upgrader: %w", err)
 	}
+	// Port reuse stays on: hole punching dials out from the listen port.
+	// checkListen keeps two nodes from sharing a listen port.
 	tcpT, err := tcp.NewTCPTransport(upg, rm, nil)
 	if err != nil {
 		return nil, fmt.Errorf("tcp: %w", err)
@@ -129,37 +139,112 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer) (h host.
 	bh, err := basichost.NewHost(sw, &basichost.HostOpts{
 		EventBus:             bus,
 		ConnManager:          cm,
+		AddrsFactory:         policy.Announce,
 		EnablePing:           true,
 		EnableMetrics:        true,
 		PrometheusRegisterer: reg,
 		ObservedAddrsManager: obs,
+		// It relays only while AutoNAT finds the node public.
+		EnableRelayService: o.Reachability != ReachPrivate,
+		RelayServiceOpts: []relayv2.Option{
+			relayv2.WithResources(relayResources(o)),
+			// Tell clients every address we announce (libp2p: public
+			// ones only); each keeps those it can use, so a relay on
+			// the LAN serves the LAN.
+			relayv2.WithReservationAddressFilter(func(ma.Multiaddr) bool { return true }),
+		},
+		EnableHolePunching: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("libp2p host: %w", err)
 	}
 	// From here on the host closes the swarm, peerstore, connection and
 	// resource managers.
-	closers = []func() error{quicClose, obs.Close, bh.Close}
-	if err := sw.Listen(listen...); err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+	nh := &nodeHost{BasicHost: bh, obs: obs, quicClose: quicClose}
+	closers = []func() error{nh.Close}
+	// Dial and accept relayed connections (/p2p-circuit).
+	if err := circuit.AddTransport(bh, upg); err != nil {
+		return nil, fmt.Errorf("relay client: %w", err)
+	}
+	if err := listenAll(sw, listen); err != nil {
+		return nil, err
 	}
 	obs.Start(sw)
 	bh.Start()
-	return &nodeHost{BasicHost: bh, obs: obs, quicClose: quicClose}, nil
+	if nh.dialer, err = startAutoNAT(bh, key, o, rm); err != nil {
+		return nil, err
+	}
+	return nh, nil
 }
 
 // nodeHost closes what the basic host does not own, in config.NewNode's
-// order: the host (and with it the swarm), then observed addresses and
-// QUIC's connection manager.
+// order: the host (and with it the swarm and AutoNAT), then AutoNAT's
+// dial-back swarm, observed addresses and QUIC's connection manager.
 type nodeHost struct {
 	*basichost.BasicHost
 	obs       *observedaddrs.Manager
 	quicClose func() error
+	dialer    io.Closer // AutoNAT's dial-back swarm; nil: none
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func (h *nodeHost) Close() error {
-	err := h.BasicHost.Close()
-	return errors.Join(err, h.obs.Close(), h.quicClose())
+	h.closeOnce.Do(func() {
+		err := h.BasicHost.Close()
+		if h.dialer != nil {
+			err = errors.Join(err, h.dialer.Close())
+		}
+		h.closeErr = errors.Join(err, h.obs.Close(), h.quicClose())
+	})
+	return h.closeErr
+}
+
+// listenAll listens on every address. Unlike swarm.Listen, which succeeds
+// when any address does, an address that another process (or node)
+// already holds is an error: TCP port reuse would otherwise let a second
+// node share the port and take half of the first one's connections. Other
+// failures (no IPv6 on this machine) only leave that address out.
+func listenAll(sw *swarm.Swarm, addrs []ma.Multiaddr) error {
+	for _, a := range addrs {
+		if err := checkListen(a); err != nil {
+			return fmt.Errorf("listen on %s: %w", a, err)
+		}
+	}
+	var errs []error
+	for _, a := range addrs {
+		if err := sw.Listen(a); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("listen on %s: %w", a, err)
+			}
+			errs = append(errs, fmt.Errorf("listen on %s: %w", a, err))
+		}
+	}
+	if len(addrs) > 0 && len(errs) == len(addrs) {
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// checkListen binds a TCP listen address once without SO_REUSEPORT: that
+// fails while anyone listens there, with or without the option.
+func checkListen(a ma.Multiaddr) error {
+	if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
+		return nil
+	}
+	network, hostport, err := manet.DialArgs(a)
+	if err != nil || strings.HasSuffix(hostport, ":0") {
+		return nil
+	}
+	ln, err := net.Listen(network, hostport)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w: %v", ErrAddrInUse, err)
+		}
+		return nil // listenAll reports it
+	}
+	return ln.Close()
 }
 
 // resourceLimits returns libp2p resource limits and the connection

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/irmv/irmv/call"
@@ -55,6 +56,10 @@ type Node struct {
 	https   *http.Server
 	httpsLn net.Listener
 	boot    []peer.AddrInfo
+	boots   *bootstrapper
+	policy  *addrPolicy
+	relays  *relayKeeper
+	reach   atomic.Value    // string: ReachPublic, ReachPrivate, ReachUnknown
 	ctx     context.Context // the node's life; Close cancels it
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -91,20 +96,49 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	opts := n.opts
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	if n.host, err = newHost(key, &opts, n.reg); err != nil {
+	var nh *nodeHost
+	n.policy = &addrPolicy{}
+	if nh, err = newHost(key, &opts, n.reg, n.policy); err != nil {
 		return err
 	}
+	n.host = nh
+	// Private: a DHT client (nobody could dial it to ask); public or
+	// not known yet: a server, so that nodes on a LAN or on loopback,
+	// which AutoNAT cannot judge, still form a DHT.
+	mode := dht.ModeAutoServer
+	switch opts.Reachability {
+	case ReachPublic:
+		mode = dht.ModeServer
+	case ReachPrivate:
+		mode = dht.ModeClient
+	}
 	n.dht, err = dht.New(n.host,
-		dht.Mode(dht.ModeServer),
+		dht.Mode(mode),
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.BootstrapPeers(n.boot...),
 		dht.ProviderManagerOpts(records.ProvideValidity(opts.ProvideValidity)),
+		dht.AddressFilter(n.policy.Filter),
+		dht.QueryFilter(func(_ any, ai peer.AddrInfo) bool { return n.policy.AnyUsable(ai) }),
+		dht.RoutingTableFilter(func(_ any, p peer.ID) bool {
+			return n.policy.AnyUsable(n.host.Peerstore().PeerInfo(p))
+		}),
 	)
 	if err != nil {
 		return fmt.Errorf("dht: %w", err)
 	}
+	if n.relays, err = newRelayKeeper(n.host, n.boot, n.policy, n.log); err != nil {
+		return fmt.Errorf("relays: %w", err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.relays.Serve(ctx)
+	}()
 
 	if err := n.startServices(ctx, key); err != nil {
+		return err
+	}
+	if err := n.watchReachability(ctx); err != nil {
 		return err
 	}
 
@@ -129,10 +163,11 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 			return err
 		}
 	}
+	n.boots = newBootstrapper(n, opts.Bootstrap, n.boot)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.bootstrapLoop(ctx)
+		n.boots.Serve(ctx)
 	}()
 	return nil
 }
@@ -244,52 +279,4 @@ func parseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
 		out = append(out, *ai)
 	}
 	return out, nil
-}
-
-// bootstrapLoop keeps the node joined: it dials the bootstrap peers until
-// the routing table holds someone, then refreshes it; it retries while the
-// table is empty (a bootstrap node that was down comes back).
-func (n *Node) bootstrapLoop(ctx context.Context) {
-	backoff := 500 * time.Millisecond
-	for {
-		if n.dht.RoutingTable().Size() == 0 && len(n.boot) > 0 {
-			n.connectBootstrap(ctx)
-		}
-		if n.dht.RoutingTable().Size() > 0 {
-			backoff = 30 * time.Second
-		} else if backoff < 30*time.Second {
-			backoff *= 2
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-	}
-}
-
-func (n *Node) connectBootstrap(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, ai := range n.boot {
-		wg.Add(1)
-		go func(ai peer.AddrInfo) {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if err := n.host.Connect(cctx, ai); err != nil {
-				n.log.Debug("Bootstrap dial failed", "peer", ai.ID, "err", err)
-				return
-			}
-			n.log.Info("Connected to bootstrap peer", "peer", ai.ID)
-		}(ai)
-	}
-	wg.Wait()
-	if n.dht.RoutingTable().Size() > 0 {
-		// Fill the table beyond the bootstrap peers right away; Close
-		// must not wait for the refresh's queries.
-		select {
-		case <-n.dht.RefreshRoutingTable():
-		case <-ctx.Done():
-		}
-	}
 }

@@ -77,6 +77,16 @@ type Options struct {
 	// TURNPorts is the UDP port range "MIN-MAX" of the relay's relayed
 	// addresses, for a firewall to open; "": any port.
 	TURNPorts string
+	// Reachability is whether other nodes can dial this one: "auto" (or
+	// ""): AutoNAT finds out; "public" or "private" say so. A private
+	// node runs the DHT as a client and reserves slots on relays; a
+	// public one runs the DHT as a server and a relay service.
+	Reachability string
+	// RelayDuration and RelayData limit each connection this node relays
+	// for others (when it is public); 0: DefaultRelayDuration,
+	// DefaultRelayData.
+	RelayDuration time.Duration
+	RelayData     int64
 	// RingTimeout ends calls that are not answered; 0: call's default.
 	RingTimeout time.Duration
 	// SIP is where the SIP side (package sip) listens, UDP and TCP; "":
@@ -158,6 +168,22 @@ func (o *Options) setDefaults() error {
 	}
 	if o.SIP == "" && o.Profile == "ap" {
 		o.SIP = DefaultSIPAP
+	}
+	switch o.Reachability {
+	case "":
+		o.Reachability = ReachAuto
+	case ReachAuto, ReachPublic, ReachPrivate:
+	default:
+		return fmt.Errorf("%w: reachability %q (want auto, public or private)", ErrBadOptions, o.Reachability)
+	}
+	if o.RelayDuration < 0 || o.RelayData < 0 {
+		return fmt.Errorf("%w: relay limits must not be negative", ErrBadOptions)
+	}
+	if o.RelayDuration == 0 {
+		o.RelayDuration = DefaultRelayDuration
+	}
+	if o.RelayData == 0 {
+		o.RelayData = DefaultRelayData
 	}
 	if o.TURN == "" {
 		o.TURN = DefaultTURN

@@ -15,8 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/turn"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
 	"github.com/pion/webrtc/v4"
 
@@ -82,7 +84,7 @@ func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
 		Host:       n.host,
 		Matcher:    n.share,
 		Normalizer: n.norm,
-		Router:     n.dht,
+		Router:     filteredRouter{n.dht, n.policy},
 		TableSize:  func() int { return n.dht.RoutingTable().Size() },
 		Flooder:    n.flood,
 		Registerer: n.reg,
@@ -144,6 +146,34 @@ func (n *Node) findElsewhere(ctx context.Context, b *record.Body) []peer.ID {
 		})
 	}
 	wg.Wait()
+	return out
+}
+
+// filteredRouter hands search only the provider addresses this node can
+// use: kad-dht passes providers on as it got them (it filters only what
+// it stores), and search adds them to the peerstore.
+type filteredRouter struct {
+	*dht.IpfsDHT
+	policy *addrPolicy
+}
+
+func (r filteredRouter) FindProvidersAsync(ctx context.Context, c cid.Cid, count int) <-chan peer.AddrInfo {
+	in := r.IpfsDHT.FindProvidersAsync(ctx, c, count)
+	out := make(chan peer.AddrInfo)
+	go func() {
+		defer close(out)
+		for ai := range in {
+			ai.Addrs = r.policy.Filter(ai.Addrs)
+			select {
+			case out <- ai:
+			case <-ctx.Done():
+				// kad-dht closes in once ctx ends.
+				for range in {
+				}
+				return
+			}
+		}
+	}()
 	return out
 }
 

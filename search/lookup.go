@@ -159,7 +159,8 @@ func QueryNode(ctx context.Context, h host.Host, p peer.ID, ids []ident.ID, limi
 	if len(ids) == 0 {
 		return nil, 0, errors.New("no identifier to look up")
 	}
-	st, err := h.NewStream(ctx, p, LookupProtocol)
+	// Lookups work over relayed connections to nodes behind NATs.
+	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, string(LookupProtocol)), p, LookupProtocol)
 	if err != nil {
 		return nil, 0, err
 	}

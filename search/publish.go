@@ -99,6 +99,20 @@ func (p *Publisher) Publish(ids []ident.ID) {
 	}
 }
 
+// Republish announces every identifier again now, e.g. after the node's
+// addresses changed or it rejoined the network.
+func (p *Publisher) Republish() {
+	p.mu.Lock()
+	for k, id := range p.ids {
+		p.pending[k] = id
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Unpublish stops announcing ids.
 func (p *Publisher) Unpublish(ids []ident.ID) {
 	p.mu.Lock()

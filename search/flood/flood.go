@@ -466,7 +466,8 @@ func (f *Flooder) goSend(p peer.ID, t Type, data []byte) {
 func (f *Flooder) send(p peer.ID, t Type, data []byte) {
 	ctx, cancel := f.opContext(sendTimeout)
 	defer cancel()
-	s, err := f.host.NewStream(ctx, p, ProtocolID)
+	// Flooding works over relayed connections to nodes behind NATs.
+	s, err := f.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolID)), p, ProtocolID)
 	if err != nil {
 		f.stats.sendErrors.Add(1)
 		f.log.Debug("Cannot open stream", "peer", p, "err", err)

@@ -306,7 +306,8 @@ func (s *Service) notify(p peer.ID, rec *record.Record, token string) {
 func (s *Service) send(p peer.ID, rec *record.Record, token string) (Reply, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, streamTimout)
 	defer cancel()
-	st, err := s.o.Host.NewStream(ctx, p, Protocol)
+	// The old node may sit behind a NAT: over a relayed connection too.
+	st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(ctx, string(Protocol)), p, Protocol)
 	if err != nil {
 		return Reply{}, err
 	}

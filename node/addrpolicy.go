@@ -1,0 +1,173 @@
+package node
+
+import (
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// addrPolicy decides which addresses of other nodes this node can use and
+// which of its own it announces. The rule is relative to where the node
+// itself sits, so that it holds on the Internet, on a LAN and in tests on
+// 127.0.0.1 alike:
+//
+//   - a public address is usable;
+//   - a relay circuit is usable when its relay's address is;
+//   - a private address (RFC 1918, CGNAT, ULA) is usable only inside a
+//     subnet of one of this machine's interfaces: another home's
+//     192.168.1.0/24 is not ours, even when the numbers match, but it never
+//     reaches us, as every node on the way drops it the same way;
+//   - loopback is usable only by a node that itself listens on loopback
+//     only (tests, or several nodes on one machine), and only such a node
+//     announces it;
+//   - link-local, unspecified and unroutable addresses never are.
+//
+// The DHT applies it to the addresses it stores and queries (so no lookup
+// waits seconds on a dial to someone else's private network) and the host
+// to what it announces. Peers found by mDNS on the LAN bypass it: their
+// addresses come from the LAN itself.
+type addrPolicy struct {
+	// listen reports the node's own listen addresses.
+	listen func() []ma.Multiaddr
+
+	mu      sync.Mutex
+	subnets []*net.IPNet
+	at      time.Time
+}
+
+// subnetTTL is how long the interface subnets are cached: a DHT response
+// is filtered for every peer in it.
+const subnetTTL = 10 * time.Second
+
+func (p *addrPolicy) mySubnets() []*net.IPNet {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.subnets == nil || time.Since(p.at) > subnetTTL {
+		p.subnets = interfaceSubnets()
+		p.at = time.Now()
+	}
+	return p.subnets
+}
+
+// interfaceSubnets lists the subnets of this machine's interfaces.
+func interfaceSubnets() []*net.IPNet {
+	out := []*net.IPNet{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			out = append(out, ipn)
+		}
+	}
+	return out
+}
+
+// loopbackOnly tells whether no direct listen address is beyond
+// loopback. A node that listens nowhere (it only dials out, and is
+// reached through relays) counts as on loopback: its scope is that of the
+// nodes it dials.
+func loopbackOnly(listen []ma.Multiaddr) bool {
+	for _, a := range listen {
+		if !isCircuit(a) && !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return true
+}
+
+func isCircuit(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+// usable applies the policy to one address of another node, for a node
+// that listens on loopback only (onLoopback) and has the given subnets.
+func usable(a ma.Multiaddr, onLoopback bool, subnets []*net.IPNet) bool {
+	if isCircuit(a) {
+		// <relay's address>/p2p/<relay>/p2p-circuit[/p2p/<peer>]
+		relay, _ := ma.SplitFunc(a, func(c ma.Component) bool { return c.Protocol().Code == ma.P_CIRCUIT })
+		return len(relay) > 0 && !isCircuit(relay) && usable(relay, onLoopback, subnets)
+	}
+	ip, err := manet.ToIP(a)
+	if err != nil {
+		// No IP (/dns…): only the resolver can tell.
+		return true
+	}
+	switch {
+	case ip.IsUnspecified(), ip.IsLinkLocalUnicast(), ip.IsMulticast():
+		return false
+	case ip.IsLoopback():
+		return onLoopback
+	case manet.IsPublicAddr(a):
+		return true
+	case manet.IsPrivateAddr(a):
+		for _, n := range subnets {
+			if n.Contains(ip) && !n.IP.IsLoopback() {
+				return true
+			}
+		}
+		return false
+	default:
+		return false // documentation, benchmarking, reserved ranges
+	}
+}
+
+// Usable reports whether this node can use address a of another node.
+func (p *addrPolicy) Usable(a ma.Multiaddr) bool {
+	return usable(a, loopbackOnly(p.listen()), p.mySubnets())
+}
+
+// Filter keeps the addresses this node can use (kad-dht's AddressFilter).
+func (p *addrPolicy) Filter(addrs []ma.Multiaddr) []ma.Multiaddr {
+	onLoopback, subnets := loopbackOnly(p.listen()), p.mySubnets()
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		if usable(a, onLoopback, subnets) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// AnyUsable tells whether a peer has an address this node can use
+// (kad-dht's query filter: no dial to a peer it cannot reach).
+func (p *addrPolicy) AnyUsable(ai peer.AddrInfo) bool {
+	return slices.ContainsFunc(ai.Addrs, p.Usable)
+}
+
+// Announce filters the node's own addresses before they are announced
+// (the host's AddrsFactory): no loopback unless the node is on loopback
+// only, no link-local. Private addresses stay: peers on the same LAN use
+// them, the others drop them.
+func (p *addrPolicy) Announce(addrs []ma.Multiaddr) []ma.Multiaddr {
+	return announce(addrs, loopbackOnly(p.listen()))
+}
+
+func announce(addrs []ma.Multiaddr, onLoopback bool) []ma.Multiaddr {
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		if isCircuit(a) {
+			out = append(out, a)
+			continue
+		}
+		ip, err := manet.ToIP(a)
+		if err == nil && (ip.IsUnspecified() || ip.IsLinkLocalUnicast() || (ip.IsLoopback() && !onLoopback)) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// dialable keeps the addresses that peers beyond this machine's networks
+// can dial: public ones and relay circuits.
+func dialable(addrs []ma.Multiaddr) []ma.Multiaddr {
+	return slices.DeleteFunc(slices.Clone(addrs), func(a ma.Multiaddr) bool { return !manet.IsPublicAddr(a) && !isCircuit(a) })
+}

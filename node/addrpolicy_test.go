@@ -1,0 +1,119 @@
+package node
+
+import (
+	"net"
+	"slices"
+	"testing"
+
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+func TestAddrPolicyUsable(t *testing.T) {
+	_, lan, _ := net.ParseCIDR("192.168.1.7/24")
+	_, cgnat, _ := net.ParseCIDR("100.64.3.2/10")
+	_, lo, _ := net.ParseCIDR("127.0.0.1/8")
+	const relay = "/p2p/12D3KooWGzBXcDmUfG6aBMfhKRoPRDHWAzsWPvAbVjkvnKQbasGN"
+	homeNode := []*net.IPNet{lo, lan}
+	for _, tc := range []struct {
+		addr       string
+		onLoopback bool
+		subnets    []*net.IPNet
+		want       bool
+	}{
+		{"/ip4/1.2.3.4/tcp/4001", false, homeNode, true},
+		{"/ip4/1.2.3.4/udp/4001/quic-v1", true, nil, true},
+		{"/ip6/2a01:4f8::1/tcp/4001", false, nil, true},
+		// Loopback: only between nodes on loopback.
+		{"/ip4/127.0.0.1/tcp/4001", true, homeNode, true},
+		{"/ip4/127.0.0.1/tcp/4001", false, homeNode, false},
+		{"/ip6/::1/tcp/4001", false, homeNode, false},
+		// Private: only inside one of our own subnets.
+		{"/ip4/192.168.1.20/tcp/4001", false, homeNode, true},
+		{"/ip4/192.168.2.20/tcp/4001", false, homeNode, false},
+		{"/ip4/10.0.0.5/tcp/4001", false, homeNode, false},
+		{"/ip4/192.168.1.20/tcp/4001", false, nil, false},
+		{"/ip4/100.64.9.9/tcp/4001", false, []*net.IPNet{cgnat}, true},
+		{"/ip4/100.64.9.9/tcp/4001", false, homeNode, false},
+		// A loopback subnet does not make 127.x "private and shared".
+		{"/ip4/127.0.0.2/tcp/4001", false, []*net.IPNet{lo}, false},
+		// Never.
+		{"/ip4/0.0.0.0/tcp/4001", true, homeNode, false},
+		{"/ip4/169.254.1.1/tcp/4001", false, []*net.IPNet{mustCIDR("169.254.0.0/16")}, false},
+		{"/ip6/fe80::1/tcp/4001", false, homeNode, false},
+		{"/ip4/198.51.100.7/tcp/4001", false, homeNode, false},
+		// Circuits follow their relay's address.
+		{"/ip4/1.2.3.4/tcp/4001" + relay + "/p2p-circuit", false, nil, true},
+		{"/ip4/127.0.0.1/tcp/4001" + relay + "/p2p-circuit", true, nil, true},
+		{"/ip4/127.0.0.1/tcp/4001" + relay + "/p2p-circuit", false, homeNode, false},
+		{"/ip4/192.168.9.9/tcp/4001" + relay + "/p2p-circuit", false, homeNode, false},
+		// A relay named by its ID alone: dialable through a known relay.
+		{relay + "/p2p-circuit", false, homeNode, true},
+		// No IP: the resolver decides.
+		{"/dns4/node.example.org/tcp/4001", false, nil, true},
+	} {
+		a := ma.StringCast(tc.addr)
+		if got := usable(a, tc.onLoopback, tc.subnets); got != tc.want {
+			t.Errorf("usable(%s, loopback=%v, %v) = %v, want %v", tc.addr, tc.onLoopback, tc.subnets, got, tc.want)
+		}
+	}
+}
+
+func mustCIDR(s string) *net.IPNet {
+	_, n, err := net.ParseCIDR(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+func TestAddrPolicyAnnounce(t *testing.T) {
+	const relay = "/p2p/12D3KooWGzBXcDmUfG6aBMfhKRoPRDHWAzsWPvAbVjkvnKQbasGN"
+	all := []string{
+		"/ip4/127.0.0.1/tcp/4001",
+		"/ip4/192.168.1.7/tcp/4001",
+		"/ip4/1.2.3.4/tcp/4001",
+		"/ip6/fe80::1/tcp/4001",
+		"/ip4/0.0.0.0/tcp/4001",
+		"/ip4/1.2.3.4/tcp/4001" + relay + "/p2p-circuit",
+	}
+	for _, tc := range []struct {
+		onLoopback bool
+		want       []string
+	}{
+		{false, []string{all[1], all[2], all[5]}},
+		{true, []string{all[0], all[1], all[2], all[5]}},
+	} {
+		var in []ma.Multiaddr
+		for _, s := range all {
+			in = append(in, ma.StringCast(s))
+		}
+		var got []string
+		for _, a := range announce(in, tc.onLoopback) {
+			got = append(got, a.String())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("announce(loopback=%v) = %v, want %v", tc.onLoopback, got, tc.want)
+		}
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	for _, tc := range []struct {
+		listen []string
+		want   bool
+	}{
+		{[]string{"/ip4/127.0.0.1/tcp/1", "/ip6/::1/udp/2/quic-v1"}, true},
+		{[]string{"/ip4/127.0.0.1/tcp/1", "/ip4/10.99.0.1/tcp/1"}, false},
+		{[]string{"/ip4/0.0.0.0/tcp/1"}, false},
+		{[]string{"/p2p-circuit"}, true},
+		{nil, true},
+	} {
+		var l []ma.Multiaddr
+		for _, s := range tc.listen {
+			l = append(l, ma.StringCast(s))
+		}
+		if got := loopbackOnly(l); got != tc.want {
+			t.Errorf("loopbackOnly(%v) = %v, want %v", tc.listen, got, tc.want)
+		}
+	}
+}

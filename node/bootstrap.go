@@ -1,0 +1,254 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+)
+
+// Bootstrap states of BootstrapInfo.State.
+const (
+	BootNone       = "none"       // no bootstrap nodes configured
+	BootConnecting = "connecting" // first dials under way
+	BootConnected  = "connected"  // connected to at least one
+	BootFailing    = "failing"    // none reachable; retrying with backoff
+)
+
+// BootstrapInfo is the bootstrap state in GET /v1/node.
+type BootstrapInfo struct {
+	State string          `json:"state"`
+	Peers []BootstrapPeer `json:"peers"`
+}
+
+// BootstrapPeer is one bootstrap node: its address as configured, whether
+// the node is connected to it, and the failed dials since it last was.
+type BootstrapPeer struct {
+	Addr      string `json:"addr"`
+	Connected bool   `json:"connected"`
+	Failures  int    `json:"failures"`
+	Error     string `json:"error,omitempty"`
+	NextDial  string `json:"next_dial,omitempty"` // RFC 3339, while not connected
+}
+
+// Bootstrap redial backoff: the first retry comes quickly (a node that
+// restarts is back within seconds), later ones slow down to bootMaxWait,
+// which keeps a node findable within 30 s of a bootstrap node's return.
+const (
+	bootMinWait = time.Second
+	bootMaxWait = 30 * time.Second
+	bootTimeout = 10 * time.Second
+	bootTag     = "irmv-bootstrap"
+)
+
+type bootPeer struct {
+	ai        peer.AddrInfo
+	addr      string
+	connected bool
+	tried     bool
+	failures  int
+	err       string
+	wait      time.Duration
+	next      time.Time
+}
+
+// bootstrapper keeps the node connected to every bootstrap node: it dials
+// them at start, says at warn level which fail and why, redials with
+// backoff, and redials one as soon as its connection drops (not only when
+// the routing table runs empty). Connections to them are protected from
+// the connection manager: for a node behind a NAT they are the public
+// nodes that keep it findable.
+type bootstrapper struct {
+	n  *Node
+	mu sync.Mutex
+	ps []*bootPeer
+}
+
+func newBootstrapper(n *Node, addrs []string, boot []peer.AddrInfo) *bootstrapper {
+	b := &bootstrapper{n: n}
+	for i, ai := range boot {
+		b.ps = append(b.ps, &bootPeer{ai: ai, addr: addrs[i]})
+	}
+	return b
+}
+
+// Info reports the bootstrap state.
+func (b *bootstrapper) Info() BootstrapInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	info := BootstrapInfo{State: BootNone, Peers: []BootstrapPeer{}}
+	if len(b.ps) == 0 {
+		return info
+	}
+	info.State = BootFailing
+	tried := false
+	for _, p := range b.ps {
+		bp := BootstrapPeer{Addr: p.addr, Connected: p.connected, Failures: p.failures, Error: p.err}
+		if !p.connected && !p.next.IsZero() {
+			bp.NextDial = p.next.UTC().Format(time.RFC3339)
+		}
+		info.Peers = append(info.Peers, bp)
+		if p.connected {
+			info.State = BootConnected
+		}
+		tried = tried || p.tried
+	}
+	if info.State == BootFailing && !tried {
+		info.State = BootConnecting
+	}
+	return info
+}
+
+// Serve runs until ctx ends.
+func (b *bootstrapper) Serve(ctx context.Context) {
+	if len(b.ps) == 0 {
+		return
+	}
+	sub, err := b.n.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.Name("irmv bootstrap"))
+	if err != nil {
+		b.n.log.Error("Bootstrap stopped", "err", err)
+		return
+	}
+	defer sub.Close()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerConnectednessChanged)
+			if !b.changed(ev.Peer, ev.Connectedness == network.Connected) {
+				continue
+			}
+		}
+		b.dialDue(ctx)
+		timer.Reset(b.nextWake())
+	}
+}
+
+// changed records a bootstrap peer's connection state; it tells whether
+// the peer was one that needs a dial now.
+func (b *bootstrapper) changed(p peer.ID, up bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, bp := range b.ps {
+		if bp.ai.ID != p || bp.connected == up {
+			continue
+		}
+		bp.connected = up
+		if up {
+			bp.failures, bp.err, bp.wait, bp.next = 0, "", 0, time.Time{}
+			return false
+		}
+		b.n.log.Info("Bootstrap node disconnected; redialling", "addr", bp.addr)
+		bp.next = time.Now()
+		return true
+	}
+	return false
+}
+
+func (b *bootstrapper) nextWake() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	wake := bootMaxWait
+	for _, bp := range b.ps {
+		if !bp.connected {
+			wake = min(wake, max(time.Until(bp.next), 0))
+		}
+	}
+	return wake
+}
+
+// dialDue dials, in parallel, the bootstrap peers not connected whose
+// time has come.
+func (b *bootstrapper) dialDue(ctx context.Context) {
+	now := time.Now()
+	var due []*bootPeer
+	b.mu.Lock()
+	for _, bp := range b.ps {
+		if b.n.host.Network().Connectedness(bp.ai.ID) == network.Connected {
+			bp.connected = true
+			continue
+		}
+		bp.connected = false
+		if !bp.next.After(now) {
+			due = append(due, bp)
+		}
+	}
+	b.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	joined := false
+	var jmu sync.Mutex
+	for _, bp := range due {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, bootTimeout)
+			err := b.n.host.Connect(cctx, bp.ai)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			b.dialed(bp, err)
+			if err == nil {
+				jmu.Lock()
+				joined = true
+				jmu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if joined {
+		b.n.joined(ctx)
+	}
+}
+
+// dialed records a dial's outcome and logs it: every failure at warn
+// for the first few, then every tenth (the backoff keeps it rare).
+func (b *bootstrapper) dialed(bp *bootPeer, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bp.tried = true
+	if err == nil {
+		bp.connected = true
+		bp.failures, bp.err, bp.wait, bp.next = 0, "", 0, time.Time{}
+		b.n.host.ConnManager().Protect(bp.ai.ID, bootTag)
+		b.n.log.Info("Connected to bootstrap node", "addr", bp.addr)
+		return
+	}
+	bp.failures++
+	bp.err = err.Error()
+	bp.wait = min(max(2*bp.wait, bootMinWait), bootMaxWait)
+	bp.next = time.Now().Add(bp.wait)
+	if bp.failures <= 3 || bp.failures%10 == 0 {
+		b.n.log.Warn("Cannot reach bootstrap node", "addr", bp.addr, "err", err, "failures", bp.failures, "retry_in", bp.wait)
+	}
+}
+
+// joined runs after the node (re)connected to a bootstrap node: it fills
+// the routing table beyond the bootstrap nodes and announces the hosted
+// terminals again, so that they are findable at once, not at the next
+// republish.
+func (n *Node) joined(ctx context.Context) {
+	if n.dht.RoutingTable().Size() == 0 {
+		return
+	}
+	n.pub.Republish()
+	// Close must not wait for the refresh's queries.
+	select {
+	case <-n.dht.RefreshRoutingTable():
+	case <-ctx.Done():
+	}
+}

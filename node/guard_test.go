@@ -157,6 +157,7 @@ func TestCrossOriginWritesRefused(t *testing.T) {
 		{"same-origin page changes status without token", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "same-origin", "Origin": api}, "PUT", term + "/status", `{"status":"busy"}`, 403},
 		{"same-origin page deletes without token", map[string]string{"Sec-Fetch-Site": "same-origin"}, "DELETE", term, "", 403},
 		{"same-origin page lists terminals", map[string]string{"Sec-Fetch-Site": "same-origin"}, "GET", "/v1/terminals", "", 403},
+		{"same-origin page re-registers the victim's uid", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"}, "POST", "/v1/terminals", `{"uid":"victim-1","address":"6.6.6.6"}`, 403},
 	} {
 		if code, _ := raw(t, c.method, api+c.path, c.hdr, c.body); code != c.want {
 			t.Errorf("%s: %s %s: %d, want %d", c.name, c.method, c.path, code, c.want)

@@ -739,9 +739,14 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 		ss.writeLoop(ctx)
 	}()
 	s.readSession(ctx, ss)
+	s.gone(ss, "terminal disconnected")
+	ss.close(websocket.StatusNormalClosure, "")
+	<-ss.flushed // before the deferred cancel, which would cut the flush
+}
 
-	// The WebSocket is gone: its calls end (not those of a newer one of
-	// the same terminal).
+// gone ends the calls of a session that closed (not those of a newer one
+// of the same terminal).
+func (s *Switch) gone(ss *session, reason string) {
 	s.mu.Lock()
 	if s.sessions[ss.terminal] == ss {
 		delete(s.sessions, ss.terminal)
@@ -760,11 +765,9 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	for _, c := range mine {
 		if to, ok := c.other(endpoint{terminal: ss.terminal, ss: ss}); ok {
-			s.end(c, &to, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "terminal disconnected"})
+			s.end(c, &to, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: reason})
 		}
 	}
-	ss.close(websocket.StatusNormalClosure, "")
-	<-ss.flushed // before the deferred cancel, which would cut the flush
 }
 
 func (s *Switch) readSession(ctx context.Context, ss *session) {
@@ -779,25 +782,31 @@ func (s *Switch) readSession(ctx context.Context, ss *session) {
 			ss.send(signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "too many messages"})
 			continue
 		}
-		switch m.Type {
-		case signal.TypePing:
-			s.o.Directory.Heartbeat(ss.terminal)
-			ss.send(signal.Msg{Type: signal.TypePong})
-			continue
-		case signal.TypePong:
-			continue
-		}
-		m.PeerICEServers = nil // only nodes name relays for the other side
-		if err := check(&m); err != nil {
-			s.m.dropped.WithLabelValues("malformed").Inc()
-			ss.send(signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: err.Error()})
-			continue
-		}
-		s.m.messages.Inc()
-		if m.Type == signal.TypeInvite {
-			s.invite(ss, m)
-			continue
-		}
-		s.deliver(endpoint{terminal: ss.terminal, ss: ss}, m)
+		s.handle(ss, m)
 	}
+}
+
+// handle takes one message from a local terminal's session.
+func (s *Switch) handle(ss *session, m signal.Msg) {
+	switch m.Type {
+	case signal.TypePing:
+		s.o.Directory.Heartbeat(ss.terminal)
+		ss.send(signal.Msg{Type: signal.TypePong})
+		return
+	case signal.TypePong:
+		return
+	}
+	m.PeerICEServers = nil     // only nodes name relays for the other side
+	m.Bridged = ss.conn == nil // a Line is a bridge (line.go)
+	if err := check(&m); err != nil {
+		s.m.dropped.WithLabelValues("malformed").Inc()
+		ss.send(signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: err.Error()})
+		return
+	}
+	s.m.messages.Inc()
+	if m.Type == signal.TypeInvite {
+		s.invite(ss, m)
+		return
+	}
+	s.deliver(endpoint{terminal: ss.terminal, ss: ss}, m)
 }

@@ -77,9 +77,6 @@ func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
 	if err := n.startCalls(); err != nil {
 		return err
 	}
-	if err := n.startSIP(); err != nil {
-		return err
-	}
 	n.search, err = search.New(search.Options{
 		Host:       n.host,
 		Matcher:    n.share,
@@ -91,6 +88,9 @@ func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
 		Logger:     n.log,
 	})
 	if err != nil {
+		return err
+	}
+	if err := n.startSIP(); err != nil {
 		return err
 	}
 	n.roam, err = roam.New(roam.Options{

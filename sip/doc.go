@@ -33,6 +33,19 @@
 // its phone. It is published and searchable like every terminal, online
 // while registered, and stored durably; the bindings are stored too.
 //
+// # Calls
+//
+// With Options.Switch each bound phone's terminal is attached to the
+// node's call switch (call.Line). An INVITE from a bound phone, from the
+// address it registered from, to sip:IDENTIFIER@node is resolved with
+// Options.Resolve and bridged (bridge.go): 100, then 485 (ambiguous), 404
+// (not found), 486 (busy), 488 (no Opus offered), or an irmv invite
+// whose ringing, accept, busy, reject and unavailable map to 180, 200,
+// 486, 603 and 480. CANCEL hangs the irmv call up; BYE from either side
+// ends both. Media: the phone's Opus RTP passes unchanged into a WebRTC
+// track (call/media PassThrough) and back; the bridge latches the phone's
+// RTP address to where its packets come from.
+//
 // # Untrusted input
 //
 // Each source address may send Options.Rate requests a second (burst

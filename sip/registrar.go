@@ -307,6 +307,7 @@ func (s *Server) bind(r register, usr User, req *sip.Request, srcIP netip.Addr, 
 	s.mu.Lock()
 	s.bindings[r.aor] = nb
 	s.mu.Unlock()
+	s.attach(r.aor, nb.Terminal)
 	return nil
 }
 
@@ -333,6 +334,7 @@ func (s *Server) unbind(aor string) {
 	if b == nil {
 		return
 	}
+	s.detach(aor)
 	if err := s.db.Batch(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketBindings).Delete([]byte(aor))
 	}); err != nil {

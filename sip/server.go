@@ -15,10 +15,12 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
 
+	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
 )
@@ -85,6 +87,16 @@ type Options struct {
 	// MinExpires, MaxExpires and MaxExpiresUDP bound a binding's expiry;
 	// 0: the defaults.
 	MinExpires, MaxExpires, MaxExpiresUDP time.Duration
+	// Switch, if set, takes the calls of registered phones: each bound
+	// phone's terminal is attached to it as a call.Line, and the bridge
+	// (bridge.go) carries calls between the phone and irmv terminals.
+	Switch Switch
+	// Resolve finds the terminal a phone dials (search.Service.Resolve);
+	// nil: phones cannot call.
+	Resolve Resolver
+	// ICEServers gives the bridge's WebRTC side of a phone's call its
+	// STUN/TURN servers; nil: host candidates only.
+	ICEServers func(terminal string) []webrtc.ICEServer
 	// Rate is the requests a second per source address; 0: DefaultRate.
 	Rate float64
 	// Registerer receives metrics; nil: none.
@@ -163,9 +175,16 @@ type Server struct {
 	udp    net.PacketConn
 	tcp    net.Listener
 
+	client  *sipgo.Client
+	dialogs *sipgo.DialogServerCache
+
 	mu       sync.Mutex
 	bindings map[string]*binding // by AOR user
 	sources  map[netip.Addr]*rate.Limiter
+	lines    map[string]*call.Line  // by AOR: the phone's terminal on the switch
+	lineTerm map[string]string      // by AOR: the terminal of lines[aor]
+	calls    map[string]*bridgeCall // by irmv call ID
+	done     chan struct{}          // closed by Close
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -178,7 +197,8 @@ func New(o Options) (*Server, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, log: o.Logger, nonces: newNonces(), bindings: map[string]*binding{}, sources: map[netip.Addr]*rate.Limiter{}}
+	s := &Server{o: o, log: o.Logger, nonces: newNonces(), bindings: map[string]*binding{}, sources: map[netip.Addr]*rate.Limiter{},
+		lines: map[string]*call.Line{}, lineTerm: map[string]string{}, calls: map[string]*bridgeCall{}, done: make(chan struct{})}
 	s.m = newMetrics(s, o.Registerer)
 	var err error
 	if s.db, err = bbolt.Open(o.DBPath, 0o600, &bbolt.Options{Timeout: 5 * time.Second}); err != nil {
@@ -206,6 +226,9 @@ func New(o Options) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	for _, b := range s.Bindings() {
+		s.attach(b.AOR, b.Terminal)
+	}
 	return s, nil
 }
 
@@ -228,6 +251,16 @@ func (s *Server) listen() error {
 	}
 	s.srv.OnRegister(s.onRegister)
 	s.srv.OnOptions(s.onOptions)
+	if s.client, err = sipgo.NewClient(s.ua, sipgo.WithClientLogger(sipLog)); err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	s.srv.OnInvite(s.onInvite)
+	s.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { s.dialogs.ReadAck(req, tx) })
+	s.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		if err := s.dialogs.ReadBye(req, tx); err != nil {
+			s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		}
+	})
 	s.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allow))
 	})
@@ -238,6 +271,11 @@ func (s *Server) listen() error {
 	// TCP on the port UDP got (it matters when the port was 0).
 	host, _, _ := net.SplitHostPort(s.o.Addr)
 	port := s.udp.LocalAddr().(*net.UDPAddr).Port
+	chost := host
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		chost = "127.0.0.1" // replaced per dialog by what the phone sent to
+	}
+	s.dialogs = sipgo.NewDialogServerCache(s.client, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "irmv", Host: chost, Port: port}})
 	if s.tcp, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
 		return fmt.Errorf("sip: listen tcp %s: %w", s.o.Addr, err)
 	}
@@ -252,7 +290,7 @@ func (s *Server) listen() error {
 }
 
 // allow lists the methods the node answers.
-const allow = "REGISTER, OPTIONS"
+const allow = "REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE"
 
 // Addr is the address the server listens on (UDP; TCP has the same).
 func (s *Server) Addr() net.Addr { return s.udp.LocalAddr() }
@@ -260,6 +298,16 @@ func (s *Server) Addr() net.Addr { return s.udp.LocalAddr() }
 // Close stops the server and waits. Only the first call acts.
 func (s *Server) Close() error {
 	s.once.Do(func() {
+		close(s.done)
+		s.mu.Lock()
+		aors := make([]string, 0, len(s.lines))
+		for aor := range s.lines {
+			aors = append(aors, aor)
+		}
+		s.mu.Unlock()
+		for _, aor := range aors {
+			s.detach(aor)
+		}
 		if s.cancel != nil {
 			s.cancel()
 		}

@@ -65,6 +65,10 @@ type Options struct {
 	// recording, and when Continues ends its Play and recording carry on
 	// here. Nil starts a call of its own.
 	Continues *Peer
+	// PassThrough makes the Peer send the Opus RTP packets given to
+	// WriteRTP (already encoded elsewhere: a SIP phone's, through the
+	// node's bridge) instead of what Play reads. Not with Continues.
+	PassThrough bool
 }
 
 // Peer is one side of an audio call: a pion PeerConnection with one Opus
@@ -75,6 +79,8 @@ type Peer struct {
 	log   *slog.Logger
 	pc    *webrtc.PeerConnection
 	track *webrtc.TrackLocalStaticSample
+	// rtpTrack replaces track with Options.PassThrough.
+	rtpTrack *webrtc.TrackLocalStaticRTP
 
 	connected   chan struct{}
 	firstPacket chan struct{}
@@ -154,7 +160,14 @@ func New(opts Options) (*Peer, error) {
 		return nil, fmt.Errorf("media: new peer connection: %w", err)
 	}
 	var track *webrtc.TrackLocalStaticSample
-	if opts.Continues != nil {
+	var rtpTrack *webrtc.TrackLocalStaticRTP
+	if opts.PassThrough {
+		if rtpTrack, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: opusClockRate, Channels: opusChannels,
+		}, "audio", "irmv"); err != nil {
+			return nil, errors.Join(fmt.Errorf("media: new track: %w", err), pc.Close())
+		}
+	} else if opts.Continues != nil {
 		// One track, bound to both connections: one packetizer, so both
 		// legs carry the same sequence numbers and timestamps.
 		track = opts.Continues.track
@@ -169,6 +182,7 @@ func New(opts Options) (*Peer, error) {
 		log:         log,
 		pc:          pc,
 		track:       track,
+		rtpTrack:    rtpTrack,
 		connected:   make(chan struct{}),
 		firstPacket: make(chan struct{}),
 		chatReady:   make(chan struct{}),
@@ -279,8 +293,12 @@ func (p *Peer) addSender(offerer bool) error {
 		return nil
 	}
 	var sender *webrtc.RTPSender
+	var local webrtc.TrackLocal = p.track
+	if p.rtpTrack != nil {
+		local = p.rtpTrack
+	}
 	if offerer {
-		tr, err := p.pc.AddTransceiverFromTrack(p.track, webrtc.RTPTransceiverInit{
+		tr, err := p.pc.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{
 			Direction: webrtc.RTPTransceiverDirectionSendrecv,
 		})
 		if err != nil {
@@ -288,7 +306,7 @@ func (p *Peer) addSender(offerer bool) error {
 		}
 		sender = tr.Sender()
 	} else {
-		s, err := p.pc.AddTrack(p.track)
+		s, err := p.pc.AddTrack(local)
 		if err != nil {
 			return fmt.Errorf("media: add track: %w", err)
 		}
@@ -310,6 +328,15 @@ func (p *Peer) addSender(offerer bool) error {
 		}
 	}()
 	return nil
+}
+
+// WriteRTP sends one Opus RTP packet of a PassThrough Peer (its payload
+// type and SSRC are the track's; sequence numbers and timestamps pass).
+func (p *Peer) WriteRTP(pkt *rtp.Packet) error {
+	if p.rtpTrack == nil {
+		return errors.New("media: WriteRTP needs Options.PassThrough")
+	}
+	return p.rtpTrack.WriteRTP(pkt)
 }
 
 // Offer starts a call as the caller: it adds the "chat" data channel and the

@@ -163,6 +163,10 @@ type Msg struct {
 	Conference string `json:"conference,omitempty"`
 	// Leg is the media leg (WebRTC connection) of a candidate or update.
 	Leg int `json:"leg,omitempty"`
+	// Bridged, in invite and accept: the party is a SIP phone behind its
+	// node's bridge (package sip): that node is in the media path and no
+	// terminal signs its side. Nodes set it for their own terminals.
+	Bridged bool `json:"bridged,omitempty"`
 	// Route, in an update offering a new leg: the route it is for
 	// (RouteDirect, RouteRelayed or RouteRelayedPeer).
 	Route string `json:"route,omitempty"`

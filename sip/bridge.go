@@ -1,0 +1,417 @@
+package sip
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/call"
+	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/search"
+)
+
+// Bridge limits.
+const (
+	resolveTimeout = 5 * time.Second
+	// ringTimeout bounds how long a bridged call may ring before the
+	// bridge gives up (the switch's own ring timeout usually ends it
+	// first).
+	ringTimeout = 90 * time.Second
+	maxRTP      = 1500
+)
+
+// Switch attaches SIP terminals to the node's call switch.
+type Switch interface {
+	Attach(terminal string) (*call.Line, error)
+}
+
+// Resolver finds the terminal an identifier means, with the rules of
+// `irmv call`: search.Service.Resolve.
+type Resolver func(ctx context.Context, q search.Query) (search.Result, []search.Result, error)
+
+// bridgeCall is one call between a SIP phone and an irmv terminal, with
+// the node in the media path.
+type bridgeCall struct {
+	id     string // the irmv call ID
+	line   *call.Line
+	peer   *media.Peer
+	rtp    net.PacketConn
+	events chan signal.Msg
+
+	phonePT  uint8
+	ssrc     uint32
+	mu       sync.Mutex
+	phone    *net.UDPAddr // where the phone's RTP goes (latched to its source)
+	seq      uint16
+	firstRTP chan struct{}
+	once     sync.Once
+}
+
+// lineFor returns the line of the terminal that registered aor.
+func (s *Server) lineFor(aor string) *call.Line {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lines[aor]
+}
+
+// attach connects a bound phone's terminal to the switch (once per
+// terminal handle) and dispatches what arrives for it.
+func (s *Server) attach(aor, terminal string) {
+	if s.o.Switch == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.lineTerm[aor] == terminal && s.lines[aor] != nil {
+		s.mu.Unlock()
+		return
+	}
+	old := s.lines[aor]
+	s.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	l, err := s.o.Switch.Attach(terminal)
+	if err != nil {
+		s.log.Warn("SIP phone not attached to the call switch", "aor", aor, "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.lines[aor], s.lineTerm[aor] = l, terminal
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for m := range l.Recv() {
+			s.dispatch(l, m)
+		}
+	}()
+}
+
+// detach ends a phone's line (its calls end).
+func (s *Server) detach(aor string) {
+	s.mu.Lock()
+	l := s.lines[aor]
+	delete(s.lines, aor)
+	delete(s.lineTerm, aor)
+	s.mu.Unlock()
+	if l != nil {
+		l.Close()
+	}
+}
+
+// dispatch hands a message for a SIP terminal to its call.
+func (s *Server) dispatch(l *call.Line, m signal.Msg) {
+	if m.Type == signal.TypeInvite {
+		// Calls to SIP phones: not bridged yet.
+		l.Send(signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "SIP phone takes no calls through the bridge yet"})
+		return
+	}
+	s.mu.Lock()
+	bc := s.calls[m.Call]
+	s.mu.Unlock()
+	if bc == nil {
+		return
+	}
+	select {
+	case bc.events <- m:
+	default:
+		s.m.dropped.WithLabelValues("bridge_queue").Inc()
+	}
+}
+
+func newCallID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// callerOf finds the binding an INVITE comes from: its From user is a
+// bound AOR and it arrives on the flow that AOR registered from.
+func (s *Server) callerOf(req *sip.Request) *binding {
+	from := req.From()
+	if from == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.bindings[from.Address.User]
+	if b == nil || sourceIP(b.Source) != sourceIP(req.Source()) {
+		return nil
+	}
+	return b
+}
+
+// onInvite bridges a call from a SIP phone to an irmv terminal.
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if s.o.Switch == nil || s.o.Resolve == nil {
+		s.respond(tx, req, 501, "Not Implemented")
+		return
+	}
+	caller := s.callerOf(req)
+	if caller == nil {
+		s.respond(tx, req, 403, "Forbidden") // register first, from the same address
+		return
+	}
+	offer, err := parseAudio(req.Body())
+	if err != nil {
+		s.respond(tx, req, 400, "Bad Request")
+		return
+	}
+	if offer.opus < 0 {
+		s.respond(tx, req, 488, "Not Acceptable Here") // Opus only, for now
+		return
+	}
+	line := s.lineFor(caller.AOR)
+	if line == nil {
+		s.respond(tx, req, 480, "Temporarily Unavailable")
+		return
+	}
+	s.respond(tx, req, 100, "Trying")
+
+	who, err := url.PathUnescape(req.Recipient.User) // "bob%20smith": a name
+	if err != nil || who == "" {
+		s.respond(tx, req, 404, "Not Found")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	target, _, err := s.o.Resolve(ctx, search.Query{Text: who, Timeout: resolveTimeout - time.Second})
+	cancel()
+	switch {
+	case errors.Is(err, search.ErrAmbiguous):
+		s.respond(tx, req, 485, "Ambiguous")
+		return
+	case errors.Is(err, search.ErrNotFound) || errors.Is(err, search.ErrBadQuery):
+		s.respond(tx, req, 404, "Not Found")
+		return
+	case err != nil:
+		s.respond(tx, req, 480, "Temporarily Unavailable")
+		return
+	case target.Terminal == caller.Terminal:
+		s.respond(tx, req, 482, "Loop Detected")
+		return
+	case !target.Status.Callable():
+		s.respond(tx, req, 486, "Busy Here")
+		return
+	}
+
+	dlg, err := s.dialogs.ReadInvite(req, tx)
+	if err != nil {
+		s.respond(tx, req, 500, "Server Internal Error")
+		return
+	}
+	defer dlg.Close()
+	bc, err := s.newBridgeCall(line, caller.Terminal, offer, req)
+	if err != nil {
+		s.log.Warn("Bridge not set up", "err", err)
+		dlg.Respond(500, "Server Internal Error", nil)
+		return
+	}
+	defer s.endBridgeCall(bc)
+
+	desc, err := bc.peer.Offer()
+	if err != nil {
+		dlg.Respond(500, "Server Internal Error", nil)
+		return
+	}
+	line.Send(signal.Msg{Type: signal.TypeInvite, Call: bc.id,
+		To: &signal.Party{Node: target.Node, Terminal: target.Terminal}, Desc: &desc})
+
+	// Ringing: until the callee answers, the phone cancels or gives up.
+	ring := time.NewTimer(ringTimeout)
+	defer ring.Stop()
+	for answered := false; !answered; {
+		select {
+		case <-s.done:
+			line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "node shutting down"})
+			dlg.Respond(503, "Service Unavailable", nil)
+			return
+		case <-tx.Done(): // CANCEL, or the transaction failed
+			line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "cancelled"})
+			return
+		case <-ring.C:
+			line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "no answer"})
+			dlg.Respond(480, "Temporarily Unavailable", nil)
+			return
+		case m := <-bc.events:
+			switch m.Type {
+			case signal.TypeRinging:
+				dlg.Respond(180, "Ringing", nil)
+			case signal.TypeCandidate:
+				if m.Candidate != nil {
+					bc.peer.AddCandidate(*m.Candidate)
+				}
+			case signal.TypeAccept:
+				if m.Desc == nil || bc.peer.Accept(*m.Desc, target.Key) != nil {
+					line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "bad answer"})
+					dlg.Respond(500, "Server Internal Error", nil)
+					return
+				}
+				ip := bc.rtp.LocalAddr().(*net.UDPAddr)
+				body := answerSDP(s.mediaIP(req), ip.Port, offer.opus, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))
+				if err := dlg.RespondSDP(body); err != nil {
+					line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "phone gone"})
+					return
+				}
+				answered = true
+			case signal.TypeBusy:
+				dlg.Respond(486, "Busy Here", nil)
+				return
+			case signal.TypeReject:
+				dlg.Respond(603, "Decline", nil)
+				return
+			case signal.TypeUnavailable:
+				dlg.Respond(480, "Temporarily Unavailable", nil)
+				return
+			case signal.TypeHangup, signal.TypeError:
+				dlg.Respond(480, "Temporarily Unavailable", nil)
+				return
+			}
+		}
+	}
+
+	// Answered: until either side hangs up.
+	for {
+		select {
+		case <-s.done:
+			line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "node shutting down"})
+			s.bye(dlg)
+			return
+		case <-dlg.Context().Done(): // BYE from the phone
+			line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "hangup"})
+			return
+		case <-bc.peer.Done():
+			line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "media failed"})
+			s.bye(dlg)
+			return
+		case m := <-bc.events:
+			switch m.Type {
+			case signal.TypeCandidate:
+				if m.Candidate != nil {
+					bc.peer.AddCandidate(*m.Candidate)
+				}
+			case signal.TypeHangup, signal.TypeBusy, signal.TypeReject, signal.TypeUnavailable:
+				s.bye(dlg)
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) bye(dlg *sipgo.DialogServerSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := dlg.Bye(ctx); err != nil {
+		s.log.Debug("BYE to the phone failed", "err", err)
+	}
+}
+
+// mediaIP is the address the bridge's RTP socket binds: the one the
+// phone reached the SIP side on.
+func (s *Server) mediaIP(req *sip.Request) net.IP {
+	if ip := s.udp.LocalAddr().(*net.UDPAddr).IP; !ip.IsUnspecified() {
+		return ip
+	}
+	// Listening on all addresses: the address the phone sent to.
+	if ip := net.ParseIP(req.Recipient.Host); ip != nil && !ip.IsUnspecified() {
+		return ip
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
+
+// newBridgeCall opens the RTP socket and the WebRTC side of a call.
+func (s *Server) newBridgeCall(line *call.Line, terminal string, offer audioOffer, req *sip.Request) (*bridgeCall, error) {
+	conn, err := net.ListenPacket("udp", net.JoinHostPort(s.mediaIP(req).String(), "0"))
+	if err != nil {
+		return nil, err
+	}
+	bc := &bridgeCall{id: newCallID(), line: line, rtp: conn, events: make(chan signal.Msg, 256),
+		phonePT: uint8(offer.opus), phone: offer.addr, firstRTP: make(chan struct{})}
+	var b [4]byte
+	rand.Read(b[:])
+	bc.ssrc = binary.BigEndian.Uint32(b[:])
+	var ice []webrtc.ICEServer
+	if s.o.ICEServers != nil {
+		ice = s.o.ICEServers(terminal)
+	}
+	bc.peer, err = media.New(media.Options{
+		ICEServers:  ice,
+		PassThrough: true,
+		Logger:      s.log,
+		OnCandidate: func(c webrtc.ICECandidateInit) {
+			line.Send(signal.Msg{Type: signal.TypeCandidate, Call: bc.id, Candidate: &c})
+		},
+		OnTrackPacket: bc.toPhone,
+	})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.calls[bc.id] = bc
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		bc.fromPhone()
+	}()
+	return bc, nil
+}
+
+func (s *Server) endBridgeCall(bc *bridgeCall) {
+	s.mu.Lock()
+	delete(s.calls, bc.id)
+	s.mu.Unlock()
+	bc.peer.Close()
+	bc.rtp.Close()
+}
+
+// fromPhone passes the phone's Opus RTP to the WebRTC side unchanged but
+// for the payload type (the track sets its own), latching the phone's
+// address to where its packets come from (symmetric RTP, for NATs).
+func (bc *bridgeCall) fromPhone() {
+	buf := make([]byte, maxRTP)
+	for {
+		n, from, err := bc.rtp.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		var pkt rtp.Packet
+		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != bc.phonePT {
+			continue
+		}
+		if ua, ok := from.(*net.UDPAddr); ok {
+			bc.mu.Lock()
+			bc.phone = ua
+			bc.mu.Unlock()
+		}
+		bc.peer.WriteRTP(&pkt)
+	}
+}
+
+// toPhone sends the irmv side's Opus RTP to the phone.
+func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
+	bc.once.Do(func() { close(bc.firstRTP) })
+	bc.mu.Lock()
+	to := bc.phone
+	bc.mu.Unlock()
+	out := *pkt
+	out.PayloadType = bc.phonePT
+	out.SSRC = bc.ssrc
+	b, err := out.Marshal()
+	if err != nil || to == nil {
+		return
+	}
+	bc.rtp.WriteTo(b, to)
+}

@@ -1,0 +1,111 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+)
+
+// maxSDP bounds the session descriptions the bridge parses.
+const maxSDP = 8 << 10
+
+// audioOffer is what the bridge needs from a phone's SDP: where its RTP
+// goes and the payload types of the codecs it offers.
+type audioOffer struct {
+	addr   *net.UDPAddr
+	opus   int // payload type; -1: not offered
+	pcmu   int
+	pcma   int
+	dtmf   int // telephone-event
+	dtmfHz int
+}
+
+var errNoAudio = errors.New("no usable audio stream")
+
+// parseAudio reads the first audio stream of an SDP offer or answer.
+func parseAudio(body []byte) (audioOffer, error) {
+	o := audioOffer{opus: -1, pcmu: -1, pcma: -1, dtmf: -1}
+	if len(body) == 0 || len(body) > maxSDP {
+		return o, fmt.Errorf("%w: SDP of %d bytes", errNoAudio, len(body))
+	}
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(body); err != nil {
+		return o, fmt.Errorf("%w: %v", errNoAudio, err)
+	}
+	var md *sdp.MediaDescription
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media == "audio" && m.MediaName.Port.Value > 0 {
+			md = m
+			break
+		}
+	}
+	if md == nil {
+		return o, errNoAudio
+	}
+	conn := sd.ConnectionInformation
+	if md.ConnectionInformation != nil {
+		conn = md.ConnectionInformation
+	}
+	if conn == nil || conn.Address == nil {
+		return o, fmt.Errorf("%w: no connection address", errNoAudio)
+	}
+	ip := net.ParseIP(conn.Address.Address)
+	if ip == nil {
+		return o, fmt.Errorf("%w: connection address %q", errNoAudio, conn.Address.Address)
+	}
+	o.addr = &net.UDPAddr{IP: ip, Port: md.MediaName.Port.Value}
+	for _, f := range md.MediaName.Formats {
+		pt, err := strconv.Atoi(f)
+		if err != nil || pt < 0 || pt > 127 {
+			continue
+		}
+		name := ""
+		switch pt {
+		case 0:
+			name = "pcmu/8000"
+		case 8:
+			name = "pcma/8000"
+		}
+		if c, err := sd.GetCodecForPayloadType(uint8(pt)); err == nil {
+			name = strings.ToLower(fmt.Sprintf("%s/%d", c.Name, c.ClockRate))
+		}
+		switch {
+		case name == "opus/48000" && o.opus < 0:
+			o.opus = pt
+		case name == "pcmu/8000" && o.pcmu < 0:
+			o.pcmu = pt
+		case name == "pcma/8000" && o.pcma < 0:
+			o.pcma = pt
+		case strings.HasPrefix(name, "telephone-event/") && o.dtmf < 0:
+			o.dtmf = pt
+			o.dtmfHz, _ = strconv.Atoi(strings.TrimPrefix(name, "telephone-event/"))
+		}
+	}
+	return o, nil
+}
+
+// answerSDP is the bridge's side of a phone's call: plain RTP at ip:port
+// with Opus (payload type opusPT) and, if dtmfPT ≥ 0, telephone-event.
+func answerSDP(ip net.IP, port, opusPT, dtmfPT, dtmfHz int, sessID uint64) []byte {
+	fam := "IP4"
+	if ip.To4() == nil {
+		fam = "IP6"
+	}
+	fmts := strconv.Itoa(opusPT)
+	if dtmfPT >= 0 {
+		fmts += " " + strconv.Itoa(dtmfPT)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=0\r\no=irmv %d 1 IN %s %s\r\ns=irmv\r\nc=IN %s %s\r\nt=0 0\r\n", sessID, fam, ip, fam, ip)
+	fmt.Fprintf(&b, "m=audio %d RTP/AVP %s\r\n", port, fmts)
+	fmt.Fprintf(&b, "a=rtpmap:%d opus/48000/2\r\na=fmtp:%d useinbandfec=1\r\n", opusPT, opusPT)
+	if dtmfPT >= 0 {
+		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n", dtmfPT, dtmfHz, dtmfPT)
+	}
+	b.WriteString("a=sendrecv\r\n")
+	return []byte(b.String())
+}

@@ -3,6 +3,7 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
 	"github.com/irmv/irmv/sip"
@@ -78,14 +80,28 @@ func TestBaresipCallsIrmvPhone(t *testing.T) {
 	bobEv.wait(t, "connected", ofType(phone.EventConnected))
 	// Each side hears the other for a while.
 	nodetest.WaitFor(t, "audio recorded at both ends", func() bool {
-		return dirBytes(bobRec) > 20_000 && dirBytes(aliceRec) > 100_000
+		return dirBytes(bobRec) > 20_000 && decodedBytes(aliceRec) > 200_000
 	})
 	p.Command("/hangup")
 	bobEv.wait(t, "ended", ofType(phone.EventEnded))
+	p.WaitOutput("terminated", 30*time.Second)
 	matches, _ := filepath.Glob(filepath.Join(aliceRec, "*dec.wav"))
 	if len(matches) == 0 || wavSeconds(t, matches[0]) < 1 {
 		t.Fatalf("baresip recorded %v, want ≥ 1 s of what bob sent", matches)
 	}
+}
+
+// decodedBytes is the size of what baresip recorded hearing (sndfile's
+// *-dec.wav; 192 kB a second at 48 kHz stereo).
+func decodedBytes(dir string) int64 {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*dec.wav"))
+	var n int64
+	for _, m := range matches {
+		if fi, err := os.Stat(m); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 func dirBytes(dir string) int64 {
@@ -97,4 +113,106 @@ func dirBytes(dir string) int64 {
 		}
 	}
 	return n
+}
+
+// An irmv phone at node B calls a SIP phone registered at node A by its
+// uid; the SIP phone answers; the irmv side hangs up.
+func TestIrmvPhoneCallsBaresip(t *testing.T) {
+	baresiptest.Need(t)
+	tone := toneWAV(t, 48000, 2, 440, 30)
+	a, b := sipNodes(t)
+	if _, err := a.SIP().AddUser(sip.NewUser{User: "alice", Password: "s3cret", Phone: "030 7654321"}); err != nil {
+		t.Fatal(err)
+	}
+	port := a.SIP().Addr().(*net.UDPAddr).Port
+	aliceRec := t.TempDir()
+	p := baresiptest.Start(t, baresiptest.Config{IP: "127.0.0.1", Codecs: []string{"opus"}, Source: tone, Record: aliceRec,
+		Account: fmt.Sprintf(`"Alice Example" <sip:alice@127.0.0.1:%d>;auth_pass=s3cret;regint=600;answermode=auto`, port)})
+	nodetest.WaitFor(t, "baresip registered", func() bool { return len(a.SIP().Bindings()) == 1 })
+
+	carolRec := t.TempDir()
+	carol, carolEv := startGoPhone(t, b, share.Registration{Name: "Carol Caller", UID: "carol"},
+		phone.Options{RecordDir: carolRec, Play: longSpeech(t, time.Minute)})
+	res := find(t, b, "+49 30 7654321", "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := carol.Call(ctx, res, phone.CallOptions{})
+	if err != nil {
+		t.Fatalf("call alice: %v\nbaresip:\n%s", err, p.Output())
+	}
+	carolEv.wait(t, "connected", ofType(phone.EventConnected))
+	if !strings.Contains(p.Output(), "from sip:carol@") {
+		t.Errorf("baresip did not show the caller as carol; output:\n%s", p.Output())
+	}
+	nodetest.WaitFor(t, "audio recorded at both ends", func() bool {
+		return dirBytes(carolRec) > 20_000 && decodedBytes(aliceRec) > 200_000
+	})
+	c.Hangup()
+	p.WaitOutput("terminated", 30*time.Second)
+	matches, _ := filepath.Glob(filepath.Join(aliceRec, "*dec.wav"))
+	if len(matches) == 0 || wavSeconds(t, matches[0]) < 1 {
+		t.Fatalf("baresip recorded %v, want ≥ 1 s of what carol sent", matches)
+	}
+}
+
+// Two SIP phones at two access points call each other across the irmv
+// network: bridged at both nodes.
+func TestBaresipCallsBaresip(t *testing.T) {
+	baresiptest.Need(t)
+	ns := nodetest.Chain(t, 2, func(i int, o *node.Options) { o.SIP = "127.0.0.1:0" })
+	ap1, ap2 := ns[0], ns[1]
+	for _, n := range ns {
+		for _, u := range []string{"alice", "dave"} {
+			if _, err := n.SIP().AddUser(sip.NewUser{User: u, Password: "pw-" + u}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := func(n *node.Node, user, tone string) (*baresiptest.Phone, string) {
+		rec := t.TempDir()
+		port := n.SIP().Addr().(*net.UDPAddr).Port
+		p := baresiptest.Start(t, baresiptest.Config{IP: "127.0.0.1", Codecs: []string{"opus"}, Source: tone, Record: rec,
+			Account: fmt.Sprintf(`<sip:%s@127.0.0.1:%d>;auth_pass=pw-%s;regint=600;answermode=auto`, user, port, user)})
+		nodetest.WaitFor(t, user+" registered", func() bool { return len(n.SIP().Bindings()) == 1 })
+		return p, rec
+	}
+	alice, aliceRec := start(ap1, "alice", toneWAV(t, 48000, 2, 440, 30))
+	dave, daveRec := start(ap2, "dave", toneWAV(t, 48000, 2, 880, 30))
+	find(t, ap1, "dave", "dave")
+
+	alice.Command(fmt.Sprintf("/dial sip:dave@127.0.0.1:%d", ap1.SIP().Addr().(*net.UDPAddr).Port))
+	dave.WaitOutput("Call established", 30*time.Second)
+	nodetest.WaitFor(t, "audio heard at both ends", func() bool {
+		return decodedBytes(aliceRec) > 200_000 && decodedBytes(daveRec) > 200_000
+	})
+	dave.Command("/hangup")
+	alice.WaitOutput("terminated", 30*time.Second)
+	dave.WaitOutput("terminated", 30*time.Second)
+	for _, c := range []struct {
+		dir  string
+		want int
+	}{{aliceRec, 880}, {daveRec, 440}} {
+		matches, _ := filepath.Glob(filepath.Join(c.dir, "*dec.wav"))
+		if len(matches) == 0 {
+			t.Fatalf("nothing recorded in %s", c.dir)
+		}
+		if hz := dominantHz(t, matches[0]); hz < c.want-20 || hz > c.want+20 {
+			t.Errorf("%s: dominant frequency %d Hz, want the other phone's %d Hz", matches[0], hz, c.want)
+		}
+	}
+}
+
+// dominantHz is a recording's strongest frequency as sox's stat reads it
+// ("Rough frequency").
+func dominantHz(t *testing.T, path string) int {
+	t.Helper()
+	out, _ := exec.Command("sox", path, "-n", "remix", "1", "trim", "0.5", "stat").CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "Rough   frequency:"); ok {
+			hz, _ := strconv.Atoi(strings.TrimSpace(v))
+			return hz
+		}
+	}
+	t.Logf("sox stat: %s", out)
+	return 0
 }

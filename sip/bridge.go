@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -50,10 +49,13 @@ type bridgeCall struct {
 	rtp    net.PacketConn
 	events chan signal.Msg
 
-	phonePT  uint8
 	ssrc     uint32
 	mu       sync.Mutex
+	phonePT  uint8
+	ptSet    bool
 	phone    *net.UDPAddr // where the phone's RTP goes (latched to its source)
+	holding  bool
+	held     []webrtc.ICECandidateInit
 	seq      uint16
 	firstRTP chan struct{}
 	once     sync.Once
@@ -113,14 +115,27 @@ func (s *Server) detach(aor string) {
 
 // dispatch hands a message for a SIP terminal to its call.
 func (s *Server) dispatch(l *call.Line, m signal.Msg) {
-	if m.Type == signal.TypeInvite {
-		// Calls to SIP phones: not bridged yet.
-		l.Send(signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "SIP phone takes no calls through the bridge yet"})
-		return
-	}
 	s.mu.Lock()
 	bc := s.calls[m.Call]
+	aor := ""
+	for a, al := range s.lines {
+		if al == l {
+			aor = a
+		}
+	}
 	s.mu.Unlock()
+	if m.Type == signal.TypeInvite {
+		if bc != nil || aor == "" {
+			l.Send(signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use"})
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.incoming(l, aor, m)
+		}()
+		return
+	}
 	if bc == nil {
 		return
 	}
@@ -212,7 +227,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer dlg.Close()
-	bc, err := s.newBridgeCall(line, caller.Terminal, offer, req)
+	bc, err := s.newBridge(line, newCallID(), caller.Terminal, s.mediaIP(req), &offer, nil)
 	if err != nil {
 		s.log.Warn("Bridge not set up", "err", err)
 		dlg.Respond(500, "Server Internal Error", nil)
@@ -259,7 +274,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 					return
 				}
 				ip := bc.rtp.LocalAddr().(*net.UDPAddr)
-				body := answerSDP(s.mediaIP(req), ip.Port, offer.opus, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))
+				body := answerSDP(ip.IP, ip.Port, offer.opus, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))
 				if err := dlg.RespondSDP(body); err != nil {
 					line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "phone gone"})
 					return
@@ -309,7 +324,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-func (s *Server) bye(dlg *sipgo.DialogServerSession) {
+func (s *Server) bye(dlg interface{ Bye(context.Context) error }) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := dlg.Bye(ctx); err != nil {
@@ -330,14 +345,20 @@ func (s *Server) mediaIP(req *sip.Request) net.IP {
 	return net.IPv4(127, 0, 0, 1)
 }
 
-// newBridgeCall opens the RTP socket and the WebRTC side of a call.
-func (s *Server) newBridgeCall(line *call.Line, terminal string, offer audioOffer, req *sip.Request) (*bridgeCall, error) {
-	conn, err := net.ListenPacket("udp", net.JoinHostPort(s.mediaIP(req).String(), "0"))
+// newBridge opens the RTP socket (on ip) and the WebRTC side of a call.
+// offer is the phone's, when it calls; nil when the phone is called (see
+// setPhone): then the bridge's candidates wait until release, so that the
+// caller gets none before the accept.
+func (s *Server) newBridge(line *call.Line, id, terminal string, ip net.IP, offer *audioOffer, peerICE []webrtc.ICEServer) (*bridgeCall, error) {
+	conn, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), "0"))
 	if err != nil {
 		return nil, err
 	}
-	bc := &bridgeCall{id: newCallID(), line: line, rtp: conn, events: make(chan signal.Msg, 256),
-		phonePT: uint8(offer.opus), phone: offer.addr, firstRTP: make(chan struct{})}
+	bc := &bridgeCall{id: id, line: line, rtp: conn, events: make(chan signal.Msg, 256), firstRTP: make(chan struct{}),
+		holding: offer == nil}
+	if offer != nil {
+		bc.setPhone(*offer)
+	}
 	var b [4]byte
 	rand.Read(b[:])
 	bc.ssrc = binary.BigEndian.Uint32(b[:])
@@ -345,13 +366,12 @@ func (s *Server) newBridgeCall(line *call.Line, terminal string, offer audioOffe
 	if s.o.ICEServers != nil {
 		ice = s.o.ICEServers(terminal)
 	}
+	ice = append(ice, peerICE...)
 	bc.peer, err = media.New(media.Options{
-		ICEServers:  ice,
-		PassThrough: true,
-		Logger:      s.log,
-		OnCandidate: func(c webrtc.ICECandidateInit) {
-			line.Send(signal.Msg{Type: signal.TypeCandidate, Call: bc.id, Candidate: &c})
-		},
+		ICEServers:    ice,
+		PassThrough:   true,
+		Logger:        s.log,
+		OnCandidate:   bc.candidate,
 		OnTrackPacket: bc.toPhone,
 	})
 	if err != nil {
@@ -367,6 +387,40 @@ func (s *Server) newBridgeCall(line *call.Line, terminal string, offer audioOffe
 		bc.fromPhone()
 	}()
 	return bc, nil
+}
+
+// setPhone sets where the phone's RTP goes and its Opus payload type.
+func (bc *bridgeCall) setPhone(o audioOffer) {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	bc.phonePT = uint8(o.opus)
+	if bc.phone == nil {
+		bc.phone = o.addr
+	}
+	bc.ptSet = true
+}
+
+// candidate sends (or holds) one of the bridge's ICE candidates.
+func (bc *bridgeCall) candidate(c webrtc.ICECandidateInit) {
+	bc.mu.Lock()
+	if bc.holding {
+		bc.held = append(bc.held, c)
+		bc.mu.Unlock()
+		return
+	}
+	bc.mu.Unlock()
+	bc.line.Send(signal.Msg{Type: signal.TypeCandidate, Call: bc.id, Candidate: &c})
+}
+
+// release sends the held candidates and stops holding.
+func (bc *bridgeCall) release() {
+	bc.mu.Lock()
+	held := bc.held
+	bc.held, bc.holding = nil, false
+	bc.mu.Unlock()
+	for i := range held {
+		bc.line.Send(signal.Msg{Type: signal.TypeCandidate, Call: bc.id, Candidate: &held[i]})
+	}
 }
 
 func (s *Server) endBridgeCall(bc *bridgeCall) {
@@ -388,13 +442,17 @@ func (bc *bridgeCall) fromPhone() {
 			return
 		}
 		var pkt rtp.Packet
-		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != bc.phonePT {
+		if pkt.Unmarshal(buf[:n]) != nil {
 			continue
 		}
-		if ua, ok := from.(*net.UDPAddr); ok {
-			bc.mu.Lock()
+		bc.mu.Lock()
+		ok := bc.ptSet && pkt.PayloadType == bc.phonePT
+		if ua, isUDP := from.(*net.UDPAddr); ok && isUDP {
 			bc.phone = ua
-			bc.mu.Unlock()
+		}
+		bc.mu.Unlock()
+		if !ok {
+			continue
 		}
 		bc.peer.WriteRTP(&pkt)
 	}
@@ -404,10 +462,13 @@ func (bc *bridgeCall) fromPhone() {
 func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
 	bc.once.Do(func() { close(bc.firstRTP) })
 	bc.mu.Lock()
-	to := bc.phone
+	to, pt, ok := bc.phone, bc.phonePT, bc.ptSet
 	bc.mu.Unlock()
+	if !ok {
+		return
+	}
 	out := *pkt
-	out.PayloadType = bc.phonePT
+	out.PayloadType = pt
 	out.SSRC = bc.ssrc
 	b, err := out.Marshal()
 	if err != nil || to == nil {

@@ -44,7 +44,12 @@
 // 486, 603 and 480. CANCEL hangs the irmv call up; BYE from either side
 // ends both. Media: the phone's Opus RTP passes unchanged into a WebRTC
 // track (call/media PassThrough) and back; the bridge latches the phone's
-// RTP address to where its packets come from.
+// RTP address to where its packets come from. An irmv invite for a
+// phone's terminal becomes an INVITE to its contact, sent to the flow it
+// registered from, offering Opus (and telephone-event); 180/183 map to
+// ringing, 200 to accept (with the bridge's WebRTC answer), 486/600 to
+// busy, 603 to reject, anything else to unavailable; a hang-up before the
+// answer CANCELs.
 //
 // # Untrusted input
 //

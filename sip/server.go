@@ -175,8 +175,9 @@ type Server struct {
 	udp    net.PacketConn
 	tcp    net.Listener
 
-	client  *sipgo.Client
-	dialogs *sipgo.DialogServerCache
+	client    *sipgo.Client
+	dialogs   *sipgo.DialogServerCache // calls from phones
+	dialogCli *sipgo.DialogClientCache // calls to phones
 
 	mu       sync.Mutex
 	bindings map[string]*binding // by AOR user
@@ -257,7 +258,7 @@ func (s *Server) listen() error {
 	s.srv.OnInvite(s.onInvite)
 	s.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { s.dialogs.ReadAck(req, tx) })
 	s.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		if err := s.dialogs.ReadBye(req, tx); err != nil {
+		if s.dialogs.ReadBye(req, tx) != nil && s.dialogCli.ReadBye(req, tx) != nil {
 			s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		}
 	})
@@ -275,7 +276,9 @@ func (s *Server) listen() error {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		chost = "127.0.0.1" // replaced per dialog by what the phone sent to
 	}
-	s.dialogs = sipgo.NewDialogServerCache(s.client, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "irmv", Host: chost, Port: port}})
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "irmv", Host: chost, Port: port}}
+	s.dialogs = sipgo.NewDialogServerCache(s.client, contact)
+	s.dialogCli = sipgo.NewDialogClientCache(s.client, contact)
 	if s.tcp, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
 		return fmt.Errorf("sip: listen tcp %s: %w", s.o.Addr, err)
 	}

@@ -1,0 +1,206 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/irmv/irmv/call"
+	"github.com/irmv/irmv/call/signal"
+)
+
+// Payload types the bridge offers a phone.
+const (
+	offerOpusPT = 111
+	offerDTMFPT = 101
+)
+
+// incoming bridges an irmv call to a registered SIP phone: it INVITEs the
+// phone's contact over the flow it registered from, maps its answer back,
+// and carries Opus between the phone's RTP and a WebRTC answer to the
+// caller's offer.
+func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
+	refuse := func(typ, reason string) { l.Send(signal.Msg{Type: typ, Call: inv.Call, Reason: reason}) }
+	s.mu.Lock()
+	b := s.bindings[aor]
+	s.mu.Unlock()
+	if b == nil || inv.Desc == nil {
+		refuse(signal.TypeUnavailable, "SIP phone not registered")
+		return
+	}
+	contact := sip.Uri{}
+	if err := sip.ParseUri(b.Contact, &contact); err != nil {
+		refuse(signal.TypeUnavailable, "SIP phone has no usable contact")
+		return
+	}
+	ip := localIPFor(b.Source)
+	bc, err := s.newBridge(l, inv.Call, b.Terminal, ip, nil, inv.PeerICEServers)
+	if err != nil {
+		refuse(signal.TypeError, "bridge failed")
+		return
+	}
+	defer s.endBridgeCall(bc)
+	var key []byte
+	if inv.From != nil {
+		key = inv.From.Key
+	}
+	answer, err := bc.peer.Answer(*inv.Desc, key)
+	if err != nil {
+		refuse(signal.TypeError, "bad offer")
+		return
+	}
+
+	port := bc.rtp.LocalAddr().(*net.UDPAddr).Port
+	req := sip.NewRequest(sip.INVITE, contact)
+	req.SetDestination(b.Source)
+	req.SetTransport(b.Transport)
+	from := "<sip:irmv@" + net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr())) + ">"
+	if inv.From != nil {
+		name, user := callerNames(inv.From)
+		from = `"` + name + `" <sip:` + user + "@" + net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr())) + ">"
+	}
+	req.AppendHeader(sip.NewHeader("From", from+";tag="+newCallID()[:16]))
+	req.AppendHeader(sip.NewHeader("To", "<sip:"+aor+"@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
+	req.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(answerSDP(ip, port, offerOpusPT, offerDTMFPT, 8000, uint64(time.Now().Unix())))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sess, err := s.dialogCli.WriteInvite(ctx, req)
+	if err != nil {
+		refuse(signal.TypeUnavailable, "SIP phone unreachable")
+		return
+	}
+	defer sess.Close()
+
+	// Ringing: the phone's answer, or the caller giving up.
+	answered := make(chan error, 1)
+	go func() {
+		answered <- sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+			if res.StatusCode == 180 || res.StatusCode == 183 {
+				l.Send(signal.Msg{Type: signal.TypeRinging, Call: inv.Call})
+			}
+			return nil
+		}})
+	}()
+	ring := time.NewTimer(ringTimeout)
+	defer ring.Stop()
+wait:
+	for {
+		select {
+		case err = <-answered:
+			break wait
+		case <-ring.C:
+			cancel()
+			<-answered
+			refuse(signal.TypeHangup, "no answer")
+			return
+		case <-s.done:
+			cancel()
+			<-answered
+			refuse(signal.TypeHangup, "node shutting down")
+			return
+		case m := <-bc.events:
+			switch {
+			case m.Type == signal.TypeCandidate && m.Candidate != nil:
+				bc.peer.AddCandidate(*m.Candidate)
+			case signal.Ends(m.Type): // the caller hung up: CANCEL
+				cancel()
+				<-answered
+				return
+			}
+		}
+	}
+	if err != nil {
+		var de *sipgo.ErrDialogResponse
+		code := 0
+		if errors.As(err, &de) {
+			code = de.Res.StatusCode
+		}
+		switch {
+		case code == 486 || code == 600:
+			refuse(signal.TypeBusy, "")
+		case code == 603:
+			refuse(signal.TypeReject, "")
+		default:
+			refuse(signal.TypeUnavailable, "SIP phone did not answer")
+		}
+		return
+	}
+	their, err := parseAudio(sess.InviteResponse.Body())
+	if err != nil || their.opus < 0 {
+		s.bye(sess)
+		refuse(signal.TypeHangup, "SIP phone answered without Opus")
+		return
+	}
+	bc.setPhone(their)
+	if err := sess.Ack(ctx); err != nil {
+		refuse(signal.TypeHangup, "SIP phone gone")
+		return
+	}
+	l.Send(signal.Msg{Type: signal.TypeAccept, Call: inv.Call, Desc: &answer})
+	bc.release()
+
+	for {
+		select {
+		case <-s.done:
+			l.Send(signal.Msg{Type: signal.TypeHangup, Call: inv.Call, Reason: "node shutting down"})
+			s.bye(sess)
+			return
+		case <-sess.Context().Done(): // BYE from the phone
+			l.Send(signal.Msg{Type: signal.TypeHangup, Call: inv.Call, Reason: "hangup"})
+			return
+		case <-bc.peer.Done():
+			l.Send(signal.Msg{Type: signal.TypeHangup, Call: inv.Call, Reason: "media failed"})
+			s.bye(sess)
+			return
+		case m := <-bc.events:
+			switch {
+			case m.Type == signal.TypeCandidate && m.Candidate != nil:
+				bc.peer.AddCandidate(*m.Candidate)
+			case signal.Ends(m.Type):
+				s.bye(sess)
+				return
+			}
+		}
+	}
+}
+
+// callerNames is how an irmv caller shows on a SIP phone: its name as
+// display name, its phone number, else uid, else handle as user part.
+func callerNames(p *signal.Party) (display, user string) {
+	display = strings.NewReplacer(`"`, "", `\`, "").Replace(p.Identifiers.Name)
+	user = p.Identifiers.Phone
+	if user == "" {
+		user = p.Identifiers.UID
+	}
+	if user == "" || validUser(user) != nil {
+		user = p.Terminal
+	}
+	if display == "" {
+		display = user
+	}
+	return display, user
+}
+
+func portOf(a net.Addr) string {
+	_, p, _ := net.SplitHostPort(a.String())
+	return p
+}
+
+// localIPFor is this machine's address toward hostport (no packet is
+// sent): where the phone reaches the bridge.
+func localIPFor(hostport string) net.IP {
+	c, err := net.Dial("udp", hostport)
+	if err != nil {
+		return net.IPv4(127, 0, 0, 1)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP
+}

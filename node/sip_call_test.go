@@ -5,7 +5,9 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,6 +84,20 @@ func TestBaresipCallsIrmvPhone(t *testing.T) {
 	nodetest.WaitFor(t, "audio recorded at both ends", func() bool {
 		return dirBytes(bobRec) > 20_000 && decodedBytes(aliceRec) > 200_000
 	})
+	// Hold and resume (re-INVITEs) keep the call: bob still hears alice.
+	p.Command("/hold")
+	nodetest.WaitFor(t, "hold answered", func() bool { return metric(t, a, "irmv_sip_reinvites_total") >= 1 })
+	p.Command("/resume")
+	nodetest.WaitFor(t, "resume answered", func() bool { return metric(t, a, "irmv_sip_reinvites_total") >= 2 })
+	heard := dirBytes(bobRec)
+	nodetest.WaitFor(t, "audio after resume", func() bool { return dirBytes(bobRec) > heard+10_000 })
+	bobEv.mu.Lock()
+	for _, ev := range bobEv.list {
+		if ev.Type == phone.EventEnded {
+			t.Errorf("call ended by hold/resume: %+v", ev)
+		}
+	}
+	bobEv.mu.Unlock()
 	p.Command("/hangup")
 	bobEv.wait(t, "ended", ofType(phone.EventEnded))
 	p.WaitOutput("terminated", 30*time.Second)
@@ -102,6 +118,24 @@ func decodedBytes(dir string) int64 {
 		}
 	}
 	return n
+}
+
+// metric reads one unlabelled metric from a node's /metrics.
+func metric(t *testing.T, n *node.Node, name string) float64 {
+	t.Helper()
+	res, err := http.Get(n.APIURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }
 
 func dirBytes(dir string) int64 {

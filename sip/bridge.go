@@ -49,16 +49,18 @@ type bridgeCall struct {
 	rtp    net.PacketConn
 	events chan signal.Msg
 
-	ssrc     uint32
-	mu       sync.Mutex
-	phonePT  uint8
-	ptSet    bool
-	phone    *net.UDPAddr // where the phone's RTP goes (latched to its source)
-	holding  bool
-	held     []webrtc.ICECandidateInit
-	seq      uint16
-	firstRTP chan struct{}
-	once     sync.Once
+	ssrc    uint32
+	mu      sync.Mutex
+	phonePT uint8
+	ptSet   bool
+	phone   *net.UDPAddr // where the phone's RTP goes (latched to its source)
+	holding bool
+	held    []webrtc.ICECandidateInit
+	// sipCallID is the SIP dialog's Call-ID (set once, under Server.mu).
+	sipCallID string
+	seq       uint16
+	firstRTP  chan struct{}
+	once      sync.Once
 }
 
 // lineFor returns the line of the terminal that registered aor.
@@ -174,6 +176,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 501, "Not Implemented")
 		return
 	}
+	if to := req.To(); to != nil {
+		if tag, _ := to.Params.Get("tag"); tag != "" {
+			s.reinvite(req, tx)
+			return
+		}
+	}
 	caller := s.callerOf(req)
 	if caller == nil {
 		s.respond(tx, req, 403, "Forbidden") // register first, from the same address
@@ -234,6 +242,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer s.endBridgeCall(bc)
+	s.setSIPCall(bc, req.CallID().Value())
 
 	desc, err := bc.peer.Offer()
 	if err != nil {
@@ -426,6 +435,9 @@ func (bc *bridgeCall) release() {
 func (s *Server) endBridgeCall(bc *bridgeCall) {
 	s.mu.Lock()
 	delete(s.calls, bc.id)
+	if bc.sipCallID != "" && s.sipCalls[bc.sipCallID] == bc {
+		delete(s.sipCalls, bc.sipCallID)
+	}
 	s.mu.Unlock()
 	bc.peer.Close()
 	bc.rtp.Close()
@@ -475,4 +487,45 @@ func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
 		return
 	}
 	bc.rtp.WriteTo(b, to)
+}
+
+// setSIPCall records the SIP Call-ID of a bridged call, for re-INVITEs.
+func (s *Server) setSIPCall(bc *bridgeCall, callID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bc.sipCallID = callID
+	s.sipCalls[callID] = bc
+}
+
+// reinvite answers an INVITE within a bridged call's dialog (hold,
+// resume, a new address): the media goes on, to the address and payload
+// type the new offer names; the answer is the bridge's RTP again. The
+// irmv side is not told: its media keeps flowing.
+func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
+	s.mu.Lock()
+	bc := s.sipCalls[req.CallID().Value()]
+	s.mu.Unlock()
+	if bc == nil {
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	offer, err := parseAudio(req.Body())
+	if err != nil || offer.opus < 0 {
+		s.respond(tx, req, 488, "Not Acceptable Here")
+		return
+	}
+	if !offer.addr.IP.IsUnspecified() { // c=0.0.0.0: old-style hold
+		bc.mu.Lock()
+		bc.phone = offer.addr
+		bc.phonePT = uint8(offer.opus)
+		bc.mu.Unlock()
+	}
+	ip := bc.rtp.LocalAddr().(*net.UDPAddr)
+	res := sip.NewSDPResponseFromRequest(req, answerSDP(ip.IP, ip.Port, offer.opus, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix())))
+	res.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.IP.String(), portOf(s.udp.LocalAddr()))+">"))
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("re-INVITE answer not sent", "err", err)
+		return
+	}
+	s.m.reinvites.Inc()
 }

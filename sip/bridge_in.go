@@ -78,6 +78,7 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 		return
 	}
 	defer sess.Close()
+	s.setSIPCall(bc, req.CallID().Value())
 
 	// Ringing: the phone's answer, or the caller giving up.
 	answered := make(chan error, 1)

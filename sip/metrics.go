@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	dropped   *prometheus.CounterVec
 	registers *prometheus.CounterVec
+	reinvites prometheus.Counter
 }
 
 func newMetrics(s *Server, r prometheus.Registerer) *metrics {
@@ -24,9 +25,13 @@ func newMetrics(s *Server, r prometheus.Registerer) *metrics {
 			Name: "irmv_sip_registers_total",
 			Help: "SIP REGISTER requests by result: ok, removed, challenged, forbidden, too_brief, malformed, refused.",
 		}, []string{"result"}),
+		reinvites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "irmv_sip_reinvites_total",
+			Help: "re-INVITEs (hold, resume) answered within bridged calls.",
+		}),
 	}
 	if r != nil {
-		r.MustRegister(m.dropped, m.registers, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		r.MustRegister(m.dropped, m.registers, m.reinvites, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "irmv_sip_bindings",
 			Help: "SIP phones registered at this node.",
 		}, func() float64 {

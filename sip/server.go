@@ -185,6 +185,7 @@ type Server struct {
 	lines    map[string]*call.Line  // by AOR: the phone's terminal on the switch
 	lineTerm map[string]string      // by AOR: the terminal of lines[aor]
 	calls    map[string]*bridgeCall // by irmv call ID
+	sipCalls map[string]*bridgeCall // by SIP Call-ID
 	done     chan struct{}          // closed by Close
 
 	cancel context.CancelFunc
@@ -199,7 +200,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{o: o, log: o.Logger, nonces: newNonces(), bindings: map[string]*binding{}, sources: map[netip.Addr]*rate.Limiter{},
-		lines: map[string]*call.Line{}, lineTerm: map[string]string{}, calls: map[string]*bridgeCall{}, done: make(chan struct{})}
+		lines: map[string]*call.Line{}, lineTerm: map[string]string{}, calls: map[string]*bridgeCall{}, sipCalls: map[string]*bridgeCall{}, done: make(chan struct{})}
 	s.m = newMetrics(s, o.Registerer)
 	var err error
 	if s.db, err = bbolt.Open(o.DBPath, 0o600, &bbolt.Options{Timeout: 5 * time.Second}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -34,6 +35,10 @@ import (
 type addrPolicy struct {
 	// listen reports the node's own listen addresses.
 	listen func() []ma.Multiaddr
+	// circuits, once set, reports the relay circuits the node holds:
+	// announced also while its reachability is unknown (libp2p's host
+	// adds them only once it is private).
+	circuits atomic.Pointer[func() []ma.Multiaddr]
 
 	mu      sync.Mutex
 	subnets []*net.IPNet
@@ -147,7 +152,23 @@ func (p *addrPolicy) AnyUsable(ai peer.AddrInfo) bool {
 // only, no link-local. Private addresses stay: peers on the same LAN use
 // them, the others drop them.
 func (p *addrPolicy) Announce(addrs []ma.Multiaddr) []ma.Multiaddr {
-	return announce(addrs, loopbackOnly(p.listen()))
+	out := announce(addrs, loopbackOnly(p.listen()))
+	if c := p.circuits.Load(); c != nil {
+		out = append(out, (*c)()...)
+	}
+	return out
+}
+
+// hasPublicIP tells whether one of this machine's interfaces has a public
+// address: such a node is probably reachable, one without is behind a NAT
+// or on a LAN of its own.
+func (p *addrPolicy) hasPublicIP() bool {
+	for _, n := range p.mySubnets() {
+		if a, err := manet.FromIP(n.IP); err == nil && manet.IsPublicAddr(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func announce(addrs []ma.Multiaddr, onLoopback bool) []ma.Multiaddr {

@@ -129,6 +129,8 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	if n.relays, err = newRelayKeeper(n.host, n.boot, n.policy, n.log); err != nil {
 		return fmt.Errorf("relays: %w", err)
 	}
+	circuits := n.relays.Circuits
+	n.policy.circuits.Store(&circuits)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

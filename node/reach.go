@@ -185,15 +185,37 @@ func newDialBackSwarm(rm network.ResourceManager) (*swarm.Swarm, error) {
 // hosted terminals again when the addresses others can dial change
 // (provider records carry the addresses of the moment: a new relay
 // circuit must reach the DHT).
+//
+// Until AutoNAT has an answer (its dial-back takes up to 15 s to fail
+// behind a NAT) the node goes by its interfaces: with a public address it
+// takes itself for public (DHT server, relay service at once, e.g. after
+// a restart), without one it reserves relay slots already, so that a
+// node that just started behind a NAT is reachable within a second; it
+// stays a DHT server until AutoNAT says private, since nodes on a LAN of
+// their own (or on loopback) have no one else to serve the DHT.
 func (n *Node) watchReachability(ctx context.Context) error {
 	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtLocalAddressesUpdated)}, eventbus.Name("irmv reachability"))
 	if err != nil {
 		return fmt.Errorf("reachability: %w", err)
 	}
+	guess, err := n.host.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful)
+	if err != nil {
+		sub.Close()
+		return fmt.Errorf("reachability: %w", err)
+	}
+	if n.opts.Reachability == ReachAuto {
+		if n.policy.hasPublicIP() {
+			n.log.Info("Public address on an interface: taken for public until AutoNAT tells")
+			guess.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPublic})
+		} else {
+			n.relays.setActive(true)
+		}
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		defer sub.Close()
+		defer guess.Close()
 		var public []ma.Multiaddr
 		for {
 			select {
@@ -210,7 +232,7 @@ func (n *Node) watchReachability(ctx context.Context) error {
 					if old != r {
 						n.log.Info("Reachability changed", "reachability", r, "forced", n.opts.Reachability != ReachAuto)
 					}
-					n.relays.setActive(r == ReachPrivate)
+					n.relays.setActive(r == ReachPrivate || (r == ReachUnknown && !n.policy.hasPublicIP()))
 				case event.EvtLocalAddressesUpdated:
 					now := dialable(n.host.Addrs())
 					slices.SortFunc(now, ma.Multiaddr.Compare)

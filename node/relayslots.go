@@ -71,8 +71,7 @@ func newRelayKeeper(h host.Host, boot []peer.AddrInfo, policy *addrPolicy, log *
 	}, nil
 }
 
-// setActive starts (private node) or stops (public or unknown) keeping
-// reservations.
+// setActive starts (a node behind a NAT) or stops keeping reservations.
 func (k *relayKeeper) setActive(on bool) {
 	k.mu.Lock()
 	k.active = on
@@ -85,6 +84,13 @@ func (k *relayKeeper) poke() {
 	case k.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Circuits are the circuit addresses through the relays held.
+func (k *relayKeeper) Circuits() []ma.Multiaddr {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.addrs)
 }
 
 // Relays lists the relays the node holds a reservation on.

@@ -141,10 +141,12 @@ func (p *addrPolicy) Filter(addrs []ma.Multiaddr) []ma.Multiaddr {
 	return out
 }
 
-// AnyUsable tells whether a peer has an address this node can use
-// (kad-dht's query filter: no dial to a peer it cannot reach).
-func (p *addrPolicy) AnyUsable(ai peer.AddrInfo) bool {
-	return slices.ContainsFunc(ai.Addrs, p.Usable)
+// DHTServer tells whether a peer has a direct address this node can use,
+// which a DHT server needs (kad-dht's routing table and query filters):
+// kad-dht does not speak over relayed connections, so a node reachable
+// only through a relay would cost every query a failed dial.
+func (p *addrPolicy) DHTServer(ai peer.AddrInfo) bool {
+	return slices.ContainsFunc(ai.Addrs, func(a ma.Multiaddr) bool { return !isCircuit(a) && p.Usable(a) })
 }
 
 // Announce filters the node's own addresses before they are announced

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -114,6 +115,31 @@ func TestLoopbackOnly(t *testing.T) {
 		}
 		if got := loopbackOnly(l); got != tc.want {
 			t.Errorf("loopbackOnly(%v) = %v, want %v", tc.listen, got, tc.want)
+		}
+	}
+}
+
+// TestAddrPolicyDHTServer: kad-dht does not use relayed connections, so a
+// peer reachable only through a relay is no DHT server to us.
+func TestAddrPolicyDHTServer(t *testing.T) {
+	const relay = "/p2p/12D3KooWGzBXcDmUfG6aBMfhKRoPRDHWAzsWPvAbVjkvnKQbasGN"
+	p := &addrPolicy{listen: func() []ma.Multiaddr { return []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/4001")} }}
+	for _, tc := range []struct {
+		addrs []string
+		want  bool
+	}{
+		{[]string{"/ip4/1.2.3.4/tcp/4001"}, true},
+		{[]string{"/ip4/127.0.0.1/tcp/4002"}, true},
+		{[]string{"/ip4/1.2.3.4/tcp/4001" + relay + "/p2p-circuit"}, false},
+		{[]string{"/ip4/1.2.3.4/tcp/4001" + relay + "/p2p-circuit", "/ip4/192.0.2.1/tcp/4001"}, false},
+		{nil, false},
+	} {
+		var ai peer.AddrInfo
+		for _, s := range tc.addrs {
+			ai.Addrs = append(ai.Addrs, ma.StringCast(s))
+		}
+		if got := p.DHTServer(ai); got != tc.want {
+			t.Errorf("DHTServer(%v) = %v, want %v", tc.addrs, got, tc.want)
 		}
 	}
 }

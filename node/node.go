@@ -118,9 +118,9 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 		dht.BootstrapPeers(n.boot...),
 		dht.ProviderManagerOpts(records.ProvideValidity(opts.ProvideValidity)),
 		dht.AddressFilter(n.policy.Filter),
-		dht.QueryFilter(func(_ any, ai peer.AddrInfo) bool { return n.policy.AnyUsable(ai) }),
+		dht.QueryFilter(func(_ any, ai peer.AddrInfo) bool { return n.policy.DHTServer(ai) }),
 		dht.RoutingTableFilter(func(_ any, p peer.ID) bool {
-			return n.policy.AnyUsable(n.host.Peerstore().PeerInfo(p))
+			return n.policy.DHTServer(n.host.Peerstore().PeerInfo(p))
 		}),
 	)
 	if err != nil {

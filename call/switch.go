@@ -28,9 +28,12 @@ import (
 // Defaults.
 const (
 	DefaultRingTimeout = 60 * time.Second
-	helloTimeout       = 10 * time.Second
-	dialTimeout        = 10 * time.Second
-	sendQueue          = 128
+	// DefaultAnswerTimeout is Options.AnswerTimeout's default: a phone
+	// says ringing (or busy) at once.
+	DefaultAnswerTimeout = 5 * time.Second
+	helloTimeout         = 10 * time.Second
+	dialTimeout          = 10 * time.Second
+	sendQueue            = 128
 	// Each terminal may send this many messages a second (burst below).
 	msgRate  = 50
 	msgBurst = 200
@@ -43,6 +46,8 @@ type Directory interface {
 	Authorize(terminal, token string) error
 	Get(terminal string) (share.Terminal, error)
 	Heartbeat(terminal string) (share.Ack, error)
+	// SetConnected is told when a terminal's WebSocket opens and closes.
+	SetConnected(terminal string, up bool)
 }
 
 // Options configure a Switch.
@@ -59,8 +64,13 @@ type Options struct {
 	PeerICEServers func(remote peer.ID) []webrtc.ICEServer
 	// RingTimeout ends calls not accepted in time; 0: DefaultRingTimeout.
 	RingTimeout time.Duration
-	Registerer  prometheus.Registerer // may be nil
-	Logger      *slog.Logger          // nil: slog.Default()
+	// AnswerTimeout ends a call as unavailable, and drops the callee's
+	// WebSocket, when a terminal of ours that was sent an invite sends
+	// nothing for it in time (a phone that vanished without closing its
+	// connection); 0: DefaultAnswerTimeout.
+	AnswerTimeout time.Duration
+	Registerer    prometheus.Registerer // may be nil
+	Logger        *slog.Logger          // nil: slog.Default()
 }
 
 // Switch relays call signalling. It is safe for concurrent use.
@@ -89,6 +99,9 @@ func NewSwitch(o Options) (*Switch, error) {
 	}
 	if o.RingTimeout == 0 {
 		o.RingTimeout = DefaultRingTimeout
+	}
+	if o.AnswerTimeout == 0 {
+		o.AnswerTimeout = DefaultAnswerTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -291,6 +304,10 @@ type callState struct {
 	a, b     endpoint // a: the caller's side
 	accepted bool
 	timer    *time.Timer
+	// heard: the callee, a terminal of ours, sent something for the
+	// call; until then answerTimer runs (see awaitAnswer).
+	heard       bool
+	answerTimer *time.Timer
 }
 
 // other returns the side of c opposite to from.
@@ -356,6 +373,11 @@ func (s *Switch) relay(c *callState, from endpoint, m signal.Msg) {
 		s.log.Warn("Call message from a stranger dropped", "call", m.Call, "from", from)
 		return
 	}
+	if from.stream == nil && c.b.stream == nil && from.terminal == c.b.terminal {
+		s.mu.Lock()
+		c.heard = true
+		s.mu.Unlock()
+	}
 	if m.Type == signal.TypeAccept {
 		if to != c.a { // only the callee accepts
 			s.m.dropped.WithLabelValues("not_a_party").Inc()
@@ -390,6 +412,9 @@ func (s *Switch) end(c *callState, only *endpoint, m signal.Msg) {
 	}
 	delete(s.calls, c.id)
 	accepted := c.accepted
+	if c.answerTimer != nil {
+		c.answerTimer.Stop()
+	}
 	s.mu.Unlock()
 	c.timer.Stop()
 	result := m.Type
@@ -427,6 +452,33 @@ func (s *Switch) newCallLocked(id string, a, b endpoint) (*callState, bool) {
 	})
 	s.calls[id] = c
 	return c, true
+}
+
+// awaitAnswer gives the callee of c, a terminal of ours that was just sent
+// the invite, AnswerTimeout to send anything for the call. A phone that
+// vanished without closing its connection (out of range, frozen) then
+// fails the call fast as unavailable, not after the ring timeout, and its
+// WebSocket is dropped so that the next call fails at once.
+func (s *Switch) awaitAnswer(c *callState) {
+	t := time.AfterFunc(s.o.AnswerTimeout, func() {
+		s.mu.Lock()
+		silent := s.calls[c.id] == c && !c.heard
+		s.mu.Unlock()
+		if !silent {
+			return
+		}
+		s.log.Info("Callee does not respond; call unavailable", "call", c.id, "terminal", c.b.terminal)
+		s.end(c, &c.a, signal.Msg{Type: signal.TypeUnavailable, Call: c.id, Reason: "terminal does not respond"})
+		if c.b.ss != nil {
+			c.b.ss.close(websocket.StatusGoingAway, "no answer to an invite")
+		}
+	})
+	s.mu.Lock()
+	c.answerTimer = t
+	if s.calls[c.id] != c {
+		t.Stop()
+	}
+	s.mu.Unlock()
 }
 
 // callee checks that a local terminal can be offered a call; it returns
@@ -500,7 +552,9 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 		}
 		if err := s.send(c.b, relayed(m)); err != nil {
 			s.end(c, &src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "terminal is not reachable"})
+			return
 		}
+		s.awaitAnswer(c)
 		return
 	}
 	to, err := peer.Decode(m.To.Node)
@@ -635,6 +689,7 @@ func (s *Switch) handleStream(st network.Stream) {
 		s.end(c, &remote, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call})
 		return
 	}
+	s.awaitAnswer(c)
 	s.readStream(c, remote)
 }
 
@@ -723,6 +778,7 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 	}
 	old := s.sessions[hello.Terminal]
 	s.sessions[hello.Terminal] = ss
+	s.o.Directory.SetConnected(hello.Terminal, true)
 	s.mu.Unlock()
 	if old != nil {
 		old.close(websocket.StatusGoingAway, "replaced by a newer connection")
@@ -750,6 +806,8 @@ func (s *Switch) gone(ss *session, reason string) {
 	s.mu.Lock()
 	if s.sessions[ss.terminal] == ss {
 		delete(s.sessions, ss.terminal)
+		// Under mu: a newer session's SetConnected(true) comes after.
+		s.o.Directory.SetConnected(ss.terminal, false)
 	}
 	var mine []*callState
 	for _, c := range s.calls {

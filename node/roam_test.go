@@ -80,6 +80,7 @@ type procPhone struct {
 	events chan map[string]any
 	stderr *syncBuffer
 	exited chan struct{}
+	first  map[string]any // the first "registered" event
 }
 
 func startProcPhone(t *testing.T, bin string, args ...string) *procPhone {
@@ -106,7 +107,7 @@ func startProcPhone(t *testing.T, bin string, args ...string) *procPhone {
 		close(p.exited)
 	}()
 	t.Cleanup(func() { p.signal(syscall.SIGKILL) })
-	p.waitEvent(t, "registered")
+	p.first = p.waitEvent(t, "registered")
 	return p
 }
 
@@ -283,4 +284,105 @@ func TestRoamingPhone(t *testing.T) {
 			}
 		}
 	})
+}
+
+// callExit runs `irmv call` at api and returns its exit code, how long it
+// took and its output.
+func callExit(t *testing.T, bin, api, q string, args ...string) (int, time.Duration, string) {
+	t.Helper()
+	start := time.Now()
+	cmd := exec.Command(bin, append([]string{"call", "--node", api, "--json", "--timeout", "5s", q}, args...)...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("irmv call: %v", err)
+		}
+		code = ee.ExitCode()
+	}
+	return code, time.Since(start), string(out)
+}
+
+// statusAt is the terminal's status in a search at api ("" when not found).
+func statusAt(t *testing.T, api, q string) string {
+	res := searchAt(t, api, q)
+	if len(res) == 0 {
+		return ""
+	}
+	return res[0].Status.String()
+}
+
+// TestVanishingPhoneAndNode: a phone that stops answering (SIGSTOP: its
+// connection stays open) or is killed -9 makes calls fail fast with
+// "unavailable" (exit 5), long before the ring timeout, and is shown
+// offline within the keepalive window; a status change is seen at once
+// from another node; an access point killed -9 makes its terminals not
+// found elsewhere, and when it restarts with its data dir a phone still
+// running is back without anyone doing anything.
+func TestVanishingPhoneAndNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	bin := buildIrmv(t)
+	dir := t.TempDir()
+	aAPI := freeLoopbackPort(t)
+	a := startProcNode(t, bin, filepath.Join(dir, "a"), aAPI)
+	b := startProcNode(t, bin, filepath.Join(dir, "b"), freeLoopbackPort(t), a.boot)
+	const q = "uid:fades-1"
+	ph := startProcPhone(t, bin, "--uid", "fades-1", "--key", filepath.Join(dir, "fades.key"), "--node", a.api)
+	reg := ph.first
+	nodetest.WaitFor(t, "the phone found from b", func() bool { return statusAt(t, b.api, q) == "online" })
+
+	// Presence: a status change at a is what b's next search shows.
+	term := reg["self"].(map[string]any)["terminal"].(string)
+	req, _ := http.NewRequest("PUT", a.api+"/v1/terminals/"+term+"/status", strings.NewReader(`{"status":"idle"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	changed := time.Now()
+	if st := statusAt(t, b.api, q); st != "idle" {
+		t.Errorf("status at b right after the change: %q, want idle", st)
+	}
+	t.Logf("status change seen from b %v after it was made (one search)", time.Since(changed))
+
+	// Frozen: the connection stays open, nothing answers.
+	ph.cmd.Process.Signal(syscall.SIGSTOP)
+	code, took, out := callExit(t, bin, b.api, q, "--ring-timeout", "60s")
+	if code != 5 || !strings.Contains(out, "does not respond") {
+		t.Errorf("call to a frozen phone: exit %d after %v\n%s", code, took, out)
+	}
+	t.Logf("call to a frozen phone: unavailable after %v", took)
+	ph.cmd.Process.Signal(syscall.SIGCONT)
+	ph.waitEvent(t, "registered") // it reconnects: the node dropped its connection
+	nodetest.WaitFor(t, "the phone back online", func() bool { return statusAt(t, b.api, q) == "idle" })
+
+	// Killed: the node sees the connection close.
+	ph.signal(syscall.SIGKILL)
+	killed := time.Now()
+	code, took, out = callExit(t, bin, b.api, q, "--ring-timeout", "60s")
+	if code != 5 {
+		t.Errorf("call to a killed phone: exit %d after %v\n%s", code, took, out)
+	}
+	t.Logf("call to a killed phone: unavailable after %v", took)
+	nodetest.WaitFor(t, "the killed phone shown offline", func() bool { return statusAt(t, b.api, q) == "offline" })
+	t.Logf("killed phone shown offline from b %v after the kill", time.Since(killed))
+
+	// The access point dies under a running phone, and comes back.
+	ph = startProcPhone(t, bin, "--uid", "fades-1", "--key", filepath.Join(dir, "fades.key"), "--node", a.api)
+	nodetest.WaitFor(t, "the new phone online", func() bool { return statusAt(t, b.api, q) == "online" })
+	a.kill()
+	died := time.Now()
+	nodetest.WaitFor(t, "the phone of the dead node not found", func() bool { return statusAt(t, b.api, q) == "" })
+	t.Logf("phone of a killed node not found from b %v after the kill", time.Since(died))
+	a = startProcNode(t, bin, filepath.Join(dir, "a"), aAPI, b.boot)
+	restarted := time.Now()
+	nodetest.WaitFor(t, "the phone back after its node restarted", func() bool { return statusAt(t, b.api, q) == "online" })
+	t.Logf("phone found online again %v after its node restarted", time.Since(restarted))
+	if code, _, out := callExit(t, bin, b.api, q, "--hangup-after", "1s"); code != 0 {
+		t.Errorf("call after the node restarted: exit %d\n%s", code, out)
+	}
 }

@@ -58,9 +58,11 @@ func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
 		NodeKey:    key,
 		Normalizer: n.norm,
 		TTL:        n.opts.TerminalTTL,
-		Publisher:  n.pub,
-		Registerer: n.reg,
-		Logger:     n.log,
+		// The switch tells which terminals hold their WebSocket.
+		TrackConnections: true,
+		Publisher:        n.pub,
+		Registerer:       n.reg,
+		Logger:           n.log,
 	})
 	if err != nil {
 		return fmt.Errorf("terminal register: %w", err)

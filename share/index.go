@@ -117,6 +117,7 @@ func (r *Registry) indexLocked(e *entry) (pub []ident.ID) {
 func (r *Registry) unindexLocked(e *entry) (unpub []ident.ID) {
 	if r.byHandle[e.Terminal] == e {
 		delete(r.byHandle, e.Terminal)
+		delete(r.connected, e.Terminal)
 	}
 	if k := string(e.body.Key); k != "" && r.byKey[k] == e {
 		delete(r.byKey, k)

@@ -109,3 +109,29 @@ func TestMoveFieldsChecked(t *testing.T) {
 		t.Error("a refused registration was stored")
 	}
 }
+
+// With TrackConnections a keepalive terminal is offline until it connects
+// and as soon as its connection closes; others are unaffected.
+func TestTrackConnections(t *testing.T) {
+	e := newEnv(t, func(o *share.Options) { o.TrackConnections = true })
+	kept := e.register(share.Registration{UID: "kept", Keepalive: true})
+	plain := e.register(share.Registration{UID: "plain"})
+	status := func(h string) string { return e.get(h).Status.String() }
+	if status(kept.Terminal) != "offline" || status(plain.Terminal) != "online" {
+		t.Errorf("before connecting: %s, %s", status(kept.Terminal), status(plain.Terminal))
+	}
+	e.r.SetConnected(kept.Terminal, true)
+	if status(kept.Terminal) != "online" {
+		t.Errorf("connected: %s", status(kept.Terminal))
+	}
+	// Re-registering keeps the connection; closing it shows offline.
+	e.register(share.Registration{UID: "kept", Keepalive: true, Status: "busy"})
+	if status(kept.Terminal) != "busy" {
+		t.Errorf("re-registered busy: %s", status(kept.Terminal))
+	}
+	e.r.SetConnected(kept.Terminal, false)
+	if status(kept.Terminal) != "offline" {
+		t.Errorf("disconnected: %s", status(kept.Terminal))
+	}
+	e.r.SetConnected("no-such-terminal", true) // ignored
+}

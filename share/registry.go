@@ -73,6 +73,11 @@ type Options struct {
 	// OfflineAfter is how long a keepalive terminal may be silent before it
 	// is shown offline; zero means DefaultOfflineAfter.
 	OfflineAfter time.Duration
+	// TrackConnections shows a keepalive terminal offline whenever it
+	// holds no connection to the node (see SetConnected): from its
+	// registration, or the registry's Open, until it connects, and from
+	// the moment its connection closes, not OfflineAfter later.
+	TrackConnections bool
 	// Publisher announces identifiers; nil publishes nothing.
 	Publisher Publisher
 	// Registerer receives the registry's metrics; nil registers none.
@@ -92,6 +97,7 @@ type Registry struct {
 	norm         *ident.Normalizer
 	ttl          time.Duration
 	offlineAfter time.Duration
+	track        bool
 	pub          Publisher
 	log          *slog.Logger
 	now          func() time.Time
@@ -117,6 +123,7 @@ type Registry struct {
 	byPhone   map[string]set
 	byIP      map[string]set
 	published map[ident.ID]int // reference counts
+	connected map[string]bool  // keepalive terminals with a connection (TrackConnections)
 }
 
 const stripes = 256
@@ -255,6 +262,7 @@ func Open(opts Options) (*Registry, error) {
 		norm:         opts.Normalizer,
 		ttl:          opts.TTL,
 		offlineAfter: opts.OfflineAfter,
+		track:        opts.TrackConnections,
 		pub:          opts.Publisher,
 		log:          opts.Logger,
 		now:          opts.Now,
@@ -266,6 +274,7 @@ func Open(opts Options) (*Registry, error) {
 		byPhone:      make(map[string]set),
 		byIP:         make(map[string]set),
 		published:    make(map[ident.ID]int),
+		connected:    make(map[string]bool),
 	}
 	if err := r.load(); err != nil {
 		db.Close()
@@ -364,12 +373,25 @@ func (r *Registry) silent(e *entry, nowMS int64) bool {
 
 // shownStatus is e's status as of nowMS: offline once it is silent, even
 // before the next sweep stores that, so presence never lags OfflineAfter
-// by the sweep interval. The caller holds mu.
+// by the sweep interval, and while it holds no connection when
+// connections are tracked. The caller holds mu.
 func (r *Registry) shownStatus(e *entry, nowMS int64) record.Status {
-	if r.silent(e, nowMS) {
+	if r.silent(e, nowMS) || r.track && e.Keepalive && !r.connected[e.Terminal] {
 		return record.StatusOffline
 	}
 	return e.Record.Status
+}
+
+// SetConnected records whether a keepalive terminal holds its connection
+// to the node (the node's WebSocket); see Options.TrackConnections.
+func (r *Registry) SetConnected(terminal string, up bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if up && r.byHandle[terminal] != nil {
+		r.connected[terminal] = true
+	} else {
+		delete(r.connected, terminal)
+	}
 }
 
 // Authorize checks a terminal's token as returned by Register. It returns

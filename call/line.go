@@ -33,6 +33,7 @@ func (s *Switch) Attach(terminal string) (*Line, error) {
 	s.mu.Lock()
 	old := s.sessions[terminal]
 	s.sessions[terminal] = ss
+	s.o.Directory.SetConnected(terminal, true)
 	s.mu.Unlock()
 	if old != nil {
 		old.close(websocket.StatusGoingAway, "replaced by a newer connection")
@@ -92,9 +93,10 @@ func (l *Line) Close() {
 		l.s.mu.Lock()
 		if l.s.sessions[l.ss.terminal] == l.ss {
 			delete(l.s.sessions, l.ss.terminal)
+			l.s.o.Directory.SetConnected(l.ss.terminal, false)
 		}
 		l.s.mu.Unlock()
-		l.s.gone(l.ss, "terminal disconnected")
+		l.s.gone(l.ss, "terminal disconnected", false)
 		l.ss.close(websocket.StatusNormalClosure, "")
 	})
 }

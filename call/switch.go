@@ -180,11 +180,21 @@ func (s *Switch) Connected(terminal string) bool {
 }
 
 // Moved tells a terminal's WebSocket that its registration moved to node
-// (a newer one there replaced it here) and closes the WebSocket.
+// (a newer one there replaced it here) and closes the WebSocket. Its calls
+// leave this node quietly: they rejoin through the new one.
 func (s *Switch) Moved(terminal string, node peer.ID) {
 	s.mu.Lock()
 	ss := s.sessions[terminal]
+	var gone []*callState
+	for _, c := range s.calls {
+		if c.a.stream == nil && c.a.terminal == terminal || c.b.stream == nil && c.b.terminal == terminal {
+			gone = append(gone, c)
+		}
+	}
 	s.mu.Unlock()
+	for _, c := range gone {
+		s.end(c, &endpoint{}, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "terminal moved"})
+	}
 	if ss == nil {
 		return
 	}
@@ -211,9 +221,12 @@ func validCallID(id string) bool {
 // check validates a message from a terminal or another node.
 func check(m *signal.Msg) error {
 	switch m.Type {
-	case signal.TypeInvite:
+	case signal.TypeInvite, signal.TypeRejoin:
 		if m.To == nil || m.To.Node == "" || m.To.Terminal == "" {
-			return errors.New("invite without to.node and to.terminal")
+			return fmt.Errorf("%s without to.node and to.terminal", m.Type)
+		}
+		if m.Type == signal.TypeRejoin {
+			break
 		}
 		if m.Desc == nil || m.Desc.Type != "offer" {
 			return errors.New("invite without an offer")
@@ -263,8 +276,11 @@ func check(m *signal.Msg) error {
 // relayed strips a message down to what may travel on to the other side.
 func relayed(m signal.Msg) signal.Msg {
 	out := signal.Msg{Type: m.Type, Call: m.Call, Desc: m.Desc, Candidate: m.Candidate, Reason: m.Reason, Leg: m.Leg, Route: m.Route}
-	if m.Type == signal.TypeInvite {
+	switch m.Type {
+	case signal.TypeInvite:
 		out.From, out.To, out.Conference = m.From, m.To, m.Conference
+	case signal.TypeRejoin:
+		out.From, out.To = m.From, m.To
 	}
 	if m.Type == signal.TypeInvite || m.Type == signal.TypeAccept {
 		// Only a node's: readSession drops a terminal's.
@@ -308,15 +324,52 @@ type callState struct {
 	// call; until then answerTimer runs (see awaitAnswer).
 	heard       bool
 	answerTimer *time.Timer
+	// lost runs while a side of the accepted call has lost its path (its
+	// WebSocket or the other node's stream): a rejoin within RejoinGrace
+	// stops it, else it ends the call.
+	lost *time.Timer
+}
+
+// RejoinGrace is how long an accepted call whose signalling path broke
+// waits for the terminal to come back (rejoin) before the node ends it.
+const RejoinGrace = 10 * time.Second
+
+// sides reads the call's two sides, which rejoin may change.
+func (s *Switch) sides(c *callState) (a, b endpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.a, c.b
+}
+
+// lose starts the rejoin grace of accepted call c (a side lost its path).
+func (s *Switch) lose(c *callState, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls[c.id] != c || c.lost != nil {
+		return
+	}
+	s.log.Debug("Call path lost; waiting for a rejoin", "call", c.id, "why", why)
+	c.lost = time.AfterFunc(RejoinGrace, func() {
+		s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "signalling path lost"})
+	})
+}
+
+// foundLocked stops c's rejoin grace; s.mu is held.
+func (c *callState) foundLocked() {
+	if c.lost != nil {
+		c.lost.Stop()
+		c.lost = nil
+	}
 }
 
 // other returns the side of c opposite to from.
-func (c *callState) other(from endpoint) (endpoint, bool) {
+func (s *Switch) other(c *callState, from endpoint) (endpoint, bool) {
+	a, b := s.sides(c)
 	switch {
-	case from.stream != nil && c.a.stream == from.stream, from.stream == nil && c.a.stream == nil && from.terminal == c.a.terminal:
-		return c.b, true
-	case from.stream != nil && c.b.stream == from.stream, from.stream == nil && c.b.stream == nil && from.terminal == c.b.terminal:
-		return c.a, true
+	case from.stream != nil && a.stream == from.stream, from.stream == nil && a.stream == nil && from.terminal == a.terminal:
+		return b, true
+	case from.stream != nil && b.stream == from.stream, from.stream == nil && b.stream == nil && from.terminal == b.terminal:
+		return a, true
 	}
 	return endpoint{}, false
 }
@@ -367,19 +420,21 @@ func (s *Switch) deliver(from endpoint, m signal.Msg) {
 
 // relay sends m from one side of call c to the other.
 func (s *Switch) relay(c *callState, from endpoint, m signal.Msg) {
-	to, ok := c.other(from)
+	to, ok := s.other(c, from)
 	if !ok {
 		s.m.dropped.WithLabelValues("not_a_party").Inc()
 		s.log.Warn("Call message from a stranger dropped", "call", m.Call, "from", from)
 		return
 	}
-	if from.stream == nil && c.b.stream == nil && from.terminal == c.b.terminal {
-		s.mu.Lock()
+	s.mu.Lock()
+	a, b := c.a, c.b
+	if from.stream == nil && b.stream == nil && from.terminal == b.terminal {
 		c.heard = true
-		s.mu.Unlock()
 	}
+	accepted := c.accepted
+	s.mu.Unlock()
 	if m.Type == signal.TypeAccept {
-		if to != c.a { // only the callee accepts
+		if to != a { // only the callee accepts
 			s.m.dropped.WithLabelValues("not_a_party").Inc()
 			return
 		}
@@ -398,6 +453,10 @@ func (s *Switch) relay(c *callState, from endpoint, m signal.Msg) {
 	}
 	if err := s.send(to, out); err != nil {
 		s.log.Debug("Call message undeliverable", "call", m.Call, "to", to, "err", err)
+		if accepted {
+			s.lose(c, "peer unreachable") // it may rejoin: the message is lost
+			return
+		}
 		s.end(c, &from, signal.Msg{Type: signal.TypeHangup, Call: m.Call, Reason: "peer unreachable"})
 	}
 }
@@ -415,6 +474,8 @@ func (s *Switch) end(c *callState, only *endpoint, m signal.Msg) {
 	if c.answerTimer != nil {
 		c.answerTimer.Stop()
 	}
+	c.foundLocked()
+	sides := []endpoint{c.a, c.b}
 	s.mu.Unlock()
 	c.timer.Stop()
 	result := m.Type
@@ -425,7 +486,7 @@ func (s *Switch) end(c *callState, only *endpoint, m signal.Msg) {
 		}
 	}
 	s.m.calls.WithLabelValues(result).Inc()
-	for _, e := range []endpoint{c.a, c.b} {
+	for _, e := range sides {
 		if only == nil || e == *only {
 			s.send(e, m)
 		}
@@ -463,14 +524,15 @@ func (s *Switch) awaitAnswer(c *callState) {
 	t := time.AfterFunc(s.o.AnswerTimeout, func() {
 		s.mu.Lock()
 		silent := s.calls[c.id] == c && !c.heard
+		a, b := c.a, c.b
 		s.mu.Unlock()
 		if !silent {
 			return
 		}
-		s.log.Info("Callee does not respond; call unavailable", "call", c.id, "terminal", c.b.terminal)
-		s.end(c, &c.a, signal.Msg{Type: signal.TypeUnavailable, Call: c.id, Reason: "terminal does not respond"})
-		if c.b.ss != nil {
-			c.b.ss.close(websocket.StatusGoingAway, "no answer to an invite")
+		s.log.Info("Callee does not respond; call unavailable", "call", c.id, "terminal", b.terminal)
+		s.end(c, &a, signal.Msg{Type: signal.TypeUnavailable, Call: c.id, Reason: "terminal does not respond"})
+		if b.ss != nil {
+			b.ss.close(websocket.StatusGoingAway, "no answer to an invite")
 		}
 	})
 	s.mu.Lock()
@@ -578,72 +640,173 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		// Calls work over relayed connections to nodes behind NATs
-		// (irmv's relays size their limits for calls).
-		st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(ctx, string(signal.Protocol)), to, signal.Protocol)
-		cancel()
+		s.dialNode(ctx, cancel, d, src, m, to)
+	}()
+}
+
+// dialNode opens the stream of a call to node to, sends m (an invite, or
+// a rejoin of an accepted call) and the caller's held messages, and relays
+// the call's messages from the stream.
+func (s *Switch) dialNode(ctx context.Context, cancel context.CancelFunc, d *dial, src endpoint, m signal.Msg, to peer.ID) {
+	rejoin := m.Type == signal.TypeRejoin
+	// Calls work over relayed connections to nodes behind NATs
+	// (irmv's relays size their limits for calls).
+	st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(ctx, string(signal.Protocol)), to, signal.Protocol)
+	cancel()
+	s.mu.Lock()
+	if s.dialing[m.Call] == d {
+		delete(s.dialing, m.Call)
+	}
+	cancelled := d.cancelled
+	var c *callState
+	ok := false
+	remote := endpoint{stream: st, wmu: &sync.Mutex{}}
+	if err == nil && !cancelled {
+		c, ok = s.newCallLocked(m.Call, src, remote)
+		if ok && rejoin {
+			c.accepted = true
+			c.timer.Stop()
+		}
+		if ok {
+			// The caller's messages stay held until the invite is out.
+			d.c = c
+			s.dialing[m.Call] = d
+		}
+	}
+	s.mu.Unlock()
+	if cancelled {
+		if err == nil {
+			st.Reset()
+		}
+		s.m.calls.WithLabelValues("cancelled").Inc()
+		return
+	}
+	if err != nil {
+		s.log.Debug("Callee's node unreachable", "node", to, "err", err)
+		s.send(src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "callee's node is unreachable"})
+		s.m.calls.WithLabelValues("unreachable").Inc()
+		return
+	}
+	if !ok {
+		st.Reset()
+		s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
+		return
+	}
+	err = s.send(remote, s.toNode(st, m))
+	for err == nil {
+		s.mu.Lock()
+		held := d.held
+		d.held = nil
+		if len(held) == 0 && s.dialing[m.Call] == d {
+			delete(s.dialing, m.Call)
+		}
+		s.mu.Unlock()
+		if len(held) == 0 {
+			break
+		}
+		for _, hm := range held {
+			s.relay(c, src, hm)
+		}
+	}
+	if err != nil {
 		s.mu.Lock()
 		if s.dialing[m.Call] == d {
 			delete(s.dialing, m.Call)
 		}
-		cancelled := d.cancelled
-		var c *callState
-		ok := false
-		remote := endpoint{stream: st, wmu: &sync.Mutex{}}
-		if err == nil && !cancelled {
-			c, ok = s.newCallLocked(m.Call, src, remote)
-			if ok {
-				// The caller's messages stay held until the invite is out.
-				d.c = c
-				s.dialing[m.Call] = d
-			}
-		}
 		s.mu.Unlock()
-		if cancelled {
-			if err == nil {
-				st.Reset()
-			}
-			s.m.calls.WithLabelValues("cancelled").Inc()
-			return
+		s.end(c, &src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "callee's node is unreachable"})
+		return
+	}
+	s.readStream(c, remote)
+}
+
+// rejoin handles a rejoin from the local terminal of session ss: a call
+// that runs through this node gets the terminal's new WebSocket and the
+// other side hears of it; a call of another node (the terminal moved
+// here) gets a new stream to the other party's node.
+func (s *Switch) rejoin(ss *session, m signal.Msg) {
+	me := endpoint{terminal: ss.terminal, ss: ss}
+	m.From = s.party(ss.terminal)
+	s.mu.Lock()
+	if c := s.calls[m.Call]; c != nil {
+		var side *endpoint
+		switch {
+		case c.a.stream == nil && c.a.terminal == ss.terminal:
+			side = &c.a
+		case c.b.stream == nil && c.b.terminal == ss.terminal:
+			side = &c.b
 		}
-		if err != nil {
-			s.log.Debug("Callee's node unreachable", "node", to, "err", err)
-			s.send(src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "callee's node is unreachable"})
-			s.m.calls.WithLabelValues("unreachable").Inc()
-			return
-		}
-		if !ok {
-			st.Reset()
-			s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
-			return
-		}
-		err = s.send(remote, s.toNode(st, m))
-		for err == nil {
-			s.mu.Lock()
-			held := d.held
-			d.held = nil
-			if len(held) == 0 && s.dialing[m.Call] == d {
-				delete(s.dialing, m.Call)
-			}
+		if side == nil || !c.accepted {
 			s.mu.Unlock()
-			if len(held) == 0 {
-				break
-			}
-			for _, hm := range held {
-				s.relay(c, src, hm)
-			}
-		}
-		if err != nil {
-			s.mu.Lock()
-			if s.dialing[m.Call] == d {
-				delete(s.dialing, m.Call)
-			}
-			s.mu.Unlock()
-			s.end(c, &src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "callee's node is unreachable"})
+			s.send(me, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "rejoin: not an accepted call of this terminal"})
 			return
 		}
-		s.readStream(c, remote)
+		side.ss = ss
+		c.foundLocked()
+		s.mu.Unlock()
+		if to, ok := s.other(c, me); ok {
+			out := relayed(m)
+			if err := s.send(to, out); err != nil {
+				s.lose(c, "peer unreachable")
+			}
+		}
+		return
+	}
+	if m.To.Node == s.o.Host.ID().String() || s.closed || s.dialing[m.Call] != nil || len(s.calls)+len(s.dialing) >= maxCalls {
+		s.mu.Unlock()
+		s.send(me, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "rejoin: call unknown here or node full"})
+		return
+	}
+	to, err := peer.Decode(m.To.Node)
+	if err != nil {
+		s.mu.Unlock()
+		s.send(me, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "to.node is not a peer ID"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
+	d := &dial{ss: ss, cancel: cancel}
+	s.dialing[m.Call] = d
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		s.dialNode(ctx, cancel, d, me, m, to)
 	}()
+}
+
+// rejoinFrom takes a rejoin from another node, on its new stream: an
+// accepted call with our terminal To moves its other side to the stream.
+func (s *Switch) rejoinFrom(remote endpoint, m signal.Msg) {
+	s.mu.Lock()
+	c := s.calls[m.Call]
+	var side, local *endpoint
+	if c != nil && c.accepted {
+		switch {
+		case c.a.stream == nil && c.a.terminal == m.To.Terminal:
+			side, local = &c.b, &c.a
+		case c.b.stream == nil && c.b.terminal == m.To.Terminal:
+			side, local = &c.a, &c.b
+		}
+	}
+	if side == nil {
+		s.mu.Unlock()
+		s.m.dropped.WithLabelValues("unknown_call").Inc()
+		remote.stream.Reset()
+		return
+	}
+	old := *side
+	*side = remote
+	c.foundLocked()
+	to := *local
+	s.mu.Unlock()
+	if old.stream != nil {
+		old.stream.Close() // its reader sees it replaced and returns
+	}
+	s.log.Info("Call rejoined through another node", "call", c.id, "node", m.From.Node)
+	if err := s.send(to, relayed(m)); err != nil {
+		s.lose(c, "terminal disconnected")
+	}
+	s.readStream(c, remote)
 }
 
 // handleStream answers a call from another node.
@@ -666,9 +829,14 @@ func (s *Switch) handleStream(st network.Stream) {
 		st.Reset()
 		return
 	}
-	if m.Type != signal.TypeInvite || check(&m) != nil || m.From == nil || m.To.Node != s.o.Host.ID().String() {
+	if (m.Type != signal.TypeInvite && m.Type != signal.TypeRejoin) || check(&m) != nil || m.From == nil || m.To.Node != s.o.Host.ID().String() {
 		s.m.dropped.WithLabelValues("malformed").Inc()
 		st.Reset()
+		return
+	}
+	if m.Type == signal.TypeRejoin {
+		m.From.Node = st.Conn().RemotePeer().String()
+		s.rejoinFrom(remote, m)
 		return
 	}
 	// The caller's node is who the stream says, whatever the message says.
@@ -727,8 +895,14 @@ func (s *Switch) readStream(c *callState, remote endpoint) {
 		if err := wire.Read(r, &m, signal.MaxSize); err != nil {
 			s.mu.Lock()
 			live := s.calls[c.id] == c
+			mine := c.a.stream == st || c.b.stream == st // not replaced by a rejoin
+			accepted := c.accepted
 			s.mu.Unlock()
-			if live {
+			switch {
+			case !live || !mine:
+			case accepted:
+				s.lose(c, "stream closed")
+			default:
 				s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "signalling path lost"})
 			}
 			return
@@ -795,23 +969,27 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 		ss.writeLoop(ctx)
 	}()
 	s.readSession(ctx, ss)
-	s.gone(ss, "terminal disconnected")
+	s.gone(ss, "terminal disconnected", true)
 	ss.close(websocket.StatusNormalClosure, "")
 	<-ss.flushed // before the deferred cancel, which would cut the flush
 }
 
 // gone ends the calls of a session that closed (not those of a newer one
-// of the same terminal).
-func (s *Switch) gone(ss *session, reason string) {
+// of the same terminal); with hold, accepted calls wait RejoinGrace for
+// the terminal to rejoin them.
+func (s *Switch) gone(ss *session, reason string, hold bool) {
 	s.mu.Lock()
 	if s.sessions[ss.terminal] == ss {
 		delete(s.sessions, ss.terminal)
 		// Under mu: a newer session's SetConnected(true) comes after.
 		s.o.Directory.SetConnected(ss.terminal, false)
 	}
-	var mine []*callState
+	var mine, held []*callState
 	for _, c := range s.calls {
-		if c.a.ss == ss || c.b.ss == ss {
+		switch {
+		case (c.a.ss == ss || c.b.ss == ss) && c.accepted && hold:
+			held = append(held, c) // it may come back (rejoin)
+		case c.a.ss == ss || c.b.ss == ss:
 			mine = append(mine, c)
 		}
 	}
@@ -822,9 +1000,12 @@ func (s *Switch) gone(ss *session, reason string) {
 	}
 	s.mu.Unlock()
 	for _, c := range mine {
-		if to, ok := c.other(endpoint{terminal: ss.terminal, ss: ss}); ok {
+		if to, ok := s.other(c, endpoint{terminal: ss.terminal, ss: ss}); ok {
 			s.end(c, &to, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: reason})
 		}
+	}
+	for _, c := range held {
+		s.lose(c, reason)
 	}
 }
 
@@ -862,8 +1043,12 @@ func (s *Switch) handle(ss *session, m signal.Msg) {
 		return
 	}
 	s.m.messages.Inc()
-	if m.Type == signal.TypeInvite {
+	switch m.Type {
+	case signal.TypeInvite:
 		s.invite(ss, m)
+		return
+	case signal.TypeRejoin:
+		s.rejoin(ss, m)
 		return
 	}
 	s.deliver(endpoint{terminal: ss.terminal, ss: ss}, m)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -75,6 +76,8 @@ type Call struct {
 
 	confID string // the conference the invite named, "" for a plain call
 	auto   bool   // a leg of a conference already joined: accept at once
+
+	living atomic.Bool // live runs: the call was accepted and is up
 
 	mu     sync.Mutex
 	conf   *Conference // set once the call belongs to it
@@ -578,6 +581,7 @@ func (c *Call) nodeError(m signal.Msg) {
 // second and, as the caller, moves the call to another route when the
 // quality stays below the thresholds (see the package doc and route.go).
 func (c *Call) live(hangupAfter time.Duration) {
+	c.living.Store(true)
 	peer := c.Peer()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -684,6 +688,9 @@ func (c *Call) live(hangupAfter time.Duration) {
 				if !c.onUpdate(m) {
 					return
 				}
+				watch()
+			case m.Type == signal.TypeRejoin:
+				c.rejoined(mon, time.Now())
 				watch()
 			case m.Type == signal.TypeError:
 				c.nodeError(m)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/internal/client"
 	"github.com/irmv/irmv/share/record"
 )
@@ -83,6 +84,7 @@ func (p *Phone) Move(ctx context.Context, cl *client.Client) error {
 	p.mu.Lock()
 	old := p.conn
 	p.handoff = conn
+	p.rejoinDue = true
 	p.mu.Unlock()
 	if old != nil {
 		old.Close(websocket.StatusNormalClosure, "moved to another node")
@@ -153,4 +155,48 @@ func (p *Phone) afterSession(ctx context.Context) (next *websocket.Conn, ok bool
 	}
 	next, p.handoff = p.handoff, nil
 	return next, true
+}
+
+// keepLiveCalls, when the node connection is lost, ends the calls that are
+// not up yet and keeps the live ones (their media does not need the node):
+// the next session rejoins them.
+func (p *Phone) keepLiveCalls() {
+	p.mu.Lock()
+	var ending []*Call
+	for _, c := range p.calls {
+		if !c.living.Load() {
+			ending = append(ending, c)
+		}
+	}
+	p.rejoinDue = len(p.calls) > len(ending)
+	p.mu.Unlock()
+	for _, c := range ending {
+		c.requestHangup("node")
+	}
+}
+
+// rejoinCalls tells the nodes, through the new session, that the live
+// calls' signalling runs here now; the calls this phone placed then move
+// their media to a new leg (their other side's rejoin reaches the caller
+// through the nodes).
+func (p *Phone) rejoinCalls() {
+	p.mu.Lock()
+	var live []*Call
+	for _, c := range p.calls {
+		if c.living.Load() {
+			live = append(live, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range live {
+		to := c.remote
+		if err := c.send(signal.Msg{Type: signal.TypeRejoin, To: &to}); err != nil {
+			p.log.Warn("Rejoining a call failed", "call", c.id, "err", err)
+			continue
+		}
+		p.log.Info("Call rejoined", "call", c.id)
+		if c.outgoing {
+			c.deliver(signal.Msg{Type: signal.TypeRejoin, Call: c.id})
+		}
+	}
 }

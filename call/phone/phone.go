@@ -140,14 +140,17 @@ type Phone struct {
 	// moving is closed when the Move in progress ends; nil: none.
 	moving  chan struct{}
 	handoff *websocket.Conn // the new node's WebSocket, from Move
-	stopped bool            // superseded: done is closed
-	done    chan struct{}
-	node    string             // from welcome
-	ice     []webrtc.ICEServer // from welcome
-	calls   map[string]*Call
-	confs   map[string]*Conference // conferences this phone is in, by ID
-	left    map[string]time.Time   // conferences it left, by ID: their legs are refused
-	closing bool
+	// rejoinDue: the next session tells the nodes about the live calls
+	// (their path broke or moved).
+	rejoinDue bool
+	stopped   bool // superseded: done is closed
+	done      chan struct{}
+	node      string             // from welcome
+	ice       []webrtc.ICEServer // from welcome
+	calls     map[string]*Call
+	confs     map[string]*Conference // conferences this phone is in, by ID
+	left      map[string]time.Time   // conferences it left, by ID: their legs are refused
+	closing   bool
 }
 
 // Start registers the terminal, connects to the node's WebSocket and serves
@@ -429,7 +432,7 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 		}
 		p.log.Warn("Node connection lost", "err", err)
 		p.emit(Event{Type: EventWarning, Reason: "connection to the node lost; reconnecting"})
-		p.endCalls("node")
+		p.keepLiveCalls()
 		backoff := 250 * time.Millisecond
 		for {
 			select {
@@ -466,7 +469,12 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 func (p *Phone) session(ctx context.Context, conn *websocket.Conn) error {
 	p.mu.Lock()
 	p.conn = conn
+	rejoin := p.rejoinDue
+	p.rejoinDue = false
 	p.mu.Unlock()
+	if rejoin {
+		p.rejoinCalls()
+	}
 	defer func() {
 		p.mu.Lock()
 		if p.conn == conn {

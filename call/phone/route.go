@@ -308,6 +308,33 @@ func (c *Call) takeOver(mon *monitor) *media.Peer {
 	return l.peer
 }
 
+// rejoined handles a rejoin of the call (its signalling path changed:
+// either side moved to another node or reconnected): the caller moves the
+// media to a new leg on the route it is on, make-before-break, so that
+// the side that moved gathers candidates for its new addresses (an ICE
+// restart); the old leg carries the call until the new one is up.
+func (c *Call) rejoined(mon *monitor, now time.Time) {
+	if !c.outgoing {
+		return // the caller offers
+	}
+	to := c.route
+	if to == "" || to == media.RouteUnknown || !c.routes()[to] {
+		to = signal.RouteDirect
+		if !c.routes()[to] {
+			to = signal.RouteRelayed
+		}
+	}
+	if err := c.startLeg(to, ReasonMoved, now); err != nil {
+		c.p.log.Warn("Moving the call after a rejoin failed", "call", c.id, "err", err)
+		c.abandon()
+	}
+	mon.settle()
+}
+
+// ReasonMoved is the Reason of the route event of a call moved to a new
+// leg because a side moved to another node or address.
+const ReasonMoved = "moved"
+
 // onUpdate takes a renegotiation: an offer of a new leg (callee), the
 // answer to ours (caller), or an offer for the current leg such as an ICE
 // restart. It returns false if the call ended.

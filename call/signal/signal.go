@@ -37,6 +37,17 @@
 //	           renegotiates that connection (an ICE restart).
 //	hangup     either way: the call ends (Reason says why: "hangup",
 //	           "no answer", "no media", "node", …).
+//	rejoin     terminal → its node → the other party's node → the other
+//	           terminal, in an accepted call: the terminal's signalling path
+//	           broke (it moved to another node, or reconnected) and now
+//	           runs through the node it sends this to; To names the other
+//	           party (node and terminal), From is set by the node. The
+//	           other party's node replaces the call's old path with the new
+//	           one (the call ID is the proof: only the nodes on its path
+//	           and its terminals know it), and the terminal that placed the
+//	           call then moves the media to a new leg (update, Reason
+//	           "moved"). A node keeps an accepted call whose path broke for
+//	           RejoinGrace (package call) before it ends it.
 //	error      node → terminal: a message was refused (Reason).
 //	moved      node → terminal: a newer registration of this terminal at
 //	           node Node replaced this one (the terminal registered there);
@@ -129,6 +140,7 @@ const (
 	TypeHangup      = "hangup"
 	TypeError       = "error"
 	TypeMoved       = "moved"
+	TypeRejoin      = "rejoin"
 )
 
 // Ends reports whether a message of type t ends a call.

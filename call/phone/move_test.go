@@ -1,0 +1,118 @@
+package phone
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
+
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/share"
+)
+
+// numberedOgg writes an Ogg/Opus file of n 20 ms packets, each carrying
+// its index after the first packet's TOC byte (nothing decodes them: the
+// recording at the other end shows which arrived).
+func numberedOgg(tb testing.TB, n int) string {
+	tb.Helper()
+	src, err := os.ReadFile(fixture)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	toc := oggPackets(tb, src)[0][0]
+	path := filepath.Join(tb.TempDir(), "numbered.ogg")
+	w, err := oggwriter.New(path, 48000, 2)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := range n {
+		pkt := make([]byte, 40)
+		pkt[0] = toc
+		binary.BigEndian.PutUint32(pkt[1:], uint32(i))
+		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i), Timestamp: uint32(i * 960)}, Payload: pkt}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// gapOf reads a recording of numberedOgg packets: how many arrived, and
+// the longest run missing between the first and the last that did.
+func gapOf(tb testing.TB, path string) (got, longest int) {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	prev := -1
+	for _, p := range oggPackets(tb, b) {
+		i := int(binary.BigEndian.Uint32(p[1:]))
+		if prev >= 0 && i-prev-1 > longest {
+			longest = i - prev - 1
+		}
+		prev = i
+		got++
+	}
+	return got, longest
+}
+
+// TestCallSurvivesMove: during a 20 s call the callee moves to another
+// node (Phone.Move, its old address still up): the call goes on, the
+// caller sees a route event "moved" and no end, the caller's node now
+// relays through the callee's new node, and the recording misses at most
+// the measured gap.
+func TestCallSurvivesMove(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 20 s call")
+	}
+	const callFor = 20 * time.Second
+	nodes := startNodes(t, 3)
+	play := numberedOgg(t, int(callFor/(20*time.Millisecond)))
+	evB := newEvents()
+	callee := startPhone(t, nodes[0], Options{Registration: share.Registration{UID: "mover"}, Answer: AnswerAuto, Play: play, OnEvent: evB.add})
+	evA := newEvents()
+	rec := filepath.Join(t.TempDir(), "call.ogg")
+	caller := startPhone(t, nodes[2], Options{Registration: share.Registration{UID: "stayer"}, OnEvent: evA.add})
+	res := find(t, apiClient(t, nodes[2]), "uid:mover", callee.Ack().Terminal)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := caller.Call(ctx, res, CallOptions{Record: rec, HangupAfter: callFor})
+	if err != nil {
+		t.Fatalf("Call: %v (%s)", err, evA)
+	}
+	evA.wait(t, EventConnected, c.ID())
+	time.Sleep(callFor / 3) // the move comes in the middle of the call
+	moved := time.Now()
+	if err := callee.Move(ctx, apiClient(t, nodes[1])); err != nil {
+		t.Fatalf("Move: %v", err)
+	}
+	route := evA.wait(t, EventRoute, c.ID())
+	t.Logf("caller's route event %v after the move: %s → %s (%s)", route.Time.Sub(moved), route.From, route.To, route.Reason)
+	if route.Reason != ReasonMoved {
+		t.Errorf("route event reason %q, want %q", route.Reason, ReasonMoved)
+	}
+	nodetest.WaitFor(t, "the old node drops the call", func() bool { return nodes[0].Calls().Calls() == 0 })
+	if nodes[1].Calls().Calls() != 1 {
+		t.Errorf("the new node relays %d calls, want 1", nodes[1].Calls().Calls())
+	}
+	ended := evA.wait(t, EventEnded, c.ID())
+	if ended.Reason != "hangup" {
+		t.Fatalf("call ended: %q, want the caller's hangup (%s)", ended.Reason, evA)
+	}
+	got, gap := gapOf(t, ended.Record)
+	t.Logf("recorded %d of %d packets; longest gap %d packets (%d ms)", got, int(callFor/(20*time.Millisecond)), gap, gap*20)
+	if gap*20 > 1000 {
+		t.Errorf("audio gap of %d ms in a make-before-break move", gap*20)
+	}
+	if got < int(callFor/(20*time.Millisecond))*3/4 {
+		t.Errorf("recorded only %d packets", got)
+	}
+}

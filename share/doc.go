@@ -34,7 +34,12 @@
 // the handle, a secret token
 // (only its SHA-256 is stored; Authorize checks it), the expiry and the
 // normalised identifiers. Re-registering the same key or uid updates the
-// existing terminal: same handle, Seq+1, new token. A uid held by a
+// existing terminal: same handle, a higher Seq, new token. A record's Seq
+// is above the current one here and above Registration.Seq (the terminal's
+// newest record elsewhere), and at least the time in Unix ms, so that the
+// newest registration of a terminal that moved between nodes outranks the
+// older ones everywhere; Supersede withdraws the older one (package roam
+// carries the notice). A uid held by a
 // terminal with a key can only be re-registered with that key.
 //
 // # Presence

@@ -18,14 +18,29 @@
 //     is dropped;
 //   - reconnects with exponential backoff (250 ms up to 10 s) when the
 //     WebSocket drops, re-registering first if the node refuses the hello.
-//     The node hangs up the calls of a terminal whose WebSocket closes, so
-//     the Phone ends them too (reason "node");
+//     Calls not yet up end (reason "node"); live calls go on (their media
+//     does not need the node) and are rejoined through the new WebSocket
+//     (see Roaming); the node keeps them for call.RejoinGrace;
 //   - registers again every [ReregisterInterval], well before the signed
 //     record's record.MaxAge runs out;
 //   - takes incoming calls (below).
 //
 // [Phone.Close] hangs up every call, closes the WebSocket and removes the
 // registration.
+//
+// # Roaming
+//
+// [Phone.Move] re-registers the terminal at another node (naming the node
+// it leaves and its record's sequence number, so the new record outranks
+// the old one and the old node withdraws it), connects there and only then
+// closes the old WebSocket. With Options.WatchAddresses the Phone also
+// re-registers when the machine's addresses change. Either way it sends
+// "rejoin" for each live call through its node; the other party's node
+// switches the call to the new path, and the caller moves the media to a
+// new leg make-before-break (route event with reason "moved"), so that the
+// side that moved gathers its new addresses. A Phone whose key registers
+// at another node (a newer registration elsewhere) gets "moved" from its
+// node and stops: Done is closed and Err is ErrSuperseded.
 //
 // # Calls
 //

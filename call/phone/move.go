@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -199,4 +203,60 @@ func (p *Phone) rejoinCalls() {
 			c.deliver(signal.Msg{Type: signal.TypeRejoin, Call: c.id})
 		}
 	}
+}
+
+// AddressPoll is how often a Phone with Options.WatchAddresses looks at
+// its interface addresses.
+const AddressPoll = time.Second
+
+// watchAddresses re-registers the terminal and rejoins its live calls when
+// the machine's addresses change (a phone that got a new address from the
+// access point): the calls then move to a new leg that gathers the new
+// addresses. It runs until ctx ends.
+func (p *Phone) watchAddresses(ctx context.Context) {
+	defer p.wg.Done()
+	t := time.NewTicker(AddressPoll)
+	defer t.Stop()
+	last := localAddrs()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := localAddrs()
+		if now == last || now == "" {
+			continue
+		}
+		p.log.Info("Addresses changed", "from", last, "to", now)
+		last = now
+		if err := p.register(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("Re-registration failed", "err", err)
+		}
+		p.mu.Lock()
+		up := p.conn != nil && p.moving == nil
+		if !up {
+			p.rejoinDue = true // the next session rejoins
+		}
+		p.mu.Unlock()
+		if up {
+			p.rejoinCalls()
+		}
+	}
+}
+
+// localAddrs lists the machine's unicast addresses, sorted, as one string.
+func localAddrs() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	var out []string
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+			out = append(out, ipn.IP.String())
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
 }

@@ -91,6 +91,9 @@ type Options struct {
 	// in order per call. It must not block for long, and must not call
 	// Call.Hangup.
 	OnEvent func(Event)
+	// WatchAddresses re-registers the terminal and moves its live calls
+	// to a new leg when the machine's addresses change (see AddressPoll).
+	WatchAddresses bool
 	// SettingEngine is a test seam passed to call/media; nil: its defaults.
 	SettingEngine *webrtc.SettingEngine
 	// Logger receives the Phone's logs; nil discards them.
@@ -217,6 +220,10 @@ func Start(ctx context.Context, o Options) (*Phone, error) {
 	p.wg.Add(2)
 	go p.serve(sctx, conn)
 	go p.reregisterLoop(sctx)
+	if o.WatchAddresses {
+		p.wg.Add(1)
+		go p.watchAddresses(sctx)
+	}
 	p.emit(Event{Type: EventRegistered, Self: p.self()})
 	return p, nil
 }

@@ -336,6 +336,8 @@ func runPhone(c *cli.Context) error {
 		MaxJitter:     c.Duration("max-jitter"),
 		MaxRTT:        c.Duration("max-rtt"),
 		RouteHoldDown: c.Duration("route-hold-down"),
+		// A phone that gets a new address moves its calls to it.
+		WatchAddresses: true,
 		OnEvent: func(e phone.Event) {
 			if e.Type != phone.EventRegistered || jsonOut {
 				pr.print(e)

@@ -240,17 +240,71 @@ func TestRoamingPhone(t *testing.T) {
 		}
 	})
 
+	t.Run("call during a move", func(t *testing.T) {
+		// A call from c goes on while the phone moves from b back to a:
+		// the caller sees the route change, not the end.
+		call := exec.Command(bin, "call", "--node", c.api, "--json", "--hangup-after", "6s", "--timeout", "5s", q)
+		stdout, err := call.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := call.Start(); err != nil {
+			t.Fatal(err)
+		}
+		events := make(chan map[string]any, 100)
+		go func() {
+			defer close(events)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				var e map[string]any
+				if json.Unmarshal(sc.Bytes(), &e) == nil {
+					events <- e
+				}
+			}
+		}()
+		next := func(typ string) map[string]any {
+			t.Helper()
+			for e := range events {
+				if e["type"] == "ended" && typ != "ended" {
+					t.Fatalf("the call ended waiting for %q: %v", typ, e)
+				}
+				if e["type"] == typ {
+					return e
+				}
+			}
+			t.Fatalf("irmv call exited before %q", typ)
+			return nil
+		}
+		next("connected")
+		if err := os.WriteFile(nodeFile, []byte(a.api+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ph.waitEvent(t, "moved")
+		if e := next("route"); e["reason"] != "moved" {
+			t.Errorf("route event %v, want reason moved", e)
+		}
+		if e := next("ended"); e["reason"] != "hangup" {
+			t.Errorf("call ended: %v, want the caller's hangup", e)
+		}
+		for range events {
+		}
+		if err := call.Wait(); err != nil {
+			t.Errorf("irmv call: %v", err)
+		}
+		nodetest.WaitFor(t, "only a's registration found from every node", func() bool { return onlyAt(t, nodes, q, a) })
+	})
+
 	t.Run("kill -9 and start elsewhere", func(t *testing.T) {
 		ph.signal(syscall.SIGKILL)
-		// b keeps the dead phone's record (shown offline after the
-		// keepalive window); the same key started at c outranks it.
+		// a keeps the dead phone's record (shown offline); the same key
+		// started at c outranks it.
 		start := time.Now()
 		ph = startProcPhone(top, bin, "--uid", "walker-1", "--name", "Walker", "--key", key, "--node", c.api)
 		t.Logf("searches everywhere consistent %v after the phone started", consistentAfter(t, start, nodes, q, c))
 		var list struct{ Terminals []json.RawMessage }
-		getJSON(t, b.api+"/v1/terminals", &list)
+		getJSON(t, a.api+"/v1/terminals", &list)
 		if len(list.Terminals) != 0 {
-			t.Errorf("node b still hosts %d terminals", len(list.Terminals))
+			t.Errorf("node a still hosts %d terminals", len(list.Terminals))
 		}
 	})
 

@@ -1,0 +1,7 @@
+package call
+
+// The per-node invite stream limits, for tests.
+const (
+	InviteRateForTest  = inviteRate
+	InviteBurstForTest = inviteBurst
+)

@@ -730,20 +730,31 @@ func (s *Switch) rejoin(ss *session, m signal.Msg) {
 	s.mu.Lock()
 	if c := s.calls[m.Call]; c != nil {
 		var side *endpoint
+		var old network.Stream
 		switch {
+		case !c.accepted:
 		case c.a.stream == nil && c.a.terminal == ss.terminal:
 			side = &c.a
 		case c.b.stream == nil && c.b.terminal == ss.terminal:
 			side = &c.b
+		// The terminal moved to the node of the other party: the call
+		// leaves the stream to its old node.
+		case c.a.stream != nil && c.b.stream == nil && c.b.terminal == m.To.Terminal:
+			side, old = &c.a, c.a.stream
+		case c.b.stream != nil && c.a.stream == nil && c.a.terminal == m.To.Terminal:
+			side, old = &c.b, c.b.stream
 		}
-		if side == nil || !c.accepted {
+		if side == nil {
 			s.mu.Unlock()
 			s.send(me, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "rejoin: not an accepted call of this terminal"})
 			return
 		}
-		side.ss = ss
+		*side = me
 		c.foundLocked()
 		s.mu.Unlock()
+		if old != nil {
+			old.Close() // its reader sees it replaced and returns
+		}
 		if to, ok := s.other(c, me); ok {
 			out := relayed(m)
 			if err := s.send(to, out); err != nil {

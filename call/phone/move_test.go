@@ -65,9 +65,9 @@ func gapOf(tb testing.TB, path string) (got, longest int) {
 }
 
 // TestCallSurvivesMove: during a 20 s call the callee moves to another
-// node (Phone.Move, its old address still up): the call goes on, the
-// caller sees a route event "moved" and no end, the caller's node now
-// relays through the callee's new node, and the recording misses at most
+// node and then to the caller's (Phone.Move, its old address still up):
+// the call goes on, the caller sees route events "moved" and no end, the
+// call's signalling follows the callee, and the recording misses at most
 // the measured gap.
 func TestCallSurvivesMove(t *testing.T) {
 	if testing.Short() {
@@ -103,6 +103,17 @@ func TestCallSurvivesMove(t *testing.T) {
 	if nodes[1].Calls().Calls() != 1 {
 		t.Errorf("the new node relays %d calls, want 1", nodes[1].Calls().Calls())
 	}
+
+	// Then on to the caller's own node: the call leaves the node-to-node
+	// path altogether.
+	time.Sleep(callFor / 3)
+	moved = time.Now()
+	if err := callee.Move(ctx, apiClient(t, nodes[2])); err != nil {
+		t.Fatalf("second Move: %v", err)
+	}
+	nodetest.WaitFor(t, "a second route event", func() bool { return len(evA.all(EventRoute)) >= 2 })
+	t.Logf("caller's second route event %v after the move to its own node", evA.all(EventRoute)[1].Time.Sub(moved))
+	nodetest.WaitFor(t, "the middle node drops the call", func() bool { return nodes[1].Calls().Calls() == 0 })
 	ended := evA.wait(t, EventEnded, c.ID())
 	if ended.Reason != "hangup" {
 		t.Fatalf("call ended: %q, want the caller's hangup (%s)", ended.Reason, evA)
@@ -115,4 +126,17 @@ func TestCallSurvivesMove(t *testing.T) {
 	if got < int(callFor/(20*time.Millisecond))*3/4 {
 		t.Errorf("recorded only %d packets", got)
 	}
+}
+
+// all returns the events of type typ so far.
+func (e *events) all(typ string) []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Event
+	for _, ev := range e.list {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
 }

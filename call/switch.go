@@ -288,9 +288,11 @@ func (e endpoint) String() string {
 
 type callState struct {
 	id       string
-	a, b     endpoint // a: the caller's side
+	a, b     endpoint // a: the caller's side; guarded by Switch.mu (resume swaps streams)
 	accepted bool
 	timer    *time.Timer
+	resumed  chan struct{} // a resume swapped in a new stream (callee's node)
+	resumes  int           // streams opened to resume the call (caller's node)
 }
 
 // other returns the side of c opposite to from.
@@ -350,14 +352,17 @@ func (s *Switch) deliver(from endpoint, m signal.Msg) {
 
 // relay sends m from one side of call c to the other.
 func (s *Switch) relay(c *callState, from endpoint, m signal.Msg) {
+	s.mu.Lock()
 	to, ok := c.other(from)
+	toCaller := to == c.a
+	s.mu.Unlock()
 	if !ok {
 		s.m.dropped.WithLabelValues("not_a_party").Inc()
 		s.log.Warn("Call message from a stranger dropped", "call", m.Call, "from", from)
 		return
 	}
 	if m.Type == signal.TypeAccept {
-		if to != c.a { // only the callee accepts
+		if !toCaller { // only the callee accepts
 			s.m.dropped.WithLabelValues("not_a_party").Inc()
 			return
 		}
@@ -376,6 +381,15 @@ func (s *Switch) relay(c *callState, from endpoint, m signal.Msg) {
 	}
 	if err := s.send(to, out); err != nil {
 		s.log.Debug("Call message undeliverable", "call", m.Call, "to", to, "err", err)
+		s.mu.Lock()
+		accepted := c.accepted
+		s.mu.Unlock()
+		if to.stream != nil && accepted {
+			// The stream broke: the call waits for a resume (readStream)
+			// and this message is lost.
+			s.m.dropped.WithLabelValues("stream_broken").Inc()
+			return
+		}
 		s.end(c, &from, signal.Msg{Type: signal.TypeHangup, Call: m.Call, Reason: "peer unreachable"})
 	}
 }
@@ -390,6 +404,7 @@ func (s *Switch) end(c *callState, only *endpoint, m signal.Msg) {
 	}
 	delete(s.calls, c.id)
 	accepted := c.accepted
+	ends := []endpoint{c.a, c.b}
 	s.mu.Unlock()
 	c.timer.Stop()
 	result := m.Type
@@ -400,7 +415,7 @@ func (s *Switch) end(c *callState, only *endpoint, m signal.Msg) {
 		}
 	}
 	s.m.calls.WithLabelValues(result).Inc()
-	for _, e := range []endpoint{c.a, c.b} {
+	for _, e := range ends {
 		if only == nil || e == *only {
 			s.send(e, m)
 		}
@@ -421,7 +436,7 @@ func (s *Switch) newCallLocked(id string, a, b endpoint) (*callState, bool) {
 	if s.closed || s.calls[id] != nil || s.dialing[id] != nil || len(s.calls)+len(s.dialing) >= maxCalls {
 		return nil, false
 	}
-	c := &callState{id: id, a: a, b: b}
+	c := &callState{id: id, a: a, b: b, resumed: make(chan struct{}, 1)}
 	c.timer = time.AfterFunc(s.o.RingTimeout, func() {
 		s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "no answer"})
 	})
@@ -612,6 +627,10 @@ func (s *Switch) handleStream(st network.Stream) {
 		st.Reset()
 		return
 	}
+	if m.Type == signal.TypeResume && validCallID(m.Call) {
+		s.resume(remote, m.Call)
+		return
+	}
 	if m.Type != signal.TypeInvite || check(&m) != nil || m.From == nil || m.To.Node != s.o.Host.ID().String() {
 		s.m.dropped.WithLabelValues("malformed").Inc()
 		st.Reset()
@@ -661,8 +680,38 @@ func (s *Switch) allowInvite(p peer.ID) bool {
 }
 
 // readStream relays a call's messages from another node until the call
-// ends or the stream breaks.
+// ends or the stream breaks. An accepted call outlives a broken stream
+// for up to signal.ResumeWindow: the caller's node opens a new one and
+// sends resume, the callee's node waits for it (resume).
 func (s *Switch) readStream(c *callState, remote endpoint) {
+	for {
+		s.readOne(c, remote)
+		s.mu.Lock()
+		live := s.calls[c.id] == c
+		current := c.a == remote || c.b == remote
+		ours := c.b == remote // we opened it: the caller's node
+		accepted := c.accepted
+		s.mu.Unlock()
+		if !live || !current {
+			return // ended, or a resume took over
+		}
+		if accepted {
+			if ours {
+				if next, ok := s.redial(c, remote); ok {
+					remote = next
+					continue
+				}
+			} else if s.awaitResume(c, remote) {
+				return // the resume's stream is read by resume
+			}
+		}
+		s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "signalling path lost"})
+		return
+	}
+}
+
+// readOne relays messages from one stream of call c until it breaks.
+func (s *Switch) readOne(c *callState, remote endpoint) {
 	st := remote.stream
 	st.SetReadDeadline(time.Time{})
 	r := bufio.NewReader(st)
@@ -670,12 +719,6 @@ func (s *Switch) readStream(c *callState, remote endpoint) {
 	for {
 		var m signal.Msg
 		if err := wire.Read(r, &m, signal.MaxSize); err != nil {
-			s.mu.Lock()
-			live := s.calls[c.id] == c
-			s.mu.Unlock()
-			if live {
-				s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "signalling path lost"})
-			}
 			return
 		}
 		if m.Call != c.id || check(&m) != nil || m.Type == signal.TypeInvite || !lim.Allow() {
@@ -684,6 +727,114 @@ func (s *Switch) readStream(c *callState, remote endpoint) {
 		}
 		s.deliver(remote, m)
 	}
+}
+
+// maxResumes bounds the streams a caller's node opens to resume one call.
+const maxResumes = 8
+
+// redial (caller's node) opens a new stream to the callee's node for call
+// c, whose stream old broke, and sends resume on it; false if none could
+// be opened within signal.ResumeWindow.
+func (s *Switch) redial(c *callState, old endpoint) (endpoint, bool) {
+	to := old.stream.Conn().RemotePeer()
+	ctx, cancel := context.WithTimeout(s.ctx, signal.ResumeWindow)
+	defer cancel()
+	backoff := 200 * time.Millisecond
+	for {
+		s.mu.Lock()
+		c.resumes++
+		n := c.resumes
+		s.mu.Unlock()
+		if n > maxResumes {
+			return endpoint{}, false
+		}
+		st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(ctx, string(signal.Protocol)), to, signal.Protocol)
+		if err == nil {
+			ep := endpoint{stream: st, wmu: &sync.Mutex{}}
+			if err = s.send(ep, signal.Msg{Type: signal.TypeResume, Call: c.id}); err == nil {
+				s.mu.Lock()
+				ok := s.calls[c.id] == c && c.b == old
+				if ok {
+					c.b = ep
+				}
+				s.mu.Unlock()
+				if ok {
+					old.stream.Reset()
+					s.log.Info("Call signalling resumed on a new stream", "call", c.id, "node", to)
+					return ep, true
+				}
+			}
+			st.Reset()
+			if !s.live(c) {
+				return endpoint{}, false
+			}
+		}
+		s.log.Debug("Resuming a call's signalling failed", "call", c.id, "node", to, "err", err)
+		select {
+		case <-ctx.Done():
+			return endpoint{}, false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// live says whether call c is still up.
+func (s *Switch) live(c *callState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[c.id] == c
+}
+
+// awaitResume (callee's node) waits up to signal.ResumeWindow for the
+// caller's node to resume call c, whose stream old broke, on a new one.
+func (s *Switch) awaitResume(c *callState, old endpoint) bool {
+	t := time.NewTimer(signal.ResumeWindow)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		swapped := c.a != old
+		s.mu.Unlock()
+		if swapped {
+			return true
+		}
+		select {
+		case <-c.resumed:
+		case <-t.C:
+			return false
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// resume (callee's node) carries call id on the new stream remote, which
+// the caller's node opened: it must be that call's node, and the call
+// accepted.
+func (s *Switch) resume(remote endpoint, id string) {
+	from := remote.stream.Conn().RemotePeer()
+	s.mu.Lock()
+	c := s.calls[id]
+	match := c != nil && c.accepted && c.a.stream != nil && c.a.stream.Conn().RemotePeer() == from
+	var old endpoint
+	if match {
+		old = c.a
+		c.a = remote
+	}
+	s.mu.Unlock()
+	if !match {
+		s.m.dropped.WithLabelValues("unknown_call").Inc()
+		s.send(remote, signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "signalling path lost"})
+		remote.stream.Close()
+		return
+	}
+	old.stream.Reset()
+	select {
+	case c.resumed <- struct{}{}:
+	default:
+	}
+	s.log.Info("Call signalling resumed on a new stream", "call", id, "node", from)
+	s.readStream(c, remote)
 }
 
 // ServeWS is the terminal WebSocket, GET /v1/ws.

@@ -37,6 +37,12 @@
 //	           renegotiates that connection (an ICE restart).
 //	hangup     either way: the call ends (Reason says why: "hangup",
 //	           "no answer", "no media", "node", …).
+//	resume     node → node only, the first message of a new stream: the
+//	           accepted call Call carries on over it, its old stream
+//	           having broken (a relayed connection reached its limit, a
+//	           relay restarted). The caller's node opens it, within
+//	           ResumeWindow; the callee's node swaps the streams or, for
+//	           a call it does not have, answers hangup.
 //	error      node → terminal: a message was refused (Reason).
 //	moved      node → terminal: a newer registration of this terminal at
 //	           node Node replaced this one (the terminal registered there);
@@ -75,6 +81,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -129,7 +136,12 @@ const (
 	TypeHangup      = "hangup"
 	TypeError       = "error"
 	TypeMoved       = "moved"
+	TypeResume      = "resume"
 )
+
+// ResumeWindow is how long an accepted call whose node-to-node stream
+// broke waits for a new one (resume) before the nodes end it.
+const ResumeWindow = 15 * time.Second
 
 // Ends reports whether a message of type t ends a call.
 func Ends(t string) bool {

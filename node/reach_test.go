@@ -20,6 +20,7 @@ import (
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
 )
 
@@ -31,7 +32,7 @@ type relayNet struct {
 	relay, a, b *node.Node
 }
 
-func startRelayNet(t *testing.T, relayOpts func(*node.Options)) relayNet {
+func startRelayNet(t testing.TB, relayOpts func(*node.Options)) relayNet {
 	t.Helper()
 	ro := nodetest.Options(t)
 	ro.Reachability = node.ReachPublic
@@ -56,7 +57,7 @@ func startRelayNet(t *testing.T, relayOpts func(*node.Options)) relayNet {
 }
 
 // onlyRelayed asserts that every connection from n to m is relayed.
-func onlyRelayed(t *testing.T, n, m *node.Node) {
+func onlyRelayed(t testing.TB, n, m *node.Node) {
 	t.Helper()
 	conns := n.Host().Network().ConnsToPeer(m.ID())
 	if len(conns) == 0 {
@@ -295,4 +296,34 @@ func TestBootstrapFailureReportedAndRetried(t *testing.T) {
 		getJSON(t, n.APIURL()+"/v1/node", &info)
 		return info.Bootstrap.State == node.BootConnected && info.RoutingTable > 0
 	})
+}
+
+// BenchmarkLookupViaRelay measures an exact lookup (DHT provider lookup at
+// the public node, then the record query to the hosting node) from one
+// private node of a terminal on another private node, whose only path is
+// a circuit through the public node; the first lookup sets the circuit
+// up (reported as cold-ms).
+func BenchmarkLookupViaRelay(b *testing.B) {
+	rn := startRelayNet(b, nil)
+	if _, err := rn.b.Registry().Register(share.Registration{Phone: "+49 30 5550177", Address: "127.0.0.1"}); err != nil {
+		b.Fatal(err)
+	}
+	lookup := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res, _, err := rn.a.Search().Resolve(ctx, search.Query{Text: "+49 30 5550177", Via: search.ViaDHT, Limit: 1})
+		return err == nil && res.Node == rn.b.ID().String()
+	}
+	start := time.Now()
+	nodetest.WaitFor(b, "first lookup through the relay", lookup)
+	cold := time.Since(start)
+	onlyRelayed(b, rn.a, rn.b)
+	b.ResetTimer()
+	for range b.N {
+		if !lookup() {
+			b.Fatal("lookup through the relay failed")
+		}
+	}
+	// After the loop: ResetTimer drops metrics reported before it.
+	b.ReportMetric(float64(cold.Microseconds())/1000, "cold-ms")
 }

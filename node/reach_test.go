@@ -327,3 +327,52 @@ func BenchmarkLookupViaRelay(b *testing.B) {
 	// After the loop: ResetTimer drops metrics reported before it.
 	b.ReportMetric(float64(cold.Microseconds())/1000, "cold-ms")
 }
+
+// TestRelayRestartFindableAgain: when a public node that relays for a
+// private node restarts, the private node redials it at once, takes a
+// relay slot there again and announces its terminals anew: the restarted
+// node (which lost every provider record) finds them within the deadline.
+func TestRelayRestartFindableAgain(t *testing.T) {
+	o1 := nodetest.Options(t)
+	o1.Reachability = node.ReachPublic
+	o1.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	r1, err := node.New(o1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { r1.Close() }()
+	o2 := nodetest.Options(t)
+	o2.Reachability = node.ReachPublic
+	o2.Bootstrap = []string{nodetest.LoopbackAddr(t, r1)}
+	r2 := nodetest.Start(t, o2)
+	op := nodetest.Options(t)
+	op.Reachability = node.ReachPrivate
+	op.Listen = []string{}
+	op.Bootstrap = []string{nodetest.LoopbackAddr(t, r1), nodetest.LoopbackAddr(t, r2)}
+	priv := nodetest.Start(t, op)
+	holds := func(r *node.Node) bool { return slices.Contains(priv.Info().Relays, r.ID().String()) }
+	nodetest.WaitFor(t, "slots on both relays", func() bool { return holds(r1) && holds(r2) })
+	if _, err := priv.Registry().Register(share.Registration{Phone: "+49 30 5550188", Address: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	found := func(from *node.Node) func() bool {
+		return func() bool {
+			for _, r := range apiSearch(t, from, "+49 30 5550188", "dht") {
+				if r.Node == priv.ID().String() {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	nodetest.WaitFor(t, "terminal findable from r1", found(r1))
+
+	o1.Listen = []string{strings.TrimSuffix(nodetest.LoopbackAddr(t, r1), "/p2p/"+r1.ID().String())}
+	r1.Close()
+	nodetest.WaitFor(t, "private node lost its slot on r1", func() bool { return !holds(r1) })
+	if r1, err = node.New(o1); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitFor(t, "slot on the restarted r1", func() bool { return holds(r1) })
+	nodetest.WaitFor(t, "terminal findable from the restarted r1", found(r1))
+}

@@ -180,21 +180,14 @@ func (s *Switch) Connected(terminal string) bool {
 }
 
 // Moved tells a terminal's WebSocket that its registration moved to node
-// (a newer one there replaced it here) and closes the WebSocket. Its calls
-// leave this node quietly: they rejoin through the new one.
+// (a newer one there replaced it here) and closes the WebSocket. Its
+// calls are kept for RejoinGrace, like those of any closed WebSocket: the
+// other party's node moves them to the new node when the terminal rejoins
+// (and closes the stream to this one).
 func (s *Switch) Moved(terminal string, node peer.ID) {
 	s.mu.Lock()
 	ss := s.sessions[terminal]
-	var gone []*callState
-	for _, c := range s.calls {
-		if c.a.stream == nil && c.a.terminal == terminal || c.b.stream == nil && c.b.terminal == terminal {
-			gone = append(gone, c)
-		}
-	}
 	s.mu.Unlock()
-	for _, c := range gone {
-		s.end(c, &endpoint{}, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "terminal moved"})
-	}
 	if ss == nil {
 		return
 	}
@@ -317,7 +310,7 @@ func (e endpoint) String() string {
 
 type callState struct {
 	id       string
-	a, b     endpoint // a: the caller's side
+	a, b     endpoint // a: the caller's side; guarded by Switch.mu (resume swaps streams)
 	accepted bool
 	timer    *time.Timer
 	// heard: the callee, a terminal of ours, sent something for the
@@ -327,7 +320,9 @@ type callState struct {
 	// lost runs while a side of the accepted call has lost its path (its
 	// WebSocket or the other node's stream): a rejoin within RejoinGrace
 	// stops it, else it ends the call.
-	lost *time.Timer
+	lost    *time.Timer
+	resumed chan struct{} // a resume swapped in a new stream (callee's node)
+	resumes int           // streams opened to resume the call (caller's node)
 }
 
 // RejoinGrace is how long an accepted call whose signalling path broke
@@ -454,7 +449,13 @@ func (s *Switch) relay(c *callState, from endpoint, m signal.Msg) {
 	if err := s.send(to, out); err != nil {
 		s.log.Debug("Call message undeliverable", "call", m.Call, "to", to, "err", err)
 		if accepted {
-			s.lose(c, "peer unreachable") // it may rejoin: the message is lost
+			// The path broke: the call waits for a rejoin (a terminal
+			// of ours) or a resume (the other node's stream, see
+			// readStream), and this message is lost.
+			if to.stream == nil {
+				s.lose(c, "peer unreachable")
+			}
+			s.m.dropped.WithLabelValues("stream_broken").Inc()
 			return
 		}
 		s.end(c, &from, signal.Msg{Type: signal.TypeHangup, Call: m.Call, Reason: "peer unreachable"})
@@ -475,7 +476,7 @@ func (s *Switch) end(c *callState, only *endpoint, m signal.Msg) {
 		c.answerTimer.Stop()
 	}
 	c.foundLocked()
-	sides := []endpoint{c.a, c.b}
+	ends := []endpoint{c.a, c.b}
 	s.mu.Unlock()
 	c.timer.Stop()
 	result := m.Type
@@ -486,7 +487,7 @@ func (s *Switch) end(c *callState, only *endpoint, m signal.Msg) {
 		}
 	}
 	s.m.calls.WithLabelValues(result).Inc()
-	for _, e := range sides {
+	for _, e := range ends {
 		if only == nil || e == *only {
 			s.send(e, m)
 		}
@@ -507,7 +508,7 @@ func (s *Switch) newCallLocked(id string, a, b endpoint) (*callState, bool) {
 	if s.closed || s.calls[id] != nil || s.dialing[id] != nil || len(s.calls)+len(s.dialing) >= maxCalls {
 		return nil, false
 	}
-	c := &callState{id: id, a: a, b: b}
+	c := &callState{id: id, a: a, b: b, resumed: make(chan struct{}, 1)}
 	c.timer = time.AfterFunc(s.o.RingTimeout, func() {
 		s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "no answer"})
 	})
@@ -805,10 +806,11 @@ func (s *Switch) rejoinFrom(remote endpoint, m signal.Msg) {
 		remote.stream.Reset()
 		return
 	}
-	old := *side
-	*side = remote
+	old, to := *side, *local
+	// The new stream goes to side a: the other node opened it, and it
+	// resumes it if it breaks (readStream).
+	c.a, c.b = remote, to
 	c.foundLocked()
-	to := *local
 	s.mu.Unlock()
 	if old.stream != nil {
 		old.stream.Close() // its reader sees it replaced and returns
@@ -838,6 +840,10 @@ func (s *Switch) handleStream(st network.Stream) {
 	if err := wire.Read(bufio.NewReader(st), &m, signal.MaxSize); err != nil {
 		s.m.dropped.WithLabelValues("malformed").Inc()
 		st.Reset()
+		return
+	}
+	if m.Type == signal.TypeResume && validCallID(m.Call) {
+		s.resume(remote, m.Call)
 		return
 	}
 	if (m.Type != signal.TypeInvite && m.Type != signal.TypeRejoin) || check(&m) != nil || m.From == nil || m.To.Node != s.o.Host.ID().String() {
@@ -895,8 +901,38 @@ func (s *Switch) allowInvite(p peer.ID) bool {
 }
 
 // readStream relays a call's messages from another node until the call
-// ends or the stream breaks.
+// ends or the stream breaks. An accepted call outlives a broken stream
+// for up to signal.ResumeWindow: the caller's node opens a new one and
+// sends resume, the callee's node waits for it (resume).
 func (s *Switch) readStream(c *callState, remote endpoint) {
+	for {
+		s.readOne(c, remote)
+		s.mu.Lock()
+		live := s.calls[c.id] == c
+		current := c.a == remote || c.b == remote
+		ours := c.b == remote // we opened it: the caller's node
+		accepted := c.accepted
+		s.mu.Unlock()
+		if !live || !current {
+			return // ended, or a resume took over
+		}
+		if accepted {
+			if ours {
+				if next, ok := s.redial(c, remote); ok {
+					remote = next
+					continue
+				}
+			} else if s.awaitResume(c, remote) {
+				return // the resume's stream is read by resume
+			}
+		}
+		s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "signalling path lost"})
+		return
+	}
+}
+
+// readOne relays messages from one stream of call c until it breaks.
+func (s *Switch) readOne(c *callState, remote endpoint) {
 	st := remote.stream
 	st.SetReadDeadline(time.Time{})
 	r := bufio.NewReader(st)
@@ -904,18 +940,6 @@ func (s *Switch) readStream(c *callState, remote endpoint) {
 	for {
 		var m signal.Msg
 		if err := wire.Read(r, &m, signal.MaxSize); err != nil {
-			s.mu.Lock()
-			live := s.calls[c.id] == c
-			mine := c.a.stream == st || c.b.stream == st // not replaced by a rejoin
-			accepted := c.accepted
-			s.mu.Unlock()
-			switch {
-			case !live || !mine:
-			case accepted:
-				s.lose(c, "stream closed")
-			default:
-				s.end(c, nil, signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "signalling path lost"})
-			}
 			return
 		}
 		if m.Call != c.id || check(&m) != nil || m.Type == signal.TypeInvite || !lim.Allow() {
@@ -924,6 +948,114 @@ func (s *Switch) readStream(c *callState, remote endpoint) {
 		}
 		s.deliver(remote, m)
 	}
+}
+
+// maxResumes bounds the streams a caller's node opens to resume one call.
+const maxResumes = 8
+
+// redial (caller's node) opens a new stream to the callee's node for call
+// c, whose stream old broke, and sends resume on it; false if none could
+// be opened within signal.ResumeWindow.
+func (s *Switch) redial(c *callState, old endpoint) (endpoint, bool) {
+	to := old.stream.Conn().RemotePeer()
+	ctx, cancel := context.WithTimeout(s.ctx, signal.ResumeWindow)
+	defer cancel()
+	backoff := 200 * time.Millisecond
+	for {
+		s.mu.Lock()
+		c.resumes++
+		n := c.resumes
+		s.mu.Unlock()
+		if n > maxResumes {
+			return endpoint{}, false
+		}
+		st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(ctx, string(signal.Protocol)), to, signal.Protocol)
+		if err == nil {
+			ep := endpoint{stream: st, wmu: &sync.Mutex{}}
+			if err = s.send(ep, signal.Msg{Type: signal.TypeResume, Call: c.id}); err == nil {
+				s.mu.Lock()
+				ok := s.calls[c.id] == c && c.b == old
+				if ok {
+					c.b = ep
+				}
+				s.mu.Unlock()
+				if ok {
+					old.stream.Reset()
+					s.log.Info("Call signalling resumed on a new stream", "call", c.id, "node", to)
+					return ep, true
+				}
+			}
+			st.Reset()
+			if !s.live(c) {
+				return endpoint{}, false
+			}
+		}
+		s.log.Debug("Resuming a call's signalling failed", "call", c.id, "node", to, "err", err)
+		select {
+		case <-ctx.Done():
+			return endpoint{}, false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// live says whether call c is still up.
+func (s *Switch) live(c *callState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[c.id] == c
+}
+
+// awaitResume (callee's node) waits up to signal.ResumeWindow for the
+// caller's node to resume call c, whose stream old broke, on a new one.
+func (s *Switch) awaitResume(c *callState, old endpoint) bool {
+	t := time.NewTimer(signal.ResumeWindow)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		swapped := c.a != old
+		s.mu.Unlock()
+		if swapped {
+			return true
+		}
+		select {
+		case <-c.resumed:
+		case <-t.C:
+			return false
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// resume (callee's node) carries call id on the new stream remote, which
+// the caller's node opened: it must be that call's node, and the call
+// accepted.
+func (s *Switch) resume(remote endpoint, id string) {
+	from := remote.stream.Conn().RemotePeer()
+	s.mu.Lock()
+	c := s.calls[id]
+	match := c != nil && c.accepted && c.a.stream != nil && c.a.stream.Conn().RemotePeer() == from
+	var old endpoint
+	if match {
+		old = c.a
+		c.a = remote
+	}
+	s.mu.Unlock()
+	if !match {
+		s.m.dropped.WithLabelValues("unknown_call").Inc()
+		s.send(remote, signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "signalling path lost"})
+		remote.stream.Close()
+		return
+	}
+	old.stream.Reset()
+	select {
+	case c.resumed <- struct{}{}:
+	default:
+	}
+	s.log.Info("Call signalling resumed on a new stream", "call", id, "node", from)
+	s.readStream(c, remote)
 }
 
 // ServeWS is the terminal WebSocket, GET /v1/ws.

@@ -1,6 +1,7 @@
 package call_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -444,5 +445,69 @@ func TestPeerICEServers(t *testing.T) {
 	}
 	if got := b.next(signal.TypeInvite); len(got.PeerICEServers) != 1 || got.PeerICEServers[0].URLs[0] != fake[0].URLs[0] {
 		t.Fatalf("another node's peer ICE servers arrived as %+v", got.PeerICEServers)
+	}
+}
+
+// An accepted call outlives its node-to-node stream: when the nodes'
+// connection breaks (a relayed connection at its limit, a relay
+// restarting), the caller's node opens a new stream and resumes the call
+// on it; the terminals notice nothing. A resume for a call the other node
+// does not have is answered with hangup.
+func TestCallResumesOnNewStream(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	a, b := connect(t, nodes[0], "alice"), connect(t, nodes[1], "bob")
+	id := newCallID()
+	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
+	b.next(signal.TypeInvite)
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}})
+	a.next(signal.TypeAccept)
+
+	before := len(nodes[0].Host().Network().ConnsToPeer(nodes[1].ID()))
+	if err := nodes[0].Host().Network().ClosePeer(nodes[1].ID()); err != nil {
+		t.Fatal(err)
+	}
+	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
+	// Messages sent while the stream is down may be lost: keep sending
+	// until one arrives over the new stream (b.next fails on a hangup).
+	deadline := time.Now().Add(signal.ResumeWindow)
+	for got := false; !got; {
+		if time.Now().After(deadline) {
+			t.Fatal("no candidate crossed after the connection broke")
+		}
+		a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &cand})
+		select {
+		case m := <-b.in:
+			if m.Type != signal.TypeCandidate {
+				t.Fatalf("bob got %+v, want the candidate", m)
+			}
+			got = true
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if before == 0 || nodes[0].Calls().Calls() != 1 || nodes[1].Calls().Calls() != 1 {
+		t.Fatalf("connections before %d; calls %d, %d", before, nodes[0].Calls().Calls(), nodes[1].Calls().Calls())
+	}
+	b.send(signal.Msg{Type: signal.TypeHangup, Call: id, Reason: "bye"})
+	if got := a.next(signal.TypeHangup); got.Reason != "bye" {
+		t.Fatalf("hangup %+v", got)
+	}
+	nodetest.WaitFor(t, "calls cleared", func() bool {
+		return nodes[0].Calls().Calls() == 0 && nodes[1].Calls().Calls() == 0
+	})
+
+	// A resume of a call node 1 does not have.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := nodes[0].Host().NewStream(ctx, nodes[1].ID(), signal.Protocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := wire.Write(st, signal.Msg{Type: signal.TypeResume, Call: newCallID()}, signal.MaxSize); err != nil {
+		t.Fatal(err)
+	}
+	var m signal.Msg
+	if err := wire.Read(bufio.NewReader(st), &m, signal.MaxSize); err != nil || m.Type != signal.TypeHangup {
+		t.Fatalf("answer to a resume of an unknown call: %+v, %v", m, err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
 )
 
@@ -31,7 +32,7 @@ type relayNet struct {
 	relay, a, b *node.Node
 }
 
-func startRelayNet(t *testing.T, relayOpts func(*node.Options)) relayNet {
+func startRelayNet(t testing.TB, relayOpts func(*node.Options)) relayNet {
 	t.Helper()
 	ro := nodetest.Options(t)
 	ro.Reachability = node.ReachPublic
@@ -56,7 +57,7 @@ func startRelayNet(t *testing.T, relayOpts func(*node.Options)) relayNet {
 }
 
 // onlyRelayed asserts that every connection from n to m is relayed.
-func onlyRelayed(t *testing.T, n, m *node.Node) {
+func onlyRelayed(t testing.TB, n, m *node.Node) {
 	t.Helper()
 	conns := n.Host().Network().ConnsToPeer(m.ID())
 	if len(conns) == 0 {
@@ -295,4 +296,83 @@ func TestBootstrapFailureReportedAndRetried(t *testing.T) {
 		getJSON(t, n.APIURL()+"/v1/node", &info)
 		return info.Bootstrap.State == node.BootConnected && info.RoutingTable > 0
 	})
+}
+
+// BenchmarkLookupViaRelay measures an exact lookup (DHT provider lookup at
+// the public node, then the record query to the hosting node) from one
+// private node of a terminal on another private node, whose only path is
+// a circuit through the public node; the first lookup sets the circuit
+// up (reported as cold-ms).
+func BenchmarkLookupViaRelay(b *testing.B) {
+	rn := startRelayNet(b, nil)
+	if _, err := rn.b.Registry().Register(share.Registration{Phone: "+49 30 5550177", Address: "127.0.0.1"}); err != nil {
+		b.Fatal(err)
+	}
+	lookup := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res, _, err := rn.a.Search().Resolve(ctx, search.Query{Text: "+49 30 5550177", Via: search.ViaDHT, Limit: 1})
+		return err == nil && res.Node == rn.b.ID().String()
+	}
+	start := time.Now()
+	nodetest.WaitFor(b, "first lookup through the relay", lookup)
+	cold := time.Since(start)
+	onlyRelayed(b, rn.a, rn.b)
+	b.ResetTimer()
+	for range b.N {
+		if !lookup() {
+			b.Fatal("lookup through the relay failed")
+		}
+	}
+	// After the loop: ResetTimer drops metrics reported before it.
+	b.ReportMetric(float64(cold.Microseconds())/1000, "cold-ms")
+}
+
+// TestRelayRestartFindableAgain: when a public node that relays for a
+// private node restarts, the private node redials it at once, takes a
+// relay slot there again and announces its terminals anew: the restarted
+// node (which lost every provider record) finds them within the deadline.
+func TestRelayRestartFindableAgain(t *testing.T) {
+	o1 := nodetest.Options(t)
+	o1.Reachability = node.ReachPublic
+	o1.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	r1, err := node.New(o1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { r1.Close() }()
+	o2 := nodetest.Options(t)
+	o2.Reachability = node.ReachPublic
+	o2.Bootstrap = []string{nodetest.LoopbackAddr(t, r1)}
+	r2 := nodetest.Start(t, o2)
+	op := nodetest.Options(t)
+	op.Reachability = node.ReachPrivate
+	op.Listen = []string{}
+	op.Bootstrap = []string{nodetest.LoopbackAddr(t, r1), nodetest.LoopbackAddr(t, r2)}
+	priv := nodetest.Start(t, op)
+	holds := func(r *node.Node) bool { return slices.Contains(priv.Info().Relays, r.ID().String()) }
+	nodetest.WaitFor(t, "slots on both relays", func() bool { return holds(r1) && holds(r2) })
+	if _, err := priv.Registry().Register(share.Registration{Phone: "+49 30 5550188", Address: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	found := func(from *node.Node) func() bool {
+		return func() bool {
+			for _, r := range apiSearch(t, from, "+49 30 5550188", "dht") {
+				if r.Node == priv.ID().String() {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	nodetest.WaitFor(t, "terminal findable from r1", found(r1))
+
+	o1.Listen = []string{strings.TrimSuffix(nodetest.LoopbackAddr(t, r1), "/p2p/"+r1.ID().String())}
+	r1.Close()
+	nodetest.WaitFor(t, "private node lost its slot on r1", func() bool { return !holds(r1) })
+	if r1, err = node.New(o1); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitFor(t, "slot on the restarted r1", func() bool { return holds(r1) })
+	nodetest.WaitFor(t, "terminal findable from the restarted r1", found(r1))
 }

@@ -48,6 +48,12 @@
 //	           call then moves the media to a new leg (update, Reason
 //	           "moved"). A node keeps an accepted call whose path broke for
 //	           RejoinGrace (package call) before it ends it.
+//	resume     node → node only, the first message of a new stream: the
+//	           accepted call Call carries on over it, its old stream
+//	           having broken (a relayed connection reached its limit, a
+//	           relay restarted). The caller's node opens it, within
+//	           ResumeWindow; the callee's node swaps the streams or, for
+//	           a call it does not have, answers hangup.
 //	error      node → terminal: a message was refused (Reason).
 //	moved      node → terminal: a newer registration of this terminal at
 //	           node Node replaced this one (the terminal registered there);
@@ -86,6 +92,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -141,7 +148,12 @@ const (
 	TypeError       = "error"
 	TypeMoved       = "moved"
 	TypeRejoin      = "rejoin"
+	TypeResume      = "resume"
 )
+
+// ResumeWindow is how long an accepted call whose node-to-node stream
+// broke waits for a new one (resume) before the nodes end it.
+const ResumeWindow = 15 * time.Second
 
 // Ends reports whether a message of type t ends a call.
 func Ends(t string) bool {

@@ -89,7 +89,7 @@ func TestCallSurvivesMove(t *testing.T) {
 		t.Fatalf("Call: %v (%s)", err, evA)
 	}
 	evA.wait(t, EventConnected, c.ID())
-	time.Sleep(callFor / 3) // the move comes in the middle of the call
+	time.Sleep(callFor / 4) // the moves come in the middle of the call
 	moved := time.Now()
 	if err := callee.Move(ctx, apiClient(t, nodes[1])); err != nil {
 		t.Fatalf("Move: %v", err)
@@ -99,21 +99,19 @@ func TestCallSurvivesMove(t *testing.T) {
 	if route.Reason != ReasonMoved {
 		t.Errorf("route event reason %q, want %q", route.Reason, ReasonMoved)
 	}
-	nodetest.WaitFor(t, "the old node drops the call", func() bool { return nodes[0].Calls().Calls() == 0 })
 	if nodes[1].Calls().Calls() != 1 {
 		t.Errorf("the new node relays %d calls, want 1", nodes[1].Calls().Calls())
 	}
 
 	// Then on to the caller's own node: the call leaves the node-to-node
 	// path altogether.
-	time.Sleep(callFor / 3)
+	time.Sleep(callFor / 4)
 	moved = time.Now()
 	if err := callee.Move(ctx, apiClient(t, nodes[2])); err != nil {
 		t.Fatalf("second Move: %v", err)
 	}
 	nodetest.WaitFor(t, "a second route event", func() bool { return len(evA.all(EventRoute)) >= 2 })
 	t.Logf("caller's second route event %v after the move to its own node", evA.all(EventRoute)[1].Time.Sub(moved))
-	nodetest.WaitFor(t, "the middle node drops the call", func() bool { return nodes[1].Calls().Calls() == 0 })
 	ended := evA.wait(t, EventEnded, c.ID())
 	if ended.Reason != "hangup" {
 		t.Fatalf("call ended: %q, want the caller's hangup (%s)", ended.Reason, evA)

@@ -38,6 +38,7 @@ func nodeCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "sip-open", Usage: "trusted networks (CIDR) whose phones register with --sip without credentials (default: none)", EnvVars: []string{"IRMV_SIP_OPEN"}},
 		&cli.StringFlag{Name: "sip-rate", Usage: "SIP requests a second each source address may send, more are dropped (default 50)", EnvVars: []string{"IRMV_SIP_RATE"}},
 		&cli.StringFlag{Name: "relay-duration", Usage: "how long this node, when public, relays one connection between two other nodes, e.g. 1h (default: 24h; calls move to a new connection when one ends)", EnvVars: []string{"IRMV_RELAY_DURATION"}},
+		&cli.BoolFlag{Name: "portmap", Usage: portmapUsage(), EnvVars: []string{"IRMV_PORTMAP"}},
 		&cli.StringFlag{Name: "reachability", Usage: "auto (AutoNAT finds out), public or private (behind a NAT: DHT client, reachable through relays)", Value: node.ReachAuto, EnvVars: []string{"IRMV_REACHABILITY"}},
 		&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}},
 		&cli.BoolFlag{Name: "mdns", Usage: mdnsUsage(), Value: node.HasMDNS, EnvVars: []string{"IRMV_MDNS"}},
@@ -107,6 +108,7 @@ func runNode(c *cli.Context) error {
 		MDNS:          c.Bool("mdns"),
 		Profile:       c.String("profile"),
 		Reachability:  c.String("reachability"),
+		PortMap:       c.Bool("portmap"),
 		RelayDuration: relayDur,
 		TURN:          c.String("turn"),
 		HTTPS:         c.String("https"),
@@ -201,6 +203,13 @@ func sipUsage() string {
 		return "UDP and TCP address of the SIP side for SIP phones (registrar), or off (default: " + node.DefaultSIPAP + " with --profile ap, else off)"
 	}
 	return "UDP and TCP address of the SIP side for SIP phones (not in this build)"
+}
+
+func portmapUsage() string {
+	if node.HasPortMap {
+		return "ask the router in front of this machine to forward the listen ports (UPnP or NAT-PMP)"
+	}
+	return "ask the router to forward the listen ports (not in this build: open them in the router's firewall)"
 }
 
 func mdnsUsage() string {

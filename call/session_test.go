@@ -64,7 +64,10 @@ func TestReplacedSessionKeepsNewCalls(t *testing.T) {
 	b.next(signal.TypeInvite)
 	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &signal.Description{Type: "answer", SDP: "v=0"}})
 	a.next(signal.TypeAccept)
-	time.Sleep(7 * time.Second) // the old WebSocket is gone at the node
+	// The old WebSocket's handler is gone at the node, its clean-up done.
+	nodetest.WaitFor(t, "the old WebSocket closed", func() bool {
+		return metric(t, n, "irmv_terminal_websockets") == 2 // a and b
+	})
 	b.send(signal.Msg{Type: signal.TypeRinging, Call: id})
 	a.next(signal.TypeRinging) // not a hangup: the call is still up
 	if got := n.Calls().Calls(); got != 1 {

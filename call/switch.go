@@ -865,6 +865,8 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ss := newSession(hello.Terminal, conn)
+	s.m.sockets.Inc()
+	defer s.m.sockets.Dec() // after this socket's calls have ended
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

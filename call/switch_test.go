@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,16 +56,28 @@ func helloAs(t *testing.T, n *node.Node, ack share.Ack) *term {
 		t.Fatal(err)
 	}
 	tm := &term{t: t, n: n, ack: ack, conn: conn, in: make(chan signal.Msg, 64)}
-	go func() {
+	// The reader ends with the test, also when nobody reads what it got.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		close(done)
+		conn.CloseNow()
+		wg.Wait()
+	})
+	wg.Go(func() {
 		defer close(tm.in)
 		for {
 			var m signal.Msg
 			if err := wsjson.Read(context.Background(), conn, &m); err != nil {
 				return
 			}
-			tm.in <- m
+			select {
+			case tm.in <- m:
+			case <-done:
+				return
+			}
 		}
-	}()
+	})
 	w := tm.next(signal.TypeWelcome)
 	if w.Node != n.ID().String() || len(w.ICEServers) == 0 {
 		t.Fatalf("welcome %+v", w)
@@ -452,14 +465,14 @@ func TestCallResumesOnNewStream(t *testing.T) {
 	id := newCallID()
 	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
 	b.next(signal.TypeInvite)
-	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}})
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &signal.Description{Type: "answer", SDP: "v=0"}})
 	a.next(signal.TypeAccept)
 
 	before := len(nodes[0].Host().Network().ConnsToPeer(nodes[1].ID()))
 	if err := nodes[0].Host().Network().ClosePeer(nodes[1].ID()); err != nil {
 		t.Fatal(err)
 	}
-	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
+	cand := signal.ICECandidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
 	// Messages sent while the stream is down may be lost: keep sending
 	// until one arrives over the new stream (b.next fails on a hangup).
 	deadline := time.Now().Add(signal.ResumeWindow)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
-	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
@@ -63,9 +62,12 @@ func TestReplacedSessionKeepsNewCalls(t *testing.T) {
 	id := newCallID()
 	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
 	b.next(signal.TypeInvite)
-	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}})
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &signal.Description{Type: "answer", SDP: "v=0"}})
 	a.next(signal.TypeAccept)
-	time.Sleep(7 * time.Second) // the old WebSocket is gone at the node
+	// The old WebSocket's handler is gone at the node, its clean-up done.
+	nodetest.WaitFor(t, "the old WebSocket closed", func() bool {
+		return metric(t, n, "irmv_terminal_websockets") == 2 // a and b
+	})
 	b.send(signal.Msg{Type: signal.TypeRinging, Call: id})
 	a.next(signal.TypeRinging) // not a hangup: the call is still up
 	if got := n.Calls().Calls(); got != 1 {
@@ -83,7 +85,7 @@ func TestOnlyCalleeAccepts(t *testing.T) {
 	id := newCallID()
 	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
 	b.next(signal.TypeInvite)
-	a.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}})
+	a.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &signal.Description{Type: "answer", SDP: "v=0"}})
 	if got := b.next(signal.TypeHangup); got.Reason != "no answer" {
 		t.Fatalf("callee: %+v", got)
 	}

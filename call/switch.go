@@ -20,7 +20,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
@@ -56,12 +55,12 @@ type Options struct {
 	Directory Directory // required
 	// ICEServers gives a terminal its STUN/TURN servers with fresh
 	// credentials; nil: none (host candidates only).
-	ICEServers func(terminal string) []webrtc.ICEServer
+	ICEServers func(terminal string) []signal.ICEServer
 	// PeerICEServers gives the terminals of another node, in a call with
 	// one of ours, this node's STUN/TURN servers with fresh credentials
 	// (signal.Msg PeerICEServers, sent with the invite or accept of our
 	// terminal); nil: none.
-	PeerICEServers func(remote peer.ID) []webrtc.ICEServer
+	PeerICEServers func(remote peer.ID) []signal.ICEServer
 	// RingTimeout ends calls not accepted in time; 0: DefaultRingTimeout.
 	RingTimeout time.Duration
 	// AnswerTimeout ends a call as unavailable, and drops the callee's
@@ -1087,6 +1086,8 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ss := newSession(hello.Terminal, conn)
+	s.m.sockets.Inc()
+	defer s.m.sockets.Dec() // after this socket's calls have ended
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

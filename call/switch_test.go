@@ -11,19 +11,18 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 	"github.com/irmv/irmv/call"
-	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
 	"github.com/irmv/irmv/share/record"
-	"github.com/pion/webrtc/v4"
 )
 
 // term is a bare terminal on a node's WebSocket.
@@ -58,16 +57,28 @@ func helloAs(t *testing.T, n *node.Node, ack share.Ack) *term {
 		t.Fatal(err)
 	}
 	tm := &term{t: t, n: n, ack: ack, conn: conn, in: make(chan signal.Msg, 64)}
-	go func() {
+	// The reader ends with the test, also when nobody reads what it got.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		close(done)
+		conn.CloseNow()
+		wg.Wait()
+	})
+	wg.Go(func() {
 		defer close(tm.in)
 		for {
 			var m signal.Msg
 			if err := wsjson.Read(context.Background(), conn, &m); err != nil {
 				return
 			}
-			tm.in <- m
+			select {
+			case tm.in <- m:
+			case <-done:
+				return
+			}
 		}
-	}()
+	})
 	w := tm.next(signal.TypeWelcome)
 	if w.Node != n.ID().String() || len(w.ICEServers) == 0 {
 		t.Fatalf("welcome %+v", w)
@@ -110,7 +121,7 @@ func newCallID() string {
 	return hex.EncodeToString(b)
 }
 
-var offer = &media.Description{Type: "offer", SDP: "v=0"}
+var offer = &signal.Description{Type: "offer", SDP: "v=0"}
 
 func TestCallRelayedAcrossNodes(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
@@ -125,24 +136,24 @@ func TestCallRelayedAcrossNodes(t *testing.T) {
 	}
 	b.send(signal.Msg{Type: signal.TypeRinging, Call: id})
 	a.next(signal.TypeRinging)
-	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}})
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &signal.Description{Type: "answer", SDP: "v=0"}})
 	a.next(signal.TypeAccept)
-	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
+	cand := signal.ICECandidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
 	a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &cand})
 	if got := b.next(signal.TypeCandidate); got.Candidate.Candidate != cand.Candidate {
 		t.Fatalf("candidate %+v", got.Candidate)
 	}
 	// A renegotiation (ICE restart) travels both ways like a candidate.
-	a.send(signal.Msg{Type: signal.TypeUpdate, Call: id, Desc: &media.Description{Type: "offer", SDP: "v=0 restart"}, Reason: "loss"})
+	a.send(signal.Msg{Type: signal.TypeUpdate, Call: id, Desc: &signal.Description{Type: "offer", SDP: "v=0 restart"}, Reason: "loss"})
 	if got := b.next(signal.TypeUpdate); got.Desc == nil || got.Desc.SDP != "v=0 restart" || got.Reason != "loss" {
 		t.Fatalf("update %+v", got)
 	}
-	b.send(signal.Msg{Type: signal.TypeUpdate, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0 answer"}})
+	b.send(signal.Msg{Type: signal.TypeUpdate, Call: id, Desc: &signal.Description{Type: "answer", SDP: "v=0 answer"}})
 	if got := a.next(signal.TypeUpdate); got.Desc == nil || got.Desc.Type != "answer" {
 		t.Fatalf("update %+v", got)
 	}
 	// A second leg (make-before-break): leg and route travel unchanged.
-	a.send(signal.Msg{Type: signal.TypeUpdate, Call: id, Leg: 1, Route: "relayed", Desc: &media.Description{Type: "offer", SDP: "v=0 leg 1"}, Reason: "loss"})
+	a.send(signal.Msg{Type: signal.TypeUpdate, Call: id, Leg: 1, Route: "relayed", Desc: &signal.Description{Type: "offer", SDP: "v=0 leg 1"}, Reason: "loss"})
 	if got := b.next(signal.TypeUpdate); got.Leg != 1 || got.Route != "relayed" || got.Desc == nil || got.Desc.SDP != "v=0 leg 1" {
 		t.Fatalf("update of a new leg %+v", got)
 	}
@@ -173,7 +184,7 @@ func TestCandidatesRightAfterInvite(t *testing.T) {
 		for i := range 6 {
 			c := fmt.Sprintf("candidate:%d 1 udp 1 127.0.0.1 %d typ host", i, 5000+i)
 			sent = append(sent, c)
-			a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &webrtc.ICECandidateInit{Candidate: c}})
+			a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &signal.ICECandidate{Candidate: c}})
 		}
 		b.next(signal.TypeInvite)
 		for i, want := range sent {
@@ -191,7 +202,7 @@ func TestCandidatesRightAfterInvite(t *testing.T) {
 	// that rings on.
 	id := newCallID()
 	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
-	a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &webrtc.ICECandidateInit{Candidate: "candidate:9 1 udp 1 127.0.0.1 5999 typ host"}})
+	a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &signal.ICECandidate{Candidate: "candidate:9 1 udp 1 127.0.0.1 5999 typ host"}})
 	a.send(signal.Msg{Type: signal.TypeHangup, Call: id})
 	nodetest.WaitFor(t, "the call cancelled", func() bool {
 		return metric(t, nodes[0], `irmv_calls_total{result="cancelled"}`) >= 1
@@ -255,7 +266,7 @@ func TestRingTimeoutAndDisconnect(t *testing.T) {
 	id = newCallID()
 	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
 	b.next(signal.TypeInvite)
-	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer"}})
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &signal.Description{Type: "answer"}})
 	a.next(signal.TypeAccept)
 	b.conn.Close(websocket.StatusNormalClosure, "")
 	if got := a.next(signal.TypeHangup); !strings.Contains(got.Reason, "disconnected") && !strings.Contains(got.Reason, "lost") {
@@ -273,7 +284,7 @@ func TestBadMessagesRefused(t *testing.T) {
 		{Type: signal.TypeInvite, Call: newCallID(), To: b.party()},
 		{Type: signal.TypeCandidate, Call: newCallID()},
 		{Type: signal.TypeUpdate, Call: newCallID()},
-		{Type: signal.TypeUpdate, Call: newCallID(), Desc: &media.Description{Type: "pranswer"}},
+		{Type: signal.TypeUpdate, Call: newCallID(), Desc: &signal.Description{Type: "pranswer"}},
 		{Type: signal.TypeUpdate, Call: newCallID(), Desc: offer, Leg: -1},
 		{Type: signal.TypeUpdate, Call: newCallID(), Desc: offer, Leg: signal.MaxLeg + 1},
 		{Type: signal.TypeUpdate, Call: newCallID(), Desc: offer, Leg: 1, Route: "carrier pigeon"},
@@ -361,28 +372,28 @@ func TestPeerICEServers(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
 	a, b := connect(t, nodes[0], "alice"), connect(t, nodes[1], "bob")
 	turnOf := func(n *node.Node) string { return "turn:" + n.TURN().Addr().String() + "?transport=udp" }
-	hasTURN := func(servers []webrtc.ICEServer, url string) bool {
+	hasTURN := func(servers []signal.ICEServer, url string) bool {
 		for _, s := range servers {
-			if len(s.URLs) == 1 && s.URLs[0] == url && s.Username != "" && s.Credential != nil {
+			if len(s.URLs) == 1 && s.URLs[0] == url && s.Username != "" && s.Credential != "" {
 				return true
 			}
 		}
 		return false
 	}
-	fake := []webrtc.ICEServer{{URLs: []string{"turn:192.0.2.1:3478"}, Username: "u", Credential: "p"}}
+	fake := []signal.ICEServer{{URLs: []string{"turn:192.0.2.1:3478"}, Username: "u", Credential: "p"}}
 	id := newCallID()
 	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer, PeerICEServers: fake})
 	inv := b.next(signal.TypeInvite)
 	if len(inv.PeerICEServers) != 2 || !hasTURN(inv.PeerICEServers, turnOf(nodes[0])) {
 		t.Fatalf("invite's peer ICE servers %+v: want node 0's relay only", inv.PeerICEServers)
 	}
-	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}, PeerICEServers: fake})
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &signal.Description{Type: "answer", SDP: "v=0"}, PeerICEServers: fake})
 	acc := a.next(signal.TypeAccept)
 	if len(acc.PeerICEServers) != 2 || !hasTURN(acc.PeerICEServers, turnOf(nodes[1])) {
 		t.Fatalf("accept's peer ICE servers %+v: want node 1's relay only", acc.PeerICEServers)
 	}
 	// Only invite and accept carry them.
-	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
+	cand := signal.ICECandidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
 	a.send(signal.Msg{Type: signal.TypeCandidate, Call: id, Candidate: &cand})
 	if got := b.next(signal.TypeCandidate); len(got.PeerICEServers) != 0 {
 		t.Fatalf("candidate with peer ICE servers %+v", got.PeerICEServers)
@@ -397,7 +408,7 @@ func TestPeerICEServers(t *testing.T) {
 	if got := c.next(signal.TypeInvite); len(got.PeerICEServers) != 0 {
 		t.Fatalf("invite within one node with peer ICE servers %+v", got.PeerICEServers)
 	}
-	c.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}, PeerICEServers: fake})
+	c.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &signal.Description{Type: "answer", SDP: "v=0"}, PeerICEServers: fake})
 	if got := a.next(signal.TypeAccept); len(got.PeerICEServers) != 0 {
 		t.Fatalf("accept within one node with peer ICE servers %+v", got.PeerICEServers)
 	}
@@ -406,13 +417,13 @@ func TestPeerICEServers(t *testing.T) {
 
 	// Another node's invite with bad peer ICE servers is dropped.
 	long := strings.Repeat("x", signal.MaxICEField)
-	for _, bad := range [][]webrtc.ICEServer{
+	for _, bad := range [][]signal.ICEServer{
 		{fake[0], fake[0], fake[0], fake[0], fake[0]},
 		{{URLs: []string{"http://192.0.2.1/"}}},
 		{{URLs: nil}},
 		{{URLs: []string{"turn:" + long}}},
 		{{URLs: []string{"turn:192.0.2.1"}, Username: long + "x", Credential: "p"}},
-		{{URLs: []string{"turn:192.0.2.1"}, Username: "u", Credential: map[string]any{"oauth": 1}}},
+		{{URLs: []string{"turn:192.0.2.1"}, Username: "u", Credential: "p", CredentialType: "oauth"}},
 	} {
 		before := metric(t, nodes[1], `irmv_call_messages_dropped_total{reason="malformed"}`)
 		st, err := nodes[0].Host().NewStream(context.Background(), nodes[1].ID(), signal.Protocol)
@@ -459,14 +470,14 @@ func TestCallResumesOnNewStream(t *testing.T) {
 	id := newCallID()
 	a.send(signal.Msg{Type: signal.TypeInvite, Call: id, To: b.party(), Desc: offer})
 	b.next(signal.TypeInvite)
-	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &media.Description{Type: "answer", SDP: "v=0"}})
+	b.send(signal.Msg{Type: signal.TypeAccept, Call: id, Desc: &signal.Description{Type: "answer", SDP: "v=0"}})
 	a.next(signal.TypeAccept)
 
 	before := len(nodes[0].Host().Network().ConnsToPeer(nodes[1].ID()))
 	if err := nodes[0].Host().Network().ClosePeer(nodes[1].ID()); err != nil {
 		t.Fatal(err)
 	}
-	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
+	cand := signal.ICECandidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}
 	// Messages sent while the stream is down may be lost: keep sending
 	// until one arrives over the new stream (b.next fails on a hangup).
 	deadline := time.Now().Add(signal.ResumeWindow)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	sectransport "github.com/libp2p/go-libp2p/core/sec"
 	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
@@ -136,7 +137,12 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer, policy *
 		return nil, fmt.Errorf("observed addresses: %w", err)
 	}
 	closers = append(closers, obs.Close)
+	var nat func(network.Network) basichost.NATManager
+	if o.PortMap {
+		nat = natManager()
+	}
 	bh, err := basichost.NewHost(sw, &basichost.HostOpts{
+		NATManager:           nat,
 		EventBus:             bus,
 		ConnManager:          cm,
 		AddrsFactory:         policy.Announce,

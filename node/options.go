@@ -82,6 +82,11 @@ type Options struct {
 	// node runs the DHT as a client and reserves slots on relays; a
 	// public one runs the DHT as a server and a relay service.
 	Reachability string
+	// PortMap asks the router in front of the node to forward the listen
+	// ports (UPnP IGD or NAT-PMP), so that a node behind a home router
+	// can be public. Off: no such traffic (tests). Builds without
+	// HasPortMap refuse it.
+	PortMap bool
 	// RelayDuration and RelayData limit each connection this node relays
 	// for others (when it is public); 0: DefaultRelayDuration,
 	// DefaultRelayData.
@@ -175,6 +180,9 @@ func (o *Options) setDefaults() error {
 	case ReachAuto, ReachPublic, ReachPrivate:
 	default:
 		return fmt.Errorf("%w: reachability %q (want auto, public or private)", ErrBadOptions, o.Reachability)
+	}
+	if o.PortMap && !HasPortMap {
+		return fmt.Errorf("%w: this build has no port mapping (built with irmv_no_portmap)", ErrBadOptions)
 	}
 	if o.RelayDuration < 0 || o.RelayData < 0 {
 		return fmt.Errorf("%w: relay limits must not be negative", ErrBadOptions)

@@ -16,7 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
@@ -132,7 +131,7 @@ func TestPrivateNodesFindAndCallThroughRelay(t *testing.T) {
 	wsB := helloWS(ctx, t, rn.b, ackB)
 	call := "0123456789abcdef0123456789abcdef"
 	if err := wsjson.Write(ctx, wsA, signal.Msg{Type: signal.TypeInvite, Call: call,
-		Desc: &media.Description{Type: "offer", SDP: "v=0\r\n"},
+		Desc: &signal.Description{Type: "offer", SDP: "v=0\r\n"},
 		To:   &signal.Party{Node: rn.b.ID().String(), Terminal: ackB.Terminal}}); err != nil {
 		t.Fatal(err)
 	}

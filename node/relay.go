@@ -8,8 +8,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	manet "github.com/multiformats/go-multiaddr/net"
-	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/call/turn"
 	"github.com/irmv/irmv/call/turn/grant"
 )
@@ -38,7 +38,7 @@ func isPublicIP(ip net.IP) bool {
 
 // lendRelay serves grants of the node's relay to other nodes.
 func (n *Node) lendRelay() {
-	grant.Serve(n.host, func(user string) []webrtc.ICEServer {
+	grant.Serve(n.host, func(user string) []signal.ICEServer {
 		return n.turn.ICEServers(user, iceCredentialTTL)
 	}, turn.ForeignPrefix, n.log)
 }
@@ -47,7 +47,7 @@ func (n *Node) lendRelay() {
 type borrowed struct {
 	mu      sync.Mutex
 	from    peer.ID
-	servers []webrtc.ICEServer
+	servers []signal.ICEServer
 	at      time.Time
 	waited  bool // for the bootstrap nodes' identify, once
 }
@@ -62,7 +62,7 @@ const borrowWait = 2 * time.Second
 // borrowedRelay is a public node's STUN/TURN for this node's terminals and
 // their peers, nil if the node's own relay is public or no connected
 // node lends one.
-func (n *Node) borrowedRelay() []webrtc.ICEServer {
+func (n *Node) borrowedRelay() []signal.ICEServer {
 	b := n.borrow
 	if b == nil {
 		return nil

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	pionturn "github.com/pion/turn/v5"
-	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/call/turn"
 	"github.com/irmv/irmv/call/turn/grant"
 	"github.com/irmv/irmv/node"
@@ -18,7 +18,7 @@ import (
 )
 
 // turnOf is the TURN server among servers whose URL names addr, if any.
-func turnOf(servers []webrtc.ICEServer, addr string) (webrtc.ICEServer, bool) {
+func turnOf(servers []signal.ICEServer, addr string) (signal.ICEServer, bool) {
 	for _, s := range servers {
 		for _, u := range s.URLs {
 			if strings.HasPrefix(u, "turn:"+addr) {
@@ -26,7 +26,7 @@ func turnOf(servers []webrtc.ICEServer, addr string) (webrtc.ICEServer, bool) {
 			}
 		}
 	}
-	return webrtc.ICEServer{}, false
+	return signal.ICEServer{}, false
 }
 
 // A node whose relay address is not public (here: loopback) borrows the
@@ -71,7 +71,7 @@ func TestPrivateNodeBorrowsPublicRelay(t *testing.T) {
 	defer conn.Close()
 	c, err := pionturn.NewClient(&pionturn.ClientConfig{
 		STUNServerAddr: lendAddr, TURNServerAddr: lendAddr,
-		Username: lent.Username, Password: lent.Credential.(string), Realm: turn.DefaultRealm,
+		Username: lent.Username, Password: lent.Credential, Realm: turn.DefaultRealm,
 		Conn: conn, RTO: 100 * time.Millisecond,
 	})
 	if err != nil {

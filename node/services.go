@@ -17,10 +17,10 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/irmv/irmv/call"
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/call/turn"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
@@ -268,8 +268,8 @@ const iceCredentialTTL = 12 * time.Hour
 
 // iceServers gives a terminal this node's STUN/TURN with fresh credentials.
 // Behind a NAT, a public node's relay comes too (borrowedRelay).
-func (n *Node) iceServers(terminal string) []webrtc.ICEServer {
-	var own []webrtc.ICEServer
+func (n *Node) iceServers(terminal string) []signal.ICEServer {
+	var own []signal.ICEServer
 	if n.turn != nil {
 		own = n.turn.ICEServers(terminal, iceCredentialTTL)
 	}
@@ -285,7 +285,7 @@ func (n *Node) iceServers(terminal string) []webrtc.ICEServer {
 //
 // Behind a NAT it gives the public relay it borrowed instead, the one its
 // own terminals use.
-func (n *Node) peerICEServers(remote peer.ID) []webrtc.ICEServer {
+func (n *Node) peerICEServers(remote peer.ID) []signal.ICEServer {
 	if b := n.borrowedRelay(); b != nil {
 		return b
 	}

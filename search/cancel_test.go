@@ -17,7 +17,12 @@ func TestQueryNodeHonoursCancel(t *testing.T) {
 	asker, mute := newHost(t), newHost(t)
 	release := make(chan struct{})
 	defer close(release)
+	asked := make(chan struct{}, 1)
 	mute.SetStreamHandler(search.LookupProtocol, func(s network.Stream) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
 		<-release
 		s.Reset()
 	})
@@ -30,7 +35,14 @@ func TestQueryNodeHonoursCancel(t *testing.T) {
 		_, _, err := search.QueryNode(ctx, asker, mute.ID(), []ident.ID{{Kind: ident.KindUID, Value: "x"}}, 1)
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	// Cancel once the query is out and waiting for the answer.
+	select {
+	case <-asked:
+	case err := <-done:
+		t.Fatalf("QueryNode returned before asking: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the query never reached the mute node")
+	}
 	cancel()
 	select {
 	case err := <-done:

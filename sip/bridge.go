@@ -274,7 +274,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 				dlg.Respond(180, "Ringing", nil)
 			case signal.TypeCandidate:
 				if m.Candidate != nil {
-					bc.peer.AddCandidate(*m.Candidate)
+					bc.peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate))
 				}
 			case signal.TypeAccept:
 				if m.Desc == nil || bc.peer.Accept(*m.Desc, target.Key) != nil {
@@ -323,7 +323,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			switch m.Type {
 			case signal.TypeCandidate:
 				if m.Candidate != nil {
-					bc.peer.AddCandidate(*m.Candidate)
+					bc.peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate))
 				}
 			case signal.TypeHangup, signal.TypeBusy, signal.TypeReject, signal.TypeUnavailable:
 				s.bye(dlg)
@@ -358,7 +358,7 @@ func (s *Server) mediaIP(req *sip.Request) net.IP {
 // offer is the phone's, when it calls; nil when the phone is called (see
 // setPhone): then the bridge's candidates wait until release, so that the
 // caller gets none before the accept.
-func (s *Server) newBridge(line *call.Line, id, terminal string, ip net.IP, offer *audioOffer, peerICE []webrtc.ICEServer) (*bridgeCall, error) {
+func (s *Server) newBridge(line *call.Line, id, terminal string, ip net.IP, offer *audioOffer, peerICE []signal.ICEServer) (*bridgeCall, error) {
 	conn, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), "0"))
 	if err != nil {
 		return nil, err
@@ -371,7 +371,7 @@ func (s *Server) newBridge(line *call.Line, id, terminal string, ip net.IP, offe
 	var b [4]byte
 	rand.Read(b[:])
 	bc.ssrc = binary.BigEndian.Uint32(b[:])
-	var ice []webrtc.ICEServer
+	var ice []signal.ICEServer
 	if s.o.ICEServers != nil {
 		ice = s.o.ICEServers(terminal)
 	}
@@ -418,7 +418,7 @@ func (bc *bridgeCall) candidate(c webrtc.ICECandidateInit) {
 		return
 	}
 	bc.mu.Unlock()
-	bc.line.Send(signal.Msg{Type: signal.TypeCandidate, Call: bc.id, Candidate: &c})
+	bc.line.Send(signal.Msg{Type: signal.TypeCandidate, Call: bc.id, Candidate: (*signal.ICECandidate)(&c)})
 }
 
 // release sends the held candidates and stops holding.
@@ -428,7 +428,7 @@ func (bc *bridgeCall) release() {
 	bc.held, bc.holding = nil, false
 	bc.mu.Unlock()
 	for i := range held {
-		bc.line.Send(signal.Msg{Type: signal.TypeCandidate, Call: bc.id, Candidate: &held[i]})
+		bc.line.Send(signal.Msg{Type: signal.TypeCandidate, Call: bc.id, Candidate: (*signal.ICECandidate)(&held[i])})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/signal"
@@ -110,7 +111,7 @@ wait:
 		case m := <-bc.events:
 			switch {
 			case m.Type == signal.TypeCandidate && m.Candidate != nil:
-				bc.peer.AddCandidate(*m.Candidate)
+				bc.peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate))
 			case signal.Ends(m.Type): // the caller hung up: CANCEL
 				cancel()
 				<-answered
@@ -164,7 +165,7 @@ wait:
 		case m := <-bc.events:
 			switch {
 			case m.Type == signal.TypeCandidate && m.Candidate != nil:
-				bc.peer.AddCandidate(*m.Candidate)
+				bc.peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate))
 			case signal.Ends(m.Type):
 				s.bye(sess)
 				return

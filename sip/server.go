@@ -15,12 +15,12 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
 
 	"github.com/irmv/irmv/call"
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
 )
@@ -96,7 +96,7 @@ type Options struct {
 	Resolve Resolver
 	// ICEServers gives the bridge's WebRTC side of a phone's call its
 	// STUN/TURN servers; nil: host candidates only.
-	ICEServers func(terminal string) []webrtc.ICEServer
+	ICEServers func(terminal string) []signal.ICEServer
 	// Rate is the requests a second per source address; 0: DefaultRate.
 	Rate float64
 	// Registerer receives metrics; nil: none.

@@ -11,7 +11,7 @@
 //
 // The signalling path runs through nodes that a terminal does not control. So
 // that a node cannot put itself into the media path unseen, each
-// [Description] carries the DTLS certificate fingerprint of its SDP
+// [signal.Description] carries the DTLS certificate fingerprint of its SDP
 // ("sha-256 AB:CD:…", the value of the a=fingerprint attribute, RFC 8122
 // section 5) and an Ed25519 signature by the terminal's key over
 //

@@ -3,17 +3,7 @@ package media
 import "errors"
 
 var (
-	// ErrBadFingerprintSig is returned (wrapped) by [Peer.Answer] and
-	// [Peer.Accept] when a remote key is given and the remote description's
-	// fingerprint signature is missing or does not verify.
-	ErrBadFingerprintSig = errors.New("media: bad fingerprint signature")
-
-	// ErrFingerprintMismatch is returned (wrapped) when the remote SDP has no
-	// a=fingerprint attribute or one that differs from the signed
-	// Description.Fingerprint.
-	ErrFingerprintMismatch = errors.New("media: SDP fingerprint does not match the signed fingerprint")
-
-	// ErrUnexpectedType is returned (wrapped) when a Description has the wrong
+	// ErrUnexpectedType is returned (wrapped) when a [signal.Description] has the wrong
 	// type for the call: Answer wants an "offer", Accept an "answer".
 	ErrUnexpectedType = errors.New("media: unexpected description type")
 

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/transport/v5/test"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/call/turn"
 )
 
@@ -321,26 +322,26 @@ func TestFingerprintSignature(t *testing.T) {
 	forged := "sha-256 " + strings.Repeat("AB:", 31) + "AB"
 	for _, tc := range []struct {
 		name   string
-		mutate func(*Description)
+		mutate func(*signal.Description)
 		key    ed25519.PublicKey
 		want   error
 	}{
-		{"valid", func(*Description) {}, callerPub, nil},
-		{"unchecked", func(d *Description) { d.Sig = nil }, nil, nil},
-		{"wrong key", func(*Description) {}, otherPub, ErrBadFingerprintSig},
-		{"unsigned", func(d *Description) { d.Sig = nil }, callerPub, ErrBadFingerprintSig},
-		{"corrupt signature", func(d *Description) { d.Sig = append([]byte{d.Sig[0] ^ 1}, d.Sig[1:]...) }, callerPub, ErrBadFingerprintSig},
-		{"fingerprint field replaced", func(d *Description) { d.Fingerprint = forged }, callerPub, ErrBadFingerprintSig},
-		{"SDP fingerprint replaced", func(d *Description) {
+		{"valid", func(*signal.Description) {}, callerPub, nil},
+		{"unchecked", func(d *signal.Description) { d.Sig = nil }, nil, nil},
+		{"wrong key", func(*signal.Description) {}, otherPub, signal.ErrBadFingerprintSig},
+		{"unsigned", func(d *signal.Description) { d.Sig = nil }, callerPub, signal.ErrBadFingerprintSig},
+		{"corrupt signature", func(d *signal.Description) { d.Sig = append([]byte{d.Sig[0] ^ 1}, d.Sig[1:]...) }, callerPub, signal.ErrBadFingerprintSig},
+		{"fingerprint field replaced", func(d *signal.Description) { d.Fingerprint = forged }, callerPub, signal.ErrBadFingerprintSig},
+		{"SDP fingerprint replaced", func(d *signal.Description) {
 			d.SDP = strings.ReplaceAll(d.SDP, "a=fingerprint:"+d.Fingerprint, "a=fingerprint:"+forged)
-		}, callerPub, ErrFingerprintMismatch},
-		{"SDP fingerprint added", func(d *Description) {
+		}, callerPub, signal.ErrFingerprintMismatch},
+		{"SDP fingerprint added", func(d *signal.Description) {
 			d.SDP = strings.Replace(d.SDP, "a=fingerprint:", "a=fingerprint:"+forged+"\r\na=fingerprint:", 1)
-		}, callerPub, ErrFingerprintMismatch},
-		{"SDP fingerprint removed", func(d *Description) {
+		}, callerPub, signal.ErrFingerprintMismatch},
+		{"SDP fingerprint removed", func(d *signal.Description) {
 			d.SDP = strings.ReplaceAll(d.SDP, "a=fingerprint:"+d.Fingerprint+"\r\n", "")
-		}, callerPub, ErrFingerprintMismatch},
-		{"wrong type", func(d *Description) { d.Type = "answer" }, callerPub, ErrUnexpectedType},
+		}, callerPub, signal.ErrFingerprintMismatch},
+		{"wrong type", func(d *signal.Description) { d.Type = "answer" }, callerPub, ErrUnexpectedType},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := offer
@@ -368,7 +369,7 @@ func TestFingerprintSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := caller.Accept(answer, callerPub); !errors.Is(err, ErrBadFingerprintSig) {
+	if err := caller.Accept(answer, callerPub); !errors.Is(err, signal.ErrBadFingerprintSig) {
 		t.Fatalf("Accept with the wrong key: %v", err)
 	}
 	if err := caller.Accept(answer, otherPub); err != nil {

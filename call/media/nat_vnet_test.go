@@ -17,6 +17,8 @@ import (
 	"github.com/pion/transport/v5/vnet"
 	pionturn "github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/call/signal"
 )
 
 // A virtual internet (pion's vnet, in process: nothing reaches a real
@@ -124,11 +126,11 @@ func vnetEngine(n *vnet.Net) *webrtc.SettingEngine {
 	return se
 }
 
-func vnetICEServers(turn bool) []webrtc.ICEServer {
+func vnetICEServers(turn bool) []signal.ICEServer {
 	addr := fmt.Sprintf("%s:%d", vnetTURNIP, vnetTURNPort)
-	s := []webrtc.ICEServer{{URLs: []string{"stun:" + addr}}}
+	s := []signal.ICEServer{{URLs: []string{"stun:" + addr}}}
 	if turn {
-		s = append(s, webrtc.ICEServer{
+		s = append(s, signal.ICEServer{
 			URLs: []string{"turn:" + addr + "?transport=udp"}, Username: vnetUser, Credential: vnetPass,
 		})
 	}

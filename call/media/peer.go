@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/internal/pionlog"
 )
 
@@ -27,9 +28,9 @@ const (
 
 // Options configures a [Peer].
 type Options struct {
-	// ICEServers are the STUN/TURN servers of the hosting node; nil gathers
-	// host candidates only.
-	ICEServers []webrtc.ICEServer
+	// ICEServers are the STUN/TURN servers of the hosting node (as its
+	// welcome names them); nil gathers host candidates only.
+	ICEServers []signal.ICEServer
 	// RelayOnly uses relayed candidates only (ICETransportPolicyRelay), so
 	// that the other side never learns this terminal's addresses. It needs a
 	// TURN server in ICEServers.
@@ -112,6 +113,19 @@ type Peer struct {
 	recFrom *Peer     // Peer of the last packet recorded (route.go)
 }
 
+// pionICEServers are signalled ICE servers as pion takes them.
+func pionICEServers(servers []signal.ICEServer) []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(servers))
+	for _, s := range servers {
+		ws := webrtc.ICEServer{URLs: s.URLs, Username: s.Username}
+		if s.Credential != "" {
+			ws.Credential = s.Credential
+		}
+		out = append(out, ws)
+	}
+	return out
+}
+
 // New creates a Peer. It gathers no candidates until Offer or Answer.
 func New(opts Options) (*Peer, error) {
 	if opts.RelayOnly && len(opts.ICEServers) == 0 {
@@ -151,7 +165,7 @@ func New(opts Options) (*Peer, error) {
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 
-	cfg := webrtc.Configuration{ICEServers: opts.ICEServers}
+	cfg := webrtc.Configuration{ICEServers: pionICEServers(opts.ICEServers)}
 	if opts.RelayOnly {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
@@ -342,12 +356,12 @@ func (p *Peer) WriteRTP(pkt *rtp.Packet) error {
 // Offer starts a call as the caller: it adds the "chat" data channel and the
 // Opus transceiver (on the first call), sets and returns the local offer.
 // It does not wait for candidates; they trickle to Options.OnCandidate.
-func (p *Peer) Offer() (Description, error) {
+func (p *Peer) Offer() (signal.Description, error) {
 	if p.isClosed() {
-		return Description{}, ErrClosed
+		return signal.Description{}, ErrClosed
 	}
 	if err := p.addSender(true); err != nil {
-		return Description{}, err
+		return signal.Description{}, err
 	}
 	p.mu.Lock()
 	haveChat := p.chat != nil
@@ -355,7 +369,7 @@ func (p *Peer) Offer() (Description, error) {
 	if !haveChat {
 		dc, err := p.pc.CreateDataChannel(chatLabel, nil)
 		if err != nil {
-			return Description{}, fmt.Errorf("media: data channel: %w", err)
+			return signal.Description{}, fmt.Errorf("media: data channel: %w", err)
 		}
 		p.setChat(dc)
 	}
@@ -365,64 +379,64 @@ func (p *Peer) Offer() (Description, error) {
 // RestartICE creates a new offer with fresh ICE credentials (RFC 8445
 // section 9), for moving a running call to another route; the answer goes
 // to Accept as usual.
-func (p *Peer) RestartICE() (Description, error) {
+func (p *Peer) RestartICE() (signal.Description, error) {
 	if p.isClosed() {
-		return Description{}, ErrClosed
+		return signal.Description{}, ErrClosed
 	}
 	return p.offer(&webrtc.OfferOptions{ICERestart: true})
 }
 
-func (p *Peer) offer(o *webrtc.OfferOptions) (Description, error) {
+func (p *Peer) offer(o *webrtc.OfferOptions) (signal.Description, error) {
 	if p.gate != nil {
 		p.gate.reset()
 	}
 	offer, err := p.pc.CreateOffer(o)
 	if err != nil {
-		return Description{}, fmt.Errorf("media: create offer: %w", err)
+		return signal.Description{}, fmt.Errorf("media: create offer: %w", err)
 	}
 	if err := p.pc.SetLocalDescription(offer); err != nil {
-		return Description{}, fmt.Errorf("media: set local offer: %w", err)
+		return signal.Description{}, fmt.Errorf("media: set local offer: %w", err)
 	}
 	return describe(webrtc.SDPTypeOffer.String(), preferIPv6SDP(offer.SDP), p.opts.Key)
 }
 
 // Answer answers a remote offer as the callee. If remoteKey is not nil the
 // offer's fingerprint signature is checked first (errors wrap
-// [ErrBadFingerprintSig] or [ErrFingerprintMismatch]). Called again on a
+// [signal.ErrBadFingerprintSig] or [signal.ErrFingerprintMismatch]). Called again on a
 // running call it answers a renegotiation such as an ICE restart.
-func (p *Peer) Answer(remote Description, remoteKey ed25519.PublicKey) (Description, error) {
+func (p *Peer) Answer(remote signal.Description, remoteKey ed25519.PublicKey) (signal.Description, error) {
 	if p.isClosed() {
-		return Description{}, ErrClosed
+		return signal.Description{}, ErrClosed
 	}
 	if err := p.setRemote(remote, webrtc.SDPTypeOffer, remoteKey); err != nil {
-		return Description{}, err
+		return signal.Description{}, err
 	}
 	if err := p.addSender(false); err != nil {
-		return Description{}, err
+		return signal.Description{}, err
 	}
 	if p.gate != nil {
 		p.gate.reset()
 	}
 	answer, err := p.pc.CreateAnswer(nil)
 	if err != nil {
-		return Description{}, fmt.Errorf("media: create answer: %w", err)
+		return signal.Description{}, fmt.Errorf("media: create answer: %w", err)
 	}
 	if err := p.pc.SetLocalDescription(answer); err != nil {
-		return Description{}, fmt.Errorf("media: set local answer: %w", err)
+		return signal.Description{}, fmt.Errorf("media: set local answer: %w", err)
 	}
 	return describe(webrtc.SDPTypeAnswer.String(), preferIPv6SDP(answer.SDP), p.opts.Key)
 }
 
 // Accept sets the remote answer to the caller's offer, checking its
 // fingerprint signature first if remoteKey is not nil.
-func (p *Peer) Accept(remote Description, remoteKey ed25519.PublicKey) error {
+func (p *Peer) Accept(remote signal.Description, remoteKey ed25519.PublicKey) error {
 	if p.isClosed() {
 		return ErrClosed
 	}
 	return p.setRemote(remote, webrtc.SDPTypeAnswer, remoteKey)
 }
 
-func (p *Peer) setRemote(d Description, want webrtc.SDPType, key ed25519.PublicKey) error {
+func (p *Peer) setRemote(d signal.Description, want webrtc.SDPType, key ed25519.PublicKey) error {
 	if webrtc.NewSDPType(d.Type) != want {
 		return fmt.Errorf("%w: got %q, want %q", ErrUnexpectedType, d.Type, want)
 	}

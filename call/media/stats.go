@@ -2,13 +2,15 @@ package media
 
 import (
 	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/call/signal"
 )
 
 // Routes reported by [Peer.Route] and in [Quality].
 const (
-	RouteUnknown = ""        // no candidate pair selected yet
-	RouteDirect  = "direct"  // host, server- or peer-reflexive candidates on both ends
-	RouteRelayed = "relayed" // a TURN relay on at least one end
+	RouteUnknown = ""                  // no candidate pair selected yet
+	RouteDirect  = signal.RouteDirect  // host, server- or peer-reflexive candidates on both ends
+	RouteRelayed = signal.RouteRelayed // a TURN relay on at least one end
 )
 
 // Quality is a sample of a running call's quality, in the units of the

@@ -113,7 +113,7 @@ func TestCallSurvivesAddressChange(t *testing.T) {
 		t.Fatalf("Call: %v (%s)", err, evA)
 	}
 	evA.wait(t, EventConnected, c.ID())
-	time.Sleep(callFor / 3) // the change comes in the middle of the call
+	waitSamples(t, evA, c.ID(), 6) // the change comes in the middle of the call
 	changed := time.Now()
 	ipCmd(t, "addr", "del", "10.98.1.1/24", "dev", "d2")
 	ipCmd(t, "addr", "add", "10.98.2.1/24", "dev", "d2")

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/search"
@@ -72,7 +70,7 @@ type Call struct {
 	legs        int        // the highest leg number used (route.go)
 	// peerICE is the other node's relay for this terminal, from the
 	// invite (callee) or accept (caller); set before live runs.
-	peerICE []webrtc.ICEServer
+	peerICE []signal.ICEServer
 
 	confID string // the conference the invite named, "" for a plain call
 	auto   bool   // a leg of a conference already joined: accept at once
@@ -493,7 +491,7 @@ func (c *Call) ring(ctx context.Context, peer *media.Peer, remoteKey ed25519.Pub
 				}
 				c.peerICE = m.PeerICEServers
 				if err := peer.Accept(*m.Desc, remoteKey); err != nil {
-					if errors.Is(err, media.ErrBadFingerprintSig) || errors.Is(err, media.ErrFingerprintMismatch) {
+					if errors.Is(err, signal.ErrBadFingerprintSig) || errors.Is(err, signal.ErrFingerprintMismatch) {
 						err = fmt.Errorf("%w: %v", ErrIdentity, err)
 						c.finish("identity", true)
 						return err
@@ -890,7 +888,7 @@ wait:
 	answer, err := peer.Answer(*inv.Desc, remoteKey)
 	if err != nil {
 		reason := "failed"
-		if errors.Is(err, media.ErrBadFingerprintSig) || errors.Is(err, media.ErrFingerprintMismatch) {
+		if errors.Is(err, signal.ErrBadFingerprintSig) || errors.Is(err, signal.ErrFingerprintMismatch) {
 			reason = "identity"
 			c.emit(Event{Type: EventWarning, Reason: "the caller's offer does not verify: " + err.Error()})
 		}

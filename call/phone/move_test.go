@@ -89,7 +89,9 @@ func TestCallSurvivesMove(t *testing.T) {
 		t.Fatalf("Call: %v (%s)", err, evA)
 	}
 	evA.wait(t, EventConnected, c.ID())
-	time.Sleep(callFor / 4) // the moves come in the middle of the call
+	// The moves come in the middle of the call: after 5 and 10 of the
+	// caller's quality samples (one a second).
+	waitSamples(t, evA, c.ID(), 5)
 	moved := time.Now()
 	if err := callee.Move(ctx, apiClient(t, nodes[1])); err != nil {
 		t.Fatalf("Move: %v", err)
@@ -105,7 +107,7 @@ func TestCallSurvivesMove(t *testing.T) {
 
 	// Then on to the caller's own node: the call leaves the node-to-node
 	// path altogether.
-	time.Sleep(callFor / 4)
+	waitSamples(t, evA, c.ID(), 10)
 	moved = time.Now()
 	if err := callee.Move(ctx, apiClient(t, nodes[2])); err != nil {
 		t.Fatalf("second Move: %v", err)
@@ -137,4 +139,18 @@ func (e *events) all(typ string) []Event {
 		}
 	}
 	return out
+}
+
+// waitSamples waits until call has had n quality samples.
+func waitSamples(tb testing.TB, e *events, call string, n int) {
+	tb.Helper()
+	nodetest.WaitFor(tb, "quality samples", func() bool {
+		k := 0
+		for _, ev := range e.all(EventQuality) {
+			if ev.Call == call {
+				k++
+			}
+		}
+		return k >= n
+	})
 }

@@ -149,7 +149,7 @@ type Phone struct {
 	stopped   bool // superseded: done is closed
 	done      chan struct{}
 	node      string             // from welcome
-	ice       []webrtc.ICEServer // from welcome
+	ice       []signal.ICEServer // from welcome
 	calls     map[string]*Call
 	confs     map[string]*Conference // conferences this phone is in, by ID
 	left      map[string]time.Time   // conferences it left, by ID: their legs are refused
@@ -696,7 +696,7 @@ func newCallID() string {
 }
 
 // iceConfig is the welcome's ICE servers.
-func (p *Phone) iceConfig() []webrtc.ICEServer {
+func (p *Phone) iceConfig() []signal.ICEServer {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ice

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
 )
@@ -124,7 +122,7 @@ func (m *monitor) next(route string, now time.Time) string {
 
 // hasTURN reports whether servers include a TURN server: the relayed
 // routes need one.
-func hasTURN(servers []webrtc.ICEServer) bool {
+func hasTURN(servers []signal.ICEServer) bool {
 	for _, s := range servers {
 		for _, u := range s.URLs {
 			if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {

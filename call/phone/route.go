@@ -35,8 +35,8 @@ type leg struct {
 	// Guarded by Call.mu.
 	peer          *media.Peer
 	sent          bool // our description went out: candidates may follow
-	localPending  []webrtc.ICECandidateInit
-	remotePending []webrtc.ICECandidateInit
+	localPending  []signal.ICECandidate
+	remotePending []signal.ICECandidate
 }
 
 // maxLegs bounds the legs of one call (route changes), as the nodes do.
@@ -44,7 +44,7 @@ const maxLegs = signal.MaxLeg
 
 // onLocalCandidate sends a candidate gathered for leg l, or holds it until
 // l's description has gone out.
-func (c *Call) onLocalCandidate(l *leg, ci webrtc.ICECandidateInit) {
+func (c *Call) onLocalCandidate(l *leg, ci signal.ICECandidate) {
 	c.mu.Lock()
 	if !l.sent {
 		l.localPending = append(l.localPending, ci)
@@ -98,7 +98,7 @@ func (c *Call) addRemote(m signal.Msg) {
 		return
 	}
 	c.mu.Unlock()
-	if err := peer.AddCandidate(*m.Candidate); err != nil && !errors.Is(err, media.ErrClosed) {
+	if err := peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate)); err != nil && !errors.Is(err, media.ErrClosed) {
 		c.p.log.Debug("Remote candidate refused", "call", c.id, "candidate", m.Candidate.Candidate, "err", err)
 	}
 }
@@ -106,14 +106,14 @@ func (c *Call) addRemote(m signal.Msg) {
 // newPeer creates the WebRTC peer of leg l with the ICE servers given,
 // continuing the call of prev if that is not nil, and adds the queued
 // candidates.
-func (c *Call) newPeer(l *leg, relayOnly bool, servers []webrtc.ICEServer, prev *media.Peer) (*media.Peer, error) {
+func (c *Call) newPeer(l *leg, relayOnly bool, servers []signal.ICEServer, prev *media.Peer) (*media.Peer, error) {
 	p := c.p
 	peer, err := media.New(media.Options{
 		ICEServers:    servers,
 		RelayOnly:     relayOnly,
 		SettingEngine: p.o.SettingEngine,
 		Key:           p.key,
-		OnCandidate:   func(ci webrtc.ICECandidateInit) { c.onLocalCandidate(l, ci) },
+		OnCandidate:   func(ci webrtc.ICECandidateInit) { c.onLocalCandidate(l, signal.ICECandidate(ci)) },
 		OnText:        func(s string) { c.emit(Event{Type: EventText, Text: s}) },
 		OnControl:     c.onControl,
 		Logger:        slog.New(pionQuieter{p.log.Handler()}).With("call", c.id, "leg", l.n),
@@ -128,7 +128,7 @@ func (c *Call) newPeer(l *leg, relayOnly bool, servers []webrtc.ICEServer, prev 
 	l.remotePending = nil
 	c.mu.Unlock()
 	for i := range pending {
-		if err := peer.AddCandidate(pending[i]); err != nil && !errors.Is(err, media.ErrClosed) {
+		if err := peer.AddCandidate(webrtc.ICECandidateInit(pending[i])); err != nil && !errors.Is(err, media.ErrClosed) {
 			c.p.log.Debug("Remote candidate refused", "call", c.id, "err", err)
 		}
 	}
@@ -159,7 +159,7 @@ func routeName(l *leg, measured string) string {
 // legServers is what a leg for route uses: relay-only for the relayed
 // routes, and the other node's relay instead of ours for the caller's
 // side of relayed-peer (the callee's side uses its own: the same relay).
-func (c *Call) legServers(route string) (relayOnly bool, servers []webrtc.ICEServer) {
+func (c *Call) legServers(route string) (relayOnly bool, servers []signal.ICEServer) {
 	servers = c.p.iceConfig()
 	if route == signal.RouteRelayedPeer && c.outgoing {
 		servers = c.peerICE
@@ -174,16 +174,16 @@ func (c *Call) legServers(route string) (relayOnly bool, servers []webrtc.ICESer
 // their relay's own addresses, so two terminals behind NATs that no
 // check punches through meet on the caller's side's relay. A private
 // phone keeps to its own node's.
-func (c *Call) answerServers() []webrtc.ICEServer {
+func (c *Call) answerServers() []signal.ICEServer {
 	own := c.p.iceConfig()
 	if c.p.o.RelayOnly || len(c.peerICE) == 0 || !borrowed(own) {
 		return own
 	}
-	return append(append([]webrtc.ICEServer(nil), own...), c.peerICE...)
+	return append(append([]signal.ICEServer(nil), own...), c.peerICE...)
 }
 
 // borrowed says whether servers hold another node's relay lent to ours.
-func borrowed(servers []webrtc.ICEServer) bool {
+func borrowed(servers []signal.ICEServer) bool {
 	for _, s := range servers {
 		if _, user, ok := strings.Cut(s.Username, ":"); ok && strings.HasPrefix(user, turn.ForeignPrefix) {
 			return true
@@ -356,7 +356,7 @@ func (c *Call) onUpdate(m signal.Msg) bool {
 		c.mu.Lock()
 		cur.sent = false
 		c.mu.Unlock()
-		var answer media.Description
+		var answer signal.Description
 		answer, err = cur.peer.Answer(*m.Desc, c.remoteKey())
 		if err == nil {
 			c.updateWhy = m.Reason
@@ -370,7 +370,7 @@ func (c *Call) onUpdate(m signal.Msg) bool {
 	default:
 		return true // a leg that is gone; glare cannot happen: only the caller offers
 	}
-	if errors.Is(err, media.ErrBadFingerprintSig) || errors.Is(err, media.ErrFingerprintMismatch) {
+	if errors.Is(err, signal.ErrBadFingerprintSig) || errors.Is(err, signal.ErrFingerprintMismatch) {
 		c.emit(Event{Type: EventWarning, Reason: "the renegotiation does not verify: " + err.Error()})
 		c.finish("identity", true)
 		return false

@@ -94,9 +94,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
-	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/share/record"
 )
 
@@ -120,13 +117,14 @@ const (
 )
 
 // Routes of a call's media, in update messages (Route) and the terminals'
-// events. RouteDirect and RouteRelayed are what call/media measures;
-// RouteRelayedPeer is a relayed leg through the callee's node's relay only
-// (see the package doc): the name is the caller's view, the one that
-// moves calls, and both terminals use it.
+// events. RouteDirect and RouteRelayed are also what call/media measures:
+// no relay, or a TURN relay on at least one end; RouteRelayedPeer is a
+// relayed leg through the callee's node's relay only (see the package
+// doc): the name is the caller's view, the one that moves calls, and both
+// terminals use it.
 const (
-	RouteDirect      = media.RouteDirect
-	RouteRelayed     = media.RouteRelayed
+	RouteDirect      = "direct"
+	RouteRelayed     = "relayed"
 	RouteRelayedPeer = "relayed-peer"
 )
 
@@ -176,13 +174,13 @@ type Party struct {
 
 // Msg is one signalling message.
 type Msg struct {
-	Type      string                   `json:"type"`
-	Call      string                   `json:"call,omitempty"`
-	From      *Party                   `json:"from,omitempty"`
-	To        *Party                   `json:"to,omitempty"`
-	Desc      *media.Description       `json:"desc,omitempty"`
-	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
-	Reason    string                   `json:"reason,omitempty"`
+	Type      string        `json:"type"`
+	Call      string        `json:"call,omitempty"`
+	From      *Party        `json:"from,omitempty"`
+	To        *Party        `json:"to,omitempty"`
+	Desc      *Description  `json:"desc,omitempty"`
+	Candidate *ICECandidate `json:"candidate,omitempty"`
+	Reason    string        `json:"reason,omitempty"`
 	// Conference, in an invite: the conference the call is a leg of.
 	Conference string `json:"conference,omitempty"`
 	// Leg is the media leg (WebRTC connection) of a candidate or update.
@@ -198,21 +196,21 @@ type Msg struct {
 	// STUN/TURN servers of the other terminal's node, with credentials
 	// for this terminal (see the package doc). At most
 	// MaxPeerICEServers.
-	PeerICEServers []webrtc.ICEServer `json:"peer_ice_servers,omitempty"`
+	PeerICEServers []ICEServer `json:"peer_ice_servers,omitempty"`
 
 	// hello
 	Terminal string `json:"terminal,omitempty"`
 	Token    string `json:"token,omitempty"`
 	// welcome
-	Node       string             `json:"node,omitempty"`
-	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
+	Node       string      `json:"node,omitempty"`
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
 }
 
 // CheckICEServers bounds ICE servers that one node passes to the
 // terminals of another: at most MaxPeerICEServers, each with 1 to
 // MaxICEURLs stun:, turn: or turns: URLs and password credentials, every
 // field at most MaxICEField bytes.
-func CheckICEServers(servers []webrtc.ICEServer) error {
+func CheckICEServers(servers []ICEServer) error {
 	if len(servers) > MaxPeerICEServers {
 		return fmt.Errorf("%d peer ICE servers: want at most %d", len(servers), MaxPeerICEServers)
 	}
@@ -225,9 +223,8 @@ func CheckICEServers(servers []webrtc.ICEServer) error {
 				return errors.New("peer ICE server URL: want stun:, turn: or turns:, at most 256 bytes")
 			}
 		}
-		cred, _ := ic.Credential.(string)
-		if ic.CredentialType != webrtc.ICECredentialTypePassword || ic.Credential != nil && cred == "" ||
-			len(ic.Username) > MaxICEField || len(cred) > MaxICEField {
+		if ic.CredentialType != "" && ic.CredentialType != "password" ||
+			len(ic.Username) > MaxICEField || len(ic.Credential) > MaxICEField {
 			return errors.New("peer ICE server credentials: want a username and password of at most 256 bytes")
 		}
 	}

@@ -31,8 +31,8 @@ import (
 	"time"
 
 	"github.com/pion/turn/v5"
-	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/internal/pionlog"
 )
 
@@ -377,14 +377,14 @@ func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, boo
 // ICEServers returns the relay as STUN and TURN servers for a pion or browser
 // peer connection, with credentials for user valid for ttl: a STUN and a
 // TURN URL per address family the relay listens on, IPv4 first.
-func (s *Server) ICEServers(user string, ttl time.Duration) []webrtc.ICEServer {
+func (s *Server) ICEServers(user string, ttl time.Duration) []signal.ICEServer {
 	username, password, _ := s.Credentials(user, ttl)
 	var stunURLs, turnURLs []string
 	for _, k := range s.socks {
 		stunURLs = append(stunURLs, "stun:"+k.url)
 		turnURLs = append(turnURLs, "turn:"+k.url+"?transport=udp")
 	}
-	return []webrtc.ICEServer{
+	return []signal.ICEServer{
 		{URLs: stunURLs},
 		{URLs: turnURLs, Username: username, Credential: password},
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/irmv/irmv/internal/logging"
 	"github.com/irmv/irmv/node"
@@ -29,13 +30,15 @@ func nodeCommand() *cli.Command {
 		&cli.StringFlag{Name: "https-key", Usage: "PEM key for --https-cert", EnvVars: []string{"IRMV_HTTPS_KEY"}},
 		&cli.StringFlag{Name: "turn", Usage: "UDP address of the node's STUN/TURN relay for its terminals, or off", Value: node.DefaultTURN, EnvVars: []string{"IRMV_TURN"}},
 		&cli.StringFlag{Name: "turn-ports", Usage: "UDP port range MIN-MAX of relayed addresses, for a firewall to open (default: any)", EnvVars: []string{"IRMV_TURN_PORTS"}},
-		&cli.StringFlag{Name: "turn-relay-ip", Usage: "address relayed candidates carry (default: the relay's own, or the first LAN address)", EnvVars: []string{"IRMV_TURN_RELAY_IP"}},
+		&cli.StringFlag{Name: "turn-relay-ip", Usage: "address relayed candidates carry (default: the relay's own, or the first public, else LAN, address)", EnvVars: []string{"IRMV_TURN_RELAY_IP"}},
 		&cli.StringFlag{Name: "turn-relay-ip6", Usage: "IPv6 address relayed candidates carry when --turn listens on all addresses (default: the first global, else unique-local, IPv6 address)", EnvVars: []string{"IRMV_TURN_RELAY_IP6"}},
 		&cli.StringFlag{Name: "sip", Usage: sipUsage(), EnvVars: []string{"IRMV_SIP"}},
 		&cli.StringFlag{Name: "sip-realm", Usage: "digest realm of --sip (changing it invalidates the stored password hashes; default irmv)", EnvVars: []string{"IRMV_SIP_REALM"}},
 		&cli.StringSliceFlag{Name: "sip-digest", Usage: "digest algorithms --sip challenges phones with, in order: SHA-256, MD5 (default MD5: old phones, e.g. baresip 1.x, fail on a SHA-256 challenge)", EnvVars: []string{"IRMV_SIP_DIGEST"}},
 		&cli.StringSliceFlag{Name: "sip-open", Usage: "trusted networks (CIDR) whose phones register with --sip without credentials (default: none)", EnvVars: []string{"IRMV_SIP_OPEN"}},
 		&cli.StringFlag{Name: "sip-rate", Usage: "SIP requests a second each source address may send, more are dropped (default 50)", EnvVars: []string{"IRMV_SIP_RATE"}},
+		&cli.StringFlag{Name: "relay-duration", Usage: "how long this node, when public, relays one connection between two other nodes, e.g. 1h (default: 24h; calls move to a new connection when one ends)", EnvVars: []string{"IRMV_RELAY_DURATION"}},
+		&cli.BoolFlag{Name: "portmap", Usage: portmapUsage(), EnvVars: []string{"IRMV_PORTMAP"}},
 		&cli.StringFlag{Name: "reachability", Usage: "auto (AutoNAT finds out), public or private (behind a NAT: DHT client, reachable through relays)", Value: node.ReachAuto, EnvVars: []string{"IRMV_REACHABILITY"}},
 		&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}},
 		&cli.BoolFlag{Name: "mdns", Usage: mdnsUsage(), Value: node.HasMDNS, EnvVars: []string{"IRMV_MDNS"}},
@@ -86,29 +89,37 @@ func runNode(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("--sip-rate %q: want a positive number of requests a second", s), exitError)
 		}
 	}
+	var relayDur time.Duration
+	if s := c.String("relay-duration"); s != "" {
+		if relayDur, err = time.ParseDuration(s); err != nil || relayDur <= 0 {
+			return cli.Exit(fmt.Sprintf("--relay-duration %q: want a positive duration such as 1h", s), exitError)
+		}
+	}
 	n, err := node.New(node.Options{
-		TURNRelayIP:  relayIP,
-		TURNRelayIP6: relayIP6,
-		TURNPorts:    c.String("turn-ports"),
-		DataDir:      c.String("data-dir"),
-		Listen:       c.StringSlice("listen"),
-		API:          c.String("api"),
-		APIHosts:     c.StringSlice("api-host"),
-		Bootstrap:    c.StringSlice("bootstrap"),
-		Region:       c.String("region"),
-		MDNS:         c.Bool("mdns"),
-		Profile:      c.String("profile"),
-		Reachability: c.String("reachability"),
-		TURN:         c.String("turn"),
-		HTTPS:        c.String("https"),
-		SIP:          c.String("sip"),
-		SIPRealm:     c.String("sip-realm"),
-		SIPOpen:      c.StringSlice("sip-open"),
-		SIPDigest:    c.StringSlice("sip-digest"),
-		SIPRate:      sipRate,
-		HTTPSCert:    c.String("https-cert"),
-		HTTPSKey:     c.String("https-key"),
-		Logger:       log,
+		TURNRelayIP:   relayIP,
+		TURNRelayIP6:  relayIP6,
+		TURNPorts:     c.String("turn-ports"),
+		DataDir:       c.String("data-dir"),
+		Listen:        c.StringSlice("listen"),
+		API:           c.String("api"),
+		APIHosts:      c.StringSlice("api-host"),
+		Bootstrap:     c.StringSlice("bootstrap"),
+		Region:        c.String("region"),
+		MDNS:          c.Bool("mdns"),
+		Profile:       c.String("profile"),
+		Reachability:  c.String("reachability"),
+		PortMap:       c.Bool("portmap"),
+		RelayDuration: relayDur,
+		TURN:          c.String("turn"),
+		HTTPS:         c.String("https"),
+		SIP:           c.String("sip"),
+		SIPRealm:      c.String("sip-realm"),
+		SIPOpen:       c.StringSlice("sip-open"),
+		SIPDigest:     c.StringSlice("sip-digest"),
+		SIPRate:       sipRate,
+		HTTPSCert:     c.String("https-cert"),
+		HTTPSKey:      c.String("https-key"),
+		Logger:        log,
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)
@@ -192,6 +203,13 @@ func sipUsage() string {
 		return "UDP and TCP address of the SIP side for SIP phones (registrar), or off (default: " + node.DefaultSIPAP + " with --profile ap, else off)"
 	}
 	return "UDP and TCP address of the SIP side for SIP phones (not in this build)"
+}
+
+func portmapUsage() string {
+	if node.HasPortMap {
+		return "ask the router in front of this machine to forward the listen ports (UPnP or NAT-PMP)"
+	}
+	return "ask the router to forward the listen ports (not in this build: open them in the router's firewall)"
 }
 
 func mdnsUsage() string {

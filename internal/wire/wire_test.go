@@ -3,7 +3,9 @@ package wire
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
 	"testing"
 )
 
@@ -41,13 +43,64 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// FuzzRead: any input reads as one message, io.EOF (nothing at all), or an
+// error wrapping ErrTooLarge or ErrMalformed; no more than the length and
+// max bytes are consumed; a frame over max is refused from its length
+// alone; what reads writes back and reads the same; and every strict
+// prefix of a frame that reads is an error, never a message.
 func FuzzRead(f *testing.F) {
+	const max = 64
 	var buf bytes.Buffer
-	Write(&buf, msg{"seed", 1}, 100)
+	Write(&buf, msg{"seed", 1}, max)
 	f.Add(buf.Bytes())
 	f.Add([]byte{0})
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add([]byte("\x0c{\"a\":\"<&>\"}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m msg
-		Read(bufio.NewReader(bytes.NewReader(data)), &m, 64)
+		r := bytes.NewReader(data)
+		err := Read(bufio.NewReaderSize(r, 16), &m, max)
+		size, n := binary.Uvarint(data)
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			if len(data) != 0 {
+				t.Fatalf("io.EOF for %d bytes", len(data))
+			}
+			return
+		case errors.Is(err, ErrTooLarge):
+			if n <= 0 || size <= max {
+				t.Fatalf("ErrTooLarge for a frame of %d bytes (length field %d)", size, n)
+			}
+			return
+		case errors.Is(err, ErrMalformed):
+			return
+		default:
+			t.Fatalf("unclassified error: %v", err)
+		}
+		if n <= 0 || size > max || uint64(len(data)) < uint64(n)+size {
+			t.Fatalf("read %+v from %x: not one frame of at most %d bytes", m, data, max)
+		}
+		frame := data[:n+int(size)]
+		// Bounded: bufio reads ahead in 16-byte chunks at most.
+		if consumed := len(data) - r.Len(); consumed > len(frame)+16 {
+			t.Fatalf("consumed %d bytes for a frame of %d", consumed, len(frame))
+		}
+		for i := range frame {
+			var p msg
+			if err := Read(bufio.NewReader(bytes.NewReader(frame[:i])), &p, max); err == nil {
+				t.Fatalf("prefix %x of %x read as %+v", frame[:i], frame, p)
+			}
+		}
+		// JSON may re-encode longer (escapes), hence the larger limit.
+		var out bytes.Buffer
+		if err := Write(&out, m, 8*max); err != nil {
+			t.Fatalf("Write(%+v): %v", m, err)
+		}
+		var again msg
+		if err := Read(bufio.NewReader(&out), &again, 8*max); err != nil || again != m {
+			t.Fatalf("round trip of %+v: %+v, %v", m, again, err)
+		}
 	})
 }

@@ -5,7 +5,7 @@
 # the amd64 binary (inside scripts/netns-run, so nothing leaves this
 # machine): version, --help, a node started from a JSON --config with a
 # flag winning over it, the errors for a bad config, for a QUIC listen
-# address and for --mdns (firmware nodes speak TCP only and join through
+# address, for --portmap and for --mdns (firmware nodes speak TCP only and join through
 # --bootstrap). The full build's YAML --config
 # gets the same start-up check. Needs curl. Exit status 0 only if every
 # check passed.
@@ -106,6 +106,8 @@ expect_exit 2 'unknown key "lisen"' "$bin" node --config "$work/bad.json"
 expect_exit 2 "no mDNS" "$bin" node --data-dir "$work/data" --api 127.0.0.1:0 --turn off --listen /ip4/127.0.0.1/tcp/0 --mdns
 expect_exit 2 "TCP only" "$bin" node --data-dir "$work/data" --api 127.0.0.1:0 --turn off --mdns=false \
 	--listen /ip4/127.0.0.1/udp/0/quic-v1
+expect_exit 2 "no port mapping" "$bin" node --data-dir "$work/data" --api 127.0.0.1:0 --turn off --mdns=false \
+	--listen /ip4/127.0.0.1/tcp/0 --portmap
 
 cat >"$work/node.yaml" <<YAML
 data-dir: $work/data-full

@@ -30,7 +30,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
 
 	"github.com/irmv/irmv/call/signal"
@@ -62,13 +61,13 @@ type Request struct{}
 
 // Response is the answer: ICE servers or an error.
 type Response struct {
-	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
+	ICEServers []signal.ICEServer `json:"ice_servers,omitempty"`
 	Error      string             `json:"error,omitempty"`
 }
 
 // Issuer gives credentials of the relay for user, e.g. turn.Server.ICEServers
 // with a TTL bound in.
-type Issuer func(user string) []webrtc.ICEServer
+type Issuer func(user string) []signal.ICEServer
 
 // Server answers grant requests on a host.
 type Server struct {
@@ -134,7 +133,7 @@ func (s *Server) handle(st network.Stream) {
 }
 
 // Fetch asks node p for ICE servers of its relay.
-func Fetch(ctx context.Context, h host.Host, p peer.ID) ([]webrtc.ICEServer, error) {
+func Fetch(ctx context.Context, h host.Host, p peer.ID) ([]signal.ICEServer, error) {
 	st, err := h.NewStream(ctx, p, Protocol)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// goListDeps is every package the package pattern links with the build
+// tags given.
+func goListDeps(t *testing.T, tags, pattern string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-tags", tags, pattern).Output()
+	if err != nil {
+		t.Fatalf("go list -deps -tags %s %s: %v", tags, pattern, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestNodeOnlyBuildLinksNoWebRTC: the firmware build (scripts/build-firmware's
+// tags) links the TURN relay but none of the terminal's media stack, and
+// the signalling messages depend on no pion package at all.
+func TestNodeOnlyBuildLinksNoWebRTC(t *testing.T) {
+	script, err := os.ReadFile("../../scripts/build-firmware")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^tags=\$\{IRMV_TAGS-([^}]*)\}`).FindSubmatch(script)
+	if m == nil {
+		t.Fatal("scripts/build-firmware: no default tags line")
+	}
+	deps := goListDeps(t, string(m[1]), ".")
+	has := func(prefix string) bool {
+		for _, d := range deps {
+			if d == prefix || strings.HasPrefix(d, prefix+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("github.com/pion/turn/v5") {
+		t.Error("the node-only build has no pion/turn: is the relay gone?")
+	}
+	for _, p := range []string{
+		"github.com/pion/webrtc/v4", "github.com/pion/ice/v4", "github.com/pion/sctp",
+		"github.com/pion/srtp/v3", "github.com/pion/interceptor", "github.com/irmv/irmv/call/media",
+	} {
+		if has(p) {
+			t.Errorf("the node-only build (-tags %s) links %s", m[1], p)
+		}
+	}
+	for _, d := range goListDeps(t, "", "github.com/irmv/irmv/call/signal") {
+		if strings.HasPrefix(d, "github.com/pion/") || d == "github.com/irmv/irmv/call/media" {
+			t.Errorf("call/signal depends on %s", d)
+		}
+	}
+}

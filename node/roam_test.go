@@ -243,6 +243,7 @@ func TestRoamingPhone(t *testing.T) {
 	t.Run("call during a move", func(t *testing.T) {
 		// A call from c goes on while the phone moves from b back to a:
 		// the caller sees the route change, not the end.
+		nodetest.WaitFor(t, "the phone done with the last call", func() bool { return statusAt(t, c.api, q) == "online" })
 		call := exec.Command(bin, "call", "--node", c.api, "--json", "--hangup-after", "6s", "--timeout", "5s", q)
 		stdout, err := call.StdoutPipe()
 		if err != nil {

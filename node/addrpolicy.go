@@ -26,7 +26,9 @@ import (
 //   - loopback is usable only by a node that itself listens on loopback
 //     only (tests, or several nodes on one machine), and only such a node
 //     announces it;
-//   - link-local, unspecified and unroutable addresses never are.
+//   - documentation, benchmarking and reserved ranges likewise only on
+//     a link of our own;
+//   - link-local, unspecified and multicast addresses never are.
 //
 // The DHT applies it to the addresses it stores and queries (so no lookup
 // waits seconds on a dial to someone else's private network) and the host
@@ -112,16 +114,22 @@ func usable(a ma.Multiaddr, onLoopback bool, subnets []*net.IPNet) bool {
 		return onLoopback
 	case manet.IsPublicAddr(a):
 		return true
-	case manet.IsPrivateAddr(a):
-		for _, n := range subnets {
-			if n.Contains(ip) && !n.IP.IsLoopback() {
-				return true
-			}
-		}
-		return false
 	default:
-		return false // documentation, benchmarking, reserved ranges
+		// Private (RFC 1918, CGNAT, ULA) and documentation, benchmarking
+		// or reserved ranges: usable only on a link of our own (a lab or
+		// a testbed may number its LAN from any range).
+		return onLink(ip, subnets)
 	}
+}
+
+// onLink tells whether ip lies in one of the (non-loopback) subnets.
+func onLink(ip net.IP, subnets []*net.IPNet) bool {
+	for _, n := range subnets {
+		if n.Contains(ip) && !n.IP.IsLoopback() {
+			return true
+		}
+	}
+	return false
 }
 
 // Usable reports whether this node can use address a of another node.

@@ -4,6 +4,7 @@ import (
 	"net"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -42,6 +43,8 @@ func TestAddrPolicyUsable(t *testing.T) {
 		{"/ip4/169.254.1.1/tcp/4001", false, []*net.IPNet{mustCIDR("169.254.0.0/16")}, false},
 		{"/ip6/fe80::1/tcp/4001", false, homeNode, false},
 		{"/ip4/198.51.100.7/tcp/4001", false, homeNode, false},
+		// Other ranges only on our own link (a lab's LAN).
+		{"/ip4/198.51.100.7/tcp/4001", false, []*net.IPNet{mustCIDR("198.51.100.0/24")}, true},
 		// Circuits follow their relay's address.
 		{"/ip4/1.2.3.4/tcp/4001" + relay + "/p2p-circuit", false, nil, true},
 		{"/ip4/127.0.0.1/tcp/4001" + relay + "/p2p-circuit", true, nil, true},
@@ -124,6 +127,8 @@ func TestLoopbackOnly(t *testing.T) {
 func TestAddrPolicyDHTServer(t *testing.T) {
 	const relay = "/p2p/12D3KooWGzBXcDmUfG6aBMfhKRoPRDHWAzsWPvAbVjkvnKQbasGN"
 	p := &addrPolicy{listen: func() []ma.Multiaddr { return []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/4001")} }}
+	// Fixed subnets, not this machine's: its LAN may be 192.0.2.0/24.
+	p.subnets, p.at = []*net.IPNet{mustCIDR("127.0.0.0/8")}, time.Now().Add(time.Hour)
 	for _, tc := range []struct {
 		addrs []string
 		want  bool

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	sectransport "github.com/libp2p/go-libp2p/core/sec"
+	"github.com/libp2p/go-libp2p/core/transport"
 	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
@@ -103,14 +104,9 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer, policy *
 	}
 	closers = append(closers, sw.Close)
 	policy.listen = sw.ListenAddresses
-	muxers := []upgrader.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}
-	sec, err := noise.New(noise.ID, key, muxers)
+	upg, err := newUpgrader(key, rm)
 	if err != nil {
-		return nil, fmt.Errorf("noise: %w", err)
-	}
-	upg, err := upgrader.New([]sectransport.SecureTransport{sec}, muxers, nil, rm, nil)
-	if err != nil {
-		return nil, fmt.Errorf("upgrader: %w", err)
+		return nil, err
 	}
 	// Port reuse stays on: hole punching dials out from the listen port.
 	// checkListen keeps two nodes from sharing a listen port.
@@ -181,6 +177,21 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer, policy *
 		return nil, err
 	}
 	return nh, nil
+}
+
+// newUpgrader secures connections with Noise under key and multiplexes
+// them with yamux.
+func newUpgrader(key crypto.PrivKey, rm network.ResourceManager) (transport.Upgrader, error) {
+	muxers := []upgrader.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}
+	sec, err := noise.New(noise.ID, key, muxers)
+	if err != nil {
+		return nil, fmt.Errorf("noise: %w", err)
+	}
+	upg, err := upgrader.New([]sectransport.SecureTransport{sec}, muxers, nil, rm, nil)
+	if err != nil {
+		return nil, fmt.Errorf("upgrader: %w", err)
+	}
+	return upg, nil
 }
 
 // nodeHost closes what the basic host does not own, in config.NewNode's

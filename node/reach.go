@@ -13,16 +13,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	sectransport "github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/p2p/host/autonat"
 	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
-	"github.com/libp2p/go-libp2p/p2p/net/upgrader"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -155,15 +151,10 @@ func newDialBackSwarm(rm network.ResourceManager) (*swarm.Swarm, error) {
 		ps.Close()
 		return nil, err
 	}
-	muxers := []upgrader.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}
-	sec, err := noise.New(noise.ID, key, muxers)
+	upg, err := newUpgrader(key, rm)
 	if err != nil {
 		sw.Close()
-		return nil, err
-	}
-	upg, err := upgrader.New([]sectransport.SecureTransport{sec}, muxers, nil, rm, nil)
-	if err != nil {
-		sw.Close()
+		ps.Close()
 		return nil, err
 	}
 	// No port reuse: the dial-back must come from a port the NAT has not
@@ -171,10 +162,12 @@ func newDialBackSwarm(rm network.ResourceManager) (*swarm.Swarm, error) {
 	t, err := tcp.NewTCPTransport(upg, rm, nil, tcp.DisableReuseport())
 	if err != nil {
 		sw.Close()
+		ps.Close()
 		return nil, err
 	}
 	if err := sw.AddTransport(t); err != nil {
 		sw.Close()
+		ps.Close()
 		return nil, err
 	}
 	return sw, nil

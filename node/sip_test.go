@@ -32,7 +32,7 @@ func sipNodes(t *testing.T) (a, b *node.Node) {
 }
 
 // find searches from n until a terminal with the wanted uid turns up.
-func find(t *testing.T, n *node.Node, query, uid string) search.Result {
+func find(t testing.TB, n *node.Node, query, uid string) search.Result {
 	t.Helper()
 	var got search.Result
 	nodetest.WaitFor(t, "search "+query, func() bool {

@@ -24,12 +24,14 @@ const wantRelays = 2
 // connection manager.
 const relayTag = "irmv-relay"
 
-// relayKeeper keeps a private node reachable: it holds reservations on
-// wantRelays public nodes (its bootstrap nodes first, then any connected
-// node that offers the relay service), renews them before they expire,
-// replaces a relay as soon as its connection drops, and announces the
-// circuit addresses through the relay (the event libp2p's AutoRelay
-// emits, which the host adds to its addresses while it is private).
+// relayKeeper keeps a node behind a NAT reachable (a private node, or one
+// without a public address whose reachability is not known yet): it holds
+// reservations on wantRelays public nodes (its bootstrap nodes first,
+// then any connected node that offers the relay service), renews them
+// before they expire, replaces a relay as soon as its connection drops,
+// and announces the circuit addresses through the relays (the host's
+// address factory adds them, addrPolicy.Announce; the event libp2p's
+// AutoRelay emits makes the host recompute its addresses).
 //
 // libp2p's AutoRelay does the same job but announces a relay only by its
 // public addresses, so it ignores a relay on the LAN (and on loopback,
@@ -49,8 +51,6 @@ type relayKeeper struct {
 	rsvps   map[peer.ID]*circuit.Reservation
 	backoff map[peer.ID]relayBackoff
 	addrs   []ma.Multiaddr // last announced
-	// renewed counts reservations made or renewed (tests wait on it).
-	renewed int
 }
 
 type relayBackoff struct {
@@ -247,7 +247,6 @@ func (k *relayKeeper) reserve(ctx context.Context, ai peer.AddrInfo) {
 		k.log.Info("Reserved a relay slot", "relay", ai.ID, "expires", r.Expiration.Format(time.RFC3339))
 	}
 	k.rsvps[ai.ID] = r
-	k.renewed++
 	k.h.ConnManager().Protect(ai.ID, relayTag)
 }
 

@@ -3,6 +3,7 @@ package media
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -54,4 +55,79 @@ func TestFamilyGate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFamilyGateHold: a controlling Peer's gate with a routable IPv6
+// candidate keeps IPv4 out both ways, past the head start, until release
+// (ICE connected); an IPv4 candidate of the remote before any routable
+// IPv6 one releases at once.
+func TestFamilyGateHold(t *testing.T) {
+	host4 := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host"}
+	host6 := webrtc.ICECandidateInit{Candidate: "candidate:2 1 udp 2130706431 fd99::2 5002 typ host"}
+	remote4 := webrtc.ICECandidateInit{Candidate: "candidate:3 1 udp 2130706175 10.0.0.3 6000 typ host"}
+	remote6 := webrtc.ICECandidateInit{Candidate: "candidate:4 1 udp 2130706431 fd99::3 6002 typ host"}
+	type rec struct {
+		mu           sync.Mutex
+		sent, handed []string
+	}
+	newGate := func(r *rec) *familyGate {
+		g := &familyGate{
+			emit: func(c webrtc.ICECandidateInit) {
+				r.mu.Lock()
+				r.sent = append(r.sent, c.Candidate)
+				r.mu.Unlock()
+			},
+			addRemote: func(c webrtc.ICECandidateInit) {
+				r.mu.Lock()
+				r.handed = append(r.handed, c.Candidate)
+				r.mu.Unlock()
+			},
+		}
+		g.holdForIPv6()
+		return g
+	}
+	count := func(r *rec) (int, int) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.sent), len(r.handed)
+	}
+
+	t.Run("both dual-stack", func(t *testing.T) {
+		r := &rec{}
+		g := newGate(r)
+		defer g.stop()
+		g.add(host4)
+		g.add(host6)
+		g.done()
+		if !g.remote(remote6) {
+			t.Error("remote IPv6 candidate held")
+		}
+		if g.remote(remote4) {
+			t.Error("remote IPv4 candidate passed while IPv6 may connect")
+		}
+		time.Sleep(3 * ipv6HeadStart) // the head start alone opens nothing
+		if s, h := count(r); s != 1 || h != 0 {
+			t.Fatalf("before release: sent %q, handed %q; want only the IPv6 one sent", r.sent, r.handed)
+		}
+		g.release(-1)
+		if s, h := count(r); s != 2 || h != 1 || r.sent[1] != host4.Candidate || r.handed[0] != remote4.Candidate {
+			t.Fatalf("after release: sent %q, handed %q", r.sent, r.handed)
+		}
+		if !g.remote(remote4) {
+			t.Error("remote IPv4 candidate held after release")
+		}
+	})
+	t.Run("IPv4-only remote", func(t *testing.T) {
+		r := &rec{}
+		g := newGate(r)
+		defer g.stop()
+		g.add(host4)
+		g.add(host6)
+		if !g.remote(remote4) {
+			t.Error("IPv4 candidate of an IPv4-only remote held")
+		}
+		if s, _ := count(r); s != 2 {
+			t.Fatalf("sent %q, want both families", r.sent)
+		}
+	})
 }

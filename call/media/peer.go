@@ -98,6 +98,7 @@ type Peer struct {
 	sender      *webrtc.RTPSender
 	chat        *webrtc.DataChannel
 	remoteSet   bool
+	offered     bool                      // the first offer was made
 	remoteUfrag string                    // ICE username fragment of the remote description
 	pending     []webrtc.ICECandidateInit // candidates waiting for their remote description
 	next        *Peer                     // the Peer that continues this call (route.go)
@@ -208,7 +209,12 @@ func New(opts Options) (*Peer, error) {
 		}
 	}
 	if opts.OnCandidate != nil {
-		p.gate = &familyGate{emit: opts.OnCandidate}
+		p.gate = &familyGate{emit: opts.OnCandidate, addRemote: p.addHeldCandidate}
+		pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+			if s == webrtc.ICEConnectionStateConnected {
+				p.gate.release(-1)
+			}
+		})
 	}
 	pc.OnICECandidate(p.onCandidate)
 	pc.OnConnectionStateChange(p.onState)
@@ -376,6 +382,13 @@ func (p *Peer) Offer() (signal.Description, error) {
 	return p.offer(nil)
 }
 
+// addHeldCandidate adds a remote candidate the family gate held.
+func (p *Peer) addHeldCandidate(c webrtc.ICECandidateInit) {
+	if err := p.pc.AddICECandidate(c); err != nil {
+		p.log.Debug("Held candidate rejected", "candidate", c.Candidate, "err", err)
+	}
+}
+
 // RestartICE creates a new offer with fresh ICE credentials (RFC 8445
 // section 9), for moving a running call to another route; the answer goes
 // to Accept as usual.
@@ -389,6 +402,14 @@ func (p *Peer) RestartICE() (signal.Description, error) {
 func (p *Peer) offer(o *webrtc.OfferOptions) (signal.Description, error) {
 	if p.gate != nil {
 		p.gate.reset()
+		p.mu.Lock()
+		first := !p.offered && o == nil
+		p.offered = true
+		p.mu.Unlock()
+		if first && !p.opts.RelayOnly {
+			// The caller is the controlling agent: it nominates.
+			p.gate.holdForIPv6()
+		}
 	}
 	offer, err := p.pc.CreateOffer(o)
 	if err != nil {
@@ -463,6 +484,9 @@ func (p *Peer) setRemote(d signal.Description, want webrtc.SDPType, key ed25519.
 	p.pending = later
 	p.mu.Unlock()
 	for _, c := range ready {
+		if p.gate != nil && !p.gate.remote(c) {
+			continue
+		}
 		if err := p.pc.AddICECandidate(c); err != nil {
 			p.log.Warn("Queued candidate rejected", "candidate", c.Candidate, "err", err)
 		}
@@ -528,6 +552,9 @@ func (p *Peer) AddCandidate(c webrtc.ICECandidateInit) error {
 		return nil
 	}
 	p.mu.Unlock()
+	if p.gate != nil && !p.gate.remote(c) {
+		return nil
+	}
 	if err := p.pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("media: add candidate: %w", err)
 	}

@@ -250,3 +250,37 @@ func dominantHz(t *testing.T, path string) int {
 	t.Logf("sox stat: %s", out)
 	return 0
 }
+
+// SIPp calls an irmv phone that rings and cancels: the irmv call ends.
+func TestSIPpCancelWhileRinging(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("sipp is not installed (apt-get install sip-tester)")
+		}
+		t.Skip("sipp is not installed")
+	}
+	n := nodetest.Start(t, func() node.Options {
+		o := nodetest.Options(t)
+		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}
+		return o
+	}())
+	// bob rings until the caller gives up.
+	_, bobEv := startGoPhone(t, n, share.Registration{Name: "Bob Ringing", UID: "bob-ringing"},
+		phone.Options{Answer: phone.AnswerAsk, Ask: func(ctx context.Context, _ phone.Incoming) bool {
+			<-ctx.Done()
+			return false
+		}})
+	find(t, n, "bob-ringing", "bob-ringing")
+	sf, _ := filepath.Abs("../sip/testdata/sipp/cancel.xml")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sipp", "127.0.0.1:"+strconv.Itoa(n.SIP().Addr().(*net.UDPAddr).Port),
+		"-sf", sf, "-m", "1", "-i", "127.0.0.1", "-s", "bob-ringing", "-nostdin", "-timeout", "30s", "-timeout_error")
+	cmd.Dir = t.TempDir()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sipp cancel.xml: %v\n%s", err, out)
+	}
+	bobEv.wait(t, "incoming", ofType(phone.EventIncoming))
+	ev := bobEv.wait(t, "ended", ofType(phone.EventEnded))
+	t.Logf("bob's call ended: %s", ev.Reason)
+}

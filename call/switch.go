@@ -277,6 +277,7 @@ func relayed(m signal.Msg) signal.Msg {
 	if m.Type == signal.TypeInvite || m.Type == signal.TypeAccept {
 		// Only a node's: readSession drops a terminal's.
 		out.PeerICEServers = m.PeerICEServers
+		out.Bridged = m.Bridged // set by the bridging node (handle)
 	}
 	return out
 }

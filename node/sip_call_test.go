@@ -76,8 +76,8 @@ func TestBaresipCallsIrmvPhone(t *testing.T) {
 
 	p.Command(fmt.Sprintf("/dial sip:bob%%20callee@127.0.0.1:%d", port))
 	ev := bobEv.wait(t, "incoming call", ofType(phone.EventIncoming))
-	if ev.Peer == nil || ev.Peer.Identifiers.UID != "alice" {
-		t.Fatalf("incoming from %+v, want uid alice", ev.Peer)
+	if ev.Peer == nil || ev.Peer.Identifiers.UID != "alice" || !ev.Bridged {
+		t.Fatalf("incoming from %+v (bridged %t), want uid alice, bridged", ev.Peer, ev.Bridged)
 	}
 	bobEv.wait(t, "connected", ofType(phone.EventConnected))
 	// Each side hears the other for a while.
@@ -174,7 +174,9 @@ func TestIrmvPhoneCallsBaresip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("call alice: %v\nbaresip:\n%s", err, p.Output())
 	}
-	carolEv.wait(t, "connected", ofType(phone.EventConnected))
+	if ev := carolEv.wait(t, "connected", ofType(phone.EventConnected)); !ev.Bridged {
+		t.Errorf("carol's call to a SIP phone is not marked bridged: %+v", ev)
+	}
 	if !strings.Contains(p.Output(), "from sip:carol@") {
 		t.Errorf("baresip did not show the caller as carol; output:\n%s", p.Output())
 	}

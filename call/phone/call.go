@@ -49,7 +49,8 @@ type Call struct {
 	id       string
 	outgoing bool
 	remote   signal.Party
-	start    time.Time // invite sent (caller) or received (callee)
+	bridged  atomic.Bool // the other party is behind a SIP bridge (Event.Bridged)
+	start    time.Time   // invite sent (caller) or received (callee)
 
 	in        chan signal.Msg
 	hangup    chan struct{} // closed by requestHangup
@@ -188,6 +189,9 @@ func (c *Call) emit(e Event) {
 	if e.Peer == nil && (inConf || e.Type == EventIncoming || e.Type == EventConnected || e.Type == EventEnded) {
 		r := c.remote
 		e.Peer = &r
+	}
+	if e.Type == EventIncoming || e.Type == EventConnected || e.Type == EventEnded {
+		e.Bridged = c.bridged.Load()
 	}
 	c.p.emit(e)
 }
@@ -490,6 +494,7 @@ func (c *Call) ring(ctx context.Context, peer *media.Peer, remoteKey ed25519.Pub
 					return err
 				}
 				c.peerICE = m.PeerICEServers
+				c.bridged.Store(m.Bridged)
 				if err := peer.Accept(*m.Desc, remoteKey); err != nil {
 					if errors.Is(err, signal.ErrBadFingerprintSig) || errors.Is(err, signal.ErrFingerprintMismatch) {
 						err = fmt.Errorf("%w: %v", ErrIdentity, err)
@@ -792,6 +797,7 @@ func (c *Call) finish(reason string, notify bool) {
 // answer runs an incoming call: ring, decide, answer, and live.
 func (c *Call) answer(ctx context.Context, inv signal.Msg) {
 	p := c.p
+	c.bridged.Store(inv.Bridged)
 	if err := c.send(signal.Msg{Type: signal.TypeRinging}); err != nil {
 		c.finish("failed", false)
 		return

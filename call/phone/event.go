@@ -37,6 +37,10 @@ type Event struct {
 	// Conference is the conference the call is a leg of.
 	Conference string        `json:"conference,omitempty"`
 	Peer       *signal.Party `json:"peer,omitempty"`
+	// Bridged, in "incoming", "connected" and "ended": the other party is
+	// a SIP phone behind its node's bridge, so that node is in the media
+	// path and no key of the party signs it (see package sip).
+	Bridged bool `json:"bridged,omitempty"`
 	// Self is this terminal, in "registered" events.
 	Self *signal.Party `json:"self,omitempty"`
 	// SetupMS, in "connected": from the invite sent (caller) or received

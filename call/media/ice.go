@@ -30,6 +30,14 @@ const (
 	ipv6HeadStart = 50 * time.Millisecond
 )
 
+// ipv6SettleMax bounds the settle time when it runs out with no
+// candidate of either kind to tell: on a loaded machine pion's IPv6 host
+// candidate came 35 ms after the IPv4 one, and an IPv4 one sent first
+// makes the remote's controlling Peer give up waiting for IPv6. The first
+// server-reflexive or relayed candidate, or the end of the gathering,
+// still ends it at once.
+const ipv6SettleMax = 200 * time.Millisecond
+
 // ipv6Fallback is how long a controlling Peer with a routable IPv6
 // candidate, whose peer sent one too, keeps IPv4 out of the checks (see
 // familyGate.holdForIPv6), counted from the first remote candidate:
@@ -308,6 +316,12 @@ func (g *familyGate) add(c webrtc.ICECandidateInit) {
 		return
 	}
 	if fam == 6 {
+		if !g.v6 && !g.open {
+			// Late after the settle time: the head start still counts
+			// from the first candidate.
+			gen := g.gen
+			time.AfterFunc(max(0, ipv6HeadStart-time.Since(g.start)), func() { g.tick(gen) })
+		}
 		g.v6 = true
 		g.routable = g.routable || !isLinkLocal(c)
 	}
@@ -353,6 +367,13 @@ func (g *familyGate) tick(gen int) {
 		g.timer = time.AfterFunc(rest, func() { g.tick(gen) })
 		g.mu.Unlock()
 		return
+	}
+	if !g.v6 && !g.hold {
+		if rest := ipv6SettleMax - time.Since(g.start); rest > 0 {
+			g.timer = time.AfterFunc(rest, func() { g.tick(gen) })
+			g.mu.Unlock()
+			return
+		}
 	}
 	if g.hold && (g.routable || !g.v6) {
 		// No timer here: on a loaded machine the IPv6 host candidate

@@ -178,6 +178,7 @@ type run struct {
 	sent  int
 	first map[string]bool // paths that produced a result
 	done  bool
+	exact bool // an exact match came locally or through the DHT
 }
 
 func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- Result) {
@@ -197,6 +198,10 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 
 	var wg sync.WaitGroup
 	dhtDone := make(chan struct{})
+	// The DHT path holds every whole identifier, so once it has answered
+	// with an exact match, flooding for prefixes can find nothing better.
+	floodCtx, floodCancel := context.WithCancel(ctx)
+	defer floodCancel()
 	useDHT := s.o.Router != nil && q.Via != ViaFlood
 	if useDHT {
 		wg.Add(1)
@@ -204,6 +209,9 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 			defer wg.Done()
 			defer close(dhtDone)
 			r.viaDHT(ctx)
+			if r.foundExact() {
+				floodCancel()
+			}
 		}()
 	} else {
 		close(dhtDone)
@@ -215,7 +223,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 			if !r.floodNow() {
 				t := time.NewTimer(s.o.FloodHeadStart)
 				select {
-				case <-ctx.Done():
+				case <-floodCtx.Done():
 					t.Stop()
 					return
 				case <-dhtDone:
@@ -226,7 +234,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 					return
 				}
 			}
-			r.viaFlood(ctx)
+			r.viaFlood(floodCtx)
 		}()
 	}
 	wg.Wait()
@@ -258,6 +266,12 @@ func (r *run) found(path string) bool {
 	return r.first[path]
 }
 
+func (r *run) foundExact() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.exact
+}
+
 func (r *run) isDone() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -282,6 +296,9 @@ func (r *run) emit(ctx context.Context, res Result) {
 		r.seqs[string(res.Key)] = res.Seq
 	}
 	r.seen[key] = true
+	if res.Match == ident.MatchExact && res.Via != ViaFlood {
+		r.exact = true
+	}
 	if !r.first[res.Via] {
 		r.first[res.Via] = true
 		r.s.m.latency.WithLabelValues(res.Via).Observe(time.Since(r.start).Seconds())

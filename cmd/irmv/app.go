@@ -15,6 +15,9 @@ const (
 	exitRejected = 4 // call: callee rejected
 	exitNoAnswer = 5 // call: no answer, or callee unavailable
 	exitFailed   = 6 // call: set-up or media failed
+	// exitAmbiguous: call: several terminals match the identifier equally
+	// well, and nobody was called.
+	exitAmbiguous = 7
 
 	// exitCancelled: Ctrl-C or SIGTERM before the call was made (the
 	// shell's 128 + SIGINT).

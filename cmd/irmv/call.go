@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +33,7 @@ func callCommand() *cli.Command {
 		&cli.StringFlag{Name: "relay", Usage: "auto (direct where possible) or always (media through TURN; hides this address)", Value: "auto", EnvVars: []string{"IRMV_RELAY"}},
 		&cli.StringFlag{Name: "key", Usage: "Ed25519 key (PEM) to call with (default: a fresh one for this call)", EnvVars: []string{"IRMV_KEY"}},
 		&cli.StringFlag{Name: "known-keys", Usage: "JSON file of callee keys to check (\"\": don't remember)", Value: defaultKeyFile("known_keys.json"), EnvVars: []string{"IRMV_KNOWN_KEYS"}},
+		&cli.StringSliceFlag{Name: "terminal", Usage: "call this one of several terminals that match equally well: `HANDLE@NODE` as irmv search shows it (repeat for a conference)", EnvVars: []string{"IRMV_TERMINAL"}},
 		nodeFlag,
 		jsonFlag,
 		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (logs go to stderr)", Value: "warn", EnvVars: []string{"IRMV_LOG_LEVEL"}},
@@ -41,8 +44,13 @@ func callCommand() *cli.Command {
 		Usage:     "look a terminal up and call it; several: a conference",
 		ArgsUsage: "IDENTIFIER...",
 		Description: `Registers a transient terminal (uid irmv-call-<random> unless identifier flags
-are given), looks IDENTIFIER up through the node, calls the first result that is
-online or idle, plays --play and records --record. Progress goes to stderr;
+are given), looks IDENTIFIER up through the node (as irmv search does, to the
+search's end) and calls the one terminal that matches best: an exact identifier
+beats all of a name's words, which beat words by prefix. When several terminals
+match equally well it calls nobody: on an interactive terminal it lists them,
+numbered, and asks; otherwise it prints them (with --json, one "candidate"
+event each) and exits 7. --terminal HANDLE@NODE picks one of them. Then it
+plays --play and records --record. Progress goes to stderr;
 with --json one event per line goes to stdout (searching, found, ringing,
 connected with setup_ms, quality with loss/jitter_ms/rtt_ms, route with
 from/to/reason, ended). Ctrl-C hangs up. Several identifiers start a
@@ -56,15 +64,13 @@ brought up beside the first, then the first is closed): direct → through this
 node's relay (relayed) → through the other node's relay (relayed-peer) →
 direct, skipping a route left less than --route-hold-down (30 s) ago.
 Exit status: 0 the call connected and ended, 1 not found, 2 error, 3 busy,
-4 rejected, 5 no answer or unavailable, 6 failed, 130 cancelled (Ctrl-C
+4 rejected, 5 no answer or unavailable, 6 failed, 7 ambiguous (several
+terminals match equally well; nobody was called), 130 cancelled (Ctrl-C
 before the call was made).`,
 		Flags:  flags,
 		Action: runCall,
 	}
 }
-
-// errStopSearch ends a search once a callable result is in.
-var errStopSearch = errors.New("found")
 
 func runCall(c *cli.Context) error {
 	args, err := interspersedArgs(c)
@@ -240,59 +246,132 @@ func addCommand(line string) (target string, ok bool) {
 	return strings.Join(f[1:], " "), true
 }
 
-// lookup finds a callable terminal for target, or returns the exit error.
-// While adding a party to a running conference, a failed lookup prints no
-// "ended" event: the conference goes on.
+// eventCandidate (irmv call --json) is one of the terminals an ambiguous
+// identifier matches equally well: Peer, Text its HANDLE@NODE, Reason its
+// match.
+const eventCandidate = "candidate"
+
+// lookup finds the one terminal target means, or returns the exit error:
+// the search runs to its end, and only a single best match is called
+// (search.Best). When several terminals match equally well, a --terminal
+// HANDLE@NODE among them picks one; otherwise an interactive terminal is
+// asked, and anything else gets the list and exitAmbiguous. While adding a
+// party to a running conference, a failed lookup prints no "ended" event:
+// the conference goes on.
 func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string, adding bool) (*search.Result, error) {
-	// Look the callee up.
 	pr.print(phone.Event{Type: phone.EventSearching, Text: target})
-	var found *search.Result
-	var busy, offline bool
-	sctx, cancel := context.WithTimeout(ctx, c.Duration("timeout")+time.Second)
-	err := cl.Search(sctx, search.Query{Text: target, Timeout: c.Duration("timeout")}, func(r search.Result) error {
-		if r.Terminal == self {
-			return nil // ourselves, when an identifier flag matches
+	ended := func(reason string) {
+		if !adding {
+			pr.print(phone.Event{Type: phone.EventEnded, Reason: reason})
 		}
-		switch {
-		case r.Status.Callable():
-			found = &r
-			return errStopSearch
-		case r.Status == record.StatusBusy:
-			busy = true
-		default:
-			offline = true
+	}
+	var all []search.Result
+	sctx, cancel := context.WithTimeout(ctx, c.Duration("timeout")+10*time.Second)
+	err := cl.Search(sctx, search.Query{Text: target, Timeout: c.Duration("timeout")}, func(r search.Result) error {
+		if r.Terminal != self { // ourselves, when an identifier flag matches
+			all = append(all, r)
 		}
 		return nil
 	})
 	cancel()
-	if err != nil && !errors.Is(err, errStopSearch) && !errors.Is(err, context.DeadlineExceeded) {
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, cli.Exit("cancelled", exitCancelled)
 		}
 		return nil, apiExit(err)
 	}
-	if found == nil {
-		ended := func(reason string) {
-			if !adding {
-				pr.print(phone.Event{Type: phone.EventEnded, Reason: reason})
-			}
-		}
-		switch {
-		case busy:
-			ended("busy")
-			return nil, cli.Exit(target+" is busy", exitBusy)
-		case offline:
-			ended("unavailable")
-			return nil, cli.Exit(target+" is offline", exitNoAnswer)
-		}
+	if picked := pickTerminal(all, c.StringSlice("terminal")); picked != nil {
+		all = []search.Result{*picked}
+	}
+	found, tied, err := search.Best(all)
+	switch {
+	case errors.Is(err, search.ErrNotFound):
 		ended("not found")
 		return nil, cli.Exit(target+": not found", exitNotFound)
+	case errors.Is(err, search.ErrAmbiguous):
+		if !adding && !c.Bool("json") && isInteractive(c) {
+			if chosen := askWhich(c, target, tied); chosen != nil {
+				found = *chosen
+				break
+			}
+		}
+		for _, r := range tied {
+			pr.print(phone.Event{Type: eventCandidate, Peer: partyOf(r), Text: pickOf(r), Reason: r.Match.String()})
+		}
+		if !c.Bool("json") && !adding {
+			printResults(c.App.Writer, tied, true)
+		}
+		ended("ambiguous")
+		return nil, cli.Exit(fmt.Sprintf("%s: %d terminals match equally well (%s), so nobody was called; pick one with --terminal HANDLE@NODE (the TERMINAL column)", target, len(tied), tied[0].Match), exitAmbiguous)
 	}
-	pr.print(phone.Event{Type: phone.EventFound, Peer: &callsignal.Party{
-		Node: found.Node, Terminal: found.Terminal, Identifiers: found.Identifiers, Key: found.Key, Private: found.Private,
-	}})
+	switch {
+	case found.Status == record.StatusBusy:
+		ended("busy")
+		return nil, cli.Exit(target+" is busy", exitBusy)
+	case !found.Status.Callable():
+		ended("unavailable")
+		return nil, cli.Exit(target+" is offline", exitNoAnswer)
+	}
+	pr.print(phone.Event{Type: phone.EventFound, Peer: partyOf(found), Reason: found.Match.String()})
+	return &found, nil
+}
 
-	return found, nil
+func partyOf(r search.Result) *callsignal.Party {
+	return &callsignal.Party{Node: r.Node, Terminal: r.Terminal, Identifiers: r.Identifiers, Key: r.Key, Private: r.Private}
+}
+
+// pickTerminal returns the one result that a --terminal value names:
+// HANDLE@NODE, where NODE may be the end of the peer ID (as tables show
+// it), or HANDLE alone.
+func pickTerminal(rs []search.Result, picks []string) *search.Result {
+	var hit *search.Result
+	for i, r := range rs {
+		for _, p := range picks {
+			handle, node, _ := strings.Cut(p, "@")
+			node = strings.TrimPrefix(node, "…")
+			if handle == r.Terminal && (node == "" || r.Node == node || (len(node) >= 6 && strings.HasSuffix(r.Node, node))) {
+				if hit != nil && hit != &rs[i] {
+					return nil // names more than one: no pick
+				}
+				hit = &rs[i]
+			}
+		}
+	}
+	return hit
+}
+
+// isInteractive reports whether the person at stdin and stderr can be
+// asked.
+func isInteractive(c *cli.Context) bool {
+	in, ok1 := c.App.Reader.(*os.File)
+	errw, ok2 := c.App.ErrWriter.(*os.File)
+	return ok1 && ok2 && isTerminal(in) && isTerminal(errw)
+}
+
+// askWhich lists the terminals that match equally well, numbered, and
+// asks which to call; nil when the answer is none of them.
+func askWhich(c *cli.Context, target string, rs []search.Result) *search.Result {
+	w := c.App.ErrWriter
+	fmt.Fprintf(w, "%d terminals match %q equally well:\n", len(rs), target)
+	for i, r := range rs {
+		fmt.Fprintf(w, "  %d) %s  %s  %s  %s\n", i+1, dash(r.Identifiers.Name), dash(r.Identifiers.Phone), r.Status, pickOf(r))
+	}
+	fmt.Fprintf(w, "call which? [1-%d, Enter: nobody] ", len(rs))
+	// One byte at a time: what follows the line stays for "add" lines.
+	var line []byte
+	var b [1]byte
+	for {
+		n, err := c.App.Reader.Read(b[:])
+		if n == 0 || err != nil || b[0] == '\n' {
+			break
+		}
+		line = append(line, b[0])
+	}
+	i, err := strconv.Atoi(strings.TrimSpace(string(line)))
+	if err != nil || i < 1 || i > len(rs) {
+		return nil
+	}
+	return &rs[i-1]
 }
 
 // callExitCode maps a call error to the exit status.

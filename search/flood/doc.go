@@ -97,7 +97,10 @@
 // Query deepens step by step rather than flooding at once: rounds with TTL
 // 1, 2, 3, 5 and 7 (cut at QueryOptions.MaxTTL, which is always the last
 // round) are sent to the neighbours, each with a fresh GUID, and the round
-// with TTL t waits t × QueryOptions.StepWait for hits. It stops once
+// with TTL t waits t × QueryOptions.StepWait for hits (by default four
+// times the slowest neighbour's round-trip time, as the DHT measured it,
+// plus MinStepWait, at most DefaultStepWait; hits of earlier rounds still
+// count while later rounds run). It stops once
 // QueryOptions.Want records have arrived, so a terminal close by costs only
 // a handful of messages. QueryOptions.FullFlood sends one round at MaxTTL
 // instead.

@@ -12,8 +12,13 @@ import (
 
 // Query defaults.
 const (
-	DefaultWant     = 10
+	DefaultWant = 10
+	// DefaultStepWait is the wait per hop when a neighbour's round-trip
+	// time is not known, and the most a measured one gives.
 	DefaultStepWait = 150 * time.Millisecond
+	// MinStepWait is the least wait per hop: a margin for the work of the
+	// nodes on the path, over the measured round trips.
+	MinStepWait = 25 * time.Millisecond
 )
 
 // deepening is the TTL schedule of dynamic querying, cut at MaxTTL.
@@ -28,7 +33,9 @@ type QueryOptions struct {
 	MaxTTL int
 	// StepWait is the wait per TTL step: the round with TTL t waits t ×
 	// StepWait for hits (hits travel t hops out and t back). Zero means
-	// DefaultStepWait.
+	// measured: four times the slowest neighbour's round-trip time (as
+	// the DHT measured it) plus MinStepWait, at most DefaultStepWait, which
+	// is also the wait when a neighbour's round-trip time is unknown.
 	StepWait time.Duration
 	// FullFlood sends one round at MaxTTL instead of deepening.
 	FullFlood bool
@@ -43,9 +50,6 @@ func (o QueryOptions) withDefaults() QueryOptions {
 	}
 	if o.MaxTTL <= 0 || o.MaxTTL > MaxTTL {
 		o.MaxTTL = MaxTTL
-	}
-	if o.StepWait <= 0 {
-		o.StepWait = DefaultStepWait
 	}
 	return o
 }
@@ -88,6 +92,19 @@ type pendingQuery struct {
 	in   chan<- Hit
 	done <-chan struct{}
 	ttl  int
+}
+
+// stepWait is the measured wait per hop for a round sent to nbs.
+func (f *Flooder) stepWait(nbs []peer.ID) time.Duration {
+	var worst time.Duration
+	for _, p := range nbs {
+		rtt := f.host.Peerstore().LatencyEWMA(p)
+		if rtt <= 0 {
+			return DefaultStepWait
+		}
+		worst = max(worst, rtt)
+	}
+	return min(DefaultStepWait, 4*worst+MinStepWait)
 }
 
 // Query floods a query for id through the network and streams the hits.
@@ -156,7 +173,11 @@ rounds:
 		for _, p := range nbs {
 			f.goSend(p, TypeQuery, data)
 		}
-		timer := time.NewTimer(time.Duration(ttl) * opts.StepWait)
+		step := opts.StepWait
+		if step <= 0 {
+			step = f.stepWait(nbs)
+		}
+		timer := time.NewTimer(time.Duration(ttl) * step)
 		for got < opts.Want {
 			var send chan<- Hit
 			var next Hit

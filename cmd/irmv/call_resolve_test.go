@@ -1,0 +1,162 @@
+//go:build !irmv_node_only
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/node"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/search"
+	"github.com/irmv/irmv/share"
+)
+
+// rejecter is a registered terminal that counts how often it rang and
+// rejects every call.
+type rejecter struct {
+	p    *phone.Phone
+	rang atomic.Int32
+}
+
+func startRejecter(t *testing.T, n *node.Node, reg share.Registration) *rejecter {
+	t.Helper()
+	cl, err := client.New(n.APIURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rejecter{}
+	r.p, err = phone.Start(context.Background(), phone.Options{
+		Client:        cl,
+		Registration:  reg,
+		Answer:        phone.AnswerAsk,
+		SettingEngine: media.LoopbackSettingEngine(),
+		Ask: func(context.Context, phone.Incoming) bool {
+			r.rang.Add(1)
+			return false
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.p.Close() })
+	return r
+}
+
+// TestCallResolves: "irmv call" rings only the one terminal a query means
+// best; when several match equally well it rings nobody, lists them and
+// exits 7; --terminal HANDLE@NODE picks one of them. The terminals sit on
+// a second node, so every answer crosses the network.
+func TestCallResolves(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, func(i int, o *node.Options) {
+		if i == 1 {
+			o.Region = "SE"
+		}
+	})
+	asker, host := nodes[0], nodes[1]
+	calleeB := startRejecter(t, host, share.Registration{Name: "Callee b", UID: "callee-b"})
+	calleeC := startRejecter(t, host, share.Registration{Name: "Callee c", UID: "callee-c"})
+	kim1 := startRejecter(t, host, share.Registration{Name: "Kim Berg", UID: "kim-1"})
+	kim2 := startRejecter(t, host, share.Registration{Name: "Kim Berg", UID: "kim-2", Phone: "08-123 45 67"})
+	rang := func() [4]int32 {
+		return [4]int32{calleeB.rang.Load(), calleeC.rang.Load(), kim1.rang.Load(), kim2.rang.Load()}
+	}
+	// Announced once the asking node finds all four.
+	nodetest.WaitFor(t, "terminals announced", func() bool {
+		ch, err := asker.Search().Search(context.Background(), search.Query{Text: "callee", Via: search.ViaDHT, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range ch {
+			n++
+		}
+		ch, _ = asker.Search().Search(context.Background(), search.Query{Text: "kim berg", Via: search.ViaDHT, Timeout: time.Second})
+		for range ch {
+			n++
+		}
+		return n == 4
+	})
+	api := asker.APIURL()
+
+	t.Run("exact", func(t *testing.T) {
+		// "callee-c" is Callee c's unique ID and, as a name, "Callee c";
+		// Callee b does not match ("c" is no word of "Callee b").
+		code, out, errw := runCLI("call", "--node", api, "--json", "--timeout", "3s", "callee-c")
+		if code != exitRejected {
+			t.Fatalf("exit %d, want %d (rejected)\nstdout: %s\nstderr: %s", code, exitRejected, out, errw)
+		}
+		if got := rang(); got != [4]int32{0, 1, 0, 0} {
+			t.Fatalf("rang %v, want only Callee c", got)
+		}
+		if !strings.Contains(out, `"type":"found"`) || !strings.Contains(out, `"reason":"exact"`) {
+			t.Errorf("no exact found event:\n%s", out)
+		}
+	})
+
+	t.Run("ambiguous", func(t *testing.T) {
+		before := rang()
+		code, out, errw := runCLI("call", "--node", api, "--json", "--timeout", "3s", "Kim Berg")
+		if code != exitAmbiguous {
+			t.Fatalf("exit %d, want %d (ambiguous)\nstdout: %s\nstderr: %s", code, exitAmbiguous, out, errw)
+		}
+		if got := rang(); got != before {
+			t.Fatalf("rang %v after an ambiguous call, was %v", got, before)
+		}
+		var picks []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var e phone.Event
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("not JSON: %q", line)
+			}
+			if e.Type == eventCandidate {
+				if e.Reason != "exact" || e.Peer == nil || e.Peer.Node != host.ID().String() {
+					t.Errorf("candidate %+v", e)
+				}
+				picks = append(picks, e.Text)
+			}
+		}
+		if len(picks) != 2 || !strings.Contains(out, `"reason":"ambiguous"`) {
+			t.Fatalf("want two candidates and an ambiguous end:\n%s", out)
+		}
+		// Without --json: the list on stdout, the reason on stderr.
+		code, out, errw = runCLI("call", "--node", api, "--timeout", "3s", "kim berg")
+		if code != exitAmbiguous || !strings.Contains(errw, "--terminal") {
+			t.Fatalf("exit %d\nstderr: %s", code, errw)
+		}
+		for _, p := range picks {
+			if !strings.Contains(out, p) {
+				t.Errorf("list lacks %s:\n%s", p, out)
+			}
+		}
+		if got := rang(); got != before {
+			t.Fatalf("rang %v after an ambiguous call, was %v", got, before)
+		}
+	})
+
+	t.Run("pick", func(t *testing.T) {
+		before := rang()
+		pick := kim2.p.Ack().Terminal + "@" + host.ID().String()
+		code, out, errw := runCLI("call", "--node", api, "--json", "--timeout", "3s", "--terminal", pick, "Kim Berg")
+		if code != exitRejected {
+			t.Fatalf("exit %d, want %d (rejected)\nstdout: %s\nstderr: %s", code, exitRejected, out, errw)
+		}
+		if got := rang(); got != [4]int32{before[0], before[1], before[2], before[3] + 1} {
+			t.Fatalf("rang %v (was %v), want only kim-2", got, before)
+		}
+		// kim-2's Swedish number, registered nationally at the Swedish
+		// node, is found from the German one written internationally.
+		before = rang()
+		code, out, errw = runCLI("call", "--node", api, "--json", "--timeout", "3s", "+46 (0)8-123 45 67")
+		if code != exitRejected || rang()[3] != before[3]+1 {
+			t.Fatalf("exit %d, rang %v (was %v)\nstdout: %s\nstderr: %s", code, rang(), before, out, errw)
+		}
+	})
+}

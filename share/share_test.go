@@ -1034,3 +1034,22 @@ func TestRegisterChecked(t *testing.T) {
 		t.Errorf("allowed update: %v", err)
 	}
 }
+
+// TestReopenDerivesKeys: a database keeps each terminal's name as it was
+// written, and Open derives the folded name and its terms again with this
+// version's folding and publishes them, so a database written by a version
+// that folded differently (one that left "ł" or "O'Brien" alone) is found
+// by today's keys after an upgrade.
+func TestReopenDerivesKeys(t *testing.T) {
+	e := newEnv(t)
+	e.register(share.Registration{Name: "Łukasz O'Brien"})
+	e.reopen()
+	for _, v := range []string{"lukasz o'brien", "lukasz", "o", "brien", "obrien"} {
+		if !slices.Contains(e.pub.published, nameID(v)) {
+			t.Errorf("%q not republished: %v", v, e.pub.published)
+		}
+	}
+	if recs := e.r.Match(nameID("obrien luk"), 0); len(recs) != 1 {
+		t.Errorf("Match(obrien luk) after reopen = %d", len(recs))
+	}
+}

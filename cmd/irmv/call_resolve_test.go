@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
+	"github.com/urfave/cli/v2"
 )
 
 // rejecter is a registered terminal that counts how often it rang and
@@ -159,4 +161,37 @@ func TestCallResolves(t *testing.T) {
 			t.Fatalf("exit %d, rang %v (was %v)\nstdout: %s\nstderr: %s", code, rang(), before, out, errw)
 		}
 	})
+}
+
+// TestAskWhich: on an interactive terminal, the person picks one of the
+// listed terminals by its number; anything else picks nobody; the answer's
+// line is all that is read, so later "add" lines stay on stdin.
+func TestAskWhich(t *testing.T) {
+	rs := []search.Result{{Terminal: "a", Node: "n1"}, {Terminal: "b", Node: "n2"}}
+	for _, tc := range []struct {
+		in, want, rest string
+	}{
+		{"2\nadd carol\n", "b", "add carol\n"},
+		{" 1 \n", "a", ""},
+		{"\n", "", ""},
+		{"3\n", "", ""},
+		{"x\n", "", ""},
+		{"", "", ""},
+	} {
+		app := newApp()
+		in := strings.NewReader(tc.in)
+		var errw strings.Builder
+		app.Reader, app.ErrWriter = in, &errw
+		got := askWhich(cli.NewContext(app, nil, nil), "kim", rs)
+		if (got == nil) != (tc.want == "") || (got != nil && got.Terminal != tc.want) {
+			t.Errorf("answer %q: picked %+v, want %q", tc.in, got, tc.want)
+		}
+		rest, _ := io.ReadAll(in)
+		if string(rest) != tc.rest {
+			t.Errorf("answer %q: left %q on stdin, want %q", tc.in, rest, tc.rest)
+		}
+		if !strings.Contains(errw.String(), "1) ") || !strings.Contains(errw.String(), "2) ") || !strings.Contains(errw.String(), "b@n2") {
+			t.Errorf("prompt lacks the numbered list:\n%s", errw.String())
+		}
+	}
 }

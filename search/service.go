@@ -284,6 +284,9 @@ func (r *run) isDone() bool {
 func (r *run) emit(ctx context.Context, res Result) {
 	key := res.Node + "/" + res.Terminal
 	r.mu.Lock()
+	if res.Match == ident.MatchExact && res.Via != ViaFlood {
+		r.exact = true // even when the flood brought the terminal first
+	}
 	if r.done || r.seen[key] {
 		r.mu.Unlock()
 		return
@@ -296,9 +299,6 @@ func (r *run) emit(ctx context.Context, res Result) {
 		r.seqs[string(res.Key)] = res.Seq
 	}
 	r.seen[key] = true
-	if res.Match == ident.MatchExact && res.Via != ViaFlood {
-		r.exact = true
-	}
 	if !r.first[res.Via] {
 		r.first[res.Via] = true
 		r.s.m.latency.WithLabelValues(res.Via).Observe(time.Since(r.start).Seconds())

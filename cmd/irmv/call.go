@@ -57,7 +57,8 @@ from/to/reason, ended). Ctrl-C hangs up. Several identifiers start a
 conference (up to 6 parties, a mesh: every party connects to every other);
 with --record FILE each other party goes to FILE-<party>.ogg. While a
 conference runs (several identifiers, or --conference), a line
-"add IDENTIFIER" on stdin looks another party up and invites it. When loss, jitter
+"add IDENTIFIER" on stdin looks another party up and invites it (resolved the same
+way; "add IDENTIFIER --terminal HANDLE@NODE" picks one). When loss, jitter
 or round-trip time stay over --max-loss, --max-jitter or --max-rtt for 3 s,
 the call moves to another route without hanging up (a second connection is
 brought up beside the first, then the first is closed): direct → through this
@@ -155,7 +156,7 @@ func runCall(c *cli.Context) error {
 
 	var results []search.Result
 	for _, target := range args {
-		found, err := lookup(ctx, c, cl, pr, self.Terminal, target, false)
+		found, err := lookup(ctx, c, cl, pr, self.Terminal, target, c.StringSlice("terminal"), false)
 		if err != nil {
 			return err
 		}
@@ -216,14 +217,14 @@ func runCall(c *cli.Context) error {
 				lines = nil // stdin closed: the conference goes on
 				continue
 			}
-			target, isAdd := addCommand(line)
+			target, picks, isAdd := addCommand(line)
 			if !isAdd {
 				if strings.TrimSpace(line) != "" {
 					pr.print(phone.Event{Type: phone.EventWarning, Reason: fmt.Sprintf("%q: type add IDENTIFIER to invite another party", line)})
 				}
 				continue
 			}
-			found, err := lookup(ctx, c, cl, pr, self.Terminal, target, true)
+			found, err := lookup(ctx, c, cl, pr, self.Terminal, target, picks, true)
 			if err != nil {
 				pr.print(phone.Event{Type: phone.EventWarning, Reason: "add " + target + ": " + err.Error()})
 				continue
@@ -237,13 +238,30 @@ func runCall(c *cli.Context) error {
 	}
 }
 
-// addCommand parses "add IDENTIFIER" (the identifier may contain spaces).
-func addCommand(line string) (target string, ok bool) {
+// addCommand parses "add IDENTIFIER [--terminal HANDLE@NODE]" (the
+// identifier may contain spaces).
+func addCommand(line string) (target string, picks []string, ok bool) {
 	f := strings.Fields(line)
 	if len(f) < 2 || f[0] != "add" {
-		return "", false
+		return "", nil, false
 	}
-	return strings.Join(f[1:], " "), true
+	var words []string
+	for i := 1; i < len(f); i++ {
+		if f[i] == "--terminal" && i+1 < len(f) {
+			picks = append(picks, f[i+1])
+			i++
+			continue
+		}
+		if v, ok := strings.CutPrefix(f[i], "--terminal="); ok {
+			picks = append(picks, v)
+			continue
+		}
+		words = append(words, f[i])
+	}
+	if len(words) == 0 {
+		return "", nil, false
+	}
+	return strings.Join(words, " "), picks, true
 }
 
 // eventCandidate (irmv call --json) is one of the terminals an ambiguous
@@ -258,7 +276,7 @@ const eventCandidate = "candidate"
 // asked, and anything else gets the list and exitAmbiguous. While adding a
 // party to a running conference, a failed lookup prints no "ended" event:
 // the conference goes on.
-func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string, adding bool) (*search.Result, error) {
+func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string, picks []string, adding bool) (*search.Result, error) {
 	pr.print(phone.Event{Type: phone.EventSearching, Text: target})
 	ended := func(reason string) {
 		if !adding {
@@ -280,7 +298,7 @@ func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPri
 		}
 		return nil, apiExit(err)
 	}
-	if picked := pickTerminal(all, c.StringSlice("terminal")); picked != nil {
+	if picked := pickTerminal(all, picks); picked != nil {
 		all = []search.Result{*picked}
 	}
 	found, tied, err := search.Best(all)
@@ -302,7 +320,15 @@ func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPri
 			printResults(c.App.Writer, tied, true)
 		}
 		ended("ambiguous")
-		return nil, cli.Exit(fmt.Sprintf("%s: %d terminals match equally well (%s), so nobody was called; pick one with --terminal HANDLE@NODE (the TERMINAL column)", target, len(tied), tied[0].Match), exitAmbiguous)
+		how := "--terminal HANDLE@NODE (the TERMINAL column)"
+		if adding {
+			var names []string
+			for _, r := range tied {
+				names = append(names, pickOf(r))
+			}
+			how = "add " + target + " --terminal HANDLE@NODE, one of " + strings.Join(names, ", ")
+		}
+		return nil, cli.Exit(fmt.Sprintf("%s: %d terminals match equally well (%s), so nobody was called; pick one with %s", target, len(tied), tied[0].Match, how), exitAmbiguous)
 	}
 	switch {
 	case found.Status == record.StatusBusy:

@@ -195,3 +195,24 @@ func TestAskWhich(t *testing.T) {
 		}
 	}
 }
+
+func TestAddCommand(t *testing.T) {
+	for _, tc := range []struct {
+		line, target string
+		picks        []string
+		ok           bool
+	}{
+		{"add carol", "carol", nil, true},
+		{"add Kim Berg", "Kim Berg", nil, true},
+		{"add Kim Berg --terminal t1@node", "Kim Berg", []string{"t1@node"}, true},
+		{"add --terminal=t1@node Kim", "Kim", []string{"t1@node"}, true},
+		{"add --terminal t1@node", "", nil, false},
+		{"add", "", nil, false},
+		{"hello carol", "", nil, false},
+	} {
+		target, picks, ok := addCommand(tc.line)
+		if target != tc.target || ok != tc.ok || strings.Join(picks, ",") != strings.Join(tc.picks, ",") {
+			t.Errorf("addCommand(%q) = %q, %q, %v; want %q, %q, %v", tc.line, target, picks, ok, tc.target, tc.picks, tc.ok)
+		}
+	}
+}

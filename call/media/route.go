@@ -167,7 +167,7 @@ func (m *Meter) Sample() Quality {
 	var q Quality
 	var recv, lost int64
 	var reportRTT float64
-	for _, s := range m.p.pc.GetStats() {
+	for _, s := range m.p.rtpStats() {
 		switch s := s.(type) {
 		case webrtc.InboundRTPStreamStats:
 			if s.Kind != "audio" {

@@ -32,11 +32,26 @@ type Quality struct {
 	PacketsReceived uint32 `json:"packets_received"`
 }
 
+// rtpStats is pion's statistics report once the first audio packet has
+// arrived, and nil before: pion's GetStats reads a remote track's codec
+// without its lock while the track's first packet sets it (a data race in
+// pion/webrtc v4.2.26); after the first packet the codec changes only
+// with the payload type. The selected pair's RTT comes from the ICE
+// transport either way.
+func (p *Peer) rtpStats() webrtc.StatsReport {
+	select {
+	case <-p.firstPacket:
+		return p.pc.GetStats()
+	default:
+		return nil
+	}
+}
+
 // Stats samples the call's quality from pion's statistics.
 func (p *Peer) Stats() Quality {
 	var q Quality
 	var reportRTT float64
-	for _, s := range p.pc.GetStats() {
+	for _, s := range p.rtpStats() {
 		switch s := s.(type) {
 		case webrtc.InboundRTPStreamStats:
 			if s.Kind != "audio" {

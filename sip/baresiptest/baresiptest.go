@@ -7,6 +7,7 @@ package baresiptest
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -65,22 +66,40 @@ func Need(t testing.TB) {
 	t.Skip("baresip is not installed (apt-get install baresip-core)")
 }
 
-func freeUDPPort(t testing.TB, ip string) int {
+// freePort picks a port that is free on ip for both UDP and TCP (baresip
+// binds its SIP port on both), below the kernel's ephemeral range
+// (32768–60999), where no outgoing connection can take it between the
+// check and baresip's bind, and below baresip's rtp_ports.
+func freePort(t testing.TB, ip string) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 10000 + rand.IntN(10000)
+		addr := net.JoinHostPort(ip, fmt.Sprint(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		c, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		c.Close()
+		return port
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	t.Fatalf("no free UDP+TCP port on %s in 10000-19999", ip)
+	return 0
 }
 
 // Start runs a phone until the test ends.
 func Start(t testing.TB, c Config) *Phone {
 	t.Helper()
 	dir := t.TempDir()
-	consPort := freeUDPPort(t, "127.0.0.1")
-	sipPort := freeUDPPort(t, c.IP)
+	consPort := freePort(t, "127.0.0.1")
+	sipPort := freePort(t, c.IP)
+	for sipPort == consPort {
+		sipPort = freePort(t, c.IP)
+	}
 	codecs := c.Codecs
 	if codecs == nil {
 		codecs = []string{"g711"}

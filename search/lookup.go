@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
+	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/internal/wire"
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/search/ident"
@@ -84,30 +84,13 @@ type lookupServer struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	mu       sync.Mutex
-	limiters map[peer.ID]*rate.Limiter
-	rate     rate.Limit
-	burst    int
+	limiters *peerrate.Limiters
 }
 
 const (
 	lookupRate  = rate.Limit(100)
 	lookupBurst = 200
 )
-
-func (s *lookupServer) allow(p peer.ID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, ok := s.limiters[p]
-	if !ok {
-		if len(s.limiters) > 10000 {
-			clear(s.limiters) // bounded: forgetting buckets only forgives
-		}
-		l = rate.NewLimiter(s.rate, s.burst)
-		s.limiters[p] = l
-	}
-	return l.Allow()
-}
 
 func (s *lookupServer) handle(st network.Stream) {
 	defer st.Close()
@@ -125,7 +108,7 @@ func (s *lookupServer) handle(st network.Stream) {
 			}
 			return
 		}
-		if !s.allow(from) {
+		if !s.limiters.Allow(from) {
 			s.metrics.lookupDropped.WithLabelValues("rate").Inc()
 			st.Reset()
 			return

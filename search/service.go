@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/search/ident"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -76,7 +77,7 @@ func New(o Options) (*Service, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Service{o: o, m: newMetrics(o.Registerer)}
-	s.srv = &lookupServer{host: o.Host, match: o.Matcher, log: o.Logger, metrics: s.m, limiters: map[peer.ID]*rate.Limiter{}, rate: lookupRate, burst: lookupBurst}
+	s.srv = &lookupServer{host: o.Host, match: o.Matcher, log: o.Logger, metrics: s.m, limiters: peerrate.New(lookupRate, lookupBurst)}
 	o.Host.SetStreamHandler(LookupProtocol, s.srv.handle)
 	return s, nil
 }
@@ -84,10 +85,7 @@ func New(o Options) (*Service, error) {
 // SetLookupRate sets how many lookup requests each peer may make a second
 // (default 100, burst 200); rate.Inf lifts the limit.
 func (s *Service) SetLookupRate(r rate.Limit, burst int) {
-	s.srv.mu.Lock()
-	defer s.srv.mu.Unlock()
-	s.srv.rate, s.srv.burst = r, burst
-	clear(s.srv.limiters)
+	s.srv.limiters.Set(r, burst)
 }
 
 // Close stops answering lookups.

@@ -39,8 +39,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 
+	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/internal/wire"
 	"github.com/irmv/irmv/share"
 	"github.com/irmv/irmv/share/record"
@@ -100,7 +100,7 @@ type Service struct {
 	notices *prometheus.CounterVec
 
 	mu       sync.Mutex
-	limiters map[peer.ID]*rate.Limiter
+	limiters *peerrate.Limiters
 	pending  int
 
 	ctx    context.Context // ends at Close; owned, not passed in
@@ -128,7 +128,7 @@ func New(o Options) (*Service, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{o: o, log: log, notices: notices, limiters: map[peer.ID]*rate.Limiter{}, ctx: ctx, cancel: cancel}
+	s := &Service{o: o, log: log, notices: notices, limiters: peerrate.New(RateLimit, RateBurst), ctx: ctx, cancel: cancel}
 	o.Host.SetStreamHandler(Protocol, s.handle)
 	return s, nil
 }
@@ -147,25 +147,11 @@ func (s *Service) Close() error {
 	return nil
 }
 
-func (s *Service) allow(p peer.ID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.limiters[p]
-	if l == nil {
-		if len(s.limiters) >= 4096 {
-			clear(s.limiters) // bounded: forgetting buckets only forgives
-		}
-		l = rate.NewLimiter(RateLimit, RateBurst)
-		s.limiters[p] = l
-	}
-	return l.Allow()
-}
-
 // handle answers one notice.
 func (s *Service) handle(st network.Stream) {
 	defer st.Close()
 	from := st.Conn().RemotePeer()
-	if !s.allow(from) {
+	if !s.limiters.Allow(from) {
 		s.notices.WithLabelValues("received", "dropped").Inc()
 		st.Reset()
 		return

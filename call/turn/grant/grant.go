@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -33,6 +32,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/internal/wire"
 )
 
@@ -76,8 +76,7 @@ type Server struct {
 	prefix string
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	limiters map[peer.ID]*rate.Limiter
+	limiters *peerrate.Limiters
 }
 
 // Serve answers requests on h with the servers issue gives for
@@ -86,7 +85,7 @@ func Serve(h host.Host, issue Issuer, prefix string, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{h: h, issue: issue, prefix: prefix, log: log, limiters: map[peer.ID]*rate.Limiter{}}
+	s := &Server{h: h, issue: issue, prefix: prefix, log: log, limiters: peerrate.New(Rate, Burst)}
 	h.SetStreamHandler(Protocol, s.handle)
 	return s
 }
@@ -95,20 +94,6 @@ func Serve(h host.Host, issue Issuer, prefix string, log *slog.Logger) *Server {
 func (s *Server) Close() error {
 	s.h.RemoveStreamHandler(Protocol)
 	return nil
-}
-
-func (s *Server) allow(p peer.ID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, ok := s.limiters[p]
-	if !ok {
-		if len(s.limiters) > 10000 {
-			clear(s.limiters) // bounded: forgetting buckets only forgives
-		}
-		l = rate.NewLimiter(Rate, Burst)
-		s.limiters[p] = l
-	}
-	return l.Allow()
 }
 
 func (s *Server) handle(st network.Stream) {
@@ -121,7 +106,7 @@ func (s *Server) handle(st network.Stream) {
 		return
 	}
 	var resp Response
-	if s.allow(from) {
+	if s.limiters.Allow(from) {
 		resp.ICEServers = s.issue(s.prefix + from.String())
 		s.log.Debug("TURN grant", "peer", from)
 	} else {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -267,10 +268,9 @@ func (s *Server) listen() error {
 		s.respond(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allow))
 	})
 
-	if s.udp, err = net.ListenPacket("udp", s.o.Addr); err != nil {
-		return fmt.Errorf("sip: listen udp %s: %w", s.o.Addr, err)
+	if s.udp, s.tcp, err = listenUDPTCP(s.o.Addr); err != nil {
+		return err
 	}
-	// TCP on the port UDP got (it matters when the port was 0).
 	host, _, _ := net.SplitHostPort(s.o.Addr)
 	port := s.udp.LocalAddr().(*net.UDPAddr).Port
 	chost := host
@@ -280,9 +280,6 @@ func (s *Server) listen() error {
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "irmv", Host: chost, Port: port}}
 	s.dialogs = sipgo.NewDialogServerCache(s.client, contact)
 	s.dialogCli = sipgo.NewDialogClientCache(s.client, contact)
-	if s.tcp, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
-		return fmt.Errorf("sip: listen tcp %s: %w", s.o.Addr, err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(3)
@@ -387,3 +384,31 @@ func (s *Server) RemoveUser(user string) error { return s.users.remove(user) }
 
 // Users lists the SIP users (without hashes).
 func (s *Server) Users() []UserInfo { return s.users.list() }
+
+// listenUDPTCP listens on addr with UDP and TCP on one port. For port 0,
+// TCP takes the port UDP got, and another is tried when TCP finds it taken.
+func listenUDPTCP(addr string) (net.PacketConn, net.Listener, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sip: address %q: %w", addr, err)
+	}
+	tries := 1
+	if p == "0" {
+		tries = 20
+	}
+	for i := 0; ; i++ {
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sip: listen udp %s: %w", addr, err)
+		}
+		port := udp.LocalAddr().(*net.UDPAddr).Port
+		tcp, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if i+1 >= tries || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("sip: listen tcp %s: %w", addr, err)
+		}
+	}
+}

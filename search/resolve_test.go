@@ -24,6 +24,8 @@ var directory = []share.Registration{
 	{UID: "t-annalena", Name: "Anna-Lena Schmidt"},
 	{UID: "t-dmitri", Name: "Дмитрий Шостакович"},
 	{UID: "t-eleni", Name: "Ελένη Παπαδοπούλου"},
+	{UID: "t-pavlos", Name: "Παύλος Βασιλείου"},
+	{UID: "t-yuri", Name: "Юрий Гагарин"},
 	{UID: "t-djordje", Name: "Đorđe Balašević"},
 	{UID: "t-hamrun", Name: "Ħamrun Office"},
 	{UID: "t-thorunn", Name: "Þórunn Ægisdóttir"},
@@ -105,6 +107,17 @@ var resolveTests = []struct {
 	{"DE", "papadopoulou", []string{"t-eleni"}, "t-eleni"},
 	{"DE", "ΠΑΠΑΔ", []string{"t-eleni"}, "t-eleni"},
 	{"DE", "東京", []string{"t-tokyo"}, "t-tokyo"},
+	{"DE", "eleni", []string{"t-eleni"}, "t-eleni"}, // η as Greeks write it
+	{"DE", "elene", []string{"t-eleni"}, "t-eleni"}, // and as unidecode reads it
+	{"DE", "eleni papadopoulou", []string{"t-eleni"}, "t-eleni"},
+	{"DE", "pavlos vasileiou", []string{"t-pavlos"}, "t-pavlos"},
+	{"DE", "vasil", []string{"t-pavlos"}, "t-pavlos"},
+	{"DE", "Παύλος", []string{"t-pavlos"}, "t-pavlos"},
+	{"DE", "dmitry shostakovich", []string{"t-dmitri"}, "t-dmitri"},
+	{"DE", "dmitriy", []string{"t-dmitri"}, "t-dmitri"},
+	{"DE", "yuri gagarin", []string{"t-yuri"}, "t-yuri"},
+	{"DE", "iurii", []string{"t-yuri"}, "t-yuri"},
+	{"DE", "gagarin yury", []string{"t-yuri"}, "t-yuri"},
 	// Each query word its own name word.
 	{"DE", "callee-c", []string{"callee-c"}, "callee-c"},
 	{"DE", "callee c", []string{"callee-c"}, "callee-c"},

@@ -239,13 +239,77 @@ func TestTerms(t *testing.T) {
 		{"", nil},
 		{"a a a b", []string{"a", "b"}},
 		{"j.r.r. tolkien", []string{"j", "r", "tolkien", "jrr"}},
-		{"дмитрии", []string{"дмитрии", "dmitrii"}},
+		{"дмитрии", []string{"дмитрии", "dmitrii", "dmitriy", "dmitry"}},
+		{"ελενη", []string{"ελενη", "elene", "eleni"}},
+		{"γιωργοσ", []string{"γιωργοσ", "giorgos"}}, // both readings agree
 		{"東京 オフィス", []string{"東京", "dongjing", "オフィス", "ohuisu"}},
 		{"हिन्दी नाम", []string{"हिन्दी", "hindii", "नाम", "naam"}}, // spacing marks stay inside words
 	}
 	for _, tt := range tests {
 		if got := Terms(tt.in); !slices.Equal(got, tt.want) {
 			t.Errorf("Terms(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestReadings checks the Latin spellings people type for names in other
+// scripts: unidecode's, and the everyday one for Greek and Cyrillic.
+func TestReadings(t *testing.T) {
+	n := mustNormalizer(t, "")
+	tests := []struct {
+		name string   // as registered
+		want []string // every one of these must be a reading of the folded name
+		not  []string // and none of these
+	}{
+		// Greek: ELOT 743 (η, ι, υ as i/y; β v; χ ch; φ f; digraphs) and unidecode.
+		{"Ελένη", []string{"eleni", "elene"}, []string{"elenh"}},
+		{"Βασίλης", []string{"vasilis", "basiles"}, nil},
+		{"Παύλος", []string{"pavlos", "paulos"}, []string{"paylos"}},
+		{"Ευάγγελος", []string{"evangelos", "euaggelos"}, []string{"eyaggelos"}},
+		{"Ευθύμιος", []string{"efthymios"}, []string{"evthymios"}},
+		{"Χρήστος", []string{"christos", "khrestos"}, nil},
+		{"Κουτσός", []string{"koutsos"}, []string{"koytsos"}},
+		{"Φώτης", []string{"fotis", "photes"}, nil},
+		{"ΞΑΝΘΗ", []string{"xanthi"}, nil},
+		{"Γιώργος", []string{"giorgos"}, nil},
+		{"Σπύρος", []string{"spyros"}, nil},
+		// Cyrillic: ICAO (unidecode) and the usual press/passport spelling.
+		{"Дмитрий", []string{"dmitrii", "dmitriy", "dmitry"}, nil},
+		{"Юрий", []string{"iurii", "yuriy", "yury"}, nil},
+		{"Сергей", []string{"sergei", "sergey"}, nil},
+		{"Наталья", []string{"natalia", "natalya"}, nil},
+		{"Евгений", []string{"evgenii", "yevgeniy", "yevgeny"}, nil},
+		{"Николай", []string{"nikolai", "nikolay"}, nil},
+		{"Михаил", []string{"mikhail"}, nil},
+		{"Щукин", []string{"shchukin"}, nil},
+		{"Олександр", []string{"oleksandr"}, nil},
+		{"Шостакович", []string{"shostakovich"}, nil},
+		// Latin letters keep their one plain form.
+		{"Łukasz", []string{"lukasz"}, nil},
+		{"Øyvind", []string{"oyvind"}, nil},
+		{"Groß", []string{"gross"}, nil},
+	}
+	for _, tt := range tests {
+		_, folded, err := n.Name(tt.name)
+		if err != nil {
+			t.Fatalf("Name(%q): %v", tt.name, err)
+		}
+		got := Terms(folded)
+		for _, w := range tt.want {
+			if !slices.Contains(got, w) {
+				t.Errorf("Terms(%q) = %q: no %q", folded, got, w)
+			}
+			if m := MatchName(folded, w); m != MatchExact {
+				t.Errorf("MatchName(%q, %q) = %v, want exact", folded, w, m)
+			}
+		}
+		for _, w := range tt.not {
+			if slices.Contains(got, w) {
+				t.Errorf("Terms(%q) = %q: has %q", folded, got, w)
+			}
+		}
+		if r := readings(folded); len(r) > 4 {
+			t.Errorf("readings(%q) = %q: more than 4", folded, r)
 		}
 	}
 }

@@ -2,11 +2,9 @@ package ident
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
-	"unicode/utf8"
-
-	"github.com/gosimple/unidecode"
 )
 
 // Match says how well a terminal's identifier answers a query, from worst
@@ -93,36 +91,16 @@ func nameWords(folded string) (parts, words []unit) {
 	return parts, words
 }
 
-// forms returns w as written and its Latin transliteration, if that
-// differs.
+// forms returns w as written and each of its Latin readings (see
+// readings) that differ from it.
 func forms(w string) unit {
-	t := translit(w)
-	if t == "" || t == w {
-		return unit{w}
-	}
-	return unit{w, t}
-}
-
-// translit transliterates a folded word to plain Latin letters and digits
-// ("дмитрий" -> "dmitrii", "ελενη" -> "elene"); "" when it has none.
-func translit(w string) string {
-	ascii := true
-	for i := 0; i < len(w); i++ {
-		if w[i] >= utf8.RuneSelf {
-			ascii = false
-			break
+	u := unit{w}
+	for _, t := range readings(w) {
+		if t != "" && !slices.Contains(u, t) {
+			u = append(u, t)
 		}
 	}
-	if ascii {
-		return w
-	}
-	t := strings.ToLower(unidecode.Unidecode(w))
-	return strings.Map(func(r rune) rune {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			return r
-		}
-		return -1
-	}, t)
+	return u
 }
 
 // Terms returns every form a folded name is found by as a whole word: its
@@ -154,7 +132,7 @@ func QueryTerms(folded string) []string {
 	}
 	out := append([]string{}, parts[0]...)
 	for _, f := range words[0] {
-		if f != parts[0][0] && (len(parts[0]) < 2 || f != parts[0][1]) {
+		if !slices.Contains(out, f) {
 			out = append(out, f)
 		}
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 )
 
 // term is a bare terminal on a node's WebSocket.

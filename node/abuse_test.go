@@ -24,10 +24,10 @@ import (
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 )
 
 // frame is a uvarint length prefix and body, as every irmv protocol sends.

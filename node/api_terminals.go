@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 )
 
 // maxBody bounds every JSON request body of the terminal API.

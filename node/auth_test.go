@@ -12,8 +12,8 @@ import (
 
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 )
 
 // lanAddr is the namespace's LAN-like address (see scripts/netns-run).

@@ -14,9 +14,9 @@ import (
 
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/turn"
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
-	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
 	"github.com/irmv/irmv/share/roam"
 	dht "github.com/libp2p/go-libp2p-kad-dht"

@@ -22,11 +22,11 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
 
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
-	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 	"github.com/irmv/irmv/share/roam"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"

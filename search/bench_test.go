@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/wire"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"

@@ -13,9 +13,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
-	"github.com/irmv/irmv/share/record"
 )
 
 // TestForgedFloodHitsRejected: a rogue flood neighbour answers every query

@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/wire"
-	"github.com/irmv/irmv/search/ident"
 )
 
 // FuzzLookupRequest feeds arbitrary frames to the lookup request decoder

@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/internal/wire"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search/flood"
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"

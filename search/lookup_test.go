@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/wire"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"

@@ -1,8 +1,8 @@
 package search
 
 import (
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/record"
 )
 
 // MatchOf reports how well a terminal's identifiers answer a query's

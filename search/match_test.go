@@ -3,8 +3,8 @@ package search
 import (
 	"testing"
 
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/record"
 )
 
 func TestMatchOf(t *testing.T) {

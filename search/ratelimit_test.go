@@ -11,9 +11,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
 )
 

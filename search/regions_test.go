@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
 )
 

@@ -9,9 +9,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
-	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
 )
 

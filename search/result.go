@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/record"
 )
 
 // Paths a result can be found by.

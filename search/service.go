@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/search/flood"
-	"github.com/irmv/irmv/search/ident"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/share"
 )
 

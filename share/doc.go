@@ -5,7 +5,7 @@
 //
 // A terminal registers with its identifiers (name, phone, uid; an IP address
 // identifier is optional), its current address, a status and options. Every
-// value is normalised with search/ident before anything is stored, and every
+// value is normalised with package ident before anything is stored, and every
 // validation error names the field and the reason; such errors wrap
 // ErrInvalid.
 //

@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/record"
 )
 
 // maxPrefix is the longest name-token prefix indexed, in runes. Longer

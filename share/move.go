@@ -8,7 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/record"
 )
 
 // Superseded says which hosted terminal a newer registration elsewhere

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/share"
 )
 

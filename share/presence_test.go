@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 )
 
 // A keepalive terminal silent for exactly OfflineAfter is shown offline,

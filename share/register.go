@@ -14,8 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.etcd.io/bbolt"
 
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/record"
 )
 
 // Registration is what a terminal registers; it is also the JSON body of

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/search/flood"
-	"github.com/irmv/irmv/search/ident"
 )
 
 // floodTotals sums the flood counters of the live nodes.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/search/ident"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 

@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
-	"github.com/irmv/irmv/search/ident"
 	"github.com/irmv/irmv/share"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/share"
 )
 

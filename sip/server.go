@@ -22,7 +22,7 @@ import (
 
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/signal"
-	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/share"
 )
 

@@ -7,9 +7,9 @@ import (
 
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 )
 
 // statusAt is a terminal's status in its node's directory.

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/record"
 )
 
 // knownKeys remembers the key of each phone number and uid called, in a

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/record"
 )
 
 // TestKnownKeysShared: phones sharing one known-keys file keep each

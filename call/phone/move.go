@@ -13,7 +13,7 @@ import (
 
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/internal/client"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/record"
 )
 
 // ErrSuperseded is the Phone's Err after a newer registration of its key

@@ -18,8 +18,8 @@ import (
 
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 )
 
 // Timing.

@@ -94,7 +94,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/record"
 )
 
 // Legs: a call's first WebRTC connection is leg 0 and each route change

@@ -16,9 +16,9 @@ import (
 	"github.com/irmv/irmv/call/phone"
 	callsignal "github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 	"github.com/urfave/cli/v2"
 )
 

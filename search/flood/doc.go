@@ -28,7 +28,7 @@
 //     so the receiver is hops+1 overlay hops away from the originator.
 //   - ttl + hops must not exceed MaxTTL (7); both stay within 0..7.
 //   - kind: "name", "phone", "uid" or "ip"; value: the identifier
-//     normalised by search/ident (for names the folded text, matched by
+//     normalised by package ident (for names the folded text, matched by
 //     token prefix), 1 to MaxValueLen (256) bytes of UTF-8.
 //   - also (optional): further readings of the same query text, at most
 //     MaxAlso (2) objects {"kind", "value"} with the rules of kind and
@@ -48,7 +48,7 @@
 //   - hops: the answering node's distance from the originator (the query's
 //     hops + 1 on arrival), 1..7. Informational: not authenticated.
 //   - origin: the peer ID of the node that answered.
-//   - records: share/record records of matching terminals, at least one.
+//   - records: package record records of matching terminals, at least one.
 //     Each must decode, have a terminal handle, a signature of at most
 //     1 KiB and a known signer, and name origin as its hosting node in the
 //     signed body. Signatures are not checked in transit; the originator's

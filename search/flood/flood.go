@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/record"
 )
 
 // ProtocolID is the libp2p protocol of query flooding.

@@ -13,8 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/record"
 )
 
 func TestNewRejectsMissing(t *testing.T) {

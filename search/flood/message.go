@@ -11,8 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/irmv/irmv/search/ident"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/record"
 )
 
 // Size and hop limits of the protocol.

@@ -42,8 +42,8 @@ import (
 
 	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/internal/wire"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 )
 
 // Protocol is the node-to-node move notice.

@@ -17,10 +17,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/wire"
-	"github.com/irmv/irmv/search/ident"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 	"github.com/irmv/irmv/share/roam"
 )
 

@@ -11,7 +11,7 @@
 const PING_MS = 10000;              // phone.PingInterval
 const NODE_CHECK_MS = 5000;         // how often an unregistered page asks whether the node is up
 const REREGISTER_MS = 8 * 3600e3;   // phone.ReregisterInterval (record.MaxAge / 3)
-const RECORD_CONTEXT = "irmv-record-v1:";          // share/record signContext
+const RECORD_CONTEXT = "irmv-record-v1:";          // record signContext
 const FP_CONTEXT = "irmv-dtls-fingerprint:";       // call/media sigContext
 const DB_NAME = "irmv", DB_STORE = "keys", KEY_ID = "terminal";
 const LEG_TIMEOUT_MS = 10000;       // phone.RerouteTimeout: a new leg not up by then is given up

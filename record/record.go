@@ -42,7 +42,7 @@ const signContext = "irmv-record-v1:"
 // Identifiers are a terminal's normalised identifiers.
 type Identifiers struct {
 	// Name is the name as written, for display. Matching uses its folded
-	// form, which every node derives with search/ident.
+	// form, which every node derives with package ident.
 	Name  string `json:"name,omitempty"`
 	Phone string `json:"phone,omitempty"` // E.164
 	UID   string `json:"uid,omitempty"`

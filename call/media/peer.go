@@ -217,6 +217,13 @@ func New(opts Options) (*Peer, error) {
 		})
 	}
 	pc.OnICECandidate(p.onCandidate)
+	if sctp := pc.SCTP(); sctp != nil && sctp.Transport() != nil {
+		sctp.Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+			if pair != nil && pair.Local != nil && pair.Remote != nil {
+				log.Debug("Selected candidate pair", "local", pair.Local.String(), "remote", pair.Remote.String())
+			}
+		})
+	}
 	pc.OnConnectionStateChange(p.onState)
 	pc.OnTrack(p.onTrack)
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {

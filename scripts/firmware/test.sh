@@ -6,7 +6,7 @@
 # machine): version, --help, a node started from a JSON --config with a
 # flag winning over it, the errors for a bad config, for a QUIC listen
 # address, for --portmap and for --mdns (firmware nodes speak TCP only and join through
-# --bootstrap). The full build's YAML --config
+# --bootstrap), two firmware nodes finding a terminal through the DHT. The full build's YAML --config
 # gets the same start-up check. Needs curl. Exit status 0 only if every
 # check passed.
 set -eu
@@ -108,6 +108,44 @@ expect_exit 2 "TCP only" "$bin" node --data-dir "$work/data" --api 127.0.0.1:0 -
 	--listen /ip4/127.0.0.1/udp/0/quic-v1
 expect_exit 2 "no port mapping" "$bin" node --data-dir "$work/data" --api 127.0.0.1:0 --turn off --mdns=false \
 	--listen /ip4/127.0.0.1/tcp/0 --portmap
+
+# Two firmware nodes (their kad-dht and OpenTelemetry are the patched
+# copies scripts/build-firmware makes): B joins through A and finds a
+# terminal registered at A through the DHT.
+start_api() { # start_api LOG: waits for a node's API address in LOG
+	for _ in $(seq 150); do
+		a=$(sed -n 's/.*msg="Node started".* api=\([0-9.:]*\).*/\1/p' "$1")
+		[ -n "$a" ] && { echo "$a"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
+"$bin" node --data-dir "$work/dht-a" --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 --turn off --mdns=false >"$work/a.log" 2>&1 &
+apid=$!
+if a_api=$(start_api "$work/a.log"); then
+	a_addr=$(curl -fsS "http://$a_api/v1/node" | grep -o '"/ip4/127.0.0.1/tcp/[0-9]*/p2p/[^"]*"' | head -1 | tr -d '"')
+	"$bin" node --data-dir "$work/dht-b" --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 --turn off --mdns=false \
+		--bootstrap "$a_addr" >"$work/b.log" 2>&1 &
+	bpid=$!
+	curl -fsS -o /dev/null -H 'Content-Type: application/json' \
+		-d '{"name":"Firmware Probe","uid":"02:00:00:00:fe:01","ttl":600}' "http://$a_api/v1/terminals" || true
+	found=0
+	if b_api=$(start_api "$work/b.log"); then
+		for _ in $(seq 30); do
+			if curl -fsS "http://$b_api/v1/search?q=02:00:00:00:fe:01&timeout=2s" 2>/dev/null | grep -q '"via":"dht"'; then
+				found=1
+				break
+			fi
+			sleep 1
+		done
+	fi
+	kill "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null || true
+	[ "$found" = 1 ] && pass "node B found a terminal of node A through the DHT" ||
+		fail "B did not find A's terminal through the DHT: $(tail -5 "$work/b.log")"
+else
+	fail "DHT node A did not start: $(cat "$work/a.log")"
+fi
+kill "$apid" 2>/dev/null; wait "$apid" 2>/dev/null || true
 
 cat >"$work/node.yaml" <<YAML
 data-dir: $work/data-full

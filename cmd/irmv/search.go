@@ -27,13 +27,17 @@ begins a different word of the name; any case, accents, letters like ł, ø, æ
 or ß, O'Brien as obrien or brien, Cyrillic and Greek also in Latin letters),
 or only as kind:value (name:, phone:, uid:, ip:). MATCH says how a terminal
 answers: exact (the whole identifier), words (all of the name's words), prefix.
-TERMINAL is HANDLE@NODE, for irmv call --terminal. --json prints one result
-per line as it arrives, each with "match".
+TERMINAL is HANDLE@NODE, for irmv call --terminal. When stdout is not a
+terminal (a pipe, a file), each result is one tab-separated line with those
+columns, printed as it arrives, without a header (--ranked: all at the end,
+ranked, as a table). --json prints one JSON object per line as it arrives,
+each with "match".
 Exit status: 0 found, 1 nothing found, 2 error.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "via", Usage: "auto (DHT, then flooding), dht or flood", Value: "auto", EnvVars: []string{"IRMV_VIA"}},
 			&cli.DurationFlag{Name: "timeout", Usage: "how long to look", Value: search.DefaultTimeout, EnvVars: []string{"IRMV_TIMEOUT"}},
 			&cli.IntFlag{Name: "limit", Usage: "stop after this many results", Value: search.DefaultLimit, EnvVars: []string{"IRMV_LIMIT"}},
+			&cli.BoolFlag{Name: "ranked", Usage: "when stdout is not a terminal, wait for the end and print the ranked table instead of a line per result as it arrives", EnvVars: []string{"IRMV_RANKED"}},
 			nodeFlag, jsonFlag,
 		},
 		Action: runSearch,
@@ -64,9 +68,12 @@ func runSearch(c *cli.Context) error {
 	}
 	asJSON := c.Bool("json")
 	// On a terminal, results show as they arrive and are then redrawn
-	// ranked; elsewhere only the ranked table is printed.
+	// ranked. Elsewhere each is a line as it arrives, so a pipe reader
+	// sees the first one at once; --ranked prints the ranked table at
+	// the end instead.
 	out, _ := c.App.Writer.(*os.File)
 	live := !asJSON && out != nil && isTerminal(out)
+	lineEach := !asJSON && !live && !c.Bool("ranked")
 	var (
 		mu      sync.Mutex
 		results []search.Result
@@ -89,6 +96,10 @@ func runSearch(c *cli.Context) error {
 			lines += n
 			return err
 		}
+		if lineEach {
+			_, err := io.WriteString(c.App.Writer, strings.Join(resultColumns(r), "\t")+"\n")
+			return err
+		}
 		return nil
 	})
 	stop()
@@ -101,7 +112,7 @@ func runSearch(c *cli.Context) error {
 		}
 		return cli.Exit("", exitNotFound)
 	}
-	if !asJSON {
+	if !asJSON && !lineEach {
 		search.Rank(results)
 		if live {
 			fmt.Fprintf(c.App.Writer, "\033[%dA\033[J", lines) // up over the live lines, clear
@@ -123,19 +134,25 @@ func printResults(w io.Writer, rs []search.Result, header bool) (int, error) {
 		lines++
 	}
 	for _, r := range rs {
-		addr := dash(r.Address)
-		if r.Private {
-			addr = "(private)"
-		}
-		verified := ""
-		if !r.Verified {
-			verified = " (unverified)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s %.0fms\t%s%s\n", dash(r.Identifiers.Name), dash(r.Identifiers.Phone), dash(r.Identifiers.UID),
-			r.Match, addr, r.Status, r.Via, r.ElapsedMS, pickOf(r), verified)
+		fmt.Fprintln(tw, strings.Join(resultColumns(r), "\t"))
 		lines++
 	}
 	return lines, tw.Flush()
+}
+
+// resultColumns are a result's NAME, PHONE, UID, MATCH, ADDRESS, STATUS,
+// VIA and TERMINAL columns.
+func resultColumns(r search.Result) []string {
+	addr := dash(r.Address)
+	if r.Private {
+		addr = "(private)"
+	}
+	verified := ""
+	if !r.Verified {
+		verified = " (unverified)"
+	}
+	return []string{dash(r.Identifiers.Name), dash(r.Identifiers.Phone), dash(r.Identifiers.UID), r.Match.String(), addr,
+		r.Status.String(), fmt.Sprintf("%s %.0fms", r.Via, r.ElapsedMS), pickOf(r) + verified}
 }
 
 // pickOf is how a person names one result exactly (irmv call --terminal).

@@ -8,9 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 )
 
@@ -134,4 +137,143 @@ func (s *Server) verify(header, method, aor string, now time.Time) (User, error)
 		return User{}, errStale
 	}
 	return usr, nil
+}
+
+// maxUsedCredentials bounds the credentials remembered against replay.
+const maxUsedCredentials = 1 << 16
+
+// usedCredentials remembers the digest credentials that placed a call,
+// for as long as their nonce is accepted: a credential seen again is a
+// replay (a phone counts nc up or takes a new nonce for each INVITE).
+type usedCredentials struct {
+	mu   sync.Mutex
+	seen map[string]time.Time // by nonce, cnonce, nc and response: when it expires
+}
+
+// first records key and reports whether it was not seen before. When
+// the table is full of live entries it reports false: the phone gets a
+// new nonce, nothing unbounded is kept.
+func (u *usedCredentials) first(key string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.seen == nil {
+		u.seen = map[string]time.Time{}
+	}
+	if _, ok := u.seen[key]; ok {
+		return false
+	}
+	if len(u.seen) >= maxUsedCredentials {
+		for k, exp := range u.seen {
+			if !now.Before(exp) {
+				delete(u.seen, k)
+			}
+		}
+		if len(u.seen) >= maxUsedCredentials {
+			return false
+		}
+	}
+	u.seen[key] = now.Add(nonceLifetime + time.Second)
+	return true
+}
+
+// inviteCredentials is the digest answer an INVITE carries: to a 407
+// (Proxy-Authorization) or a 401 (Authorization).
+func inviteCredentials(req *sip.Request) string {
+	for _, name := range []string{"Proxy-Authorization", "Authorization"} {
+		if h := req.GetHeader(name); h != nil {
+			return h.Value()
+		}
+	}
+	return ""
+}
+
+// sameTarget reports whether a digest's uri names the Request-URI: the
+// same host and port and, when it has a user part, the same user (the
+// callee), so that credentials for one callee do not place a call to
+// another. (Some clients, SIPp among them, leave the user part out.)
+func sameTarget(digestURI string, ruri sip.Uri) bool {
+	var u sip.Uri
+	if sip.ParseUri(digestURI, &u) != nil {
+		return false
+	}
+	port := func(p int) int {
+		if p == 0 {
+			return 5060
+		}
+		return p
+	}
+	return (u.User == "" || u.User == ruri.User) && strings.EqualFold(u.Host, ruri.Host) && port(u.Port) == port(ruri.Port)
+}
+
+// authorizeInvite decides whether an INVITE outside a dialog may place a
+// call, and answers it when not. A phone authenticates as the user of its
+// From address with a digest answer to a 407 (the same algorithms and
+// nonces as REGISTER; each credential places one call); that user must be
+// registered here. From a trusted network (Options.OpenNets) an INVITE
+// without credentials is taken from the From user when the phone
+// registered from the same address. It returns the caller's binding, nil
+// when the INVITE was refused (401/403/407/400, counted).
+func (s *Server) authorizeInvite(req *sip.Request, tx sip.ServerTransaction) *binding {
+	from := req.From()
+	if from == nil || validUser(from.Address.User) != nil {
+		s.m.dropped.WithLabelValues("malformed").Inc()
+		s.m.invites.WithLabelValues("malformed").Inc()
+		s.respond(tx, req, 400, "Bad Request")
+		return nil
+	}
+	user := from.Address.User
+	src := sourceIP(req.Source())
+	now := s.o.Now()
+	creds := inviteCredentials(req)
+	forbid := func(why string) *binding {
+		s.m.invites.WithLabelValues("forbidden").Inc()
+		s.log.Info("SIP call refused", "user", user, "source", req.Source(), "why", why)
+		s.respond(tx, req, 403, "Forbidden")
+		return nil
+	}
+	if creds == "" && s.open(src) {
+		s.mu.Lock()
+		b := s.bindings[user]
+		s.mu.Unlock()
+		if b == nil || sourceIP(b.Source) != src {
+			return forbid("not registered from this address")
+		}
+		s.m.invites.WithLabelValues("trusted").Inc()
+		return b
+	}
+	usr, err := s.verify(creds, string(sip.INVITE), user, now)
+	if err == nil {
+		cred, _ := digest.ParseCredentials(creds) // verify parsed it
+		switch {
+		case !sameTarget(cred.URI, req.Recipient):
+			return forbid("credentials for another request URI")
+		case !s.used.first(cred.Nonce+"\x00"+cred.Cnonce+"\x00"+strconv.Itoa(cred.Nc)+"\x00"+cred.Response, now):
+			err = errStale // a replay, or a phone reusing its answer: a new nonce
+		}
+	}
+	switch {
+	case errors.Is(err, errNoCredentials), errors.Is(err, errStale):
+		s.m.invites.WithLabelValues("challenged").Inc()
+		var hdrs []sip.Header
+		for _, c := range s.nonces.challenges(s.o.Realm, s.o.Algorithms, now, errors.Is(err, errStale)) {
+			hdrs = append(hdrs, sip.NewHeader("Proxy-Authenticate", c))
+		}
+		s.respond(tx, req, 407, "Proxy Authentication Required", hdrs...)
+		return nil
+	case errors.Is(err, errBadCredentials):
+		s.m.dropped.WithLabelValues("malformed").Inc()
+		s.m.invites.WithLabelValues("malformed").Inc()
+		s.respond(tx, req, 400, "Bad Request")
+		return nil
+	case err != nil:
+		return forbid("wrong user or password")
+	}
+	s.mu.Lock()
+	b := s.bindings[usr.User]
+	s.mu.Unlock()
+	if b == nil {
+		return forbid("not registered")
+	}
+	s.m.invites.WithLabelValues("authorized").Inc()
+	return b
 }

@@ -58,6 +58,7 @@ type bridgeCall struct {
 	held    []webrtc.ICECandidateInit
 	// sipCallID is the SIP dialog's Call-ID (set once, under Server.mu).
 	sipCallID string
+	dialog    dialogOf // under Server.mu
 	seq       uint16
 	firstRTP  chan struct{}
 	once      sync.Once
@@ -154,37 +155,20 @@ func newCallID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// callerOf finds the binding an INVITE comes from: its From user is a
-// bound AOR and it arrives on the flow that AOR registered from.
-func (s *Server) callerOf(req *sip.Request) *binding {
-	from := req.From()
-	if from == nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.bindings[from.Address.User]
-	if b == nil || sourceIP(b.Source) != sourceIP(req.Source()) {
-		return nil
-	}
-	return b
-}
-
 // onInvite bridges a call from a SIP phone to an irmv terminal.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	if s.o.Switch == nil || s.o.Resolve == nil {
-		s.respond(tx, req, 501, "Not Implemented")
-		return
-	}
 	if to := req.To(); to != nil {
 		if tag, _ := to.Params.Get("tag"); tag != "" {
 			s.reinvite(req, tx)
 			return
 		}
 	}
-	caller := s.callerOf(req)
+	caller := s.authorizeInvite(req, tx) // answers when it refuses
 	if caller == nil {
-		s.respond(tx, req, 403, "Forbidden") // register first, from the same address
+		return
+	}
+	if s.o.Switch == nil || s.o.Resolve == nil {
+		s.respond(tx, req, 501, "Not Implemented")
 		return
 	}
 	offer, err := parseAudio(req.Body())
@@ -243,6 +227,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	defer s.endBridgeCall(bc)
 	s.setSIPCall(bc, req.CallID().Value())
+	s.setDialog(bc, dialogOf{id: dlg.ID, phone: sourceIP(req.Source())})
 
 	desc, err := bc.peer.Offer()
 	if err != nil {
@@ -502,11 +487,8 @@ func (s *Server) setSIPCall(bc *bridgeCall, callID string) {
 // type the new offer names; the answer is the bridge's RTP again. The
 // irmv side is not told: its media keeps flowing.
 func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
-	s.mu.Lock()
-	bc := s.sipCalls[req.CallID().Value()]
-	s.mu.Unlock()
+	bc := s.dialogCall(req, tx) // answers 481 when it is no call's
 	if bc == nil {
-		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	offer, err := parseAudio(req.Body())

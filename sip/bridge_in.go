@@ -142,6 +142,7 @@ wait:
 		return
 	}
 	bc.setPhone(their)
+	s.setDialog(bc, dialogOf{id: sess.ID, uac: true, phone: sourceIP(b.Source)})
 	if err := sess.Ack(ctx); err != nil {
 		refuse(signal.TypeHangup, "SIP phone gone")
 		return

@@ -36,13 +36,25 @@
 // # Calls
 //
 // With Options.Switch each bound phone's terminal is attached to the
-// node's call switch (call.Line). An INVITE from a bound phone, from the
-// address it registered from, to sip:IDENTIFIER@node is resolved with
-// Options.Resolve and bridged (bridge.go): 100, then 485 (ambiguous), 404
+// node's call switch (call.Line). An INVITE to sip:IDENTIFIER@node is
+// authenticated like a REGISTER (auth.go), but with 407 and
+// Proxy-Authenticate: the same algorithms and nonces; Proxy-Authorization
+// or Authorization is taken; the digest user must be the From user and
+// registered here, the digest uri must name this node (and the callee,
+// when it has a user part), and each credential places one call (a
+// replay gets a new, stale challenge). Wrong credentials, an unknown or
+// an unregistered user get 403; all of it is counted in
+// irmv_sip_invites_total. From Options.OpenNets an INVITE without
+// credentials is taken when the From user registered from the same
+// address. It is then resolved with Options.Resolve and bridged
+// (bridge.go): 100, then 485 (ambiguous), 404
 // (not found), 486 (busy), 488 (no Opus offered), or an irmv invite
 // whose ringing, accept, busy, reject and unavailable map to 180, 200,
 // 486, 603 and 480. CANCEL hangs the irmv call up; BYE from either side
-// ends both. Media: the phone's Opus RTP passes unchanged into a WebRTC
+// ends both. BYE and re-INVITE must name a bridged call's dialog
+// (Call-ID and both tags) and come from its phone's address, CANCEL a
+// pending INVITE's transaction; others get 481, counted in
+// irmv_sip_outside_dialog_total. Media: the phone's Opus RTP passes unchanged into a WebRTC
 // track (call/media PassThrough) and back; the bridge latches the phone's
 // RTP address to where its packets come from. An irmv invite for a
 // phone's terminal becomes an INVITE to its contact, sent to the flow it

@@ -13,6 +13,8 @@ type metrics struct {
 	dropped   *prometheus.CounterVec
 	registers *prometheus.CounterVec
 	reinvites prometheus.Counter
+	invites   *prometheus.CounterVec
+	noDialog  *prometheus.CounterVec
 }
 
 func newMetrics(s *Server, r prometheus.Registerer) *metrics {
@@ -29,9 +31,17 @@ func newMetrics(s *Server, r prometheus.Registerer) *metrics {
 			Name: "irmv_sip_reinvites_total",
 			Help: "re-INVITEs (hold, resume) answered within bridged calls.",
 		}),
+		invites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irmv_sip_invites_total",
+			Help: "INVITEs outside a dialog by authorization: authorized (digest), trusted (open network), challenged (407), forbidden (403), malformed (400).",
+		}, []string{"result"}),
+		noDialog: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irmv_sip_outside_dialog_total",
+			Help: "In-dialog requests (BYE, re-INVITE, CANCEL) refused with 481: no such dialog or transaction, or not from the dialog's phone.",
+		}, []string{"method"}),
 	}
 	if r != nil {
-		r.MustRegister(m.dropped, m.registers, m.reinvites, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		r.MustRegister(m.dropped, m.registers, m.reinvites, m.invites, m.noDialog, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "irmv_sip_bindings",
 			Help: "SIP phones registered at this node.",
 		}, func() float64 {

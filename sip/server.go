@@ -171,6 +171,7 @@ type Server struct {
 	db     *bbolt.DB
 	users  *users
 	nonces *nonces
+	used   usedCredentials // INVITE credentials, against replay
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	udp    net.PacketConn
@@ -259,11 +260,8 @@ func (s *Server) listen() error {
 	}
 	s.srv.OnInvite(s.onInvite)
 	s.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { s.dialogs.ReadAck(req, tx) })
-	s.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		if s.dialogs.ReadBye(req, tx) != nil && s.dialogCli.ReadBye(req, tx) != nil {
-			s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
-		}
-	})
+	s.srv.OnBye(s.onBye)
+	s.srv.OnCancel(s.onCancel)
 	s.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allow))
 	})

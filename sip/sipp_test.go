@@ -112,3 +112,18 @@ func TestSIPpMalformed(t *testing.T) {
 		t.Fatalf("register.xml after malformed input: exit %d", code)
 	}
 }
+
+// A BYE, a re-INVITE and a CANCEL that belong to no dialog or
+// transaction get 481 and are counted.
+func TestSIPpOutsideDialog(t *testing.T) {
+	needSIPp(t)
+	e := newTestEnv(t)
+	if code := e.sipp("outside_dialog.xml", "alice", "x"); code != 0 {
+		t.Fatalf("outside_dialog.xml: exit %d", code)
+	}
+	for _, m := range []string{"BYE", "INVITE", "CANCEL"} {
+		if got := testutil.ToFloat64(e.s.m.noDialog.WithLabelValues(m)); got != 1 {
+			t.Errorf("%s outside a dialog counted %v times, want 1", m, got)
+		}
+	}
+}

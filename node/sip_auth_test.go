@@ -1,0 +1,95 @@
+//go:build !irmv_no_sip
+
+package node_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/node"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/sip"
+)
+
+// sippAt runs one call of a scenario from sip/testdata/sipp against n's
+// SIP side and fails the test unless every step went as it expects.
+func sippAt(t *testing.T, n *node.Node, scenario string, args ...string) {
+	t.Helper()
+	if _, err := exec.LookPath("sipp"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("sipp is not installed (apt-get install sip-tester)")
+		}
+		t.Skip("sipp is not installed")
+	}
+	sf, _ := filepath.Abs(filepath.Join("../sip/testdata/sipp", scenario))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sipp", append([]string{"127.0.0.1:" + strconv.Itoa(n.SIP().Addr().(*net.UDPAddr).Port),
+		"-sf", sf, "-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "30s", "-timeout_error", "-recv_timeout", "10000"}, args...)...)
+	cmd.Dir = t.TempDir()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sipp %s %v: %v\n%s", scenario, args, err, out)
+	}
+}
+
+// INVITEs from SIP phones are authenticated: without credentials a 407;
+// a wrong password, an unknown user or a user not registered here get
+// 403 and no call; the registered user with its password calls.
+func TestSIPpInviteAuth(t *testing.T) {
+	n := nodetest.Start(t, func() node.Options {
+		o := nodetest.Options(t)
+		o.SIP = "127.0.0.1:0"
+		return o
+	}())
+	for _, u := range []string{"alice", "carol"} {
+		if _, err := n.SIP().AddUser(sip.NewUser{User: u, Password: "pw-" + u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// bob rings until the caller gives up.
+	_, bobEv := startGoPhone(t, n, share.Registration{Name: "Bob Ringing", UID: "bob-ringing"},
+		phone.Options{Answer: phone.AnswerAsk, Ask: func(ctx context.Context, _ phone.Incoming) bool {
+			<-ctx.Done()
+			return false
+		}})
+	find(t, n, "bob-ringing", "bob-ringing")
+	sippAt(t, n, "register_stay.xml", "-s", "alice", "-au", "alice", "-ap", "pw-alice")
+
+	callee := []string{"-s", "bob-ringing"}
+	sippAt(t, n, "invite_challenged.xml", append(callee, "-key", "caller", "alice")...)
+	sippAt(t, n, "invite_refused.xml", append(callee, "-key", "caller", "alice", "-au", "alice", "-ap", "wrong")...)
+	sippAt(t, n, "invite_refused.xml", append(callee, "-key", "caller", "mallory", "-au", "mallory", "-ap", "pw-alice")...)
+	sippAt(t, n, "invite_refused.xml", append(callee, "-key", "caller", "carol", "-au", "carol", "-ap", "pw-carol")...)
+	if got := metric(t, n, `irmv_sip_invites_total{result="forbidden"}`); got != 3 {
+		t.Errorf("forbidden INVITEs counted %v, want 3", got)
+	}
+	// Only now a call reaches bob: the refused ones placed nothing.
+	sippAt(t, n, "invite_cancel.xml", append(callee, "-key", "caller", "alice", "-au", "alice", "-ap", "pw-alice")...)
+	ev := bobEv.wait(t, "incoming", ofType(phone.EventIncoming))
+	if ev.Peer == nil || ev.Peer.Identifiers.UID != "alice" {
+		t.Fatalf("bob's first call is from %+v, want alice", ev.Peer)
+	}
+	bobEv.wait(t, "ended", ofType(phone.EventEnded))
+	bobEv.mu.Lock()
+	defer bobEv.mu.Unlock()
+	calls := 0
+	for _, ev := range bobEv.list {
+		if ev.Type == phone.EventIncoming {
+			calls++
+		}
+	}
+	if calls != 1 {
+		t.Errorf("bob got %d calls, want 1", calls)
+	}
+	if got := metric(t, n, `irmv_sip_invites_total{result="authorized"}`); got != 1 {
+		t.Errorf("authorized INVITEs counted %v, want 1", got)
+	}
+}

@@ -1,0 +1,64 @@
+package sip
+
+import (
+	"net/netip"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// dialogOf is what ties a bridged call to its SIP dialog: in-dialog
+// requests must name it (Call-ID and both tags; the node's tag is random)
+// and come from the phone's address.
+type dialogOf struct {
+	id    string     // sipgo's dialog ID
+	uac   bool       // the node sent the INVITE
+	phone netip.Addr // the phone's source address
+}
+
+// setDialog records the dialog of a bridged call once it is established.
+func (s *Server) setDialog(bc *bridgeCall, d dialogOf) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bc.dialog = d
+}
+
+// dialogCall finds the bridged call an in-dialog request (BYE, re-INVITE)
+// belongs to. When there is none, or the request is not from the call's
+// phone, it answers 481 (counted) and returns nil.
+func (s *Server) dialogCall(req *sip.Request, tx sip.ServerTransaction) *bridgeCall {
+	s.mu.Lock()
+	bc := s.sipCalls[req.CallID().Value()]
+	var d dialogOf
+	if bc != nil {
+		d = bc.dialog
+	}
+	s.mu.Unlock()
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if d.uac {
+		id, err = sip.DialogIDFromRequestUAC(req)
+	}
+	if bc == nil || err != nil || d.id == "" || id != d.id || sourceIP(req.Source()) != d.phone {
+		s.m.noDialog.WithLabelValues(string(req.Method)).Inc()
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return nil
+	}
+	return bc
+}
+
+// onBye ends the call of the dialog a BYE names.
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if s.dialogCall(req, tx) == nil {
+		return
+	}
+	if s.dialogs.ReadBye(req, tx) != nil && s.dialogCli.ReadBye(req, tx) != nil {
+		s.m.noDialog.WithLabelValues(string(req.Method)).Inc()
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+	}
+}
+
+// onCancel answers a CANCEL that matches no pending INVITE (sipgo's
+// transaction layer takes those that do: 200, then 487 for the INVITE).
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	s.m.noDialog.WithLabelValues(string(req.Method)).Inc()
+	s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+}

@@ -1,10 +1,11 @@
 // Package peerrate keeps one token bucket per remote node, for the
 // node-to-node protocols that answer other nodes' requests (record
-// lookups, move notices, relay grants).
+// lookups, flooded queries, move notices, relay grants).
 package peerrate
 
 import (
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
@@ -21,17 +22,22 @@ type Limiters struct {
 	r     rate.Limit
 	burst int
 	m     map[peer.ID]*rate.Limiter
+	now   func() time.Time // time.Now; a test's clock
 }
 
-// New returns buckets that each allow r requests a second, burst at once.
+// New returns buckets that each allow r requests a second, burst at once:
+// r 0 allows burst requests and no more, rate.Inf allows every request.
 func New(r rate.Limit, burst int) *Limiters {
-	return &Limiters{r: r, burst: burst, m: map[peer.ID]*rate.Limiter{}}
+	return &Limiters{r: r, burst: burst, m: map[peer.ID]*rate.Limiter{}, now: time.Now}
 }
 
 // Allow takes a token from p's bucket.
 func (l *Limiters) Allow(p peer.ID) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.r == rate.Inf {
+		return true
+	}
 	b := l.m[p]
 	if b == nil {
 		if len(l.m) >= maxPeers {
@@ -40,7 +46,7 @@ func (l *Limiters) Allow(p peer.ID) bool {
 		b = rate.NewLimiter(l.r, l.burst)
 		l.m[p] = b
 	}
-	return b.Allow()
+	return b.AllowN(l.now(), 1)
 }
 
 // Set changes the rate and burst, starting every bucket afresh.

@@ -2,6 +2,7 @@ package peerrate
 
 import (
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -23,4 +24,25 @@ func TestLimiters(t *testing.T) {
 	if !l.Allow(a) || l.Allow(a) {
 		t.Fatal("after Set(0, 1): want one request of a allowed, then none")
 	}
+}
+
+// The buckets refill at the rate, on the Limiters' clock.
+func TestLimitersRefill(t *testing.T) {
+	l := New(10, 2)
+	now := time.Unix(1e9, 0)
+	l.now = func() time.Time { return now }
+	a := peer.ID("a")
+	step := func(d time.Duration, want ...bool) {
+		t.Helper()
+		now = now.Add(d)
+		for i, w := range want {
+			if got := l.Allow(a); got != w {
+				t.Fatalf("at +%v, request %d: %v, want %v", d, i, got, w)
+			}
+		}
+	}
+	step(0, true, true, false)       // the burst
+	step(50*time.Millisecond, false) // half a token
+	step(50*time.Millisecond, true, false)
+	step(time.Hour, true, true, false) // never more than the burst
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/record"
 )
 
@@ -38,8 +39,6 @@ const (
 	// maxRoutedHits bounds the hit messages routed back per query GUID, so
 	// a node cannot use the reverse path to flood the originator.
 	maxRoutedHits = 64
-	// maxLimiters is the size at which idle per-peer limiters are swept.
-	maxLimiters = 1024
 )
 
 // Defaults for zero Options fields.
@@ -104,12 +103,7 @@ type Flooder struct {
 	closed   bool
 	seen     *guidCache
 	pending  map[GUID]*pendingQuery
-	limiters map[peer.ID]*peerLimiter
-}
-
-type peerLimiter struct {
-	lim  *rate.Limiter
-	last time.Time
+	limiters *peerrate.Limiters // query rate per sending peer
 }
 
 // New starts a Flooder on opts.Host: it registers the ProtocolID stream
@@ -155,7 +149,7 @@ func New(opts Options) (*Flooder, error) {
 		sendSem:  make(chan struct{}, maxConcurrentSends),
 		seen:     newGUIDCache(opts.DedupSize, opts.DedupTTL),
 		pending:  make(map[GUID]*pendingQuery),
-		limiters: make(map[peer.ID]*peerLimiter),
+		limiters: peerrate.New(opts.PerPeerRate, opts.PerPeerBurst),
 	}
 	f.host.SetStreamHandler(ProtocolID, f.handleStream)
 	return f, nil
@@ -229,39 +223,16 @@ func (f *Flooder) handleStream(s network.Stream) {
 	}
 }
 
-// allow applies the per-peer query rate limit.
-func (f *Flooder) allow(p peer.ID, now time.Time) bool {
-	if f.opts.PerPeerRate == rate.Inf {
-		return true
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l, ok := f.limiters[p]
-	if !ok {
-		if len(f.limiters) >= maxLimiters {
-			f.sweepLimitersLocked(now)
-		}
-		l = &peerLimiter{lim: rate.NewLimiter(f.opts.PerPeerRate, f.opts.PerPeerBurst)}
-		f.limiters[p] = l
-	}
-	l.last = now
-	return l.lim.AllowN(now, 1)
-}
-
-// sweepLimitersLocked forgets limiters idle long enough to have refilled:
-// forgetting them loses nothing.
-func (f *Flooder) sweepLimitersLocked(now time.Time) {
-	refill := time.Duration(float64(f.opts.PerPeerBurst) / float64(f.opts.PerPeerRate) * float64(time.Second))
-	for p, l := range f.limiters {
-		if now.Sub(l.last) > refill {
-			delete(f.limiters, p)
-		}
-	}
+// SetPerPeerRate sets the queries each peer may send a second, burst at
+// once, starting every peer's bucket afresh; r 0 lets burst through and
+// no more (a test's exact limit), rate.Inf lifts the limit.
+func (f *Flooder) SetPerPeerRate(r rate.Limit, burst int) {
+	f.limiters.Set(r, burst)
 }
 
 func (f *Flooder) handleQuery(from peer.ID, m *Message) {
 	now := time.Now()
-	if !f.allow(from, now) {
+	if !f.limiters.Allow(from) {
 		f.countDrop(DropRate)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 )
 
@@ -36,9 +37,60 @@ func TestLimits(t *testing.T) {
 	if err := Read(bufio.NewReader(&buf), &got, 10); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("read over limit: %v", err)
 	}
-	for _, in := range [][]byte{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, {5, '{'}, {2, 'x', 'y'}} {
-		if err := Read(bufio.NewReader(bytes.NewReader(in)), &got, 100); err == nil {
-			t.Errorf("Read(%x) accepted garbage", in)
+	for _, in := range [][]byte{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, {5, '{'}, {2, 'x', 'y'}, {0}, {0, 2, '{', '}'}} {
+		if err := Read(bufio.NewReader(bytes.NewReader(in)), &got, 100); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Read(%x) = %v, want ErrMalformed", in, err)
+		}
+	}
+}
+
+// An unbuffered reader gives up no byte after the frame: the next frame
+// on the same stream reads whole.
+func TestUnbufferedReadsOneFrame(t *testing.T) {
+	var buf bytes.Buffer
+	for i := range 3 {
+		if err := Write(&buf, msg{"m", i}, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := bytes.NewReader(buf.Bytes())
+	for i := range 3 {
+		var got msg
+		if err := Read(r, &got, 100); err != nil || got != (msg{"m", i}) {
+			t.Fatalf("frame %d: %+v, %v", i, got, err)
+		}
+	}
+	if err := Read(r, &msg{}, 100); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
+	}
+}
+
+// allocated returns the fewest bytes ReadBody allocated over a few reads
+// of data (other goroutines can only add to a measurement).
+func allocated(data []byte, max int) uint64 {
+	var least uint64 = 1 << 63
+	var before, after runtime.MemStats
+	for range 3 {
+		r := bytes.NewReader(data)
+		runtime.ReadMemStats(&before)
+		_, _ = ReadBody(r, max)
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
+}
+
+// allocBound is what reading len(data) bytes may allocate, whatever length
+// the frame announces: the growing buffer's doublings and a first chunk.
+func allocBound(n int) uint64 { return uint64(4*n + 4*chunk) }
+
+func TestAllocationFollowsData(t *testing.T) {
+	const max = 16 << 20
+	claim := binary.AppendUvarint(nil, max)
+	for _, sent := range []int{0, 10, 5000, 100 << 10} {
+		data := append(claim, make([]byte, sent)...)
+		if got := allocated(data, max); got > allocBound(len(data)) {
+			t.Errorf("a frame announcing %d bytes with %d sent allocated %d bytes (bound %d)", max, sent, got, allocBound(len(data)))
 		}
 	}
 }
@@ -47,7 +99,9 @@ func TestLimits(t *testing.T) {
 // error wrapping ErrTooLarge or ErrMalformed; no more than the length and
 // max bytes are consumed; a frame over max is refused from its length
 // alone; what reads writes back and reads the same; and every strict
-// prefix of a frame that reads is an error, never a message.
+// prefix of a frame that reads is an error, never a message; an
+// unbuffered read consumes exactly the frame; and what a read allocates
+// follows the input's length, not the length the frame announces.
 func FuzzRead(f *testing.F) {
 	const max = 64
 	var buf bytes.Buffer
@@ -58,6 +112,11 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Add([]byte("\x0c{\"a\":\"<&>\"}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Whatever length the input announces, memory follows the bytes
+		// that arrived.
+		if got := allocated(data, 1<<30); got > allocBound(len(data)) {
+			t.Fatalf("%d input bytes allocated %d (bound %d)", len(data), got, allocBound(len(data)))
+		}
 		var m msg
 		r := bytes.NewReader(data)
 		err := Read(bufio.NewReaderSize(r, 16), &m, max)
@@ -92,6 +151,11 @@ func FuzzRead(f *testing.F) {
 			if err := Read(bufio.NewReader(bytes.NewReader(frame[:i])), &p, max); err == nil {
 				t.Fatalf("prefix %x of %x read as %+v", frame[:i], frame, p)
 			}
+		}
+		// Unbuffered, exactly the frame is consumed.
+		r = bytes.NewReader(data)
+		if err := Read(r, &msg{}, max); err != nil || len(data)-r.Len() != len(frame) {
+			t.Fatalf("unbuffered read consumed %d bytes of a %d-byte frame (%v)", len(data)-r.Len(), len(frame), err)
 		}
 		// JSON may re-encode longer (escapes), hence the larger limit.
 		var out bytes.Buffer

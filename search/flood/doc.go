@@ -10,8 +10,10 @@
 // The protocol ID is ProtocolID, "/irmv/flood/1.0.0". Every message travels
 // on its own new stream: the sender opens a stream, writes one frame and
 // closes the stream; the receiver reads one frame and never answers on that
-// stream. A frame is the body's length as an unsigned varint
-// (encoding/binary.AppendUvarint) followed by the body, one JSON object.
+// stream. A frame is internal/wire's, as in every irmv protocol: the body's
+// length as an unsigned varint followed by the body, one JSON object; a
+// frame of length 0, or a stream that ends before or within its frame, is
+// malformed.
 // Unknown JSON fields are ignored; every known field is validated (Decode)
 // and a message breaking any rule is dropped whole.
 //

@@ -1,16 +1,22 @@
 package flood
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/irmv/irmv/internal/wire"
+)
 
 // Decode errors. Decode and Encode return them wrapped with detail; test
-// with errors.Is.
+// with errors.Is. The first two are internal/wire's, so a frame breaks the
+// same rules with the same error in every protocol.
 var (
 	// ErrMalformed means a message does not decode or breaks a field rule
-	// (unknown type or kind, bad GUID, empty value, bad records, truncated).
-	ErrMalformed = errors.New("flood: malformed message")
+	// (unknown type or kind, bad GUID, empty value, bad records, truncated,
+	// empty frame).
+	ErrMalformed = wire.ErrMalformed
 	// ErrOversize means a message is longer than its type allows (length
 	// prefix over the limit, or a hit with more than MaxHitRecords records).
-	ErrOversize = errors.New("flood: message too large")
+	ErrOversize = wire.ErrTooLarge
 	// ErrTTL means a query's TTL and hop count break the rules: ttl < 1,
 	// hops < 0 or ttl+hops > MaxTTL (for a hit: hops outside 1..MaxTTL).
 	ErrTTL = errors.New("flood: bad ttl or hops")

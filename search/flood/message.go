@@ -2,7 +2,6 @@ package flood
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/wire"
 	"github.com/irmv/irmv/record"
 )
 
@@ -194,21 +194,17 @@ func (m *Message) limit() int {
 	return MaxHitSize
 }
 
-// Marshal validates m and returns its wire form: a uvarint length prefix
-// and the JSON body.
+// Marshal validates m and returns its wire form: one internal/wire frame
+// (a uvarint length prefix and the JSON body).
 func (m *Message) Marshal() ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(m)
+	data, err := wire.Marshal(m, m.limit())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%s: %w", m.Type, err)
 	}
-	if len(body) > m.limit() {
-		return nil, fmt.Errorf("%w: %s of %d bytes, at most %d", ErrOversize, m.Type, len(body), m.limit())
-	}
-	out := binary.AppendUvarint(make([]byte, 0, len(body)+binary.MaxVarintLen32), uint64(len(body)))
-	return append(out, body...), nil
+	return data, nil
 }
 
 // Encode writes m's wire form to w.
@@ -221,49 +217,31 @@ func Encode(w io.Writer, m *Message) error {
 	return err
 }
 
-// Decode reads one message from r: a uvarint length prefix and a JSON
-// body of that length. It rejects a length over max (max <= 0 or over
-// MaxMessageSize means MaxMessageSize) or over the limit of the message's
-// type, and validates every field. It reads nothing after the body.
+// Decode reads one message from r: one internal/wire frame of at most max
+// bytes (max <= 0 or over MaxMessageSize means MaxMessageSize) and within
+// the limit of the message's type, and validates every field. It reads
+// nothing after the frame unless r is buffered. A stream that ends before
+// the frame is malformed too: every flood stream carries one message.
 func Decode(r io.Reader, max int) (*Message, error) {
 	if max <= 0 || max > MaxMessageSize {
 		max = MaxMessageSize
 	}
-	n, err := binary.ReadUvarint(byteReader{r})
+	body, err := wire.ReadBody(r, max)
+	if err == io.EOF {
+		return nil, fmt.Errorf("%w: no message", ErrMalformed)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: length prefix: %w", ErrMalformed, err)
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("%w: empty message", ErrMalformed)
-	}
-	if n > uint64(max) {
-		return nil, fmt.Errorf("%w: length %d, at most %d", ErrOversize, n, max)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, fmt.Errorf("%w: body: %w", ErrMalformed, err)
+		return nil, err
 	}
 	var m Message
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if int(n) > m.limit() {
-		return nil, fmt.Errorf("%w: %s of %d bytes, at most %d", ErrOversize, m.Type, n, m.limit())
+	if len(body) > m.limit() {
+		return nil, fmt.Errorf("%w: %s of %d bytes, at most %d", ErrOversize, m.Type, len(body), m.limit())
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
 	return &m, nil
-}
-
-// byteReader reads one byte at a time, so the length prefix never reads
-// into the body.
-type byteReader struct{ r io.Reader }
-
-func (b byteReader) ReadByte() (byte, error) {
-	var buf [1]byte
-	if _, err := io.ReadFull(b.r, buf[:]); err != nil {
-		return 0, err
-	}
-	return buf[0], nil
 }

@@ -221,6 +221,11 @@ func TestGUIDCache(t *testing.T) {
 	}
 }
 
+// FuzzDecode: any input decodes to a valid message or fails with a
+// classified error; a message that decodes consumed exactly its frame,
+// every strict prefix of that frame fails, and it re-encodes stably.
+// Bounded allocation for any announced length is internal/wire's
+// FuzzRead property.
 func FuzzDecode(f *testing.F) {
 	for _, s := range seedMessages(f) {
 		f.Add(s)
@@ -230,7 +235,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{0})
 	f.Add(bytes.Repeat([]byte{0xff}, 11))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := Decode(bytes.NewReader(data), 0)
+		r := bytes.NewReader(data)
+		m, err := Decode(r, 0)
 		if err != nil {
 			if m != nil {
 				t.Fatal("message with error")
@@ -239,6 +245,15 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("unclassified error: %v", err)
 			}
 			return
+		}
+		frame := data[:len(data)-r.Len()]
+		if size, n := binary.Uvarint(data); n <= 0 || uint64(len(frame)) != uint64(n)+size {
+			t.Fatalf("decoded %+v consuming %d bytes, not one frame", m, len(frame))
+		}
+		for i := range frame {
+			if p, err := Decode(bytes.NewReader(frame[:i]), 0); err == nil || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("prefix of %d bytes: %+v, %v", i, p, err)
+			}
 		}
 		// Whatever decodes re-encodes, and decodes to the same encoding.
 		enc, err := m.Marshal()

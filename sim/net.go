@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -18,18 +19,26 @@ type linker struct {
 	mn       mocknet.Mocknet
 	deadDial time.Duration
 
+	// private nodes are reached through a relay: a link that one of them
+	// did not dial itself has twice the latency (via the relay).
+	private map[peer.ID]bool
+
 	mu    sync.Mutex
-	links map[[2]peer.ID]bool
+	links map[[2]peer.ID]time.Duration // latency of each link
 	dead  map[peer.ID]bool
 }
 
 func newLinker(mn mocknet.Mocknet, deadDial time.Duration) *linker {
-	return &linker{mn: mn, deadDial: deadDial, links: map[[2]peer.ID]bool{}, dead: map[peer.ID]bool{}}
+	return &linker{mn: mn, deadDial: deadDial, links: map[[2]peer.ID]time.Duration{}, dead: map[peer.ID]bool{}, private: map[peer.ID]bool{}}
 }
 
 // ensure links a and b unless they are linked; it fails (after the dead
 // dial delay) when b is dead.
 func (l *linker) ensure(ctx context.Context, a, b peer.ID) error {
+	lat := l.mn.LinkDefaults().Latency
+	if l.private[b] {
+		lat *= 2 // a dial to a private node goes through its relay
+	}
 	if a > b {
 		a, b = b, a
 	}
@@ -45,14 +54,30 @@ func (l *linker) ensure(ctx context.Context, a, b peer.ID) error {
 		}
 		return fmt.Errorf("sim: dial %s: node is down", b)
 	}
-	if l.links[[2]peer.ID{a, b}] {
+	if _, ok := l.links[[2]peer.ID{a, b}]; ok {
 		l.mu.Unlock()
 		return nil
 	}
-	l.links[[2]peer.ID{a, b}] = true
+	l.links[[2]peer.ID{a, b}] = lat
 	l.mu.Unlock()
-	_, err := l.mn.LinkPeers(a, b)
+	lk, err := l.mn.LinkPeers(a, b)
+	if err == nil {
+		lk.SetOptions(mocknet.LinkOptions{Latency: lat})
+	}
 	return err
+}
+
+// latency is the one-way latency of the link between a and b.
+func (l *linker) latency(a, b peer.ID) time.Duration {
+	if a > b {
+		a, b = b, a
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d, ok := l.links[[2]peer.ID{a, b}]; ok {
+		return d
+	}
+	return l.mn.LinkDefaults().Latency
 }
 
 func (l *linker) kill(p peer.ID) {
@@ -72,6 +97,9 @@ func (l *linker) count() int {
 type linkedHost struct {
 	host.Host
 	l *linker
+	// streams counts the streams this node opened: one per message of
+	// the DHT (with streamPerRequest), of lookups and of flooding.
+	streams atomic.Uint64
 }
 
 func (h *linkedHost) Connect(ctx context.Context, pi peer.AddrInfo) error {
@@ -93,6 +121,7 @@ func (h *linkedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.
 	if err != nil {
 		return nil, err
 	}
+	h.streams.Add(1)
 	return h.wrap(s), nil
 }
 
@@ -106,7 +135,7 @@ func (h *linkedHost) SetStreamHandlerMatch(pid protocol.ID, m func(protocol.ID) 
 }
 
 func (h *linkedHost) wrap(s network.Stream) network.Stream {
-	return &latentStream{Stream: s, lat: h.l.mn.LinkDefaults().Latency}
+	return &latentStream{Stream: s, lat: h.l.latency(h.ID(), s.Conn().RemotePeer())}
 }
 
 // latentStream delays closing until the last write has arrived. Mocknet

@@ -21,6 +21,10 @@ type Result struct {
 	Alpha            int     `json:"alpha,omitempty"`
 	Beta             int     `json:"beta,omitempty"`
 	Trim             bool    `json:"trim,omitempty"`
+	BucketSize       int     `json:"bucket_size,omitempty"`
+	Private          float64 `json:"private_share,omitempty"`
+	KadStreams       bool    `json:"kad_streams,omitempty"`
+	Variant          string  `json:"variant,omitempty"`
 
 	// Exact lookups of terminals on live nodes (after churn when there is
 	// churn; before it otherwise).
@@ -33,6 +37,14 @@ type Result struct {
 	LatencyMSP90  float64 `json:"latency_ms_p90"`
 	LatencyMSP99  float64 `json:"latency_ms_p99"`
 	RoundTripsP50 float64 `json:"round_trips_p50"` // latency / (2 × link latency)
+	RoundTripsP99 float64 `json:"round_trips_p99"`
+	// WarmShare is the share of found lookups whose asker was connected
+	// to the hosting node already (no identify before asking it).
+	WarmShare float64 `json:"warm_share"`
+	// ByClass splits the lookups by the asker's and the host's class
+	// ("public->private": a public node looks up a terminal on a private
+	// node), when some nodes are private.
+	ByClass map[string]*Phase `json:"by_class,omitempty"`
 	// DHTMSP50 is the time until the DHT named the hosting node; the rest
 	// of a lookup is asking that node.
 	DHTMSP50 float64 `json:"dht_ms_p50"`
@@ -66,16 +78,34 @@ type Result struct {
 	HeapMB          float64 `json:"heap_mb"`
 	Goroutines      int     `json:"goroutines"`
 	WallS           float64 `json:"wall_s"`
+
+	// Per node: streams opened (each one message of the DHT, a lookup or
+	// flooding) while setting up and publishing, and over the whole run;
+	// streams per lookup by all nodes; memory and goroutines.
+	SetupMessagesPerNode float64 `json:"setup_messages_per_node"`
+	MessagesPerNode      float64 `json:"messages_per_node"`
+	MessagesPerLookup    float64 `json:"messages_per_lookup"`
+	RSSPerNodeMB         float64 `json:"peak_rss_per_node_mb"`
+	HeapPerNodeMB        float64 `json:"heap_per_node_mb"`
+	GoroutinesPerNode    float64 `json:"goroutines_per_node"`
+}
+
+func (r *Result) perNode() {
+	n := float64(r.Nodes)
+	r.RSSPerNodeMB, r.HeapPerNodeMB, r.GoroutinesPerNode = r.PeakRSSMB/n, r.HeapMB/n, float64(r.Goroutines)/n
 }
 
 // Phase is the lookup figures of one phase of a run.
 type Phase struct {
-	Lookups      int     `json:"lookups"`
-	SuccessRate  float64 `json:"success_rate"`
-	HopsP50      float64 `json:"hops_p50"`
-	LatencyMSP50 float64 `json:"latency_ms_p50"`
-	LatencyMSP99 float64 `json:"latency_ms_p99"`
-	dhtMS        []float64
+	Lookups       int     `json:"lookups"`
+	SuccessRate   float64 `json:"success_rate"`
+	HopsP50       float64 `json:"hops_p50"`
+	LatencyMSP50  float64 `json:"latency_ms_p50"`
+	LatencyMSP99  float64 `json:"latency_ms_p99"`
+	RoundTripsP50 float64 `json:"round_trips_p50,omitempty"`
+	RoundTripsP99 float64 `json:"round_trips_p99,omitempty"`
+	dhtMS         []float64
+	warm          int
 }
 
 func phaseOf(ls []lookup) (p Phase, lat, hops []float64) {
@@ -87,6 +117,9 @@ func phaseOf(ls []lookup) (p Phase, lat, hops []float64) {
 			continue
 		}
 		found++
+		if l.warm {
+			p.warm++
+		}
 		lat = append(lat, l.ms)
 		if l.dhtMS > 0 {
 			p.dhtMS = append(p.dhtMS, l.dhtMS)
@@ -110,15 +143,37 @@ func (r *Result) summarise(before, after []lookup) {
 		main = after
 		b, _, _ := phaseOf(before)
 		r.BeforeChurn = &b
+		r.roundTrips(&b)
 	}
 	p, lat, hops := phaseOf(main)
+	if r.Private > 0 {
+		r.ByClass = map[string]*Phase{}
+		byClass := map[string][]lookup{}
+		for _, l := range main {
+			byClass[l.class] = append(byClass[l.class], l)
+		}
+		for c, ls := range byClass {
+			cp, _, _ := phaseOf(ls)
+			r.roundTrips(&cp)
+			r.ByClass[c] = &cp
+		}
+	}
+	if len(lat) > 0 {
+		r.WarmShare = float64(p.warm) / float64(len(lat))
+	}
 	r.Lookups, r.SuccessRate, r.HopsP50 = p.Lookups, p.SuccessRate, p.HopsP50
 	r.HopsP90 = percentile(hops, 90)
 	r.HopsMax = percentile(hops, 100)
 	r.LatencyMSP50, r.LatencyMSP90, r.LatencyMSP99 = p.LatencyMSP50, percentile(lat, 90), p.LatencyMSP99
 	r.DHTMSP50 = percentile(p.dhtMS, 50)
+	r.roundTrips(&p)
+	r.RoundTripsP50, r.RoundTripsP99 = p.RoundTripsP50, p.RoundTripsP99
+}
+
+func (r *Result) roundTrips(p *Phase) {
 	if r.LatencyMS > 0 {
-		r.RoundTripsP50 = r.LatencyMSP50 / (2 * r.LatencyMS)
+		p.RoundTripsP50 = p.LatencyMSP50 / (2 * r.LatencyMS)
+		p.RoundTripsP99 = p.LatencyMSP99 / (2 * r.LatencyMS)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
@@ -58,9 +59,26 @@ type Config struct {
 	// Alpha and Beta are kad-dht's lookup concurrency and resiliency
 	// (dht.Concurrency, dht.Resiliency); zero keeps kad-dht's defaults.
 	Alpha, Beta int
+	// BucketSize is kad-dht's k (dht.BucketSize): the routing table's
+	// bucket size and how many closest nodes store a provider record;
+	// zero keeps kad-dht's default, 20.
+	BucketSize int
+	// Private is the share of nodes behind NAT (0..0.9): DHT clients that
+	// others reach through a relay, so a connection they did not dial
+	// themselves has twice the link latency. The first nodes stay public.
+	Private float64
+	// KadStreams keeps kad-dht's own message sender, which holds a stream
+	// open to every peer it asked (three goroutines each on mocknet);
+	// otherwise each DHT message has a stream of its own (streamPerRequest).
+	KadStreams bool
+	// Variant names this configuration in a comparison.
+	Variant string
 	// Dir holds the nodes' bbolt files; "" is a new temporary directory,
 	// removed at the end.
 	Dir string
+	// Live, if set, is called once the lookups are done, while the whole
+	// network still runs (to profile it).
+	Live func()
 	// Progress, if set, is called as phases advance (from one goroutine
 	// at a time).
 	Progress func(phase string, done, total int)
@@ -72,6 +90,12 @@ func (c *Config) defaults() error {
 	}
 	if c.Churn < 0 || c.Churn > 0.9 {
 		return fmt.Errorf("%w: churn %g out of 0..0.9", ErrBadConfig, c.Churn)
+	}
+	if c.Private < 0 || c.Private > 0.9 {
+		return fmt.Errorf("%w: private share %g out of 0..0.9", ErrBadConfig, c.Private)
+	}
+	if c.BucketSize < 0 || c.Alpha < 0 || c.Beta < 0 {
+		return fmt.Errorf("%w: negative bucket size, alpha or beta", ErrBadConfig)
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -109,6 +133,8 @@ type simNode struct {
 	stop   context.CancelFunc
 	terms  []terminal
 	dead   bool
+	// private: behind NAT, a DHT client reached through a relay.
+	private bool
 }
 
 type terminal struct {
@@ -140,7 +166,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		byID: map[peer.ID]*simNode{}, keys: rand.NewChaCha8(seed32(cfg.Seed)), log: slog.New(slog.DiscardHandler)}
 	defer n.close()
 	res := &Result{Nodes: cfg.Nodes, TerminalsPerNode: cfg.TerminalsPerNode, LatencyMS: ms(cfg.Latency),
-		Churn: cfg.Churn, Seed: cfg.Seed, Degree: cfg.Degree, Alpha: cfg.Alpha, Beta: cfg.Beta, Trim: cfg.Trim}
+		Churn: cfg.Churn, Seed: cfg.Seed, Degree: cfg.Degree, Alpha: cfg.Alpha, Beta: cfg.Beta, Trim: cfg.Trim,
+		BucketSize: cfg.BucketSize, Private: cfg.Private, KadStreams: cfg.KadStreams, Variant: cfg.Variant}
 	start := time.Now()
 	if err := n.build(ctx, res); err != nil {
 		return nil, err
@@ -151,17 +178,27 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.FloodSamples > 0 {
 		n.measureFlood(ctx, res)
 	}
+	res.SetupMessagesPerNode = float64(n.streams()) / float64(len(n.nodes))
 	half := cfg.Lookups / 2
 	if cfg.Churn == 0 {
 		half = cfg.Lookups
 	}
+	m0 := n.streams()
 	before := n.lookups(ctx, half, "lookups")
 	if cfg.Churn > 0 {
 		res.Killed = n.churn()
 	}
 	after := n.lookups(ctx, cfg.Lookups-half, "lookups after churn")
+	if cfg.Lookups > 0 {
+		res.MessagesPerLookup = float64(n.streams()-m0) / float64(cfg.Lookups)
+	}
+	res.MessagesPerNode = float64(n.streams()) / float64(len(n.nodes))
 	res.summarise(before, after)
 	res.PeakRSSMB, res.HeapMB, res.Goroutines = memory()
+	res.perNode()
+	if cfg.Live != nil {
+		cfg.Live()
+	}
 	res.Links = n.link.count()
 	res.WallS = time.Since(start).Seconds()
 	return res, ctx.Err()
@@ -181,11 +218,19 @@ func (n *simnet) build(ctx context.Context, res *Result) error {
 	n.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: n.cfg.Latency})
 	n.link = newLinker(n.mn, n.cfg.DeadDial)
 	t0 := time.Now()
+	// The first node and every other node until the share is reached stay
+	// public; which ones are private is drawn from the seed.
+	private := make([]bool, n.cfg.Nodes)
+	if n.cfg.Private > 0 {
+		for _, i := range n.rng.Perm(n.cfg.Nodes - 1)[:int(n.cfg.Private*float64(n.cfg.Nodes))] {
+			private[i+1] = true
+		}
+	}
 	for i := range n.cfg.Nodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		sn, err := n.startNode(ctx, i)
+		sn, err := n.startNode(ctx, i, private[i])
 		if err != nil {
 			if sn != nil {
 				sn.close()
@@ -235,7 +280,7 @@ func (n *simnet) build(ctx context.Context, res *Result) error {
 	return ctx.Err()
 }
 
-func (n *simnet) startNode(ctx context.Context, i int) (*simNode, error) {
+func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, error) {
 	key, _, err := crypto.GenerateEd25519Key(n.keys)
 	if err != nil {
 		return nil, err
@@ -249,13 +294,24 @@ func (n *simnet) startNode(ctx context.Context, i int) (*simNode, error) {
 		return nil, err
 	}
 	h := &linkedHost{Host: mh, l: n.link}
-	sn := &simNode{idx: i, h: h}
-	opts := []dht.Option{dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/irmv"), dht.DisableAutoRefresh()}
+	sn := &simNode{idx: i, h: h, private: private}
+	mode := dht.ModeServer
+	if private {
+		mode = dht.ModeClient
+		n.link.private[mh.ID()] = true
+	}
+	opts := []dht.Option{dht.Mode(mode), dht.ProtocolPrefix("/irmv"), dht.DisableAutoRefresh()}
+	if !n.cfg.KadStreams {
+		opts = append(opts, dht.WithCustomMessageSender(newStreamPerRequest))
+	}
 	if n.cfg.Alpha > 0 {
 		opts = append(opts, dht.Concurrency(n.cfg.Alpha))
 	}
 	if n.cfg.Beta > 0 {
 		opts = append(opts, dht.Resiliency(n.cfg.Beta))
+	}
+	if n.cfg.BucketSize > 0 {
+		opts = append(opts, dht.BucketSize(n.cfg.BucketSize))
 	}
 	if sn.d, err = dht.New(h, opts...); err != nil {
 		return sn, err
@@ -379,6 +435,22 @@ func (n *simnet) register(ctx context.Context, res *Result) error {
 	return ctx.Err()
 }
 
+func (sn *simNode) class() string {
+	if sn.private {
+		return "private"
+	}
+	return "public"
+}
+
+// streams is how many streams all nodes have opened so far.
+func (n *simnet) streams() uint64 {
+	var t uint64
+	for _, sn := range n.nodes {
+		t += sn.h.streams.Load()
+	}
+	return t
+}
+
 // alive returns the live nodes.
 func (n *simnet) alive() []*simNode {
 	var out []*simNode
@@ -429,6 +501,8 @@ func (n *simnet) lookups(ctx context.Context, count int, phase string) []lookup 
 
 // lookup is one exact lookup's outcome.
 type lookup struct {
+	class   string // asker's class -> host's class
+	warm    bool   // the asker was connected to the host before the lookup
 	found   bool
 	ms      float64
 	dhtMS   float64 // until the DHT named the hosting node; 0: unknown
@@ -438,12 +512,14 @@ type lookup struct {
 func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) lookup {
 	tr := newTrace()
 	lctx := context.WithValue(ctx, traceKey{}, tr)
+	class := from.class() + "->" + to.class()
+	warm := from.h.Network().Connectedness(to.h.ID()) == network.Connected
 	t0 := time.Now()
 	rs, err := from.srch.Search(lctx, search.Query{Text: "uid:" + t.uid, Via: search.ViaDHT, Limit: 1})
 	if err != nil {
-		return lookup{dhtHops: -1}
+		return lookup{class: class, warm: warm, dhtHops: -1}
 	}
-	var l lookup
+	l := lookup{class: class, warm: warm}
 	for r := range rs {
 		if r.Terminal == t.handle && r.Node == to.h.ID().String() && !l.found {
 			l.found, l.ms = true, ms(time.Since(t0))

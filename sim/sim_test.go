@@ -16,7 +16,7 @@ func TestSmallNetwork(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := Run(ctx, Config{Nodes: 30, Lookups: 40, Churn: 0.2, Seed: 7, FloodSamples: 4})
+	res, err := Run(ctx, Config{Nodes: 30, Lookups: 40, Churn: 0.2, Seed: 7, FloodSamples: 4, Private: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +40,16 @@ func TestSmallNetwork(t *testing.T) {
 	if len(res.FloodReachByTTL) != 7 || res.FloodReachByTTL[6] < res.FloodReachByTTL[0] {
 		t.Errorf("reach by TTL %v", res.FloodReachByTTL)
 	}
+	// Private nodes (DHT clients behind a relay) look up and are found.
+	for _, c := range []string{"public->public", "public->private", "private->public"} {
+		if p := res.ByClass[c]; p == nil || p.Lookups == 0 || p.SuccessRate < 0.9 {
+			t.Errorf("lookups %s: %+v, want some, ≥ 0.9 found", c, p)
+		}
+	}
+	if res.MessagesPerLookup <= 0 || res.SetupMessagesPerNode <= 0 || res.GoroutinesPerNode <= 0 {
+		t.Errorf("messages per lookup %v, set-up messages per node %v, goroutines per node %v: want all positive",
+			res.MessagesPerLookup, res.SetupMessagesPerNode, res.GoroutinesPerNode)
+	}
 	if res.Identifiers != 30*DefaultTerminalsPerNode {
 		t.Errorf("published %d identifiers, want %d", res.Identifiers, 30*DefaultTerminalsPerNode)
 	}
@@ -50,7 +60,7 @@ func TestSmallNetwork(t *testing.T) {
 }
 
 func TestConfigRejects(t *testing.T) {
-	for _, c := range []Config{{Nodes: 2}, {Nodes: 10, Churn: 0.95}, {Nodes: 10, Churn: -1}} {
+	for _, c := range []Config{{Nodes: 2}, {Nodes: 10, Churn: 0.95}, {Nodes: 10, Churn: -1}, {Nodes: 10, Private: 0.95}, {Nodes: 10, BucketSize: -1}} {
 		if _, err := Run(context.Background(), c); err == nil {
 			t.Errorf("Run(%+v) succeeded", c)
 		}
@@ -72,6 +82,9 @@ func BenchmarkSim60(b *testing.B) {
 		b.ReportMetric(res.LatencyMSP99, "ms_p99")
 		b.ReportMetric(res.RoundTripsP50, "rtt_p50")
 		b.ReportMetric(res.FloodMessagesPerQuery, "flood_msgs/q")
+		b.ReportMetric(res.RoundTripsP99, "rtt_p99")
+		b.ReportMetric(res.MessagesPerLookup, "msgs/lookup")
 		b.ReportMetric(res.PeakRSSMB, "peak_rss_MB")
+		b.ReportMetric(float64(res.Goroutines)/float64(res.Nodes), "goroutines/node")
 	}
 }

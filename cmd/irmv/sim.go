@@ -3,8 +3,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +29,13 @@ func simCommand() *cli.Command {
 each composed like a real node (kad-dht, terminal register, publisher,
 flooding, search), registers terminals, floods, kills a share of the nodes
 and looks terminals up. --nodes takes a list (100,300,1000) for a size sweep;
---plot draws latency and hops against size.`,
+--plot draws latency, hops, messages and memory against size (log x);
+--with adds the results of earlier runs (their --json output) to the plot.
+--compare runs each named variant of the DHT options on the same network
+(same size and seed) and prints them side by side: a variant is "today"
+(the flags as given) or key=value pairs joined by "+", keys bucket, alpha,
+beta, trim (0/1), kad-streams (0/1); e.g. --compare today,bucket=40,alpha=20+beta=5.
+The 1,000-node runs want GOMEMLIMIT (e.g. GOMEMLIMIT=6GiB).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "nodes", Usage: "network size, or a comma-separated list for a sweep", Value: "100", EnvVars: []string{"IRMV_SIM_NODES"}},
 			&cli.IntFlag{Name: "terminals-per-node", Value: sim.DefaultTerminalsPerNode, EnvVars: []string{"IRMV_SIM_TERMINALS"}},
@@ -38,7 +50,13 @@ and looks terminals up. --nodes takes a list (100,300,1000) for a size sweep;
 			&cli.BoolFlag{Name: "trim", Usage: "after its routing-table refresh, each node drops connections to peers outside its table (as a connection manager would)", EnvVars: []string{"IRMV_SIM_TRIM"}},
 			&cli.IntFlag{Name: "alpha", Usage: "DHT lookup concurrency (0: kad-dht default, 10)", EnvVars: []string{"IRMV_SIM_ALPHA"}},
 			&cli.IntFlag{Name: "beta", Usage: "DHT lookup resiliency (0: kad-dht default, 3)", EnvVars: []string{"IRMV_SIM_BETA"}},
-			&cli.StringFlag{Name: "plot", Usage: "draw latency and hops against size into this PNG", EnvVars: []string{"IRMV_SIM_PLOT"}},
+			&cli.IntFlag{Name: "bucket-size", Usage: "DHT k: bucket size and provider-record replication (0: kad-dht default, 20)", EnvVars: []string{"IRMV_SIM_BUCKET_SIZE"}},
+			&cli.Float64Flag{Name: "private", Usage: "share of nodes behind NAT (0..0.9): DHT clients reached through a relay (twice the link latency on connections they did not dial)", EnvVars: []string{"IRMV_SIM_PRIVATE"}},
+			&cli.BoolFlag{Name: "kad-streams", Usage: "keep kad-dht's own message sender (a stream held open per peer asked: about 3 goroutines each) instead of a stream per DHT message", EnvVars: []string{"IRMV_SIM_KAD_STREAMS"}},
+			&cli.StringSliceFlag{Name: "compare", Usage: "variants of the DHT options to run side by side (today, or key=value+key=value; keys bucket, alpha, beta, trim, kad-streams)", EnvVars: []string{"IRMV_SIM_COMPARE"}},
+			&cli.StringFlag{Name: "plot", Usage: "draw latency, hops, messages and memory against size into this PNG", EnvVars: []string{"IRMV_SIM_PLOT"}},
+			&cli.StringSliceFlag{Name: "with", Usage: "files of earlier results (--json output) to add to the plot", EnvVars: []string{"IRMV_SIM_WITH"}},
+			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile of the last size, taken after its lookups, to this file", EnvVars: []string{"IRMV_SIM_MEMPROFILE"}},
 			jsonFlag,
 		},
 		Action: runSim,
@@ -54,44 +72,155 @@ func runSim(c *cli.Context) error {
 		}
 		sizes = append(sizes, n)
 	}
-	var results []*sim.Result
-	for _, n := range sizes {
-		bar := &progressBar{w: c.App.ErrWriter, label: fmt.Sprintf("%d nodes", n)}
-		res, err := sim.Run(c.Context, sim.Config{
-			Nodes:            n,
-			TerminalsPerNode: c.Int("terminals-per-node"),
-			Latency:          c.Duration("latency"),
-			Lookups:          c.Int("lookups"),
-			Churn:            c.Float64("churn"),
-			Seed:             c.Uint64("seed"),
-			Degree:           c.Int("degree"),
-			Parallel:         c.Int("parallel"),
-			FloodSamples:     c.Int("flood-samples"),
-			DeadDial:         c.Duration("dead-dial"),
-			Alpha:            c.Int("alpha"),
-			Beta:             c.Int("beta"),
-			Trim:             c.Bool("trim"),
-			Progress:         bar.update,
-		})
-		bar.finish()
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("sim with %d nodes: %v", n, err), exitError)
-		}
-		results = append(results, res)
-		if c.Bool("json") {
-			if err := printJSON(c.App.Writer, res); err != nil {
-				return err
+	base := sim.Config{
+		TerminalsPerNode: c.Int("terminals-per-node"),
+		Latency:          c.Duration("latency"),
+		Lookups:          c.Int("lookups"),
+		Churn:            c.Float64("churn"),
+		Seed:             c.Uint64("seed"),
+		Degree:           c.Int("degree"),
+		Parallel:         c.Int("parallel"),
+		FloodSamples:     c.Int("flood-samples"),
+		DeadDial:         c.Duration("dead-dial"),
+		Alpha:            c.Int("alpha"),
+		Beta:             c.Int("beta"),
+		BucketSize:       c.Int("bucket-size"),
+		Private:          c.Float64("private"),
+		KadStreams:       c.Bool("kad-streams"),
+		Trim:             c.Bool("trim"),
+	}
+	variants := []sim.Config{base}
+	if specs := c.StringSlice("compare"); len(specs) > 0 {
+		variants = variants[:0]
+		for _, spec := range specs {
+			v, err := simVariant(base, spec)
+			if err != nil {
+				return cli.Exit("--compare: "+err.Error(), exitError)
 			}
-		} else {
-			printSim(c.App.Writer, res)
+			variants = append(variants, v)
 		}
 	}
+	var earlier []*sim.Result
+	for _, f := range c.StringSlice("with") {
+		rs, err := readSimResults(f)
+		if err != nil {
+			return cli.Exit("--with: "+err.Error(), exitError)
+		}
+		earlier = append(earlier, rs...)
+	}
+	var results []*sim.Result
+	for k, n := range sizes {
+		for vi, v := range variants {
+			cfg := v
+			cfg.Nodes = n
+			label := fmt.Sprintf("%d nodes", n)
+			if cfg.Variant != "" {
+				label += " " + cfg.Variant
+			}
+			bar := &progressBar{w: c.App.ErrWriter, label: label}
+			cfg.Progress = bar.update
+			if f := c.String("memprofile"); f != "" && k == len(sizes)-1 && vi == len(variants)-1 {
+				cfg.Live = func() { writeHeapProfile(c.App.ErrWriter, f) }
+			}
+			res, err := sim.Run(c.Context, cfg)
+			bar.finish()
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("sim with %d nodes: %v", n, err), exitError)
+			}
+			results = append(results, res)
+			if c.Bool("json") {
+				if err := printJSON(c.App.Writer, res); err != nil {
+					return err
+				}
+			} else {
+				printSim(c.App.Writer, res)
+			}
+		}
+	}
+	if len(variants) > 1 && !c.Bool("json") {
+		printComparison(c.App.Writer, results)
+	}
 	if f := c.String("plot"); f != "" {
-		if err := sim.Plot(results, f); err != nil {
+		// With variants, the plot follows the first one.
+		var plotted []*sim.Result
+		for _, r := range results {
+			if r.Variant == variants[0].Variant {
+				plotted = append(plotted, r)
+			}
+		}
+		plotted = append(earlier, plotted...)
+		slices.SortStableFunc(plotted, func(a, b *sim.Result) int { return a.Nodes - b.Nodes })
+		if err := sim.Plot(plotted, f); err != nil {
 			return cli.Exit("plot: "+err.Error(), exitError)
 		}
 	}
 	return nil
+}
+
+// simVariant applies a --compare variant to the base configuration.
+func simVariant(base sim.Config, spec string) (sim.Config, error) {
+	v := base
+	v.Variant = strings.TrimSpace(spec)
+	if v.Variant == "today" {
+		return v, nil
+	}
+	for _, kv := range strings.Split(v.Variant, "+") {
+		key, val, ok := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(val)
+		if !ok || err != nil || n < 0 {
+			return v, fmt.Errorf("%q: want key=number (bucket, alpha, beta, trim, kad-streams)", kv)
+		}
+		switch key {
+		case "bucket":
+			v.BucketSize = n
+		case "alpha":
+			v.Alpha = n
+		case "beta":
+			v.Beta = n
+		case "trim":
+			v.Trim = n != 0
+		case "kad-streams":
+			v.KadStreams = n != 0
+		default:
+			return v, fmt.Errorf("%q: unknown key %q (bucket, alpha, beta, trim, kad-streams)", kv, key)
+		}
+	}
+	return v, nil
+}
+
+// readSimResults reads the results an earlier `irmv sim --json` printed.
+func readSimResults(file string) ([]*sim.Result, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []*sim.Result
+	dec := json.NewDecoder(f)
+	for {
+		var r sim.Result
+		if err := dec.Decode(&r); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if r.Nodes < 3 {
+			return nil, fmt.Errorf("%s: a result without nodes", file)
+		}
+		out = append(out, &r)
+	}
+}
+
+// printComparison prints the variants' lookups side by side.
+func printComparison(w io.Writer, rs []*sim.Result) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nnodes\tvariant\tfound\thops p50/p90\tround trips p50/p99\tlatency p50/p99 ms\tDHT names host p50 ms\twarm asks\tmsgs per lookup\tsetup msgs per node\tpeak RSS MB\tgoroutines")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%d\t%s\t%.1f%%\t%.0f/%.0f\t%.2f/%.2f\t%.1f/%.1f\t%.1f\t%.0f%%\t%.1f\t%.0f\t%.0f\t%d\n",
+			r.Nodes, r.Variant, 100*r.SuccessRate, r.HopsP50, r.HopsP90, r.RoundTripsP50, r.RoundTripsP99,
+			r.LatencyMSP50, r.LatencyMSP99, r.DHTMSP50, 100*r.WarmShare, r.MessagesPerLookup, r.SetupMessagesPerNode, r.PeakRSSMB, r.Goroutines)
+	}
+	tw.Flush()
 }
 
 func printSim(w io.Writer, r *sim.Result) {
@@ -104,8 +233,13 @@ func printSim(w io.Writer, r *sim.Result) {
 	}
 	fmt.Fprintf(tw, "exact lookups\t%d: %.1f%% found\n", r.Lookups, 100*r.SuccessRate)
 	fmt.Fprintf(tw, "hops\tp50 %.0f, p90 %.0f, max %.0f (DHT depth + direct ask)\n", r.HopsP50, r.HopsP90, r.HopsMax)
-	fmt.Fprintf(tw, "latency\tp50 %.1f ms, p90 %.1f ms, p99 %.1f ms (%.1f link round trips at p50; DHT names the host after %.1f ms at p50)\n",
-		r.LatencyMSP50, r.LatencyMSP90, r.LatencyMSP99, r.RoundTripsP50, r.DHTMSP50)
+	fmt.Fprintf(tw, "latency\tp50 %.1f ms, p90 %.1f ms, p99 %.1f ms (%.2f link round trips at p50, %.2f at p99; DHT names the host after %.1f ms at p50; %.0f%% asked a host already connected)\n",
+		r.LatencyMSP50, r.LatencyMSP90, r.LatencyMSP99, r.RoundTripsP50, r.RoundTripsP99, r.DHTMSP50, 100*r.WarmShare)
+	for _, c := range slices.Sorted(maps.Keys(r.ByClass)) {
+		p := r.ByClass[c]
+		fmt.Fprintf(tw, "  %s\t%d: %.1f%% found, hops p50 %.0f, %.2f round trips p50, %.2f p99\n",
+			c, p.Lookups, 100*p.SuccessRate, p.HopsP50, p.RoundTripsP50, p.RoundTripsP99)
+	}
 	if r.FloodFullMessages > 0 {
 		fmt.Fprintf(tw, "flooding\t%.1f messages per dynamic query (%.0f%% found); found 2 hops away: %.1f messages (%d samples) = %.0f%% of a full TTL-7 flood (%.0f messages)\n",
 			r.FloodMessagesPerQuery, 100*r.FloodFoundRate, r.FloodHop2Messages, r.FloodHop2Samples, 100*r.FloodHop2Ratio, r.FloodFullMessages)
@@ -117,7 +251,10 @@ func printSim(w io.Writer, r *sim.Result) {
 		r.Identifiers, r.ProvideMSP50, r.ProvideMSP99, r.PublishS)
 	fmt.Fprintf(tw, "network\tset-up %.1f s, routing table p50 %.0f, %.0f connections per node, %d links\n",
 		r.SetupS, r.RoutingTableP50, r.ConnsPerNode, r.Links)
-	fmt.Fprintf(tw, "memory\tpeak RSS %.0f MB, heap %.0f MB, %d goroutines; wall %.0f s\n", r.PeakRSSMB, r.HeapMB, r.Goroutines, r.WallS)
+	fmt.Fprintf(tw, "messages\t%.0f streams per node to set up and publish, %.0f over the run; %.1f per lookup (all nodes)\n",
+		r.SetupMessagesPerNode, r.MessagesPerNode, r.MessagesPerLookup)
+	fmt.Fprintf(tw, "memory\tpeak RSS %.0f MB (%.2f MB per node), heap %.0f MB, %d goroutines (%.1f per node); wall %.0f s\n",
+		r.PeakRSSMB, r.RSSPerNodeMB, r.HeapMB, r.Goroutines, r.GoroutinesPerNode, r.WallS)
 	tw.Flush()
 }
 
@@ -159,5 +296,25 @@ func (b *progressBar) finish() {
 	defer b.mu.Unlock()
 	if b.drawn {
 		fmt.Fprint(b.w, "\r\033[K")
+	}
+}
+
+// writeHeapProfile writes the heap profile after a collection; a failure is
+// reported and the run goes on.
+func writeHeapProfile(errw io.Writer, file string) {
+	f, err := os.Create(file)
+	if err == nil {
+		runtime.GC()
+		err = pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if g, gerr := os.Create(file + ".goroutines"); gerr == nil {
+		pprof.Lookup("goroutine").WriteTo(g, 1)
+		g.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(errw, "memprofile:", err)
 	}
 }

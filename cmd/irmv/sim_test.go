@@ -1,0 +1,36 @@
+//go:build !irmv_node_only
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSimBadInput: `irmv sim` refuses bad variants, result files and
+// shares before it starts any node.
+func TestSimBadInput(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"nodes": 0}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--compare", "bucket=many"}, "bucket=many"},
+		{[]string{"--compare", "today,speed=3"}, "speed"},
+		{[]string{"--with", filepath.Join(t.TempDir(), "missing.json")}, "missing.json"},
+		{[]string{"--with", bad}, "without nodes"},
+		{[]string{"--nodes", "10", "--private", "2"}, "private"},
+		{[]string{"--nodes", "10", "--bucket-size", "-1"}, "bucket"},
+		{[]string{"--nodes", "ten"}, "ten"},
+	} {
+		code, _, stderr := runCLI(append([]string{"sim"}, c.args...)...)
+		if code == exitOK || !strings.Contains(stderr, c.want) {
+			t.Errorf("irmv sim %v: exit %d, stderr %q; want failure naming %q", c.args, code, stderr, c.want)
+		}
+	}
+}

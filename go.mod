@@ -33,7 +33,7 @@ require (
 	gonum.org/v1/plot v0.17.0
 )
 
-require github.com/gosimple/slug v1.15.0 // indirect
+require github.com/gosimple/slug v1.15.0
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
@@ -82,7 +82,7 @@ require (
 	github.com/libp2p/go-libp2p-kbucket v0.9.0 // indirect
 	github.com/libp2p/go-libp2p-record v0.3.1 // indirect
 	github.com/libp2p/go-libp2p-routing-helpers v0.7.5 // indirect
-	github.com/libp2p/go-msgio v0.3.0 // indirect
+	github.com/libp2p/go-msgio v0.3.0
 	github.com/libp2p/go-netroute v0.4.0 // indirect
 	github.com/libp2p/go-reuseport v0.4.0 // indirect
 	github.com/libp2p/go-yamux/v5 v5.1.0 // indirect

@@ -169,6 +169,42 @@ func (p *addrPolicy) Announce(addrs []ma.Multiaddr) []ma.Multiaddr {
 	return out
 }
 
+// AnnounceTo picks from the node's own announced addresses those that a
+// peer reached at remote (the remote addresses of its connections, else
+// the addresses this node would dial) can use: all of them for a peer on
+// loopback, all but loopback for a peer on one of this machine's subnets,
+// only public and relay-circuit addresses for any other. A node behind a
+// NAT so tells nodes beyond its LAN nothing of its private network.
+// kad-dht refuses a provider record without addresses, so when none is
+// left the answer is a bare /p2p-circuit, which names no relay and which
+// every receiver drops.
+func (p *addrPolicy) AnnounceTo(own, remote []ma.Multiaddr) []ma.Multiaddr {
+	subnets := p.mySubnets()
+	lan := false
+	for _, a := range remote {
+		if manet.IsIPLoopback(a) {
+			return own
+		}
+		if ip, err := manet.ToIP(a); err == nil && !manet.IsPublicAddr(a) && onLink(ip, subnets) {
+			lan = true
+		}
+	}
+	var out []ma.Multiaddr
+	if lan {
+		out = slices.DeleteFunc(slices.Clone(own), manet.IsIPLoopback)
+	} else {
+		out = dialable(own)
+	}
+	if len(out) == 0 {
+		return []ma.Multiaddr{noAddr}
+	}
+	return out
+}
+
+// noAddr is the placeholder of a provider record whose node has no address
+// the receiver can use.
+var noAddr = ma.StringCast("/p2p-circuit")
+
 // hasPublicIP tells whether one of this machine's interfaces has a public
 // address: such a node is probably reachable, one without is behind a NAT
 // or on a LAN of its own.

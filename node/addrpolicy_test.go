@@ -101,6 +101,46 @@ func TestAddrPolicyAnnounce(t *testing.T) {
 	}
 }
 
+// TestAddrPolicyAnnounceTo: a peer on loopback gets every address, a peer
+// on one of our subnets all but loopback, any other only public and relay
+// addresses (or the placeholder when there are none).
+func TestAddrPolicyAnnounceTo(t *testing.T) {
+	const relay = "/p2p/12D3KooWGzBXcDmUfG6aBMfhKRoPRDHWAzsWPvAbVjkvnKQbasGN"
+	p := &addrPolicy{subnets: []*net.IPNet{mustCIDR("127.0.0.0/8"), mustCIDR("192.168.1.0/24")}, at: time.Now().Add(time.Hour)}
+	lo, lan, pub := "/ip4/127.0.0.1/tcp/4001", "/ip4/192.168.1.7/tcp/4001", "/ip4/1.2.3.4/tcp/4001"
+	circ := "/ip4/5.6.7.8/tcp/4001" + relay + "/p2p-circuit"
+	cgnat := "/ip4/100.64.0.9/tcp/4001"
+	for _, tc := range []struct {
+		name        string
+		own, remote []string
+		want        []string
+	}{
+		{"peer on loopback", []string{lo, lan, pub, circ}, []string{"/ip4/127.0.0.1/tcp/5000"}, []string{lo, lan, pub, circ}},
+		{"peer on our LAN", []string{lo, lan, pub, circ}, []string{"/ip4/192.168.1.20/tcp/5000"}, []string{lan, pub, circ}},
+		{"peer on the Internet", []string{lo, lan, cgnat, pub, circ}, []string{"/ip4/9.9.9.9/tcp/4001"}, []string{pub, circ}},
+		{"peer in another home's 192.168.2.0/24", []string{lan, circ}, []string{"/ip4/192.168.2.5/tcp/4001"}, []string{circ}},
+		{"peer on the Internet, node has only private addresses", []string{lo, lan, cgnat}, []string{"/ip4/9.9.9.9/tcp/4001"}, []string{"/p2p-circuit"}},
+		{"peer on the Internet and on our LAN", []string{lan, pub}, []string{"/ip4/9.9.9.9/tcp/4001", "/ip4/192.168.1.20/tcp/4001"}, []string{lan, pub}},
+		{"peer reached over a relay", []string{lan, circ}, []string{"/ip4/5.6.7.8/tcp/4001" + relay + "/p2p-circuit"}, []string{circ}},
+		{"unknown peer", []string{lan, pub}, nil, []string{pub}},
+	} {
+		var own, remote []ma.Multiaddr
+		for _, s := range tc.own {
+			own = append(own, ma.StringCast(s))
+		}
+		for _, s := range tc.remote {
+			remote = append(remote, ma.StringCast(s))
+		}
+		var got []string
+		for _, a := range p.AnnounceTo(own, remote) {
+			got = append(got, a.String())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: AnnounceTo = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestLoopbackOnly(t *testing.T) {
 	for _, tc := range []struct {
 		listen []string

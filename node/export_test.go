@@ -1,6 +1,9 @@
 package node
 
 import (
+	"net"
+	"time"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/irmv/irmv/call/signal"
@@ -12,4 +15,13 @@ func (n *Node) ICEServersForTest(terminal string) []signal.ICEServer { return n.
 // PeerICEServersForTest is what n sends the terminal of node remote in a call.
 func (n *Node) PeerICEServersForTest(remote peer.ID) []signal.ICEServer {
 	return n.peerICEServers(remote)
+}
+
+// SetSubnetsForTest makes n take nets for this machine's subnets (which
+// decide which peers are on its LAN) from now on.
+func (n *Node) SetSubnetsForTest(nets []*net.IPNet) {
+	n.policy.mu.Lock()
+	defer n.policy.mu.Unlock()
+	n.policy.subnets = nets
+	n.policy.at = time.Now().Add(24 * time.Hour) // never refreshed
 }

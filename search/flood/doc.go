@@ -102,7 +102,11 @@
 // with TTL t waits t × QueryOptions.StepWait for hits (by default four
 // times the slowest neighbour's round-trip time, as the DHT measured it,
 // plus MinStepWait, at most DefaultStepWait; hits of earlier rounds still
-// count while later rounds run). It stops once
+// count while later rounds run). The neighbours' round trips say nothing of
+// farther links, so each hit also measures the hops it came over: a hit
+// from h hops that took e raises the wait per hop to 2 × e/h (at most
+// MaxStepWait) for the running round and the later ones, and hits from
+// far, slow hops are waited for. It stops once
 // QueryOptions.Want records have arrived, so a terminal close by costs only
 // a handful of messages. QueryOptions.FullFlood sends one round at MaxTTL
 // instead.

@@ -312,7 +312,7 @@ func (f *Flooder) handleHit(from peer.ID, m *Message) {
 
 	switch {
 	case pq != nil:
-		h := Hit{From: from, Origin: m.Origin, Hops: m.Hops, TTL: pq.ttl, Records: m.Records}
+		h := Hit{From: from, Origin: m.Origin, Hops: m.Hops, TTL: pq.ttl, Records: m.Records, elapsed: time.Since(pq.sent)}
 		select {
 		case pq.in <- h:
 			f.stats.hitsDelivered.Add(1)

@@ -19,6 +19,8 @@ const (
 	// MinStepWait is the least wait per hop: a margin for the work of the
 	// nodes on the path, over the measured round trips.
 	MinStepWait = 25 * time.Millisecond
+	// MaxStepWait bounds the wait per hop learnt from slow hits.
+	MaxStepWait = time.Second
 )
 
 // deepening is the TTL schedule of dynamic querying, cut at MaxTTL.
@@ -36,6 +38,10 @@ type QueryOptions struct {
 	// measured: four times the slowest neighbour's round-trip time (as
 	// the DHT measured it) plus MinStepWait, at most DefaultStepWait, which
 	// is also the wait when a neighbour's round-trip time is unknown.
+	// Either way the wait grows with the hits: a hit from h hops that took
+	// e to arrive shows hops of e/h, and every later wait (the running
+	// round's included) allows 2 × e/h per hop, up to MaxStepWait, so
+	// hits from farther, slower hops are still waited for.
 	StepWait time.Duration
 	// FullFlood sends one round at MaxTTL instead of deepening.
 	FullFlood bool
@@ -85,6 +91,17 @@ type Hit struct {
 	TTL int
 	// Records are the matching terminals' records, unverified.
 	Records []*record.Record
+
+	elapsed time.Duration // since the round was sent
+}
+
+// learnStep returns the wait per hop that hit h shows is needed, or step
+// if that is more.
+func learnStep(step time.Duration, h Hit) time.Duration {
+	if h.Hops <= 0 || h.elapsed <= 0 {
+		return step
+	}
+	return max(step, min(MaxStepWait, h.elapsed*2/time.Duration(h.Hops)))
 }
 
 // pendingQuery is one round of one of our own queries, by GUID.
@@ -92,6 +109,7 @@ type pendingQuery struct {
 	in   chan<- Hit
 	done <-chan struct{}
 	ttl  int
+	sent time.Time
 }
 
 // stepWait is the measured wait per hop for a round sent to nbs.
@@ -153,6 +171,7 @@ func (f *Flooder) runQuery(ctx context.Context, id ident.ID, opts QueryOptions, 
 
 	var queue []Hit
 	got := 0
+	learnt := time.Duration(0) // wait per hop shown by the hits so far
 rounds:
 	for _, ttl := range opts.schedule() {
 		nbs := f.neighbours("")
@@ -161,7 +180,7 @@ rounds:
 		}
 		g := NewGUID()
 		f.mu.Lock()
-		f.pending[g] = &pendingQuery{in: in, done: done, ttl: ttl}
+		f.pending[g] = &pendingQuery{in: in, done: done, ttl: ttl, sent: time.Now()}
 		f.seen.add(g, route{}, time.Now()) // our own query coming back is a duplicate
 		f.mu.Unlock()
 		guids = append(guids, g)
@@ -177,6 +196,8 @@ rounds:
 		if step <= 0 {
 			step = f.stepWait(nbs)
 		}
+		step = max(step, learnt)
+		sent := time.Now()
 		timer := time.NewTimer(time.Duration(ttl) * step)
 		for got < opts.Want {
 			var send chan<- Hit
@@ -188,6 +209,11 @@ rounds:
 			case h := <-in:
 				queue = append(queue, h)
 				got += len(h.Records)
+				if learnt = learnStep(learnt, h); learnt > step {
+					// Slower hops than measured: give this round their time.
+					step = learnt
+					timer.Reset(time.Until(sent.Add(time.Duration(ttl) * step)))
+				}
 			case send <- next:
 				queue = queue[1:]
 			case <-timer.C:

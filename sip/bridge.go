@@ -56,6 +56,9 @@ type bridgeCall struct {
 	phone   *net.UDPAddr // where the phone's RTP goes (latched to its source)
 	holding bool
 	held    []webrtc.ICECandidateInit
+	srtp    *srtpLeg   // nil: plain RTP
+	proto   string     // the phone leg's SDP proto when srtp is set
+	offered sdesCrypto // the crypto line offered to a called phone
 	// sipCallID is the SIP dialog's Call-ID (set once, under Server.mu).
 	sipCallID string
 	dialog    dialogOf // under Server.mu
@@ -180,6 +183,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 488, "Not Acceptable Here") // Opus only, for now
 		return
 	}
+	sec, err := parseSDES(req.Body())
+	if err != nil {
+		s.respond(tx, req, 488, "Not Acceptable Here") // RTP/SAVP without a crypto suite the node has
+		return
+	}
 	line := s.lineFor(caller.AOR)
 	if line == nil {
 		s.respond(tx, req, 480, "Temporarily Unavailable")
@@ -228,6 +236,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	defer s.endBridgeCall(bc)
 	s.setSIPCall(bc, req.CallID().Value())
 	s.setDialog(bc, dialogOf{id: dlg.ID, phone: sourceIP(req.Source())})
+	if err := s.answerSRTP(bc, sec); err != nil {
+		dlg.Respond(488, "Not Acceptable Here", nil)
+		return
+	}
 
 	desc, err := bc.peer.Offer()
 	if err != nil {
@@ -269,7 +281,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 				}
 				ip := bc.rtp.LocalAddr().(*net.UDPAddr)
 				body := answerSDP(ip.IP, ip.Port, offer.opus, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))
-				if err := dlg.RespondSDP(body); err != nil {
+				if err := dlg.RespondSDP(bc.protect(body)); err != nil {
 					line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "phone gone"})
 					return
 				}
@@ -430,16 +442,23 @@ func (s *Server) endBridgeCall(bc *bridgeCall) {
 
 // fromPhone passes the phone's Opus RTP to the WebRTC side unchanged but
 // for the payload type (the track sets its own), latching the phone's
-// address to where its packets come from (symmetric RTP, for NATs).
+// address to where its packets come from (symmetric RTP, for NATs; with
+// SRTP only packets that authenticate count).
 func (bc *bridgeCall) fromPhone() {
-	buf := make([]byte, maxRTP)
+	buf, dec := make([]byte, maxRTP), make([]byte, maxRTP)
 	for {
 		n, from, err := bc.rtp.ReadFrom(buf)
 		if err != nil {
 			return
 		}
+		data := buf[:n]
+		if leg := bc.leg(); leg != nil {
+			if data, err = leg.decrypt(dec[:0], data); err != nil {
+				continue
+			}
+		}
 		var pkt rtp.Packet
-		if pkt.Unmarshal(buf[:n]) != nil {
+		if pkt.Unmarshal(data) != nil {
 			continue
 		}
 		bc.mu.Lock()
@@ -471,6 +490,11 @@ func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
 	if err != nil || to == nil {
 		return
 	}
+	if leg := bc.leg(); leg != nil {
+		if b, err = leg.encrypt(nil, b); err != nil {
+			return
+		}
+	}
 	bc.rtp.WriteTo(b, to)
 }
 
@@ -492,7 +516,7 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	offer, err := parseAudio(req.Body())
-	if err != nil || offer.opus < 0 {
+	if err != nil || offer.opus < 0 || bc.reofferSRTP(req.Body()) != nil {
 		s.respond(tx, req, 488, "Not Acceptable Here")
 		return
 	}
@@ -503,7 +527,7 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 		bc.mu.Unlock()
 	}
 	ip := bc.rtp.LocalAddr().(*net.UDPAddr)
-	res := sip.NewSDPResponseFromRequest(req, answerSDP(ip.IP, ip.Port, offer.opus, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix())))
+	res := sip.NewSDPResponseFromRequest(req, bc.protect(answerSDP(ip.IP, ip.Port, offer.opus, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))))
 	res.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.IP.String(), portOf(s.udp.LocalAddr()))+">"))
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("re-INVITE answer not sent", "err", err)

@@ -69,7 +69,7 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 	req.AppendHeader(sip.NewHeader("To", "<sip:"+aor+"@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
 	req.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(answerSDP(ip, port, offerOpusPT, offerDTMFPT, 8000, uint64(time.Now().Unix())))
+	req.SetBody(bc.offerSRTP(answerSDP(ip, port, offerOpusPT, offerDTMFPT, 8000, uint64(time.Now().Unix()))))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -139,6 +139,11 @@ wait:
 	if err != nil || their.opus < 0 {
 		s.bye(sess)
 		refuse(signal.TypeHangup, "SIP phone answered without Opus")
+		return
+	}
+	if err := s.acceptSRTP(bc, sess.InviteResponse.Body()); err != nil {
+		s.bye(sess)
+		refuse(signal.TypeHangup, "SIP phone answered with unusable SRTP")
 		return
 	}
 	bc.setPhone(their)

@@ -54,9 +54,28 @@
 // ends both. BYE and re-INVITE must name a bridged call's dialog
 // (Call-ID and both tags) and come from its phone's address, CANCEL a
 // pending INVITE's transaction; others get 481, counted in
-// irmv_sip_outside_dialog_total. Media: the phone's Opus RTP passes unchanged into a WebRTC
-// track (call/media PassThrough) and back; the bridge latches the phone's
-// RTP address to where its packets come from. An irmv invite for a
+// irmv_sip_outside_dialog_total. Media: the phone's Opus RTP passes
+// unchanged into a WebRTC track (call/media PassThrough) and back; the
+// bridge latches the phone's RTP address to where its packets come from.
+//
+// # SRTP
+//
+// When a phone's SDP has a=crypto lines (SDES, RFC 4568) the phone leg
+// is SRTP (srtp.go, with pion/srtp): on RTP/SAVP required (no usable
+// line: 488), on RTP/AVP best effort. The bridge answers the most
+// preferred suite it has (AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM,
+// AES_256_CM_HMAC_SHA1_80, AEAD_AES_256_GCM, AES_CM_128_HMAC_SHA1_32; no
+// MKI, no session parameters) under the phone's tag with a fresh key of
+// its own, and offers phones it calls an AES_CM_128_HMAC_SHA1_80 line on
+// RTP/AVP (SRTP when the phone answers it; phones without SRTP ignore
+// it). Packets from the phone must authenticate and pass the replay
+// window, else they are dropped (and do not move the latched address);
+// a re-INVITE keeps the suite and may bring a new key. SRTCP is not used.
+// SRTP covers the phone leg only: the node decrypts, and the irmv leg is
+// DTLS-SRTP from the node. Counted in irmv_sip_srtp_calls_total and
+// irmv_sip_srtp_packets_total.
+//
+// An irmv invite for a
 // phone's terminal becomes an INVITE to its contact, sent to the flow it
 // registered from, offering Opus (and telephone-event); 180/183 map to
 // ringing, 200 to accept (with the bridge's WebRTC answer), 486/600 to

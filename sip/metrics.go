@@ -15,6 +15,10 @@ type metrics struct {
 	reinvites prometheus.Counter
 	invites   *prometheus.CounterVec
 	noDialog  *prometheus.CounterVec
+	srtpCalls prometheus.Counter
+	// srtpPackets: from_phone (decrypted), to_phone (encrypted),
+	// rejected (failed authentication or replay check).
+	srtpPackets *prometheus.CounterVec
 }
 
 func newMetrics(s *Server, r prometheus.Registerer) *metrics {
@@ -39,9 +43,17 @@ func newMetrics(s *Server, r prometheus.Registerer) *metrics {
 			Name: "irmv_sip_outside_dialog_total",
 			Help: "In-dialog requests (BYE, re-INVITE, CANCEL) refused with 481: no such dialog or transaction, or not from the dialog's phone.",
 		}, []string{"method"}),
+		srtpCalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "irmv_sip_srtp_calls_total",
+			Help: "Bridged calls whose phone leg is SDES-SRTP (the rest are plain RTP).",
+		}),
+		srtpPackets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irmv_sip_srtp_packets_total",
+			Help: "SRTP packets on phone legs: from_phone (authenticated and decrypted), to_phone (encrypted), rejected (failed authentication or replay check: dropped).",
+		}, []string{"direction"}),
 	}
 	if r != nil {
-		r.MustRegister(m.dropped, m.registers, m.reinvites, m.invites, m.noDialog, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		r.MustRegister(m.dropped, m.registers, m.reinvites, m.invites, m.noDialog, m.srtpCalls, m.srtpPackets, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "irmv_sip_bindings",
 			Help: "SIP phones registered at this node.",
 		}, func() float64 {

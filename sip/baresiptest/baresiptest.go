@@ -34,6 +34,10 @@ type Config struct {
 	Record string
 	// Codecs are the audio codec modules to load; nil: g711.
 	Codecs []string
+	// MediaEnc loads the srtp module for SDES-SRTP; the account then
+	// needs ";mediaenc=srtp" (best effort: RTP/AVP with a=crypto) or
+	// ";mediaenc=srtp-mand" (RTP/SAVP only).
+	MediaEnc bool
 }
 
 // Phone is a running baresip.
@@ -112,6 +116,9 @@ func Start(t testing.TB, c Config) *Phone {
 		fmt.Fprintf(&cfg, "module\t%s.so\n", m)
 	}
 	fmt.Fprintf(&cfg, "module\taufile.so\nmodule\taubridge.so\n")
+	if c.MediaEnc {
+		fmt.Fprintf(&cfg, "module\tsrtp.so\n")
+	}
 	if c.Source != "" {
 		fmt.Fprintf(&cfg, "audio_source\taufile,%s\n", c.Source)
 	} else {

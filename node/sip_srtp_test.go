@@ -120,6 +120,13 @@ func TestBaresipSRTPCallsIrmvPhone(t *testing.T) {
 	nodetest.WaitFor(t, "audio recorded at both ends", func() bool {
 		return dirBytes(bobRec) > 20_000 && decodedBytes(aliceRec) > 400_000
 	})
+	// Hold and resume: re-INVITEs with crypto lines; SRTP goes on.
+	p.Command("/hold")
+	nodetest.WaitFor(t, "hold answered", func() bool { return metric(t, a, "irmv_sip_reinvites_total") >= 1 })
+	p.Command("/resume")
+	nodetest.WaitFor(t, "resume answered", func() bool { return metric(t, a, "irmv_sip_reinvites_total") >= 2 })
+	heard := dirBytes(bobRec)
+	nodetest.WaitFor(t, "audio after resume", func() bool { return dirBytes(bobRec) > heard+10_000 })
 	p.Command("/hangup")
 	bobEv.wait(t, "ended", ofType(phone.EventEnded))
 	p.WaitOutput("terminated", 30*time.Second)

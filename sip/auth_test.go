@@ -1,9 +1,11 @@
 package sip
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
@@ -139,5 +141,36 @@ func TestInviteOpenNet(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(e.s.m.invites.WithLabelValues("trusted")); got != 1 {
 		t.Fatalf("trusted %v, want 1", got)
+	}
+}
+
+// INVITEs count against a source's rate like every request: a flood is
+// dropped before parsing; only the burst is challenged.
+func TestInviteRateLimited(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.Rate = 5 })
+	conn, err := net.Dial("udp", e.s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	start := time.Now()
+	const n = 100
+	for i := range n {
+		fmt.Fprintf(conn, "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%d;rport\r\n"+
+			"From: <sip:alice@127.0.0.1>;tag=%d\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: flood-%d\r\nCSeq: 1 INVITE\r\n"+
+			"Contact: <sip:alice@%s>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", local, i, i, i, local)
+	}
+	dropped := func() float64 { return testutil.ToFloat64(e.s.m.dropped.WithLabelValues("rate")) }
+	challenged := func() float64 { return testutil.ToFloat64(e.s.m.invites.WithLabelValues("challenged")) }
+	deadline := time.Now().Add(20 * time.Second)
+	for dropped()+challenged() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("of %d INVITEs %v dropped, %v challenged", n, dropped(), challenged())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if most := 2*5 + 1 + 5*time.Since(start).Seconds() + 1; challenged() > most {
+		t.Fatalf("%v INVITEs challenged, want at most the burst and the refill (%.0f)", challenged(), most)
 	}
 }

@@ -50,7 +50,8 @@ const ipv6Fallback = time.Second
 // its options, before New uses them.
 //
 // The acceptance waits: none for a relay-only Peer, which has nothing better
-// to wait for, and relayAcceptanceWait otherwise. They override what the
+// to wait for, and relayAcceptanceWait (or Options.RelayAcceptanceWait)
+// otherwise. They override what the
 // caller's SettingEngine set.
 //
 // Every candidate reported goes through preferIPv6 (as do those in the
@@ -65,7 +66,11 @@ func configureICE(se *webrtc.SettingEngine, opts *Options) {
 		opts.OnCandidate = func(c webrtc.ICECandidateInit) { next(preferIPv6(c)) }
 	}
 	if !opts.RelayOnly {
-		se.SetRelayAcceptanceMinWait(relayAcceptanceWait)
+		wait := relayAcceptanceWait
+		if opts.RelayAcceptanceWait > 0 {
+			wait = opts.RelayAcceptanceWait
+		}
+		se.SetRelayAcceptanceMinWait(wait)
 		return
 	}
 	se.SetRelayAcceptanceMinWait(0)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -39,6 +40,11 @@ type Options struct {
 	// defaults with multicast DNS disabled. When its LoggerFactory is nil,
 	// pion logs to Logger.
 	SettingEngine *webrtc.SettingEngine
+	// RelayAcceptanceWait is how long the controlling side waits before it
+	// nominates a pair with a relayed candidate; 0 means 150 ms. A test that
+	// asserts a direct pair on a loaded machine sets it longer, so that a
+	// slow direct check cannot lose to the relay.
+	RelayAcceptanceWait time.Duration
 	// Key is the terminal key that signs the local DTLS fingerprint; nil
 	// leaves descriptions unsigned.
 	Key ed25519.PrivateKey

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
@@ -83,6 +84,10 @@ func (pairLogger) Errorf(string, ...any) {}
 
 // ipv6Engine gathers UDP candidates on fd99::1 only, and logs the selected
 // pairs into l.
+// directWait is the relay acceptance wait of tests that assert a direct
+// pair: pion's default, long enough for a direct check on a loaded machine.
+const directWait = 2 * time.Second
+
 func ipv6Engine(l *pairLog) *webrtc.SettingEngine {
 	se := &webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -155,12 +160,16 @@ func TestCallIPv6(t *testing.T) {
 		RecordDir:     recDir,
 		OnEvent:       evB.add,
 		SettingEngine: ipv6Engine(pairsB),
+		// The host pair must win over the relay's even when a loaded
+		// machine answers its checks late.
+		RelayAcceptanceWait: directWait,
 	})
 	evA := newEvents()
 	a := startPhone(t, nodes[0], Options{
-		Registration:  share.Registration{UID: "ipv6-caller"},
-		OnEvent:       evA.add,
-		SettingEngine: ipv6Engine(pairsA),
+		Registration:        share.Registration{UID: "ipv6-caller"},
+		OnEvent:             evA.add,
+		SettingEngine:       ipv6Engine(pairsA),
+		RelayAcceptanceWait: directWait,
 	})
 
 	res := find(t, apiClient(t, nodes[0]), "fd99:0::1", b.Ack().Terminal)

@@ -96,6 +96,8 @@ type Options struct {
 	WatchAddresses bool
 	// SettingEngine is a test seam passed to call/media; nil: its defaults.
 	SettingEngine *webrtc.SettingEngine
+	// RelayAcceptanceWait is a test seam passed to call/media; 0: its default.
+	RelayAcceptanceWait time.Duration
 	// Logger receives the Phone's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -109,15 +109,16 @@ func (c *Call) addRemote(m signal.Msg) {
 func (c *Call) newPeer(l *leg, relayOnly bool, servers []signal.ICEServer, prev *media.Peer) (*media.Peer, error) {
 	p := c.p
 	peer, err := media.New(media.Options{
-		ICEServers:    servers,
-		RelayOnly:     relayOnly,
-		SettingEngine: p.o.SettingEngine,
-		Key:           p.key,
-		OnCandidate:   func(ci webrtc.ICECandidateInit) { c.onLocalCandidate(l, signal.ICECandidate(ci)) },
-		OnText:        func(s string) { c.emit(Event{Type: EventText, Text: s}) },
-		OnControl:     c.onControl,
-		Logger:        slog.New(pionQuieter{p.log.Handler()}).With("call", c.id, "leg", l.n),
-		Continues:     prev,
+		ICEServers:          servers,
+		RelayOnly:           relayOnly,
+		SettingEngine:       p.o.SettingEngine,
+		RelayAcceptanceWait: p.o.RelayAcceptanceWait,
+		Key:                 p.key,
+		OnCandidate:         func(ci webrtc.ICECandidateInit) { c.onLocalCandidate(l, signal.ICECandidate(ci)) },
+		OnText:              func(s string) { c.emit(Event{Type: EventText, Text: s}) },
+		OnControl:           c.onControl,
+		Logger:              slog.New(pionQuieter{p.log.Handler()}).With("call", c.id, "leg", l.n),
+		Continues:           prev,
 	})
 	if err != nil {
 		return nil, err

@@ -20,8 +20,9 @@ func goListDeps(t *testing.T, tags, pattern string) []string {
 }
 
 // TestNodeOnlyBuildLinksNoWebRTC: the firmware build (scripts/build-firmware's
-// tags) links the TURN relay but none of the terminal's media stack, and
-// the signalling messages depend on no pion package at all.
+// tags) without its SIP side (irmv_no_sip) links the TURN relay but none of
+// the terminal's media stack: only the SIP bridge brings WebRTC in. The
+// signalling messages depend on no pion package at all.
 func TestNodeOnlyBuildLinksNoWebRTC(t *testing.T) {
 	script, err := os.ReadFile("../../scripts/build-firmware")
 	if err != nil {
@@ -31,7 +32,8 @@ func TestNodeOnlyBuildLinksNoWebRTC(t *testing.T) {
 	if m == nil {
 		t.Fatal("scripts/build-firmware: no default tags line")
 	}
-	deps := goListDeps(t, string(m[1]), ".")
+	tags := string(m[1]) + ",irmv_no_sip"
+	deps := goListDeps(t, tags, ".")
 	has := func(prefix string) bool {
 		for _, d := range deps {
 			if d == prefix || strings.HasPrefix(d, prefix+"/") {
@@ -48,7 +50,7 @@ func TestNodeOnlyBuildLinksNoWebRTC(t *testing.T) {
 		"github.com/pion/srtp/v3", "github.com/pion/interceptor", "github.com/irmv/irmv/call/media",
 	} {
 		if has(p) {
-			t.Errorf("the node-only build (-tags %s) links %s", m[1], p)
+			t.Errorf("the node-only build (-tags %s) links %s", tags, p)
 		}
 	}
 	for _, d := range goListDeps(t, "", "github.com/irmv/irmv/call/signal") {

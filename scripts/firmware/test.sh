@@ -6,8 +6,9 @@
 # machine): version, --help, a node started from a JSON --config with a
 # flag winning over it, the errors for a bad config, for a QUIC listen
 # address, for --portmap and for --mdns (firmware nodes speak TCP only and join through
-# --bootstrap), two firmware nodes finding a terminal through the DHT. The full build's YAML --config
-# gets the same start-up check. Needs curl. Exit status 0 only if every
+# --bootstrap), a SIP phone (SIPp) registering, two firmware nodes finding a
+# terminal through the DHT. The full build's YAML --config gets the same
+# start-up check. Needs curl and sipp (Debian sip-tester). Exit status 0 only if every
 # check passed.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -29,7 +30,9 @@ if [ "${IRMV_FWTEST_IN_NETNS:-}" != 1 ]; then
 	exit $?
 fi
 
-command -v curl >/dev/null || { echo "test.sh: needs curl" >&2; exit 2; }
+for c in curl sipp; do
+	command -v $c >/dev/null || { echo "test.sh: needs $c (apt-get install curl sip-tester)" >&2; exit 2; }
+done
 bin=$IRMV_FWTEST_DIST/irmv-linux-amd64
 work=$(mktemp -d "${TMPDIR:-/tmp}/irmv-fwtest-run.XXXXXX")
 pid=
@@ -109,9 +112,10 @@ expect_exit 2 "TCP only" "$bin" node --data-dir "$work/data" --api 127.0.0.1:0 -
 expect_exit 2 "no port mapping" "$bin" node --data-dir "$work/data" --api 127.0.0.1:0 --turn off --mdns=false \
 	--listen /ip4/127.0.0.1/tcp/0 --portmap
 
-# Two firmware nodes (their kad-dht and OpenTelemetry are the patched
-# copies scripts/build-firmware makes): B joins through A and finds a
-# terminal registered at A through the DHT.
+# Two firmware nodes (their kad-dht, kbucket, multicodec and OpenTelemetry
+# are the patched copies scripts/build-firmware makes): A runs the SIP
+# side; B joins through A and finds a terminal registered at A through the
+# DHT.
 start_api() { # start_api LOG: waits for a node's API address in LOG
 	for _ in $(seq 150); do
 		a=$(sed -n 's/.*msg="Node started".* api=\([0-9.:]*\).*/\1/p' "$1")
@@ -120,9 +124,21 @@ start_api() { # start_api LOG: waits for a node's API address in LOG
 	done
 	return 1
 }
-"$bin" node --data-dir "$work/dht-a" --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 --turn off --mdns=false >"$work/a.log" 2>&1 &
+"$bin" node --data-dir "$work/dht-a" --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 --turn off --mdns=false \
+	--sip 127.0.0.1:15090 >"$work/a.log" 2>&1 &
 apid=$!
 if a_api=$(start_api "$work/a.log"); then
+	# A SIP phone (SIPp) registers with digest authentication.
+	printf 'SEQUENTIAL\nfwphone;x;[authentication username=fwphone password=pw-fwphone]\n' >"$work/phone.csv"
+	if curl -fsS -o /dev/null -H 'Content-Type: application/json' -d '{"user":"fwphone","password":"pw-fwphone"}' \
+		"http://$a_api/v1/sip/users" &&
+		sipp 127.0.0.1:15090 -sf "$root/sip/testdata/sipp/register_bench.xml" -inf "$work/phone.csv" -m 1 \
+			-i 127.0.0.1 -nostdin -timeout 30s -timeout_error >"$work/sipp.log" 2>&1 &&
+		curl -fsS "http://$a_api/v1/sip/bindings" | grep -q '"aor": *"fwphone"'; then
+		pass "a SIP phone (SIPp, digest auth) registers at the firmware node"
+	else
+		fail "SIP registration at the firmware node: $(tail -3 "$work/sipp.log") $(tail -3 "$work/a.log")"
+	fi
 	a_addr=$(curl -fsS "http://$a_api/v1/node" | grep -o '"/ip4/127.0.0.1/tcp/[0-9]*/p2p/[^"]*"' | head -1 | tr -d '"')
 	"$bin" node --data-dir "$work/dht-b" --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 --turn off --mdns=false \
 		--bootstrap "$a_addr" >"$work/b.log" 2>&1 &

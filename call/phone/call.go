@@ -63,11 +63,10 @@ type Call struct {
 
 	connectedAt time.Time // media path up
 	connEmitted bool
-	route       string
+	sw          *switcher // route switching decisions, used by the live loop only
 	record      string
 	th          Thresholds // quality thresholds (outgoing calls act on them)
 	relayOnly   bool       // the call's first peer is relay-only (private)
-	updateWhy   string     // Reason of the last same-leg update offer (callee)
 	legs        int        // the highest leg number used (route.go)
 	// peerICE is the other node's relay for this terminal, from the
 	// invite (callee) or accept (caller); set before live runs.
@@ -600,15 +599,16 @@ func (c *Call) live(hangupAfter time.Duration) {
 	defer grace.Stop()
 	graceC := grace.C
 	meter := peer.NewMeter()
-	mon := newMonitor(c.th, c.p.o.holdDown(), c.routes())
+	sw := newSwitcher(c.th, c.p.o.holdDown(), c.routes(), c.outgoing)
+	c.sw = sw
 	connected := func(at time.Time) {
 		first, graceC = nil, nil
 		if c.connEmitted {
 			return
 		}
 		c.connEmitted = true
-		c.route = peer.Route()
-		c.emit(Event{Type: EventConnected, SetupMS: ms(at.Sub(c.start)), Route: c.route})
+		sw.route = peer.Route()
+		c.emit(Event{Type: EventConnected, SetupMS: ms(at.Sub(c.start)), Route: sw.route})
 	}
 	// The next leg's progress: connected, then its chat channel open.
 	var nextUp, nextChat, nextDone <-chan struct{}
@@ -620,9 +620,10 @@ func (c *Call) live(hangupAfter time.Duration) {
 	}
 	abandon := func(why string) {
 		if l := c.abandon(); l != nil {
-			c.emit(Event{Type: EventWarning, Reason: "moving the call to the " + l.route + " route failed (" + why + "); it stays on the " + c.route + " route"})
+			c.emit(sw.abandoned(l.route, why))
+		} else {
+			sw.mon.settle()
 		}
-		mon.settle()
 		watch()
 	}
 	for {
@@ -650,7 +651,7 @@ func (c *Call) live(hangupAfter time.Duration) {
 			}
 		case <-nextChat:
 			nextChat, nextDone = nil, nil
-			if p := c.takeOver(mon); p != nil {
+			if p := c.takeOver(); p != nil {
 				peer, meter = p, p.NewMeter()
 			}
 		case <-nextDone:
@@ -661,23 +662,19 @@ func (c *Call) live(hangupAfter time.Duration) {
 			if !c.connEmitted {
 				continue
 			}
-			c.emit(Event{Type: EventQuality, Loss: q.Loss, JitterMS: q.Jitter * 1000, RTTMS: q.RTT * 1000, Route: q.Route})
-			if q.Route != c.route && q.Route != media.RouteUnknown {
-				why := "ice" // the ICE agent picked another pair by itself
-				if c.updateWhy != "" {
-					why, c.updateWhy = c.updateWhy, ""
-				}
-				c.emit(Event{Type: EventRoute, Route: q.Route, From: c.route, To: q.Route, Reason: why})
-				c.route = q.Route
+			var nextAt time.Time
+			if l := c.nextLeg(); l != nil {
+				nextAt = l.at
 			}
-			if l := c.nextLeg(); l != nil && now.Sub(l.at) > RerouteTimeout {
-				abandon("timeout")
+			d := sw.sample(q, now, nextAt)
+			for _, e := range d.events {
+				c.emit(e)
 			}
-			if !c.outgoing {
-				continue // the caller moves the call
+			if d.abandon != "" {
+				abandon(d.abandon)
 			}
-			if to, why := mon.observe(q, now); to != "" {
-				if err := c.startLeg(to, why, now); err != nil {
+			if d.to != "" {
+				if err := c.startLeg(d.to, d.why, now); err != nil {
 					c.p.log.Warn("Starting a new route failed", "call", c.id, "err", err)
 					abandon(err.Error())
 				}
@@ -693,7 +690,7 @@ func (c *Call) live(hangupAfter time.Duration) {
 				}
 				watch()
 			case m.Type == signal.TypeRejoin:
-				c.rejoined(mon, time.Now())
+				c.rejoined(time.Now())
 				watch()
 			case m.Type == signal.TypeError:
 				c.nodeError(m)

@@ -289,7 +289,7 @@ func (c *Call) acceptLeg(m signal.Msg) error {
 
 // takeOver makes the next leg carry the call, emits "route" and closes the
 // old leg; it returns the new peer (nil if no leg was pending).
-func (c *Call) takeOver(mon *monitor) *media.Peer {
+func (c *Call) takeOver() *media.Peer {
 	c.mu.Lock()
 	old, l := c.cur, c.next
 	if l == nil {
@@ -298,11 +298,9 @@ func (c *Call) takeOver(mon *monitor) *media.Peer {
 	}
 	c.cur, c.next = l, nil
 	c.mu.Unlock()
-	mon.settle()
-	to := routeName(l, l.peer.Route())
-	c.p.log.Info("Route changed", "call", c.id, "leg", l.n, "from", c.route, "to", to, "took", time.Since(l.at))
-	c.emit(Event{Type: EventRoute, Route: to, From: c.route, To: to, Reason: l.reason})
-	c.route = to
+	e := c.sw.tookOver(routeName(l, l.peer.Route()), l.reason)
+	c.p.log.Info("Route changed", "call", c.id, "leg", l.n, "from", e.From, "to", e.To, "took", time.Since(l.at))
+	c.emit(e)
 	if old.peer != nil {
 		c.closeLater(old.peer)
 	}
@@ -314,22 +312,15 @@ func (c *Call) takeOver(mon *monitor) *media.Peer {
 // media to a new leg on the route it is on, make-before-break, so that
 // the side that moved gathers candidates for its new addresses (an ICE
 // restart); the old leg carries the call until the new one is up.
-func (c *Call) rejoined(mon *monitor, now time.Time) {
+func (c *Call) rejoined(now time.Time) {
 	if !c.outgoing {
 		return // the caller offers
 	}
-	to := c.route
-	if to == "" || to == media.RouteUnknown || !c.routes()[to] {
-		to = signal.RouteDirect
-		if !c.routes()[to] {
-			to = signal.RouteRelayed
-		}
-	}
-	if err := c.startLeg(to, ReasonMoved, now); err != nil {
+	if err := c.startLeg(c.sw.rejoinRoute(c.routes()), ReasonMoved, now); err != nil {
 		c.p.log.Warn("Moving the call after a rejoin failed", "call", c.id, "err", err)
 		c.abandon()
 	}
-	mon.settle()
+	c.sw.mon.settle()
 }
 
 // ReasonMoved is the Reason of the route event of a call moved to a new
@@ -360,7 +351,7 @@ func (c *Call) onUpdate(m signal.Msg) bool {
 		var answer signal.Description
 		answer, err = cur.peer.Answer(*m.Desc, c.remoteKey())
 		if err == nil {
-			c.updateWhy = m.Reason
+			c.sw.updateWhy = m.Reason
 			err = c.send(signal.Msg{Type: signal.TypeUpdate, Leg: cur.n, Desc: &answer})
 		}
 		c.descriptionSent(cur)

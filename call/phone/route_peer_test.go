@@ -18,15 +18,11 @@ func checkRoute(t *testing.T, who string, e Event, from, to string) {
 	}
 }
 
-// checkQuality checks that the caller's quality samples after at are on
-// route with the loss under the threshold, and that there are some.
+// checkQuality waits for three quality samples after at and checks that
+// they are on route with the loss under the threshold.
 func checkQuality(t *testing.T, ev *events, call string, at time.Time, route string) {
 	t.Helper()
-	qs := ev.after(EventQuality, call, at)
-	if len(qs) < 3 {
-		t.Fatalf("only %d quality samples after %s", len(qs), at.Format(time.StampMilli))
-	}
-	for _, q := range qs {
+	for _, q := range ev.samples(t, call, at, 3) {
 		if q.Route != route || q.Loss > DefaultMaxLoss {
 			t.Errorf("quality %+v: want %s with loss under %.2f", q, route, DefaultMaxLoss)
 		}
@@ -54,8 +50,7 @@ func TestRouteToPeerRelay(t *testing.T) {
 	if _, allocs := lp.netA.counts(turnB); allocs != 0 {
 		t.Fatalf("the caller has %d allocations on the callee's node's relay before any loss", allocs)
 	}
-	time.Sleep(2 * time.Second)
-	for _, q := range evA.after(EventQuality, c.ID(), time.Now().Add(-time.Second)) {
+	for _, q := range evA.samples(t, c.ID(), time.Now(), 2) {
 		if q.Loss > DefaultMaxLoss || q.Route != media.RouteRelayed {
 			t.Fatalf("quality %+v before any loss was injected", q)
 		}
@@ -72,7 +67,6 @@ func TestRouteToPeerRelay(t *testing.T) {
 	// The call carries on through the callee's node's relay, the loss
 	// back under the threshold (the loss on the way to the caller's node's
 	// relay goes on).
-	time.Sleep(5 * time.Second)
 	checkQuality(t, evA, c.ID(), rA.Time, signal.RouteRelayedPeer)
 	checkQuality(t, evB, c.ID(), rB.Time.Add(time.Second), signal.RouteRelayedPeer)
 	if n := len(evA.after(EventRoute, c.ID(), lossStart)); n != 1 {
@@ -87,18 +81,18 @@ func TestRouteToPeerRelay(t *testing.T) {
 	// media; the caller's node's relay carries nothing any more.
 	sentB0, allocs := lp.netA.counts(turnB)
 	sentA0, _ := lp.netA.counts(turnA)
-	time.Sleep(time.Second)
-	sentB1, _ := lp.netA.counts(turnB)
-	sentA1, _ := lp.netA.counts(turnA)
-	t.Logf("caller: %d allocations on the callee's node's relay; packets in 1 s to it %d, to its own node's relay %d", allocs, sentB1-sentB0, sentA1-sentA0)
 	if allocs == 0 {
 		t.Error("the callee's node's relay granted the caller no allocation")
 	}
-	if sentB1-sentB0 < 25 { // 50 audio packets a second
-		t.Errorf("the caller sent %d packets in 1 s to the callee's node's relay", sentB1-sentB0)
-	}
-	if sentA1-sentA0 > 5 {
-		t.Errorf("the caller still sends to its own node's relay: %d packets in 1 s", sentA1-sentA0)
+	var sentB1, sentA1 int
+	nodetest.WaitFor(t, "a second of audio to the callee's node's relay", func() bool {
+		sentB1, _ = lp.netA.counts(turnB)
+		sentA1, _ = lp.netA.counts(turnA)
+		return sentB1-sentB0 >= 50 // 50 audio packets a second
+	})
+	t.Logf("caller: %d allocations on the callee's node's relay; %d packets to it while %d went to its own node's relay", allocs, sentB1-sentB0, sentA1-sentA0)
+	if sentA1-sentA0 > 5 { // consent checks and refreshes at most
+		t.Errorf("the caller still sends to its own node's relay: %d packets while %d went to the other", sentA1-sentA0, sentB1-sentB0)
 	}
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
@@ -106,65 +100,6 @@ func TestRouteToPeerRelay(t *testing.T) {
 	if endB := evB.wait(t, EventEnded, c.ID()); endB.Reason != "hangup" {
 		t.Errorf("callee ended: %q", endB.Reason)
 	}
-}
-
-// TestRouteBackToDirect: a call moved from the direct route to the relay
-// by loss on the direct path moves back to direct when the relay loses
-// packets, once the hold-down (2 s here) of the direct route is over. The
-// two phones share one node, so there is no other node's relay to try.
-func TestRouteBackToDirect(t *testing.T) {
-	const hold = 2 * time.Second
-	lp := newLossyPairOn(t, 1, hold)
-	evA, evB := lp.evA, lp.evB
-	relay := lp.nodes[0].TURN().Addr().String()
-	c, _ := lp.call(t)
-	if len(c.peerICE) != 0 {
-		t.Fatalf("a call within one node got peer ICE servers %v", c.peerICE)
-	}
-
-	lossStart := time.Now()
-	lp.ln.dropPct.Store(25)
-	r1 := evA.waitAfter(t, EventRoute, c.ID(), lossStart)
-	checkRoute(t, "caller", r1, media.RouteDirect, media.RouteRelayed)
-
-	// Now the direct path is clean and the relay's is not.
-	lp.ln.dropPct.Store(0)
-	lp.ln.lossyTURN(relay, 20)
-	relayLoss := time.Now()
-	r2 := evA.waitAfter(t, EventRoute, c.ID(), r1.Time)
-	var r2B Event
-	nodetest.WaitFor(t, "the callee's second route event", func() bool {
-		rs := evB.after(EventRoute, c.ID(), lossStart)
-		if len(rs) < 2 {
-			return false
-		}
-		r2B = rs[1]
-		return true
-	})
-	t.Logf("direct → relayed after %v; relayed → direct %v after the relay's loss began, %v after leaving direct (%s)",
-		r1.Time.Sub(lossStart).Round(time.Millisecond), r2.Time.Sub(relayLoss).Round(time.Millisecond), r2.Time.Sub(r1.Time).Round(time.Millisecond), r2.Reason)
-	checkRoute(t, "caller", r2, media.RouteRelayed, media.RouteDirect)
-	if r2B.From != media.RouteRelayed || r2B.To != media.RouteDirect {
-		t.Errorf("callee's second route event %+v: want relayed → direct", r2B)
-	}
-	if r2.Time.Sub(r1.Time) < hold {
-		t.Errorf("back on direct %v after leaving it: within the hold-down %v", r2.Time.Sub(r1.Time), hold)
-	}
-
-	time.Sleep(5 * time.Second)
-	checkQuality(t, evA, c.ID(), r2.Time, media.RouteDirect)
-	if n := len(evA.after(EventRoute, c.ID(), lossStart)); n != 2 {
-		t.Errorf("%d route events; want 2", n)
-	}
-	select {
-	case <-c.Done():
-		t.Fatalf("call ended: %s", evA)
-	default:
-	}
-	if err := c.Hangup(); err != nil {
-		t.Fatal(err)
-	}
-	evB.wait(t, EventEnded, c.ID())
 }
 
 // BenchmarkRouteSwitchPeerRelay: a call relayed through the caller's

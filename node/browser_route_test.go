@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -264,4 +265,56 @@ func TestBrowserRouteSwitchFails(t *testing.T) {
 		}
 	}
 	ev.mu.Unlock()
+}
+
+// TestBrowserQualityCases runs the page's quality measuring (quality.js)
+// on call/media's cases (TestQualityCases): the page and the Go phone
+// measure a call alike.
+func TestBrowserQualityCases(t *testing.T) {
+	cases, err := os.ReadFile("../call/media/testdata/quality-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := nodetest.Chain(t, 1, nil)
+	p := openPage(t, nodes[0], 800, 600)
+	out := p.evalAsync(`(async () => {
+		const { Meter } = await import("/static/quality.js");
+		const cases = ` + string(cases) + `;
+		return JSON.stringify(cases.map((c) => {
+			const m = new Meter();
+			return c.samples.map((s) => {
+				const report = new Map(s.stats.map((st, i) => [String(i), Object.assign({ id: String(i) }, st)]));
+				if (s.pairRTT) {
+					report.set("t", { id: "t", type: "transport", selectedCandidatePairId: "p" });
+					report.set("p", { id: "p", type: "candidate-pair", currentRoundTripTime: s.pairRTT });
+				}
+				return m.sample(report);
+			});
+		}));
+	})()`)
+	var want []struct {
+		Name    string `json:"name"`
+		Samples []struct {
+			Want media.Quality `json:"want"`
+		} `json:"samples"`
+	}
+	if err := json.Unmarshal(cases, &want); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]media.Quality
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("page's results %s: %v", out, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d cases from the page, want %d", len(got), len(want))
+	}
+	near := func(x, y float64) bool { return math.Abs(x-y) < 1e-12 }
+	for i, c := range want {
+		for j, s := range c.Samples {
+			g := got[i][j]
+			if !near(g.Loss, s.Want.Loss) || !near(g.Jitter, s.Want.Jitter) || !near(g.RTT, s.Want.RTT) || g.PacketsReceived != s.Want.PacketsReceived {
+				t.Errorf("%s, sample %d: the page has %+v, want %+v", c.Name, j, g, s.Want)
+			}
+		}
+	}
 }

@@ -2,7 +2,6 @@ package media
 
 import (
 	"github.com/pion/rtp"
-	"github.com/pion/webrtc/v4"
 )
 
 // Moving a call to another route is make-before-break: a second Peer for
@@ -149,58 +148,25 @@ func (p *Peer) over() bool {
 // since the previous one, so that a call that has moved off a lossy route
 // shows it at once. Not safe for concurrent use.
 type Meter struct {
-	p          *Peer
-	recv, lost int64
-	started    bool
+	p    *Peer
+	prev reading
 }
 
 // NewMeter starts measuring p.
 func (p *Peer) NewMeter() *Meter { return &Meter{p: p} }
 
-// Sample is the quality since the previous Sample (since NewMeter for the
-// first): Loss is the worse of the fraction of the other side's packets
-// lost in the interval (inbound-rtp) and the fraction of ours it last
-// reported lost (remote-inbound-rtp, RTCP receiver reports); Jitter the
-// worse of both directions; RTT that of the selected candidate pair (ICE
-// consent checks), else of the RTCP reports.
+// Sample is the quality since the previous Sample (since the start of p's
+// connection for the first; see reading.since).
 func (m *Meter) Sample() Quality {
-	var q Quality
-	var recv, lost int64
-	var reportRTT float64
-	for _, s := range m.p.rtpStats() {
-		switch s := s.(type) {
-		case webrtc.InboundRTPStreamStats:
-			if s.Kind != "audio" {
-				continue
-			}
-			q.PacketsReceived += s.PacketsReceived
-			recv += int64(s.PacketsReceived)
-			lost += int64(s.PacketsLost)
-			q.Jitter = max(q.Jitter, s.Jitter)
-		case webrtc.RemoteInboundRTPStreamStats:
-			if s.Kind != "audio" {
-				continue
-			}
-			q.Loss = max(q.Loss, s.FractionLost)
-			q.Jitter = max(q.Jitter, s.Jitter)
-			reportRTT = max(reportRTT, s.RoundTripTime)
-		}
-	}
-	if m.started {
-		dr, dl := recv-m.recv, max(lost-m.lost, 0) // duplicates can make lost go down
-		if dr+dl > 0 {
-			q.Loss = max(q.Loss, float64(dl)/float64(dr+dl))
-		}
-	}
-	m.recv, m.lost, m.started = recv, max(lost, m.lost), true
-	if ice := m.p.iceTransport(); ice != nil {
-		if ps, ok := ice.GetSelectedCandidatePairStats(); ok {
-			q.RTT = ps.CurrentRoundTripTime
-		}
-	}
-	if q.RTT == 0 {
-		q.RTT = reportRTT
-	}
+	q := m.next(m.p.readStats())
 	q.Route = m.p.Route()
+	return q
+}
+
+// next is the quality from the previous reading to r.
+func (m *Meter) next(r reading) Quality {
+	q := r.since(m.prev)
+	r.lost = max(r.lost, m.prev.lost)
+	m.prev = r
 	return q
 }

@@ -47,39 +47,74 @@ func (p *Peer) rtpStats() webrtc.StatsReport {
 	}
 }
 
-// Stats samples the call's quality from pion's statistics.
+// Stats is the call's quality since its start: a Meter's first sample.
 func (p *Peer) Stats() Quality {
-	var q Quality
-	var reportRTT float64
-	for _, s := range p.rtpStats() {
+	q := p.readStats().since(reading{})
+	q.Route = p.Route()
+	return q
+}
+
+// reading is what one walk over a statistics report gives: the cumulative
+// counts of the audio received and the latest figures of both directions.
+// The web page computes the same (node/web/static/quality.js), tested with
+// the same cases (testdata/quality-cases.json).
+type reading struct {
+	recv, lost int64   // inbound-rtp packetsReceived and packetsLost, summed
+	fraction   float64 // the worst remote-inbound-rtp fractionLost (RTCP receiver reports)
+	jitter     float64 // the worst jitter of both directions, seconds
+	reportRTT  float64 // the worst remote-inbound-rtp roundTripTime, seconds
+	pairRTT    float64 // the selected candidate pair's currentRoundTripTime (ICE consent checks)
+}
+
+// readStats walks pion's statistics and the selected pair once.
+func (p *Peer) readStats() reading {
+	r := walkStats(p.rtpStats())
+	if ice := p.iceTransport(); ice != nil {
+		if ps, ok := ice.GetSelectedCandidatePairStats(); ok {
+			r.pairRTT = ps.CurrentRoundTripTime
+		}
+	}
+	return r
+}
+
+// walkStats reads the audio streams of a report.
+func walkStats(report webrtc.StatsReport) reading {
+	var r reading
+	for _, s := range report {
 		switch s := s.(type) {
 		case webrtc.InboundRTPStreamStats:
 			if s.Kind != "audio" {
 				continue
 			}
-			q.PacketsReceived += s.PacketsReceived
-			if total := float64(s.PacketsReceived) + float64(s.PacketsLost); s.PacketsLost > 0 && total > 0 {
-				q.Loss = max(q.Loss, float64(s.PacketsLost)/total)
-			}
-			q.Jitter = max(q.Jitter, s.Jitter)
+			r.recv += int64(s.PacketsReceived)
+			r.lost += int64(s.PacketsLost)
+			r.jitter = max(r.jitter, s.Jitter)
 		case webrtc.RemoteInboundRTPStreamStats:
 			if s.Kind != "audio" {
 				continue
 			}
-			q.Loss = max(q.Loss, s.FractionLost)
-			q.Jitter = max(q.Jitter, s.Jitter)
-			reportRTT = max(reportRTT, s.RoundTripTime)
+			r.fraction = max(r.fraction, s.FractionLost)
+			r.jitter = max(r.jitter, s.Jitter)
+			r.reportRTT = max(r.reportRTT, s.RoundTripTime)
 		}
 	}
-	if ice := p.iceTransport(); ice != nil {
-		if ps, ok := ice.GetSelectedCandidatePairStats(); ok {
-			q.RTT = ps.CurrentRoundTripTime
-		}
+	return r
+}
+
+// since is the quality of the interval from prev (the zero reading: from
+// the start) to r: Loss the worse of the fraction of our packets the other
+// side last reported lost and the fraction of its packets lost in the
+// interval; Jitter the worse of both directions; RTT the selected pair's,
+// else the receiver reports'.
+func (r reading) since(prev reading) Quality {
+	q := Quality{Loss: r.fraction, Jitter: r.jitter, RTT: r.pairRTT, PacketsReceived: uint32(r.recv)}
+	dr, dl := r.recv-prev.recv, max(r.lost-prev.lost, 0) // duplicates can make lost go down
+	if dr+dl > 0 {
+		q.Loss = max(q.Loss, float64(dl)/float64(dr+dl))
 	}
 	if q.RTT == 0 {
-		q.RTT = reportRTT
+		q.RTT = r.reportRTT
 	}
-	q.Route = p.Route()
 	return q
 }
 

@@ -5,8 +5,9 @@
 // attributes on <body> (data-state, data-ws, data-call, data-chat,
 // data-route, data-leg, data-rerouting) for tests and CSS. As the caller it
 // measures the call's quality and moves it to another route as call/phone
-// does (see observe).
-"use strict";
+// does (see observe). An ES module: quality.js holds the measuring that
+// call/media does too.
+import { Meter, readStats, since } from "./quality.js";
 
 const PING_MS = 10000;              // phone.PingInterval
 const NODE_CHECK_MS = 5000;         // how often an unregistered page asks whether the node is up
@@ -138,6 +139,7 @@ const T = {
   // a negative one turns that check off (phone.Thresholds). Tests set it.
   thresholds: {},
 };
+window.T = T; // a module's constants are not global: the tests read and set T
 
 // ---- registration --------------------------------------------------------
 
@@ -1036,41 +1038,10 @@ async function stats(c, sample) {
   const l = c.cur, pc = l.pc;
   const report = await pc.getStats();
   if (c.ended || c.cur.pc !== pc) return;
-  let out = null, pair = null, transport = null;
-  let recv = 0, lost = 0, jitter = 0, reportRTT = 0, fraction = 0, haveIn = false;
-  const byId = new Map();
-  // As media.Meter.Sample: loss the worst of the receiver reports'
-  // fraction lost and what we lost since the last sample, jitter the worst
-  // of both directions.
-  report.forEach((s) => {
-    byId.set(s.id, s);
-    if (s.kind !== "audio" && (s.type === "inbound-rtp" || s.type === "outbound-rtp" || s.type === "remote-inbound-rtp")) return;
-    if (s.type === "inbound-rtp") {
-      haveIn = true;
-      recv += s.packetsReceived || 0;
-      lost += s.packetsLost || 0;
-      jitter = Math.max(jitter, s.jitter || 0);
-    }
-    if (s.type === "outbound-rtp") out = s;
-    if (s.type === "remote-inbound-rtp") {
-      fraction = Math.max(fraction, s.fractionLost || 0);
-      jitter = Math.max(jitter, s.jitter || 0);
-      reportRTT = Math.max(reportRTT, s.roundTripTime || 0);
-    }
-    if (s.type === "transport") transport = s;
-  });
-  if (transport && transport.selectedCandidatePairId) pair = byId.get(transport.selectedCandidatePairId);
-  if (!pair) report.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
-  let loss = fraction;
-  if (sample) {
-    if (l.meter) {
-      const dr = recv - l.meter.recv, dl = Math.max(lost - l.meter.lost, 0); // duplicates can make lost go down
-      if (dr + dl > 0) loss = Math.max(loss, dl / (dr + dl));
-    }
-    l.meter = { recv, lost: Math.max(lost, l.meter ? l.meter.lost : 0) };
-  }
-  let rtt = pair && pair.currentRoundTripTime;
-  if (!rtt) rtt = reportRTT;
+  // The quality as media.Meter.Sample has it (quality.js): a sample's
+  // loss is that of the interval since the previous sample.
+  const r = readStats(report);
+  const { loss, jitter, rtt } = sample ? (l.meter || (l.meter = new Meter())).next(r) : since(r, null);
   const th = thresholds();
   const q = $("quality");
   if (sample) {
@@ -1078,21 +1049,21 @@ async function stats(c, sample) {
     $("q-loss").classList.toggle("over", th.maxLoss > 0 && loss > th.maxLoss);
     q.dataset.loss = loss;
   }
-  if (haveIn) {
+  if (r.inbound) {
     $("q-jitter").textContent = (jitter * 1000).toFixed(1) + " ms";
     $("q-jitter").classList.toggle("over", th.maxJitter > 0 && jitter > th.maxJitter);
     q.dataset.jitter = jitter;
-    q.dataset.packetsReceived = recv;
+    q.dataset.packetsReceived = r.recv;
   }
-  if (out) q.dataset.packetsSent = out.packetsSent || 0;
+  if (r.sent >= 0) q.dataset.packetsSent = r.sent;
   if (rtt) {
     $("q-rtt").textContent = (rtt * 1000).toFixed(1) + " ms";
     $("q-rtt").classList.toggle("over", th.maxRTT > 0 && rtt > th.maxRTT);
     q.dataset.rtt = rtt;
   }
   let route = "";
-  if (pair) {
-    const local = byId.get(pair.localCandidateId), remote = byId.get(pair.remoteCandidateId);
+  if (r.pair) {
+    const local = report.get(r.pair.localCandidateId), remote = report.get(r.pair.remoteCandidateId);
     const relayed = (local && local.candidateType === "relay") || (remote && remote.candidateType === "relay");
     route = relayed ? "relayed" : "direct";
     // A relayed pair of a leg made for the other node's relay is that route.

@@ -1,0 +1,80 @@
+package media
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// qualityCase is a call's statistics over a few samples and the quality
+// each gives, in the W3C statistics' names
+// (https://www.w3.org/TR/webrtc-stats/): the web page's quality.js is
+// tested with the same file (node TestBrowserQualityCases).
+type qualityCase struct {
+	Name    string `json:"name"`
+	Samples []struct {
+		Stats []struct {
+			Type            string  `json:"type"`
+			Kind            string  `json:"kind"`
+			PacketsReceived uint32  `json:"packetsReceived"`
+			PacketsLost     int32   `json:"packetsLost"`
+			Jitter          float64 `json:"jitter"`
+			FractionLost    float64 `json:"fractionLost"`
+			RoundTripTime   float64 `json:"roundTripTime"`
+		} `json:"stats"`
+		PairRTT float64 `json:"pairRTT"`
+		Want    Quality `json:"want"`
+	} `json:"samples"`
+}
+
+func loadQualityCases(t *testing.T) []qualityCase {
+	t.Helper()
+	b, err := os.ReadFile("testdata/quality-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []qualityCase
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	return cases
+}
+
+func TestQualityCases(t *testing.T) {
+	for _, tc := range loadQualityCases(t) {
+		t.Run(tc.Name, func(t *testing.T) {
+			m := &Meter{}
+			for i, s := range tc.Samples {
+				report := webrtc.StatsReport{}
+				for j, st := range s.Stats {
+					id := strconv.Itoa(j)
+					switch st.Type {
+					case "inbound-rtp":
+						report[id] = webrtc.InboundRTPStreamStats{Kind: st.Kind, PacketsReceived: st.PacketsReceived, PacketsLost: st.PacketsLost, Jitter: st.Jitter}
+					case "remote-inbound-rtp":
+						report[id] = webrtc.RemoteInboundRTPStreamStats{Kind: st.Kind, FractionLost: st.FractionLost, Jitter: st.Jitter, RoundTripTime: st.RoundTripTime}
+					}
+				}
+				r := walkStats(report)
+				r.pairRTT = s.PairRTT
+				if i == 0 && len(tc.Samples) == 1 {
+					if got := r.since(reading{}); !sameQuality(got, s.Want) {
+						t.Errorf("Stats: %+v, want %+v", got, s.Want)
+					}
+				}
+				if got := m.next(r); !sameQuality(got, s.Want) {
+					t.Errorf("sample %d: %+v, want %+v", i, got, s.Want)
+				}
+			}
+		})
+	}
+}
+
+func sameQuality(a, b Quality) bool {
+	near := func(x, y float64) bool { return math.Abs(x-y) < 1e-12 }
+	return near(a.Loss, b.Loss) && near(a.Jitter, b.Jitter) && near(a.RTT, b.RTT) && a.PacketsReceived == b.PacketsReceived && a.Route == b.Route
+}

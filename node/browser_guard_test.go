@@ -7,13 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
 )
@@ -71,10 +71,7 @@ func TestBrowserCrossSiteRefused(t *testing.T) {
 	_, evilPort, _ := net.SplitHostPort(ln.Addr().String())
 	_, nodePort, _ := net.SplitHostPort(n.APIAddr().String())
 
-	exe, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("the browser tests need Chromium: %v (apt-get install -y chromium)", err)
-	}
+	exe := testenv.Chromium(t)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		append(browserFlags(t.TempDir()), chromedp.ExecPath(exe),
 			chromedp.Flag("host-resolver-rules", "MAP evil.test 127.0.0.1"))...)

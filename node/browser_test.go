@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"
@@ -70,10 +70,7 @@ type page struct {
 // browser is closed at cleanup.
 func openPage(t testing.TB, n *node.Node, width, height int64) *page {
 	t.Helper()
-	exe, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("the web terminal's tests need Chromium: %v (apt-get install -y chromium)", err)
-	}
+	exe := testenv.Chromium(t)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		append(browserFlags(t.TempDir()), chromedp.ExecPath(exe))...)
 	ctx, cancel := chromedp.NewContext(actx)

@@ -5,7 +5,6 @@ package node_test
 import (
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
@@ -23,12 +23,7 @@ import (
 // SIP side and fails the test unless every step went as it expects.
 func sippAt(t *testing.T, n *node.Node, scenario string, args ...string) {
 	t.Helper()
-	if _, err := exec.LookPath("sipp"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("sipp is not installed (apt-get install sip-tester)")
-		}
-		t.Skip("sipp is not installed")
-	}
+	testenv.Program(t, "sipp", "sip-tester")
 	sf, _ := filepath.Abs(filepath.Join("../sip/testdata/sipp", scenario))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
@@ -28,12 +29,7 @@ import (
 // (baresip's Opus wants 2 channels).
 func toneWAV(t *testing.T, rate, channels, hz, secs int) string {
 	t.Helper()
-	if _, err := exec.LookPath("sox"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("sox is not installed (apt-get install sox)")
-		}
-		t.Skip("sox is not installed (apt-get install sox)")
-	}
+	testenv.Program(t, "sox", "sox")
 	path := filepath.Join(t.TempDir(), "tone.wav")
 	out, err := exec.Command("sox", "-n", "-r", strconv.Itoa(rate), "-c", strconv.Itoa(channels), "-b", "16", path,
 		"synth", strconv.Itoa(secs), "sine", strconv.Itoa(hz)).CombinedOutput()
@@ -255,12 +251,7 @@ func dominantHz(t *testing.T, path string) int {
 
 // SIPp calls an irmv phone that rings and cancels: the irmv call ends.
 func TestSIPpCancelWhileRinging(t *testing.T) {
-	if _, err := exec.LookPath("sipp"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("sipp is not installed (apt-get install sip-tester)")
-		}
-		t.Skip("sipp is not installed")
-	}
+	testenv.Program(t, "sipp", "sip-tester")
 	n := nodetest.Start(t, func() node.Options {
 		o := nodetest.Options(t)
 		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}

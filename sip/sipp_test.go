@@ -3,7 +3,6 @@ package sip
 import (
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -12,19 +11,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/irmv/irmv/internal/testenv"
 )
 
 // needSIPp fails the test when SIPp is missing in CI and skips it
 // elsewhere.
 func needSIPp(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("sipp"); err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("sipp is not installed (apt-get install sip-tester)")
-	}
-	t.Skip("sipp is not installed (apt-get install sip-tester)")
+	testenv.Program(t, "sipp", "sip-tester")
 }
 
 // sipp runs one call of a scenario from testdata/sipp against the server

@@ -11,26 +11,13 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/test"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/internal/testenv"
 )
 
-// pion never gathers ::1 (ice's isSupportedIPv6Partial takes it for an
-// IPv4-compatible address), so the test needs another IPv6 address of this
-// machine: a unique local one (fc00::/7), such as the fd99::1 that
-// scripts/netns-run can give its private namespace's ifb interface.
-func localIPv6(t *testing.T) net.IP {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Skip(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() == nil && n.IP[0]&0xfe == 0xfc {
-			return n.IP
-		}
-	}
-	t.Skip("no unique local IPv6 address (pion does not gather ::1); run in scripts/netns-run after: ip -6 addr add fd99::1/64 dev d0 nodad")
-	return nil
-}
+// localIPv6 is a unique local IPv6 address of this machine (see
+// testenv.LocalIPv6).
+func localIPv6(t *testing.T) net.IP { return testenv.LocalIPv6(t) }
 
 // ipv6Engine gathers UDP candidates on ip only.
 func ipv6Engine(ip net.IP) *webrtc.SettingEngine {

@@ -10,22 +10,9 @@ import (
 
 	"github.com/pion/transport/v5/test"
 	pionturn "github.com/pion/turn/v5"
-)
 
-// hasAddr tells whether ip is an address of this machine.
-func hasAddr(t *testing.T, ip string) bool {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(net.ParseIP(ip)) {
-			return true
-		}
-	}
-	return false
-}
+	"github.com/irmv/irmv/internal/testenv"
+)
 
 // allocate gets a relay from the server at server through a client socket
 // on local, asking for family (0: the server's default).
@@ -124,9 +111,7 @@ func TestRelayIPv6(t *testing.T) {
 // the unspecified addresses, so it runs only in scripts/netns-run's
 // private namespace (10.99.0.1 and fd99::1 on d0).
 func TestRelayDualStack(t *testing.T) {
-	if !hasAddr(t, "10.99.0.1") || !hasAddr(t, "fd99::1") {
-		t.Skip("needs scripts/netns-run's namespace (10.99.0.1 and fd99::1 on d0)")
-	}
+	testenv.Namespace(t)
 	t.Cleanup(test.CheckRoutines(t))
 	// RelayIP6 nil: the namespace's only global address, fd99::1, is found.
 	s, err := New(Options{ListenAddr: "0.0.0.0:0", RelayIP: net.ParseIP("10.99.0.1")})

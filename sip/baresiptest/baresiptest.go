@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/irmv/irmv/internal/testenv"
 )
 
 // Config describes one phone.
@@ -57,17 +59,11 @@ func Available() bool {
 	return err == nil
 }
 
-// Need fails the test when baresip is missing in CI and skips it
-// elsewhere.
+// Need ends the test when baresip is missing: a skip on a developer's
+// machine, a failure where everything is required (internal/testenv).
 func Need(t testing.TB) {
 	t.Helper()
-	if Available() {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("baresip is not installed (apt-get install baresip-core)")
-	}
-	t.Skip("baresip is not installed (apt-get install baresip-core)")
+	testenv.Program(t, "baresip", "baresip-core")
 }
 
 // freePort picks a port that is free on ip for both UDP and TCP (baresip

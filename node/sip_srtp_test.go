@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
@@ -50,12 +50,7 @@ func oggHz(t *testing.T, dir string) int {
 
 func needTool(t *testing.T, tool, pkg string) {
 	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (apt-get install %s)", tool, pkg)
-		}
-		t.Skipf("%s is not installed (apt-get install %s)", tool, pkg)
-	}
+	testenv.Program(t, tool, pkg)
 }
 
 // near reports whether hz is within 20 Hz of want.

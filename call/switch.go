@@ -61,6 +61,10 @@ type Options struct {
 	// (signal.Msg PeerICEServers, sent with the invite or accept of our
 	// terminal); nil: none.
 	PeerICEServers func(remote peer.ID) []signal.ICEServer
+	// ICERefresh is how often a connected terminal is sent a new welcome
+	// with fresh ICEServers, so that short-lived credentials stay usable
+	// for the calls it makes later; 0: never.
+	ICERefresh time.Duration
 	// RingTimeout ends calls not accepted in time; 0: DefaultRingTimeout.
 	RingTimeout time.Duration
 	// AnswerTimeout ends a call as unavailable, and drops the callee's
@@ -1113,10 +1117,37 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 		defer s.wg.Done()
 		ss.writeLoop(ctx)
 	}()
+	if s.o.ICEServers != nil && s.o.ICERefresh > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.refreshICE(ctx, ss, welcome)
+		}()
+	}
 	s.readSession(ctx, ss)
 	s.gone(ss, "terminal disconnected", true)
 	ss.close(websocket.StatusNormalClosure, "")
 	<-ss.flushed // before the deferred cancel, which would cut the flush
+}
+
+// refreshICE sends ss a new welcome with fresh ICE servers every
+// ICERefresh until ctx ends.
+func (s *Switch) refreshICE(ctx context.Context, ss *session, welcome signal.Msg) {
+	t := time.NewTicker(s.o.ICERefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ss.done:
+			return
+		case <-t.C:
+			welcome.ICEServers = s.o.ICEServers(ss.terminal)
+			if ss.send(welcome) != nil {
+				return
+			}
+		}
+	}
 }
 
 // gone ends the calls of a session that closed (not those of a newer one

@@ -32,6 +32,8 @@ type term struct {
 	ack  share.Ack
 	conn *websocket.Conn
 	in   chan signal.Msg
+
+	welcome signal.Msg // the first
 }
 
 func connect(t *testing.T, n *node.Node, uid string) *term {
@@ -83,6 +85,7 @@ func helloAs(t *testing.T, n *node.Node, ack share.Ack) *term {
 	if w.Node != n.ID().String() || len(w.ICEServers) == 0 {
 		t.Fatalf("welcome %+v", w)
 	}
+	tm.welcome = w
 	return tm
 }
 
@@ -361,6 +364,34 @@ func metric(t *testing.T, n *node.Node, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestICERefresh: a connected terminal gets a new welcome with fresh
+// credentials every ICERefresh, so short-lived credentials last for the
+// calls it makes hours after it connected.
+func TestICERefresh(t *testing.T) {
+	o := nodetest.Options(t)
+	o.ICERefresh = 1100 * time.Millisecond // credentials' expiry has whole seconds
+	n := nodetest.Start(t, o)
+	tm := connect(t, n, "refreshed")
+	expiry := func(m signal.Msg) int64 {
+		for _, s := range m.ICEServers {
+			if exp, _, ok := strings.Cut(s.Username, ":"); ok {
+				v, err := strconv.ParseInt(exp, 10, 64)
+				if err != nil {
+					t.Fatalf("username %q", s.Username)
+				}
+				return v
+			}
+		}
+		t.Fatalf("no TURN credentials in %+v", m.ICEServers)
+		return 0
+	}
+	first := expiry(tm.welcome)
+	second := expiry(tm.next(signal.TypeWelcome))
+	if second <= first {
+		t.Fatalf("renewed credentials expire at %d, the first at %d", second, first)
+	}
 }
 
 // TestPeerICEServers: across nodes, the node of each terminal adds its

@@ -94,6 +94,9 @@ type Options struct {
 	RelayData     int64
 	// RingTimeout ends calls that are not answered; 0: call's default.
 	RingTimeout time.Duration
+	// ICERefresh is how often a connected terminal gets fresh STUN/TURN
+	// credentials (a new welcome); 0: ten minutes.
+	ICERefresh time.Duration
 	// SIP is where the SIP side (package sip) listens, UDP and TCP; "":
 	// DefaultSIPAP in the "ap" profile, off in "server"; "off": off.
 	SIP string

@@ -39,9 +39,15 @@ func isPublicIP(ip net.IP) bool {
 // lendRelay serves grants of the node's relay to other nodes.
 func (n *Node) lendRelay() {
 	grant.Serve(n.host, func(user string) []signal.ICEServer {
-		return n.turn.ICEServers(user, iceCredentialTTL)
+		return n.turn.ICEServers(user, grantTTL)
 	}, turn.ForeignPrefix, n.log)
 }
+
+// grantTTL is how long lent credentials last: the borrower hands them on
+// for borrowFresh and its terminals get new ones every iceRefresh, and a
+// call set up in time outlives them (call/turn refreshes allocations past
+// the expiry). The relay's quota counts allocations, not grants.
+const grantTTL = 30 * time.Minute
 
 // borrowed is a public node's relay lent to this node.
 type borrowed struct {
@@ -52,9 +58,10 @@ type borrowed struct {
 	waited  bool // for the bootstrap nodes' identify, once
 }
 
-// borrowFresh is how long a borrowed credential is used for new calls:
-// well within its TTL (iceCredentialTTL), so that it outlives them.
-const borrowFresh = time.Hour
+// borrowFresh is how long a borrowed credential is handed on for new
+// calls: well within its TTL (grantTTL), so that a terminal that got it
+// just before its next refresh (iceRefresh) can still set up a call.
+const borrowFresh = 10 * time.Minute
 
 // borrowWait bounds how long a welcome or invite waits for a grant.
 const borrowWait = 2 * time.Second

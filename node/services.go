@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -312,6 +313,7 @@ func (n *Node) startCalls() error {
 		Host:        routedhost.Wrap(n.host, n.dht),
 		Directory:   n.share,
 		ICEServers:  n.iceServers,
+		ICERefresh:  cmp.Or(n.opts.ICERefresh, iceRefresh),
 		RingTimeout: n.opts.RingTimeout,
 		Registerer:  n.reg,
 		Logger:      n.log,
@@ -322,8 +324,15 @@ func (n *Node) startCalls() error {
 	return err
 }
 
-// iceCredentialTTL is how long the TURN credentials a terminal gets last.
-const iceCredentialTTL = 12 * time.Hour
+// iceCredentialTTL is how long the TURN credentials a terminal gets last:
+// long enough to set up a call (the relay refreshes an allocation past its
+// credentials' expiry, call/turn), renewed by a new welcome every
+// iceRefresh.
+const iceCredentialTTL = time.Hour
+
+// iceRefresh is how often a connected terminal gets fresh ICE servers
+// (Options.ICERefresh's default).
+const iceRefresh = 10 * time.Minute
 
 // iceServers gives a terminal this node's STUN/TURN with fresh credentials.
 // Behind a NAT, a public node's relay comes too (borrowedRelay).

@@ -563,7 +563,15 @@ func (p *Phone) dispatch(ctx context.Context, conn *websocket.Conn, m signal.Msg
 			p.log.Debug("Pong failed", "err", err)
 		}
 		return
-	case signal.TypePong, signal.TypeWelcome:
+	case signal.TypePong:
+		return
+	case signal.TypeWelcome:
+		// A later welcome renews the ICE servers' credentials.
+		if len(m.ICEServers) > 0 {
+			p.mu.Lock()
+			p.ice = m.ICEServers
+			p.mu.Unlock()
+		}
 		return
 	case signal.TypeInvite:
 		p.onInvite(ctx, m)

@@ -108,10 +108,10 @@ func TestForeignClientRelaysOnlyToRelay(t *testing.T) {
 
 	fu, _, _ := s.Credentials(ForeignPrefix+"12D3KooWother", time.Minute)
 	ou, _, _ := s.Credentials("terminal-1", time.Minute)
-	if _, ok := s.authenticate(fu, DefaultRealm, foreign); !ok {
+	if _, ok := s.authenticate(fu, DefaultRealm, foreign, true); !ok {
 		t.Fatal("foreign credentials refused")
 	}
-	if _, ok := s.authenticate(ou, DefaultRealm, own); !ok {
+	if _, ok := s.authenticate(ou, DefaultRealm, own, true); !ok {
 		t.Fatal("own credentials refused")
 	}
 	if !permit(foreign, relayIP) {
@@ -125,7 +125,7 @@ func TestForeignClientRelaysOnlyToRelay(t *testing.T) {
 	}
 	// Expired foreign credentials mark nothing.
 	stranger := &net.UDPAddr{IP: net.ParseIP("203.0.113.6"), Port: 40002}
-	if _, ok := s.authenticate("1:"+ForeignPrefix+"x", DefaultRealm, stranger); ok {
+	if _, ok := s.authenticate("1:"+ForeignPrefix+"x", DefaultRealm, stranger, true); ok {
 		t.Fatal("expired credentials accepted")
 	}
 	if s.isForeign(stranger) {

@@ -11,9 +11,17 @@
 //	password = base64(HMAC-SHA1(secret, username))
 //
 // The relay needs no state per credential: it recomputes the password from
-// the username and refuses usernames whose expiry has passed. The long-term
-// credential mechanism of RFC 8489 section 9.2 then authenticates each
-// request with that password.
+// the username and refuses new allocations for usernames whose expiry has
+// passed. The long-term credential mechanism of RFC 8489 section 9.2 then
+// authenticates each request with that password. An allocation made in
+// time is refreshed with the same credentials for up to MaxCallLength past
+// their expiry, so a credential needs to last only until a call is set up,
+// not as long as the call.
+//
+// Foreign users (ForeignPrefix: the terminals of other nodes) hold at most
+// Options.MaxForeignAllocations allocations at a time per user (that is,
+// per node they came through); the relay answers more with 486 Allocation
+// Quota Reached (RFC 8656 section 7.2).
 package turn
 
 import (
@@ -30,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 
 	"github.com/irmv/irmv/call/signal"
@@ -66,9 +75,21 @@ type Options struct {
 	// Secret is the HMAC key of the credentials; nil picks a random one, so
 	// that only this Server's Credentials are valid.
 	Secret []byte
+	// MaxForeignAllocations bounds the allocations a foreign user
+	// (ForeignPrefix + a node's peer ID) holds at once; zero means
+	// DefaultMaxForeignAllocations.
+	MaxForeignAllocations int
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultMaxForeignAllocations: a call relayed here takes an allocation
+// per terminal, so this is some eight calls at once per other node.
+const DefaultMaxForeignAllocations = 16
+
+// MaxCallLength is how long past its credentials' expiry an allocation is
+// still refreshed.
+const MaxCallLength = 24 * time.Hour
 
 // Server is a running STUN/TURN relay.
 //
@@ -89,6 +110,10 @@ type Server struct {
 
 	foreignMu sync.Mutex
 	foreign   map[string]time.Time // client address of a ForeignPrefix user → its credentials' expiry
+
+	maxForeignAllocs int
+	allocsMu         sync.Mutex
+	allocs           map[string]int // live allocations by foreign user
 }
 
 // ForeignPrefix begins the user names of credentials a node gives the
@@ -119,7 +144,10 @@ func New(opts Options) (*Server, error) {
 	if opts.MinPort > opts.MaxPort || opts.MinPort == 0 && opts.MaxPort != 0 {
 		return nil, fmt.Errorf("%w: %d-%d", ErrBadPorts, opts.MinPort, opts.MaxPort)
 	}
-	s := &Server{realm: opts.Realm, secret: opts.Secret, log: opts.Logger}
+	s := &Server{realm: opts.Realm, secret: opts.Secret, log: opts.Logger, maxForeignAllocs: opts.MaxForeignAllocations, allocs: map[string]int{}}
+	if s.maxForeignAllocs <= 0 {
+		s.maxForeignAllocs = DefaultMaxForeignAllocations
+	}
 	if s.realm == "" {
 		s.realm = DefaultRealm
 	}
@@ -211,8 +239,13 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	srv, err := turn.NewServer(turn.ServerConfig{
-		Realm:             s.realm,
-		AuthHandler:       s.authHandler,
+		Realm:        s.realm,
+		AuthHandler:  s.authHandler,
+		QuotaHandler: s.quota,
+		EventHandler: turn.EventHandler{
+			OnAllocationCreated: func(_, _ net.Addr, _, userID, _ string, _ net.Addr, _ int) { s.countAlloc(userID, 1) },
+			OnAllocationDeleted: func(_, _ net.Addr, _, userID, _ string) { s.countAlloc(userID, -1) },
+		},
 		PacketConnConfigs: configs,
 		LoggerFactory:     pionlog.Factory(s.log),
 	})
@@ -348,30 +381,75 @@ func (s *Server) password(username string) string {
 
 // authHandler is the pion AuthHandler.
 func (s *Server) authHandler(ra *turn.RequestAttributes) (userID string, key []byte, ok bool) {
-	key, ok = s.authenticate(ra.Username, ra.Realm, ra.SrcAddr)
+	key, ok = s.authenticate(ra.Username, ra.Realm, ra.SrcAddr, ra.Method == stun.MethodAllocate)
 	return ra.Username, key, ok
 }
 
-// authenticate gives the key for a valid, unexpired username, ok false
-// otherwise.
-func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
+// authenticate gives the key for a valid username, ok false otherwise: for
+// a new allocation an unexpired one, for the requests of an allocation
+// (refresh, permissions, channels, which pion accepts only from the
+// allocation's own client) one that expired less than MaxCallLength ago.
+func (s *Server) authenticate(username, realm string, src net.Addr, allocate bool) ([]byte, bool) {
 	exp, _, found := strings.Cut(username, ":")
 	sec, err := strconv.ParseInt(exp, 10, 64)
 	if !found || err != nil {
 		s.log.Debug("TURN username malformed", "username", username, "src", src.String())
 		return nil, false
 	}
-	if time.Now().Unix() >= sec {
-		s.log.Debug("TURN credentials expired", "username", username, "src", src.String())
+	valid := time.Unix(sec, 0)
+	if !allocate {
+		valid = valid.Add(MaxCallLength)
+	}
+	if !time.Now().Before(valid) {
+		s.log.Debug("TURN credentials expired", "username", username, "src", src.String(), "allocate", allocate)
 		return nil, false
 	}
 	if _, user, _ := strings.Cut(username, ":"); strings.HasPrefix(user, ForeignPrefix) && src != nil {
-		if !s.noteForeign(src, time.Unix(sec, 0)) {
+		if !s.noteForeign(src, time.Unix(sec, 0).Add(MaxCallLength)) { // as long as its allocations may live
 			s.log.Debug("TURN: too many foreign clients", "src", src.String())
 			return nil, false
 		}
 	}
 	return turn.GenerateAuthKey(username, realm, s.password(username)), true
+}
+
+// foreignUser is the user of a ForeignPrefix username ("<expiry>:<user>"),
+// "" for any other.
+func foreignUser(username string) string {
+	_, user, _ := strings.Cut(username, ":")
+	if !strings.HasPrefix(user, ForeignPrefix) {
+		return ""
+	}
+	return user
+}
+
+// quota is the pion QuotaHandler: a foreign user may hold
+// MaxForeignAllocations allocations at once.
+func (s *Server) quota(username, _ string, src net.Addr) bool {
+	user := foreignUser(username)
+	if user == "" {
+		return true
+	}
+	s.allocsMu.Lock()
+	defer s.allocsMu.Unlock()
+	if s.allocs[user] >= s.maxForeignAllocs {
+		s.log.Debug("TURN allocation quota reached", "user", user, "src", src.String())
+		return false
+	}
+	return true
+}
+
+// countAlloc follows the allocations of foreign users.
+func (s *Server) countAlloc(username string, d int) {
+	user := foreignUser(username)
+	if user == "" {
+		return
+	}
+	s.allocsMu.Lock()
+	defer s.allocsMu.Unlock()
+	if s.allocs[user] += d; s.allocs[user] <= 0 {
+		delete(s.allocs, user)
+	}
 }
 
 // ICEServers returns the relay as STUN and TURN servers for a pion or browser

@@ -97,12 +97,12 @@ func TestCredentialsFormat(t *testing.T) {
 	if want := base64.StdEncoding.EncodeToString(mac.Sum(nil)); pass != want {
 		t.Fatalf("password %q, want %q", pass, want)
 	}
-	if _, ok := s.authenticate(user, DefaultRealm, &net.UDPAddr{}); !ok {
+	if _, ok := s.authenticate(user, DefaultRealm, &net.UDPAddr{}, true); !ok {
 		t.Fatal("fresh credentials refused")
 	}
 	expired, _, _ := s.Credentials("alice", -time.Second)
 	for _, bad := range []string{expired, "", "alice", "x:alice", "99999999999999999999:alice", "1:alice"} {
-		if _, ok := s.authenticate(bad, DefaultRealm, &net.UDPAddr{}); ok {
+		if _, ok := s.authenticate(bad, DefaultRealm, &net.UDPAddr{}, true); ok {
 			t.Errorf("username %q accepted", bad)
 		}
 	}

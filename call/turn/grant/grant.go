@@ -13,9 +13,12 @@
 // short-lived credentials (call/turn's TURN REST API style) for the user
 // turn.ForeignPrefix + the asking node's peer ID: like any terminal of
 // another node, their holders may relay only to the relay's own relayed
-// addresses, so both terminals of a call meet on the same relay. The
-// quota is per asking node: Rate requests a second (burst Burst); a node
-// over it gets an error answer.
+// addresses, so both terminals of a call meet on the same relay. Requests
+// are limited per asking node (Rate a second, burst Burst; a node over it
+// gets an error answer), and the relay itself bounds the allocations the
+// terminals of each node hold at once (turn.Options.MaxForeignAllocations),
+// however many grants they got. Grants are short-lived: an allocation made
+// in time outlives its credentials.
 package grant
 
 import (

@@ -1,0 +1,111 @@
+package turn
+
+import (
+	"bytes"
+	"net"
+	"testing"
+	"time"
+)
+
+// allocsOf is how many allocations foreign user holds, as the relay counts.
+func (s *Server) allocsOf(user string) int {
+	s.allocsMu.Lock()
+	defer s.allocsMu.Unlock()
+	return s.allocs[user]
+}
+
+// TestForeignAllocationQuota: a foreign user holds at most
+// MaxForeignAllocations allocations at once, however few credentials it
+// asked for; closing one frees its place; the node's own terminals are not
+// limited by it.
+func TestForeignAllocationQuota(t *testing.T) {
+	s, err := New(Options{ListenAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), MaxForeignAllocations: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	user := ForeignPrefix + "12D3KooWnode"
+	u, p, _ := s.Credentials(user, time.Minute) // one grant, several allocations
+	a1, err := newClient(t, s, u, p).Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := newClient(t, s, u, p).Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	if a3, err := newClient(t, s, u, p).Allocate(); err == nil {
+		a3.Close()
+		t.Fatal("a third allocation was granted over the quota of 2")
+	}
+	// Another node's terminals have their own quota.
+	u2, p2, _ := s.Credentials(ForeignPrefix+"12D3KooWother", time.Minute)
+	b, err := newClient(t, s, u2, p2).Allocate()
+	if err != nil {
+		t.Fatalf("another node's allocation: %v", err)
+	}
+	defer b.Close()
+	// Closing one frees its place.
+	if err := a1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.allocsOf(user) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d allocations counted after one of two closed", s.allocsOf(user))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a4, err := newClient(t, s, u, p).Allocate()
+	if err != nil {
+		t.Fatalf("allocation after one was closed: %v", err)
+	}
+	defer a4.Close()
+	// Our own terminals: no such quota.
+	ou, op, _ := s.Credentials("bob", time.Minute)
+	for i := range 3 {
+		r, err := newClient(t, s, ou, op).Allocate()
+		if err != nil {
+			t.Fatalf("own terminal's allocation %d: %v", i+1, err)
+		}
+		defer r.Close()
+	}
+}
+
+// TestAllocationOutlivesCredentials: credentials that expire during a call
+// keep its allocation working (a permission for a new peer is still
+// granted and relays), while they no longer make new allocations.
+func TestAllocationOutlivesCredentials(t *testing.T) {
+	s := startServer(t)
+	u, p, exp := s.Credentials("alice", 2*time.Second)
+	c := newClient(t, s, u, p)
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	for !time.Now().After(exp.Add(100 * time.Millisecond)) {
+		time.Sleep(50 * time.Millisecond) // waiting for the clock itself
+	}
+	if r, err := newClient(t, s, u, p).Allocate(); err == nil {
+		r.Close()
+		t.Fatal("expired credentials made a new allocation")
+	}
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	// A new peer needs a CreatePermission, authenticated with the expired
+	// credentials.
+	if _, err := relay.WriteTo([]byte("late"), peer.LocalAddr()); err != nil {
+		t.Fatalf("permission after expiry: %v", err)
+	}
+	buf := make([]byte, 100)
+	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := peer.ReadFrom(buf)
+	if err != nil || !bytes.Equal(buf[:n], []byte("late")) {
+		t.Fatalf("peer read %q, %v", buf[:n], err)
+	}
+}

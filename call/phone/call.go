@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/media"
+	"github.com/coder/websocket"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/search"
 )
@@ -76,6 +77,12 @@ type Call struct {
 	auto   bool   // a leg of a conference already joined: accept at once
 
 	living atomic.Bool // live runs: the call was accepted and is up
+	// via is the WebSocket an incoming call's invite came on: until the
+	// call is live its messages go on that one only. An invite read after
+	// its connection was dropped (a phone frozen, then woken) is for a
+	// call the node has already ended: it is never answered on the next
+	// connection, nor does it make the phone busy.
+	via *websocket.Conn
 
 	mu     sync.Mutex
 	conf   *Conference // set once the call belongs to it
@@ -197,7 +204,11 @@ func (c *Call) emit(e Event) {
 
 func (c *Call) send(m signal.Msg) error {
 	m.Call = c.id
-	return c.p.send(m)
+	var via *websocket.Conn
+	if !c.living.Load() {
+		via = c.via
+	}
+	return c.p.send(m, via)
 }
 
 // startMedia starts recording (before the first packet can arrive) and

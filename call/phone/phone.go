@@ -541,12 +541,13 @@ func (p *Phone) writeConn(ctx context.Context, conn *websocket.Conn, m signal.Ms
 	return wsjson.Write(ctx, conn, m)
 }
 
-// send writes a message on the current WebSocket.
-func (p *Phone) send(m signal.Msg) error {
+// send writes a message on the current WebSocket; with via set, only
+// while via is the current one.
+func (p *Phone) send(m signal.Msg, via *websocket.Conn) error {
 	p.mu.Lock()
 	conn := p.conn
 	p.mu.Unlock()
-	if conn == nil {
+	if conn == nil || via != nil && conn != via {
 		return ErrNotConnected
 	}
 	if err := p.writeConn(context.Background(), conn, m); err != nil {
@@ -574,7 +575,7 @@ func (p *Phone) dispatch(ctx context.Context, conn *websocket.Conn, m signal.Msg
 		}
 		return
 	case signal.TypeInvite:
-		p.onInvite(ctx, m)
+		p.onInvite(ctx, conn, m)
 		return
 	case signal.TypeMoved:
 		p.superseded(conn, m.Node)
@@ -596,21 +597,21 @@ func (p *Phone) dispatch(ctx context.Context, conn *websocket.Conn, m signal.Msg
 	c.deliver(m)
 }
 
-// onInvite takes an incoming call: busy when in a call, else a new Call
-// that rings and answers in its own goroutine.
-func (p *Phone) onInvite(ctx context.Context, m signal.Msg) {
+// onInvite takes an incoming call that arrived on conn: busy when in a
+// call, else a new Call that rings and answers in its own goroutine.
+func (p *Phone) onInvite(ctx context.Context, conn *websocket.Conn, m signal.Msg) {
 	at := time.Now()
 	if m.Call == "" || m.From == nil || m.Desc == nil {
 		p.log.Warn("Malformed invite", "call", m.Call)
 		if m.Call != "" {
-			p.send(signal.Msg{Type: signal.TypeReject, Call: m.Call, Reason: "malformed invite"})
+			p.send(signal.Msg{Type: signal.TypeReject, Call: m.Call, Reason: "malformed invite"}, conn)
 		}
 		return
 	}
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()
-		p.send(signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "closing"})
+		p.send(signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "closing"}, conn)
 		return
 	}
 	if _, dup := p.calls[m.Call]; dup {
@@ -625,7 +626,7 @@ func (p *Phone) onInvite(ctx context.Context, m signal.Msg) {
 	if confID != "" {
 		if _, gone := p.left[confID]; gone {
 			p.mu.Unlock()
-			p.send(signal.Msg{Type: signal.TypeReject, Call: m.Call, Reason: "left the conference"})
+			p.send(signal.Msg{Type: signal.TypeReject, Call: m.Call, Reason: "left the conference"}, conn)
 			return
 		}
 		cf = p.confs[confID]
@@ -633,18 +634,19 @@ func (p *Phone) onInvite(ctx context.Context, m signal.Msg) {
 	if cf == nil && len(p.calls) > 0 {
 		p.mu.Unlock()
 		p.log.Info("Busy", "call", m.Call)
-		p.send(signal.Msg{Type: signal.TypeBusy, Call: m.Call})
+		p.send(signal.Msg{Type: signal.TypeBusy, Call: m.Call}, conn)
 		return
 	}
 	c := newCall(p, m.Call, false, *m.From)
 	c.start = at
+	c.via = conn
 	c.confID = confID
 	if cf != nil {
 		// Another party of a conference this phone is in: a leg of the mesh.
 		c.auto, c.conf = true, cf
 		if !cf.addLeg(c) {
 			p.mu.Unlock()
-			p.send(signal.Msg{Type: signal.TypeReject, Call: m.Call, Reason: "left the conference"})
+			p.send(signal.Msg{Type: signal.TypeReject, Call: m.Call, Reason: "left the conference"}, conn)
 			return
 		}
 	}

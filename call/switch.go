@@ -45,6 +45,9 @@ type Directory interface {
 	Authorize(terminal, token string) error
 	Get(terminal string) (share.Terminal, error)
 	Heartbeat(terminal string) (share.Ack, error)
+	// Record is a terminal's signed record (a rejoin through another
+	// node carries it as proof).
+	Record(terminal string) (*record.Record, error)
 	// SetConnected is told when a terminal's WebSocket opens and closes.
 	SetConnected(terminal string, up bool)
 }
@@ -263,6 +266,9 @@ func check(m *signal.Msg) error {
 	default:
 		return fmt.Errorf("route %q: want %s, %s or %s", m.Route, signal.RouteDirect, signal.RouteRelayed, signal.RouteRelayedPeer)
 	}
+	if m.Record != nil && m.Type != signal.TypeRejoin {
+		return errors.New("record belongs to rejoin messages")
+	}
 	if len(m.PeerICEServers) > 0 && m.Type != signal.TypeInvite && m.Type != signal.TypeAccept {
 		return errors.New("peer ICE servers belong to invite and accept messages")
 	}
@@ -276,7 +282,9 @@ func relayed(m signal.Msg) signal.Msg {
 	case signal.TypeInvite:
 		out.From, out.To, out.Conference = m.From, m.To, m.Conference
 	case signal.TypeRejoin:
-		out.From, out.To = m.From, m.To
+		out.From, out.To, out.Record = m.From, m.To, m.Record
+	case signal.TypeAccept:
+		out.From = m.From
 	}
 	if m.Type == signal.TypeInvite || m.Type == signal.TypeAccept {
 		// Only a node's: readSession drops a terminal's.
@@ -326,7 +334,11 @@ type callState struct {
 	// stops it, else it ends the call.
 	lost    *time.Timer
 	resumed chan struct{} // a resume swapped in a new stream (callee's node)
-	resumes int           // streams opened to resume the call (caller's node)
+	// keys are the Ed25519 keys of the terminals on sides a and b as the
+	// call was set up ("" unknown or none): a rejoin must prove the key
+	// of the side it takes over. Guarded by Switch.mu, swapped with a, b.
+	keys    [2]string
+	resumes int // streams opened to resume the call (caller's node)
 }
 
 // RejoinGrace is how long an accepted call whose signalling path broke
@@ -439,6 +451,9 @@ func (s *Switch) relay(c *callState, from endpoint, m signal.Msg) {
 		}
 		s.mu.Lock()
 		c.accepted = true
+		if m.From != nil && len(m.From.Key) > 0 {
+			c.keys[1] = string(m.From.Key) // b is the callee's side until a rejoin
+		}
 		s.mu.Unlock()
 		c.timer.Stop()
 	}
@@ -617,6 +632,7 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 			s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
 			return
 		}
+		s.setKeys(c, m.From.Key, s.party(m.To.Terminal).Key)
 		if err := s.send(c.b, relayed(m)); err != nil {
 			s.end(c, &src, signal.Msg{Type: signal.TypeUnavailable, Call: m.Call, Reason: "terminal is not reachable"})
 			return
@@ -668,6 +684,11 @@ func (s *Switch) dialNode(ctx context.Context, cancel context.CancelFunc, d *dia
 	remote := endpoint{stream: st, wmu: &sync.Mutex{}}
 	if err == nil && !cancelled {
 		c, ok = s.newCallLocked(m.Call, src, remote)
+		if ok {
+			// The other party's key as the rejoining terminal knows it;
+			// an invite's accept brings the callee's.
+			c.keys = [2]string{string(m.From.Key), string(m.To.Key)}
+		}
 		if ok && rejoin {
 			c.accepted = true
 			c.timer.Stop()
@@ -725,107 +746,6 @@ func (s *Switch) dialNode(ctx context.Context, cancel context.CancelFunc, d *dia
 	s.readStream(c, remote)
 }
 
-// rejoin handles a rejoin from the local terminal of session ss: a call
-// that runs through this node gets the terminal's new WebSocket and the
-// other side hears of it; a call of another node (the terminal moved
-// here) gets a new stream to the other party's node.
-func (s *Switch) rejoin(ss *session, m signal.Msg) {
-	me := endpoint{terminal: ss.terminal, ss: ss}
-	m.From = s.party(ss.terminal)
-	s.mu.Lock()
-	if c := s.calls[m.Call]; c != nil {
-		var side *endpoint
-		var old network.Stream
-		switch {
-		case !c.accepted:
-		case c.a.stream == nil && c.a.terminal == ss.terminal:
-			side = &c.a
-		case c.b.stream == nil && c.b.terminal == ss.terminal:
-			side = &c.b
-		// The terminal moved to the node of the other party: the call
-		// leaves the stream to its old node.
-		case c.a.stream != nil && c.b.stream == nil && c.b.terminal == m.To.Terminal:
-			side, old = &c.a, c.a.stream
-		case c.b.stream != nil && c.a.stream == nil && c.a.terminal == m.To.Terminal:
-			side, old = &c.b, c.b.stream
-		}
-		if side == nil {
-			s.mu.Unlock()
-			s.send(me, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "rejoin: not an accepted call of this terminal"})
-			return
-		}
-		*side = me
-		c.foundLocked()
-		s.mu.Unlock()
-		if old != nil {
-			old.Close() // its reader sees it replaced and returns
-		}
-		if to, ok := s.other(c, me); ok {
-			out := relayed(m)
-			if err := s.send(to, out); err != nil {
-				s.lose(c, "peer unreachable")
-			}
-		}
-		return
-	}
-	if m.To.Node == s.o.Host.ID().String() || s.closed || s.dialing[m.Call] != nil || len(s.calls)+len(s.dialing) >= maxCalls {
-		s.mu.Unlock()
-		s.send(me, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "rejoin: call unknown here or node full"})
-		return
-	}
-	to, err := peer.Decode(m.To.Node)
-	if err != nil {
-		s.mu.Unlock()
-		s.send(me, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "to.node is not a peer ID"})
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
-	d := &dial{ss: ss, cancel: cancel}
-	s.dialing[m.Call] = d
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		s.dialNode(ctx, cancel, d, me, m, to)
-	}()
-}
-
-// rejoinFrom takes a rejoin from another node, on its new stream: an
-// accepted call with our terminal To moves its other side to the stream.
-func (s *Switch) rejoinFrom(remote endpoint, m signal.Msg) {
-	s.mu.Lock()
-	c := s.calls[m.Call]
-	var side, local *endpoint
-	if c != nil && c.accepted {
-		switch {
-		case c.a.stream == nil && c.a.terminal == m.To.Terminal:
-			side, local = &c.b, &c.a
-		case c.b.stream == nil && c.b.terminal == m.To.Terminal:
-			side, local = &c.a, &c.b
-		}
-	}
-	if side == nil {
-		s.mu.Unlock()
-		s.m.dropped.WithLabelValues("unknown_call").Inc()
-		remote.stream.Reset()
-		return
-	}
-	old, to := *side, *local
-	// The new stream goes to side a: the other node opened it, and it
-	// resumes it if it breaks (readStream).
-	c.a, c.b = remote, to
-	c.foundLocked()
-	s.mu.Unlock()
-	if old.stream != nil {
-		old.stream.Close() // its reader sees it replaced and returns
-	}
-	s.log.Info("Call rejoined through another node", "call", c.id, "node", m.From.Node)
-	if err := s.send(to, relayed(m)); err != nil {
-		s.lose(c, "terminal disconnected")
-	}
-	s.readStream(c, remote)
-}
-
 // handleStream answers a call from another node.
 func (s *Switch) handleStream(st network.Stream) {
 	if !s.begin() {
@@ -869,6 +789,9 @@ func (s *Switch) handleStream(st network.Stream) {
 		return
 	}
 	c, ok := s.newCall(m.Call, remote, s.local(m.To.Terminal))
+	if ok {
+		s.setKeys(c, m.From.Key, s.party(m.To.Terminal).Key)
+	}
 	if !ok {
 		s.send(remote, signal.Msg{Type: signal.TypeBusy, Call: m.Call, Reason: "call id in use or node full"})
 		st.Close()
@@ -1213,6 +1136,10 @@ func (s *Switch) handle(ss *session, m signal.Msg) {
 	}
 	m.PeerICEServers = nil     // only nodes name relays for the other side
 	m.Bridged = ss.conn == nil // a Line is a bridge (line.go)
+	m.Record = nil             // only nodes prove a rejoin
+	if m.Type == signal.TypeAccept {
+		m.From = s.party(ss.terminal) // the callee's key, for rejoins
+	}
 	if err := check(&m); err != nil {
 		s.m.dropped.WithLabelValues("malformed").Inc()
 		ss.send(signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: err.Error()})

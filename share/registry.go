@@ -345,6 +345,19 @@ func (r *Registry) Get(terminal string) (Terminal, error) {
 	return t, nil
 }
 
+// Record returns the terminal's current signed record (a copy), or an
+// error wrapping ErrNotFound.
+func (r *Registry) Record(terminal string) (*record.Record, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e := r.byHandle[terminal]
+	if e == nil {
+		return nil, notFound(terminal)
+	}
+	rc := *e.Record
+	return &rc, nil
+}
+
 // List returns every hosted terminal, sorted by folded name, then handle.
 func (r *Registry) List() []Terminal {
 	r.mu.RLock()

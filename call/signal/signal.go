@@ -20,7 +20,8 @@
 //	           when the call is a leg of a conference: the callee joins it
 //	           and calls the other parties the conference names.
 //	ringing    callee → caller: the callee is alerting its user.
-//	accept     callee → caller: Desc (SDP answer, signed fingerprint).
+//	accept     callee → caller: Desc (SDP answer, signed fingerprint);
+//	           From (the callee), set by the callee's node.
 //	reject     callee → caller: the user declined.
 //	busy       callee or callee's node → caller.
 //	unavailable callee's node → caller: the terminal is offline, unknown
@@ -43,11 +44,19 @@
 //	           runs through the node it sends this to; To names the other
 //	           party (node and terminal), From is set by the node. The
 //	           other party's node replaces the call's old path with the new
-//	           one (the call ID is the proof: only the nodes on its path
-//	           and its terminals know it), and the terminal that placed the
-//	           call then moves the media to a new leg (update, Reason
-//	           "moved"). A node keeps an accepted call whose path broke for
-//	           RejoinGrace (package call) before it ends it.
+//	           one once the rejoin proves it comes from the terminal that
+//	           was in the call: a terminal of its own rejoining on a new
+//	           WebSocket is proven by its token (hello); a terminal that
+//	           moved is proven by its key, the one the call was set up with
+//	           (invite's and accept's From.Key): between nodes the rejoin
+//	           carries Record, the terminal's record at the node that sends
+//	           it, signed by that key and naming that node; a terminal that
+//	           moved to the other party's node has registered there with
+//	           that key. A terminal without a key can rejoin only at its
+//	           own node. The terminal that placed the call then moves the
+//	           media to a new leg (update, Reason "moved"). A node keeps an
+//	           accepted call whose path broke for RejoinGrace (package
+//	           call) before it ends it.
 //	resume     node → node only, the first message of a new stream: the
 //	           accepted call Call carries on over it, its old stream
 //	           having broken (a relayed connection reached its limit, a
@@ -192,6 +201,9 @@ type Msg struct {
 	// Route, in an update offering a new leg: the route it is for
 	// (RouteDirect, RouteRelayed or RouteRelayedPeer).
 	Route string `json:"route,omitempty"`
+	// Record, in a rejoin from one node to another only: the rejoining
+	// terminal's record at the sending node, signed by its key.
+	Record *record.Record `json:"record,omitempty"`
 	// PeerICEServers, in invite and accept as a node delivers them: the
 	// STUN/TURN servers of the other terminal's node, with credentials
 	// for this terminal (see the package doc). At most

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share/record"
+	"github.com/irmv/irmv/record"
 )
 
 // TestOldConnectionClosesAfterNewer: a terminal that reconnects (a phone

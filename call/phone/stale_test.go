@@ -12,8 +12,8 @@ import (
 
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/share/record"
 )
 
 // TestStaleInviteNotAnswered: an invite read from a connection that is no

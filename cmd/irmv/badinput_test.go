@@ -44,6 +44,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"share add bad phone", []string{"share", "add", node, "--phone", "abc"}, "phone"},
 		{"share add bad status", []string{"share", "add", node, "--uid", "a", "--status", "asleep"}, "status"},
 		{"share add bad ttl", []string{"share", "add", node, "--uid", "a", "--ttl", "forever"}, "ttl"},
+		{"share add from-token without from", []string{"share", "add", node, "--uid", "a", "--from-token", "x"}, "--from"},
+		{"share add from not a peer ID", []string{"share", "add", node, "--uid", "a", "--from", "node-a", "--from-token", "x"}, "from"},
 		{"share add ttl out of range", []string{"share", "add", node, "--uid", "a", "--ttl", "1s"}, "ttl"},
 		{"share add bad ip", []string{"share", "add", node, "--uid", "a", "--ip", "999.0.0.1"}, "ip"},
 		{"share remove without terminal", []string{"share", "remove", node}, "TERMINAL"},

@@ -29,12 +29,20 @@ With --sip-user and --sip-password (better: IRMV_SIP_PASSWORD) it sets a SIP
 phone's credentials instead (the node needs --sip): the phone then registers
 itself as sip:USER@node with digest authentication and becomes a terminal
 with uid USER, named --name (else its display name), with --phone (else USER
-when it is a number). The node keeps only hashes of the password.`,
+when it is a number). The node keeps only hashes of the password.
+
+A terminal without a key that moved from another node (a handset that joined
+this access point) registers with --from, the peer ID of the node it was
+registered at, and --from-token, its token there: this node tells the old one,
+which checks the token and withdraws its registration, so searches find the
+terminal only here.`,
 				Flags: append(identifierFlags(),
 					&cli.StringFlag{Name: "address", Usage: "current address if it differs from --ip (default: --ip, else the source address)", EnvVars: []string{"IRMV_ADDRESS"}},
 					&cli.StringFlag{Name: "status", Usage: "online, idle, busy or offline", Value: "online", EnvVars: []string{"IRMV_STATUS"}},
 					&cli.DurationFlag{Name: "ttl", Usage: "lifetime without refresh (10s to 168h; 0: the node's default)", EnvVars: []string{"IRMV_TTL"}},
 					&cli.BoolFlag{Name: "private", Usage: "hide the address from searches (calls are always relayed)", EnvVars: []string{"IRMV_PRIVATE"}},
+					&cli.StringFlag{Name: "from", Usage: "peer `ID` of the node the terminal was registered at before it moved here", EnvVars: []string{"IRMV_FROM"}},
+					&cli.StringFlag{Name: "from-token", Usage: "the terminal's token at --from (a terminal without a key proves the move with it)", EnvVars: []string{"IRMV_FROM_TOKEN"}},
 					&cli.StringFlag{Name: "sip-user", Usage: "set credentials for a SIP phone that registers itself as sip:`USER`@node", EnvVars: []string{"IRMV_SIP_USER"}},
 					&cli.StringFlag{Name: "sip-password", Usage: "the SIP phone's digest password", EnvVars: []string{"IRMV_SIP_PASSWORD"}},
 					nodeFlag, tokenFlag, jsonFlag),
@@ -78,7 +86,10 @@ func shareAdd(c *cli.Context) error {
 	reg := share.Registration{
 		Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip"),
 		Address: c.String("address"), Status: c.String("status"), Private: c.Bool("private"),
-		TTL: int(ttl / time.Second),
+		TTL: int(ttl / time.Second), From: c.String("from"), FromToken: c.String("from-token"),
+	}
+	if reg.FromToken != "" && reg.From == "" {
+		return cli.Exit("--from-token needs --from (the peer ID of the node the terminal moved from)", exitError)
 	}
 	if reg.Name == "" && reg.Phone == "" && reg.UID == "" {
 		return cli.Exit("give at least one of --name, --phone or --uid", exitError)
@@ -111,7 +122,8 @@ func shareAddSIP(c *cli.Context) error {
 	switch {
 	case u.User == "" || u.Password == "":
 		return cli.Exit("give both --sip-user and --sip-password", exitError)
-	case c.String("uid") != "" || c.String("ip") != "" || c.String("address") != "" || c.Bool("private") || c.Duration("ttl") != 0:
+	case c.String("uid") != "" || c.String("ip") != "" || c.String("address") != "" || c.Bool("private") || c.Duration("ttl") != 0 ||
+		c.String("from") != "" || c.String("from-token") != "":
 		return cli.Exit("with --sip-user only --name and --phone apply: the phone registers itself (uid: the SIP user)", exitError)
 	}
 	cl, err := newClient(c)

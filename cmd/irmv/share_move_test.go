@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/search"
+	"github.com/irmv/irmv/share"
+)
+
+// TestShareAddMovesKeylessTerminal: a terminal without a key registered at
+// node a moves to node b with `share add --from --from-token`: a withdraws
+// it, and searches at either node find it only at b.
+func TestShareAddMovesKeylessTerminal(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	add := func(args ...string) share.Ack {
+		t.Helper()
+		code, out, errOut := runCLI(append([]string{"share", "add", "--json", "--uid", "handset-7", "--name", "Handset"}, args...)...)
+		if code != exitOK {
+			t.Fatalf("share add %v: exit %d\n%s", args, code, errOut)
+		}
+		var ack share.Ack
+		if err := json.Unmarshal([]byte(out), &ack); err != nil {
+			t.Fatalf("share add output %q: %v", out, err)
+		}
+		return ack
+	}
+	first := add("--node", a.APIURL())
+	if first.Signer != "node" || first.Token == "" {
+		t.Fatalf("registration at a: %+v", first)
+	}
+	add("--node", b.APIURL(), "--from", a.ID().String(), "--from-token", first.Token)
+	nodetest.WaitFor(t, "a withdrew the terminal", func() bool { return a.Registry().Count() == 0 })
+	for _, n := range nodes {
+		cl, err := client.New(n.APIURL(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodetest.WaitFor(t, "the terminal found only at b from "+n.APIURL(), func() bool {
+			var at []string
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cl.Search(ctx, search.Query{Text: "uid:handset-7", Timeout: time.Second}, func(r search.Result) error {
+				at = append(at, r.Node)
+				return nil
+			})
+			return len(at) == 1 && at[0] == b.ID().String()
+		})
+	}
+}

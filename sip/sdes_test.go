@@ -9,6 +9,9 @@ import (
 	"github.com/pion/rtp"
 )
 
+// opusAnswer is a plain answer of the bridge: Opus (111) at 127.0.0.1:4000.
+func opusAnswer() []byte { return answerSDP(net.IPv4(127, 0, 0, 1), 4000, 111, -1, 8000, 1) }
+
 func TestParseCrypto(t *testing.T) {
 	key30 := "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz" // 30 bytes
 	for _, tc := range []struct {
@@ -80,7 +83,7 @@ func TestParseSDES(t *testing.T) {
 	// The bridge's answer carries its own key, under the phone's tag, in
 	// the phone's proto; parseAudio still reads it.
 	ours := newCrypto(7, "AES_CM_128_HMAC_SHA1_80")
-	body := withSDES(answerSDP(net.IPv4(127, 0, 0, 1), 4000, 111, -1, 8000, 1), "RTP/SAVP", ours)
+	body := withSDES(opusAnswer(), "RTP/SAVP", ours)
 	back, err := parseSDES(body)
 	if err != nil || back.proto != "RTP/SAVP" || len(back.cryptos) != 1 || !bytes.Equal(back.cryptos[0].keySalt, ours.keySalt) {
 		t.Fatalf("answer %q: %+v, %v", body, back, err)

@@ -441,3 +441,47 @@ func TestVanishingPhoneAndNode(t *testing.T) {
 		t.Errorf("call after the node restarted: exit %d\n%s", code, out)
 	}
 }
+
+// TestPhoneFailover: an `irmv phone` given two nodes registers at the
+// second when its node is killed -9, and is found and called there from
+// a third node; a phone whose --node-file lists two nodes does the same.
+func TestPhoneFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	bin := buildIrmv(t)
+	dir := t.TempDir()
+	a := startProcNode(t, bin, filepath.Join(dir, "a"), freeLoopbackPort(t))
+	b := startProcNode(t, bin, filepath.Join(dir, "b"), freeLoopbackPort(t), a.boot)
+	c := startProcNode(t, bin, filepath.Join(dir, "c"), freeLoopbackPort(t), b.boot)
+	d := startProcNode(t, bin, filepath.Join(dir, "d"), freeLoopbackPort(t), b.boot)
+	nodeFile := filepath.Join(dir, "nodes")
+	if err := os.WriteFile(nodeFile, []byte(c.api+"\n"+d.api+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--node", a.api, "--node", b.api, "--failover-after", "1s"}
+	viaFile := []string{"--node-file", nodeFile, "--failover-after", "1s"}
+	phones := map[string]*procPhone{
+		"uid:failover-1": startProcPhone(t, bin, append([]string{"--uid", "failover-1", "--key", filepath.Join(dir, "1.key")}, flags...)...),
+		"uid:failover-2": startProcPhone(t, bin, append([]string{"--uid", "failover-2", "--key", filepath.Join(dir, "2.key")}, viaFile...)...),
+	}
+	nodetest.WaitFor(t, "the phones found at their first nodes", func() bool {
+		return onlyAt(t, []*procNode{b, c, d}, "uid:failover-1", a) && onlyAt(t, []*procNode{a, b, d}, "uid:failover-2", c)
+	})
+
+	a.kill()
+	c.kill()
+	killed := time.Now()
+	for q, ph := range phones {
+		ph.waitEvent(t, "moved")
+		t.Logf("%s registered at its next node %v after the kill", q, time.Since(killed))
+	}
+	nodetest.WaitFor(t, "each phone found at its next node", func() bool {
+		return onlyAt(t, []*procNode{b, d}, "uid:failover-1", b) && onlyAt(t, []*procNode{b, d}, "uid:failover-2", d)
+	})
+	for q, caller := range map[string]*procNode{"uid:failover-1": d, "uid:failover-2": b} {
+		if code, _, out := callExit(t, bin, caller.api, q, "--hangup-after", "1s"); code != 0 {
+			t.Errorf("call to %s after the failover: exit %d\n%s", q, code, out)
+		}
+	}
+}

@@ -98,6 +98,25 @@ func (p *Phone) Move(ctx context.Context, cl *client.Client) error {
 	return nil
 }
 
+// NodeURL is the base URL of the node the Phone is registered at.
+func (p *Phone) NodeURL() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.client.Base
+}
+
+// Disconnected is how long the Phone has been without its WebSocket to
+// the node, trying to reconnect (0 while connected): a caller with other
+// nodes to go to moves there (Move) when its node stays unreachable.
+func (p *Phone) Disconnected() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.downSince.IsZero() {
+		return 0
+	}
+	return time.Since(p.downSince)
+}
+
 // Done is closed when the Phone stopped by itself: another node holds a
 // newer registration of its key (Err says so). Close is still needed.
 func (p *Phone) Done() <-chan struct{} { return p.done }

@@ -152,6 +152,7 @@ type Phone struct {
 	done      chan struct{}
 	node      string             // from welcome
 	ice       []signal.ICEServer // from welcome
+	downSince time.Time          // the WebSocket to the node was lost (zero: up)
 	calls     map[string]*Call
 	confs     map[string]*Conference // conferences this phone is in, by ID
 	left      map[string]time.Time   // conferences it left, by ID: their legs are refused
@@ -440,6 +441,9 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 			continue
 		}
 		p.log.Warn("Node connection lost", "err", err)
+		p.mu.Lock()
+		p.downSince = time.Now()
+		p.mu.Unlock()
 		p.emit(Event{Type: EventWarning, Reason: "connection to the node lost; reconnecting"})
 		p.keepLiveCalls()
 		backoff := 250 * time.Millisecond
@@ -468,6 +472,9 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 				}
 			}
 		}
+		p.mu.Lock()
+		p.downSince = time.Time{}
+		p.mu.Unlock()
 		p.log.Info("Node connection restored")
 		p.emit(Event{Type: EventRegistered, Self: p.self()})
 	}

@@ -66,6 +66,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"node turn-relay-ip6 not IPv6", []string{"node", "--data-dir", t.TempDir(), "--turn-relay-ip6", "10.0.0.1"}, "not an IPv6 address"},
 		{"call negative hold-down", []string{"call", node, "--route-hold-down", "-1s", "uid:x"}, "--route-hold-down -1s"},
 		{"phone negative hold-down", []string{"phone", node, "--uid", "x", "--route-hold-down", "-1s"}, "--route-hold-down -1s"},
+		{"phone zero failover-after", []string{"phone", node, "--uid", "x", "--failover-after", "0s"}, "--failover-after 0s"},
+		{"phone bad second node", []string{"phone", node, "--node", "ftp://x", "--uid", "x"}, "http"},
 		{"unknown command", []string{"frobnicate"}, "frobnicate"},
 		{"unreachable node: search", []string{"search", unreachable, "anna"}, "is `irmv node` running?"},
 		{"unreachable node: share add", []string{"share", "add", unreachable, "--uid", "a"}, "is `irmv node` running?"},

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,8 +38,9 @@ func phoneCommand() *cli.Command {
 		&cli.StringFlag{Name: "record", Usage: "`DIR` to record each call into (<time>-<call>-<peer>.ogg)", EnvVars: []string{"IRMV_RECORD"}},
 		&cli.BoolFlag{Name: "private", Usage: "keep this terminal's address out of its record and relay all media through TURN", EnvVars: []string{"IRMV_PRIVATE"}},
 		&cli.StringFlag{Name: "key", Usage: "the terminal's Ed25519 key (PEM, created 0600 if missing)", Value: defaultKeyFile("phone.key"), EnvVars: []string{"IRMV_KEY"}},
-		nodeFlag,
-		&cli.StringFlag{Name: "node-file", Usage: "`FILE` naming the node to be registered at (one URL); when it names another node the phone moves there, calls included (a roaming or DHCP hook rewrites it as the phone joins another access point). Overrides --node once it names one", EnvVars: []string{"IRMV_NODE_FILE"}},
+		&cli.StringSliceFlag{Name: "node", Usage: "`URL` of the node's terminal API; repeated (IRMV_NODE: comma-separated), the nodes to fail over to, in order, when the current one stays unreachable for --failover-after", Value: cli.NewStringSlice(client.DefaultNode), EnvVars: []string{"IRMV_NODE"}},
+		&cli.StringFlag{Name: "node-file", Usage: "`FILE` naming the node to be registered at (a URL a line; the next lines: nodes to fail over to); when its first line names another node the phone moves there, calls included (a roaming or DHCP hook rewrites it as the phone joins another access point). Overrides --node once it names one", EnvVars: []string{"IRMV_NODE_FILE"}},
+		&cli.DurationFlag{Name: "failover-after", Usage: "how long the node may stay unreachable before the phone registers at the next one of --node or --node-file", Value: 3 * time.Second, EnvVars: []string{"IRMV_FAILOVER_AFTER"}},
 		jsonFlag,
 		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (logs go to stderr)", Value: "warn", EnvVars: []string{"IRMV_LOG_LEVEL"}},
 	)
@@ -59,7 +61,9 @@ A phone that walks to another access point follows --node-file: when the
 file names another node, the phone registers there (its record then outranks
 the old one, and the old node withdraws it) and moves its connection. A phone
 whose key registers at another node (a second phone with the same key) stops
-with exit status 2.
+with exit status 2. With several nodes (--node repeated, or more lines in
+--node-file) a phone whose node stays unreachable for --failover-after (the
+access point died) registers at the next one, calls included.
 With --json it prints one event per line on stdout.`,
 		Flags:  flags,
 		Action: runPhone,
@@ -286,19 +290,27 @@ func runPhone(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}
-	nodeURL := c.String("node")
+	nodes := c.StringSlice("node")
 	nodeFile := c.String("node-file")
 	if nodeFile != "" {
-		if u, err := readNodeFile(nodeFile); err != nil {
+		if l, err := readNodeFile(nodeFile); err != nil {
 			return cli.Exit(err.Error(), exitError)
-		} else if u != "" {
-			nodeURL = u
+		} else if len(l) > 0 {
+			nodes = l
 		}
 	}
-	cl, err := client.New(nodeURL, "")
-	if err != nil {
-		return cli.Exit(err.Error(), exitError)
+	if len(nodes) == 0 {
+		return cli.Exit("--node: give the URL of a node", exitError)
 	}
+	if d := c.Duration("failover-after"); d <= 0 {
+		return cli.Exit(fmt.Sprintf("--failover-after %v: must be positive", d), exitError)
+	}
+	for _, u := range nodes {
+		if _, err := client.New(u, ""); err != nil {
+			return cli.Exit(err.Error(), exitError)
+		}
+	}
+	cl, _ := client.New(nodes[0], "")
 	ctx, stop := signalContext(c.Context)
 	defer stop()
 
@@ -361,8 +373,8 @@ func runPhone(c *cli.Context) error {
 		fmt.Fprintf(w, "waiting for calls (answer: %s); Ctrl-C to quit\n", answer)
 		pr.mu.Unlock()
 	}
-	if nodeFile != "" {
-		go followNodeFile(ctx, p, nodeFile, cl.Base, log)
+	if nodeFile != "" || len(nodes) > 1 {
+		go followNodes(ctx, p, nodes, nodeFile, c.Duration("failover-after"), log)
 	}
 	select {
 	case <-ctx.Done():
@@ -378,28 +390,34 @@ func runPhone(c *cli.Context) error {
 	return nil
 }
 
-// readNodeFile reads the node URL a --node-file names: "" while the file
-// is missing or empty.
-func readNodeFile(path string) (string, error) {
+// readNodeFile reads the node URLs a --node-file names, one a line: none
+// while the file is missing or empty.
+func readNodeFile(path string) ([]string, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
+		return nil, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("--node-file: %w", err)
+		return nil, fmt.Errorf("--node-file: %w", err)
 	}
-	return strings.TrimSpace(string(data)), nil
+	return strings.Fields(string(data)), nil
 }
 
-// nodeFilePoll is how often followNodeFile reads the file.
+// nodeFilePoll is how often followNodes reads the node file and looks at
+// the phone's connection.
 const nodeFilePoll = 200 * time.Millisecond
 
-// followNodeFile moves the phone to the node the file names whenever it
-// names another one, until ctx ends; a failed move is tried again.
-func followNodeFile(ctx context.Context, p *phone.Phone, path, current string, log *slog.Logger) {
+// followNodes moves the phone, until ctx ends: to the node the node file
+// names first whenever that changes to another one (the phone joined
+// another access point), and to the next node of the list (the file's,
+// else nodes) when its node has been unreachable for failoverAfter. A
+// failed move is tried again, a failover at the node after.
+func followNodes(ctx context.Context, p *phone.Phone, nodes []string, nodeFile string, failoverAfter time.Duration, log *slog.Logger) {
 	t := time.NewTicker(nodeFilePoll)
 	defer t.Stop()
 	var retryAt time.Time
+	first := p.NodeURL() // the file's first node the phone went to
+	skip := 0            // failovers that failed since the last move
 	for {
 		select {
 		case <-ctx.Done():
@@ -408,21 +426,58 @@ func followNodeFile(ctx context.Context, p *phone.Phone, path, current string, l
 			return
 		case <-t.C:
 		}
-		u, err := readNodeFile(path)
-		if err != nil || u == "" || u == current || time.Now().Before(retryAt) {
+		if time.Now().Before(retryAt) {
 			continue
 		}
-		cl, err := client.New(u, "")
-		if err != nil {
-			log.Warn("Node file names no node URL", "file", path, "err", err)
+		list := nodes
+		if nodeFile != "" {
+			if l, err := readNodeFile(nodeFile); err == nil && len(l) > 0 {
+				list = l
+			}
+		}
+		var urls []string
+		for _, u := range list {
+			if cl, err := client.New(u, ""); err == nil {
+				urls = append(urls, cl.Base)
+			}
+		}
+		if len(urls) == 0 {
+			log.Warn("Node file names no node URL", "file", nodeFile)
 			retryAt = time.Now().Add(5 * time.Second)
 			continue
 		}
-		if err := p.Move(ctx, cl); err != nil {
-			log.Warn("Moving to another node failed", "node", u, "err", err)
-			retryAt = time.Now().Add(2 * time.Second)
+		cur := p.NodeURL()
+		var target string
+		switch {
+		case nodeFile != "" && urls[0] != first:
+			if urls[0] == cur {
+				first = cur
+				continue
+			}
+			target = urls[0]
+		case len(urls) > 1 && p.Disconnected() >= failoverAfter:
+			i := slices.Index(urls, cur) // -1: the phone is at none of them
+			target = urls[(i+1+skip)%len(urls)]
+			if target == cur {
+				skip++
+				continue
+			}
+			log.Warn("Node unreachable; failing over", "from", cur, "to", target)
+		default:
 			continue
 		}
-		current = cl.Base
+		cl, _ := client.New(target, "")
+		if err := p.Move(ctx, cl); err != nil {
+			log.Warn("Moving to another node failed", "node", target, "err", err)
+			retryAt = time.Now().Add(2 * time.Second)
+			if target != urls[0] || nodeFile == "" {
+				skip++
+			}
+			continue
+		}
+		skip = 0
+		if target == urls[0] {
+			first = target
+		}
 	}
 }

@@ -44,8 +44,8 @@ func benchSIPCallSetup(b *testing.B, secure bool) {
 	}())
 	_, calleeEv := startGoPhone(b, n, share.Registration{Name: "Bench Callee", UID: "bench-callee"},
 		phone.Options{Answer: phone.AnswerAuto})
-	// connectedCount counts the callee's connected events (startGoPhone
-	// owns OnEvent; its events are recorded in order).
+	// count counts the callee's events of a type (startGoPhone owns
+	// OnEvent; its events are recorded in order).
 	count := func(typ string) (int, <-chan struct{}) {
 		calleeEv.mu.Lock()
 		defer calleeEv.mu.Unlock()
@@ -57,45 +57,13 @@ func benchSIPCallSetup(b *testing.B, secure bool) {
 		}
 		return k, calleeEv.changed
 	}
-	port := n.SIP().Addr().(*net.UDPAddr).Port
-	ua, err := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ua.Close()
-	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rtpConn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rtpConn.Close()
-	rtpPort := rtpConn.LocalAddr().(*net.UDPAddr).Port
-	server := sipmsg.Uri{Host: "127.0.0.1", Port: port}
-
-	// Register (open network: no credentials).
-	reg := sipmsg.NewRequest(sipmsg.REGISTER, server)
-	reg.AppendHeader(sipmsg.NewHeader("To", "<sip:benchphone@127.0.0.1>"))
-	reg.AppendHeader(sipmsg.NewHeader("From", "<sip:benchphone@127.0.0.1>;tag=r1"))
-	reg.AppendHeader(sipmsg.NewHeader("Contact", "<sip:benchphone@127.0.0.1>"))
-	reg.AppendHeader(sipmsg.NewHeader("Expires", "600"))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	res, err := cl.Do(ctx, reg)
-	cancel()
-	if err != nil || res.StatusCode != 200 {
-		b.Fatalf("REGISTER: %v %v", res, err)
-	}
+	p := newSIPgoPhone(b, n, "benchphone")
 	find(b, n, "bench callee", "bench-callee")
-	dialogs := sipgo.NewDialogClientCache(cl, sipmsg.ContactHeader{Address: sipmsg.Uri{User: "benchphone", Host: "127.0.0.1"}})
-	proto, crypto := "RTP/AVP", ""
-	key := make([]byte, 30) // AES_CM_128_HMAC_SHA1_80: master key and salt
-	rand.Read(key)
+	var key []byte
 	if secure {
-		proto, crypto = "RTP/SAVP", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"+base64.StdEncoding.EncodeToString(key)+"\r\n"
+		key = newSRTPKey()
 	}
-	offer := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d %s 111\r\na=rtpmap:111 opus/48000/2\r\n%sa=sendrecv\r\n", rtpPort, proto, crypto)
+	offer := p.offer(key)
 
 	var setups []time.Duration
 	// Calls start at most 4 a second: the callee's session may send the
@@ -106,34 +74,18 @@ func benchSIPCallSetup(b *testing.B, secure bool) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		pace.Wait(context.Background())
-		inv := sipmsg.NewRequest(sipmsg.INVITE, sipmsg.Uri{User: "bench-callee", Host: "127.0.0.1", Port: port})
-		inv.AppendHeader(sipmsg.NewHeader("From", fmt.Sprintf("<sip:benchphone@127.0.0.1>;tag=c%d", i)))
-		inv.AppendHeader(sipmsg.NewHeader("To", "<sip:bench-callee@127.0.0.1>"))
-		inv.AppendHeader(sipmsg.NewHeader("Content-Type", "application/sdp"))
-		inv.SetBody([]byte(offer))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		t0 := time.Now()
-		sess, err := dialogs.WriteInvite(ctx, inv)
+		sess, to, sd, err := p.call(ctx, fmt.Sprintf("c%d", i), "bench-callee", offer)
 		if err != nil {
-			b.Fatal(err)
-		}
-		if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 			b.Fatalf("call %d: %v", i, err)
 		}
-		sess.Ack(ctx)
-		var sd sdp.SessionDescription
-		if err := sd.Unmarshal(sess.InviteResponse.Body()); err != nil || len(sd.MediaDescriptions) == 0 {
-			b.Fatalf("answer SDP: %v", err)
-		}
-		to := &net.UDPAddr{IP: net.ParseIP(sd.ConnectionInformation.Address.Address), Port: sd.MediaDescriptions[0].MediaName.Port.Value}
 		var enc *srtp.Context
 		if secure { // the node's answer must carry its own crypto line; the phone sends with its own key
 			if _, ok := sd.MediaDescriptions[0].Attribute("crypto"); !ok {
 				b.Fatalf("answer without a=crypto: %s", sess.InviteResponse.Body())
 			}
-			if enc, err = srtp.CreateContext(key[:16], key[16:], srtp.ProtectionProfileAes128CmHmacSha1_80); err != nil {
-				b.Fatal(err)
-			}
+			enc = srtpContext(b, key)
 		}
 		// Opus at 20 ms until the callee hears it.
 		var at time.Time
@@ -144,13 +96,7 @@ func benchSIPCallSetup(b *testing.B, secure bool) {
 				at = time.Now()
 				break
 			}
-			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 960, SSRC: 42},
-				Payload: []byte{0xf8, 0xff, 0xfe}}
-			raw, _ := pkt.Marshal()
-			if enc != nil {
-				raw, _ = enc.EncryptRTP(nil, raw, nil)
-			}
-			rtpConn.WriteTo(raw, to)
+			p.rtp.WriteTo(opusPacket(seq, enc), to)
 			select {
 			case <-changed:
 			case <-tick.C:
@@ -178,4 +124,109 @@ func benchSIPCallSetup(b *testing.B, secure bool) {
 	b.StopTimer()
 	sort.Slice(setups, func(i, j int) bool { return setups[i] < setups[j] })
 	b.ReportMetric(float64(setups[len(setups)/2].Microseconds())/1000, "setup_ms")
+}
+
+// sipgoPhone is a SIP phone made of sipgo with an RTP socket, registered
+// from an open network (no credentials).
+type sipgoPhone struct {
+	user    string
+	port    int // the node's SIP port
+	dialogs *sipgo.DialogClientCache
+	rtp     net.PacketConn
+}
+
+func newSIPgoPhone(tb testing.TB, n *node.Node, user string) *sipgoPhone {
+	tb.Helper()
+	p := &sipgoPhone{user: user, port: n.SIP().Addr().(*net.UDPAddr).Port}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ua.Close() })
+	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(0))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if p.rtp, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.rtp.Close() })
+	reg := sipmsg.NewRequest(sipmsg.REGISTER, sipmsg.Uri{Host: "127.0.0.1", Port: p.port})
+	reg.AppendHeader(sipmsg.NewHeader("To", "<sip:"+user+"@127.0.0.1>"))
+	reg.AppendHeader(sipmsg.NewHeader("From", "<sip:"+user+"@127.0.0.1>;tag=r1"))
+	reg.AppendHeader(sipmsg.NewHeader("Contact", "<sip:"+user+"@127.0.0.1>"))
+	reg.AppendHeader(sipmsg.NewHeader("Expires", "600"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := cl.Do(ctx, reg)
+	if err != nil || res.StatusCode != 200 {
+		tb.Fatalf("REGISTER: %v %v", res, err)
+	}
+	p.dialogs = sipgo.NewDialogClientCache(cl, sipmsg.ContactHeader{Address: sipmsg.Uri{User: user, Host: "127.0.0.1"}})
+	return p
+}
+
+// offer is an SDP offer of Opus at the phone's RTP socket; with a key
+// (newSRTPKey), RTP/SAVP with that key.
+func (p *sipgoPhone) offer(key []byte) string {
+	proto, crypto := "RTP/AVP", ""
+	if key != nil {
+		proto, crypto = "RTP/SAVP", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"+base64.StdEncoding.EncodeToString(key)+"\r\n"
+	}
+	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d %s 111\r\na=rtpmap:111 opus/48000/2\r\n%sa=sendrecv\r\n",
+		p.rtp.LocalAddr().(*net.UDPAddr).Port, proto, crypto)
+}
+
+// call INVITEs callee with offer (From tag tag) and ACKs the answer; it
+// returns the dialog, where the bridge takes RTP, and the answer.
+func (p *sipgoPhone) call(ctx context.Context, tag, callee, offer string) (*sipgo.DialogClientSession, *net.UDPAddr, *sdp.SessionDescription, error) {
+	inv := sipmsg.NewRequest(sipmsg.INVITE, sipmsg.Uri{User: callee, Host: "127.0.0.1", Port: p.port})
+	inv.AppendHeader(sipmsg.NewHeader("From", "<sip:"+p.user+"@127.0.0.1>;tag="+tag))
+	inv.AppendHeader(sipmsg.NewHeader("To", "<sip:"+callee+"@127.0.0.1>"))
+	inv.AppendHeader(sipmsg.NewHeader("Content-Type", "application/sdp"))
+	inv.SetBody([]byte(offer))
+	sess, err := p.dialogs.WriteInvite(ctx, inv)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		sess.Close()
+		return nil, nil, nil, err
+	}
+	sess.Ack(ctx)
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(sess.InviteResponse.Body()); err != nil || len(sd.MediaDescriptions) == 0 || sd.ConnectionInformation == nil {
+		sess.Close()
+		return nil, nil, nil, fmt.Errorf("answer SDP %q: %v", sess.InviteResponse.Body(), err)
+	}
+	to := &net.UDPAddr{IP: net.ParseIP(sd.ConnectionInformation.Address.Address), Port: sd.MediaDescriptions[0].MediaName.Port.Value}
+	return sess, to, &sd, nil
+}
+
+// newSRTPKey is an AES_CM_128_HMAC_SHA1_80 master key and salt.
+func newSRTPKey() []byte {
+	key := make([]byte, 30)
+	rand.Read(key)
+	return key
+}
+
+func srtpContext(tb testing.TB, key []byte, opts ...srtp.ContextOption) *srtp.Context {
+	tb.Helper()
+	c, err := srtp.CreateContext(key[:16], key[16:], srtp.ProtectionProfileAes128CmHmacSha1_80, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// opusPacket is an Opus RTP packet (a silent frame), encrypted with enc
+// unless nil.
+func opusPacket(seq uint16, enc *srtp.Context) []byte {
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 960, SSRC: 42},
+		Payload: []byte{0xf8, 0xff, 0xfe}}
+	raw, _ := pkt.Marshal()
+	if enc != nil {
+		raw, _ = enc.EncryptRTP(nil, raw, nil)
+	}
+	return raw
 }

@@ -849,6 +849,9 @@ func (s *Switch) readStream(c *callState, remote endpoint) {
 					remote = next
 					continue
 				}
+				if !s.current(c, remote) {
+					return // a rejoin took the call over meanwhile
+				}
 			} else if s.awaitResume(c, remote) {
 				return // the resume's stream is read by resume
 			}
@@ -892,8 +895,10 @@ func (s *Switch) redial(c *callState, old endpoint) (endpoint, bool) {
 		s.mu.Lock()
 		c.resumes++
 		n := c.resumes
+		// Ended, or a rejoin took the call over.
+		gone := s.calls[c.id] != c || c.b != old
 		s.mu.Unlock()
-		if n > maxResumes {
+		if n > maxResumes || gone {
 			return endpoint{}, false
 		}
 		st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(ctx, string(signal.Protocol)), to, signal.Protocol)
@@ -913,9 +918,6 @@ func (s *Switch) redial(c *callState, old endpoint) (endpoint, bool) {
 				}
 			}
 			st.Reset()
-			if !s.live(c) {
-				return endpoint{}, false
-			}
 		}
 		s.log.Debug("Resuming a call's signalling failed", "call", c.id, "node", to, "err", err)
 		select {
@@ -927,11 +929,11 @@ func (s *Switch) redial(c *callState, old endpoint) (endpoint, bool) {
 	}
 }
 
-// live says whether call c is still up.
-func (s *Switch) live(c *callState) bool {
+// current says whether call c is still up with side e.
+func (s *Switch) current(c *callState, e endpoint) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.calls[c.id] == c
+	return s.calls[c.id] == c && (c.a == e || c.b == e)
 }
 
 // awaitResume (callee's node) waits up to signal.ResumeWindow for the

@@ -341,6 +341,62 @@ func TestRoamingPhone(t *testing.T) {
 	})
 }
 
+// procCall is an `irmv call --json` process and its events.
+type procCall struct {
+	cmd    *exec.Cmd
+	events chan map[string]any
+}
+
+func startProcCall(t *testing.T, bin, api, q string, args ...string) *procCall {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"call", "--node", api, "--json", "--timeout", "5s", q}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	p := &procCall{cmd: cmd, events: make(chan map[string]any, 100)}
+	go func() {
+		defer close(p.events)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e map[string]any
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				p.events <- e
+			}
+		}
+	}()
+	return p
+}
+
+// next returns the call's next event of type typ; an earlier end fails.
+func (p *procCall) next(t *testing.T, typ string) map[string]any {
+	t.Helper()
+	for e := range p.events {
+		if e["type"] == "ended" && typ != "ended" {
+			t.Fatalf("the call ended waiting for %q: %v", typ, e)
+		}
+		if e["type"] == typ {
+			return e
+		}
+	}
+	t.Fatalf("irmv call exited before %q", typ)
+	return nil
+}
+
+// wait waits for irmv call to exit 0.
+func (p *procCall) wait(t *testing.T) {
+	t.Helper()
+	for range p.events {
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("irmv call: %v", err)
+	}
+}
+
 // callExit runs `irmv call` at api and returns its exit code, how long it
 // took and its output.
 func callExit(t *testing.T, bin, api, q string, args ...string) (int, time.Duration, string) {
@@ -443,8 +499,9 @@ func TestVanishingPhoneAndNode(t *testing.T) {
 }
 
 // TestPhoneFailover: an `irmv phone` given two nodes registers at the
-// second when its node is killed -9, and is found and called there from
-// a third node; a phone whose --node-file lists two nodes does the same.
+// second when its node is killed -9, its call from another node going on,
+// and is found and called there from a third node; a phone whose
+// --node-file lists two nodes does the same.
 func TestPhoneFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
@@ -469,6 +526,11 @@ func TestPhoneFailover(t *testing.T) {
 		return onlyAt(t, []*procNode{b, c, d}, "uid:failover-1", a) && onlyAt(t, []*procNode{a, b, d}, "uid:failover-2", c)
 	})
 
+	// A call to the first phone from d goes on through the failover (and
+	// after the caller's node gave up resuming its stream to a).
+	call := startProcCall(t, bin, d.api, "uid:failover-1", "--hangup-after", "14s")
+	call.next(t, "connected")
+
 	a.kill()
 	c.kill()
 	killed := time.Now()
@@ -476,6 +538,14 @@ func TestPhoneFailover(t *testing.T) {
 		ph.waitEvent(t, "moved")
 		t.Logf("%s registered at its next node %v after the kill", q, time.Since(killed))
 	}
+	if e := call.next(t, "route"); e["reason"] != "moved" {
+		t.Errorf("route event %v, want reason moved", e)
+	}
+	t.Logf("the caller's route event %v after the kill", time.Since(killed))
+	if e := call.next(t, "ended"); e["reason"] != "hangup" {
+		t.Errorf("call ended: %v, want the caller's hangup", e)
+	}
+	call.wait(t)
 	nodetest.WaitFor(t, "each phone found at its next node", func() bool {
 		return onlyAt(t, []*procNode{b, d}, "uid:failover-1", b) && onlyAt(t, []*procNode{b, d}, "uid:failover-2", d)
 	})

@@ -269,6 +269,22 @@ func TestCall(t *testing.T) {
 	if q := p.callee.Stats(); q.PacketsReceived != uint32(len(want)) {
 		t.Errorf("callee stats: %d packets received, want %d", q.PacketsReceived, len(want))
 	}
+	// The callee's receiver reports reach the caller's statistics.
+	deadline := time.Now().Add(waitLong)
+	for {
+		ri, ok := p.caller.rtpStats()["remote-inbound-rtp"].(webrtc.RemoteInboundRTPStreamStats)
+		if ok && ri.Kind == "audio" && ri.FractionLost == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caller's statistics %+v: no receiver report from the callee", p.caller.rtpStats())
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-p.caller.Done():
+			t.Fatal("caller ended")
+		}
+	}
 
 	// Closing ends the recording; the packets come back bit for bit.
 	if err := p.callee.Close(); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -88,6 +89,13 @@ type Peer struct {
 	track *webrtc.TrackLocalStaticSample
 	// rtpTrack replaces track with Options.PassThrough.
 	rtpTrack *webrtc.TrackLocalStaticRTP
+
+	// stats is this PeerConnection's RTP statistics (see readStats); nil
+	// if pion did not build the interceptor.
+	stats stats.Getter
+	// localSSRC and remoteSSRC are the audio streams' (under mu), 0 until
+	// known.
+	localSSRC, remoteSSRC uint32
 
 	connected   chan struct{}
 	firstPacket chan struct{}
@@ -167,7 +175,8 @@ func New(opts Options) (*Peer, error) {
 		return nil, fmt.Errorf("media: register Opus: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	getter, err := registerInterceptors(m, ir)
+	if err != nil {
 		return nil, fmt.Errorf("media: interceptors: %w", err)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
@@ -202,6 +211,7 @@ func New(opts Options) (*Peer, error) {
 		opts:        opts,
 		log:         log,
 		pc:          pc,
+		stats:       *getter,
 		track:       track,
 		rtpTrack:    rtpTrack,
 		connected:   make(chan struct{}),
@@ -277,6 +287,9 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	}
 	defer p.wg.Done()
 	p.log.Debug("Remote track", "ssrc", uint32(t.SSRC()), "codec", t.Codec().MimeType)
+	p.mu.Lock()
+	p.remoteSSRC = uint32(t.SSRC())
+	p.mu.Unlock()
 	for {
 		pkt, _, err := t.ReadRTP()
 		if err != nil {
@@ -348,8 +361,13 @@ func (p *Peer) addSender(offerer bool) error {
 	if !p.goLocked() {
 		return ErrClosed
 	}
+	var ssrc uint32
+	if enc := sender.GetParameters().Encodings; len(enc) > 0 {
+		ssrc = uint32(enc[0].SSRC)
+	}
 	p.mu.Lock()
 	p.sender = sender
+	p.localSSRC = ssrc
 	p.mu.Unlock()
 	// RTCP must be read for the interceptors (reports, stats) to see it.
 	go func() {

@@ -1,6 +1,8 @@
 package media
 
 import (
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/signal"
@@ -32,19 +34,81 @@ type Quality struct {
 	PacketsReceived uint32 `json:"packets_received"`
 }
 
-// rtpStats is pion's statistics report once the first audio packet has
-// arrived, and nil before: pion's GetStats reads a remote track's codec
-// without its lock while the track's first packet sets it (a data race in
-// pion/webrtc v4.2.26); after the first packet the codec changes only
-// with the payload type. The selected pair's RTT comes from the ICE
-// transport either way.
+// rtpStats is the audio streams' statistics as a WebRTC statistics report
+// (inbound-rtp, and remote-inbound-rtp from the other side's receiver
+// reports), read from the stats interceptor that registerInterceptors
+// keeps. pion's PeerConnection.GetStats is not used: it reads fields that
+// a closing PeerConnection (closed by pion itself when the other side
+// aborts) and a remote track's first packet write without a lock (data
+// races in pion/webrtc v4.2.26).
 func (p *Peer) rtpStats() webrtc.StatsReport {
-	select {
-	case <-p.firstPacket:
-		return p.pc.GetStats()
-	default:
+	p.mu.Lock()
+	local, remote := p.localSSRC, p.remoteSSRC
+	p.mu.Unlock()
+	report := webrtc.StatsReport{}
+	if p.stats == nil {
+		return report
+	}
+	if s := p.statsOf(remote); s != nil {
+		in := s.InboundRTPStreamStats
+		report["inbound-rtp"] = webrtc.InboundRTPStreamStats{
+			Type:            webrtc.StatsTypeInboundRTP,
+			Kind:            "audio",
+			SSRC:            webrtc.SSRC(remote),
+			PacketsReceived: uint32(in.PacketsReceived),
+			PacketsLost:     int32(in.PacketsLost),
+			Jitter:          in.Jitter,
+		}
+	}
+	if s := p.statsOf(local); s != nil && s.RemoteInboundRTPStreamStats.RoundTripTimeMeasurements+s.RemoteInboundRTPStreamStats.PacketsReceived > 0 {
+		ri := s.RemoteInboundRTPStreamStats
+		report["remote-inbound-rtp"] = webrtc.RemoteInboundRTPStreamStats{
+			Type:          webrtc.StatsTypeRemoteInboundRTP,
+			Kind:          "audio",
+			SSRC:          webrtc.SSRC(local),
+			PacketsLost:   int32(ri.PacketsLost),
+			Jitter:        ri.Jitter,
+			FractionLost:  ri.FractionLost,
+			RoundTripTime: ri.RoundTripTime.Seconds(),
+		}
+	}
+	return report
+}
+
+// statsOf is the interceptor's statistics of the stream ssrc, nil if it
+// has none (0: not known yet).
+func (p *Peer) statsOf(ssrc uint32) *stats.Stats {
+	if ssrc == 0 {
 		return nil
 	}
+	return p.stats.Get(ssrc)
+}
+
+// registerInterceptors registers what webrtc.RegisterDefaultInterceptors
+// does (NACK, RTCP reports, simulcast header extensions, statistics, TWCC),
+// with a statistics interceptor of its own whose Getter is stored in the
+// returned pointer when the PeerConnection is built, for rtpStats.
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry) (*stats.Getter, error) {
+	if err := webrtc.ConfigureNack(m, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
+	f, err := stats.NewInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	getter := new(stats.Getter)
+	f.OnNewPeerConnection(func(_ string, g stats.Getter) { *getter = g })
+	ir.Add(f)
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		return nil, err
+	}
+	return getter, nil
 }
 
 // Stats is the call's quality since its start: a Meter's first sample.

@@ -383,6 +383,10 @@ func (s *Server) RemoveUser(user string) error { return s.users.remove(user) }
 // Users lists the SIP users (without hashes).
 func (s *Server) Users() []UserInfo { return s.users.list() }
 
+// udpReadBuffer is the SIP UDP socket's receive buffer; Linux caps it at
+// net.core.rmem_max.
+const udpReadBuffer = 1 << 20
+
 // listenUDPTCP listens on addr with UDP and TCP on one port. For port 0,
 // TCP takes the port UDP got, and another is tried when TCP finds it taken.
 func listenUDPTCP(addr string) (net.PacketConn, net.Listener, error) {
@@ -402,6 +406,9 @@ func listenUDPTCP(addr string) (net.PacketConn, net.Listener, error) {
 		port := udp.LocalAddr().(*net.UDPAddr).Port
 		tcp, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err == nil {
+			// Bursts of REGISTERs overflowed the default buffer (~100
+			// datagrams); each lost one stalls its phone 500 ms.
+			_ = udp.(*net.UDPConn).SetReadBuffer(udpReadBuffer)
 			return udp, tcp, nil
 		}
 		udp.Close()

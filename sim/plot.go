@@ -72,11 +72,12 @@ func Plot(results []*Result, file string) error {
 		add(hops, "hops p90", green, series(func(r *Result) float64 { return r.HopsP90 })),
 		add(hops, "round trips p50", red, series(func(r *Result) float64 { return r.RoundTripsP50 })),
 		add(hops, "round trips p99", grey, series(func(r *Result) float64 { return r.RoundTripsP99 })),
+		add(hops, "counted round trips p50", color.RGBA{R: 200, G: 120, A: 255}, series(func(r *Result) float64 { return r.CountedRTP50 })),
 		add(msgs, "per node, set-up and publishing", blue, series(func(r *Result) float64 { return r.SetupMessagesPerNode })),
 		add(msgs, "per node, whole run", green, series(func(r *Result) float64 { return r.MessagesPerNode })),
 		add(msgs, "per lookup, all nodes", red, series(func(r *Result) float64 { return r.MessagesPerLookup })),
 		add(mem, "peak RSS MB per node", blue, series(func(r *Result) float64 { return r.PeakRSSMB / float64(r.Nodes) })),
-		add(mem, "heap MB per node", green, series(func(r *Result) float64 { return r.HeapMB / float64(r.Nodes) })),
+		add(mem, "live heap + stacks MB per node", green, series(func(r *Result) float64 { return r.LivePerNodeMB })),
 		add(mem, "goroutines per node / 10", grey, series(func(r *Result) float64 { return float64(r.Goroutines) / float64(r.Nodes) / 10 })),
 		add(mem, "found after churn, % / 10", red, series(func(r *Result) float64 { return 10 * r.SuccessRate })),
 	} {

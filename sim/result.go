@@ -38,6 +38,13 @@ type Result struct {
 	LatencyMSP99  float64 `json:"latency_ms_p99"`
 	RoundTripsP50 float64 `json:"round_trips_p50"` // latency / (2 × link latency)
 	RoundTripsP99 float64 `json:"round_trips_p99"`
+	// CountedRTP50 and P99 are the round trips counted on each lookup's
+	// path (requests, plus identify on new connections) instead of timed:
+	// the same figure when the machine has CPU to spare, and still right
+	// when it has not.
+	CountedRTP50 float64 `json:"counted_round_trips_p50"`
+	CountedRTP90 float64 `json:"counted_round_trips_p90"`
+	CountedRTP99 float64 `json:"counted_round_trips_p99"`
 	// WarmShare is the share of found lookups whose asker was connected
 	// to the hosting node already (no identify before asking it).
 	WarmShare float64 `json:"warm_share"`
@@ -86,6 +93,11 @@ type Result struct {
 	MessagesPerNode      float64 `json:"messages_per_node"`
 	MessagesPerLookup    float64 `json:"messages_per_lookup"`
 	RSSPerNodeMB         float64 `json:"peak_rss_per_node_mb"`
+	// LiveMB is the heap in use after a collection plus goroutine stacks,
+	// taken at the end while every node runs: what the network needs,
+	// whatever the collector's pacing (GOGC, GOMEMLIMIT) adds on top.
+	LiveMB        float64 `json:"live_mb"`
+	LivePerNodeMB float64 `json:"live_per_node_mb"`
 	HeapPerNodeMB        float64 `json:"heap_per_node_mb"`
 	GoroutinesPerNode    float64 `json:"goroutines_per_node"`
 }
@@ -93,6 +105,11 @@ type Result struct {
 func (r *Result) perNode() {
 	n := float64(r.Nodes)
 	r.RSSPerNodeMB, r.HeapPerNodeMB, r.GoroutinesPerNode = r.PeakRSSMB/n, r.HeapMB/n, float64(r.Goroutines)/n
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	r.LiveMB = float64(m.HeapInuse+m.StackInuse) / (1 << 20)
+	r.LivePerNodeMB = r.LiveMB / n
 }
 
 // Phase is the lookup figures of one phase of a run.
@@ -104,7 +121,10 @@ type Phase struct {
 	LatencyMSP99  float64 `json:"latency_ms_p99"`
 	RoundTripsP50 float64 `json:"round_trips_p50,omitempty"`
 	RoundTripsP99 float64 `json:"round_trips_p99,omitempty"`
+	CountedRTP50  float64 `json:"counted_round_trips_p50,omitempty"`
+	CountedRTP99  float64 `json:"counted_round_trips_p99,omitempty"`
 	dhtMS         []float64
+	counted       []float64
 	warm          int
 }
 
@@ -120,6 +140,9 @@ func phaseOf(ls []lookup) (p Phase, lat, hops []float64) {
 		if l.warm {
 			p.warm++
 		}
+		if l.counted >= 0 {
+			p.counted = append(p.counted, l.counted)
+		}
 		lat = append(lat, l.ms)
 		if l.dhtMS > 0 {
 			p.dhtMS = append(p.dhtMS, l.dhtMS)
@@ -132,6 +155,7 @@ func phaseOf(ls []lookup) (p Phase, lat, hops []float64) {
 		p.SuccessRate = float64(found) / float64(len(ls))
 	}
 	p.HopsP50 = percentile(hops, 50)
+	p.CountedRTP50, p.CountedRTP99 = percentile(p.counted, 50), percentile(p.counted, 99)
 	p.LatencyMSP50 = percentile(lat, 50)
 	p.LatencyMSP99 = percentile(lat, 99)
 	return p, lat, hops
@@ -168,6 +192,7 @@ func (r *Result) summarise(before, after []lookup) {
 	r.DHTMSP50 = percentile(p.dhtMS, 50)
 	r.roundTrips(&p)
 	r.RoundTripsP50, r.RoundTripsP99 = p.RoundTripsP50, p.RoundTripsP99
+	r.CountedRTP50, r.CountedRTP90, r.CountedRTP99 = p.CountedRTP50, percentile(p.counted, 90), p.CountedRTP99
 }
 
 func (r *Result) roundTrips(p *Phase) {

@@ -18,8 +18,9 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -289,7 +290,19 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 	if err != nil {
 		return nil, err
 	}
-	mh, err := n.mn.AddPeer(key, addr)
+	ps, err := pstoremem.NewPeerstore()
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(ps.AddPrivKey(id, key), ps.AddPubKey(id, key.GetPublic())); err != nil {
+		return nil, err
+	}
+	ps.AddAddr(id, addr, peerstore.PermanentAddrTTL)
+	mh, err := n.mn.AddPeerWithPeerstore(id, leanPeerstore{ps})
 	if err != nil {
 		return nil, err
 	}
@@ -451,6 +464,13 @@ func (n *simnet) streams() uint64 {
 	return t
 }
 
+// leanPeerstore drops the peer metadata identify stores (agent and
+// protocol version of every peer ever connected: a tenth of the heap at
+// 300 nodes); nothing in a node reads it.
+type leanPeerstore struct{ peerstore.Peerstore }
+
+func (leanPeerstore) Put(peer.ID, string, any) error { return nil }
+
 // alive returns the live nodes.
 func (n *simnet) alive() []*simNode {
 	var out []*simNode
@@ -503,6 +523,10 @@ func (n *simnet) lookups(ctx context.Context, count int, phase string) []lookup 
 type lookup struct {
 	class   string // asker's class -> host's class
 	warm    bool   // the asker was connected to the host before the lookup
+	// counted is the link round trips on the lookup's path, counted from
+	// the trace rather than timed (see lookupTrace.countedRoundTrips);
+	// -1: unknown.
+	counted float64
 	found   bool
 	ms      float64
 	dhtMS   float64 // until the DHT named the hosting node; 0: unknown
@@ -513,13 +537,17 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 	tr := newTrace()
 	lctx := context.WithValue(ctx, traceKey{}, tr)
 	class := from.class() + "->" + to.class()
-	warm := from.h.Network().Connectedness(to.h.ID()) == network.Connected
+	connected := map[peer.ID]bool{}
+	for _, p := range from.h.Network().Peers() {
+		connected[p] = true
+	}
+	warm := connected[to.h.ID()]
 	t0 := time.Now()
 	rs, err := from.srch.Search(lctx, search.Query{Text: "uid:" + t.uid, Via: search.ViaDHT, Limit: 1})
 	if err != nil {
-		return lookup{class: class, warm: warm, dhtHops: -1}
+		return lookup{class: class, warm: warm, dhtHops: -1, counted: -1}
 	}
-	l := lookup{class: class, warm: warm}
+	l := lookup{class: class, warm: warm, counted: -1}
 	for r := range rs {
 		if r.Terminal == t.handle && r.Node == to.h.ID().String() && !l.found {
 			l.found, l.ms = true, ms(time.Since(t0))
@@ -530,18 +558,32 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 	tr.mu.Lock()
 	l.dhtMS = ms(tr.firstProvider)
 	tr.mu.Unlock()
-	l.dhtHops = tr.minDepth(func(p peer.ID) bool {
+	holds := func(p peer.ID) bool {
 		sn := n.byID[p]
 		if sn == nil || sn.dead {
 			return false
 		}
 		ps, err := sn.d.ProviderStore().GetProviders(ctx, key)
 		return err == nil && len(ps) > 0
-	})
+	}
+	l.dhtHops = tr.minDepth(holds)
+	base := float64(n.cfg.Latency)
+	weight := func(p peer.ID) float64 { return float64(n.link.latency(from.h.ID(), p)) / base }
+	cold := func(p peer.ID) bool { return !connected[p] }
+	dhtRT := tr.countedRoundTrips(holds, cold, weight)
 	if l.dhtHops < 0 && l.found {
 		if ps, err := from.d.ProviderStore().GetProviders(ctx, key); err == nil && len(ps) > 0 {
-			l.dhtHops = 0
+			l.dhtHops, dhtRT = 0, 0
 		}
+	}
+	if l.found && dhtRT >= 0 {
+		// Asking the host: a request, plus identify on a new connection
+		// (none if the DHT query already opened one to it).
+		ask := 1.0
+		if !warm && !tr.wasQueried(to.h.ID()) {
+			ask = 2
+		}
+		l.counted = dhtRT + ask*weight(to.h.ID())
 	}
 	return l
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -70,17 +71,21 @@ func (r *tracingRouter) FindProvidersAsync(ctx context.Context, c cid.Cid, count
 
 type traceKey struct{}
 
-// lookupTrace reconstructs the depth of every peer a lookup queried.
+// lookupTrace reconstructs the depth of every peer a lookup queried and
+// the peer whose answer named it.
 type lookupTrace struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	depth   map[peer.ID]int
+	parent  map[peer.ID]peer.ID
 	queried []peer.ID
 	// firstProvider is how long the DHT took to name the first hosting node.
 	firstProvider time.Duration
 }
 
-func newTrace() *lookupTrace { return &lookupTrace{depth: map[peer.ID]int{}} }
+func newTrace() *lookupTrace {
+	return &lookupTrace{depth: map[peer.ID]int{}, parent: map[peer.ID]peer.ID{}}
+}
 
 func (t *lookupTrace) add(ev *routing.QueryEvent) {
 	t.mu.Lock()
@@ -96,6 +101,7 @@ func (t *lookupTrace) add(ev *routing.QueryEvent) {
 		for _, ai := range ev.Responses {
 			if ai != nil && t.depth[ai.ID] == 0 {
 				t.depth[ai.ID] = d + 1
+				t.parent[ai.ID] = ev.ID
 			}
 		}
 	}
@@ -114,4 +120,42 @@ func (t *lookupTrace) minDepth(holds func(peer.ID) bool) int {
 		}
 	}
 	return best
+}
+
+// countedRoundTrips is the link round trips on the fastest path the trace
+// shows to a peer for which holds is true: one per request, one more for
+// identify on each connection the asker did not have when the lookup
+// began (cold), each weighted by its link's latency over the base latency
+// (weight). It is -1 when no queried peer holds. Unlike the measured
+// latency, it does not grow when the machine is short of CPU.
+func (t *lookupTrace) countedRoundTrips(holds func(peer.ID) bool, cold func(peer.ID) bool, weight func(peer.ID) float64) float64 {
+	t.wg.Wait()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	best := -1.0
+	for _, p := range t.queried {
+		if !holds(p) {
+			continue
+		}
+		rt := 0.0
+		for q, hop := p, 0; q != "" && hop < 20; q, hop = t.parent[q], hop+1 {
+			c := 1.0
+			if cold(q) {
+				c = 2
+			}
+			rt += c * weight(q)
+		}
+		if best < 0 || rt < best {
+			best = rt
+		}
+	}
+	return best
+}
+
+// wasQueried reports whether the lookup sent p a DHT query.
+func (t *lookupTrace) wasQueried(p peer.ID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.depth[p]
+	return ok && slices.Contains(t.queried, p)
 }

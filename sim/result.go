@@ -96,10 +96,10 @@ type Result struct {
 	// LiveMB is the heap in use after a collection plus goroutine stacks,
 	// taken at the end while every node runs: what the network needs,
 	// whatever the collector's pacing (GOGC, GOMEMLIMIT) adds on top.
-	LiveMB        float64 `json:"live_mb"`
-	LivePerNodeMB float64 `json:"live_per_node_mb"`
-	HeapPerNodeMB        float64 `json:"heap_per_node_mb"`
-	GoroutinesPerNode    float64 `json:"goroutines_per_node"`
+	LiveMB            float64 `json:"live_mb"`
+	LivePerNodeMB     float64 `json:"live_per_node_mb"`
+	HeapPerNodeMB     float64 `json:"heap_per_node_mb"`
+	GoroutinesPerNode float64 `json:"goroutines_per_node"`
 }
 
 func (r *Result) perNode() {

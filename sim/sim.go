@@ -521,8 +521,8 @@ func (n *simnet) lookups(ctx context.Context, count int, phase string) []lookup 
 
 // lookup is one exact lookup's outcome.
 type lookup struct {
-	class   string // asker's class -> host's class
-	warm    bool   // the asker was connected to the host before the lookup
+	class string // asker's class -> host's class
+	warm  bool   // the asker was connected to the host before the lookup
 	// counted is the link round trips on the lookup's path, counted from
 	// the trace rather than timed (see lookupTrace.countedRoundTrips);
 	// -1: unknown.

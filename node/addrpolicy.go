@@ -41,6 +41,9 @@ type addrPolicy struct {
 	// announced also while its reachability is unknown (libp2p's host
 	// adds them only once it is private).
 	circuits atomic.Pointer[func() []ma.Multiaddr]
+	// wan, once set, is a public address at which a NAT forwards to the
+	// node, confirmed by AutoNAT v2 (wan.go): announced too.
+	wan atomic.Pointer[ma.Multiaddr]
 
 	mu      sync.Mutex
 	subnets []*net.IPNet
@@ -163,6 +166,9 @@ func (p *addrPolicy) DHTServer(ai peer.AddrInfo) bool {
 // them, the others drop them.
 func (p *addrPolicy) Announce(addrs []ma.Multiaddr) []ma.Multiaddr {
 	out := announce(addrs, loopbackOnly(p.listen()))
+	if w := p.wan.Load(); w != nil && !slices.ContainsFunc(out, (*w).Equal) {
+		out = append(out, *w)
+	}
 	if c := p.circuits.Load(); c != nil {
 		out = append(out, (*c)()...)
 	}

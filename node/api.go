@@ -24,6 +24,13 @@ type NodeInfo struct {
 	// machine's own networks can dial: public addresses and relay
 	// circuits.
 	DialableAddrs []string `json:"dialable_addrs"`
+	// WANAddr is the public address at which AutoNAT v2 confirmed that a
+	// NAT forwards to this node (a port forward, a 1:1 NAT); "" if none.
+	WANAddr string `json:"wan_addr"`
+	// TURNRelayIP is the address the node's relayed candidates carry
+	// (--turn-relay-ip, the confirmed WAN address, else the relay's own);
+	// "" with --turn off.
+	TURNRelayIP string `json:"turn_relay_ip"`
 	// Relays are the nodes holding a relay slot for this (private) node.
 	Relays       []string      `json:"relays"`
 	Bootstrap    BootstrapInfo `json:"bootstrap"`
@@ -47,6 +54,10 @@ func (n *Node) Info() NodeInfo {
 		RoutingTable:  n.dht.RoutingTable().Size(),
 		DHTMode:       "client",
 		Terminals:     n.terminalCount(),
+		TURNRelayIP:   n.turnRelayIP(),
+	}
+	if a := n.WANAddr(); a != nil {
+		info.WANAddr = a.String()
 	}
 	// kad-dht reports the configured mode only; a server answers the
 	// protocol.

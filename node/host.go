@@ -15,6 +15,7 @@ import (
 	sectransport "github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/core/transport"
 	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
+	blankhost "github.com/libp2p/go-libp2p/p2p/host/blank"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
 	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
@@ -23,6 +24,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/net/upgrader"
+	"github.com/libp2p/go-libp2p/p2p/protocol/autonatv2"
 	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -137,6 +139,20 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer, policy *
 	if o.PortMap {
 		nat = natManager()
 	}
+	// AutoNAT's dial-backs (v1 and v2) come from a swarm of its own; v2
+	// also confirms a public address seen through a NAT (a port forward,
+	// a 1:1 NAT: watchWAN). A node told it is private needs neither.
+	var dialBack *swarm.Swarm
+	var an2 *autonatv2.AutoNAT
+	if o.Reachability != ReachPrivate {
+		if dialBack, err = newDialBackSwarm(rm); err != nil {
+			return nil, fmt.Errorf("autonat: %w", err)
+		}
+		closers = append(closers, func() error { return errors.Join(dialBack.Close(), dialBack.Peerstore().Close()) })
+		if an2, err = autonatv2.New(blankhost.NewBlankHost(dialBack)); err != nil {
+			return nil, fmt.Errorf("autonat v2: %w", err)
+		}
+	}
 	bh, err := basichost.NewHost(sw, &basichost.HostOpts{
 		NATManager:           nat,
 		EventBus:             bus,
@@ -162,7 +178,10 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer, policy *
 	}
 	// From here on the host closes the swarm, peerstore, connection and
 	// resource managers.
-	nh := &nodeHost{BasicHost: bh, obs: obs, quicClose: quicClose}
+	nh := &nodeHost{BasicHost: bh, obs: obs, quicClose: quicClose, an2: an2}
+	if dialBack != nil {
+		nh.dialer = closerFunc(func() error { return errors.Join(dialBack.Close(), dialBack.Peerstore().Close()) })
+	}
 	closers = []func() error{nh.Close}
 	// Dial and accept relayed connections (/p2p-circuit).
 	if err := circuit.AddTransport(bh, upg); err != nil {
@@ -173,8 +192,17 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer, policy *
 	}
 	obs.Start(sw)
 	bh.Start()
-	if nh.dialer, err = startAutoNAT(bh, key, o, rm); err != nil {
+	if err := startAutoNAT(bh, o, dialBack); err != nil {
 		return nil, err
+	}
+	// Started here, not by the basic host (HostOpts.AutoNATv2): its Close
+	// would crash on a v2 that a failed start never started. Only
+	// watchWAN asks it.
+	if an2 != nil {
+		if err := an2.Start(bh); err != nil {
+			return nil, fmt.Errorf("autonat v2: %w", err)
+		}
+		nh.an2Started = true
 	}
 	return nh, nil
 }
@@ -199,9 +227,11 @@ func newUpgrader(key crypto.PrivKey, rm network.ResourceManager) (transport.Upgr
 // dial-back swarm, observed addresses and QUIC's connection manager.
 type nodeHost struct {
 	*basichost.BasicHost
-	obs       *observedaddrs.Manager
-	quicClose func() error
-	dialer    io.Closer // AutoNAT's dial-back swarm; nil: none
+	obs        *observedaddrs.Manager
+	quicClose  func() error
+	dialer     io.Closer          // AutoNAT's dial-back swarm; nil: none
+	an2        *autonatv2.AutoNAT // nil: none
+	an2Started bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -209,6 +239,9 @@ type nodeHost struct {
 
 func (h *nodeHost) Close() error {
 	h.closeOnce.Do(func() {
+		if h.an2Started {
+			h.an2.Close()
+		}
 		err := h.BasicHost.Close()
 		if h.dialer != nil {
 			err = errors.Join(err, h.dialer.Close())

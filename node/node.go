@@ -24,6 +24,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/autonatv2"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -49,8 +50,11 @@ type Node struct {
 	calls   *call.Switch
 	sip     sipSide // nil: off (see sip.go)
 	turn    *turn.Server
-	borrow  *borrowed // a public node's relay, if ours is not public (relay.go)
-	admin   string    // admin token (see adminToken)
+	borrow  atomic.Pointer[borrowed]     // a public node's relay, if ours is not public (relay.go)
+	lending atomic.Bool                  // our relay is lent to other nodes (relay.go)
+	wan     atomic.Pointer[ma.Multiaddr] // the public address AutoNAT v2 confirmed (wan.go)
+	an2     *autonatv2.AutoNAT           // nil: none (wan.go)
+	admin   string                       // admin token (see adminToken)
 	api     *http.Server
 	apiLn   net.Listener
 	https   *http.Server
@@ -102,6 +106,7 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 		return err
 	}
 	n.host = nh
+	n.an2 = nh.an2
 	// Private: a DHT client (nobody could dial it to ask); public or
 	// not known yet: a server, so that nodes on a LAN or on loopback,
 	// which AutoNAT cannot judge, still form a DHT.
@@ -141,6 +146,9 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 		return err
 	}
 	if err := n.watchReachability(ctx); err != nil {
+		return err
+	}
+	if err := n.watchWAN(ctx); err != nil {
 		return err
 	}
 

@@ -3,9 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -74,10 +72,9 @@ func reachabilityOf(r network.Reachability) string {
 // private, server otherwise), the relay service (public only) and the
 // relay reservations (private only) follow. With Reachability public or
 // private it only announces that. A node that may be public also answers
-// other nodes' dial-back requests, from a swarm of its own with a
-// throwaway key (TCP only: enough to tell a NAT). It returns that swarm
-// for Close, nil if none.
-func startAutoNAT(bh *basichost.BasicHost, key crypto.PrivKey, o *Options, rm network.ResourceManager) (io.Closer, error) {
+// other nodes' dial-back requests, from dialBack, a swarm of its own with
+// a throwaway key (TCP only: enough to tell a NAT); nil: it does not.
+func startAutoNAT(bh *basichost.BasicHost, o *Options, dialBack *swarm.Swarm) error {
 	opts := []autonat.Option{
 		// Only public addresses can prove anything; the basic host's
 		// own default would probe loopback and LAN addresses too.
@@ -95,25 +92,15 @@ func startAutoNAT(bh *basichost.BasicHost, key crypto.PrivKey, o *Options, rm ne
 	case ReachPrivate:
 		opts = append(opts, autonat.WithReachability(network.ReachabilityPrivate))
 	}
-	var dialer io.Closer
-	if o.Reachability != ReachPrivate {
-		var err error
-		sw, err := newDialBackSwarm(rm)
-		if err != nil {
-			return nil, fmt.Errorf("autonat: %w", err)
-		}
-		dialer = closerFunc(func() error { return errors.Join(sw.Close(), sw.Peerstore().Close()) })
-		opts = append(opts, autonat.EnableService(sw))
+	if dialBack != nil {
+		opts = append(opts, autonat.EnableService(dialBack))
 	}
 	an, err := autonat.New(bh, opts...)
 	if err != nil {
-		if dialer != nil {
-			dialer.Close()
-		}
-		return nil, fmt.Errorf("autonat: %w", err)
+		return fmt.Errorf("autonat: %w", err)
 	}
 	bh.SetAutoNat(an) // the host closes it
-	return dialer, nil
+	return nil
 }
 
 type closerFunc func() error

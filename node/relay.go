@@ -36,8 +36,12 @@ func isPublicIP(ip net.IP) bool {
 	return err == nil && manet.IsPublicAddr(a)
 }
 
-// lendRelay serves grants of the node's relay to other nodes.
+// lendRelay serves grants of the node's relay to other nodes, from the
+// first call on.
 func (n *Node) lendRelay() {
+	if n.lending.Swap(true) {
+		return
+	}
 	grant.Serve(n.host, func(user string) []signal.ICEServer {
 		return n.turn.ICEServers(user, grantTTL)
 	}, turn.ForeignPrefix, n.log)
@@ -70,7 +74,7 @@ const borrowWait = 2 * time.Second
 // their peers, nil if the node's own relay is public or no connected
 // node lends one.
 func (n *Node) borrowedRelay() []signal.ICEServer {
-	b := n.borrow
+	b := n.borrow.Load()
 	if b == nil {
 		return nil
 	}

@@ -304,7 +304,7 @@ func (n *Node) startCalls() error {
 		}
 	}
 	if !public {
-		n.borrow = &borrowed{}
+		n.borrow.Store(&borrowed{})
 	}
 	var err error
 	n.calls, err = call.NewSwitch(call.Options{

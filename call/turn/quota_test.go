@@ -3,6 +3,7 @@ package turn
 import (
 	"bytes"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,5 +108,37 @@ func TestAllocationOutlivesCredentials(t *testing.T) {
 	n, _, err := peer.ReadFrom(buf)
 	if err != nil || !bytes.Equal(buf[:n], []byte("late")) {
 		t.Fatalf("peer read %q, %v", buf[:n], err)
+	}
+}
+
+// TestSetPublicIP: once a NAT's public address is known, relayed
+// addresses and the URLs for foreign users carry it; the node's own
+// terminals keep the address they reach the relay at.
+func TestSetPublicIP(t *testing.T) {
+	s := startServer(t)
+	pub := net.IPv4(11, 0, 0, 5) // only named, never sent to
+	s.SetPublicIP(pub)
+	if !s.PublicIP().Equal(pub) {
+		t.Fatalf("PublicIP() = %v", s.PublicIP())
+	}
+	u, p, _ := s.Credentials("alice", time.Minute)
+	relay, err := newClient(t, s, u, p).Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	if ip := relay.LocalAddr().(*net.UDPAddr).IP; !ip.Equal(pub) {
+		t.Errorf("relayed address %v, want the public %v", relay.LocalAddr(), pub)
+	}
+	foreign := s.ICEServers(ForeignPrefix+"12D3KooWnode", time.Minute)
+	own := s.ICEServers("alice", time.Minute)
+	if !strings.Contains(foreign[1].URLs[0], "11.0.0.5:") || !strings.Contains(own[1].URLs[0], "127.0.0.1:") {
+		t.Errorf("foreign URLs %v, own URLs %v: want the public address for foreign users only", foreign[1].URLs, own[1].URLs)
+	}
+	allowed := s.permit(permitPeer(net.IPv4(127, 0, 0, 1)))
+	client := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	s.noteForeign(client, time.Now().Add(time.Minute))
+	if !allowed(client, pub) || allowed(client, net.IPv4(11, 0, 0, 9)) {
+		t.Error("a foreign client may relay to the public relay address, and only there")
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -110,6 +111,8 @@ type Server struct {
 
 	foreignMu sync.Mutex
 	foreign   map[string]time.Time // client address of a ForeignPrefix user → its credentials' expiry
+
+	public atomic.Pointer[net.IP] // SetPublicIP's address; nil: none
 
 	maxForeignAllocs int
 	allocsMu         sync.Mutex
@@ -311,6 +314,9 @@ func (s *Server) permit(base turn.PermissionHandler) turn.PermissionHandler {
 				return true
 			}
 		}
+		if pub := s.public.Load(); pub != nil && pub.Equal(peer) {
+			return true
+		}
 		s.log.Debug("TURN permission refused to a foreign client", "client", client.String(), "peer", peer.String())
 		return false
 	}
@@ -452,20 +458,54 @@ func (s *Server) countAlloc(username string, d int) {
 	}
 }
 
+// SetPublicIP makes ip, an IPv4 address at which a NAT in front of the
+// relay forwards to it (a 1:1 NAT, a DMZ host, a port forward of the TURN
+// and relay ports), the address of new IPv4 relayed candidates and of the
+// URLs given to foreign users. The node's own terminals keep the address
+// they reach the relay at directly.
+func (s *Server) SetPublicIP(ip net.IP) {
+	if ip = ip.To4(); ip == nil {
+		return
+	}
+	s.public.Store(&ip)
+	s.relays.public.Store(&ip)
+	s.log.Info("TURN relay's public address", "ip", ip.String())
+}
+
+// PublicIP is the address SetPublicIP set, else the one relayed
+// candidates carry (the IPv4 one where the relay listens on both).
+func (s *Server) PublicIP() net.IP {
+	if p := s.public.Load(); p != nil {
+		return *p
+	}
+	return s.relayIPs[0]
+}
+
 // ICEServers returns the relay as STUN and TURN servers for a pion or browser
 // peer connection, with credentials for user valid for ttl: a STUN and a
 // TURN URL per address family the relay listens on, IPv4 first.
 func (s *Server) ICEServers(user string, ttl time.Duration) []signal.ICEServer {
 	username, password, _ := s.Credentials(user, ttl)
+	pub := s.public.Load()
 	var stunURLs, turnURLs []string
 	for _, k := range s.socks {
-		stunURLs = append(stunURLs, "stun:"+k.url)
-		turnURLs = append(turnURLs, "turn:"+k.url+"?transport=udp")
+		url := k.url
+		if _, port, err := net.SplitHostPort(k.url); err == nil && pub != nil && strings.HasPrefix(user, ForeignPrefix) && s.isV4(k) {
+			url = net.JoinHostPort(pub.String(), port) // terminals in other homes reach it there
+		}
+		stunURLs = append(stunURLs, "stun:"+url)
+		turnURLs = append(turnURLs, "turn:"+url+"?transport=udp")
 	}
 	return []signal.ICEServer{
 		{URLs: stunURLs},
 		{URLs: turnURLs, Username: username, Credential: password},
 	}
+}
+
+// isV4 tells whether k is an IPv4 socket.
+func (s *Server) isV4(k *socket) bool {
+	a, ok := k.conn.LocalAddr().(*net.UDPAddr)
+	return ok && a.IP.To4() != nil
 }
 
 // closeWait bounds how long Close waits for pion's goroutines.
@@ -520,6 +560,7 @@ func (c *trackedConn) ReadFrom(b []byte) (int, net.Addr, error) {
 // that family, and counts those open.
 type trackedRelays struct {
 	v4, v6 turn.RelayAddressGenerator // nil: no socket of that family
+	public atomic.Pointer[net.IP]     // IPv4 relayed addresses carry it instead; nil: as generated
 	wg     sync.WaitGroup
 }
 
@@ -561,6 +602,10 @@ func (g *trackedRelays) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 	conn, addr, err := r.AllocatePacketConn(conf)
 	if err != nil {
 		return nil, nil, err
+	}
+	if ua, ok := addr.(*net.UDPAddr); ok && r == g.v4 && g.public.Load() != nil {
+		pub := g.public.Load()
+		addr = &net.UDPAddr{IP: *pub, Port: ua.Port}
 	}
 	g.wg.Add(1)
 	return &relayConn{PacketConn: conn, closed: g.wg.Done}, addr, nil

@@ -107,6 +107,12 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	}
 	n.host = nh
 	n.an2 = nh.an2
+	// Before any connection: the first peers' identify tells the address
+	// the node is seen at.
+	servicesUp := make(chan struct{})
+	if err := n.watchWAN(ctx, servicesUp); err != nil {
+		return err
+	}
 	// Private: a DHT client (nobody could dial it to ask); public or
 	// not known yet: a server, so that nodes on a LAN or on loopback,
 	// which AutoNAT cannot judge, still form a DHT.
@@ -145,10 +151,8 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	if err := n.startServices(ctx, key); err != nil {
 		return err
 	}
+	close(servicesUp)
 	if err := n.watchReachability(ctx); err != nil {
-		return err
-	}
-	if err := n.watchWAN(ctx); err != nil {
 		return err
 	}
 

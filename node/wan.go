@@ -41,14 +41,14 @@ func (n *Node) WANAddr() ma.Multiaddr {
 }
 
 // watchWAN follows identify's observed addresses and confirms a public one
-// (see above). It does nothing for a node with a public address of its
-// own, or without AutoNAT v2 (Reachability private).
-func (n *Node) watchWAN(ctx context.Context) error {
+// (see above), once servicesUp is closed (the TURN relay exists). It does
+// nothing for a node without AutoNAT v2 (Reachability private).
+func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 	an2 := n.an2
 	if an2 == nil {
 		return nil
 	}
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted), eventbus.Name("irmv wan"))
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted), eventbus.Name("irmv wan"), eventbus.BufSize(128))
 	if err != nil {
 		return fmt.Errorf("wan: %w", err)
 	}
@@ -56,6 +56,11 @@ func (n *Node) watchWAN(ctx context.Context) error {
 	go func() {
 		defer n.wg.Done()
 		defer sub.Close()
+		select {
+		case <-servicesUp: // the subscription keeps what came meanwhile
+		case <-ctx.Done():
+			return
+		}
 		tried := map[string]time.Time{}
 		for {
 			select {

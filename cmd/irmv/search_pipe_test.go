@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
 )
@@ -30,6 +32,24 @@ func buildIrmvForTest(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// nodeWith starts a node with a terminal of each name, the i-th with the
+// uid anna-<i+1>.
+func nodeWith(t *testing.T, names ...string) *node.Node {
+	t.Helper()
+	n := nodetest.Start(t, nodetest.Options(t))
+	cl, err := client.New(n.APIURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range names {
+		reg := share.Registration{Name: name, UID: fmt.Sprintf("anna-%d", i+1), Address: fmt.Sprintf("10.99.0.%d", 11+i)}
+		if _, err := cl.Register(context.Background(), reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
 }
 
 // holdAfterFirstLine passes a body through up to and including its first
@@ -63,19 +83,7 @@ func (h *holdAfterFirstLine) Close() error { return h.body.Close() }
 // search is still running, then the second one, and the process exits 0.
 func TestSearchPipeStreams(t *testing.T) {
 	bin := buildIrmvForTest(t)
-	n := nodetest.Start(t, nodetest.Options(t))
-	cl, err := client.New(n.APIURL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, reg := range []share.Registration{
-		{Name: "Anna Lindqvist", UID: "anna-1", Address: "10.99.0.11"},
-		{Name: "Anna Berg", UID: "anna-2", Address: "10.99.0.12"},
-	} {
-		if _, err := cl.Register(context.Background(), reg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := nodeWith(t, "Anna Lindqvist", "Anna Berg")
 	target, err := url.Parse(n.APIURL())
 	if err != nil {
 		t.Fatal(err)
@@ -180,19 +188,7 @@ func TestSearchPipeStreams(t *testing.T) {
 // table (with its header) once the search has ended.
 func TestSearchPipeRanked(t *testing.T) {
 	bin := buildIrmvForTest(t)
-	n := nodetest.Start(t, nodetest.Options(t))
-	cl, err := client.New(n.APIURL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, reg := range []share.Registration{
-		{Name: "Anna Lindqvist", UID: "anna-1", Address: "10.99.0.11"},
-		{Name: "Anna", UID: "anna-2", Address: "10.99.0.12"},
-	} {
-		if _, err := cl.Register(context.Background(), reg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := nodeWith(t, "Anna Lindqvist", "Anna")
 	out, err := exec.Command(bin, "search", "--node", n.APIURL(), "--ranked", "anna").Output()
 	if err != nil {
 		t.Fatalf("irmv search --ranked: %v", err)

@@ -87,6 +87,17 @@ func (l *Line) Send(m signal.Msg) {
 	l.s.handle(l.ss, m)
 }
 
+// Heard tells the Switch that the terminal is there for call, offered to
+// it, without a message for the other side (a SIP phone's 100 Trying): the
+// answer timeout (Options.AnswerTimeout) stops.
+func (l *Line) Heard(call string) {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if c := l.s.calls[call]; c != nil && c.b.stream == nil && c.b.ss == l.ss {
+		c.heard = true
+	}
+}
+
 // Close detaches the terminal; its calls end. Only the first call acts.
 func (l *Line) Close() {
 	l.once.Do(func() {

@@ -551,7 +551,14 @@ func (s *Switch) awaitAnswer(c *callState) {
 		}
 		s.log.Info("Callee does not respond; call unavailable", "call", c.id, "terminal", b.terminal)
 		s.end(c, &a, signal.Msg{Type: signal.TypeUnavailable, Call: c.id, Reason: "terminal does not respond"})
-		if b.ss != nil {
+		switch {
+		case b.ss == nil:
+		case b.ss.conn == nil:
+			// A Line's gateway is in this process and stays: it gives
+			// up on its phone (a SIP phone that sent no provisional
+			// response), the line stays for the next call.
+			b.ss.send(signal.Msg{Type: signal.TypeHangup, Call: c.id, Reason: "no answer in time"})
+		default:
 			b.ss.close(websocket.StatusGoingAway, "no answer to an invite")
 		}
 	})

@@ -4,6 +4,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -86,5 +87,52 @@ func TestSIPpInviteAuth(t *testing.T) {
 	}
 	if got := metric(t, n, `irmv_sip_invites_total{result="authorized"}`); got != 1 {
 		t.Errorf("authorized INVITEs counted %v, want 1", got)
+	}
+}
+
+// A SIP phone that sends 100 Trying but answers only after the node's
+// answer timeout (5 s) is still rung: its call ends with its answer (busy
+// here), not as unavailable, and its line stays for the next call.
+func TestSIPpSlowAnswer(t *testing.T) {
+	n := nodetest.Start(t, func() node.Options {
+		o := nodetest.Options(t)
+		o.SIP = "127.0.0.1:0"
+		return o
+	}())
+	if _, err := n.SIP().AddUser(sip.NewUser{User: "slowpoke", Password: "pw-slow"}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.LocalAddr().(*net.UDPAddr).Port)
+	ln.Close()
+	sippAt(t, n, "register_stay.xml", "-s", "slowpoke", "-au", "slowpoke", "-ap", "pw-slow", "-p", port)
+	sf, _ := filepath.Abs("../sip/testdata/sipp/slow_answer.xml")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	uas := exec.CommandContext(ctx, "sipp", "-sf", sf, "-p", port, "-i", "127.0.0.1", "-m", "2", "-nostdin", "-timeout", "60s", "-timeout_error")
+	uas.Dir = t.TempDir()
+	var out syncBuffer
+	uas.Stdout, uas.Stderr = &out, &out
+	if err := uas.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer uas.Wait()
+	defer cancel()
+
+	caller, _ := startGoPhone(t, n, share.Registration{Name: "Patient", UID: "patient"}, phone.Options{})
+	res := find(t, n, "slowpoke", "slowpoke")
+	for i := range 2 {
+		start := time.Now()
+		_, err := caller.Call(ctx, res, phone.CallOptions{})
+		if !errors.Is(err, phone.ErrBusy) {
+			t.Fatalf("call %d to the slow SIP phone: %v after %v, want busy\nsipp:\n%s", i+1, err, time.Since(start), out.String())
+		}
+		t.Logf("call %d: busy after %v", i+1, time.Since(start))
+	}
+	if err := uas.Wait(); err != nil {
+		t.Errorf("sipp slow_answer.xml: %v\n%s", err, out.String())
 	}
 }

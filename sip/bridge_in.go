@@ -85,6 +85,9 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 	answered := make(chan error, 1)
 	go func() {
 		answered <- sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+			if res.IsProvisional() {
+				l.Heard(inv.Call) // the phone is there, however long it rings
+			}
 			if res.StatusCode == 180 || res.StatusCode == 183 {
 				l.Send(signal.Msg{Type: signal.TypeRinging, Call: inv.Call})
 			}

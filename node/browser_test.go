@@ -243,7 +243,11 @@ func startGoPhone(t testing.TB, n *node.Node, reg share.Registration, o phone.Op
 	if err != nil {
 		t.Fatalf("phone.Start: %v", err)
 	}
-	t.Cleanup(func() { p.Close() })
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("closing the phone: %v", err)
+		}
+	})
 	return p, ev
 }
 

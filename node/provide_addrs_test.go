@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-msgio/pbio"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
@@ -28,7 +29,7 @@ func dhtListener(t *testing.T) (peer.AddrInfo, <-chan []string) {
 	if err != nil {
 		t.Fatalf("listen on %s (run under scripts/netns-run): %v", lanAddr, err)
 	}
-	t.Cleanup(func() { h.Close() })
+	testenv.Close(t, "h", h)
 	provided := make(chan []string, 16)
 	h.SetStreamHandler("/irmv/kad/1.0.0", func(s network.Stream) {
 		defer s.Close()

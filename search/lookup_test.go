@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/internal/wire"
 	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
@@ -22,7 +23,7 @@ func newHost(t testing.TB) host.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Close() })
+	testenv.Close(t, "h", h)
 	return h
 }
 

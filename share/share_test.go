@@ -143,7 +143,11 @@ func (e *env) open() {
 		e.t.Fatal(err)
 	}
 	e.r = r
-	e.t.Cleanup(func() { r.Close() })
+	e.t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			e.t.Errorf("closing the registry: %v", err)
+		}
+	})
 }
 
 func (e *env) reopen() {

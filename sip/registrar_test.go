@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/share"
 )
 
@@ -47,7 +48,7 @@ func newTestEnv(t *testing.T, mod ...func(*Options)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.reg.Close() })
+	testenv.Close(t, "e.reg", e.reg)
 	e.opts = Options{Addr: "127.0.0.1:0", DBPath: filepath.Join(e.dir, "sip.db"), Directory: e.reg, Normalizer: norm}
 	for _, m := range mod {
 		m(&e.opts)
@@ -64,7 +65,7 @@ func (e *testEnv) start() {
 		e.t.Fatal(err)
 	}
 	e.s = s
-	e.t.Cleanup(func() { s.Close() })
+	testenv.Close(e.t, "s", s)
 }
 
 func (e *testEnv) addUser(user, pass, name, phone string) {

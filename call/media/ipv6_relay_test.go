@@ -11,6 +11,7 @@ import (
 	"github.com/pion/transport/v5/test"
 
 	"github.com/irmv/irmv/call/turn"
+	"github.com/irmv/irmv/internal/testenv"
 )
 
 // TestRelayOnlyCallIPv6: two relay-only peers call each other through a
@@ -24,7 +25,7 @@ func TestRelayOnlyCallIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
+	testenv.Close(t, "srv", srv)
 
 	var received atomic.Int64
 	p := newTapPair(t,

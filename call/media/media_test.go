@@ -19,6 +19,7 @@ import (
 
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/call/turn"
+	"github.com/irmv/irmv/internal/testenv"
 )
 
 const waitLong = 10 * time.Second
@@ -399,7 +400,7 @@ func TestRelayOnlyCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
+	testenv.Close(t, "srv", srv)
 
 	p := newPair(t,
 		Options{},

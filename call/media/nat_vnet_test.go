@@ -19,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/internal/testenv"
 )
 
 // A virtual internet (pion's vnet, in process: nothing reaches a real
@@ -110,7 +111,7 @@ func newSymmetricNATs(t *testing.T) *symmetricNATs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
+	testenv.Close(t, "srv", srv)
 	return s
 }
 

@@ -42,7 +42,7 @@ func allocate(t *testing.T, s *Server, server net.Addr, local string, family pio
 	if err != nil {
 		t.Fatalf("allocate through %v from %s: %v", server, local, err)
 	}
-	t.Cleanup(func() { _ = relay.Close() })
+	testenv.Close(t, "relay", relay)
 	return relay
 }
 
@@ -88,7 +88,7 @@ func TestRelayIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	testenv.Close(t, "s", s)
 	if got := s.ICEServers("u", time.Minute)[1].URLs; len(got) != 1 || !strings.HasPrefix(got[0], "turn:[::1]:") {
 		t.Errorf("TURN URLs %q", got)
 	}
@@ -118,7 +118,7 @@ func TestRelayDualStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	testenv.Close(t, "s", s)
 	addrs := s.Addrs()
 	if len(addrs) != 2 {
 		t.Fatalf("listening on %v, want an IPv4 and an IPv6 socket", addrs)

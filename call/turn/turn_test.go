@@ -15,6 +15,8 @@ import (
 
 	"github.com/pion/transport/v5/test"
 	pionturn "github.com/pion/turn/v5"
+
+	"github.com/irmv/irmv/internal/testenv"
 )
 
 // startServer starts a relay on a free loopback port, closed at cleanup.
@@ -232,7 +234,7 @@ func TestRelayPortRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	testenv.Close(t, "s", s)
 	u, p, _ := s.Credentials("t", time.Minute)
 	for range 3 {
 		relay, err := newClient(t, s, u, p).Allocate()

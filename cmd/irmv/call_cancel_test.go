@@ -11,6 +11,7 @@ import (
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
 )
@@ -59,7 +60,7 @@ func TestCallCancelledWhileRinging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { callee.Close() })
+	testenv.Close(t, "callee", callee)
 
 	var out, errw syncBuffer
 	app := newApp()

@@ -10,6 +10,7 @@ import (
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
 )
@@ -41,7 +42,7 @@ func TestCallAddsParty(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { p.Close() })
+		testenv.Close(t, "p", p)
 	}
 
 	stdin, typed := io.Pipe()

@@ -14,6 +14,7 @@ import (
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"
@@ -48,7 +49,7 @@ func startRejecter(t *testing.T, n *node.Node, reg share.Registration) *rejecter
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.p.Close() })
+	testenv.Close(t, "r.p", r.p)
 	return r
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
 )
@@ -80,7 +81,7 @@ func TestCallChecksInputFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Close() })
+	testenv.Close(t, "p", p)
 
 	dir := t.TempDir()
 	wav := filepath.Join(dir, "speech.wav")

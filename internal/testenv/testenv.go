@@ -9,6 +9,7 @@
 package testenv
 
 import (
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -92,4 +93,15 @@ func hasAddr(tb testing.TB, ip net.IP) bool {
 		}
 	}
 	return false
+}
+
+// Close closes c at the test's cleanup and fails the test if that fails:
+// a helper's Close error is a bug like any other.
+func Close(tb testing.TB, what string, c io.Closer) {
+	tb.Helper()
+	tb.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			tb.Errorf("closing %s: %v", what, err)
+		}
+	})
 }

@@ -37,7 +37,11 @@ func Start(t testing.TB, opts node.Options) *node.Node {
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
-	t.Cleanup(func() { n.Close() })
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("closing node %s: %v", n.ID(), err)
+		}
+	})
 	return n
 }
 

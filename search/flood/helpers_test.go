@@ -77,7 +77,11 @@ func newHost(tb testing.TB) host.Host {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = h.Close() })
+	tb.Cleanup(func() {
+		if err := h.Close(); err != nil {
+			tb.Errorf("closing host: %v", err)
+		}
+	})
 	return h
 }
 
@@ -95,7 +99,11 @@ func newNodes(tb testing.TB, n int, opts Options) []*testNode {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		tb.Cleanup(func() { _ = f.Close() })
+		tb.Cleanup(func() {
+			if err := f.Close(); err != nil {
+				tb.Errorf("closing flooder: %v", err)
+			}
+		})
 		nodes[i] = &testNode{h: h, f: f, m: m}
 	}
 	return nodes

@@ -11,6 +11,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/testenv"
 )
 
 // TestFarSlowHopsFound: dynamic querying waits for hits from far hops
@@ -24,7 +25,7 @@ import (
 func TestFarSlowHopsFound(t *testing.T) {
 	const n, latency = 6, 60 * time.Millisecond
 	mn := mocknet.New()
-	t.Cleanup(func() { _ = mn.Close() })
+	testenv.Close(t, "mn", mn)
 	nodes := make([]*testNode, n)
 	for i := range nodes {
 		h, err := mn.GenPeer()
@@ -36,7 +37,7 @@ func TestFarSlowHopsFound(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = f.Close() })
+		testenv.Close(t, "f", f)
 		nodes[i] = &testNode{h: h, f: f, m: m}
 	}
 	for i := 0; i+1 < n; i++ {

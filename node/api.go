@@ -9,6 +9,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/irmv/irmv/call/policy"
 	"github.com/irmv/irmv/node/web"
 )
 
@@ -88,6 +89,10 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("GET /v1/node", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, n.Info())
 	})
+	// The terminal side's shared figures, for the web page.
+	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, policy.Current())
+	})
 	n.terminalRoutes(mux)
 	n.sipRoutes(mux)
 	metrics := promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{})
@@ -104,7 +109,8 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return n.guard(newAPILimiter().wrap(mux))
+	n.apiLimit = newAPILimiter()
+	return n.guard(n.apiLimit.wrap(mux))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -25,3 +25,16 @@ func (n *Node) SetSubnetsForTest(nets []*net.IPNet) {
 	n.policy.subnets = nets
 	n.policy.at = time.Now().Add(24 * time.Hour) // never refreshed
 }
+
+// APIBurstForTest is the burst of the API's default bucket.
+const APIBurstForTest = apiBurst
+
+// StopAPIClockForTest stops the clock of n's API buckets: they no longer
+// refill, so a limit is reached after exactly the burst, however slowly
+// the requests come.
+func (n *Node) StopAPIClockForTest() {
+	n.apiLimit.mu.Lock()
+	defer n.apiLimit.mu.Unlock()
+	at := n.apiLimit.now()
+	n.apiLimit.now = func() time.Time { return at }
+}

@@ -70,6 +70,8 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	apiLimit *apiLimiter // the API's per-client buckets
 }
 
 // New starts a node: it loads (or creates) the identity, starts the libp2p

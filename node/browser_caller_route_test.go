@@ -81,6 +81,11 @@ func TestBrowserCallerRouteSwitch(t *testing.T) {
 	p.eval(`window.firstPC = T.call.cur.pc, ""`)
 	connected := ev.wait(t, "connected", ofType(phone.EventConnected))
 	settled := settleDirect(t, ev, connected)
+	// The caller remembers the callee's key under its phone number, not
+	// its name (call/phone knownkeys.go).
+	if k := p.eval(`Object.keys(JSON.parse(localStorage.getItem("irmv-known-keys") || "{}")).join(" ")`); k != "phone:+49405550199" {
+		t.Errorf("the calling page remembered keys for %q, want phone:+49405550199", k)
+	}
 
 	// Any measured jitter or RTT is over these: the page moves the call,
 	// first to its own relay.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/call/policy"
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
 )
@@ -139,6 +143,12 @@ func TestBrowserRouteSwitch(t *testing.T) {
 		}
 	}
 	ev.mu.Unlock()
+
+	// A callee does not remember the caller's key: the caller's node
+	// vouches for what it claims only.
+	if k := p.eval(`localStorage.getItem("irmv-known-keys") || ""`); k != "" {
+		t.Errorf("the called page remembered keys %s", k)
+	}
 
 	// The page took the new leg over and closed the first.
 	p.waitFor(`Number(document.body.dataset.leg) >= 1 && document.body.dataset.route === "relayed"`)
@@ -316,5 +326,92 @@ func TestBrowserQualityCases(t *testing.T) {
 				t.Errorf("%s, sample %d: the page has %+v, want %+v", c.Name, j, g, s.Want)
 			}
 		}
+	}
+}
+
+// TestBrowserKnownKeysCases runs the page's known keys (keys.js) on the Go
+// phone's cases (call/phone TestKnownKeysCases).
+func TestBrowserKnownKeysCases(t *testing.T) {
+	cases, err := os.ReadFile("../call/phone/testdata/knownkeys-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := nodetest.Chain(t, 1, nil)
+	p := openPage(t, nodes[0], 800, 600)
+	out := p.evalAsync(`(async () => {
+		const { changedKeys, remembered } = await import("/static/keys.js");
+		const cases = ` + string(cases) + `;
+		const bad = [];
+		for (const c of cases) {
+			let known = {};
+			c.steps.forEach((s, i) => {
+				if (s.op === "remember") known = remembered(known, s.ids, s.key);
+				if (s.op === "check") {
+					const got = changedKeys(known, s.ids, s.key);
+					if (JSON.stringify(got) !== JSON.stringify(s.want)) bad.push(c.name + ", step " + i + ": " + JSON.stringify(got) + ", want " + JSON.stringify(s.want));
+				}
+			});
+		}
+		return bad.join("\n");
+	})()`)
+	if out != "" {
+		t.Errorf("the page's known keys differ from the Go phone's:\n%s", out)
+	}
+}
+
+// TestBrowserConfig: the node serves the terminal side's shared figures
+// (GET /v1/config), the Go phone's own, and the page runs on them.
+func TestBrowserConfig(t *testing.T) {
+	nodes := nodetest.Chain(t, 1, nil)
+	var cfg policy.Config
+	if code := getJSON(t, nodes[0].APIURL()+"/v1/config", &cfg); code != http.StatusOK {
+		t.Fatalf("GET /v1/config: %d", code)
+	}
+	if cfg.MaxLoss != phone.DefaultMaxLoss || cfg.MaxJitter != phone.DefaultMaxJitter.Seconds() || cfg.MaxRTT != phone.DefaultMaxRTT.Seconds() ||
+		cfg.BadSamples != phone.BadSamples || cfg.RouteHoldDown != phone.RouteHoldDown.Seconds() || cfg.RerouteTimeout != phone.RerouteTimeout.Seconds() ||
+		cfg.PingInterval != phone.PingInterval.Seconds() || cfg.RingTimeout != phone.RingTimeout.Seconds() ||
+		cfg.Reregister != phone.ReregisterInterval.Seconds() || cfg.MaxLeg != signal.MaxLeg || len(cfg.RouteOrder) != 3 {
+		t.Errorf("GET /v1/config: %+v, not the phone's figures", cfg)
+	}
+	p := openPage(t, nodes[0], 800, 600)
+	var page policy.Config
+	if err := json.Unmarshal([]byte(p.eval(`JSON.stringify(T.cfg)`)), &page); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(page) != fmt.Sprint(cfg) {
+		t.Errorf("the page runs on %+v, the node serves %+v", page, cfg)
+	}
+}
+
+// TestBrowserMonitorCases runs the page's route switching decisions
+// (monitor.js) on the Go monitor's cases (call/phone TestMonitorCases),
+// with the node's figures (GET /v1/config).
+func TestBrowserMonitorCases(t *testing.T) {
+	cases, err := os.ReadFile("../call/phone/testdata/monitor-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := nodetest.Chain(t, 1, nil)
+	p := openPage(t, nodes[0], 800, 600)
+	out := p.evalAsync(`(async () => {
+		const { Monitor } = await import("/static/monitor.js");
+		const cases = ` + string(cases) + `;
+		const bad = [];
+		for (const c of cases) {
+			const m = new Monitor(T.cfg), set = c.thresholds || {};
+			const th = { maxLoss: set.max_loss || T.cfg.max_loss, maxJitter: set.max_jitter || T.cfg.max_jitter, maxRTT: set.max_rtt || T.cfg.max_rtt };
+			c.steps.forEach((s, i) => {
+				if (s.settle) { m.settle(); return; }
+				const q = Object.assign({ loss: 0, jitter: 0, rtt: 0 }, s.q);
+				const got = m.observe(th, c.can, q, s.t * 1000) || { route: "", reason: "" };
+				if (got.route !== (s.to || "") || (got.route && got.reason !== s.reason)) {
+					bad.push(c.name + ", step " + i + ": " + JSON.stringify(got) + ", want " + JSON.stringify({ route: s.to || "", reason: s.reason || "" }));
+				}
+			});
+		}
+		return bad.join("\n");
+	})()`)
+	if out != "" {
+		t.Errorf("the page's route switching differs from the Go phone's:\n%s", out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -60,5 +61,58 @@ func TestKnownKeysShared(t *testing.T) {
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, %v; want 0600", fi.Mode(), err)
+	}
+}
+
+// knownKeysCase is a sequence of remembers and checks on one store, with
+// the identifiers each check warns about; the web page's keys.js runs the
+// same file (node TestBrowserKnownKeysCases).
+type knownKeysCase struct {
+	Name  string `json:"name"`
+	Steps []struct {
+		Op   string             `json:"op"`
+		IDs  record.Identifiers `json:"ids"`
+		Key  []byte             `json:"key"`
+		Want []string           `json:"want"`
+	} `json:"steps"`
+}
+
+func TestKnownKeysCases(t *testing.T) {
+	data, err := os.ReadFile("testdata/knownkeys-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []knownKeysCase
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			k, err := loadKnownKeys(filepath.Join(t.TempDir(), "known.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range tc.Steps {
+				var key ed25519.PublicKey
+				if len(s.Key) > 0 {
+					key = s.Key
+				}
+				switch s.Op {
+				case "remember":
+					k.remember(s.IDs, key)
+				case "check":
+					warns := k.check(s.IDs, key)
+					ok := len(warns) == len(s.Want)
+					for j := 0; ok && j < len(warns); j++ {
+						ok = strings.Contains(warns[j], s.Want[j]+" ")
+					}
+					if !ok {
+						t.Errorf("step %d: warnings %q, want one for each of %q", i, warns, s.Want)
+					}
+				default:
+					t.Fatalf("step %d: op %q", i, s.Op)
+				}
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/call/policy"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/internal/client"
 	"github.com/irmv/irmv/record"
@@ -25,12 +26,12 @@ import (
 // Timing.
 const (
 	// PingInterval is how often the Phone pings its node (the heartbeat).
-	PingInterval = 10 * time.Second
+	PingInterval = policy.PingInterval
 	// ReregisterInterval is how often the Phone signs and registers its
 	// record again, well before record.MaxAge.
-	ReregisterInterval = record.MaxAge / 3
+	ReregisterInterval = policy.ReregisterInterval
 	// RingTimeout is how long a caller lets the callee ring by default.
-	RingTimeout = 30 * time.Second
+	RingTimeout = policy.RingTimeout
 	// MediaTimeout is how long after the accept the media path may take to
 	// come up.
 	MediaTimeout = 15 * time.Second

@@ -6,26 +6,28 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/policy"
 	"github.com/irmv/irmv/call/signal"
 )
 
-// Quality thresholds and route switching; see the package doc.
+// Quality thresholds and route switching (call/policy, which the node
+// serves to the web page too); see the package doc.
 const (
 	// DefaultMaxLoss is the packet loss (a fraction) a call tolerates.
-	DefaultMaxLoss = 0.05
+	DefaultMaxLoss = policy.DefaultMaxLoss
 	// DefaultMaxJitter is the interarrival jitter a call tolerates.
-	DefaultMaxJitter = 50 * time.Millisecond
+	DefaultMaxJitter = policy.DefaultMaxJitter
 	// DefaultMaxRTT is the round-trip time a call tolerates.
-	DefaultMaxRTT = 400 * time.Millisecond
+	DefaultMaxRTT = policy.DefaultMaxRTT
 	// BadSamples is how many consecutive one-second samples over a
 	// threshold move the call to another route.
-	BadSamples = 3
+	BadSamples = policy.BadSamples
 	// RouteHoldDown is how long a route that was left is not taken again,
 	// unless Options.RouteHoldDown says otherwise.
-	RouteHoldDown = 30 * time.Second
+	RouteHoldDown = policy.RouteHoldDown
 	// RerouteTimeout is how long a new leg may take to come up before the
 	// call gives it up and stays where it is.
-	RerouteTimeout = 10 * time.Second
+	RerouteTimeout = policy.RerouteTimeout
 )
 
 // Thresholds are the worst quality a call tolerates before it moves to
@@ -93,7 +95,7 @@ type reroute struct {
 // routeOrder is the order in which a call tries the routes: from a bad
 // route it moves to the next one in it (after the last, the first) that
 // it may take and has not left within the hold-down.
-var routeOrder = []string{signal.RouteDirect, signal.RouteRelayed, signal.RouteRelayedPeer}
+var routeOrder = policy.RouteOrder
 
 // newMonitor watches a call that may take the routes of can (those
 // missing or false are skipped).

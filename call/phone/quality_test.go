@@ -1,6 +1,8 @@
 package phone
 
 import (
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +141,55 @@ func TestConferenceIDAndRecordPath(t *testing.T) {
 	}
 	if got := legRecordPath("/tmp/call.ogg", "bob"); got != "/tmp/call-bob.ogg" {
 		t.Errorf("legRecordPath: %q", got)
+	}
+}
+
+// monitorCase is a call's samples with the moves they make, for the
+// monitor here and the web page's monitor.js alike (node
+// TestBrowserMonitorCases). Thresholds in seconds; missing ones are the
+// defaults.
+type monitorCase struct {
+	Name       string          `json:"name"`
+	Can        map[string]bool `json:"can"`
+	Thresholds struct {
+		MaxLoss   float64 `json:"max_loss"`
+		MaxJitter float64 `json:"max_jitter"`
+		MaxRTT    float64 `json:"max_rtt"`
+	} `json:"thresholds"`
+	Steps []struct {
+		T      float64       `json:"t"` // seconds into the call
+		Q      media.Quality `json:"q"`
+		Settle bool          `json:"settle"`
+		To     string        `json:"to"`
+		Reason string        `json:"reason"`
+	} `json:"steps"`
+}
+
+func TestMonitorCases(t *testing.T) {
+	data, err := os.ReadFile("testdata/monitor-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []monitorCase
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	secs := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			th := Thresholds{MaxLoss: tc.Thresholds.MaxLoss, MaxJitter: secs(tc.Thresholds.MaxJitter), MaxRTT: secs(tc.Thresholds.MaxRTT)}
+			m := newMonitor(th.orDefaults(Thresholds{}), RouteHoldDown, tc.Can)
+			start := time.Unix(1e9, 0)
+			for i, s := range tc.Steps {
+				if s.Settle {
+					m.settle()
+					continue
+				}
+				to, why := m.observe(s.Q, start.Add(secs(s.T)))
+				if to != s.To || why != s.Reason && to != "" {
+					t.Errorf("step %d (%+v): move to %q (%s), want %q (%s)", i, s.Q, to, why, s.To, s.Reason)
+				}
+			}
+		})
 	}
 }

@@ -5,25 +5,21 @@
 // attributes on <body> (data-state, data-ws, data-call, data-chat,
 // data-route, data-leg, data-rerouting) for tests and CSS. As the caller it
 // measures the call's quality and moves it to another route as call/phone
-// does (see observe). An ES module: quality.js holds the measuring that
-// call/media does too.
+// does. An ES module: quality.js (measuring), monitor.js (when to move)
+// and keys.js (known keys) are the Go phone's logic, tested with its cases.
 import { Meter, readStats, since } from "./quality.js";
+import { changedKeys, remembered } from "./keys.js";
+import { Monitor } from "./monitor.js";
 
-const PING_MS = 10000;              // phone.PingInterval
 const NODE_CHECK_MS = 5000;         // how often an unregistered page asks whether the node is up
-const REREGISTER_MS = 8 * 3600e3;   // phone.ReregisterInterval (record.MaxAge / 3)
 const RECORD_CONTEXT = "irmv-record-v1:";          // record signContext
 const FP_CONTEXT = "irmv-dtls-fingerprint:";       // call/media sigContext
 const DB_NAME = "irmv", DB_STORE = "keys", KEY_ID = "terminal";
-const LEG_TIMEOUT_MS = 10000;       // phone.RerouteTimeout: a new leg not up by then is given up
 const LEG_CHAT_GRACE_MS = 3000;     // a connected new leg takes over without its chat channel
-const MAX_LEG = 1000;               // signal.MaxLeg
-// Route switching as the caller (call/phone quality.go).
-const BAD_SAMPLES = 3;              // phone.BadSamples
-const ROUTE_HOLD_DOWN_MS = 30000;   // phone.RouteHoldDown
-const ROUTE_ORDER = ["direct", "relayed", "relayed-peer"];
-// phone.DefaultMaxLoss (a fraction), DefaultMaxJitter, DefaultMaxRTT (seconds).
-const DEFAULT_THRESHOLDS = { maxLoss: 0.05, maxJitter: 0.05, maxRTT: 0.4 };
+// The terminal side's figures that irmv phone uses too (call/policy:
+// thresholds, route switching, ping, ring and re-registration times),
+// served by the node as GET /v1/config; init loads them first.
+const CFG = {};
 
 const $ = (id) => document.getElementById(id);
 const enc = new TextEncoder();
@@ -138,6 +134,7 @@ const T = {
   // moves it to another route; a field left out or 0 means its default,
   // a negative one turns that check off (phone.Thresholds). Tests set it.
   thresholds: {},
+  cfg: CFG,         // the node's shared figures (GET /v1/config)
 };
 window.T = T; // a module's constants are not global: the tests read and set T
 
@@ -331,7 +328,7 @@ function onMessage(m) {
       setConn("open");
       refreshCallButtons();
       clearInterval(T.pingTimer);
-      T.pingTimer = setInterval(() => send({ type: "ping" }), PING_MS);
+      T.pingTimer = setInterval(() => send({ type: "ping" }), CFG.ping_interval * 1000);
       return;
     case "ping":
       send({ type: "pong" });
@@ -459,7 +456,7 @@ function newCall(id, outgoing, remote, remoteKey) {
     statsTimer: 0, ended: false, invite: null,
     peerICE: [],                // the callee's node's ICE servers, from accept
     legs: 0,                    // the highest leg number offered
-    mon: { bad: 0, left: {}, pending: null }, // route switching, see observe
+    mon: new Monitor(CFG), // route switching (monitor.js)
   };
 }
 
@@ -534,26 +531,17 @@ async function checkDesc(d, key) {
   return "";
 }
 
-// Known keys: the key of each identifier called successfully; a change is
-// shown as a warning.
+// Known keys (keys.js): kept in localStorage.
 function knownKeys() {
   try { return JSON.parse(localStorage.getItem("irmv-known-keys") || "{}"); } catch (_) { return {}; }
 }
 
 function keyWarnings(ids, key) {
-  const known = knownKeys(), out = [];
-  for (const k of ["phone", "uid", "name"]) {
-    const v = ids && ids[k];
-    if (v && known[k + ":" + v] && known[k + ":" + v] !== key) out.push("the key of " + v + " has changed since your last call");
-  }
-  return out;
+  return changedKeys(knownKeys(), ids, key).map((id) => "the key of " + id.slice(id.indexOf(":") + 1) + " has changed since your last call");
 }
 
 function rememberKey(ids, key) {
-  if (!key) return;
-  const known = knownKeys();
-  for (const k of ["phone", "uid", "name"]) if (ids && ids[k]) known[k + ":" + ids[k]] = key;
-  localStorage.setItem("irmv-known-keys", JSON.stringify(known));
+  localStorage.setItem("irmv-known-keys", JSON.stringify(remembered(knownKeys(), ids, key)));
 }
 
 // A call's connections are legs (call/phone route.go): leg 0 is set up by
@@ -617,7 +605,7 @@ function onLegState(c, l) {
   if (l === c.cur) {
     if (st === "connected" && !c.connectedAt) {
       c.connectedAt = performance.now();
-      rememberKey(c.remote.identifiers, c.remote.key);
+      if (c.outgoing) rememberKey(c.remote.identifiers, c.remote.key); // not what a caller claims
       setCallState(c, "connected", "connected");
       $("call-title").textContent = "In call with";
       c.statsTimer = setInterval(() => stats(c, true), 1000);
@@ -724,7 +712,7 @@ async function startCall(r) {
       throw new Error("not connected to the node");
     }
     flushLocal(c, c.cur);
-    c.ringTimer = setTimeout(() => endCall("no answer", true), 30000);
+    c.ringTimer = setTimeout(() => endCall("no answer", true), CFG.ring_timeout * 1000);
   } catch (e) {
     warn("Call failed: " + e.message);
     endCall("failed", false);
@@ -781,7 +769,7 @@ async function onUpdate(c, m) {
   const d = m.desc;
   if (!d || !c.cur.pc) return;
   const n = Number(m.leg) || 0;
-  if (!Number.isInteger(n) || n < 0 || n > MAX_LEG) return;
+  if (!Number.isInteger(n) || n < 0 || n > CFG.max_leg) return;
   if (c.outgoing) {
     if (d.type === "answer" && c.next && n === c.next.n) await answeredLeg(c, c.next, m);
     return;
@@ -795,11 +783,11 @@ async function onUpdate(c, m) {
 // beside the current one and offers it in an update (phone startLeg).
 async function offerLeg(c, to, why) {
   if (c.next) abandonLeg(c, "replaced", true);
-  if (c.legs >= MAX_LEG) { c.mon.pending = null; return; }
+  if (c.legs >= CFG.max_leg) { c.mon.settle(); return; }
   c.legs++;
   const l = newLeg(c.legs, to, why);
   c.next = l;
-  l.timer = setTimeout(() => { if (c.next === l) abandonLeg(c, "timeout"); }, LEG_TIMEOUT_MS);
+  l.timer = setTimeout(() => { if (c.next === l) abandonLeg(c, "timeout"); }, CFG.reroute_timeout * 1000);
   console.info("call " + c.id + ": moving to the " + to + " route, leg " + l.n + " (" + why + ")");
   setState("rerouting", to);
   try {
@@ -847,7 +835,7 @@ async function acceptLeg(c, m, n) {
   // Registered before any await: its candidates queue up meanwhile.
   const l = newLeg(n, m.route, m.reason);
   c.next = l;
-  l.timer = setTimeout(() => { if (c.next === l) abandonLeg(c, "timeout"); }, LEG_TIMEOUT_MS);
+  l.timer = setTimeout(() => { if (c.next === l) abandonLeg(c, "timeout"); }, CFG.reroute_timeout * 1000);
   const bad = await checkDesc(m.desc, c.remoteKey);
   if (c.ended || c.next !== l) return;
   if (bad) {
@@ -912,7 +900,7 @@ function takeOver(c, l) {
   const old = c.cur;
   c.cur = l;
   c.next = null;
-  c.mon.pending = null;
+  c.mon.settle();
   setState("rerouting", "");
   old.closed = true;
   old.pc.close();
@@ -934,7 +922,7 @@ function abandonLeg(c, why, quiet) {
   clearTimeout(l.graceTimer);
   if (l.pc) l.pc.close();
   console.warn("leg " + l.n + " abandoned: " + why);
-  c.mon.pending = null;
+  c.mon.settle();
   setState("rerouting", "");
   if (c.ended) return;
   if (c.cur.pc && c.cur.pc.connectionState === "failed") {
@@ -1072,26 +1060,17 @@ async function stats(c, sample) {
   }
   c.statsSeen = true;
   if (sample && c.outgoing && c.connectedAt && route) {
-    const to = observe(c, { loss, jitter, rtt, route }, performance.now());
+    const to = c.mon.observe(thresholds(), routesFor(c), { loss, jitter, rtt, route }, performance.now());
     if (to) offerLeg(c, to.route, to.reason);
   }
 }
 
 // thresholds are T.thresholds with phone's defaults filled in.
 function thresholds() {
-  const t = Object.assign({}, DEFAULT_THRESHOLDS);
+  const t = { maxLoss: CFG.max_loss, maxJitter: CFG.max_jitter, maxRTT: CFG.max_rtt };
   const set = T.thresholds || {};
   for (const k of Object.keys(t)) if (Number(set[k])) t[k] = Number(set[k]);
   return t;
-}
-
-// exceeded says which threshold q is over, "" if none (phone
-// Thresholds.exceeded, in its words).
-function exceeded(th, q) {
-  if (th.maxLoss > 0 && q.loss > th.maxLoss) return "loss " + (q.loss * 100).toFixed(1) + "% > " + (th.maxLoss * 100).toFixed(1) + "%";
-  if (th.maxJitter > 0 && q.jitter > th.maxJitter) return "jitter " + (q.jitter * 1000).toFixed(0) + " ms > " + (th.maxJitter * 1000).toFixed(0) + " ms";
-  if (th.maxRTT > 0 && q.rtt > th.maxRTT) return "rtt " + (q.rtt * 1000).toFixed(0) + " ms > " + (th.maxRTT * 1000).toFixed(0) + " ms";
-  return "";
 }
 
 // routesFor says which routes a calling page may move the call to: direct
@@ -1099,30 +1078,6 @@ function exceeded(th, q) {
 // relayed-peer with one of the callee's node (phone Call.routes).
 function routesFor(c) {
   return { "direct": !c.remote.private, "relayed": hasTURN(T.ice), "relayed-peer": hasTURN(c.peerICE) };
-}
-
-// observe takes a sample and returns the route to move to and why, null
-// to stay: after BAD_SAMPLES samples in a row over a threshold, the next
-// route in ROUTE_ORDER that the call may take and has not left within the
-// hold-down (phone monitor.observe).
-function observe(c, q, now) {
-  const m = c.mon;
-  if (m.pending) return null;
-  const reason = exceeded(thresholds(), q);
-  if (!reason) { m.bad = 0; return null; }
-  if (++m.bad < BAD_SAMPLES) return null;
-  const can = routesFor(c), i = ROUTE_ORDER.indexOf(q.route);
-  if (i < 0) return null;
-  for (let k = 1; k < ROUTE_ORDER.length; k++) {
-    const to = ROUTE_ORDER[(i + k) % ROUTE_ORDER.length];
-    const left = m.left[to];
-    if (!can[to] || (left !== undefined && now - left < ROUTE_HOLD_DOWN_MS)) continue;
-    m.bad = 0;
-    m.left[q.route] = now;
-    m.pending = { from: q.route, to, reason, at: now };
-    return { route: to, reason };
-  }
-  return null;
 }
 
 // showRoute shows the route the call's media takes; a change is noted in
@@ -1146,7 +1101,22 @@ function showRoute(c, route) {
 
 // ---- start ---------------------------------------------------------------
 
+// loadConfig fetches the node's shared figures (GET /v1/config) into
+// CFG, trying again while the node does not answer.
+async function loadConfig() {
+  for (;;) {
+    try {
+      Object.assign(CFG, await api("GET", "/v1/config"));
+      return;
+    } catch (_) {
+      setState("state", "noconfig");
+      await new Promise((ok) => setTimeout(ok, NODE_CHECK_MS));
+    }
+  }
+}
+
 async function init() {
+  await loadConfig();
   $("reg-form").addEventListener("submit", onRegister);
   $("status").addEventListener("change", onStatus);
   $("reg-edit").addEventListener("click", () => { show($("register"), true); $("reg-name").focus(); });
@@ -1178,7 +1148,7 @@ async function init() {
     setState("state", "nokey");
     return;
   }
-  setInterval(() => { if (T.ack) reregister(); }, REREGISTER_MS);
+  setInterval(() => { if (T.ack) reregister(); }, CFG.reregister_interval * 1000);
   setState("state", "unregistered");
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/irmv/irmv/internal/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
 )
@@ -74,4 +75,63 @@ func BenchmarkMoveConsistent(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(withdrawn.Milliseconds())/float64(b.N), "withdrawn-ms")
 	b.ReportMetric(float64(seen.Milliseconds())/float64(b.N), "found-ms")
+}
+
+// BenchmarkPresenceVisible changes a terminal's status at its node (idle,
+// busy, offline, online in turn) and measures, per change, the time until
+// searches from each of the four other nodes of five show the new status:
+// ns/op (mean). max-ms is the slowest change.
+func BenchmarkPresenceVisible(b *testing.B) {
+	nodes := nodetest.Chain(b, 5, nil)
+	ack, err := nodes[0].Registry().Register(share.Registration{UID: "bench-presence", Address: "127.0.0.1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	status := func(n *node.Node) record.Status {
+		st := record.StatusUnknown
+		ch, err := n.Search().Search(ctx, search.Query{Text: "uid:bench-presence", Limit: 1, Timeout: time.Second})
+		if err != nil {
+			b.Error(err) // called from goroutines too
+			return st
+		}
+		for r := range ch {
+			st = r.Status
+		}
+		return st
+	}
+	for _, n := range nodes[1:] {
+		nodetest.WaitFor(b, "the terminal found from every node", func() bool { return status(n) == record.StatusOnline })
+	}
+	cycle := []record.Status{record.StatusIdle, record.StatusBusy, record.StatusOffline, record.StatusOnline}
+	var slowest time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		want := cycle[i%len(cycle)]
+		start := time.Now()
+		if _, err := nodes[0].Registry().SetStatus(ack.Terminal, want); err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan time.Duration, len(nodes)-1)
+		for _, n := range nodes[1:] {
+			go func() {
+				for status(n) != want {
+					if time.Since(start) > 30*time.Second {
+						break
+					}
+				}
+				done <- time.Since(start)
+			}()
+		}
+		var took time.Duration
+		for range nodes[1:] {
+			took = max(took, <-done)
+		}
+		if took > 30*time.Second {
+			b.Fatalf("status %s not seen everywhere after 30 s", want)
+		}
+		slowest = max(slowest, took)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(slowest.Microseconds())/1000, "max-ms")
 }

@@ -25,4 +25,13 @@ var (
 	// ErrNotOpus is returned (wrapped) by [Peer.Play] when the stream is not
 	// Ogg/Opus.
 	ErrNotOpus = errors.New("media: not an Ogg/Opus stream")
+
+	// ErrNoCodec is returned (wrapped) by [Peer.Answer] and [Peer.Accept]
+	// when the other side's description has no audio codec in common.
+	ErrNoCodec = errors.New("media: no audio codec in common")
+
+	// ErrPlayFormat is returned (wrapped) by [Peer.Play] when the file does
+	// not fit the codec the call negotiated: Ogg/Opus plays on Opus calls,
+	// WAV (8 kHz, 16-bit PCM) on G.711 calls; nothing is transcoded.
+	ErrPlayFormat = errors.New("media: file does not fit the call's codec")
 )

@@ -438,7 +438,7 @@ func TestPlayRejectsNonOgg(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if err := p.Play(strings.NewReader("RIFF....WAVEfmt ")); !errors.Is(err, ErrNotOpus) {
+	if err := p.Play(strings.NewReader("ID3 an MP3 file")); !errors.Is(err, ErrNotOpus) {
 		t.Fatalf("Play: %v", err)
 	}
 }

@@ -73,22 +73,26 @@ type Options struct {
 	// recording, and when Continues ends its Play and recording carry on
 	// here. Nil starts a call of its own.
 	Continues *Peer
-	// PassThrough makes the Peer send the Opus RTP packets given to
-	// WriteRTP (already encoded elsewhere: a SIP phone's, through the
-	// node's bridge) instead of what Play reads. Not with Continues.
+	// PassThrough makes the Peer send the RTP packets given to WriteRTP
+	// (already encoded elsewhere: a SIP phone's, through the node's
+	// bridge) instead of what Play reads. Not with Continues.
 	PassThrough bool
+	// Codecs are the audio codecs the Peer negotiates, in order of
+	// preference (its offer lists them so); nil: DefaultCodecs. An answer
+	// takes the first of the offer's codecs that is in Codecs and names
+	// only that one; both sides send it (Peer.Codec). A Peer with
+	// Continues sends the codec of the Peer it continues.
+	Codecs []Codec
 }
 
-// Peer is one side of an audio call: a pion PeerConnection with one Opus
+// Peer is one side of an audio call: a pion PeerConnection with one audio
 // sendrecv transceiver and a "chat" data channel. Its methods are safe for
 // concurrent use.
 type Peer struct {
-	opts  Options
-	log   *slog.Logger
-	pc    *webrtc.PeerConnection
-	track *webrtc.TrackLocalStaticSample
-	// rtpTrack replaces track with Options.PassThrough.
-	rtpTrack *webrtc.TrackLocalStaticRTP
+	opts   Options
+	codecs []Codec
+	log    *slog.Logger
+	pc     *webrtc.PeerConnection
 
 	// stats is this PeerConnection's RTP statistics (see readStats); nil
 	// if pion did not build the interceptor.
@@ -107,7 +111,11 @@ type Peer struct {
 	wg       sync.WaitGroup // goroutines started by the Peer
 	closeErr error
 
-	mu          sync.Mutex
+	mu    sync.Mutex
+	codec Codec                          // the codec sent: track's or rtpTrack's
+	track *webrtc.TrackLocalStaticSample // nil with Options.PassThrough
+	// rtpTrack replaces track with Options.PassThrough.
+	rtpTrack    *webrtc.TrackLocalStaticRTP
 	closed      bool
 	sender      *webrtc.RTPSender
 	chat        *webrtc.DataChannel
@@ -162,17 +170,18 @@ func New(opts Options) (*Peer, error) {
 	}
 	configureICE(&se, &opts)
 
+	codecs, err := checkCodecs(opts.Codecs)
+	if err != nil {
+		return nil, err
+	}
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType:    webrtc.MimeTypeOpus,
-			ClockRate:   opusClockRate,
-			Channels:    opusChannels,
-			SDPFmtpLine: "minptime=10;useinbandfec=1",
-		},
-		PayloadType: opusPayloadType,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("media: register Opus: %w", err)
+	for _, c := range codecs {
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: c.capability(),
+			PayloadType:        webrtc.PayloadType(c.PayloadType()),
+		}, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, fmt.Errorf("media: register %s: %w", c, err)
+		}
 	}
 	ir := &interceptor.Registry{}
 	getter, err := registerInterceptors(m, ir)
@@ -191,27 +200,24 @@ func New(opts Options) (*Peer, error) {
 	}
 	var track *webrtc.TrackLocalStaticSample
 	var rtpTrack *webrtc.TrackLocalStaticRTP
-	if opts.PassThrough {
-		if rtpTrack, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: opusClockRate, Channels: opusChannels,
-		}, "audio", "irmv"); err != nil {
-			return nil, errors.Join(fmt.Errorf("media: new track: %w", err), pc.Close())
-		}
-	} else if opts.Continues != nil {
+	codec := codecs[0]
+	if prev := opts.Continues; prev != nil && !opts.PassThrough {
 		// One track, bound to both connections: one packetizer, so both
 		// legs carry the same sequence numbers and timestamps.
-		track = opts.Continues.track
-	} else if track, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeOpus, ClockRate: opusClockRate, Channels: opusChannels,
-	}, "audio", "irmv"); err != nil {
-		return nil, errors.Join(fmt.Errorf("media: new track: %w", err), pc.Close())
+		prev.mu.Lock()
+		track, codec = prev.track, prev.codec
+		prev.mu.Unlock()
+	} else if track, rtpTrack, err = newTrack(codec, opts.PassThrough); err != nil {
+		return nil, errors.Join(err, pc.Close())
 	}
 
 	p := &Peer{
 		opts:        opts,
+		codecs:      codecs,
 		log:         log,
 		pc:          pc,
 		stats:       *getter,
+		codec:       codec,
 		track:       track,
 		rtpTrack:    rtpTrack,
 		connected:   make(chan struct{}),
@@ -290,16 +296,22 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	p.mu.Lock()
 	p.remoteSSRC = uint32(t.SSRC())
 	p.mu.Unlock()
+	var pt uint8
+	codec := CodecUnknown
 	for {
 		pkt, _, err := t.ReadRTP()
 		if err != nil {
 			return
 		}
+		if codec == CodecUnknown || pkt.PayloadType != pt {
+			// The track's codec follows the payload type of its packets.
+			pt, codec = pkt.PayloadType, CodecOf(t.Codec().MimeType)
+		}
 		p.firstOnce.Do(func() { close(p.firstPacket) })
 		if p.opts.OnTrackPacket != nil {
 			p.opts.OnTrackPacket(pkt)
 		}
-		p.record(pkt)
+		p.record(pkt, codec)
 	}
 }
 
@@ -339,10 +351,7 @@ func (p *Peer) addSender(offerer bool) error {
 		return nil
 	}
 	var sender *webrtc.RTPSender
-	var local webrtc.TrackLocal = p.track
-	if p.rtpTrack != nil {
-		local = p.rtpTrack
-	}
+	local, _ := p.localTrack()
 	if offerer {
 		tr, err := p.pc.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{
 			Direction: webrtc.RTPTransceiverDirectionSendrecv,
@@ -381,13 +390,17 @@ func (p *Peer) addSender(offerer bool) error {
 	return nil
 }
 
-// WriteRTP sends one Opus RTP packet of a PassThrough Peer (its payload
-// type and SSRC are the track's; sequence numbers and timestamps pass).
+// WriteRTP sends one RTP packet of a PassThrough Peer, encoded in
+// [Peer.Codec] (its payload type and SSRC are the track's; sequence
+// numbers and timestamps pass).
 func (p *Peer) WriteRTP(pkt *rtp.Packet) error {
-	if p.rtpTrack == nil {
+	p.mu.Lock()
+	tr := p.rtpTrack
+	p.mu.Unlock()
+	if tr == nil {
 		return errors.New("media: WriteRTP needs Options.PassThrough")
 	}
-	return p.rtpTrack.WriteRTP(pkt)
+	return tr.WriteRTP(pkt)
 }
 
 // Offer starts a call as the caller: it adds the "chat" data channel and the
@@ -463,6 +476,13 @@ func (p *Peer) Answer(remote signal.Description, remoteKey ed25519.PublicKey) (s
 	if err := p.setRemote(remote, webrtc.SDPTypeOffer, remoteKey); err != nil {
 		return signal.Description{}, err
 	}
+	sc, err := pickCodec(remote.SDP, p.codecs)
+	if err != nil {
+		return signal.Description{}, err
+	}
+	if err := p.useCodec(sc); err != nil {
+		return signal.Description{}, err
+	}
 	if err := p.addSender(false); err != nil {
 		return signal.Description{}, err
 	}
@@ -484,6 +504,13 @@ func (p *Peer) Answer(remote signal.Description, remoteKey ed25519.PublicKey) (s
 func (p *Peer) Accept(remote signal.Description, remoteKey ed25519.PublicKey) error {
 	if p.isClosed() {
 		return ErrClosed
+	}
+	sc, err := pickCodec(remote.SDP, p.codecs)
+	if err != nil {
+		return err
+	}
+	if err := p.useCodec(sc); err != nil {
+		return err
 	}
 	return p.setRemote(remote, webrtc.SDPTypeAnswer, remoteKey)
 }

@@ -90,7 +90,8 @@ func (p *Peer) sendTrack(on bool, only *Peer) {
 	}
 	var err error
 	if on {
-		err = sender.ReplaceTrack(p.track)
+		local, _ := p.localTrack()
+		err = sender.ReplaceTrack(local)
 	} else {
 		err = sender.ReplaceTrack(nil)
 	}
@@ -106,7 +107,7 @@ func (p *Peer) sendTrack(on bool, only *Peer) {
 // goes back to an older one if the newer was abandoned). Legs are ordered
 // by Continues, not by RTP sequence numbers: each connection of a browser
 // starts its own random sequence.
-func (p *Peer) record(pkt *rtp.Packet) {
+func (p *Peer) record(pkt *rtp.Packet, c Codec) {
 	for q := p; q != nil; q = q.opts.Continues {
 		q.recMu.Lock()
 		if q.rec == nil {
@@ -114,7 +115,7 @@ func (p *Peer) record(pkt *rtp.Packet) {
 			continue
 		}
 		if from := q.recFrom; from == nil || from == p || p.continues(from) || from.over() {
-			q.rec.write(pkt)
+			q.rec.write(pkt, c)
 			q.recFrom = p
 		}
 		q.recMu.Unlock()

@@ -22,7 +22,8 @@ import (
 
 // CallOptions configure one outgoing call.
 type CallOptions struct {
-	// Play is an Ogg/Opus file to play into the call; "": Options.Play.
+	// Play is an Ogg/Opus or 8 kHz WAV file to play into the call (see
+	// Options.Play); "": Options.Play.
 	Play string
 	// Record is the file to record the call into; "": a file in
 	// Options.RecordDir, if that is set.
@@ -73,6 +74,8 @@ type Call struct {
 	// peerICE is the other node's relay for this terminal, from the
 	// invite (callee) or accept (caller); set before live runs.
 	peerICE []signal.ICEServer
+
+	codecs []media.Codec // what the call's peers negotiate (codecsFor)
 
 	confID string // the conference the invite named, "" for a plain call
 	auto   bool   // a leg of a conference already joined: accept at once
@@ -212,6 +215,15 @@ func (c *Call) send(m signal.Msg) error {
 	return c.p.send(m, via)
 }
 
+// codecsFor is what a call that plays the file play negotiates: G.711
+// first for a WAV file (which plays on G.711 only), else Opus first.
+func codecsFor(play string) []media.Codec {
+	if strings.EqualFold(filepath.Ext(play), ".wav") {
+		return []media.Codec{media.CodecPCMU, media.CodecPCMA, media.CodecOpus}
+	}
+	return media.DefaultCodecs()
+}
+
 // startMedia starts recording (before the first packet can arrive) and
 // playing.
 func (c *Call) startMedia(peer *media.Peer, play, record string) {
@@ -263,7 +275,8 @@ func (c *Call) startRecording(peer *media.Peer, record string) {
 			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
 		}
 		// Nothing arrived (a silent conference leg): no file. finish reads
-		// c.record after Wait.
+		// c.record after Wait. A G.711 call's recording is a .wav.
+		c.record = f.path
 		if !f.created() {
 			c.record = ""
 		}
@@ -427,15 +440,16 @@ func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *C
 	// end learns the other's address (the callee's node does the same for
 	// a private caller).
 	c.relayOnly = p.o.RelayOnly || o.RelayOnly || to.Private
+	play := o.Play
+	if play == "" {
+		play = p.o.Play
+	}
+	c.codecs = codecsFor(play)
 	peer, err := c.newPeer(c.cur, c.relayOnly, p.iceConfig(), nil)
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrFailed, err)
 		c.finish(reasonOf(err, nil), false)
 		return nil, err
-	}
-	play := o.Play
-	if play == "" {
-		play = p.o.Play
 	}
 	rec := o.Record
 	switch {
@@ -893,6 +907,7 @@ wait:
 	c.th = p.o.thresholds().orDefaults(Thresholds{})
 	c.relayOnly = p.o.RelayOnly || c.remote.Private
 	c.peerICE = inv.PeerICEServers
+	c.codecs = codecsFor(p.o.Play)
 	peer, err := c.newPeer(c.cur, c.relayOnly, c.answerServers(), nil)
 	if err != nil {
 		p.log.Warn("Cannot take the call", "call", c.id, "err", err)

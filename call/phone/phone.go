@@ -66,11 +66,15 @@ type Options struct {
 	// Ask decides whether to take an incoming call in mode AnswerAsk; its
 	// context ends when the caller gives up. Nil rejects.
 	Ask func(ctx context.Context, inv Incoming) bool
-	// Play is an Ogg/Opus file played into each call, opened anew for each
-	// call; "": send no audio.
+	// Play is an audio file played into each call, opened anew for each
+	// call; "": send no audio. Ogg/Opus plays on Opus calls; a WAV file
+	// (8 kHz, 16-bit PCM) on G.711 calls, and makes the phone prefer
+	// G.711 (PCMU, PCMA, then Opus) in what it offers and answers. Nothing
+	// is transcoded: a file that does not fit the call is not played (a
+	// warning event says so).
 	Play string
 	// RecordDir, if not "", receives each call's audio as
-	// <time>-<call>-<peer>.ogg.
+	// <time>-<call>-<peer>.ogg (Ogg/Opus), or .wav for a G.711 call.
 	RecordDir string
 	// RelayOnly is private mode: every call relays its media through TURN
 	// (the other side never learns this terminal's addresses), and the

@@ -3,6 +3,8 @@ package phone
 import (
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 )
 
 // recordFile is a recording's file, created with the first page the
@@ -13,6 +15,21 @@ import (
 type recordFile struct {
 	path string
 	f    *os.File
+}
+
+// RecordFormat gives the file the extension of its format ("ogg" for
+// Opus, "wav" for G.711) when it was named for the other one, before the
+// file is created (media.RecordFormatter).
+func (r *recordFile) RecordFormat(ext string) {
+	cur := strings.ToLower(filepath.Ext(r.path))
+	switch cur {
+	case ".ogg", ".opus", ".wav":
+	default:
+		return // a name the user chose without a known extension: kept
+	}
+	if (ext == "wav") != (cur == ".wav") {
+		r.path = strings.TrimSuffix(r.path, filepath.Ext(r.path)) + "." + ext
+	}
 }
 
 func (r *recordFile) Write(p []byte) (int, error) {

@@ -119,6 +119,7 @@ func (c *Call) newPeer(l *leg, relayOnly bool, servers []signal.ICEServer, prev 
 		OnControl:           c.onControl,
 		Logger:              slog.New(pionQuieter{p.log.Handler()}).With("call", c.id, "leg", l.n),
 		Continues:           prev,
+		Codecs:              c.codecs,
 	})
 	if err != nil {
 		return nil, err

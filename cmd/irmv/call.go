@@ -24,8 +24,8 @@ import (
 
 func callCommand() *cli.Command {
 	flags := append(identifierFlags(),
-		&cli.StringFlag{Name: "play", Usage: "Ogg/Opus `FILE` to play into the call (default: send no audio)", EnvVars: []string{"IRMV_PLAY"}},
-		&cli.StringFlag{Name: "record", Usage: "Ogg/Opus `FILE` to record the call into", EnvVars: []string{"IRMV_RECORD"}},
+		&cli.StringFlag{Name: "play", Usage: "`FILE` to play into the call: Ogg/Opus for Opus calls, WAV (8 kHz, 16-bit) for G.711 calls, which it then prefers (default: send no audio)", EnvVars: []string{"IRMV_PLAY"}},
+		&cli.StringFlag{Name: "record", Usage: "`FILE` to record the call into: Ogg/Opus, or WAV for a G.711 call (a .ogg name then becomes .wav)", EnvVars: []string{"IRMV_RECORD"}},
 		&cli.DurationFlag{Name: "hangup-after", Usage: "hang up this long after the call connected (0: stay until Ctrl-C or the other side hangs up)", EnvVars: []string{"IRMV_HANGUP_AFTER"}},
 		&cli.DurationFlag{Name: "timeout", Usage: "how long the lookup may take", Value: 5 * time.Second, EnvVars: []string{"IRMV_TIMEOUT"}},
 		&cli.DurationFlag{Name: "ring-timeout", Usage: "how long the callee may ring", Value: phone.RingTimeout, EnvVars: []string{"IRMV_RING_TIMEOUT"}},

@@ -56,7 +56,8 @@ func TestCLIUsageMessages(t *testing.T) {
 	}
 }
 
-// TestCallChecksInputFirst: `irmv call --play speech.wav` (not Ogg/Opus) or
+// TestCallChecksInputFirst: `irmv call --play speech.wav` (a 44.1 kHz WAV:
+// neither Ogg/Opus nor the 8 kHz WAV that G.711 plays) or
 // a --record file in a missing directory exits 2 before anyone is searched
 // for or rung. The same call with a good file does ring and connect, and its
 // quality events carry loss and jitter even when they are zero.
@@ -85,8 +86,9 @@ func TestCallChecksInputFirst(t *testing.T) {
 
 	dir := t.TempDir()
 	wav := filepath.Join(dir, "speech.wav")
-	// A RIFF/WAVE header and a little silence: what a newcomer has at hand.
-	if err := os.WriteFile(wav, append([]byte("RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00data\x00\x08\x00\x00"), make([]byte, 2048)...), 0o644); err != nil {
+	// A 44.1 kHz RIFF/WAVE header and a little silence: what a newcomer
+	// has at hand.
+	if err := os.WriteFile(wav, append([]byte("RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x44\xac\x00\x00\x88\x58\x01\x00\x02\x00\x10\x00data\x00\x08\x00\x00"), make([]byte, 2048)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	node := "--node=" + n.APIURL()
@@ -95,10 +97,10 @@ func TestCallChecksInputFirst(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"wav to play", []string{"call", node, "--json", "--play", wav, "uid:first-hour"}, "not an Ogg/Opus file"},
+		{"wav to play", []string{"call", node, "--json", "--play", wav, "uid:first-hour"}, "G.711 wants 16-bit PCM at 8000 Hz"},
 		{"missing play file", []string{"call", node, "--json", "--play", filepath.Join(dir, "none.ogg"), "uid:first-hour"}, "no such file"},
 		{"record into a missing directory", []string{"call", node, "--json", "--record", filepath.Join(dir, "no", "call.ogg"), "uid:first-hour"}, "does not exist"},
-		{"phone plays a wav", []string{"phone", node, "--uid", "other", "--play", wav}, "not an Ogg/Opus file"},
+		{"phone plays a wav", []string{"phone", node, "--uid", "other", "--play", wav}, "G.711 wants 16-bit PCM at 8000 Hz"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, stdout, stderr := runCLI(c.args...)

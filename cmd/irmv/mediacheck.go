@@ -14,15 +14,18 @@ import (
 	"github.com/irmv/irmv/call/media"
 )
 
-// checkPlay checks that --play names a readable Ogg/Opus file, before
-// anyone is searched for or rung.
+// checkPlay checks that --play names a readable Ogg/Opus or 8 kHz WAV
+// file, before anyone is searched for or rung.
 func checkPlay(path string) error {
 	if path == "" {
 		return nil
 	}
-	if err := media.CheckOpusFile(path); err != nil {
-		if errors.Is(err, media.ErrNotOpus) {
-			return cli.Exit(fmt.Sprintf("--play %s: not an Ogg/Opus file (convert it, e.g. ffmpeg -i IN -c:a libopus OUT.ogg)", path), exitError)
+	if _, err := media.CheckPlayFile(path); err != nil {
+		switch {
+		case errors.Is(err, media.ErrNotOpus):
+			return cli.Exit(fmt.Sprintf("--play %s: neither an Ogg/Opus nor a WAV file (convert it, e.g. ffmpeg -i IN -c:a libopus OUT.ogg, or sox IN -r 8000 -b 16 OUT.wav)", path), exitError)
+		case errors.Is(err, media.ErrPlayFormat):
+			return cli.Exit(fmt.Sprintf("--play %s: %v", path, err), exitError)
 		}
 		return cli.Exit(fmt.Sprintf("--play: %v", err), exitError)
 	}

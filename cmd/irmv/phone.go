@@ -34,8 +34,8 @@ import (
 func phoneCommand() *cli.Command {
 	flags := append(identifierFlags(),
 		&cli.StringFlag{Name: "answer", Usage: "how to take incoming calls: ask (prompt on the terminal), auto (at once) or reject", Value: phone.AnswerAsk, EnvVars: []string{"IRMV_ANSWER"}},
-		&cli.StringFlag{Name: "play", Usage: "Ogg/Opus `FILE` to play into each call (default: send no audio)", EnvVars: []string{"IRMV_PLAY"}},
-		&cli.StringFlag{Name: "record", Usage: "`DIR` to record each call into (<time>-<call>-<peer>.ogg)", EnvVars: []string{"IRMV_RECORD"}},
+		&cli.StringFlag{Name: "play", Usage: "`FILE` to play into each call: Ogg/Opus for Opus calls, WAV (8 kHz, 16-bit) for G.711 calls, which it then prefers (default: send no audio)", EnvVars: []string{"IRMV_PLAY"}},
+		&cli.StringFlag{Name: "record", Usage: "`DIR` to record each call into (<time>-<call>-<peer>.ogg, .wav for G.711 calls)", EnvVars: []string{"IRMV_RECORD"}},
 		&cli.BoolFlag{Name: "private", Usage: "keep this terminal's address out of its record and relay all media through TURN", EnvVars: []string{"IRMV_PRIVATE"}},
 		&cli.StringFlag{Name: "key", Usage: "the terminal's Ed25519 key (PEM, created 0600 if missing)", Value: defaultKeyFile("phone.key"), EnvVars: []string{"IRMV_KEY"}},
 		&cli.StringSliceFlag{Name: "node", Usage: "`URL` of the node's terminal API; repeated (IRMV_NODE: comma-separated), the nodes to fail over to, in order, when the current one stays unreachable for --failover-after", Value: cli.NewStringSlice(client.DefaultNode), EnvVars: []string{"IRMV_NODE"}},

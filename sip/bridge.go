@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net"
 	"net/url"
 	"sync"
@@ -45,20 +46,36 @@ type Resolver func(ctx context.Context, q search.Query) (search.Result, []search
 type bridgeCall struct {
 	id     string // the irmv call ID
 	line   *call.Line
-	peer   *media.Peer
 	rtp    net.PacketConn
 	events chan signal.Msg
+	log    *slog.Logger
+	dtmfq  chan dtmfKey
+	done   chan struct{} // closed when the call ends
 
-	ssrc    uint32
-	mu      sync.Mutex
-	phonePT uint8
+	ssrc uint32
+	mu   sync.Mutex
+	// peer is the WebRTC side; set once (before ptSet), read by fromPhone
+	// under mu.
+	peer    *media.Peer
+	codec   media.Codec // passed through: the phone's and the peer's
+	phonePT uint8       // the codec's payload type on the phone's leg
 	ptSet   bool
+	dtmfPT  int // telephone-event on the phone's leg; -1: none
+	dtmfHz  int
 	phone   *net.UDPAddr // where the phone's RTP goes (latched to its source)
 	holding bool
 	held    []webrtc.ICECandidateInit
 	srtp    *srtpLeg   // nil: plain RTP
 	proto   string     // the phone leg's SDP proto when srtp is set
 	offered sdesCrypto // the crypto line offered to a called phone
+	// The stream to the phone: the last sequence number and timestamp
+	// sent, and how far key presses moved the sequence numbers on.
+	outSeq, seqOff uint16
+	outTS          uint32
+	eventSeen      bool   // a key press of the phone's was passed on
+	eventTS        uint32 // its RTP timestamp
+	eventsOut      bool   // a key press was sent to the phone
+	nextEventTS    uint32 // the earliest timestamp of the next one
 	// sipCallID is the SIP dialog's Call-ID (set once, under Server.mu).
 	sipCallID string
 	dialog    dialogOf // under Server.mu
@@ -179,8 +196,8 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 400, "Bad Request")
 		return
 	}
-	if offer.opus < 0 {
-		s.respond(tx, req, 488, "Not Acceptable Here") // Opus only, for now
+	if len(offer.codecs()) == 0 {
+		s.respond(tx, req, 488, "Not Acceptable Here") // neither Opus nor G.711
 		return
 	}
 	sec, err := parseSDES(req.Body())
@@ -227,13 +244,22 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer dlg.Close()
-	bc, err := s.newBridge(line, newCallID(), caller.Terminal, s.mediaIP(req), &offer, nil)
+	bc, err := s.newBridge(line, newCallID(), s.mediaIP(req), offer.addr)
 	if err != nil {
 		s.log.Warn("Bridge not set up", "err", err)
 		dlg.Respond(500, "Server Internal Error", nil)
 		return
 	}
 	defer s.endBridgeCall(bc)
+	var codecs []media.Codec
+	for _, c := range offer.codecs() {
+		codecs = append(codecs, c.codec)
+	}
+	if err := s.startPeer(bc, caller.Terminal, nil, codecs); err != nil {
+		s.log.Warn("Bridge not set up", "err", err)
+		dlg.Respond(500, "Server Internal Error", nil)
+		return
+	}
 	s.setSIPCall(bc, req.CallID().Value())
 	s.setDialog(bc, dialogOf{id: dlg.ID, phone: sourceIP(req.Source())})
 	if err := s.answerSRTP(bc, sec); err != nil {
@@ -279,8 +305,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 					dlg.Respond(500, "Server Internal Error", nil)
 					return
 				}
+				// The irmv side took one of the phone's codecs.
+				c := bc.peer.Codec()
+				pc := phoneCodec{c, offer.ptOf(c)}
+				bc.setPhone(nil, pc, offer.dtmf, offer.dtmfHz)
 				ip := bc.rtp.LocalAddr().(*net.UDPAddr)
-				body := answerSDP(ip.IP, ip.Port, offer.opus, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))
+				body := answerSDP(ip.IP, ip.Port, []phoneCodec{pc}, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))
 				if err := dlg.RespondSDP(bc.protect(body)); err != nil {
 					line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "phone gone"})
 					return
@@ -351,57 +381,71 @@ func (s *Server) mediaIP(req *sip.Request) net.IP {
 	return net.IPv4(127, 0, 0, 1)
 }
 
-// newBridge opens the RTP socket (on ip) and the WebRTC side of a call.
-// offer is the phone's, when it calls; nil when the phone is called (see
+// newBridge opens the RTP socket (on ip) of a call. phone is where the
+// phone's RTP goes, when it calls; nil when the phone is called (see
 // setPhone): then the bridge's candidates wait until release, so that the
-// caller gets none before the accept.
-func (s *Server) newBridge(line *call.Line, id, terminal string, ip net.IP, offer *audioOffer, peerICE []signal.ICEServer) (*bridgeCall, error) {
+// caller gets none before the accept. The WebRTC side comes with
+// startPeer.
+func (s *Server) newBridge(line *call.Line, id string, ip net.IP, phone *net.UDPAddr) (*bridgeCall, error) {
 	conn, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), "0"))
 	if err != nil {
 		return nil, err
 	}
 	bc := &bridgeCall{id: id, line: line, rtp: conn, events: make(chan signal.Msg, 256), firstRTP: make(chan struct{}),
-		holding: offer == nil}
-	if offer != nil {
-		bc.setPhone(*offer)
-	}
+		holding: phone == nil, phone: phone, dtmfPT: -1, log: s.log, dtmfq: make(chan dtmfKey, dtmfQueue), done: make(chan struct{})}
 	var b [4]byte
 	rand.Read(b[:])
 	bc.ssrc = binary.BigEndian.Uint32(b[:])
+	s.mu.Lock()
+	s.calls[bc.id] = bc
+	s.mu.Unlock()
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		bc.fromPhone()
+	}()
+	go func() {
+		defer s.wg.Done()
+		bc.sendDTMF()
+	}()
+	return bc, nil
+}
+
+// startPeer makes the WebRTC side of a call, negotiating codecs (the ones
+// the phone has) and passing RTP through unchanged.
+func (s *Server) startPeer(bc *bridgeCall, terminal string, peerICE []signal.ICEServer, codecs []media.Codec) error {
 	var ice []signal.ICEServer
 	if s.o.ICEServers != nil {
 		ice = s.o.ICEServers(terminal)
 	}
 	ice = append(ice, peerICE...)
-	bc.peer, err = media.New(media.Options{
+	peer, err := media.New(media.Options{
 		ICEServers:    ice,
 		PassThrough:   true,
+		Codecs:        codecs,
 		Logger:        s.log,
 		OnCandidate:   bc.candidate,
 		OnTrackPacket: bc.toPhone,
+		OnControl:     bc.onControl,
 	})
 	if err != nil {
-		conn.Close()
-		return nil, err
+		return err
 	}
-	s.mu.Lock()
-	s.calls[bc.id] = bc
-	s.mu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		bc.fromPhone()
-	}()
-	return bc, nil
+	bc.mu.Lock()
+	bc.peer = peer
+	bc.mu.Unlock()
+	return nil
 }
 
-// setPhone sets where the phone's RTP goes and its Opus payload type.
-func (bc *bridgeCall) setPhone(o audioOffer) {
+// setPhone sets where the phone's RTP goes (nil: as before), the codec it
+// passes and the phone's telephone-event payload type (-1: none).
+func (bc *bridgeCall) setPhone(addr *net.UDPAddr, c phoneCodec, dtmfPT, dtmfHz int) {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
-	bc.phonePT = uint8(o.opus)
+	bc.codec, bc.phonePT = c.codec, uint8(c.pt)
+	bc.dtmfPT, bc.dtmfHz = dtmfPT, dtmfHz
 	if bc.phone == nil {
-		bc.phone = o.addr
+		bc.phone = addr
 	}
 	bc.ptSet = true
 }
@@ -436,14 +480,21 @@ func (s *Server) endBridgeCall(bc *bridgeCall) {
 		delete(s.sipCalls, bc.sipCallID)
 	}
 	s.mu.Unlock()
-	bc.peer.Close()
+	close(bc.done)
+	bc.mu.Lock()
+	peer := bc.peer
+	bc.mu.Unlock()
+	if peer != nil {
+		peer.Close()
+	}
 	bc.rtp.Close()
 }
 
-// fromPhone passes the phone's Opus RTP to the WebRTC side unchanged but
-// for the payload type (the track sets its own), latching the phone's
-// address to where its packets come from (symmetric RTP, for NATs; with
-// SRTP only packets that authenticate count).
+// fromPhone passes the phone's RTP to the WebRTC side unchanged but for
+// the payload type (the track sets its own), its key presses as control
+// messages, latching the phone's address to where its packets come from
+// (symmetric RTP, for NATs; with SRTP only packets that authenticate
+// count).
 func (bc *bridgeCall) fromPhone() {
 	buf, dec := make([]byte, maxRTP), make([]byte, maxRTP)
 	for {
@@ -462,28 +513,35 @@ func (bc *bridgeCall) fromPhone() {
 			continue
 		}
 		bc.mu.Lock()
-		ok := bc.ptSet && pkt.PayloadType == bc.phonePT
-		if ua, isUDP := from.(*net.UDPAddr); ok && isUDP {
+		audio := bc.ptSet && pkt.PayloadType == bc.phonePT
+		dtmf := bc.ptSet && bc.dtmfPT >= 0 && int(pkt.PayloadType) == bc.dtmfPT
+		if ua, isUDP := from.(*net.UDPAddr); (audio || dtmf) && isUDP {
 			bc.phone = ua
 		}
+		peer := bc.peer
 		bc.mu.Unlock()
-		if !ok {
-			continue
+		switch {
+		case audio && peer != nil: // nil: a called phone's first packets
+			peer.WriteRTP(&pkt)
+		case dtmf:
+			bc.fromPhoneDTMF(&pkt, peer)
 		}
-		bc.peer.WriteRTP(&pkt)
 	}
 }
 
-// toPhone sends the irmv side's Opus RTP to the phone.
+// toPhone sends the irmv side's RTP to the phone, numbered on after the
+// key presses the bridge put into the stream.
 func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
 	bc.once.Do(func() { close(bc.firstRTP) })
 	bc.mu.Lock()
 	to, pt, ok := bc.phone, bc.phonePT, bc.ptSet
+	out := *pkt
+	out.SequenceNumber += bc.seqOff
+	bc.outSeq, bc.outTS = out.SequenceNumber, out.Timestamp
 	bc.mu.Unlock()
 	if !ok {
 		return
 	}
-	out := *pkt
 	out.PayloadType = pt
 	out.SSRC = bc.ssrc
 	b, err := out.Marshal()
@@ -515,19 +573,24 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	if bc == nil {
 		return
 	}
+	bc.mu.Lock()
+	codec := bc.codec
+	bc.mu.Unlock()
 	offer, err := parseAudio(req.Body())
-	if err != nil || offer.opus < 0 || bc.reofferSRTP(req.Body()) != nil {
+	pc := phoneCodec{codec, offer.ptOf(codec)}
+	if err != nil || pc.pt < 0 || bc.reofferSRTP(req.Body()) != nil { // the call's codec stays
 		s.respond(tx, req, 488, "Not Acceptable Here")
 		return
 	}
 	if !offer.addr.IP.IsUnspecified() { // c=0.0.0.0: old-style hold
 		bc.mu.Lock()
 		bc.phone = offer.addr
-		bc.phonePT = uint8(offer.opus)
+		bc.phonePT = uint8(pc.pt)
+		bc.dtmfPT, bc.dtmfHz = offer.dtmf, offer.dtmfHz
 		bc.mu.Unlock()
 	}
 	ip := bc.rtp.LocalAddr().(*net.UDPAddr)
-	res := sip.NewSDPResponseFromRequest(req, bc.protect(answerSDP(ip.IP, ip.Port, offer.opus, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))))
+	res := sip.NewSDPResponseFromRequest(req, bc.protect(answerSDP(ip.IP, ip.Port, []phoneCodec{pc}, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))))
 	res.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.IP.String(), portOf(s.udp.LocalAddr()))+">"))
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("re-INVITE answer not sent", "err", err)

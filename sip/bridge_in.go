@@ -12,19 +12,25 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call"
+	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
 )
 
-// Payload types the bridge offers a phone.
+// Payload types the bridge offers a phone: Opus's, G.711's static ones.
 const (
 	offerOpusPT = 111
 	offerDTMFPT = 101
 )
 
+// maxHeldCandidates bounds the caller's candidates kept while the phone
+// rings.
+const maxHeldCandidates = 64
+
 // incoming bridges an irmv call to a registered SIP phone: it INVITEs the
-// phone's contact over the flow it registered from, maps its answer back,
-// and carries Opus between the phone's RTP and a WebRTC answer to the
-// caller's offer.
+// phone's contact over the flow it registered from, offering the codecs of
+// the caller's offer that it passes through (Opus first, then G.711), maps
+// the phone's answer back, and answers the caller's offer with the codec
+// the phone took, passing RTP through unchanged.
 func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 	refuse := func(typ, reason string) { l.Send(signal.Msg{Type: typ, Call: inv.Call, Reason: reason}) }
 	s.mu.Lock()
@@ -39,8 +45,22 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 		refuse(signal.TypeUnavailable, "SIP phone has no usable contact")
 		return
 	}
+	var offer []phoneCodec
+	if have, err := media.SDPCodecs(inv.Desc.SDP); err == nil {
+		for _, c := range []phoneCodec{{media.CodecOpus, offerOpusPT}, {media.CodecPCMU, 0}, {media.CodecPCMA, 8}} {
+			for _, h := range have {
+				if h.Codec == c.codec {
+					offer = append(offer, c)
+				}
+			}
+		}
+	}
+	if len(offer) == 0 {
+		refuse(signal.TypeError, "no codec a SIP phone takes (Opus, PCMU, PCMA)")
+		return
+	}
 	ip := localIPFor(b.Source)
-	bc, err := s.newBridge(l, inv.Call, b.Terminal, ip, nil, inv.PeerICEServers)
+	bc, err := s.newBridge(l, inv.Call, ip, nil)
 	if err != nil {
 		refuse(signal.TypeError, "bridge failed")
 		return
@@ -50,10 +70,11 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 	if inv.From != nil {
 		key = inv.From.Key
 	}
-	answer, err := bc.peer.Answer(*inv.Desc, key)
-	if err != nil {
-		refuse(signal.TypeError, "bad offer")
-		return
+	if key != nil { // before the phone rings; Answer checks it again
+		if err := inv.Desc.Verify(key); err != nil {
+			refuse(signal.TypeError, "bad offer")
+			return
+		}
 	}
 
 	port := bc.rtp.LocalAddr().(*net.UDPAddr).Port
@@ -69,7 +90,7 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 	req.AppendHeader(sip.NewHeader("To", "<sip:"+aor+"@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
 	req.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(bc.offerSRTP(answerSDP(ip, port, offerOpusPT, offerDTMFPT, 8000, uint64(time.Now().Unix()))))
+	req.SetBody(bc.offerSRTP(answerSDP(ip, port, offer, offerDTMFPT, 8000, uint64(time.Now().Unix()))))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -81,7 +102,9 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 	defer sess.Close()
 	s.setSIPCall(bc, req.CallID().Value())
 
-	// Ringing: the phone's answer, or the caller giving up.
+	// Ringing: the phone's answer, or the caller giving up. The caller's
+	// candidates wait for the WebRTC side, which takes the phone's codec.
+	var held []webrtc.ICECandidateInit
 	answered := make(chan error, 1)
 	go func() {
 		answered <- sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
@@ -114,7 +137,9 @@ wait:
 		case m := <-bc.events:
 			switch {
 			case m.Type == signal.TypeCandidate && m.Candidate != nil:
-				bc.peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate))
+				if len(held) < maxHeldCandidates {
+					held = append(held, webrtc.ICECandidateInit(*m.Candidate))
+				}
 			case signal.Ends(m.Type): // the caller hung up: CANCEL
 				cancel()
 				<-answered
@@ -139,9 +164,17 @@ wait:
 		return
 	}
 	their, err := parseAudio(sess.InviteResponse.Body())
-	if err != nil || their.opus < 0 {
+	var took phoneCodec
+	for _, c := range their.codecs() {
+		for _, o := range offer {
+			if c.codec == o.codec && took.codec == media.CodecUnknown {
+				took = c
+			}
+		}
+	}
+	if err != nil || took.codec == media.CodecUnknown {
 		s.bye(sess)
-		refuse(signal.TypeHangup, "SIP phone answered without Opus")
+		refuse(signal.TypeHangup, "SIP phone answered with no codec offered")
 		return
 	}
 	if err := s.acceptSRTP(bc, sess.InviteResponse.Body()); err != nil {
@@ -149,10 +182,24 @@ wait:
 		refuse(signal.TypeHangup, "SIP phone answered with unusable SRTP")
 		return
 	}
-	bc.setPhone(their)
+	bc.setPhone(their.addr, took, their.dtmf, their.dtmfHz)
 	s.setDialog(bc, dialogOf{id: sess.ID, uac: true, phone: sourceIP(b.Source)})
 	if err := sess.Ack(ctx); err != nil {
 		refuse(signal.TypeHangup, "SIP phone gone")
+		return
+	}
+	if err := s.startPeer(bc, b.Terminal, inv.PeerICEServers, []media.Codec{took.codec}); err != nil {
+		s.bye(sess)
+		refuse(signal.TypeError, "bridge failed")
+		return
+	}
+	for _, c := range held {
+		bc.peer.AddCandidate(c)
+	}
+	answer, err := bc.peer.Answer(*inv.Desc, key)
+	if err != nil {
+		s.bye(sess)
+		refuse(signal.TypeError, "bad offer")
 		return
 	}
 	l.Send(signal.Msg{Type: signal.TypeAccept, Call: inv.Call, Desc: &answer})

@@ -7,10 +7,14 @@ import (
 	"testing"
 
 	"github.com/pion/rtp"
+
+	"github.com/irmv/irmv/call/media"
 )
 
 // opusAnswer is a plain answer of the bridge: Opus (111) at 127.0.0.1:4000.
-func opusAnswer() []byte { return answerSDP(net.IPv4(127, 0, 0, 1), 4000, 111, -1, 8000, 1) }
+func opusAnswer() []byte {
+	return answerSDP(net.IPv4(127, 0, 0, 1), 4000, []phoneCodec{{media.CodecOpus, 111}}, -1, 8000, 1)
+}
 
 func TestParseCrypto(t *testing.T) {
 	key30 := "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz" // 30 bytes

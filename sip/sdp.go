@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/pion/sdp/v3"
+
+	"github.com/irmv/irmv/call/media"
 )
 
 // maxSDP bounds the session descriptions the bridge parses.
@@ -88,21 +90,62 @@ func parseAudio(body []byte) (audioOffer, error) {
 	return o, nil
 }
 
+// phoneCodec is a codec on the phone's leg with its payload type there.
+type phoneCodec struct {
+	codec media.Codec
+	pt    int
+}
+
+// codecs are the codecs of a phone's description that the bridge passes
+// through, Opus first (it is preferred where both sides have it), then
+// PCMU, then PCMA.
+func (o audioOffer) codecs() []phoneCodec {
+	var out []phoneCodec
+	for _, c := range []phoneCodec{{media.CodecOpus, o.opus}, {media.CodecPCMU, o.pcmu}, {media.CodecPCMA, o.pcma}} {
+		if c.pt >= 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ptOf is the payload type of codec c in the phone's description, -1 if
+// it has none.
+func (o audioOffer) ptOf(c media.Codec) int {
+	for _, pc := range o.codecs() {
+		if pc.codec == c {
+			return pc.pt
+		}
+	}
+	return -1
+}
+
 // answerSDP is the bridge's side of a phone's call: plain RTP at ip:port
-// with Opus (payload type opusPT) and, if dtmfPT ≥ 0, telephone-event.
-func answerSDP(ip net.IP, port, opusPT, dtmfPT, dtmfHz int, sessID uint64) []byte {
+// with codecs (an offer may name several, an answer names one) and, if
+// dtmfPT ≥ 0, telephone-event at dtmfHz.
+func answerSDP(ip net.IP, port int, codecs []phoneCodec, dtmfPT, dtmfHz int, sessID uint64) []byte {
 	fam := "IP4"
 	if ip.To4() == nil {
 		fam = "IP6"
 	}
-	fmts := strconv.Itoa(opusPT)
+	var fmts []string
+	for _, c := range codecs {
+		fmts = append(fmts, strconv.Itoa(c.pt))
+	}
 	if dtmfPT >= 0 {
-		fmts += " " + strconv.Itoa(dtmfPT)
+		fmts = append(fmts, strconv.Itoa(dtmfPT))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "v=0\r\no=irmv %d 1 IN %s %s\r\ns=irmv\r\nc=IN %s %s\r\nt=0 0\r\n", sessID, fam, ip, fam, ip)
-	fmt.Fprintf(&b, "m=audio %d RTP/AVP %s\r\n", port, fmts)
-	fmt.Fprintf(&b, "a=rtpmap:%d opus/48000/2\r\na=fmtp:%d useinbandfec=1\r\n", opusPT, opusPT)
+	fmt.Fprintf(&b, "m=audio %d RTP/AVP %s\r\n", port, strings.Join(fmts, " "))
+	for _, c := range codecs {
+		switch c.codec {
+		case media.CodecOpus:
+			fmt.Fprintf(&b, "a=rtpmap:%d opus/48000/2\r\na=fmtp:%d useinbandfec=1\r\n", c.pt, c.pt)
+		default:
+			fmt.Fprintf(&b, "a=rtpmap:%d %s/8000\r\n", c.pt, c.codec)
+		}
+	}
 	if dtmfPT >= 0 {
 		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n", dtmfPT, dtmfHz, dtmfPT)
 	}

@@ -34,4 +34,8 @@ var (
 	// not fit the codec the call negotiated: Ogg/Opus plays on Opus calls,
 	// WAV (8 kHz, 16-bit PCM) on G.711 calls; nothing is transcoded.
 	ErrPlayFormat = errors.New("media: file does not fit the call's codec")
+
+	// ErrBadDigit is returned by [Peer.SendDTMF] for a key that is not one
+	// of DTMFDigits.
+	ErrBadDigit = errors.New("media: not a DTMF digit")
 )

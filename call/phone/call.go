@@ -155,6 +155,10 @@ func (c *Call) remoteKey() ed25519.PublicKey {
 
 // onControl takes a control message from the other party's data channel.
 func (c *Call) onControl(b []byte) {
+	if digit, d, ok := media.ParseDTMF(b); ok {
+		c.emit(Event{Type: EventDTMF, Digit: string(digit), DurationMS: int(d / time.Millisecond)})
+		return
+	}
 	var m rosterMsg
 	if err := json.Unmarshal(b, &m); err != nil || m.Type != "roster" {
 		c.p.log.Debug("Unknown control message", "call", c.id)
@@ -163,6 +167,25 @@ func (c *Call) onControl(b []byte) {
 	if cf := c.Conference(); cf != nil && m.Conference == cf.id {
 		cf.merge(m.Parties)
 	}
+}
+
+// SendDTMF sends key presses (of media.DTMFDigits) to the other party,
+// each held for d (0: 100 ms); a SIP phone behind a bridge gets them as
+// RFC 4733 events. It fails before the call is up.
+func (c *Call) SendDTMF(digits string, d time.Duration) error {
+	peer := c.Peer()
+	if peer == nil {
+		return media.ErrChatNotOpen
+	}
+	if d <= 0 {
+		d = 100 * time.Millisecond
+	}
+	for i := range len(digits) {
+		if err := peer.SendDTMF(digits[i], d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Hangup ends the call and waits until it has ended. It must not be called
@@ -634,7 +657,7 @@ func (c *Call) live(hangupAfter time.Duration) {
 		}
 		c.connEmitted = true
 		sw.route = peer.Route()
-		c.emit(Event{Type: EventConnected, SetupMS: ms(at.Sub(c.start)), Route: sw.route})
+		c.emit(Event{Type: EventConnected, SetupMS: ms(at.Sub(c.start)), Route: sw.route, Codec: peer.Codec().String()})
 	}
 	// The next leg's progress: connected, then its chat channel open.
 	var nextUp, nextChat, nextDone <-chan struct{}

@@ -17,6 +17,7 @@ const (
 	EventQuality    = "quality"    // a quality sample, every second
 	EventRoute      = "route"      // the route changed (From, To, Reason)
 	EventText       = "text"       // a text message on the chat channel
+	EventDTMF       = "dtmf"       // the other party pressed a key (Digit, DurationMS)
 	EventWarning    = "warning"    // something to tell the user (Reason)
 	EventIncoming   = "incoming"   // an invite arrived (Peer)
 	EventEnded      = "ended"      // the call ended (Reason, Record)
@@ -47,6 +48,9 @@ type Event struct {
 	// (callee) to the first audio packet received.
 	SetupMS float64 `json:"setup_ms,omitempty"`
 	Route   string  `json:"route,omitempty"` // direct, relayed or relayed-peer
+	// Codec, in "connected": the audio codec both sides send (opus,
+	// PCMU, PCMA).
+	Codec string `json:"codec,omitempty"`
 	// From and To, in "route": the route left and the route taken; Reason
 	// says why (the threshold crossed, or "ice").
 	From     string  `json:"from,omitempty"`
@@ -56,7 +60,11 @@ type Event struct {
 	RTTMS    float64 `json:"rtt_ms,omitempty"`
 	Reason   string  `json:"reason,omitempty"`
 	Text     string  `json:"text,omitempty"`
-	Record   string  `json:"record,omitempty"` // the recording's path, in "ended"
+	// Digit and DurationMS, in "dtmf": the key (0-9 * # A-D) and how long
+	// it was held.
+	Digit      string `json:"digit,omitempty"`
+	DurationMS int    `json:"duration_ms,omitempty"`
+	Record     string `json:"record,omitempty"` // the recording's path, in "ended"
 }
 
 // MarshalJSON writes loss, jitter_ms and rtt_ms in every "quality" event:

@@ -254,6 +254,14 @@ func (p *Phone) Ack() share.Ack {
 	return p.ack
 }
 
+// CallByID is the running call with the ID an Event names, nil when
+// there is none (any more).
+func (p *Phone) CallByID(id string) *Call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[id]
+}
+
 // Key is the terminal's public key.
 func (p *Phone) Key() ed25519.PublicKey { return p.pub }
 

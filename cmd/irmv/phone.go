@@ -224,13 +224,15 @@ func eventText(w io.Writer, e phone.Event) {
 	case phone.EventIncoming:
 		fmt.Fprintf(w, "\aincoming call from %s\n", partyName(e.Peer))
 	case phone.EventConnected:
-		fmt.Fprintf(w, "connected with %s (%s, %.0f ms setup)\n", partyName(e.Peer), e.Route, e.SetupMS)
+		fmt.Fprintf(w, "connected with %s (%s, %s, %.0f ms setup)\n", partyName(e.Peer), e.Route, e.Codec, e.SetupMS)
 	case phone.EventQuality:
 		fmt.Fprintf(w, "  %sloss %.1f%%  jitter %.1f ms  rtt %.1f ms  %s\n", legName(e), e.Loss*100, e.JitterMS, e.RTTMS, e.Route)
 	case phone.EventRoute:
 		fmt.Fprintf(w, "%sroute %s → %s (%s)\n", legName(e), e.From, e.To, e.Reason)
 	case phone.EventText:
 		fmt.Fprintf(w, "text: %s\n", e.Text)
+	case phone.EventDTMF:
+		fmt.Fprintf(w, "key %s (%d ms)\n", e.Digit, e.DurationMS)
 	case phone.EventWarning:
 		fmt.Fprintf(w, "warning: %s\n", e.Reason)
 	case phone.EventMoved:

@@ -48,15 +48,38 @@
 // credentials is taken when the From user registered from the same
 // address. It is then resolved with Options.Resolve and bridged
 // (bridge.go): 100, then 485 (ambiguous), 404
-// (not found), 486 (busy), 488 (no Opus offered), or an irmv invite
+// (not found), 486 (busy), 488 (neither Opus nor G.711 offered), or an irmv invite
 // whose ringing, accept, busy, reject and unavailable map to 180, 200,
 // 486, 603 and 480. CANCEL hangs the irmv call up; BYE from either side
 // ends both. BYE and re-INVITE must name a bridged call's dialog
 // (Call-ID and both tags) and come from its phone's address, CANCEL a
 // pending INVITE's transaction; others get 481, counted in
-// irmv_sip_outside_dialog_total. Media: the phone's Opus RTP passes
-// unchanged into a WebRTC track (call/media PassThrough) and back; the
-// bridge latches the phone's RTP address to where its packets come from.
+// irmv_sip_outside_dialog_total.
+//
+// # Media
+//
+// Nothing is transcoded. The WebRTC leg negotiates the codecs the phone
+// has among Opus, PCMU and PCMA (call/media Options.Codecs), Opus first,
+// then PCMU, then PCMA; the irmv side's answer takes one (the first it
+// has) and the phone is answered with that one. A called phone is
+// offered those of the caller's offer, in the same order, and the
+// caller's offer is answered with the one the phone took. The phone's RTP
+// of that codec passes unchanged into a WebRTC track (call/media
+// PassThrough) and back, the payload type rewritten; the bridge latches
+// the phone's RTP address to where its packets come from. A re-INVITE
+// must keep the call's codec (else 488).
+//
+// # DTMF
+//
+// Key presses are RFC 4733 telephone-event packets on the phone leg (the
+// phone's payload type and rate; the bridge offers 101 at 8 kHz) and
+// call/media control messages on the chat channel of the WebRTC leg (see
+// call/media: DTMF). A phone's event is passed on once, when it ends,
+// with its duration; a key press from the irmv side is played to the
+// phone in the stream of the audio it gets (same SSRC, the next sequence
+// numbers, the event's start as timestamp): a packet every 20 ms, the
+// first marked, then the end packet three times; at least 100 ms, at
+// most 5 s, 50 ms between keys, up to 32 queued.
 //
 // # SRTP
 //
@@ -77,7 +100,8 @@
 //
 // An irmv invite for a
 // phone's terminal becomes an INVITE to its contact, sent to the flow it
-// registered from, offering Opus (and telephone-event); 180/183 map to
+// registered from, offering Opus, PCMU and PCMA as above (and
+// telephone-event); 180/183 map to
 // ringing, 200 to accept (with the bridge's WebRTC answer), 486/600 to
 // busy, 603 to reject, anything else to unavailable; a hang-up before the
 // answer CANCELs.

@@ -3,12 +3,14 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,13 +32,16 @@ import (
 // bridge; each call is timed from the INVITE to the callee's first RTP
 // packet (its "connected" event), then hung up with BYE. Reports the
 // median as setup_ms; rtp with plain RTP on the phone leg, srtp with
-// SDES-SRTP (RTP/SAVP, AES_CM_128_HMAC_SHA1_80: the phone encrypts).
+// SDES-SRTP (RTP/SAVP, AES_CM_128_HMAC_SHA1_80: the phone encrypts), both
+// Opus; pcmu with plain RTP from a phone that offers PCMU only (the
+// WebRTC leg negotiates PCMU: G.711 passed through).
 func BenchmarkSIPCallSetup(b *testing.B) {
-	b.Run("rtp", func(b *testing.B) { benchSIPCallSetup(b, false) })
-	b.Run("srtp", func(b *testing.B) { benchSIPCallSetup(b, true) })
+	b.Run("rtp", func(b *testing.B) { benchSIPCallSetup(b, false, false) })
+	b.Run("srtp", func(b *testing.B) { benchSIPCallSetup(b, true, false) })
+	b.Run("pcmu", func(b *testing.B) { benchSIPCallSetup(b, false, true) })
 }
 
-func benchSIPCallSetup(b *testing.B, secure bool) {
+func benchSIPCallSetup(b *testing.B, secure, pcmu bool) {
 	n := nodetest.Start(b, func() node.Options {
 		o := nodetest.Options(b)
 		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}
@@ -64,6 +69,11 @@ func benchSIPCallSetup(b *testing.B, secure bool) {
 		key = newSRTPKey()
 	}
 	offer := p.offer(key)
+	packet, codec := opusPacket, "opus"
+	if pcmu {
+		offer = strings.Replace(offer, " 111\r\na=rtpmap:111 opus/48000/2", " 0\r\na=rtpmap:0 PCMU/8000", 1)
+		packet, codec = pcmuPacket, "PCMU"
+	}
 
 	var setups []time.Duration
 	// Calls start at most 4 a second: the callee's session may send the
@@ -87,7 +97,7 @@ func benchSIPCallSetup(b *testing.B, secure bool) {
 			}
 			enc = srtpContext(b, key)
 		}
-		// Opus at 20 ms until the callee hears it.
+		// Audio at 20 ms until the callee hears it.
 		var at time.Time
 		tick := time.NewTicker(20 * time.Millisecond)
 		for seq := uint16(0); at.IsZero(); seq++ {
@@ -96,7 +106,7 @@ func benchSIPCallSetup(b *testing.B, secure bool) {
 				at = time.Now()
 				break
 			}
-			p.rtp.WriteTo(opusPacket(seq, enc), to)
+			p.rtp.WriteTo(packet(seq, enc), to)
 			select {
 			case <-changed:
 			case <-tick.C:
@@ -122,6 +132,9 @@ func benchSIPCallSetup(b *testing.B, secure bool) {
 		cancel()
 	}
 	b.StopTimer()
+	if ev := calleeEv.wait(b, "connected", ofType(phone.EventConnected)); ev.Codec != codec {
+		b.Fatalf("the calls used %q, want %s", ev.Codec, codec)
+	}
 	sort.Slice(setups, func(i, j int) bool { return setups[i] < setups[j] })
 	b.ReportMetric(float64(setups[len(setups)/2].Microseconds())/1000, "setup_ms")
 }
@@ -224,6 +237,17 @@ func srtpContext(tb testing.TB, key []byte, opts ...srtp.ContextOption) *srtp.Co
 func opusPacket(seq uint16, enc *srtp.Context) []byte {
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 960, SSRC: 42},
 		Payload: []byte{0xf8, 0xff, 0xfe}}
+	raw, _ := pkt.Marshal()
+	if enc != nil {
+		raw, _ = enc.EncryptRTP(nil, raw, nil)
+	}
+	return raw
+}
+
+// pcmuPacket is 20 ms of PCMU silence.
+func pcmuPacket(seq uint16, enc *srtp.Context) []byte {
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 42},
+		Payload: bytes.Repeat([]byte{0xff}, 160)}
 	raw, _ := pkt.Marshal()
 	if enc != nil {
 		raw, _ = enc.EncryptRTP(nil, raw, nil)

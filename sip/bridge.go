@@ -60,6 +60,10 @@ type bridgeCall struct {
 	codec   media.Codec // passed through: the phone's and the peer's
 	phonePT uint8       // the codec's payload type on the phone's leg
 	ptSet   bool
+	// sending: the phone has the bridge's answer (its ACK came, or it
+	// answered itself); no RTP goes to it before (baresip 1.0 crashes on
+	// RTP before the 200).
+	sending bool
 	dtmfPT  int // telephone-event on the phone's leg; -1: none
 	dtmfHz  int
 	phone   *net.UDPAddr // where the phone's RTP goes (latched to its source)
@@ -316,6 +320,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 					return
 				}
 				answered = true
+				bc.mu.Lock()
+				bc.sending = true
+				bc.mu.Unlock()
 			case signal.TypeBusy:
 				dlg.Respond(486, "Busy Here", nil)
 				return
@@ -534,7 +541,7 @@ func (bc *bridgeCall) fromPhone() {
 func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
 	bc.once.Do(func() { close(bc.firstRTP) })
 	bc.mu.Lock()
-	to, pt, ok := bc.phone, bc.phonePT, bc.ptSet
+	to, pt, ok := bc.phone, bc.phonePT, bc.ptSet && bc.sending
 	out := *pkt
 	out.SequenceNumber += bc.seqOff
 	bc.outSeq, bc.outTS = out.SequenceNumber, out.Timestamp
@@ -544,6 +551,11 @@ func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
 	}
 	out.PayloadType = pt
 	out.SSRC = bc.ssrc
+	// Header extensions (a browser's audio level, transport-wide
+	// sequence numbers) were negotiated on the WebRTC leg only; some
+	// phones (baresip 1.0) crash on them.
+	out.Extension, out.ExtensionProfile, out.Extensions = false, 0, nil
+	out.CSRC = nil
 	b, err := out.Marshal()
 	if err != nil || to == nil {
 		return

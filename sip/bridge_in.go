@@ -183,6 +183,9 @@ wait:
 		return
 	}
 	bc.setPhone(their.addr, took, their.dtmf, their.dtmfHz)
+	bc.mu.Lock()
+	bc.sending = true // the phone answered
+	bc.mu.Unlock()
 	s.setDialog(bc, dialogOf{id: sess.ID, uac: true, phone: sourceIP(b.Source)})
 	if err := sess.Ack(ctx); err != nil {
 		refuse(signal.TypeHangup, "SIP phone gone")

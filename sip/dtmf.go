@@ -108,6 +108,9 @@ func (bc *bridgeCall) sendDTMF() {
 func (bc *bridgeCall) playKey(k dtmfKey) bool {
 	bc.mu.Lock()
 	pt, hz, to := bc.dtmfPT, bc.dtmfHz, bc.phone
+	if !bc.sending {
+		to = nil
+	}
 	total := uint32(max(k.d, dtmfMinDuration) * time.Duration(max(hz, 0)) / time.Second)
 	step := uint32(dtmfPacketTime * time.Duration(max(hz, 0)) / time.Second)
 	// The event starts now in the audio's time, and after the previous

@@ -48,6 +48,7 @@ func TestKeyPressToPhone(t *testing.T) {
 	defer conn.Close()
 	bc := &bridgeCall{rtp: conn, dtmfq: make(chan dtmfKey, 1), done: make(chan struct{}), firstRTP: make(chan struct{}), ssrc: 42}
 	bc.setPhone(phone.LocalAddr().(*net.UDPAddr), phoneCodec{pt: 0}, 101, 8000)
+	bc.sending = true
 	bc.toPhone(&rtp.Packet{Header: rtp.Header{SequenceNumber: 1000, Timestamp: 16000}, Payload: make([]byte, 160)})
 	go bc.sendDTMF()
 	defer close(bc.done)

@@ -571,10 +571,9 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 	weight := func(p peer.ID) float64 { return float64(n.link.latency(from.h.ID(), p)) / base }
 	cold := func(p peer.ID) bool { return !connected[p] }
 	dhtRT := tr.countedRoundTrips(holds, cold, weight)
-	if l.dhtHops < 0 && l.found {
-		if ps, err := from.d.ProviderStore().GetProviders(ctx, key); err == nil && len(ps) > 0 {
-			l.dhtHops, dhtRT = 0, 0
-		}
+	if ps, err := from.d.ProviderStore().GetProviders(ctx, key); err == nil && len(ps) > 0 && l.found {
+		// kad-dht names a provider the asker stores at once.
+		l.dhtHops, dhtRT = 0, 0
 	}
 	if l.found && dhtRT >= 0 {
 		// Asking the host: a request, plus identify on a new connection

@@ -93,7 +93,7 @@ type Result struct {
 	MessagesPerNode      float64 `json:"messages_per_node"`
 	MessagesPerLookup    float64 `json:"messages_per_lookup"`
 	RSSPerNodeMB         float64 `json:"peak_rss_per_node_mb"`
-	// LiveMB is the heap in use after a collection plus goroutine stacks,
+	// LiveMB is the heap allocated after a collection plus goroutine stacks,
 	// taken at the end while every node runs: what the network needs,
 	// whatever the collector's pacing (GOGC, GOMEMLIMIT) adds on top.
 	LiveMB            float64 `json:"live_mb"`
@@ -108,7 +108,7 @@ func (r *Result) perNode() {
 	var m runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m)
-	r.LiveMB = float64(m.HeapInuse+m.StackInuse) / (1 << 20)
+	r.LiveMB = float64(m.HeapAlloc+m.StackInuse) / (1 << 20)
 	r.LivePerNodeMB = r.LiveMB / n
 }
 

@@ -30,14 +30,15 @@ each composed like a real node (kad-dht, terminal register, publisher,
 flooding, search), registers terminals, floods, kills a share of the nodes
 and looks terminals up. --nodes takes a list (100,300,1000) for a size sweep;
 --plot draws latency, hops, messages and memory against size (log x);
---with adds the results of earlier runs (their --json output) to the plot.
+--with adds the results of earlier runs (their --json output) to the plot;
+with --nodes none it runs nothing and only plots them.
 --compare runs each named variant of the DHT options on the same network
 (same size and seed) and prints them side by side: a variant is "today"
 (the flags as given) or key=value pairs joined by "+", keys bucket, alpha,
 beta, trim (0/1), kad-streams (0/1); e.g. --compare today,bucket=40,alpha=20+beta=5.
 The 1,000-node runs want GOMEMLIMIT (e.g. GOMEMLIMIT=6GiB).`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "nodes", Usage: "network size, or a comma-separated list for a sweep", Value: "100", EnvVars: []string{"IRMV_SIM_NODES"}},
+			&cli.StringFlag{Name: "nodes", Usage: "network size, or a comma-separated list for a sweep (none: only plot --with)", Value: "100", EnvVars: []string{"IRMV_SIM_NODES"}},
 			&cli.IntFlag{Name: "terminals-per-node", Value: sim.DefaultTerminalsPerNode, EnvVars: []string{"IRMV_SIM_TERMINALS"}},
 			&cli.DurationFlag{Name: "latency", Usage: "one-way latency of every link", Value: sim.DefaultLatency, EnvVars: []string{"IRMV_SIM_LATENCY"}},
 			&cli.IntFlag{Name: "lookups", Usage: "exact lookups (half before, half after churn)", Value: sim.DefaultLookups, EnvVars: []string{"IRMV_SIM_LOOKUPS"}},
@@ -67,6 +68,9 @@ The 1,000-node runs want GOMEMLIMIT (e.g. GOMEMLIMIT=6GiB).`,
 func runSim(c *cli.Context) error {
 	var sizes []int
 	for _, s := range strings.Split(c.String("nodes"), ",") {
+		if s == "none" && len(c.StringSlice("with")) > 0 {
+			break // only plot earlier results
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 3 {
 			return cli.Exit(fmt.Sprintf("--nodes: %q is not a size of at least 3", s), exitError)

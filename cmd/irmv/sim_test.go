@@ -27,6 +27,7 @@ func TestSimBadInput(t *testing.T) {
 		{[]string{"--nodes", "10", "--private", "2"}, "private"},
 		{[]string{"--nodes", "10", "--bucket-size", "-1"}, "bucket"},
 		{[]string{"--nodes", "ten"}, "ten"},
+		{[]string{"--nodes", "none"}, "none"}, // none only with --with
 	} {
 		code, _, stderr := runCLI(append([]string{"sim"}, c.args...)...)
 		if code == exitOK || !strings.Contains(stderr, c.want) {

@@ -133,39 +133,44 @@ func TestBaresipSRTPCallsIrmvPhone(t *testing.T) {
 	srtpCall(t, a, p, aliceRec, 440, bobRec, 880)
 }
 
-// An irmv phone calls baresip with best-effort SRTP (srtp: crypto lines
-// on RTP/AVP): the node offers its key, baresip answers with its own.
+// An irmv phone calls baresip with SRTP: with srtp (best effort) the
+// node's offer of a key on RTP/AVP is answered with baresip's; with
+// srtp-mand baresip refuses RTP/AVP (488) and the node offers RTP/SAVP.
 func TestIrmvPhoneCallsBaresipSRTP(t *testing.T) {
 	baresiptest.Need(t)
-	a, b := sipNodes(t)
-	if _, err := a.SIP().AddUser(sip.NewUser{User: "alice", Password: "s3cret"}); err != nil {
-		t.Fatal(err)
-	}
-	port := a.SIP().Addr().(*net.UDPAddr).Port
-	aliceRec := t.TempDir()
-	p := baresiptest.Start(t, baresiptest.Config{IP: "127.0.0.1", Codecs: []string{"opus"}, MediaEnc: true,
-		Source: toneWAV(t, 48000, 2, 440, 30), Record: aliceRec,
-		Account: fmt.Sprintf(`<sip:alice@127.0.0.1:%d>;auth_pass=s3cret;regint=600;answermode=auto;mediaenc=srtp`, port)})
-	nodetest.WaitFor(t, "baresip registered", func() bool { return len(a.SIP().Bindings()) == 1 })
+	for _, menc := range []string{"srtp", "srtp-mand"} {
+		t.Run(menc, func(t *testing.T) {
+			a, b := sipNodes(t)
+			if _, err := a.SIP().AddUser(sip.NewUser{User: "alice", Password: "s3cret"}); err != nil {
+				t.Fatal(err)
+			}
+			port := a.SIP().Addr().(*net.UDPAddr).Port
+			aliceRec := t.TempDir()
+			p := baresiptest.Start(t, baresiptest.Config{IP: "127.0.0.1", Codecs: []string{"opus"}, MediaEnc: true,
+				Source: toneWAV(t, 48000, 2, 440, 30), Record: aliceRec,
+				Account: fmt.Sprintf(`<sip:alice@127.0.0.1:%d>;auth_pass=s3cret;regint=600;answermode=auto;mediaenc=%s`, port, menc)})
+			nodetest.WaitFor(t, "baresip registered", func() bool { return len(a.SIP().Bindings()) == 1 })
 
-	carolRec := t.TempDir()
-	carol, carolEv := startGoPhone(t, b, share.Registration{Name: "Carol Caller", UID: "carol"},
-		phone.Options{RecordDir: carolRec, Play: toneOgg(t, 880, 30)})
-	res := find(t, b, "alice", "alice")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := carol.Call(ctx, res, phone.CallOptions{})
-	if err != nil {
-		t.Fatalf("call alice: %v\nbaresip:\n%s", err, p.Output())
+			carolRec := t.TempDir()
+			carol, carolEv := startGoPhone(t, b, share.Registration{Name: "Carol Caller", UID: "carol"},
+				phone.Options{RecordDir: carolRec, Play: toneOgg(t, 880, 30)})
+			res := find(t, b, "alice", "alice")
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c, err := carol.Call(ctx, res, phone.CallOptions{})
+			if err != nil {
+				t.Fatalf("call alice: %v\nbaresip:\n%s", err, p.Output())
+			}
+			carolEv.wait(t, "connected", ofType(phone.EventConnected))
+			nodetest.WaitFor(t, "audio recorded at both ends", func() bool {
+				return dirBytes(carolRec) > 20_000 && decodedBytes(aliceRec) > 400_000
+			})
+			c.Hangup()
+			carolEv.wait(t, "ended", ofType(phone.EventEnded))
+			p.WaitOutput("terminated", 30*time.Second)
+			srtpCall(t, a, p, aliceRec, 440, carolRec, 880)
+		})
 	}
-	carolEv.wait(t, "connected", ofType(phone.EventConnected))
-	nodetest.WaitFor(t, "audio recorded at both ends", func() bool {
-		return dirBytes(carolRec) > 20_000 && decodedBytes(aliceRec) > 400_000
-	})
-	c.Hangup()
-	carolEv.wait(t, "ended", ofType(phone.EventEnded))
-	p.WaitOutput("terminated", 30*time.Second)
-	srtpCall(t, a, p, aliceRec, 440, carolRec, 880)
 }
 
 // On an SRTP phone leg, packets that do not authenticate with the phone's

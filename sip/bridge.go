@@ -80,7 +80,7 @@ type bridgeCall struct {
 	eventTS        uint32 // its RTP timestamp
 	eventsOut      bool   // a key press was sent to the phone
 	nextEventTS    uint32 // the earliest timestamp of the next one
-	// sipCallID is the SIP dialog's Call-ID (set once, under Server.mu).
+	// sipCallID is the SIP dialog's Call-ID (under Server.mu).
 	sipCallID string
 	dialog    dialogOf // under Server.mu
 	seq       uint16
@@ -572,6 +572,9 @@ func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
 func (s *Server) setSIPCall(bc *bridgeCall, callID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if bc.sipCallID != "" && s.sipCalls[bc.sipCallID] == bc {
+		delete(s.sipCalls, bc.sipCallID) // an INVITE sent again
+	}
 	bc.sipCallID = callID
 	s.sipCalls[callID] = bc
 }

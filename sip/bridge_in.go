@@ -78,51 +78,78 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 	}
 
 	port := bc.rtp.LocalAddr().(*net.UDPAddr).Port
-	req := sip.NewRequest(sip.INVITE, contact)
-	req.SetDestination(b.Source)
-	req.SetTransport(b.Transport)
-	from := "<sip:irmv@" + net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr())) + ">"
-	if inv.From != nil {
-		name, user := callerNames(inv.From)
-		from = `"` + name + `" <sip:` + user + "@" + net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr())) + ">"
-	}
-	req.AppendHeader(sip.NewHeader("From", from+";tag="+newCallID()[:16]))
-	req.AppendHeader(sip.NewHeader("To", "<sip:"+aor+"@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
-	req.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(bc.offerSRTP(answerSDP(ip, port, offer, offerDTMFPT, 8000, uint64(time.Now().Unix()))))
-
+	body := answerSDP(ip, port, offer, offerDTMFPT, 8000, uint64(time.Now().Unix()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sess, err := s.dialogCli.WriteInvite(ctx, req)
-	if err != nil {
+	var sess *sipgo.DialogClientSession
+	defer func() {
+		if sess != nil {
+			sess.Close()
+		}
+	}()
+	answered := make(chan error, 1)
+	// invite sends the INVITE (SRTP offered on RTP/AVP, or with savp on
+	// RTP/SAVP) and waits for the answer in the background.
+	invite := func(savp bool) error {
+		req := sip.NewRequest(sip.INVITE, contact)
+		req.SetDestination(b.Source)
+		req.SetTransport(b.Transport)
+		from := "<sip:irmv@" + net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr())) + ">"
+		if inv.From != nil {
+			name, user := callerNames(inv.From)
+			from = `"` + name + `" <sip:` + user + "@" + net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr())) + ">"
+		}
+		req.AppendHeader(sip.NewHeader("From", from+";tag="+newCallID()[:16]))
+		req.AppendHeader(sip.NewHeader("To", "<sip:"+aor+"@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
+		req.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(bc.offerSRTP(body, savp))
+		ss, err := s.dialogCli.WriteInvite(ctx, req)
+		if err != nil {
+			return err
+		}
+		if sess != nil {
+			sess.Close()
+		}
+		sess = ss
+		s.setSIPCall(bc, req.CallID().Value())
+		go func() {
+			answered <- ss.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+				if res.IsProvisional() {
+					l.Heard(inv.Call) // the phone is there, however long it rings
+				}
+				if res.StatusCode == 180 || res.StatusCode == 183 {
+					l.Send(signal.Msg{Type: signal.TypeRinging, Call: inv.Call})
+				}
+				return nil
+			}})
+		}()
+		return nil
+	}
+	savp := false
+	if err := invite(savp); err != nil {
 		refuse(signal.TypeUnavailable, "SIP phone unreachable")
 		return
 	}
-	defer sess.Close()
-	s.setSIPCall(bc, req.CallID().Value())
 
 	// Ringing: the phone's answer, or the caller giving up. The caller's
 	// candidates wait for the WebRTC side, which takes the phone's codec.
 	var held []webrtc.ICECandidateInit
-	answered := make(chan error, 1)
-	go func() {
-		answered <- sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
-			if res.IsProvisional() {
-				l.Heard(inv.Call) // the phone is there, however long it rings
-			}
-			if res.StatusCode == 180 || res.StatusCode == 183 {
-				l.Send(signal.Msg{Type: signal.TypeRinging, Call: inv.Call})
-			}
-			return nil
-		}})
-	}()
 	ring := time.NewTimer(ringTimeout)
 	defer ring.Stop()
 wait:
 	for {
 		select {
 		case err = <-answered:
+			// A phone that takes SRTP only on RTP/SAVP refuses the
+			// best-effort offer with 488: it is asked again with RTP/SAVP.
+			var de *sipgo.ErrDialogResponse
+			if !savp && errors.As(err, &de) && de.Res.StatusCode == 488 {
+				savp = true
+				if invite(savp) == nil {
+					continue
+				}
+			}
 			break wait
 		case <-ring.C:
 			cancel()

@@ -91,11 +91,12 @@
 // MKI, no session parameters) under the phone's tag with a fresh key of
 // its own, and offers phones it calls an AES_CM_128_HMAC_SHA1_80 line on
 // RTP/AVP (SRTP when the phone answers it; phones without SRTP ignore
-// it). Packets from the phone must authenticate and pass the replay
-// window, else they are dropped (and do not move the latched address);
-// a re-INVITE keeps the suite and may bring a new key. SRTCP is not used.
-// SRTP covers the phone leg only: the node decrypts, and the irmv leg is
-// DTLS-SRTP from the node. Counted in irmv_sip_srtp_calls_total and
+// it), then on RTP/SAVP to a phone that refuses that with 488. Packets
+// from the phone must authenticate and pass the replay window, else they
+// are dropped (and do not move the latched address); a re-INVITE keeps
+// the suite and may bring a new key. SRTCP is not used. SRTP covers the
+// phone leg only: the node decrypts, and the irmv leg is DTLS-SRTP from
+// the node. Counted in irmv_sip_srtp_calls_total and
 // irmv_sip_srtp_packets_total.
 //
 // An irmv invite for a

@@ -98,8 +98,9 @@ func (l *srtpLeg) encrypt(dst, pkt []byte) ([]byte, error) {
 }
 
 // offerTag and offerSuite are the crypto line the bridge offers a phone
-// it calls (on RTP/AVP: best effort, RFC 4568 section 5.1.2 aside, as
-// phones without SRTP ignore it).
+// it calls: first on RTP/AVP (best effort, RFC 4568 section 5.1.2 aside,
+// as phones without SRTP ignore it), on RTP/SAVP to a phone that refused
+// that with 488.
 const (
 	offerTag   = 1
 	offerSuite = "AES_CM_128_HMAC_SHA1_80"
@@ -142,13 +143,18 @@ func (s *Server) useSRTP(bc *bridgeCall, leg *srtpLeg, proto string) {
 	s.log.Debug("SIP phone leg is SRTP", "call", bc.id, "suite", leg.local.suite)
 }
 
-// offerSRTP adds the node's crypto line to its offer to a phone.
-func (bc *bridgeCall) offerSRTP(body []byte) []byte {
+// offerSRTP adds the node's crypto line to its offer to a phone, on
+// RTP/SAVP if savp, else on RTP/AVP.
+func (bc *bridgeCall) offerSRTP(body []byte, savp bool) []byte {
 	c := newCrypto(offerTag, offerSuite)
 	bc.mu.Lock()
 	bc.offered = c
 	bc.mu.Unlock()
-	return withSDES(body, "RTP/AVP", c)
+	proto := "RTP/AVP"
+	if savp {
+		proto = "RTP/SAVP"
+	}
+	return withSDES(body, proto, c)
 }
 
 // acceptSRTP reads the phone's answer to offerSRTP: SRTP when it answered

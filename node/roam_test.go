@@ -415,6 +415,23 @@ func callExit(t *testing.T, bin, api, q string, args ...string) (int, time.Durat
 	return code, time.Since(start), string(out)
 }
 
+// waitStatus waits until a search at api shows the terminal with status
+// want; on timeout it fails with the last status and the phone's log.
+func waitStatus(t *testing.T, api, q, want string, ph *procPhone) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := statusAt(t, api, q)
+		if st == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %q, want %q; the phone's log:\n%s", st, want, ph.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // statusAt is the terminal's status in a search at api ("" when not found).
 func statusAt(t *testing.T, api, q string) string {
 	res := searchAt(t, api, q)
@@ -469,7 +486,7 @@ func TestVanishingPhoneAndNode(t *testing.T) {
 	t.Logf("call to a frozen phone: unavailable after %v", took)
 	ph.cmd.Process.Signal(syscall.SIGCONT)
 	ph.waitEvent(t, "registered") // it reconnects: the node dropped its connection
-	nodetest.WaitFor(t, "the phone back online", func() bool { return statusAt(t, b.api, q) == "idle" })
+	waitStatus(t, b.api, q, "idle", ph)
 
 	// Killed: the node sees the connection close.
 	ph.signal(syscall.SIGKILL)

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/coder/websocket"
+
 	"github.com/irmv/irmv/call/signal"
 )
 

@@ -8,17 +8,17 @@ import (
 	"testing"
 
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/share"
 )
 
 // connectKeyed registers a terminal holding key priv at n and opens its
 // WebSocket.
 func connectKeyed(t *testing.T, n *node.Node, uid string, priv ed25519.PrivateKey) *term {
 	t.Helper()
-	reg := share.Registration{UID: uid, Address: "127.0.0.1", Keepalive: true, Key: priv.Public().(ed25519.PublicKey)}
+	reg := client.Registration{UID: uid, Address: "127.0.0.1", Keepalive: true, Key: priv.Public().(ed25519.PublicKey)}
 	body, err := n.Registry().Prepare(reg)
 	if err != nil {
 		t.Fatal(err)

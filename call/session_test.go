@@ -7,9 +7,10 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // TestCloseFlushesHangups: a node shutting down tells every terminal which
@@ -41,7 +42,7 @@ func TestCloseFlushesHangups(t *testing.T) {
 func TestReplacedSessionKeepsNewCalls(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
 	b := connect(t, n, "bob")
-	ack, err := n.Registry().Register(share.Registration{UID: "alice", Address: "127.0.0.1", Keepalive: true})
+	ack, err := n.Registry().Register(client.Registration{UID: "alice", Address: "127.0.0.1", Keepalive: true})
 	if err != nil {
 		t.Fatal(err)
 	}

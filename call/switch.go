@@ -13,15 +13,16 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
-	"github.com/irmv/irmv/call/signal"
-	"github.com/irmv/irmv/internal/wire"
-	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/share"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/internal/wire"
+	"github.com/irmv/irmv/record"
 )
 
 // Defaults.
@@ -43,8 +44,8 @@ const (
 // Directory is what the Switch needs from the register of hosted terminals.
 type Directory interface {
 	Authorize(terminal, token string) error
-	Get(terminal string) (share.Terminal, error)
-	Heartbeat(terminal string) (share.Ack, error)
+	Get(terminal string) (client.Terminal, error)
+	Heartbeat(terminal string) (client.Ack, error)
 	// Record is a terminal's signed record (a rejoin through another
 	// node carries it as proof).
 	Record(terminal string) (*record.Record, error)

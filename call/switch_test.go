@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"github.com/irmv/irmv/internal/wire"
 	"io"
 	"net/http"
 	"strconv"
@@ -15,21 +14,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/internal/wire"
+
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/share"
 )
 
 // term is a bare terminal on a node's WebSocket.
 type term struct {
 	t    *testing.T
 	n    *node.Node
-	ack  share.Ack
+	ack  client.Ack
 	conn *websocket.Conn
 	in   chan signal.Msg
 
@@ -38,7 +40,7 @@ type term struct {
 
 func connect(t *testing.T, n *node.Node, uid string) *term {
 	t.Helper()
-	ack, err := n.Registry().Register(share.Registration{UID: uid, Address: "127.0.0.1", Keepalive: true})
+	ack, err := n.Registry().Register(client.Registration{UID: uid, Address: "127.0.0.1", Keepalive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func connect(t *testing.T, n *node.Node, uid string) *term {
 }
 
 // helloAs opens a WebSocket for a registered terminal.
-func helloAs(t *testing.T, n *node.Node, ack share.Ack) *term {
+func helloAs(t *testing.T, n *node.Node, ack client.Ack) *term {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -244,7 +246,7 @@ func TestBusyAndUnavailable(t *testing.T) {
 	a.next(signal.TypeBusy)
 
 	// A registered terminal without a WebSocket cannot ring.
-	ack, err := nodes[1].Registry().Register(share.Registration{UID: "carol", Address: "127.0.0.1"})
+	ack, err := nodes[1].Registry().Register(client.Registration{UID: "carol", Address: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}

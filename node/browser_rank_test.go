@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
 )

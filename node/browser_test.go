@@ -20,7 +20,7 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"

@@ -7,7 +7,7 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"

@@ -10,8 +10,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
-	"github.com/irmv/irmv/internal/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"

@@ -5,39 +5,24 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/record"
 )
 
-// Paths a result can be found by.
+// Paths a result can be found by (client.Via*).
 const (
-	ViaLocal = "local"
-	ViaDHT   = "dht"
-	ViaFlood = "flood"
-	ViaAuto  = "auto" // only as a request: race them all
+	ViaLocal = client.ViaLocal
+	ViaDHT   = client.ViaDHT
+	ViaFlood = client.ViaFlood
+	ViaAuto  = client.ViaAuto // only as a request: race them all
 )
 
-// Result is one terminal found by a search: the JSON shape of GET
-// /v1/search lines and of `irmv search --json`.
-type Result struct {
-	Terminal    string             `json:"terminal"`
-	Identifiers record.Identifiers `json:"identifiers"`
-	Address     string             `json:"address"`
-	Private     bool               `json:"private,omitempty"`
-	Status      record.Status      `json:"status"`
-	Node        string             `json:"node"`
-	Via         string             `json:"via"`
-	// Match is how the terminal answers the query: "exact", "words" or
-	// "prefix" (ident.Match); clients rank by it.
-	Match     ident.Match    `json:"match"`
-	Verified  bool           `json:"verified"`
-	Signer    record.Signer  `json:"signer"`
-	Key       []byte         `json:"key,omitempty"` // terminal's Ed25519 key, if it has one
-	Seq       uint64         `json:"seq"`
-	Hops      int            `json:"hops,omitempty"`
-	ElapsedMS float64        `json:"elapsed_ms"`
-	Record    *record.Record `json:"record,omitempty"`
-}
+// Result and Query are the API's shapes of a search, defined in package
+// client.
+type (
+	Result = client.Result
+	Query  = client.Query
+)
 
 // resultOf builds a result from a verified record.
 func resultOf(r *record.Record, b *record.Body, via string) Result {

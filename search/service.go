@@ -8,14 +8,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/irmv/irmv/ident"
-	"github.com/irmv/irmv/internal/peerrate"
-	"github.com/irmv/irmv/search/flood"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/peerrate"
+	"github.com/irmv/irmv/search/flood"
 )
 
 // Search limits and defaults.
@@ -92,14 +93,6 @@ func (s *Service) SetLookupRate(r rate.Limit, burst int) {
 func (s *Service) Close() error {
 	s.o.Host.RemoveStreamHandler(LookupProtocol)
 	return nil
-}
-
-// Query is one search.
-type Query struct {
-	Text    string        // any identifier in any written form
-	Via     string        // "", ViaAuto, ViaDHT or ViaFlood
-	Limit   int           // 0: DefaultLimit
-	Timeout time.Duration // 0: DefaultTimeout
 }
 
 // Parse checks a query and returns every reading of its text

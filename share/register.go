@@ -14,65 +14,19 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.etcd.io/bbolt"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/record"
 )
 
-// Registration is what a terminal registers; it is also the JSON body of
-// POST /v1/terminals. Empty strings are absent fields.
-type Registration struct {
-	Name  string `json:"name,omitempty"`
-	Phone string `json:"phone,omitempty"`
-	UID   string `json:"uid,omitempty"`
-	// IP is an IP address identifier: searchable, unlike Address.
-	IP string `json:"ip,omitempty"`
-	// Address is the terminal's current IP address. The caller defaults it
-	// (the API to the request's source address).
-	Address string `json:"address,omitempty"`
-	// Status is online (the default), idle, busy or offline.
-	Status string `json:"status,omitempty"`
-	// Private keeps Address out of the published record.
-	Private bool `json:"private,omitempty"`
-	// Keepalive says the terminal sends heartbeats and is shown offline
-	// when it stops (see Options.OfflineAfter).
-	Keepalive bool `json:"keepalive,omitempty"`
-	// TTL is the lifetime without refresh in seconds: 0 for the node's
-	// default, else MinTTL..MaxTTL.
-	TTL int `json:"ttl,omitempty"`
-	// Key is the terminal's Ed25519 public key (32 bytes); Body and Sig the
-	// body from Prepare and the key's signature over
-	// record.SigningBytes(Body). Without Key the node attests the record.
-	Key  []byte `json:"key,omitempty"`
-	Body []byte `json:"body,omitempty"`
-	Sig  []byte `json:"sig,omitempty"`
-	// Seq is the sequence number of the terminal's newest record anywhere
-	// (at the node it moves from): its record here gets a higher one.
-	Seq uint64 `json:"seq,omitempty"`
-	// From is the peer ID of the node the terminal was registered at
-	// before: this node tells that node that the terminal moved, and it
-	// withdraws its registration (see package roam).
-	From string `json:"from,omitempty"`
-	// FromToken is, for a terminal without a key, its token at From: the
-	// proof that it is the same terminal there.
-	FromToken string `json:"from_token,omitempty"`
-}
-
-// Ack acknowledges a registration (and answers Heartbeat and SetStatus).
-type Ack struct {
-	// Terminal is the handle for later calls.
-	Terminal string `json:"terminal"`
-	// Token is the secret for later calls (see Authorize); only Register
-	// returns one.
-	Token       string             `json:"token,omitempty"`
-	ExpiresAt   time.Time          `json:"expires_at"`
-	Identifiers record.Identifiers `json:"identifiers"`
-	NameTokens  []string           `json:"tokens,omitempty"`
-	Status      record.Status      `json:"status"`
-	Signer      record.Signer      `json:"signer"`
-	Record      *record.Record     `json:"record"`
-	// Created says that Register made a new terminal here (not an update).
-	Created bool `json:"-"`
-}
+// Registration, Ack and Terminal are the terminal API's shapes, defined in
+// package client (the public client and API reference) so that the node,
+// the CLI and any Go program read and write the same JSON.
+type (
+	Registration = client.Registration
+	Ack          = client.Ack
+	Terminal     = client.Terminal
+)
 
 // normalized is a validated registration.
 type normalized struct {

@@ -130,23 +130,6 @@ const stripes = 256
 
 type set map[*entry]struct{}
 
-// Terminal is a hosted terminal as the node's API and CLI show it. Address
-// is the terminal's current address as the node knows it, also for private
-// terminals (whose published records omit it).
-type Terminal struct {
-	Terminal    string             `json:"terminal"`
-	Identifiers record.Identifiers `json:"identifiers"`
-	Address     string             `json:"address,omitempty"`
-	Status      record.Status      `json:"status"`
-	Private     bool               `json:"private"`
-	Keepalive   bool               `json:"keepalive"`
-	Signer      record.Signer      `json:"signer"`
-	Key         []byte             `json:"key,omitempty"`
-	Seq         uint64             `json:"seq"`
-	ExpiresAt   time.Time          `json:"expires_at"`
-	Seen        time.Time          `json:"seen,omitzero"`
-}
-
 // stored is a terminal as kept in the database.
 type stored struct {
 	Terminal  string         `json:"terminal"`

@@ -14,7 +14,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/client"
 )
 
 // ownNetnsEnv marks a test process that runs in a network namespace of
@@ -98,11 +98,11 @@ func TestCallSurvivesAddressChange(t *testing.T) {
 	packets := int(callFor / (20 * time.Millisecond))
 	nodes := startNodes(t, 2)
 	evB := newEvents()
-	callee := startPhone(t, nodes[0], Options{Registration: share.Registration{UID: "addr-mover"}, Answer: AnswerAuto,
+	callee := startPhone(t, nodes[0], Options{Registration: client.Registration{UID: "addr-mover"}, Answer: AnswerAuto,
 		Play: numberedOgg(t, packets), WatchAddresses: true, OnEvent: evB.add,
 		SettingEngine: netEngine("10.98.1.0/24", "10.98.2.0/24")})
 	evA := newEvents()
-	caller := startPhone(t, nodes[1], Options{Registration: share.Registration{UID: "addr-stayer"}, OnEvent: evA.add,
+	caller := startPhone(t, nodes[1], Options{Registration: client.Registration{UID: "addr-stayer"}, OnEvent: evA.add,
 		SettingEngine: netEngine("10.98.0.0/24")})
 	res := find(t, apiClient(t, nodes[1]), "uid:addr-mover", callee.Ack().Terminal)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

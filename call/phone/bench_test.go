@@ -6,27 +6,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/client"
 )
 
 // benchPair is a caller on node 0 and an auto-answering callee on node 1.
-func benchPair(b *testing.B) (caller, callee *Phone, evB *events, find0 func() search.Result) {
+func benchPair(b *testing.B) (caller, callee *Phone, evB *events, find0 func() client.Result) {
 	nodes := startNodes(b, 2)
 	evB = newEvents()
 	callee = startPhone(b, nodes[1], Options{
-		Registration: share.Registration{Name: "Bench Callee", Phone: "+49 30 777"},
+		Registration: client.Registration{Name: "Bench Callee", Phone: "+49 30 777"},
 		Answer:       AnswerAuto,
 		OnEvent:      evB.add,
 	})
-	caller = startPhone(b, nodes[0], Options{Registration: share.Registration{UID: "bench-caller"}})
+	caller = startPhone(b, nodes[0], Options{Registration: client.Registration{UID: "bench-caller"}})
 	c0 := apiClient(b, nodes[0])
 	find(b, c0, "030 777", callee.Ack().Terminal) // published and found once
-	find0 = func() search.Result {
-		var res search.Result
+	find0 = func() client.Result {
+		var res client.Result
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		err := c0.Search(ctx, search.Query{Text: "030 777"}, func(r search.Result) error {
+		err := c0.Search(ctx, client.Query{Text: "030 777"}, func(r client.Result) error {
 			if r.Terminal == callee.Ack().Terminal && r.Status.Callable() {
 				res = r
 				return errStop

@@ -17,7 +17,7 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
-	"github.com/irmv/irmv/search"
+	"github.com/irmv/irmv/client"
 )
 
 // CallOptions configure one outgoing call.
@@ -409,12 +409,12 @@ func reasonOf(err error, m *signal.Msg) string {
 // ErrRejected, ErrUnavailable, ErrNoAnswer, ErrFailed, ErrIdentity,
 // ErrClosed or ErrNotConnected (or ctx's error). Every call that got as far
 // as the invite emits "ended" when it ends.
-func (p *Phone) Call(ctx context.Context, to search.Result, o CallOptions) (*Call, error) {
+func (p *Phone) Call(ctx context.Context, to client.Result, o CallOptions) (*Call, error) {
 	return p.call(ctx, to, o, nil)
 }
 
 // call places a call, a leg of cf if cf is not nil.
-func (p *Phone) call(ctx context.Context, to search.Result, o CallOptions, cf *Conference) (*Call, error) {
+func (p *Phone) call(ctx context.Context, to client.Result, o CallOptions, cf *Conference) (*Call, error) {
 	if to.Node == "" || to.Terminal == "" {
 		return nil, fmt.Errorf("%w: the search result names no node or terminal", ErrFailed)
 	}

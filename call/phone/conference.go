@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/signal"
-	"github.com/irmv/irmv/search"
+	"github.com/irmv/irmv/client"
 )
 
 // MaxParties is the largest conference the mesh is meant for: each party
@@ -73,7 +73,7 @@ func (p *Phone) newConference(id string, o CallOptions) *Conference {
 // Conference calls several parties at once (see the package doc). It
 // returns when every invitation has been answered, with the conference if
 // at least one party is connected, else with the first error.
-func (p *Phone) Conference(ctx context.Context, to []search.Result, o CallOptions) (*Conference, error) {
+func (p *Phone) Conference(ctx context.Context, to []client.Result, o CallOptions) (*Conference, error) {
 	if len(to) == 0 {
 		return nil, fmt.Errorf("%w: nobody to call", ErrFailed)
 	}
@@ -136,7 +136,7 @@ func (cf *Conference) Calls() []*Call {
 // Add invites another party into the running conference (a search result,
 // as for [Phone.Call]); once it is connected, every other party learns of
 // it and connects to it too. Errors are those of Phone.Call, or ErrFull.
-func (cf *Conference) Add(ctx context.Context, to search.Result) (*Call, error) {
+func (cf *Conference) Add(ctx context.Context, to client.Result) (*Call, error) {
 	cf.mu.Lock()
 	full := len(cf.legs)+len(cf.dialing)+1 >= MaxParties
 	cf.mu.Unlock()
@@ -294,7 +294,7 @@ func (cf *Conference) dial(pt signal.Party) {
 			cf.end()
 		}
 	}()
-	to := search.Result{Node: pt.Node, Terminal: pt.Terminal, Identifiers: pt.Identifiers, Key: pt.Key, Private: pt.Private}
+	to := client.Result{Node: pt.Node, Terminal: pt.Terminal, Identifiers: pt.Identifiers, Key: pt.Key, Private: pt.Private}
 	backoff := 250 * time.Millisecond
 	for range legRetries {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // statusAt is a terminal's status in its node's directory.
@@ -29,12 +28,12 @@ func statusAt(n *node.Node, terminal string) record.Status {
 func TestConferenceEndsWithCaller(t *testing.T) {
 	nodes := startNodes(t, 3)
 	evB, evC := newEvents(), newEvents()
-	b := startPhone(t, nodes[1], Options{Registration: share.Registration{Name: "Host Bob"}, Answer: AnswerAuto, OnEvent: evB.add})
-	c := startPhone(t, nodes[2], Options{Registration: share.Registration{Name: "Host Carol"}, Answer: AnswerAuto, OnEvent: evC.add})
-	a := startPhone(t, nodes[0], Options{Registration: share.Registration{Name: "Host Alice"}})
+	b := startPhone(t, nodes[1], Options{Registration: client.Registration{Name: "Host Bob"}, Answer: AnswerAuto, OnEvent: evB.add})
+	c := startPhone(t, nodes[2], Options{Registration: client.Registration{Name: "Host Carol"}, Answer: AnswerAuto, OnEvent: evC.add})
+	a := startPhone(t, nodes[0], Options{Registration: client.Registration{Name: "Host Alice"}})
 	ca := apiClient(t, nodes[0])
 	aT, bT, cT := a.Ack().Terminal, b.Ack().Terminal, c.Ack().Terminal
-	to := []search.Result{find(t, ca, "host bob", bT), find(t, ca, "host carol", cT)}
+	to := []client.Result{find(t, ca, "host bob", bT), find(t, ca, "host carol", cT)}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	cf, err := a.Conference(ctx, to, CallOptions{Play: fixture})

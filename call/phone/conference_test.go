@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // legWith is p's call with terminal, nil if none.
@@ -32,12 +31,12 @@ func TestConference(t *testing.T) {
 	}
 	want := oggPackets(t, data)
 	evB, evC := newEvents(), newEvents()
-	b := startPhone(t, nodes[1], Options{Registration: share.Registration{Name: "Conf Bob"}, Answer: AnswerAuto, RecordDir: t.TempDir(), OnEvent: evB.add})
-	c := startPhone(t, nodes[2], Options{Registration: share.Registration{Name: "Conf Carol"}, Answer: AnswerAuto, RecordDir: t.TempDir(), OnEvent: evC.add})
+	b := startPhone(t, nodes[1], Options{Registration: client.Registration{Name: "Conf Bob"}, Answer: AnswerAuto, RecordDir: t.TempDir(), OnEvent: evB.add})
+	c := startPhone(t, nodes[2], Options{Registration: client.Registration{Name: "Conf Carol"}, Answer: AnswerAuto, RecordDir: t.TempDir(), OnEvent: evC.add})
 	evA := newEvents()
-	a := startPhone(t, nodes[0], Options{Registration: share.Registration{Name: "Conf Alice"}, OnEvent: evA.add})
+	a := startPhone(t, nodes[0], Options{Registration: client.Registration{Name: "Conf Alice"}, OnEvent: evA.add})
 	ca := apiClient(t, nodes[0])
-	to := []search.Result{find(t, ca, "conf bob", b.Ack().Terminal), find(t, ca, "conf carol", c.Ack().Terminal)}
+	to := []client.Result{find(t, ca, "conf bob", b.Ack().Terminal), find(t, ca, "conf carol", c.Ack().Terminal)}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	cf, err := a.Conference(ctx, to, CallOptions{Play: fixture})

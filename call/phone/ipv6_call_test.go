@@ -15,9 +15,9 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // ipv6Addr is the unique-local address scripts/netns-run gives its
@@ -155,7 +155,7 @@ func TestCallIPv6(t *testing.T) {
 	pairsA, pairsB := &pairLog{}, &pairLog{}
 	evB, recDir := newEvents(), t.TempDir()
 	b := startPhone(t, nodes[1], Options{
-		Registration:  share.Registration{Name: "Vera Six", IP: "fd99::1", Address: "fd99::1"},
+		Registration:  client.Registration{Name: "Vera Six", IP: "fd99::1", Address: "fd99::1"},
 		Answer:        AnswerAuto,
 		RecordDir:     recDir,
 		OnEvent:       evB.add,
@@ -166,7 +166,7 @@ func TestCallIPv6(t *testing.T) {
 	})
 	evA := newEvents()
 	a := startPhone(t, nodes[0], Options{
-		Registration:        share.Registration{UID: "ipv6-caller"},
+		Registration:        client.Registration{UID: "ipv6-caller"},
 		OnEvent:             evA.add,
 		SettingEngine:       ipv6Engine(pairsA),
 		RelayAcceptanceWait: directWait,
@@ -271,14 +271,14 @@ func TestCallDualStackIPv6(t *testing.T) {
 	pairsA, pairsB := &pairLog{}, &pairLog{}
 	evB := newEvents()
 	b := startPhone(t, nodes[1], Options{
-		Registration:  share.Registration{Name: "Dual Callee"},
+		Registration:  client.Registration{Name: "Dual Callee"},
 		Answer:        AnswerAuto,
 		OnEvent:       evB.add,
 		SettingEngine: dualStackEngine(pairsB),
 	})
 	evA := newEvents()
 	a := startPhone(t, nodes[0], Options{
-		Registration:  share.Registration{UID: "dual-caller"},
+		Registration:  client.Registration{UID: "dual-caller"},
 		OnEvent:       evA.add,
 		SettingEngine: dualStackEngine(pairsA),
 	})
@@ -320,7 +320,7 @@ func TestPrivateCallIPv6(t *testing.T) {
 	pairsA, pairsB := &pairLog{}, &pairLog{}
 	evB, recDir := newEvents(), t.TempDir()
 	b := startPhone(t, nodes[1], Options{
-		Registration:  share.Registration{Name: "Quiet Six", Address: "fd99::1"},
+		Registration:  client.Registration{Name: "Quiet Six", Address: "fd99::1"},
 		RelayOnly:     true,
 		Answer:        AnswerAuto,
 		RecordDir:     recDir,
@@ -329,7 +329,7 @@ func TestPrivateCallIPv6(t *testing.T) {
 	})
 	evA := newEvents()
 	a := startPhone(t, nodes[0], Options{
-		Registration:  share.Registration{UID: "ipv6-caller-of-private"},
+		Registration:  client.Registration{UID: "ipv6-caller-of-private"},
 		OnEvent:       evA.add,
 		SettingEngine: ipv6Engine(pairsA),
 	})

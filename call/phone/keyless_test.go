@@ -10,7 +10,7 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
-	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/client"
 )
 
 // TestKeylessCallerWarned: a caller whose record has no key sends an
@@ -18,9 +18,9 @@ import (
 func TestKeylessCallerWarned(t *testing.T) {
 	n := startNodes(t, 1)[0]
 	ev := newEvents()
-	b := startPhone(t, n, Options{Registration: share.Registration{UID: "bob"}, Answer: AnswerAuto, OnEvent: ev.add})
+	b := startPhone(t, n, Options{Registration: client.Registration{UID: "bob"}, Answer: AnswerAuto, OnEvent: ev.add})
 
-	ack, err := n.Registry().Register(share.Registration{UID: "keyless", Address: "127.0.0.1", Keepalive: true})
+	ack, err := n.Registry().Register(client.Registration{UID: "keyless", Address: "127.0.0.1", Keepalive: true})
 	if err != nil {
 		t.Fatal(err)
 	}

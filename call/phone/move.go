@@ -12,7 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/irmv/irmv/call/signal"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/record"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // numberedOgg writes an Ogg/Opus file of n 20 ms packets, each carrying
@@ -77,10 +77,10 @@ func TestCallSurvivesMove(t *testing.T) {
 	nodes := startNodes(t, 3)
 	play := numberedOgg(t, int(callFor/(20*time.Millisecond)))
 	evB := newEvents()
-	callee := startPhone(t, nodes[0], Options{Registration: share.Registration{UID: "mover"}, Answer: AnswerAuto, Play: play, OnEvent: evB.add})
+	callee := startPhone(t, nodes[0], Options{Registration: client.Registration{UID: "mover"}, Answer: AnswerAuto, Play: play, OnEvent: evB.add})
 	evA := newEvents()
 	rec := filepath.Join(t.TempDir(), "call.ogg")
-	caller := startPhone(t, nodes[2], Options{Registration: share.Registration{UID: "stayer"}, OnEvent: evA.add})
+	caller := startPhone(t, nodes[2], Options{Registration: client.Registration{UID: "stayer"}, OnEvent: evA.add})
 	res := find(t, apiClient(t, nodes[2]), "uid:mover", callee.Ack().Terminal)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

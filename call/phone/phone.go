@@ -18,9 +18,8 @@ import (
 
 	"github.com/irmv/irmv/call/policy"
 	"github.com/irmv/irmv/call/signal"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/share"
 )
 
 // Timing.
@@ -56,7 +55,7 @@ type Options struct {
 	// Registration holds the identifiers and options to register; Key,
 	// Body and Sig are filled in and Keepalive is forced on. With RelayOnly
 	// it is also registered Private.
-	Registration share.Registration
+	Registration client.Registration
 	// Key is the terminal's key, which signs its record and its DTLS
 	// fingerprints; nil: an ephemeral key is generated.
 	Key ed25519.PrivateKey
@@ -142,7 +141,7 @@ type Phone struct {
 	busy     bool       // status busy was set (guarded by statusMu)
 
 	mu     sync.Mutex
-	ack    share.Ack
+	ack    client.Ack
 	client *client.Client // the node's API (Options.Client, or Move's)
 	api    *client.Client // client with the terminal's token
 	wsURL  string
@@ -248,7 +247,7 @@ func wsURLOf(base string) (string, error) {
 }
 
 // Ack is the node's latest acknowledgement of the registration.
-func (p *Phone) Ack() share.Ack {
+func (p *Phone) Ack() client.Ack {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ack
@@ -316,22 +315,22 @@ func (p *Phone) register(ctx context.Context) error {
 
 // signAndRegister prepares reg (with the key set) at api's node, signs the
 // body and registers it.
-func (p *Phone) signAndRegister(ctx context.Context, api *client.Client, reg share.Registration) (share.Ack, error) {
+func (p *Phone) signAndRegister(ctx context.Context, api *client.Client, reg client.Registration) (client.Ack, error) {
 	body, err := api.Prepare(ctx, reg)
 	if err != nil {
-		return share.Ack{}, fmt.Errorf("phone: prepare registration: %w", err)
+		return client.Ack{}, fmt.Errorf("phone: prepare registration: %w", err)
 	}
 	reg.Body = body
 	reg.Sig = ed25519.Sign(p.key, record.SigningBytes(body))
 	ack, err := api.Register(ctx, reg)
 	if err != nil {
-		return share.Ack{}, fmt.Errorf("phone: register: %w", err)
+		return client.Ack{}, fmt.Errorf("phone: register: %w", err)
 	}
 	return ack, nil
 }
 
 // setAckLocked installs the acknowledgement of node cl; p.mu is held.
-func (p *Phone) setAckLocked(cl *client.Client, ack share.Ack) {
+func (p *Phone) setAckLocked(cl *client.Client, ack client.Ack) {
 	p.ack = ack
 	cp := *cl
 	cp.Token = ack.Token

@@ -15,11 +15,9 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/media"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 const (
@@ -121,14 +119,14 @@ func startPhone(tb testing.TB, n *node.Node, o Options) *Phone {
 }
 
 // find searches through c until the terminal shows up callable.
-func find(tb testing.TB, c *client.Client, q, terminal string) search.Result {
+func find(tb testing.TB, c *client.Client, q, terminal string) client.Result {
 	tb.Helper()
-	var res search.Result
+	var res client.Result
 	nodetest.WaitFor(tb, "search "+q, func() bool {
 		ok := false
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c.Search(ctx, search.Query{Text: q, Timeout: 2 * time.Second}, func(r search.Result) error {
+		c.Search(ctx, client.Query{Text: q, Timeout: 2 * time.Second}, func(r client.Result) error {
 			if r.Terminal == terminal && r.Status.Callable() {
 				res, ok = r, true
 				return errors.New("found")
@@ -211,14 +209,14 @@ func TestCall(t *testing.T) {
 
 	evB, recDir := newEvents(), t.TempDir()
 	b := startPhone(t, nodes[1], Options{
-		Registration: share.Registration{Name: "Bob Example", Phone: "+49 30 1234567"},
+		Registration: client.Registration{Name: "Bob Example", Phone: "+49 30 1234567"},
 		Answer:       AnswerAuto,
 		RecordDir:    recDir,
 		OnEvent:      evB.add,
 	})
 	evA := newEvents()
 	a := startPhone(t, nodes[0], Options{
-		Registration:  share.Registration{UID: "alice-test"},
+		Registration:  client.Registration{UID: "alice-test"},
 		OnEvent:       evA.add,
 		KnownKeysFile: t.TempDir() + "/known_keys.json",
 	})
@@ -266,11 +264,11 @@ func TestCall(t *testing.T) {
 
 func TestBusyRejectUnavailable(t *testing.T) {
 	nodes := startNodes(t, 2)
-	b := startPhone(t, nodes[1], Options{Registration: share.Registration{Phone: "+49 30 555"}, Answer: AnswerAuto})
-	r := startPhone(t, nodes[1], Options{Registration: share.Registration{Phone: "+49 30 666"}, Answer: AnswerReject})
-	a := startPhone(t, nodes[0], Options{Registration: share.Registration{UID: "a"}})
+	b := startPhone(t, nodes[1], Options{Registration: client.Registration{Phone: "+49 30 555"}, Answer: AnswerAuto})
+	r := startPhone(t, nodes[1], Options{Registration: client.Registration{Phone: "+49 30 666"}, Answer: AnswerReject})
+	a := startPhone(t, nodes[0], Options{Registration: client.Registration{UID: "a"}})
 	evC := newEvents()
-	cp := startPhone(t, nodes[0], Options{Registration: share.Registration{UID: "c"}, OnEvent: evC.add})
+	cp := startPhone(t, nodes[0], Options{Registration: client.Registration{UID: "c"}, OnEvent: evC.add})
 	ca := apiClient(t, nodes[0])
 	resB := find(t, ca, "030 555", b.Ack().Terminal)
 	resR := find(t, ca, "030 666", r.Ack().Terminal)
@@ -321,7 +319,7 @@ func TestAsk(t *testing.T) {
 	nodes := startNodes(t, 1)
 	asked := make(chan Incoming, 1)
 	b := startPhone(t, nodes[0], Options{
-		Registration: share.Registration{Name: "Asker"},
+		Registration: client.Registration{Name: "Asker"},
 		Answer:       AnswerAsk,
 		Ask: func(ctx context.Context, inv Incoming) bool {
 			asked <- inv
@@ -330,7 +328,7 @@ func TestAsk(t *testing.T) {
 		},
 	})
 	evA := newEvents()
-	a := startPhone(t, nodes[0], Options{Registration: share.Registration{UID: "caller"}, OnEvent: evA.add})
+	a := startPhone(t, nodes[0], Options{Registration: client.Registration{UID: "caller"}, OnEvent: evA.add})
 	res := find(t, apiClient(t, nodes[0]), "asker", b.Ack().Terminal)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -362,7 +360,7 @@ func TestKnownKeys(t *testing.T) {
 	}
 	pub1, _, _ := ed25519.GenerateKey(nil)
 	pub2, _, _ := ed25519.GenerateKey(nil)
-	ids := share.Ack{}.Identifiers
+	ids := client.Ack{}.Identifiers
 	ids.Phone, ids.Name = "+4930123", "Anna"
 	if w := k.check(ids, pub1); len(w) != 0 {
 		t.Fatalf("warnings for an unknown key: %v", w)

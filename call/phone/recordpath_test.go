@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/irmv/irmv/share"
+	"github.com/irmv/irmv/client"
 )
 
 // TestLegRecordPath: a conference's --record PATH gives each party its own
@@ -31,13 +31,13 @@ func TestSilentPartyLeavesNoRecording(t *testing.T) {
 	nodes := startNodes(t, 2)
 	evB, recDir := newEvents(), t.TempDir()
 	b := startPhone(t, nodes[1], Options{
-		Registration: share.Registration{UID: "silent-callee"},
+		Registration: client.Registration{UID: "silent-callee"},
 		Answer:       AnswerAuto,
 		RecordDir:    recDir,
 		OnEvent:      evB.add,
 	})
 	evA := newEvents()
-	a := startPhone(t, nodes[0], Options{Registration: share.Registration{UID: "silent-caller"}, OnEvent: evA.add})
+	a := startPhone(t, nodes[0], Options{Registration: client.Registration{UID: "silent-caller"}, OnEvent: evA.add})
 	evA.wait(t, EventRegistered, "")
 	res := find(t, apiClient(t, nodes[0]), "uid:silent-callee", b.Ack().Terminal)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)

@@ -19,10 +19,9 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // lossyNet injects loss into the pion sockets of the terminals made on it
@@ -225,7 +224,7 @@ type lossyPair struct {
 	nodes      []*node.Node
 	a, b       *Phone
 	evA, evB   *events
-	res        search.Result
+	res        client.Result
 	data       []byte
 }
 
@@ -245,14 +244,14 @@ func newLossyPair(tb testing.TB) *lossyPair {
 		return se
 	}
 	lp.b = startPhone(tb, nodes[n-1], Options{
-		Registration:  share.Registration{Name: "Lossy Bob"},
+		Registration:  client.Registration{Name: "Lossy Bob"},
 		Answer:        AnswerAuto,
 		OnEvent:       lp.evB.add,
 		SettingEngine: engine(lp.netB),
 		RecordDir:     tb.TempDir(),
 	})
 	lp.a = startPhone(tb, nodes[0], Options{
-		Registration:  share.Registration{UID: "lossy-a"},
+		Registration:  client.Registration{UID: "lossy-a"},
 		OnEvent:       lp.evA.add,
 		SettingEngine: engine(lp.netA),
 	})

@@ -11,9 +11,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/share"
 )
 
 // TestStaleInviteNotAnswered: an invite read from a connection that is no
@@ -24,7 +24,7 @@ import (
 func TestStaleInviteNotAnswered(t *testing.T) {
 	n := startNodes(t, 1)[0]
 	ev := newEvents()
-	p := startPhone(t, n, Options{Registration: share.Registration{UID: "sleeper"}, Answer: AnswerAuto, OnEvent: ev.add})
+	p := startPhone(t, n, Options{Registration: client.Registration{UID: "sleeper"}, Answer: AnswerAuto, OnEvent: ev.add})
 	term := p.Ack().Terminal
 	if _, err := n.Registry().SetStatus(term, record.StatusIdle); err != nil {
 		t.Fatal(err)

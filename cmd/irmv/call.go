@@ -13,13 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/irmv/irmv/call/phone"
 	callsignal "github.com/irmv/irmv/call/signal"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
-	"github.com/urfave/cli/v2"
 )
 
 func callCommand() *cli.Command {
@@ -106,7 +106,7 @@ func runCall(c *cli.Context) error {
 	if err := checkRecordFile(c.String("record")); err != nil {
 		return err
 	}
-	reg := share.Registration{Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip")}
+	reg := client.Registration{Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip")}
 	if reg.Name == "" && reg.Phone == "" && reg.UID == "" {
 		var b [8]byte
 		rand.Read(b[:])
@@ -154,7 +154,7 @@ func runCall(c *cli.Context) error {
 	defer p.Close()
 	self := p.Ack()
 
-	var results []search.Result
+	var results []client.Result
 	for _, target := range args {
 		found, err := lookup(ctx, c, cl, pr, self.Terminal, target, c.StringSlice("terminal"), false)
 		if err != nil {
@@ -276,16 +276,16 @@ const eventCandidate = "candidate"
 // asked, and anything else gets the list and exitAmbiguous. While adding a
 // party to a running conference, a failed lookup prints no "ended" event:
 // the conference goes on.
-func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string, picks []string, adding bool) (*search.Result, error) {
+func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string, picks []string, adding bool) (*client.Result, error) {
 	pr.print(phone.Event{Type: phone.EventSearching, Text: target})
 	ended := func(reason string) {
 		if !adding {
 			pr.print(phone.Event{Type: phone.EventEnded, Reason: reason})
 		}
 	}
-	var all []search.Result
+	var all []client.Result
 	sctx, cancel := context.WithTimeout(ctx, c.Duration("timeout")+10*time.Second)
-	err := cl.Search(sctx, search.Query{Text: target, Timeout: c.Duration("timeout")}, func(r search.Result) error {
+	err := cl.Search(sctx, client.Query{Text: target, Timeout: c.Duration("timeout")}, func(r client.Result) error {
 		if r.Terminal != self { // ourselves, when an identifier flag matches
 			all = append(all, r)
 		}
@@ -299,7 +299,7 @@ func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPri
 		return nil, apiExit(err)
 	}
 	if picked := pickTerminal(all, picks); picked != nil {
-		all = []search.Result{*picked}
+		all = []client.Result{*picked}
 	}
 	found, tied, err := search.Best(all)
 	switch {
@@ -342,15 +342,15 @@ func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPri
 	return &found, nil
 }
 
-func partyOf(r search.Result) *callsignal.Party {
+func partyOf(r client.Result) *callsignal.Party {
 	return &callsignal.Party{Node: r.Node, Terminal: r.Terminal, Identifiers: r.Identifiers, Key: r.Key, Private: r.Private}
 }
 
 // pickTerminal returns the one result that a --terminal value names:
 // HANDLE@NODE, where NODE may be the end of the peer ID (as tables show
 // it), or HANDLE alone.
-func pickTerminal(rs []search.Result, picks []string) *search.Result {
-	var hit *search.Result
+func pickTerminal(rs []client.Result, picks []string) *client.Result {
+	var hit *client.Result
 	for i, r := range rs {
 		for _, p := range picks {
 			handle, node, _ := strings.Cut(p, "@")
@@ -376,7 +376,7 @@ func isInteractive(c *cli.Context) bool {
 
 // askWhich lists the terminals that match equally well, numbered, and
 // asks which to call; nil when the answer is none of them.
-func askWhich(c *cli.Context, target string, rs []search.Result) *search.Result {
+func askWhich(c *cli.Context, target string, rs []client.Result) *client.Result {
 	w := c.App.ErrWriter
 	fmt.Fprintf(w, "%d terminals match %q equally well:\n", len(rs), target)
 	for i, r := range rs {

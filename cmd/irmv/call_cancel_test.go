@@ -10,10 +10,9 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // syncBuffer is a bytes.Buffer safe for the CLI writing while the test reads.
@@ -47,7 +46,7 @@ func TestCallCancelledWhileRinging(t *testing.T) {
 	gaveUp := make(chan struct{}, 1)
 	callee, err := phone.Start(context.Background(), phone.Options{
 		Client:        cl,
-		Registration:  share.Registration{Name: "Ringing Callee", UID: "ringing-callee"},
+		Registration:  client.Registration{Name: "Ringing Callee", UID: "ringing-callee"},
 		Answer:        phone.AnswerAsk,
 		SettingEngine: media.LoopbackSettingEngine(),
 		Ask: func(ctx context.Context, _ phone.Incoming) bool {

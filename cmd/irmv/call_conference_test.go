@@ -9,10 +9,9 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // TestCallAddsParty: `irmv call --conference` to one party, then a line
@@ -30,7 +29,7 @@ func TestCallAddsParty(t *testing.T) {
 		incoming[uid] = ch
 		p, err := phone.Start(context.Background(), phone.Options{
 			Client:        cl,
-			Registration:  share.Registration{Name: uid, UID: uid},
+			Registration:  client.Registration{Name: uid, UID: uid},
 			Answer:        phone.AnswerAuto,
 			SettingEngine: media.LoopbackSettingEngine(),
 			OnEvent: func(e phone.Event) {

@@ -13,10 +13,9 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // TestCallAsksOnTTY: `irmv call` on a real terminal (a pty) with two
@@ -31,10 +30,10 @@ func TestCallAsksOnTTY(t *testing.T) {
 		}
 	})
 	asker, host := nodes[0], nodes[1]
-	kim1 := startRejecter(t, host, share.Registration{Name: "Kim Berg", UID: "kim-1"})
-	kim2 := startRejecter(t, host, share.Registration{Name: "Kim Berg", UID: "kim-2", Phone: "08-123 45 67"})
+	kim1 := startRejecter(t, host, client.Registration{Name: "Kim Berg", UID: "kim-1"})
+	kim2 := startRejecter(t, host, client.Registration{Name: "Kim Berg", UID: "kim-2", Phone: "08-123 45 67"})
 	nodetest.WaitFor(t, "both terminals announced", func() bool {
-		ch, err := asker.Search().Search(context.Background(), search.Query{Text: "kim berg", Via: search.ViaDHT, Timeout: time.Second})
+		ch, err := asker.Search().Search(context.Background(), client.Query{Text: "kim berg", Via: client.ViaDHT, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,15 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
-	"github.com/urfave/cli/v2"
 )
 
 // rejecter is a registered terminal that counts how often it rang and
@@ -29,7 +28,7 @@ type rejecter struct {
 	rang atomic.Int32
 }
 
-func startRejecter(t *testing.T, n *node.Node, reg share.Registration) *rejecter {
+func startRejecter(t *testing.T, n *node.Node, reg client.Registration) *rejecter {
 	t.Helper()
 	cl, err := client.New(n.APIURL(), "")
 	if err != nil {
@@ -64,16 +63,16 @@ func TestCallResolves(t *testing.T) {
 		}
 	})
 	asker, host := nodes[0], nodes[1]
-	calleeB := startRejecter(t, host, share.Registration{Name: "Callee b", UID: "callee-b"})
-	calleeC := startRejecter(t, host, share.Registration{Name: "Callee c", UID: "callee-c"})
-	kim1 := startRejecter(t, host, share.Registration{Name: "Kim Berg", UID: "kim-1"})
-	kim2 := startRejecter(t, host, share.Registration{Name: "Kim Berg", UID: "kim-2", Phone: "08-123 45 67"})
+	calleeB := startRejecter(t, host, client.Registration{Name: "Callee b", UID: "callee-b"})
+	calleeC := startRejecter(t, host, client.Registration{Name: "Callee c", UID: "callee-c"})
+	kim1 := startRejecter(t, host, client.Registration{Name: "Kim Berg", UID: "kim-1"})
+	kim2 := startRejecter(t, host, client.Registration{Name: "Kim Berg", UID: "kim-2", Phone: "08-123 45 67"})
 	rang := func() [4]int32 {
 		return [4]int32{calleeB.rang.Load(), calleeC.rang.Load(), kim1.rang.Load(), kim2.rang.Load()}
 	}
 	// Announced once the asking node finds all four.
 	nodetest.WaitFor(t, "terminals announced", func() bool {
-		ch, err := asker.Search().Search(context.Background(), search.Query{Text: "callee", Via: search.ViaDHT, Timeout: time.Second})
+		ch, err := asker.Search().Search(context.Background(), client.Query{Text: "callee", Via: client.ViaDHT, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +80,7 @@ func TestCallResolves(t *testing.T) {
 		for range ch {
 			n++
 		}
-		ch, _ = asker.Search().Search(context.Background(), search.Query{Text: "kim berg", Via: search.ViaDHT, Timeout: time.Second})
+		ch, _ = asker.Search().Search(context.Background(), client.Query{Text: "kim berg", Via: client.ViaDHT, Timeout: time.Second})
 		for range ch {
 			n++
 		}
@@ -168,7 +167,7 @@ func TestCallResolves(t *testing.T) {
 // listed terminals by its number; anything else picks nobody; the answer's
 // line is all that is read, so later "add" lines stay on stdin.
 func TestAskWhich(t *testing.T) {
-	rs := []search.Result{{Terminal: "a", Node: "n1"}, {Terminal: "b", Node: "n2"}}
+	rs := []client.Result{{Terminal: "a", Node: "n1"}, {Terminal: "b", Node: "n2"}}
 	for _, tc := range []struct {
 		in, want, rest string
 	}{

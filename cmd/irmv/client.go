@@ -7,8 +7,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/irmv/irmv/internal/client"
 	"github.com/urfave/cli/v2"
+
+	"github.com/irmv/irmv/client"
 )
 
 // Flags every client command shares.

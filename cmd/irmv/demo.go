@@ -6,8 +6,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/irmv/irmv/internal/demo"
 	"github.com/urfave/cli/v2"
+
+	"github.com/irmv/irmv/internal/demo"
 )
 
 func demoCommand() *cli.Command {

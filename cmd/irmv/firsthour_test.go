@@ -11,10 +11,9 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // TestCLIUsageMessages: a mistyped command says "unknown command" with a
@@ -70,7 +69,7 @@ func TestCallChecksInputFirst(t *testing.T) {
 	incoming := make(chan phone.Event, 16)
 	p, err := phone.Start(context.Background(), phone.Options{
 		Client:        cl,
-		Registration:  share.Registration{Name: "Callee", UID: "first-hour"},
+		Registration:  client.Registration{Name: "Callee", UID: "first-hour"},
 		Answer:        phone.AnswerAuto,
 		SettingEngine: media.LoopbackSettingEngine(),
 		OnEvent: func(e phone.Event) {

@@ -12,9 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/irmv/irmv/internal/logging"
 	"github.com/irmv/irmv/node"
-	"github.com/urfave/cli/v2"
 )
 
 func nodeCommand() *cli.Command {

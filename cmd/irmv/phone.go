@@ -23,12 +23,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/irmv/irmv/call/phone"
 	callsignal "github.com/irmv/irmv/call/signal"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/logging"
-	"github.com/irmv/irmv/share"
-	"github.com/urfave/cli/v2"
 )
 
 func phoneCommand() *cli.Command {
@@ -265,7 +265,7 @@ func runPhone(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return cli.Exit(fmt.Sprintf("phone takes no arguments (got %q)", c.Args().First()), exitError)
 	}
-	reg := share.Registration{Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip")}
+	reg := client.Registration{Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip")}
 	if reg.Name == "" && reg.Phone == "" && reg.UID == "" {
 		return cli.Exit("give at least one of --name, --phone or --uid", exitError)
 	}

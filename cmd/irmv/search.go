@@ -10,8 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/irmv/irmv/search"
 	"github.com/urfave/cli/v2"
+
+	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/search"
 )
 
 func searchCommand() *cli.Command {
@@ -61,7 +63,7 @@ func runSearch(c *cli.Context) error {
 	if d := c.Duration("timeout"); d <= 0 || d > search.MaxTimeout {
 		return cli.Exit(fmt.Sprintf("--timeout %s: want more than 0 and at most %s", d, search.MaxTimeout), exitError)
 	}
-	q := search.Query{Text: strings.Join(args, " "), Via: c.String("via"), Limit: c.Int("limit"), Timeout: c.Duration("timeout")}
+	q := client.Query{Text: strings.Join(args, " "), Via: c.String("via"), Limit: c.Int("limit"), Timeout: c.Duration("timeout")}
 	cl, err := newClient(c)
 	if err != nil {
 		return err
@@ -76,14 +78,14 @@ func runSearch(c *cli.Context) error {
 	lineEach := !asJSON && !live && !c.Bool("ranked")
 	var (
 		mu      sync.Mutex
-		results []search.Result
+		results []client.Result
 		lines   int
 	)
 	stop := startSpinner(c, q.Text, func() int { mu.Lock(); defer mu.Unlock(); return len(results) })
 	// The node gives up at the timeout; allow it time to say so.
 	ctx, cancel := context.WithTimeout(c.Context, q.Timeout+10*time.Second)
 	defer cancel()
-	err = cl.Search(ctx, q, func(r search.Result) error {
+	err = cl.Search(ctx, q, func(r client.Result) error {
 		mu.Lock()
 		defer mu.Unlock()
 		stop()
@@ -92,7 +94,7 @@ func runSearch(c *cli.Context) error {
 			return printJSON(c.App.Writer, r)
 		}
 		if live {
-			n, err := printResults(c.App.Writer, []search.Result{r}, len(results) == 1)
+			n, err := printResults(c.App.Writer, []client.Result{r}, len(results) == 1)
 			lines += n
 			return err
 		}
@@ -126,7 +128,7 @@ func runSearch(c *cli.Context) error {
 
 // printResults writes results as table rows, with the header if asked,
 // and returns how many lines it wrote.
-func printResults(w io.Writer, rs []search.Result, header bool) (int, error) {
+func printResults(w io.Writer, rs []client.Result, header bool) (int, error) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	lines := 0
 	if header {
@@ -142,7 +144,7 @@ func printResults(w io.Writer, rs []search.Result, header bool) (int, error) {
 
 // resultColumns are a result's NAME, PHONE, UID, MATCH, ADDRESS, STATUS,
 // VIA and TERMINAL columns.
-func resultColumns(r search.Result) []string {
+func resultColumns(r client.Result) []string {
 	addr := dash(r.Address)
 	if r.Private {
 		addr = "(private)"
@@ -156,7 +158,7 @@ func resultColumns(r search.Result) []string {
 }
 
 // pickOf is how a person names one result exactly (irmv call --terminal).
-func pickOf(r search.Result) string {
+func pickOf(r client.Result) string {
 	return r.Terminal + "@" + r.Node
 }
 

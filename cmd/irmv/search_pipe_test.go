@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // buildIrmvForTest builds the irmv binary into a temp dir.
@@ -44,7 +43,7 @@ func nodeWith(t *testing.T, names ...string) *node.Node {
 		t.Fatal(err)
 	}
 	for i, name := range names {
-		reg := share.Registration{Name: name, UID: fmt.Sprintf("anna-%d", i+1), Address: fmt.Sprintf("10.99.0.%d", 11+i)}
+		reg := client.Registration{Name: name, UID: fmt.Sprintf("anna-%d", i+1), Address: fmt.Sprintf("10.99.0.%d", 11+i)}
 		if _, err := cl.Register(context.Background(), reg); err != nil {
 			t.Fatal(err)
 		}

@@ -6,9 +6,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/irmv/irmv/internal/client"
-	"github.com/irmv/irmv/share"
 	"github.com/urfave/cli/v2"
+
+	"github.com/irmv/irmv/client"
 )
 
 func shareCommand() *cli.Command {
@@ -83,7 +83,7 @@ func shareAdd(c *cli.Context) error {
 	if ttl%time.Second != 0 {
 		return cli.Exit("--ttl must be whole seconds", exitError)
 	}
-	reg := share.Registration{
+	reg := client.Registration{
 		Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip"),
 		Address: c.String("address"), Status: c.String("status"), Private: c.Bool("private"),
 		TTL: int(ttl / time.Second), From: c.String("from"), FromToken: c.String("from-token"),

@@ -6,10 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // TestShareAddMovesKeylessTerminal: a terminal without a key registered at
@@ -18,13 +16,13 @@ import (
 func TestShareAddMovesKeylessTerminal(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	add := func(args ...string) share.Ack {
+	add := func(args ...string) client.Ack {
 		t.Helper()
 		code, out, errOut := runCLI(append([]string{"share", "add", "--json", "--uid", "handset-7", "--name", "Handset"}, args...)...)
 		if code != exitOK {
 			t.Fatalf("share add %v: exit %d\n%s", args, code, errOut)
 		}
-		var ack share.Ack
+		var ack client.Ack
 		if err := json.Unmarshal([]byte(out), &ack); err != nil {
 			t.Fatalf("share add output %q: %v", out, err)
 		}
@@ -45,7 +43,7 @@ func TestShareAddMovesKeylessTerminal(t *testing.T) {
 			var at []string
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			cl.Search(ctx, search.Query{Text: "uid:handset-7", Timeout: time.Second}, func(r search.Result) error {
+			cl.Search(ctx, client.Query{Text: "uid:handset-7", Timeout: time.Second}, func(r client.Result) error {
 				at = append(at, r.Node)
 				return nil
 			})

@@ -17,8 +17,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/irmv/irmv/sim"
 	"github.com/urfave/cli/v2"
+
+	"github.com/irmv/irmv/sim"
 )
 
 func simCommand() *cli.Command {

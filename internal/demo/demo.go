@@ -24,10 +24,8 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
-	"github.com/irmv/irmv/internal/client"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // speech is a short Opus speech sample (a copy of call/media/testdata's).
@@ -37,7 +35,7 @@ var speech []byte
 
 // Report is what a demo run did, for tests and callers.
 type Report struct {
-	Found           map[string]search.Result // by query
+	Found           map[string]client.Result // by query
 	SetupMS         float64                  // caller's "connected" event
 	Route           string
 	PacketsPlayed   int
@@ -56,7 +54,7 @@ type Options struct {
 
 // Run runs the demo, writing what happens to w.
 func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
-	d := &demo{w: w, start: time.Now(), log: o.Logger, rep: &Report{Found: map[string]search.Result{}}}
+	d := &demo{w: w, start: time.Now(), log: o.Logger, rep: &Report{Found: map[string]client.Result{}}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -130,15 +128,15 @@ func (d *demo) run(ctx context.Context) error {
 
 	bobEvents := make(chan phone.Event, 64)
 	callerEvents := make(chan phone.Event, 64)
-	alice, err := d.phone(ctx, 0, share.Registration{Name: "Alice Anders", UID: "alice-demo"}, phone.Options{OnEvent: forward(callerEvents)})
+	alice, err := d.phone(ctx, 0, client.Registration{Name: "Alice Anders", UID: "alice-demo"}, phone.Options{OnEvent: forward(callerEvents)})
 	if err != nil {
 		return err
 	}
-	_, err = d.phone(ctx, 1, share.Registration{Name: "Carol Castro", Phone: "+49 89 7654321"}, phone.Options{})
+	_, err = d.phone(ctx, 1, client.Registration{Name: "Carol Castro", Phone: "+49 89 7654321"}, phone.Options{})
 	if err != nil {
 		return err
 	}
-	bob, err := d.phone(ctx, 2, share.Registration{Name: "Bob Brückner", Phone: "+49 30 1234567", UID: "bob-demo"},
+	bob, err := d.phone(ctx, 2, client.Registration{Name: "Bob Brückner", Phone: "+49 30 1234567", UID: "bob-demo"},
 		phone.Options{Answer: phone.AnswerAuto, RecordDir: d.dir, OnEvent: forward(bobEvents)})
 	if err != nil {
 		return err
@@ -147,7 +145,7 @@ func (d *demo) run(ctx context.Context) error {
 
 	// Search from Alice's node for the others, by each kind of identifier.
 	api := d.client(0)
-	var bobResult search.Result
+	var bobResult client.Result
 	for _, q := range []struct{ text, terminal string }{
 		{"030 1234567", bob.Ack().Terminal},  // national phone number
 		{"uid:bob-demo", bob.Ack().Terminal}, // unique ID
@@ -236,13 +234,13 @@ func (d *demo) followCall(ctx context.Context, c *phone.Call, caller, callee <-c
 
 // search runs q from api until terminal (or, if "", anything) is found
 // callable, and prints how it was found.
-func (d *demo) search(ctx context.Context, api *client.Client, q, terminal string) (search.Result, error) {
+func (d *demo) search(ctx context.Context, api *client.Client, q, terminal string) (client.Result, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var res search.Result
+		var res client.Result
 		ok := false
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		api.Search(sctx, search.Query{Text: q, Timeout: 2 * time.Second, Limit: 5}, func(r search.Result) error {
+		api.Search(sctx, client.Query{Text: q, Timeout: 2 * time.Second, Limit: 5}, func(r client.Result) error {
 			if !ok && (terminal == "" || r.Terminal == terminal) && r.Status.Callable() {
 				res, ok = r, true
 				cancel() // found: stop reading
@@ -260,7 +258,7 @@ func (d *demo) search(ctx context.Context, api *client.Client, q, terminal strin
 			return res, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return search.Result{}, fmt.Errorf("search %q found nothing", q)
+			return client.Result{}, fmt.Errorf("search %q found nothing", q)
 		}
 		time.Sleep(100 * time.Millisecond) // the DHT records are still being stored
 	}
@@ -278,7 +276,7 @@ func idSummary(phone, uid string) string {
 }
 
 // phone starts a phone on node i.
-func (d *demo) phone(ctx context.Context, i int, reg share.Registration, o phone.Options) (*phone.Phone, error) {
+func (d *demo) phone(ctx context.Context, i int, reg client.Registration, o phone.Options) (*phone.Phone, error) {
 	o.Client = d.client(i)
 	o.Registration = reg
 	o.SettingEngine = loopbackEngine()
@@ -295,7 +293,7 @@ func (d *demo) phone(ctx context.Context, i int, reg share.Registration, o phone
 	return p, nil
 }
 
-func ackIDs(a share.Ack) []string {
+func ackIDs(a client.Ack) []string {
 	var out []string
 	for _, s := range []string{a.Identifiers.Phone, a.Identifiers.UID} {
 		if s != "" {

@@ -4,8 +4,9 @@ import (
 	"bytes"
 
 	"encoding/binary"
-	"github.com/irmv/irmv/call/media"
 	"time"
+
+	"github.com/irmv/irmv/call/media"
 )
 
 // OpusPackets counts the audio packets of an Ogg/Opus file; a damaged

@@ -14,9 +14,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // DefaultNode is the node a client talks to when none is given.
@@ -126,8 +123,8 @@ func (c *Client) Node(ctx context.Context) (NodeInfo, error) {
 }
 
 // Register registers a terminal.
-func (c *Client) Register(ctx context.Context, reg share.Registration) (share.Ack, error) {
-	var ack share.Ack
+func (c *Client) Register(ctx context.Context, reg Registration) (Ack, error) {
+	var ack Ack
 	err := c.do(ctx, "POST", "/v1/terminals", reg, &ack)
 	return ack, err
 }
@@ -158,7 +155,7 @@ func (c *Client) SetSIPUser(ctx context.Context, u SIPUser) (SIPUserInfo, error)
 }
 
 // Prepare returns the body a terminal with a key must sign.
-func (c *Client) Prepare(ctx context.Context, reg share.Registration) ([]byte, error) {
+func (c *Client) Prepare(ctx context.Context, reg Registration) ([]byte, error) {
 	var out struct {
 		Body []byte `json:"body"`
 	}
@@ -167,9 +164,9 @@ func (c *Client) Prepare(ctx context.Context, reg share.Registration) ([]byte, e
 }
 
 // List lists the node's terminals.
-func (c *Client) List(ctx context.Context) ([]share.Terminal, error) {
+func (c *Client) List(ctx context.Context) ([]Terminal, error) {
 	var out struct {
-		Terminals []share.Terminal `json:"terminals"`
+		Terminals []Terminal `json:"terminals"`
 	}
 	err := c.do(ctx, "GET", "/v1/terminals", nil, &out)
 	return out.Terminals, err
@@ -181,21 +178,21 @@ func (c *Client) Remove(ctx context.Context, terminal string) error {
 }
 
 // SetStatus sets a terminal's status.
-func (c *Client) SetStatus(ctx context.Context, terminal, status string) (share.Ack, error) {
-	var ack share.Ack
+func (c *Client) SetStatus(ctx context.Context, terminal, status string) (Ack, error) {
+	var ack Ack
 	err := c.do(ctx, "PUT", "/v1/terminals/"+url.PathEscape(terminal)+"/status", map[string]string{"status": status}, &ack)
 	return ack, err
 }
 
 // Heartbeat refreshes a terminal's registration.
-func (c *Client) Heartbeat(ctx context.Context, terminal string) (share.Ack, error) {
-	var ack share.Ack
+func (c *Client) Heartbeat(ctx context.Context, terminal string) (Ack, error) {
+	var ack Ack
 	err := c.do(ctx, "POST", "/v1/terminals/"+url.PathEscape(terminal)+"/heartbeat", nil, &ack)
 	return ack, err
 }
 
 // Search runs a search and calls fn for each result as it arrives.
-func (c *Client) Search(ctx context.Context, q search.Query, fn func(search.Result) error) error {
+func (c *Client) Search(ctx context.Context, q Query, fn func(Result) error) error {
 	v := url.Values{"q": {q.Text}}
 	if q.Via != "" {
 		v.Set("via", q.Via)
@@ -214,7 +211,7 @@ func (c *Client) Search(ctx context.Context, q search.Query, fn func(search.Resu
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		var r search.Result
+		var r Result
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			return fmt.Errorf("node sent a malformed result: %v", err)
 		}

@@ -199,3 +199,87 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		RTTMS    float64 `json:"rtt_ms"`
 	}{plain(e), e.Loss, e.JitterMS, e.RTTMS})
 }
+
+// NodeInfo is the answer of GET /v1/node.
+type NodeInfo struct {
+	PeerID string `json:"peer_id"`
+	// Addrs are the addresses the node announces (full, with /p2p/).
+	Addrs []string `json:"addrs"`
+	// Reachability is public, private or unknown (AutoNAT's finding, or
+	// --reachability).
+	Reachability string `json:"reachability"`
+	// DialableAddrs are the announced addresses that nodes beyond this
+	// machine's own networks can dial: public addresses and relay
+	// circuits.
+	DialableAddrs []string `json:"dialable_addrs"`
+	// WANAddr is the public address at which AutoNAT v2 confirmed that a
+	// NAT forwards to this node (a port forward, a 1:1 NAT); "" if none.
+	WANAddr string `json:"wan_addr"`
+	// TURNRelayIP is the address the node's relayed candidates carry
+	// (--turn-relay-ip, the confirmed WAN address, else the relay's own);
+	// "" with --turn off.
+	TURNRelayIP string `json:"turn_relay_ip"`
+	// Relays are the nodes holding a relay slot for this (private) node.
+	Relays       []string      `json:"relays"`
+	Bootstrap    BootstrapInfo `json:"bootstrap"`
+	Peers        []string      `json:"peers"`
+	RoutingTable int           `json:"routing_table"`
+	// DHTMode is server or client.
+	DHTMode   string `json:"dht_mode"`
+	Terminals int    `json:"terminals"`
+}
+
+// Bootstrap states (BootstrapInfo.State).
+const (
+	BootNone       = "none"       // no bootstrap nodes configured
+	BootConnecting = "connecting" // first dials under way
+	BootConnected  = "connected"  // connected to at least one
+	BootFailing    = "failing"    // none reachable; retrying with backoff
+)
+
+// BootstrapInfo is the bootstrap state in GET /v1/node.
+type BootstrapInfo struct {
+	State string          `json:"state"`
+	Peers []BootstrapPeer `json:"peers"`
+}
+
+// BootstrapPeer is one bootstrap node: its address as configured, whether
+// the node is connected to it, and the failed dials since it last was.
+type BootstrapPeer struct {
+	Addr      string `json:"addr"`
+	Connected bool   `json:"connected"`
+	Failures  int    `json:"failures"`
+	Error     string `json:"error,omitempty"`
+	NextDial  string `json:"next_dial,omitempty"` // RFC 3339, while not connected
+}
+
+// SIPUser is a SIP phone's credentials: the body of POST /v1/sip/users.
+// Name and Phone, if set, are the identifiers the phone is registered
+// with (else its display name and, when it is a number, its user part).
+type SIPUser struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Name     string `json:"name,omitempty"`
+	Phone    string `json:"phone,omitempty"`
+}
+
+// SIPUserInfo is a SIP user as the node answers: the realm, no password
+// or hash.
+type SIPUserInfo struct {
+	User  string `json:"user"`
+	Realm string `json:"realm"`
+	Name  string `json:"name,omitempty"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// SIPBinding is a registered SIP phone as GET /v1/sip/bindings lists it:
+// its address of record, where it is (Contact, Source, Transport), the
+// terminal it is registered as and when the binding expires.
+type SIPBinding struct {
+	AOR       string    `json:"aor"`
+	Contact   string    `json:"contact"`
+	Source    string    `json:"source"`
+	Transport string    `json:"transport"`
+	Terminal  string    `json:"terminal"`
+	ExpiresAt time.Time `json:"expires_at"`
+}

@@ -1,5 +1,3 @@
-// Package client talks to an irmv node's terminal API on behalf of the
-// CLI: registration, the register's listing and changes, and search.
 package client
 
 import (
@@ -106,15 +104,6 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	return resp, nil
 }
 
-// NodeInfo is GET /v1/node.
-type NodeInfo struct {
-	PeerID       string   `json:"peer_id"`
-	Addrs        []string `json:"addrs"`
-	Peers        []string `json:"peers"`
-	RoutingTable int      `json:"routing_table"`
-	Terminals    int      `json:"terminals"`
-}
-
 // Node describes the node.
 func (c *Client) Node(ctx context.Context) (NodeInfo, error) {
 	var info NodeInfo
@@ -129,29 +118,34 @@ func (c *Client) Register(ctx context.Context, reg Registration) (Ack, error) {
 	return ack, err
 }
 
-// SIPUser is a SIP phone's credentials as POST /v1/sip/users takes them
-// (package sip's NewUser; not imported, so that builds without the SIP
-// side link none of it).
-type SIPUser struct {
-	User     string `json:"user"`
-	Password string `json:"password"`
-	Name     string `json:"name,omitempty"`
-	Phone    string `json:"phone,omitempty"`
-}
-
-// SIPUserInfo is a SIP user as the node answers (package sip's UserInfo).
-type SIPUserInfo struct {
-	User  string `json:"user"`
-	Realm string `json:"realm"`
-	Name  string `json:"name,omitempty"`
-	Phone string `json:"phone,omitempty"`
-}
-
 // SetSIPUser sets a SIP user's credentials (POST /v1/sip/users).
 func (c *Client) SetSIPUser(ctx context.Context, u SIPUser) (SIPUserInfo, error) {
 	var out SIPUserInfo
 	err := c.do(ctx, "POST", "/v1/sip/users", u, &out)
 	return out, err
+}
+
+// SIPUsers lists the SIP users (GET /v1/sip/users).
+func (c *Client) SIPUsers(ctx context.Context) ([]SIPUserInfo, error) {
+	var out struct {
+		Users []SIPUserInfo `json:"users"`
+	}
+	err := c.do(ctx, "GET", "/v1/sip/users", nil, &out)
+	return out.Users, err
+}
+
+// RemoveSIPUser removes a SIP user (DELETE /v1/sip/users/{user}).
+func (c *Client) RemoveSIPUser(ctx context.Context, user string) error {
+	return c.do(ctx, "DELETE", "/v1/sip/users/"+url.PathEscape(user), nil, nil)
+}
+
+// SIPBindings lists the registered SIP phones (GET /v1/sip/bindings).
+func (c *Client) SIPBindings(ctx context.Context) ([]SIPBinding, error) {
+	var out struct {
+		Bindings []SIPBinding `json:"bindings"`
+	}
+	err := c.do(ctx, "GET", "/v1/sip/bindings", nil, &out)
+	return out.Bindings, err
 }
 
 // Prepare returns the body a terminal with a key must sign.
@@ -161,6 +155,13 @@ func (c *Client) Prepare(ctx context.Context, reg Registration) ([]byte, error) 
 	}
 	err := c.do(ctx, "POST", "/v1/terminals/prepare", reg, &out)
 	return out.Body, err
+}
+
+// Get reads one terminal's registration (GET /v1/terminals/{terminal}).
+func (c *Client) Get(ctx context.Context, terminal string) (Terminal, error) {
+	var t Terminal
+	err := c.do(ctx, "GET", "/v1/terminals/"+url.PathEscape(terminal), nil, &t)
+	return t, err
 }
 
 // List lists the node's terminals.

@@ -10,37 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/irmv/irmv/call/policy"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/web"
 )
 
-// NodeInfo is the answer of GET /v1/node.
-type NodeInfo struct {
-	PeerID string `json:"peer_id"`
-	// Addrs are the addresses the node announces (full, with /p2p/).
-	Addrs []string `json:"addrs"`
-	// Reachability is public, private or unknown (AutoNAT's finding, or
-	// --reachability).
-	Reachability string `json:"reachability"`
-	// DialableAddrs are the announced addresses that nodes beyond this
-	// machine's own networks can dial: public addresses and relay
-	// circuits.
-	DialableAddrs []string `json:"dialable_addrs"`
-	// WANAddr is the public address at which AutoNAT v2 confirmed that a
-	// NAT forwards to this node (a port forward, a 1:1 NAT); "" if none.
-	WANAddr string `json:"wan_addr"`
-	// TURNRelayIP is the address the node's relayed candidates carry
-	// (--turn-relay-ip, the confirmed WAN address, else the relay's own);
-	// "" with --turn off.
-	TURNRelayIP string `json:"turn_relay_ip"`
-	// Relays are the nodes holding a relay slot for this (private) node.
-	Relays       []string      `json:"relays"`
-	Bootstrap    BootstrapInfo `json:"bootstrap"`
-	Peers        []string      `json:"peers"`
-	RoutingTable int           `json:"routing_table"`
-	// DHTMode is server or client.
-	DHTMode   string `json:"dht_mode"`
-	Terminals int    `json:"terminals"`
-}
+// NodeInfo is the answer of GET /v1/node, defined in package client with
+// the rest of the terminal API's shapes.
+type NodeInfo = client.NodeInfo
 
 // Info describes the node as GET /v1/node does.
 func (n *Node) Info() NodeInfo {

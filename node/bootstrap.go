@@ -9,31 +9,24 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+
+	"github.com/irmv/irmv/client"
 )
 
 // Bootstrap states of BootstrapInfo.State.
 const (
-	BootNone       = "none"       // no bootstrap nodes configured
-	BootConnecting = "connecting" // first dials under way
-	BootConnected  = "connected"  // connected to at least one
-	BootFailing    = "failing"    // none reachable; retrying with backoff
+	BootNone       = client.BootNone
+	BootConnecting = client.BootConnecting
+	BootConnected  = client.BootConnected
+	BootFailing    = client.BootFailing
 )
 
-// BootstrapInfo is the bootstrap state in GET /v1/node.
-type BootstrapInfo struct {
-	State string          `json:"state"`
-	Peers []BootstrapPeer `json:"peers"`
-}
-
-// BootstrapPeer is one bootstrap node: its address as configured, whether
-// the node is connected to it, and the failed dials since it last was.
-type BootstrapPeer struct {
-	Addr      string `json:"addr"`
-	Connected bool   `json:"connected"`
-	Failures  int    `json:"failures"`
-	Error     string `json:"error,omitempty"`
-	NextDial  string `json:"next_dial,omitempty"` // RFC 3339, while not connected
-}
+// BootstrapInfo and BootstrapPeer are the bootstrap state in GET /v1/node
+// (package client).
+type (
+	BootstrapInfo = client.BootstrapInfo
+	BootstrapPeer = client.BootstrapPeer
+)
 
 // Bootstrap redial backoff: the first retry comes quickly (a node that
 // restarts is back within seconds), later ones slow down to bootMaxWait,

@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.etcd.io/bbolt"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/share"
 )
 
@@ -32,15 +33,9 @@ type binding struct {
 	diskExpires int64
 }
 
-// Binding is a registered phone as the API lists it.
-type Binding struct {
-	AOR       string    `json:"aor"`
-	Contact   string    `json:"contact"`
-	Source    string    `json:"source"`
-	Transport string    `json:"transport"`
-	Terminal  string    `json:"terminal"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
+// Binding is a registered phone as GET /v1/sip/bindings lists it
+// (package client's SIPBinding).
+type Binding = client.SIPBinding
 
 // Bindings lists the registered phones.
 func (s *Server) Bindings() []Binding {

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/irmv/irmv/client"
 )
 
 // Limits of the credentials an operator sets.
@@ -40,21 +42,13 @@ type User struct {
 	HA1SHA256 string `json:"ha1_sha256"`
 }
 
-// UserInfo is a SIP user as the API lists it: no hashes.
-type UserInfo struct {
-	User  string `json:"user"`
-	Realm string `json:"realm"`
-	Name  string `json:"name,omitempty"`
-	Phone string `json:"phone,omitempty"`
-}
-
-// NewUser is what an operator sets (POST /v1/sip/users).
-type NewUser struct {
-	User     string `json:"user"`
-	Password string `json:"password"`
-	Name     string `json:"name,omitempty"`
-	Phone    string `json:"phone,omitempty"`
-}
+// UserInfo (a SIP user as the API lists it: no hashes) and NewUser (what
+// an operator sets, POST /v1/sip/users) are API shapes, defined in package
+// client.
+type (
+	UserInfo = client.SIPUserInfo
+	NewUser  = client.SIPUser
+)
 
 // ha1 is H(user:realm:password) in lower-case hex.
 func ha1(h hash.Hash, user, realm, password string) string {
@@ -77,7 +71,7 @@ func validUser(u string) error {
 	return nil
 }
 
-func (nu NewUser) check() error {
+func checkNewUser(nu NewUser) error {
 	if err := validUser(nu.User); err != nil {
 		return err
 	}
@@ -120,7 +114,7 @@ func (u *users) get(name string) (User, bool) {
 }
 
 func (u *users) set(nu NewUser) (UserInfo, error) {
-	if err := nu.check(); err != nil {
+	if err := checkNewUser(nu); err != nil {
 		return UserInfo{}, err
 	}
 	usr := User{

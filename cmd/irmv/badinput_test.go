@@ -54,7 +54,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"share status missing value", []string{"share", "status", node, "nope"}, "status"},
 		{"search without query", []string{"search", node}, "usage"},
 		{"search via bogus", []string{"search", node, "--via", "bogus", "anna"}, "bogus"},
-		// Not here: --limit -3 is silently the default (internal/client
+		// Not here: --limit -3 is silently the default (package client
 		// drops limits <= 0); reported to cmd/irmv's owner.
 		{"search limit not a number", []string{"search", node, "--limit", "many", "anna"}, "limit"},
 		{"search bad timeout", []string{"search", node, "--timeout", "soon", "anna"}, "timeout"},

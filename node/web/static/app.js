@@ -472,8 +472,16 @@ function setCallState(c, s, text) {
   show($("quality"), s === "connected" || (s === "ended" && c.statsSeen));
 }
 
+// showBridged marks the call as bridged: the other party is a SIP phone
+// behind its node (the invite or accept says so), which is in the media path.
+function showBridged(on) {
+  show($("call-bridged"), on);
+  setState("bridged", on ? "1" : "");
+}
+
 function showCall(c) {
   T.call = c;
+  showBridged(false);
   $("call-title").textContent = c.outgoing ? "Calling" : "Incoming call";
   $("call-peer").textContent = label(c.remote.identifiers) || c.remote.terminal;
   $("chat-log").textContent = "";
@@ -734,6 +742,7 @@ async function onCallMessage(c, m) {
       return;
     case "accept": {
       if (!c.outgoing || c.cur.remoteSet) return;
+      if (m.bridged) showBridged(true);
       clearTimeout(c.ringTimer);
       c.peerICE = iceServers(m.peer_ice_servers);
       const bad = await checkDesc(m.desc, c.remoteKey);
@@ -945,6 +954,7 @@ async function onInvite(m) {
   const c = newCall(m.call, false, m.from, key);
   c.invite = m;
   showCall(c);
+  showBridged(!!m.bridged);
   send({ type: "ringing", call: c.id });
   setCallState(c, "incoming", "ringing");
   if (!key) warn("The caller has no key: its identity cannot be verified.");

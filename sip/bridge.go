@@ -556,7 +556,13 @@ func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
 	// phones (baresip 1.0) crash on them.
 	out.Extension, out.ExtensionProfile, out.Extensions = false, 0, nil
 	out.CSRC = nil
-	b, err := out.Marshal()
+	bc.writePhone(&out, to)
+}
+
+// writePhone sends a packet to the phone at to (nil: nowhere yet),
+// encrypted when the phone leg is SRTP.
+func (bc *bridgeCall) writePhone(pkt *rtp.Packet, to *net.UDPAddr) {
+	b, err := pkt.Marshal()
 	if err != nil || to == nil {
 		return
 	}

@@ -168,14 +168,5 @@ func (bc *bridgeCall) sendEvent(pt uint8, ts uint32, marker bool, ev telephoneEv
 		Timestamp: ts, SSRC: bc.ssrc}, Payload: ev.marshal()}
 	to := bc.phone
 	bc.mu.Unlock()
-	b, err := pkt.Marshal()
-	if err != nil || to == nil {
-		return
-	}
-	if leg := bc.leg(); leg != nil {
-		if b, err = leg.encrypt(nil, b); err != nil {
-			return
-		}
-	}
-	bc.rtp.WriteTo(b, to)
+	bc.writePhone(&pkt, to)
 }

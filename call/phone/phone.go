@@ -222,6 +222,9 @@ func Start(ctx context.Context, o Options) (*Phone, error) {
 		p.remove()
 		return nil, err
 	}
+	// The connection is current before Start returns (session sets it
+	// again): a Call right after Start must not find none.
+	p.setConn(conn)
 	sctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	p.wg.Add(2)
@@ -484,12 +487,20 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 				}
 			}
 		}
+		p.setConn(conn)
 		p.mu.Lock()
 		p.downSince = time.Time{}
 		p.mu.Unlock()
 		p.log.Info("Node connection restored")
 		p.emit(Event{Type: EventRegistered, Self: p.self()})
 	}
+}
+
+// setConn makes conn the current WebSocket, the one calls are placed on.
+func (p *Phone) setConn(conn *websocket.Conn) {
+	p.mu.Lock()
+	p.conn = conn
+	p.mu.Unlock()
 }
 
 // session reads and dispatches messages and pings until the connection

@@ -392,3 +392,19 @@ func TestWSURL(t *testing.T) {
 		t.Error("wsURLOf(ftp://x): no error")
 	}
 }
+
+// TestConnectedWhenStarted: a Phone that Start returned can place a call at
+// once: its WebSocket is current before the session goroutine runs (a
+// call right after Start once failed with ErrNotConnected in CI).
+func TestConnectedWhenStarted(t *testing.T) {
+	nodes := startNodes(t, 1)
+	for i := range 5 {
+		p := startPhone(t, nodes[0], Options{Registration: client.Registration{UID: fmt.Sprintf("fresh-%d", i)}})
+		p.mu.Lock()
+		conn := p.conn
+		p.mu.Unlock()
+		if conn == nil {
+			t.Fatalf("phone %d: no current connection when Start returned", i)
+		}
+	}
+}

@@ -71,19 +71,29 @@ type pair struct {
 // AddCandidate. Call negotiate to start the call and close to end it.
 func newPair(tb testing.TB, callerOpts, calleeOpts Options) *pair {
 	tb.Helper()
+	return newPairTap(tb, callerOpts, calleeOpts, nil)
+}
+
+// newPairTap is newPair with tap, when not nil, called with each candidate
+// a side ("caller" or "callee") sends.
+func newPairTap(tb testing.TB, callerOpts, calleeOpts Options, tap func(side, candidate string)) *pair {
+	tb.Helper()
 	p := &pair{done: make(chan struct{})}
 	toCallee := make(chan webrtc.ICECandidateInit, 16)
 	toCaller := make(chan webrtc.ICECandidateInit, 16)
-	send := func(ch chan webrtc.ICECandidateInit) func(webrtc.ICECandidateInit) {
+	send := func(side string, ch chan webrtc.ICECandidateInit) func(webrtc.ICECandidateInit) {
 		return func(c webrtc.ICECandidateInit) {
+			if tap != nil {
+				tap(side, c.Candidate)
+			}
 			select {
 			case ch <- c:
 			case <-p.done:
 			}
 		}
 	}
-	callerOpts.OnCandidate = send(toCallee)
-	calleeOpts.OnCandidate = send(toCaller)
+	callerOpts.OnCandidate = send("caller", toCallee)
+	calleeOpts.OnCandidate = send("callee", toCaller)
 	for _, o := range []*Options{&callerOpts, &calleeOpts} {
 		if o.SettingEngine == nil {
 			o.SettingEngine = loopbackEngine()

@@ -147,47 +147,12 @@ type tapPair struct {
 
 func newTapPair(tb testing.TB, callerOpts, calleeOpts Options) *tapPair {
 	tb.Helper()
-	tp := &tapPair{pair: &pair{done: make(chan struct{})}, candidates: map[string][]string{}}
-	p := tp.pair
-	toCallee := make(chan webrtc.ICECandidateInit, 16)
-	toCaller := make(chan webrtc.ICECandidateInit, 16)
-	send := func(side string, ch chan webrtc.ICECandidateInit) func(webrtc.ICECandidateInit) {
-		return func(c webrtc.ICECandidateInit) {
-			tp.mu.Lock()
-			tp.candidates[side] = append(tp.candidates[side], c.Candidate)
-			tp.mu.Unlock()
-			select {
-			case ch <- c:
-			case <-p.done:
-			}
-		}
-	}
-	callerOpts.OnCandidate = send("caller", toCallee)
-	calleeOpts.OnCandidate = send("callee", toCaller)
-	var err error
-	if p.caller, err = New(callerOpts); err != nil {
-		tb.Fatal(err)
-	}
-	if p.callee, err = New(calleeOpts); err != nil {
-		_ = p.caller.Close()
-		tb.Fatal(err)
-	}
-	forward := func(ch chan webrtc.ICECandidateInit, to *Peer) {
-		defer p.wg.Done()
-		for {
-			select {
-			case c := <-ch:
-				if err := to.AddCandidate(c); err != nil && !errors.Is(err, ErrClosed) {
-					tb.Errorf("AddCandidate(%s): %v", c.Candidate, err)
-				}
-			case <-p.done:
-				return
-			}
-		}
-	}
-	p.wg.Add(2)
-	go forward(toCallee, p.callee)
-	go forward(toCaller, p.caller)
+	tp := &tapPair{candidates: map[string][]string{}}
+	tp.pair = newPairTap(tb, callerOpts, calleeOpts, func(side, c string) {
+		tp.mu.Lock()
+		tp.candidates[side] = append(tp.candidates[side], c)
+		tp.mu.Unlock()
+	})
 	return tp
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // nonceLifetime is how long a challenge's nonce is accepted; older ones
@@ -187,6 +188,35 @@ func inviteCredentials(req *sip.Request) string {
 	return ""
 }
 
+// refuseAuth answers a request whose digest check failed with err, and
+// counts the answer in results: a new challenge when there were no
+// credentials or the nonce is stale (401 WWW-Authenticate to a REGISTER,
+// 407 Proxy-Authenticate to an INVITE), 400 to malformed credentials,
+// 403 (logged, with err as the reason) otherwise.
+func (s *Server) refuseAuth(req *sip.Request, tx sip.ServerTransaction, err error, user string, now time.Time, results *prometheus.CounterVec) {
+	switch {
+	case errors.Is(err, errNoCredentials), errors.Is(err, errStale):
+		results.WithLabelValues("challenged").Inc()
+		code, reason, name := 401, "Unauthorized", "WWW-Authenticate"
+		if req.Method == sip.INVITE {
+			code, reason, name = 407, "Proxy Authentication Required", "Proxy-Authenticate"
+		}
+		var hdrs []sip.Header
+		for _, c := range s.nonces.challenges(s.o.Realm, s.o.Algorithms, now, errors.Is(err, errStale)) {
+			hdrs = append(hdrs, sip.NewHeader(name, c))
+		}
+		s.respond(tx, req, code, reason, hdrs...)
+	case errors.Is(err, errBadCredentials):
+		s.m.dropped.WithLabelValues("malformed").Inc()
+		results.WithLabelValues("malformed").Inc()
+		s.respond(tx, req, 400, "Bad Request")
+	default:
+		results.WithLabelValues("forbidden").Inc()
+		s.log.Info("SIP request refused", "method", req.Method, "user", user, "source", req.Source(), "why", err)
+		s.respond(tx, req, 403, "Forbidden")
+	}
+}
+
 // sameTarget reports whether a digest's uri names the Request-URI: the
 // same host and port and, when it has a user part, the same user (the
 // callee), so that credentials for one callee do not place a call to
@@ -226,9 +256,7 @@ func (s *Server) authorizeInvite(req *sip.Request, tx sip.ServerTransaction) *bi
 	now := s.o.Now()
 	creds := inviteCredentials(req)
 	forbid := func(why string) *binding {
-		s.m.invites.WithLabelValues("forbidden").Inc()
-		s.log.Info("SIP call refused", "user", user, "source", req.Source(), "why", why)
-		s.respond(tx, req, 403, "Forbidden")
+		s.refuseAuth(req, tx, errors.New(why), user, now, s.m.invites)
 		return nil
 	}
 	if creds == "" && s.open(src) {
@@ -251,22 +279,9 @@ func (s *Server) authorizeInvite(req *sip.Request, tx sip.ServerTransaction) *bi
 			err = errStale // a replay, or a phone reusing its answer: a new nonce
 		}
 	}
-	switch {
-	case errors.Is(err, errNoCredentials), errors.Is(err, errStale):
-		s.m.invites.WithLabelValues("challenged").Inc()
-		var hdrs []sip.Header
-		for _, c := range s.nonces.challenges(s.o.Realm, s.o.Algorithms, now, errors.Is(err, errStale)) {
-			hdrs = append(hdrs, sip.NewHeader("Proxy-Authenticate", c))
-		}
-		s.respond(tx, req, 407, "Proxy Authentication Required", hdrs...)
+	if err != nil {
+		s.refuseAuth(req, tx, err, user, now, s.m.invites)
 		return nil
-	case errors.Is(err, errBadCredentials):
-		s.m.dropped.WithLabelValues("malformed").Inc()
-		s.m.invites.WithLabelValues("malformed").Inc()
-		s.respond(tx, req, 400, "Bad Request")
-		return nil
-	case err != nil:
-		return forbid("wrong user or password")
 	}
 	s.mu.Lock()
 	b := s.bindings[usr.User]

@@ -339,7 +339,19 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 
-	// Answered: until either side hangs up.
+	s.talk(line, bc, dlg)
+}
+
+// phoneDialog is the SIP side of an answered call, as the phone called
+// (server session) or was called (client session).
+type phoneDialog interface {
+	Bye(context.Context) error
+	Context() context.Context
+}
+
+// talk runs an answered call until either side hangs up, the media
+// fails or the node shuts down, and tells the other side.
+func (s *Server) talk(line *call.Line, bc *bridgeCall, dlg phoneDialog) {
 	for {
 		select {
 		case <-s.done:
@@ -354,12 +366,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			s.bye(dlg)
 			return
 		case m := <-bc.events:
-			switch m.Type {
-			case signal.TypeCandidate:
-				if m.Candidate != nil {
-					bc.peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate))
-				}
-			case signal.TypeHangup, signal.TypeBusy, signal.TypeReject, signal.TypeUnavailable:
+			switch {
+			case m.Type == signal.TypeCandidate && m.Candidate != nil:
+				bc.peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate))
+			case signal.Ends(m.Type):
 				s.bye(dlg)
 				return
 			}

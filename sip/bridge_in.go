@@ -234,30 +234,7 @@ wait:
 	}
 	l.Send(signal.Msg{Type: signal.TypeAccept, Call: inv.Call, Desc: &answer})
 	bc.release()
-
-	for {
-		select {
-		case <-s.done:
-			l.Send(signal.Msg{Type: signal.TypeHangup, Call: inv.Call, Reason: "node shutting down"})
-			s.bye(sess)
-			return
-		case <-sess.Context().Done(): // BYE from the phone
-			l.Send(signal.Msg{Type: signal.TypeHangup, Call: inv.Call, Reason: "hangup"})
-			return
-		case <-bc.peer.Done():
-			l.Send(signal.Msg{Type: signal.TypeHangup, Call: inv.Call, Reason: "media failed"})
-			s.bye(sess)
-			return
-		case m := <-bc.events:
-			switch {
-			case m.Type == signal.TypeCandidate && m.Candidate != nil:
-				bc.peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate))
-			case signal.Ends(m.Type):
-				s.bye(sess)
-				return
-			}
-		}
-	}
+	s.talk(l, bc, sess)
 }
 
 // callerNames is how an irmv caller shows on a SIP phone: its name as

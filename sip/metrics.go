@@ -22,45 +22,42 @@ type metrics struct {
 }
 
 func newMetrics(s *Server, r prometheus.Registerer) *metrics {
+	var all []prometheus.Collector
+	vec := func(name, help, label string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+		all = append(all, c)
+		return c
+	}
+	one := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		all = append(all, c)
+		return c
+	}
 	m := &metrics{
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "irmv_sip_dropped_total",
-			Help: "SIP input dropped, by reason: malformed (unparsable or missing what it needs) or rate (over a source's rate).",
-		}, []string{"reason"}),
-		registers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "irmv_sip_registers_total",
-			Help: "SIP REGISTER requests by result: ok, removed, challenged, forbidden, too_brief, malformed, refused.",
-		}, []string{"result"}),
-		reinvites: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "irmv_sip_reinvites_total",
-			Help: "re-INVITEs (hold, resume) answered within bridged calls.",
-		}),
-		invites: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "irmv_sip_invites_total",
-			Help: "INVITEs outside a dialog by authorization: authorized (digest), trusted (open network), challenged (407), forbidden (403), malformed (400).",
-		}, []string{"result"}),
-		noDialog: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "irmv_sip_outside_dialog_total",
-			Help: "In-dialog requests (BYE, re-INVITE, CANCEL) refused with 481: no such dialog or transaction, or not from the dialog's phone.",
-		}, []string{"method"}),
-		srtpCalls: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "irmv_sip_srtp_calls_total",
-			Help: "Bridged calls whose phone leg is SDES-SRTP (the rest are plain RTP).",
-		}),
-		srtpPackets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "irmv_sip_srtp_packets_total",
-			Help: "SRTP packets on phone legs: from_phone (authenticated and decrypted), to_phone (encrypted), rejected (failed authentication or replay check: dropped).",
-		}, []string{"direction"}),
+		dropped: vec("irmv_sip_dropped_total",
+			"SIP input dropped, by reason: malformed (unparsable or missing what it needs) or rate (over a source's rate).", "reason"),
+		registers: vec("irmv_sip_registers_total",
+			"SIP REGISTER requests by result: ok, removed, challenged, forbidden, too_brief, malformed, refused.", "result"),
+		reinvites: one("irmv_sip_reinvites_total",
+			"re-INVITEs (hold, resume) answered within bridged calls."),
+		invites: vec("irmv_sip_invites_total",
+			"INVITEs outside a dialog by authorization: authorized (digest), trusted (open network), challenged (407), forbidden (403), malformed (400).", "result"),
+		noDialog: vec("irmv_sip_outside_dialog_total",
+			"In-dialog requests (BYE, re-INVITE, CANCEL) refused with 481: no such dialog or transaction, or not from the dialog's phone.", "method"),
+		srtpCalls: one("irmv_sip_srtp_calls_total",
+			"Bridged calls whose phone leg is SDES-SRTP (the rest are plain RTP)."),
+		srtpPackets: vec("irmv_sip_srtp_packets_total",
+			"SRTP packets on phone legs: from_phone (authenticated and decrypted), to_phone (encrypted), rejected (failed authentication or replay check: dropped).", "direction"),
 	}
 	if r != nil {
-		r.MustRegister(m.dropped, m.registers, m.reinvites, m.invites, m.noDialog, m.srtpCalls, m.srtpPackets, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		r.MustRegister(append(all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "irmv_sip_bindings",
 			Help: "SIP phones registered at this node.",
 		}, func() float64 {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			return float64(len(s.bindings))
-		}))
+		}))...)
 	}
 	return m
 }

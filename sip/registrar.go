@@ -142,24 +142,8 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		usr = User{User: r.aor}
 	} else {
 		usr, err = s.verify(authz, string(req.Method), r.aor, now)
-		switch {
-		case errors.Is(err, errNoCredentials), errors.Is(err, errStale):
-			s.m.registers.WithLabelValues("challenged").Inc()
-			var hdrs []sip.Header
-			for _, c := range s.nonces.challenges(s.o.Realm, s.o.Algorithms, now, errors.Is(err, errStale)) {
-				hdrs = append(hdrs, sip.NewHeader("WWW-Authenticate", c))
-			}
-			s.respond(tx, req, 401, "Unauthorized", hdrs...)
-			return
-		case errors.Is(err, errBadCredentials):
-			s.m.dropped.WithLabelValues("malformed").Inc()
-			s.m.registers.WithLabelValues("malformed").Inc()
-			s.respond(tx, req, 400, "Bad Request")
-			return
-		case err != nil:
-			s.m.registers.WithLabelValues("forbidden").Inc()
-			s.log.Info("SIP registration refused", "aor", r.aor, "source", req.Source())
-			s.respond(tx, req, 403, "Forbidden")
+		if err != nil {
+			s.refuseAuth(req, tx, err, r.aor, now, s.m.registers)
 			return
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/sip"
 	"github.com/irmv/irmv/sip/baresiptest"
 )
 
@@ -38,33 +36,15 @@ func toneOgg(t *testing.T, hz, secs int) string {
 	return out
 }
 
-// oggHz is the dominant frequency of an irmv phone's Ogg/Opus recording.
-func oggHz(t *testing.T, dir string) int {
-	t.Helper()
-	needTool(t, "opusdec", "opus-tools")
-	matches, _ := filepath.Glob(filepath.Join(dir, "*.ogg"))
-	if len(matches) != 1 {
-		t.Fatalf("recordings in %s: %v, want one", dir, matches)
-	}
-	wav := filepath.Join(t.TempDir(), "rec.wav")
-	if b, err := exec.Command("opusdec", "--quiet", matches[0], wav).CombinedOutput(); err != nil {
-		t.Fatalf("opusdec: %v: %s", err, b)
-	}
-	return dominantHz(t, wav)
-}
-
 func needTool(t *testing.T, tool, pkg string) {
 	t.Helper()
 	testenv.Program(t, tool, pkg)
 }
 
-// near reports whether hz is within 20 Hz of want.
-func near(hz, want int) bool { return hz > want-20 && hz < want+20 }
-
 // srtpCall checks a finished SDES-SRTP call between baresip and an irmv
 // phone: baresip says SRTP was on; the node protected and opened packets
-// both ways and refused none; each side heard the other's tone.
-func srtpCall(t *testing.T, n *node.Node, p *baresiptest.Phone, phoneRec string, phoneHz int, irmvRec string, irmvHz int) {
+// both ways and refused none.
+func srtpCall(t *testing.T, n *node.Node, p *baresiptest.Phone) {
 	t.Helper()
 	if !strings.Contains(p.Output(), "SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)") {
 		t.Errorf("baresip did not report SRTP; output:\n%s", p.Output())
@@ -79,97 +59,6 @@ func srtpCall(t *testing.T, n *node.Node, p *baresiptest.Phone, phoneRec string,
 	}
 	if got := metric(t, n, `irmv_sip_srtp_packets_total{direction="rejected"}`); got != 0 {
 		t.Errorf("%v SRTP packets rejected, want none", got)
-	}
-	matches, _ := filepath.Glob(filepath.Join(phoneRec, "*dec.wav"))
-	if len(matches) == 0 {
-		t.Fatalf("baresip recorded nothing in %s", phoneRec)
-	}
-	heard, recorded := dominantHz(t, matches[0]), oggHz(t, irmvRec)
-	t.Logf("baresip heard %d Hz, the irmv phone %d Hz; SRTP packets from the phone %v, to it %v", heard, recorded,
-		metric(t, n, `irmv_sip_srtp_packets_total{direction="from_phone"}`), metric(t, n, `irmv_sip_srtp_packets_total{direction="to_phone"}`))
-	if !near(heard, irmvHz) {
-		t.Errorf("baresip heard %d Hz, want the irmv phone's %d Hz", heard, irmvHz)
-	}
-	if !near(recorded, phoneHz) {
-		t.Errorf("the irmv phone heard %d Hz, want baresip's %d Hz", recorded, phoneHz)
-	}
-}
-
-// baresip with SRTP required (RTP/SAVP, srtp-mand) calls an irmv phone
-// on another node: the node answers with its own key; the tones go both
-// ways through SRTP on the phone leg and WebRTC on the other.
-func TestBaresipSRTPCallsIrmvPhone(t *testing.T) {
-	baresiptest.Need(t)
-	a, b := sipNodes(t)
-	if _, err := a.SIP().AddUser(sip.NewUser{User: "alice", Password: "s3cret"}); err != nil {
-		t.Fatal(err)
-	}
-	bobRec := t.TempDir()
-	_, bobEv := startGoPhone(t, b, share.Registration{Name: "Bob Callee", UID: "bob-callee"},
-		phone.Options{Answer: phone.AnswerAuto, RecordDir: bobRec, Play: toneOgg(t, 880, 30)})
-	port := a.SIP().Addr().(*net.UDPAddr).Port
-	aliceRec := t.TempDir()
-	p := baresiptest.Start(t, baresiptest.Config{IP: "127.0.0.1", Codecs: []string{"opus"}, MediaEnc: true,
-		Source: toneWAV(t, 48000, 2, 440, 30), Record: aliceRec,
-		Account: fmt.Sprintf(`<sip:alice@127.0.0.1:%d>;auth_pass=s3cret;regint=600;mediaenc=srtp-mand`, port)})
-	nodetest.WaitFor(t, "baresip registered", func() bool { return len(a.SIP().Bindings()) == 1 })
-	find(t, a, "bob callee", "bob-callee")
-
-	p.Command(fmt.Sprintf("/dial sip:bob-callee@127.0.0.1:%d", port))
-	bobEv.wait(t, "connected", ofType(phone.EventConnected))
-	nodetest.WaitFor(t, "audio recorded at both ends", func() bool {
-		return dirBytes(bobRec) > 20_000 && decodedBytes(aliceRec) > 400_000
-	})
-	// Hold and resume: re-INVITEs with crypto lines; SRTP goes on.
-	p.Command("/hold")
-	nodetest.WaitFor(t, "hold answered", func() bool { return metric(t, a, "irmv_sip_reinvites_total") >= 1 })
-	p.Command("/resume")
-	nodetest.WaitFor(t, "resume answered", func() bool { return metric(t, a, "irmv_sip_reinvites_total") >= 2 })
-	heard := dirBytes(bobRec)
-	nodetest.WaitFor(t, "audio after resume", func() bool { return dirBytes(bobRec) > heard+10_000 })
-	p.Command("/hangup")
-	bobEv.wait(t, "ended", ofType(phone.EventEnded))
-	p.WaitOutput("terminated", 30*time.Second)
-	srtpCall(t, a, p, aliceRec, 440, bobRec, 880)
-}
-
-// An irmv phone calls baresip with SRTP: with srtp (best effort) the
-// node's offer of a key on RTP/AVP is answered with baresip's; with
-// srtp-mand baresip refuses RTP/AVP (488) and the node offers RTP/SAVP.
-func TestIrmvPhoneCallsBaresipSRTP(t *testing.T) {
-	baresiptest.Need(t)
-	for _, menc := range []string{"srtp", "srtp-mand"} {
-		t.Run(menc, func(t *testing.T) {
-			a, b := sipNodes(t)
-			if _, err := a.SIP().AddUser(sip.NewUser{User: "alice", Password: "s3cret"}); err != nil {
-				t.Fatal(err)
-			}
-			port := a.SIP().Addr().(*net.UDPAddr).Port
-			aliceRec := t.TempDir()
-			p := baresiptest.Start(t, baresiptest.Config{IP: "127.0.0.1", Codecs: []string{"opus"}, MediaEnc: true,
-				Source: toneWAV(t, 48000, 2, 440, 30), Record: aliceRec,
-				Account: fmt.Sprintf(`<sip:alice@127.0.0.1:%d>;auth_pass=s3cret;regint=600;answermode=auto;mediaenc=%s`, port, menc)})
-			nodetest.WaitFor(t, "baresip registered", func() bool { return len(a.SIP().Bindings()) == 1 })
-
-			carolRec := t.TempDir()
-			carol, carolEv := startGoPhone(t, b, share.Registration{Name: "Carol Caller", UID: "carol"},
-				phone.Options{RecordDir: carolRec, Play: toneOgg(t, 880, 30)})
-			res := find(t, b, "alice", "alice")
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			c, err := carol.Call(ctx, res, phone.CallOptions{})
-			if err != nil {
-				t.Fatalf("call alice: %v\nbaresip:\n%s", err, p.Output())
-			}
-			carolEv.wait(t, "connected", ofType(phone.EventConnected))
-			nodetest.WaitFor(t, "audio recorded at both ends", func() bool {
-				return dirBytes(carolRec) > 20_000 && decodedBytes(aliceRec) > 400_000
-			})
-			c.Hangup()
-			carolEv.wait(t, "ended", ofType(phone.EventEnded))
-			p.WaitOutput("terminated", 30*time.Second)
-			srtpCall(t, a, p, aliceRec, 440, carolRec, 880)
-		})
 	}
 }
 

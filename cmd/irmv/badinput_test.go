@@ -65,6 +65,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"unknown flag", []string{"share", "list", node, "--bogus"}, "bogus"},
 		{"node turn-relay-ip6 not IPv6", []string{"node", "--data-dir", t.TempDir(), "--turn-relay-ip6", "10.0.0.1"}, "not an IPv6 address"},
 		{"call negative hold-down", []string{"call", node, "--route-hold-down", "-1s", "uid:x"}, "--route-hold-down -1s"},
+		{"call dtmf not a key", []string{"call", node, "--dtmf", "12x", "uid:x"}, `"x" is not a key`},
+		{"call dtmf to a conference", []string{"call", node, "--dtmf", "1", "uid:x", "uid:y"}, "not a conference"},
 		{"phone negative hold-down", []string{"phone", node, "--uid", "x", "--route-hold-down", "-1s"}, "--route-hold-down -1s"},
 		{"phone zero failover-after", []string{"phone", node, "--uid", "x", "--failover-after", "0s"}, "--failover-after 0s"},
 		{"phone bad second node", []string{"phone", node, "--node", "ftp://x", "--uid", "x"}, "http"},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	callsignal "github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/client"
@@ -26,6 +27,7 @@ func callCommand() *cli.Command {
 	flags := append(identifierFlags(),
 		&cli.StringFlag{Name: "play", Usage: "`FILE` to play into the call: Ogg/Opus for Opus calls, WAV (8 kHz, 16-bit) for G.711 calls, which it then prefers (default: send no audio)", EnvVars: []string{"IRMV_PLAY"}},
 		&cli.StringFlag{Name: "record", Usage: "`FILE` to record the call into: Ogg/Opus, or WAV for a G.711 call (a .ogg name then becomes .wav)", EnvVars: []string{"IRMV_RECORD"}},
+		&cli.StringFlag{Name: "dtmf", Usage: "key presses to send once the call is answered, e.g. for a voice menu: `KEYS` of 0-9 * # A-D (a SIP phone behind a bridge gets them as RFC 4733 events)", EnvVars: []string{"IRMV_DTMF"}},
 		&cli.DurationFlag{Name: "hangup-after", Usage: "hang up this long after the call connected (0: stay until Ctrl-C or the other side hangs up)", EnvVars: []string{"IRMV_HANGUP_AFTER"}},
 		&cli.DurationFlag{Name: "timeout", Usage: "how long the lookup may take", Value: 5 * time.Second, EnvVars: []string{"IRMV_TIMEOUT"}},
 		&cli.DurationFlag{Name: "ring-timeout", Usage: "how long the callee may ring", Value: phone.RingTimeout, EnvVars: []string{"IRMV_RING_TIMEOUT"}},
@@ -50,7 +52,8 @@ beats all of a name's words, which beat words by prefix. When several terminals
 match equally well it calls nobody: on an interactive terminal it lists them,
 numbered, and asks; otherwise it prints them (with --json, one "candidate"
 event each) and exits 7. --terminal HANDLE@NODE picks one of them. Then it
-plays --play and records --record. Progress goes to stderr;
+plays --play and records --record, and sends the key presses --dtmf (a call to
+one party). Progress goes to stderr;
 with --json one event per line goes to stdout (searching, found, ringing,
 connected with setup_ms, quality with loss/jitter_ms/rtt_ms, route with
 from/to/reason, ended). Ctrl-C hangs up. Several identifiers start a
@@ -102,6 +105,15 @@ func runCall(c *cli.Context) error {
 	}
 	if err := checkPlay(c.String("play")); err != nil {
 		return err
+	}
+	keys := strings.ToUpper(c.String("dtmf"))
+	if keys != "" && (len(args) > 1 || c.Bool("conference")) {
+		return cli.Exit("--dtmf: key presses go to a call to one party, not a conference", exitError)
+	}
+	for _, k := range keys {
+		if !strings.ContainsRune(media.DTMFDigits, k) {
+			return cli.Exit(fmt.Sprintf("--dtmf %q: %q is not a key; want 0-9 * # A-D", c.String("dtmf"), k), exitError)
+		}
 	}
 	if err := checkRecordFile(c.String("record")); err != nil {
 		return err
@@ -179,6 +191,9 @@ func runCall(c *cli.Context) error {
 				return cli.Exit("cancelled", exitCancelled)
 			}
 			return cli.Exit(err.Error(), callExitCode(err))
+		}
+		if keys != "" {
+			sendKeys(ctx, call, keys, pr)
 		}
 		select {
 		case <-call.Done():
@@ -364,6 +379,21 @@ func pickTerminal(rs []client.Result, picks []string) *client.Result {
 		}
 	}
 	return hit
+}
+
+// sendKeys sends the key presses keys once the call's chat channel (which
+// carries them) is open; a failure is a warning, the call goes on.
+func sendKeys(ctx context.Context, call *phone.Call, keys string, pr *eventPrinter) {
+	select {
+	case <-call.Peer().ChatReady():
+	case <-call.Done():
+		return
+	case <-ctx.Done():
+		return
+	}
+	if err := call.SendDTMF(keys, 0); err != nil {
+		pr.print(phone.Event{Type: phone.EventWarning, Reason: "--dtmf: " + err.Error()})
+	}
 }
 
 // isInteractive reports whether the person at stdin and stderr can be

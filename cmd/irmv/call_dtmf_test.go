@@ -1,0 +1,81 @@
+//go:build !irmv_no_sip && !irmv_node_only
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/internal/testenv"
+	"github.com/irmv/irmv/node"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/sip"
+	"github.com/irmv/irmv/sip/baresiptest"
+)
+
+// TestCallDTMF: irmv call --dtmf calls a SIP phone (baresip, through the
+// node's bridge) and, once it answered, presses the keys: the phone
+// receives each as an RFC 4733 event.
+func TestCallDTMF(t *testing.T) {
+	baresiptest.Need(t)
+	n := nodetest.Start(t, func() node.Options {
+		o := nodetest.Options(t)
+		o.SIP = "127.0.0.1:0"
+		return o
+	}())
+	if _, err := n.SIP().AddUser(sip.NewUser{User: "menu", Password: "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	p := baresiptest.Start(t, baresiptest.Config{IP: "127.0.0.1", Codecs: []string{"g711"},
+		Account: fmt.Sprintf(`<sip:menu@127.0.0.1:%d>;auth_pass=s3cret;regint=600;answermode=auto;audio_codecs=PCMU`,
+			n.SIP().Addr().(*net.UDPAddr).Port)})
+	nodetest.WaitFor(t, "baresip registered", func() bool { return len(n.SIP().Bindings()) == 1 })
+
+	// A call plays something, as a person speaks into it: baresip's jitter
+	// buffer holds the last packets (the last key's end) until more come.
+	testenv.Program(t, "sox", "sox")
+	tone := filepath.Join(t.TempDir(), "tone.wav")
+	if b, err := exec.Command("sox", "-n", "-r", "8000", "-c", "1", "-b", "16", tone, "synth", "30", "sine", "440").CombinedOutput(); err != nil {
+		t.Fatalf("sox: %v: %s", err, b)
+	}
+
+	var out, errw syncBuffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errw
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunContext(ctx, []string{"irmv", "call", "--node", n.APIURL(), "--json", "--dtmf", "12#", "--play", tone, "uid:menu"})
+	}()
+	for _, k := range []string{"1", "2", "#"} {
+		p.WaitOutput(fmt.Sprintf("received event: '%s' (end=1)", k), 60*time.Second)
+	}
+	// In the order pressed, each once.
+	got := p.Output()
+	if i1, i2, i3 := strings.Index(got, "'1' (end=1)"), strings.Index(got, "'2' (end=1)"), strings.Index(got, "'#' (end=1)"); !(i1 < i2 && i2 < i3) {
+		t.Errorf("keys out of order:\n%s", got)
+	}
+	if c := strings.Count(got, "'2' (end=1)"); c != 1 {
+		t.Errorf("key 2 received %d times, want once", c)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("irmv call: %v\nstderr: %s", err, errw.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("irmv call did not return after hanging up")
+	}
+	if !strings.Contains(out.String(), `"connected"`) {
+		t.Errorf("no connected event:\n%s", out.String())
+	}
+	p.WaitOutput("terminated", 30*time.Second)
+}

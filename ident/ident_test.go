@@ -308,8 +308,66 @@ func TestReadings(t *testing.T) {
 				t.Errorf("Terms(%q) = %q: has %q", folded, got, w)
 			}
 		}
-		if r := readings(folded); len(r) > 4 {
-			t.Errorf("readings(%q) = %q: more than 4", folded, r)
+	}
+}
+
+// TestGreekReadings checks the Latin readings of Greek names, each in
+// full: unidecode's, ELOT 743 (as the passport office spells names) and
+// the spelling by ear, and that a person typing any of them, whole or in
+// part, finds the name.
+func TestGreekReadings(t *testing.T) {
+	n := mustNormalizer(t, "")
+	tests := []struct {
+		name  string
+		want  []string // readings: unidecode, ELOT 743, by ear, by ear with ου "u" (those that differ)
+		typed []string // further queries that must find the name by prefix
+	}{
+		{"Ευάγγελος", []string{"euaggelos", "evangelos"}, []string{"evang", "euag", "evangel"}},
+		{"Μπάμπης", []string{"mpampes", "bampis", "bambis"}, []string{"ba", "bamb", "bamp", "mpamp"}},
+		{"Ντίνος", []string{"ntinos", "dinos"}, []string{"din", "ntin"}},
+		{"Παύλος", []string{"paulos", "pavlos"}, []string{"pav", "paul"}},
+		{"Αγγελική", []string{"aggelike", "angeliki"}, []string{"ang", "agg"}},
+		{"Γκίκας", []string{"gkikas", "gikas"}, []string{"gik", "gki"}},
+		{"Τζένη", []string{"tzene", "tzeni"}, []string{"tzen"}},
+		{"Ουρανία", []string{"ourania", "urania"}, []string{"our", "ura"}},
+		// υ alone: "y" in ELOT 743, "i" by ear, "u" in unidecode.
+		{"Σπύρος", []string{"spuros", "spyros", "spiros"}, []string{"spy", "spi"}},
+		// αυ/ευ before a voiceless consonant, ευ before a voiced one.
+		{"Ευθύμιος", []string{"euthumios", "efthymios", "efthimios"}, []string{"efth"}},
+		{"Ευγενία", []string{"eugenia", "evgenia"}, nil},
+		{"Σταύρος", []string{"stauros", "stavros"}, nil},
+		// Digraphs inside a word.
+		{"Λάμπρος", []string{"lampros", "lambros"}, nil},
+		{"Αντώνης", []string{"antones", "antonis", "andonis"}, nil},
+		{"Τσαμπίκα", []string{"tsampika", "tsambika"}, []string{"tsam"}},
+		{"Παπαδόπουλος", []string{"papadopoulos", "papadopulos"}, nil},
+		{"Κουτσός", []string{"koutsos", "kutsos"}, nil},
+		// ου as "ou" beside υ as "i", and both as "u" and "i".
+		{"Ευθυμίου", []string{"euthumiou", "efthymiou", "efthimiou", "efthimiu"}, nil},
+		{"Αλέξανδρος", []string{"alexandros"}, nil},
+	}
+	// A word mixing Greek and Cyrillic letters would read five ways; the
+	// index takes the first four.
+	if got, want := readings("μπυяии"), []string{"mpuiaii", "byiaii", "biiaii", "mpuyayy"}; !slices.Equal(got, want) {
+		t.Errorf("readings(μπυяии) = %q, want %q", got, want)
+	}
+	for _, tt := range tests {
+		_, folded, err := n.Name(tt.name)
+		if err != nil {
+			t.Fatalf("Name(%q): %v", tt.name, err)
+		}
+		if got := readings(folded); !slices.Equal(got, tt.want) {
+			t.Errorf("readings(%q) = %q, want %q", folded, got, tt.want)
+		}
+		for _, q := range tt.want {
+			if m := MatchName(folded, q); m != MatchExact {
+				t.Errorf("MatchName(%q, %q) = %v, want exact", folded, q, m)
+			}
+		}
+		for _, q := range tt.typed {
+			if m := MatchName(folded, q); m != MatchPrefix {
+				t.Errorf("MatchName(%q, %q) = %v, want prefix", folded, q, m)
+			}
 		}
 	}
 }

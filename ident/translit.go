@@ -1,6 +1,7 @@
 package ident
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -9,25 +10,34 @@ import (
 	"github.com/gosimple/unidecode"
 )
 
-// readings returns the Latin spellings a person may type for a folded word:
-// unidecode's transliteration for every script, and for Greek and Cyrillic
-// also the spellings in everyday use, which differ from it in a few
-// letters. "ελενη" reads "elene" and "eleni"; "дмитрии" (folded "Дмитрий")
-// reads "dmitrii", "dmitriy" and "dmitry". An ASCII word reads as itself.
-// Words without any Latin reading give nil.
+// maxReadings bounds the Latin readings of one word. Every reading of a
+// name's word is a term: a DHT key that registration publishes and a set
+// of prefixes the node indexes.
+const maxReadings = 4
+
+// readings returns the Latin spellings a person may type for a folded word,
+// without duplicates, at most maxReadings: unidecode's transliteration for
+// every script, for Greek also the ELOT 743 spelling and the ones typed by
+// ear (greekLatin), for Cyrillic the spellings in everyday use, which
+// differ from unidecode's in a few letters. "ελενη" reads "elene" and
+// "eleni"; "μπαμπησ" (folded "Μπάμπης") "mpampes", "bampis" and "bambis";
+// "дмитрии" (folded "Дмитрий") "dmitrii", "dmitriy" and "dmitry". An ASCII
+// word reads as itself. Words without any Latin reading give nil.
 func readings(w string) []string {
 	if isASCII(w) {
 		return []string{w}
 	}
 	var out []string
 	add := func(t string) {
-		if t = plainASCII(t); t != "" {
+		if t = plainASCII(t); t != "" && !slices.Contains(out, t) && len(out) < maxReadings {
 			out = append(out, t)
 		}
 	}
 	add(unidecode.Unidecode(w))
 	if strings.IndexFunc(w, isGreek) >= 0 {
-		add(greekELOT(w))
+		for _, style := range []*greekStyle{&elot743, &greekByEar, &greekByEarU} {
+			add(greekLatin(w, style))
+		}
 	}
 	if strings.IndexFunc(w, isCyrillic) >= 0 {
 		usual, short := cyrillicUsual(w)
@@ -62,19 +72,45 @@ func plainASCII(t string) string {
 	}, t)
 }
 
-// greekELOT spells a folded Greek word the way Greeks write their names in
-// Latin letters (ELOT 743 / ISO 843: η, ι, υ read "i"/"y", β "v", χ "ch",
-// φ "f"; gosimple/slug's Greek table) after the digraphs that table reads
-// letter by letter: ου "ou", αυ/ευ/ηυ "av"/"ev"/"iv" ("af"/"ef"/"if"
-// before a voiceless consonant or at the end), γγ/γξ/γχ "ng"/"nx"/"nch".
-// "παυλοσ" -> "pavlos", "ευθυμιοσ" -> "efthymios", "ελενη" -> "eleni".
-func greekELOT(w string) string {
+// greekStyle is one way of writing Greek in Latin letters: how it spells
+// the digraphs that single letters do not give, at the start or end of a
+// word ([0]) and inside it ([1]), and υ alone ("" keeps gosimple/slug's
+// "y").
+type greekStyle struct {
+	mp, nt, gk [2]string
+	ou, y      string
+}
+
+var (
+	// elot743 is ELOT 743 / ISO 843 transcription as the Greek passport
+	// office applies it: μπ "b" at the edges of a word and "mp" inside,
+	// ντ "nt", γκ "gk", ου "ou".
+	elot743 = greekStyle{mp: [2]string{"b", "mp"}, nt: [2]string{"nt", "nt"}, gk: [2]string{"gk", "gk"}, ou: "ou"}
+	// greekByEar is how names are commonly typed from their sound: μπ, ντ,
+	// γκ "b", "d", "g" at the start and "mb", "nd", "ng" inside, υ "i",
+	// ου "ou" as in ELOT 743 ("efthimiou") or "u" (greekByEarU,
+	// "papadopulos").
+	greekByEar  = greekStyle{mp: [2]string{"b", "mb"}, nt: [2]string{"d", "nd"}, gk: [2]string{"g", "ng"}, ou: "ou", y: "i"}
+	greekByEarU = greekStyle{mp: greekByEar.mp, nt: greekByEar.nt, gk: greekByEar.gk, ou: "u", y: "i"}
+)
+
+// greekLatin spells a folded Greek word in Latin letters: its digraphs
+// as style says, αυ/ευ/ηυ "av"/"ev"/"iv" ("af"/"ef"/"if" before a
+// voiceless consonant and at the end), γγ/γξ/γχ "ng"/"nx"/"nch", and the
+// single letters by gosimple/slug's Greek table (η, ι "i"; β "v"; χ "ch";
+// φ "f"). "παυλοσ" -> "pavlos", "ευθυμιοσ" -> "efthymios"; "ντινοσ" ->
+// "ntinos" (ELOT 743), "dinos" (by ear).
+func greekLatin(w string, style *greekStyle) string {
 	rs := []rune(w)
 	var b strings.Builder
 	for i := 0; i < len(rs); i++ {
 		r, next := rs[i], rune(0)
 		if i+1 < len(rs) {
 			next = rs[i+1]
+		}
+		edge := 1 // a digraph at i: 0 at the start or end of the word
+		if i == 0 || i+2 == len(rs) {
+			edge = 0
 		}
 		switch {
 		case next == 'υ' && strings.ContainsRune("αεη", r):
@@ -86,10 +122,21 @@ func greekELOT(w string) string {
 			}
 			i++
 		case r == 'ο' && next == 'υ':
-			b.WriteString("ou")
+			b.WriteString(style.ou)
+			i++
+		case r == 'μ' && next == 'π':
+			b.WriteString(style.mp[edge])
+			i++
+		case r == 'ν' && next == 'τ':
+			b.WriteString(style.nt[edge])
+			i++
+		case r == 'γ' && next == 'κ':
+			b.WriteString(style.gk[edge])
 			i++
 		case r == 'γ' && strings.ContainsRune("γξχ", next):
 			b.WriteString("n")
+		case r == 'υ' && style.y != "":
+			b.WriteString(style.y)
 		default:
 			b.WriteRune(r)
 		}

@@ -1,0 +1,72 @@
+package search_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/search"
+)
+
+// TestGreekNamesAcrossNodes registers Greek names on the last node of a
+// chain and finds each from the first by the Latin spellings people type:
+// ELOT 743 as passports write names, the spelling by ear, and unidecode's
+// letter by letter; whole words through the DHT, beginnings by flooding.
+func TestGreekNamesAcrossNodes(t *testing.T) {
+	nodes := nodetest.Chain(t, 3, nil)
+	for _, n := range nodes {
+		nodetest.WaitFor(t, "routing tables", func() bool { return n.DHT().RoutingTable().Size() >= 2 })
+	}
+	first, last := nodes[0], nodes[len(nodes)-1]
+	for _, r := range []client.Registration{
+		{UID: "t-evangelos", Name: "Ευάγγελος Παπαδόπουλος"},
+		{UID: "t-babis", Name: "Μπάμπης Γκίκας"},
+		{UID: "t-dinos", Name: "Ντίνος Σταύρου"},
+		{UID: "t-pavlos", Name: "Παύλος Τζένης"},
+		{UID: "t-angeliki", Name: "Αγγελική Ουρανία"},
+		{UID: "t-spyros", Name: "Σπύρος Ευθυμίου"},
+	} {
+		r.Address = "10.99.0.7"
+		if _, err := last.Registry().Register(r); err != nil {
+			t.Fatalf("register %+v: %v", r, err)
+		}
+		nodetest.WaitFor(t, r.UID+" announced", func() bool {
+			return len(collect(t, first, search.Query{Text: "uid:" + r.UID, Via: search.ViaDHT, Timeout: time.Second})) > 0
+		})
+	}
+	for _, tc := range []struct {
+		q, via, want string
+		match        ident.Match
+	}{
+		{"evangelos papadopoulos", search.ViaDHT, "t-evangelos", ident.MatchExact},
+		{"euaggelos", search.ViaDHT, "t-evangelos", ident.MatchPrefix},
+		{"papadopulos", search.ViaDHT, "t-evangelos", ident.MatchPrefix},
+		{"evang", search.ViaFlood, "t-evangelos", ident.MatchPrefix},
+		{"bampis", search.ViaDHT, "t-babis", ident.MatchPrefix},
+		{"bambis gikas", search.ViaDHT, "t-babis", ident.MatchExact},
+		{"gkikas", search.ViaDHT, "t-babis", ident.MatchPrefix},
+		{"bamb gik", search.ViaFlood, "t-babis", ident.MatchPrefix},
+		{"dinos", search.ViaDHT, "t-dinos", ident.MatchPrefix},
+		{"ntinos stavrou", search.ViaAuto, "t-dinos", ident.MatchExact},
+		{"stavru", search.ViaFlood, "t-dinos", ident.MatchPrefix},
+		{"pavlos tzenis", search.ViaAuto, "t-pavlos", ident.MatchExact},
+		{"angeliki", search.ViaDHT, "t-angeliki", ident.MatchPrefix},
+		{"aggelike ourania", search.ViaDHT, "t-angeliki", ident.MatchExact},
+		{"urania", search.ViaDHT, "t-angeliki", ident.MatchPrefix},
+		{"spiros efthimiou", search.ViaDHT, "t-spyros", ident.MatchExact},
+		{"spyros", search.ViaAuto, "t-spyros", ident.MatchPrefix},
+		{"efthym", search.ViaFlood, "t-spyros", ident.MatchPrefix},
+		{"Σπυρος", search.ViaDHT, "t-spyros", ident.MatchPrefix},
+	} {
+		res := collect(t, first, search.Query{Text: tc.q, Via: tc.via, Timeout: 10 * time.Second})
+		var uids []string
+		for _, r := range res {
+			uids = append(uids, r.Identifiers.UID)
+		}
+		if len(res) != 1 || res[0].Identifiers.UID != tc.want || res[0].Match != tc.match || res[0].Node != last.ID().String() {
+			t.Errorf("%q via %s: found %q (%+v), want only %s, match %v, hosted by the last node", tc.q, tc.via, uids, res, tc.want, tc.match)
+		}
+	}
+}

@@ -13,6 +13,8 @@ type route struct {
 	upstream peer.ID
 	// hitsLeft is how many more hit messages may be routed back for it.
 	hitsLeft int
+	// sent is when we sent our own query; zero for others' queries.
+	sent time.Time
 }
 
 type cacheEntry struct {

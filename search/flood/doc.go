@@ -90,9 +90,10 @@
 // A hit is routed back along the reverse path: a node receiving a hit for
 // one of its own pending queries delivers it to that query; for a GUID in
 // its seen cache it sends the hit unchanged to the remembered upstream peer,
-// at most 64 hits per GUID (more are dropped with reason "rate"); for any
-// other GUID it drops the hit ("unknown_guid"), as it does hits arriving
-// after the query ended.
+// at most 64 hits per GUID (more are dropped with reason "rate"); a hit
+// for one of its own queries that has ended is dropped ("late") but its
+// delay is remembered (see Dynamic querying); for any other GUID it drops
+// the hit ("unknown_guid").
 //
 // # Dynamic querying
 //
@@ -106,7 +107,13 @@
 // farther links, so each hit also measures the hops it came over: a hit
 // from h hops that took e raises the wait per hop to 2 × e/h (at most
 // MaxStepWait) for the running round and the later ones, and hits from
-// far, slow hops are waited for. It stops once
+// far, slow hops are waited for. A match that only a far, slow node holds
+// shows no such thing before it arrives, so the originator also remembers,
+// for each distance, the slowest time a hit took in the last AnswerMemory
+// (10 min), hits that came after their query ended included; the last
+// round waits 1.5 times the slowest remembered from within its TTL, plus
+// MinStepWait, at most TTL × MaxStepWait. Such a match is missed by the
+// first query that reaches it and found by the next. It stops once
 // QueryOptions.Want records have arrived, so a terminal close by costs only
 // a handful of messages. QueryOptions.FullFlood sends one round at MaxTTL
 // instead.

@@ -103,6 +103,7 @@ type Flooder struct {
 	closed   bool
 	seen     *guidCache
 	pending  map[GUID]*pendingQuery
+	answers  answerTimes        // how long hits took, by distance
 	limiters *peerrate.Limiters // query rate per sending peer
 }
 
@@ -298,21 +299,26 @@ func (f *Flooder) handleHit(from peer.ID, m *Message) {
 	pq := f.pending[m.GUID]
 	var upstream peer.ID
 	reason := DropUnknownGUID
-	if pq == nil {
-		if e, ok := f.seen.get(m.GUID, now); ok && e.route.upstream != "" && e.route.upstream != from {
-			if e.route.hitsLeft > 0 {
-				e.route.hitsLeft--
-				upstream = e.route.upstream
-			} else {
-				reason = DropRate
-			}
+	if pq != nil {
+		f.answers.note(m.Hops, now.Sub(pq.sent), now)
+	} else if e, ok := f.seen.get(m.GUID, now); ok {
+		switch {
+		case e.route.upstream == "" && !e.route.sent.IsZero():
+			// Our own query, ended: too late for it, not for the next.
+			f.answers.note(m.Hops, now.Sub(e.route.sent), now)
+			reason = DropLate
+		case e.route.upstream != "" && e.route.upstream != from && e.route.hitsLeft > 0:
+			e.route.hitsLeft--
+			upstream = e.route.upstream
+		case e.route.upstream != "" && e.route.upstream != from:
+			reason = DropRate
 		}
 	}
 	f.mu.Unlock()
 
 	switch {
 	case pq != nil:
-		h := Hit{From: from, Origin: m.Origin, Hops: m.Hops, TTL: pq.ttl, Records: m.Records, elapsed: time.Since(pq.sent)}
+		h := Hit{From: from, Origin: m.Origin, Hops: m.Hops, TTL: pq.ttl, Records: m.Records, elapsed: now.Sub(pq.sent)}
 		select {
 		case pq.in <- h:
 			f.stats.hitsDelivered.Add(1)

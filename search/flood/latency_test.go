@@ -12,6 +12,7 @@ import (
 
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/testenv"
+	"github.com/irmv/irmv/record"
 )
 
 // TestFarSlowHopsFound: dynamic querying waits for hits from far hops
@@ -82,5 +83,101 @@ func TestFarSlowHopsFound(t *testing.T) {
 	}
 	if !found[2] || !found[5] {
 		t.Fatalf("hits from hops %v after %v (step measured %v), want from 2 and 5", found, time.Since(start), measured)
+	}
+}
+
+// slowMatcher answers like its testMatcher, delay later: a node that is
+// slow to answer (a loaded access point).
+type slowMatcher struct {
+	*testMatcher
+	delay time.Duration
+}
+
+func (m slowMatcher) Match(id ident.ID, limit int) []*record.Record {
+	recs := m.testMatcher.Match(id, limit)
+	if len(recs) > 0 {
+		<-time.After(m.delay)
+	}
+	return recs
+}
+
+// TestFarSlowOnlyHitFound: a match that only a far node holds, which
+// answers slower than all rounds of a query wait, is missed by the first
+// query (nothing near shows how slow it is) and found by the next, because
+// the first one's late hit is remembered. Real hosts on 127.0.0.1, a chain
+// 0-1-2-3; node 3 answers 2 s late.
+func TestFarSlowOnlyHitFound(t *testing.T) {
+	const delay = 2 * time.Second
+	nodes := newNodes(t, 3, Options{})
+	h := newHost(t)
+	slow := &testNode{h: h, m: &testMatcher{}}
+	f, err := New(Options{Host: h, Matcher: slowMatcher{slow.m, delay}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "flooder", f)
+	slow.f = f
+	nodes = append(nodes, slow)
+	connect(t, nodes, chain(4))
+	id := slow.hostTerminal(t, "far", "anna")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A fixed step, so that the rounds' waits do not depend on the
+	// machine: (1+2+3+5) × 10 ms. The second query ends with the hit.
+	opts := QueryOptions{StepWait: 10 * time.Millisecond, MaxTTL: 5, Want: 1}
+	start := time.Now()
+	if hits := collect(nodes[0].f.Query(ctx, id, opts)); len(hits) > 0 {
+		t.Fatalf("first query found %d hits after %v; the slow node answers after %v: the test shows nothing", len(hits), time.Since(start), delay)
+	}
+	took := time.Since(start)
+	waitFor(t, 30*time.Second, "the late hit", func() bool { return nodes[0].f.Stats().Dropped[DropLate] > 0 })
+
+	start = time.Now()
+	hits := collect(nodes[0].f.Query(ctx, id, opts))
+	if len(hits) != 1 || hits[0].Hops != 3 || hits[0].Origin != slow.h.ID() {
+		t.Fatalf("second query: %d hits after %v (first query ended after %v), want the one from node 3", len(hits), time.Since(start), took)
+	}
+	t.Logf("first query ended after %v, the second found the far hit after %v", took, time.Since(start))
+}
+
+// TestAnswerTimes checks the remembered answer times: the slowest per
+// distance, within the TTL asked, for AnswerMemory, bounded.
+func TestAnswerTimes(t *testing.T) {
+	var a answerTimes
+	t0 := time.Now()
+	if w := a.wait(MaxTTL, t0); w != 0 {
+		t.Fatalf("nothing remembered: wait %v", w)
+	}
+	a.note(5, 400*time.Millisecond, t0)
+	a.note(5, 100*time.Millisecond, t0) // faster: the slowest stays
+	a.note(2, 200*time.Millisecond, t0)
+	a.note(0, time.Hour, t0)        // out of range: ignored
+	a.note(MaxTTL+1, time.Hour, t0) // likewise
+	for _, tc := range []struct {
+		ttl   int
+		after time.Duration
+		want  time.Duration
+	}{
+		{1, 0, 0},
+		{3, 0, 300*time.Millisecond + MinStepWait},
+		{5, 0, 600*time.Millisecond + MinStepWait},
+		{7, AnswerMemory, 600*time.Millisecond + MinStepWait},
+		{7, AnswerMemory + time.Second, 0}, // forgotten
+	} {
+		if w := a.wait(tc.ttl, t0.Add(tc.after)); w != tc.want {
+			t.Errorf("wait(%d) after %v = %v, want %v", tc.ttl, tc.after, w, tc.want)
+		}
+	}
+	// An answer about as slow confirms the memory; a far slower one is
+	// waited for only up to TTL × MaxStepWait.
+	t1 := t0.Add(AnswerMemory / 2)
+	a.note(5, 250*time.Millisecond, t1)
+	if w, want := a.wait(5, t1.Add(AnswerMemory)), 600*time.Millisecond+MinStepWait; w != want {
+		t.Errorf("confirmed: wait %v, want %v", w, want)
+	}
+	a.note(1, time.Minute, t1)
+	if w := a.wait(1, t1); w != MaxStepWait {
+		t.Errorf("wait for a minute-slow answer = %v, want at most %v", w, MaxStepWait)
 	}
 }

@@ -19,9 +19,10 @@ const (
 	DropTTL         DropReason = "ttl"          // ttl/hops out of bounds
 	DropUnknownGUID DropReason = "unknown_guid" // hit for a GUID with no route
 	DropOversize    DropReason = "oversize"     // over the size limit
+	DropLate        DropReason = "late"         // hit for one of our own queries after it ended
 )
 
-var dropReasons = [...]DropReason{DropDuplicate, DropRate, DropMalformed, DropTTL, DropUnknownGUID, DropOversize}
+var dropReasons = [...]DropReason{DropDuplicate, DropRate, DropMalformed, DropTTL, DropUnknownGUID, DropOversize, DropLate}
 
 // Stats is a snapshot of a Flooder's counters since New.
 type Stats struct {

@@ -21,6 +21,9 @@ const (
 	MinStepWait = 25 * time.Millisecond
 	// MaxStepWait bounds the wait per hop learnt from slow hits.
 	MaxStepWait = time.Second
+	// AnswerMemory is how long a Flooder remembers how long hits from each
+	// distance took (see answerTimes).
+	AnswerMemory = 10 * time.Minute
 )
 
 // deepening is the TTL schedule of dynamic querying, cut at MaxTTL.
@@ -41,7 +44,10 @@ type QueryOptions struct {
 	// Either way the wait grows with the hits: a hit from h hops that took
 	// e to arrive shows hops of e/h, and every later wait (the running
 	// round's included) allows 2 × e/h per hop, up to MaxStepWait, so
-	// hits from farther, slower hops are still waited for.
+	// hits from farther, slower hops are still waited for. The last round
+	// also waits for the slowest hit the Flooder remembers from at most
+	// its TTL hops (answerTimes), so a match that only a far, slow node
+	// holds is found once that node has answered before, even late.
 	StepWait time.Duration
 	// FullFlood sends one round at MaxTTL instead of deepening.
 	FullFlood bool
@@ -104,6 +110,45 @@ func learnStep(step time.Duration, h Hit) time.Duration {
 	return max(step, min(MaxStepWait, h.elapsed*2/time.Duration(h.Hops)))
 }
 
+// answerTimes remembers, for each distance in hops, the slowest time
+// from sending a round to a hit from that distance, for AnswerMemory. Hits
+// that came after their query ended count too: they show what the next
+// query must wait for. It is not safe for concurrent use.
+type answerTimes [MaxTTL + 1]struct {
+	took time.Duration
+	at   time.Time // when took was last confirmed
+}
+
+// note records a hit from hops away that took took to arrive, at now. An
+// answer at least half as slow as the remembered one confirms it; a
+// slower one replaces it, as does any once the memory is stale.
+func (a *answerTimes) note(hops int, took time.Duration, now time.Time) {
+	if hops < 1 || hops > MaxTTL || took <= 0 {
+		return
+	}
+	s := &a[hops]
+	switch {
+	case took >= s.took || now.Sub(s.at) > AnswerMemory:
+		s.took, s.at = took, now
+	case took*2 >= s.took:
+		s.at = now
+	}
+}
+
+// wait is how long a round with TTL ttl, sent at now, waits for the
+// slowest answer remembered from at most ttl hops: half as long again,
+// plus MinStepWait, and at most ttl × MaxStepWait. Zero when none is
+// remembered.
+func (a *answerTimes) wait(ttl int, now time.Time) time.Duration {
+	var w time.Duration
+	for h := 1; h <= min(ttl, MaxTTL); h++ {
+		if s := a[h]; s.took > 0 && now.Sub(s.at) <= AnswerMemory {
+			w = max(w, s.took*3/2+MinStepWait)
+		}
+	}
+	return min(w, time.Duration(ttl)*MaxStepWait)
+}
+
 // pendingQuery is one round of one of our own queries, by GUID.
 type pendingQuery struct {
 	in   chan<- Hit
@@ -129,7 +174,9 @@ func (f *Flooder) stepWait(nbs []peer.ID) time.Duration {
 // It does not match the node's own terminals. By default it deepens
 // (dynamic querying): rounds with TTL 1, 2, 3, 5, 7 (cut at MaxTTL, each
 // with a fresh GUID) go to the flood neighbours, each waiting TTL ×
-// StepWait, until Want records have arrived. The channel closes once Want
+// StepWait, until Want records have arrived; the last round also waits
+// for the slowest answer remembered from its distance (see
+// QueryOptions.StepWait). The channel closes once Want
 // records have been delivered, after the last round's wait, when ctx ends
 // or when the Flooder closes; also at once when id is not a valid query
 // or there are no flood neighbours. The reader must drain the channel or
@@ -172,16 +219,24 @@ func (f *Flooder) runQuery(ctx context.Context, id ident.ID, opts QueryOptions, 
 	var queue []Hit
 	got := 0
 	learnt := time.Duration(0) // wait per hop shown by the hits so far
+	schedule := opts.schedule()
 rounds:
-	for _, ttl := range opts.schedule() {
+	for i, ttl := range schedule {
 		nbs := f.neighbours("")
 		if len(nbs) == 0 {
 			break
 		}
 		g := NewGUID()
+		now := time.Now()
 		f.mu.Lock()
-		f.pending[g] = &pendingQuery{in: in, done: done, ttl: ttl, sent: time.Now()}
-		f.seen.add(g, route{}, time.Now()) // our own query coming back is a duplicate
+		f.pending[g] = &pendingQuery{in: in, done: done, ttl: ttl, sent: now}
+		// Our own query coming back is a duplicate; a hit after the
+		// query ended still shows how long its hops took.
+		f.seen.add(g, route{sent: now}, now)
+		var far time.Duration // the wait for remembered slow answers
+		if i == len(schedule)-1 {
+			far = f.answers.wait(ttl, now)
+		}
 		f.mu.Unlock()
 		guids = append(guids, g)
 		data, err := (&Message{Type: TypeQuery, GUID: g, TTL: ttl, Kind: id.Kind, Value: id.Value, Also: opts.Also}).Marshal()
@@ -198,7 +253,8 @@ rounds:
 		}
 		step = max(step, learnt)
 		sent := time.Now()
-		timer := time.NewTimer(time.Duration(ttl) * step)
+		roundWait := func() time.Duration { return max(time.Duration(ttl)*step, far) }
+		timer := time.NewTimer(roundWait())
 		for got < opts.Want {
 			var send chan<- Hit
 			var next Hit
@@ -212,7 +268,7 @@ rounds:
 				if learnt = learnStep(learnt, h); learnt > step {
 					// Slower hops than measured: give this round their time.
 					step = learnt
-					timer.Reset(time.Until(sent.Add(time.Duration(ttl) * step)))
+					timer.Reset(time.Until(sent.Add(roundWait())))
 				}
 			case send <- next:
 				queue = queue[1:]

@@ -633,6 +633,27 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// BenchmarkGreekTerms derives the terms of Greek names, as registration
+// does, and reports how many each name has: every term is a DHT key.
+func BenchmarkGreekTerms(b *testing.B) {
+	n := mustNormalizer(b, "")
+	var folded []string
+	for _, s := range []string{"Ευάγγελος Παπαδόπουλος", "Μπάμπης Γκίκας", "Ντίνος Σταύρου", "Παύλος Τζένης",
+		"Αγγελική Ουρανία", "Σπύρος Ευθυμίου", "Ελένη Παπαδοπούλου", "Κωνσταντίνος Αντωνίου"} {
+		_, f, err := n.Name(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		folded = append(folded, f)
+	}
+	terms := 0
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		terms += len(Terms(folded[i%len(folded)]))
+	}
+	b.ReportMetric(float64(terms)/float64(b.N), "terms/name")
+}
+
 // TestFoldAllRunes checks fold idempotence for every code point, which
 // random fuzzing is unlikely to reach (it found the Cherokee case).
 func TestFoldAllRunes(t *testing.T) {

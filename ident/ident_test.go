@@ -633,6 +633,39 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// TestGreekWordsRead checks every Greek word of one or two letters and
+// every three-letter word of the letters that make digraphs (at the start,
+// the end and alone): each has at most maxReadings readings, each plain
+// ASCII, that find it exactly.
+func TestGreekWordsRead(t *testing.T) {
+	letters, digraphs := []rune("αβγδεζηθικλμνξοπρστυφχψω"), []rune("αεηουμπντγκξχθ")
+	var words []string
+	for _, a := range letters {
+		words = append(words, string(a))
+		for _, b := range letters {
+			words = append(words, string([]rune{a, b}))
+		}
+	}
+	for _, a := range digraphs {
+		for _, b := range digraphs {
+			for _, c := range digraphs {
+				words = append(words, string([]rune{a, b, c}))
+			}
+		}
+	}
+	for _, w := range words {
+		rs := readings(w)
+		if len(rs) == 0 || len(rs) > maxReadings {
+			t.Fatalf("readings(%q) = %q", w, rs)
+		}
+		for _, r := range rs {
+			if !isPlain(r) || MatchName(w, r) != MatchExact {
+				t.Fatalf("readings(%q) = %q: %q is not a plain reading that finds it", w, rs, r)
+			}
+		}
+	}
+}
+
 // BenchmarkGreekTerms derives the terms of Greek names, as registration
 // does, and reports how many each name has: every term is a DHT key.
 func BenchmarkGreekTerms(b *testing.B) {

@@ -15,6 +15,7 @@ import (
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/turn"
 	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/p2pstream"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/share"
@@ -125,7 +126,11 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	case ReachPrivate:
 		mode = dht.ModeClient
 	}
-	n.dht, err = dht.New(n.host,
+	// p2pstream: a query to a peer not yet connected sends its request
+	// without waiting for identify (one round trip less), a stream per
+	// message.
+	n.dht, err = dht.New(p2pstream.Host(n.host),
+		dht.WithCustomMessageSender(p2pstream.NewDHTSender),
 		dht.Mode(mode),
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.BootstrapPeers(n.boot...),

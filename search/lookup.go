@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/p2pstream"
 	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/internal/wire"
 	"github.com/irmv/irmv/record"
@@ -142,8 +143,10 @@ func QueryNode(ctx context.Context, h host.Host, p peer.ID, ids []ident.ID, limi
 	if len(ids) == 0 {
 		return nil, 0, errors.New("no identifier to look up")
 	}
-	// Lookups work over relayed connections to nodes behind NATs.
-	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, string(LookupProtocol)), p, LookupProtocol)
+	// Lookups work over relayed connections to nodes behind NATs. The
+	// request leaves with the protocol header, without waiting for
+	// identify on a new connection.
+	st, err := p2pstream.Open(network.WithAllowLimitedConn(ctx, string(LookupProtocol)), h, p, LookupProtocol)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -50,5 +50,8 @@
 // asker held it). Hops add one for the direct lookup request to the hosting
 // node. Round trips are the first result's latency divided by twice the link
 // latency; mocknet dials cost no round trips, so a new connection's
-// handshake (which TCP+Noise would add) is not counted; identify is.
+// handshake (which TCP+Noise would add) is not counted. Nodes send a
+// request on a new connection at once (internal/p2pstream), beside
+// identify; with Config.WaitIdentify they wait for identify first, as
+// go-libp2p's host does, and identify is counted as a round trip.
 package sim

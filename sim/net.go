@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 )
 
 // linker creates mocknet links on first dial and fails dials to dead nodes.
@@ -98,8 +99,68 @@ type linkedHost struct {
 	host.Host
 	l *linker
 	// streams counts the streams this node opened: one per message of
-	// the DHT (with streamPerRequest), of lookups and of flooding.
+	// the DHT (with p2pstream's sender), of lookups and of flooding.
 	streams atomic.Uint64
+	// waitIdentify makes streams opened on Network() wait, as basichost's
+	// NewStream does, until identify on their connection has finished
+	// (Config.WaitIdentify).
+	waitIdentify bool
+	ids          identify.IDService
+}
+
+// Network is the host's network, with links made on demand and streams
+// wrapped as NewStream's are: p2pstream.Open opens its streams there.
+func (h *linkedHost) Network() network.Network {
+	return linkedNet{Network: h.Host.Network(), h: h}
+}
+
+type linkedNet struct {
+	network.Network
+	h *linkedHost
+}
+
+func (n linkedNet) DialPeer(ctx context.Context, p peer.ID) (network.Conn, error) {
+	if n.Connectedness(p) != network.Connected {
+		if err := n.h.l.ensure(ctx, n.h.ID(), p); err != nil {
+			return nil, err
+		}
+	}
+	c, err := n.Network.DialPeer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return c, n.identified(ctx, c)
+}
+
+func (n linkedNet) NewStream(ctx context.Context, p peer.ID) (network.Stream, error) {
+	if n.Connectedness(p) != network.Connected {
+		if err := n.h.l.ensure(ctx, n.h.ID(), p); err != nil {
+			return nil, err
+		}
+	}
+	s, err := n.Network.NewStream(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.identified(ctx, s.Conn()); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	n.h.streams.Add(1)
+	return n.h.wrap(s), nil
+}
+
+// identified waits for identify on c when the host waits for it.
+func (n linkedNet) identified(ctx context.Context, c network.Conn) error {
+	if !n.h.waitIdentify {
+		return nil
+	}
+	select {
+	case <-n.h.ids.IdentifyWait(c):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("identify failed to complete: %w", ctx.Err())
+	}
 }
 
 func (h *linkedHost) Connect(ctx context.Context, pi peer.AddrInfo) error {

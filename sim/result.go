@@ -24,6 +24,7 @@ type Result struct {
 	BucketSize       int     `json:"bucket_size,omitempty"`
 	Private          float64 `json:"private_share,omitempty"`
 	KadStreams       bool    `json:"kad_streams,omitempty"`
+	WaitIdentify     bool    `json:"wait_identify,omitempty"`
 	Variant          string  `json:"variant,omitempty"`
 
 	// Exact lookups of terminals on live nodes (after churn when there is

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/p2pstream"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/share"
@@ -22,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -72,6 +74,12 @@ type Config struct {
 	// open to every peer it asked (three goroutines each on mocknet);
 	// otherwise each DHT message has a stream of its own (streamPerRequest).
 	KadStreams bool
+	// WaitIdentify makes the DHT's messages and the lookup request to the
+	// hosting node wait, on a new connection, until identify has
+	// finished, as go-libp2p's host.NewStream does (irmv before issue
+	// 22); otherwise they leave at once (internal/p2pstream), as a node's
+	// do. Round trips are counted accordingly.
+	WaitIdentify bool
 	// Variant names this configuration in a comparison.
 	Variant string
 	// Dir holds the nodes' bbolt files; "" is a new temporary directory,
@@ -168,7 +176,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer n.close()
 	res := &Result{Nodes: cfg.Nodes, TerminalsPerNode: cfg.TerminalsPerNode, LatencyMS: ms(cfg.Latency),
 		Churn: cfg.Churn, Seed: cfg.Seed, Degree: cfg.Degree, Alpha: cfg.Alpha, Beta: cfg.Beta, Trim: cfg.Trim,
-		BucketSize: cfg.BucketSize, Private: cfg.Private, KadStreams: cfg.KadStreams, Variant: cfg.Variant}
+		BucketSize: cfg.BucketSize, Private: cfg.Private, KadStreams: cfg.KadStreams, WaitIdentify: cfg.WaitIdentify, Variant: cfg.Variant}
 	start := time.Now()
 	if err := n.build(ctx, res); err != nil {
 		return nil, err
@@ -306,7 +314,14 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 	if err != nil {
 		return nil, err
 	}
-	h := &linkedHost{Host: mh, l: n.link}
+	h := &linkedHost{Host: mh, l: n.link, waitIdentify: n.cfg.WaitIdentify}
+	if h.waitIdentify {
+		bh, ok := mh.(interface{ IDService() identify.IDService })
+		if !ok {
+			return nil, fmt.Errorf("sim: mocknet host %T has no identify service", mh)
+		}
+		h.ids = bh.IDService()
+	}
 	sn := &simNode{idx: i, h: h, private: private}
 	mode := dht.ModeServer
 	if private {
@@ -315,7 +330,7 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 	}
 	opts := []dht.Option{dht.Mode(mode), dht.ProtocolPrefix("/irmv"), dht.DisableAutoRefresh()}
 	if !n.cfg.KadStreams {
-		opts = append(opts, dht.WithCustomMessageSender(newStreamPerRequest))
+		opts = append(opts, dht.WithCustomMessageSender(p2pstream.NewDHTSender))
 	}
 	if n.cfg.Alpha > 0 {
 		opts = append(opts, dht.Concurrency(n.cfg.Alpha))
@@ -326,7 +341,9 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 	if n.cfg.BucketSize > 0 {
 		opts = append(opts, dht.BucketSize(n.cfg.BucketSize))
 	}
-	if sn.d, err = dht.New(h, opts...); err != nil {
+	// As node/node.go: kad-dht connects to the peers it asks without
+	// waiting for identify (unless WaitIdentify: linkedNet waits).
+	if sn.d, err = dht.New(p2pstream.Host(h), opts...); err != nil {
 		return sn, err
 	}
 	sn.router = &tracingRouter{d: sn.d}
@@ -570,17 +587,27 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 	base := float64(n.cfg.Latency)
 	weight := func(p peer.ID) float64 { return float64(n.link.latency(from.h.ID(), p)) / base }
 	cold := func(p peer.ID) bool { return !connected[p] }
-	dhtRT := tr.countedRoundTrips(holds, cold, weight)
+	// A request on a new connection: identify first, then the request
+	// (as go-libp2p's host.NewStream does: WaitIdentify), or both at once
+	// (p2pstream). Mocknet dials cost nothing; TestRoundTrip times both.
+	coldCost, dhtColdCost := 1.0, 1.0
+	if n.cfg.WaitIdentify {
+		coldCost, dhtColdCost = 2, 2
+	}
+	if n.cfg.KadStreams { // kad-dht's sender opens with host.NewStream
+		dhtColdCost = 2
+	}
+	dhtRT := tr.countedRoundTrips(holds, cold, dhtColdCost, weight)
 	if ps, err := from.d.ProviderStore().GetProviders(ctx, key); err == nil && len(ps) > 0 && l.found {
 		// kad-dht names a provider the asker stores at once.
 		l.dhtHops, dhtRT = 0, 0
 	}
 	if l.found && dhtRT >= 0 {
-		// Asking the host: a request, plus identify on a new connection
-		// (none if the DHT query already opened one to it).
+		// Asking the host: a request, on a new connection at coldCost
+		// (unless the DHT query already opened one to it).
 		ask := 1.0
 		if !warm && !tr.wasQueried(to.h.ID()) {
-			ask = 2
+			ask = coldCost
 		}
 		l.counted = dhtRT + ask*weight(to.h.ID())
 	}

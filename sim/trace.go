@@ -123,12 +123,12 @@ func (t *lookupTrace) minDepth(holds func(peer.ID) bool) int {
 }
 
 // countedRoundTrips is the link round trips on the fastest path the trace
-// shows to a peer for which holds is true: one per request, one more for
-// identify on each connection the asker did not have when the lookup
-// began (cold), each weighted by its link's latency over the base latency
+// shows to a peer for which holds is true: one per request, coldCost
+// instead on each connection the asker did not have when the lookup began
+// (cold), each weighted by its link's latency over the base latency
 // (weight). It is -1 when no queried peer holds. Unlike the measured
 // latency, it does not grow when the machine is short of CPU.
-func (t *lookupTrace) countedRoundTrips(holds func(peer.ID) bool, cold func(peer.ID) bool, weight func(peer.ID) float64) float64 {
+func (t *lookupTrace) countedRoundTrips(holds func(peer.ID) bool, cold func(peer.ID) bool, coldCost float64, weight func(peer.ID) float64) float64 {
 	t.wg.Wait()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -141,7 +141,7 @@ func (t *lookupTrace) countedRoundTrips(holds func(peer.ID) bool, cold func(peer
 		for q, hop := p, 0; q != "" && hop < 20; q, hop = t.parent[q], hop+1 {
 			c := 1.0
 			if cold(q) {
-				c = 2
+				c = coldCost
 			}
 			rt += c * weight(q)
 		}

@@ -22,12 +22,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
-	"github.com/irmv/irmv/share"
 )
 
 // frame is a uvarint length prefix and body, as every irmv protocol sends.
@@ -148,7 +148,7 @@ func sendOne(ctx context.Context, h host.Host, to peer.ID, a attack) bool {
 
 // apiSearch searches through the node's terminal API and returns the
 // results.
-func apiSearch(t *testing.T, n *node.Node, q, via string) []search.Result {
+func apiSearch(t *testing.T, n *node.Node, q, via string) []client.Result {
 	t.Helper()
 	u := n.APIURL() + "/v1/search?" + url.Values{"q": {q}, "via": {via}, "timeout": {"10s"}, "limit": {"1"}}.Encode()
 	resp, err := http.Get(u)
@@ -160,10 +160,10 @@ func apiSearch(t *testing.T, n *node.Node, q, via string) []search.Result {
 		body, _ := io.ReadAll(resp.Body)
 		t.Fatalf("search %s: %d %s", u, resp.StatusCode, body)
 	}
-	var out []search.Result
+	var out []client.Result
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		var r search.Result
+		var r client.Result
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatalf("search line %q: %v", sc.Text(), err)
 		}
@@ -199,11 +199,11 @@ func TestAbuse(t *testing.T) {
 	for _, n := range nodes {
 		nodetest.WaitFor(t, "routing tables", func() bool { return n.DHT().RoutingTable().Size() >= 2 })
 	}
-	if _, err := far.Registry().Register(share.Registration{Name: "Honest Person", UID: "honest-1", Address: "10.99.0.7"}); err != nil {
+	if _, err := far.Registry().Register(client.Registration{Name: "Honest Person", UID: "honest-1", Address: "10.99.0.7"}); err != nil {
 		t.Fatal(err)
 	}
 	nodetest.WaitFor(t, "identifiers announced", func() bool {
-		return len(apiSearch(t, target, "uid:honest-1", search.ViaDHT)) > 0
+		return len(apiSearch(t, target, "uid:honest-1", client.ViaDHT)) > 0
 	})
 
 	// Lookup and flood buckets that never refill: the storms run into
@@ -234,7 +234,7 @@ func TestAbuse(t *testing.T) {
 	firstTry := map[string]int{}
 	const rounds = 3
 	for i := range rounds {
-		for _, via := range []string{search.ViaDHT, search.ViaFlood} {
+		for _, via := range []string{client.ViaDHT, client.ViaFlood} {
 			tries := 0
 			nodetest.WaitFor(t, fmt.Sprintf("honest %s lookup %d under attack", via, i), func() bool {
 				tries++
@@ -272,7 +272,7 @@ func TestAbuse(t *testing.T) {
 		t.Logf("  %-28s %6d (%.0f/s)", k, v.(*atomic.Int64).Load(), rateOf(k.(string)))
 		return true
 	})
-	t.Logf("honest lookups found at first try: dht %d/%d, flood %d/%d", firstTry[search.ViaDHT], rounds, firstTry[search.ViaFlood], rounds)
+	t.Logf("honest lookups found at first try: dht %d/%d, flood %d/%d", firstTry[client.ViaDHT], rounds, firstTry[client.ViaFlood], rounds)
 	t.Logf("flood stats: handled %d, in %d, dropped %v", st.QueriesHandled, st.MessagesIn, st.Dropped)
 	for _, p := range []string{"irmv_lookup_requests_dropped_total", "irmv_lookup_requests_served_total", "irmv_call_messages_dropped_total", "irmv_calls_total"} {
 		for _, l := range metricLines(t, target, p) {

@@ -14,13 +14,9 @@ import (
 	"github.com/irmv/irmv/node/web"
 )
 
-// NodeInfo is the answer of GET /v1/node, defined in package client with
-// the rest of the terminal API's shapes.
-type NodeInfo = client.NodeInfo
-
 // Info describes the node as GET /v1/node does.
-func (n *Node) Info() NodeInfo {
-	info := NodeInfo{
+func (n *Node) Info() client.NodeInfo {
+	info := client.NodeInfo{
 		PeerID:        n.host.ID().String(),
 		Addrs:         n.Addrs(),
 		Reachability:  n.Reachability(),

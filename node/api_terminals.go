@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/share"
@@ -200,8 +201,8 @@ func headerHas(h http.Header, key, token string) bool {
 }
 
 // registration decodes a registration and fills in the address.
-func (n *Node) registration(w http.ResponseWriter, r *http.Request) (share.Registration, bool) {
-	var reg share.Registration
+func (n *Node) registration(w http.ResponseWriter, r *http.Request) (client.Registration, bool) {
+	var reg client.Registration
 	if err := decodeBody(w, r, &reg); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return reg, false
@@ -280,7 +281,7 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 // handleSearch streams results, one JSON object per line, as they arrive.
 func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
-	q := search.Query{Text: v.Get("q"), Via: v.Get("via")}
+	q := client.Query{Text: v.Get("q"), Via: v.Get("via")}
 	if s := v.Get("limit"); s != "" {
 		var err error
 		// Atoi, not Sscanf: "5abc" is not a limit.

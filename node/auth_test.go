@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/share"
 )
 
 // lanAddr is the namespace's LAN-like address (see scripts/netns-run).
@@ -85,9 +85,9 @@ func call(t *testing.T, method, url, token string, body any, out any) int {
 	return resp.StatusCode
 }
 
-func register(t *testing.T, n *node.Node, reg share.Registration) share.Ack {
+func register(t *testing.T, n *node.Node, reg client.Registration) client.Ack {
 	t.Helper()
-	var ack share.Ack
+	var ack client.Ack
 	if code := call(t, "POST", n.APIURL()+"/v1/terminals", "", reg, &ack); code != http.StatusCreated {
 		t.Fatalf("register %+v: %d", reg, code)
 	}
@@ -99,13 +99,13 @@ func register(t *testing.T, n *node.Node, reg share.Registration) share.Ack {
 func TestChangesNeedTokenBeyondLoopback(t *testing.T) {
 	n := lanNode(t)
 	api := n.APIURL()
-	mine := register(t, n, share.Registration{Name: "Mine", UID: "auth-mine"})
-	other := register(t, n, share.Registration{Name: "Other", UID: "auth-other"})
+	mine := register(t, n, client.Registration{Name: "Mine", UID: "auth-mine"})
+	other := register(t, n, client.Registration{Name: "Other", UID: "auth-other"})
 	if mine.Token == "" || other.Token == "" {
 		t.Fatal("register answered no token")
 	}
 	status := func() record.Status {
-		var a share.Terminal
+		var a client.Terminal
 		if code := call(t, "GET", api+"/v1/terminals/"+mine.Terminal, n.AdminToken(), nil, &a); code != 200 {
 			t.Fatalf("get: %d", code)
 		}
@@ -162,7 +162,7 @@ func TestChangesNeedTokenBeyondLoopback(t *testing.T) {
 // API anyone on this machine may change registrations (hooks, the CLI).
 func TestLoopbackNeedsNoToken(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
-	ack := register(t, n, share.Registration{UID: "loop-1"})
+	ack := register(t, n, client.Registration{UID: "loop-1"})
 	if code := call(t, "PUT", n.APIURL()+"/v1/terminals/"+ack.Terminal+"/status", "", map[string]string{"status": "idle"}, nil); code != 200 {
 		t.Errorf("status without token on loopback: %d", code)
 	}
@@ -179,7 +179,7 @@ func TestKeylessTakeoverRefused(t *testing.T) {
 	n := lanNode(t)
 	api := n.APIURL()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	reg := share.Registration{Name: "Key Holder", UID: "keyed-1", Key: priv.Public().(ed25519.PublicKey)}
+	reg := client.Registration{Name: "Key Holder", UID: "keyed-1", Key: priv.Public().(ed25519.PublicKey)}
 	var prep struct {
 		Body []byte `json:"body"`
 		Sign []byte `json:"sign"`
@@ -193,12 +193,12 @@ func TestKeylessTakeoverRefused(t *testing.T) {
 		t.Fatalf("signer %s", ack.Signer)
 	}
 	for _, token := range []string{"", n.AdminToken()} {
-		if code := call(t, "POST", api+"/v1/terminals", token, share.Registration{UID: "keyed-1", Address: "10.99.0.66"}, nil); code != http.StatusForbidden {
+		if code := call(t, "POST", api+"/v1/terminals", token, client.Registration{UID: "keyed-1", Address: "10.99.0.66"}, nil); code != http.StatusForbidden {
 			t.Errorf("key-less registration of a keyed uid (token %v): %d, want 403", token != "", code)
 		}
 	}
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	if code := call(t, "POST", api+"/v1/terminals/prepare", "", share.Registration{UID: "keyed-1", Key: other.Public().(ed25519.PublicKey)}, nil); code != http.StatusForbidden {
+	if code := call(t, "POST", api+"/v1/terminals/prepare", "", client.Registration{UID: "keyed-1", Key: other.Public().(ed25519.PublicKey)}, nil); code != http.StatusForbidden {
 		t.Errorf("prepare with another key: %d, want 403", code)
 	}
 	// A forged signature over a good body.
@@ -207,7 +207,7 @@ func TestKeylessTakeoverRefused(t *testing.T) {
 	if code := call(t, "POST", api+"/v1/terminals", "", bad, nil); code < 400 || code >= 500 {
 		t.Errorf("registration with a forged signature: %d, want 4xx", code)
 	}
-	var got share.Terminal
+	var got client.Terminal
 	call(t, "GET", api+"/v1/terminals/"+ack.Terminal, ack.Token, nil, &got)
 	if got.Signer != record.SignerTerminal || got.Address == "10.99.0.66" || n.Registry().Count() != 1 {
 		t.Errorf("after takeover attempts: %+v, %d terminals", got, n.Registry().Count())
@@ -249,7 +249,7 @@ func TestAPIRateLimitBeyondLoopback(t *testing.T) {
 }
 
 // signedReg prepares and signs a registration with priv's key.
-func signedReg(t *testing.T, n *node.Node, reg share.Registration, priv ed25519.PrivateKey) share.Registration {
+func signedReg(t *testing.T, n *node.Node, reg client.Registration, priv ed25519.PrivateKey) client.Registration {
 	t.Helper()
 	reg.Key = priv.Public().(ed25519.PublicKey)
 	var prep struct {
@@ -270,25 +270,25 @@ func signedReg(t *testing.T, n *node.Node, reg share.Registration, priv ed25519.
 func TestReregistrationNeedsToken(t *testing.T) {
 	n := lanNode(t)
 	api := n.APIURL()
-	dave := register(t, n, share.Registration{Name: "Dave", UID: "dave", Address: "10.99.0.20"})
-	other := register(t, n, share.Registration{Name: "Other", UID: "other"})
+	dave := register(t, n, client.Registration{Name: "Dave", UID: "dave", Address: "10.99.0.20"})
+	other := register(t, n, client.Registration{Name: "Other", UID: "other"})
 	_, attackerKey, _ := ed25519.GenerateKey(rand.Reader)
 	for _, c := range []struct {
 		who   string
 		token string
-		reg   share.Registration
+		reg   client.Registration
 	}{
-		{"no token", "", share.Registration{Name: "Dave", UID: "dave", Address: "10.99.0.66"}},
-		{"another terminal's token", other.Token, share.Registration{UID: "dave", Address: "10.99.0.66"}},
-		{"a made-up token", "0123456789abcdef0123456789abcdef", share.Registration{UID: "dave", Address: "10.99.0.66"}},
-		{"a key of its own", "", signedReg(t, n, share.Registration{UID: "dave", Address: "10.99.0.66"}, attackerKey)},
+		{"no token", "", client.Registration{Name: "Dave", UID: "dave", Address: "10.99.0.66"}},
+		{"another terminal's token", other.Token, client.Registration{UID: "dave", Address: "10.99.0.66"}},
+		{"a made-up token", "0123456789abcdef0123456789abcdef", client.Registration{UID: "dave", Address: "10.99.0.66"}},
+		{"a key of its own", "", signedReg(t, n, client.Registration{UID: "dave", Address: "10.99.0.66"}, attackerKey)},
 	} {
 		if code := call(t, "POST", api+"/v1/terminals", c.token, c.reg, nil); code != http.StatusForbidden {
 			t.Errorf("re-registering dave with %s: %d, want 403", c.who, code)
 		}
 	}
 	// Dave's registration and token are untouched.
-	var got share.Terminal
+	var got client.Terminal
 	call(t, "GET", api+"/v1/terminals/"+dave.Terminal, dave.Token, nil, &got)
 	if got.Address != "10.99.0.20" || got.Signer != record.SignerNode {
 		t.Errorf("after takeover attempts dave is %+v", got)
@@ -297,17 +297,17 @@ func TestReregistrationNeedsToken(t *testing.T) {
 		t.Errorf("dave's own token after the attempts: %d, want 200", code)
 	}
 	// Dave himself, and the admin, may.
-	var ack share.Ack
-	if code := call(t, "POST", api+"/v1/terminals", dave.Token, share.Registration{UID: "dave", Address: "10.99.0.21"}, &ack); code != http.StatusCreated || ack.Terminal != dave.Terminal {
+	var ack client.Ack
+	if code := call(t, "POST", api+"/v1/terminals", dave.Token, client.Registration{UID: "dave", Address: "10.99.0.21"}, &ack); code != http.StatusCreated || ack.Terminal != dave.Terminal {
 		t.Errorf("re-registration with dave's token: %d, handle %q (want %q)", code, ack.Terminal, dave.Terminal)
 	}
-	if code := call(t, "POST", api+"/v1/terminals", n.AdminToken(), share.Registration{UID: "dave", Address: "10.99.0.22"}, &ack); code != http.StatusCreated || ack.Terminal != dave.Terminal {
+	if code := call(t, "POST", api+"/v1/terminals", n.AdminToken(), client.Registration{UID: "dave", Address: "10.99.0.22"}, &ack); code != http.StatusCreated || ack.Terminal != dave.Terminal {
 		t.Errorf("re-registration with the admin token: %d, handle %q", code, ack.Terminal)
 	}
 	// A keyed terminal re-registers with its key alone.
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	first := register(t, n, signedReg(t, n, share.Registration{Name: "Keyed", UID: "keyed-2"}, key))
-	again := register(t, n, signedReg(t, n, share.Registration{Name: "Keyed", UID: "keyed-2", Status: "busy"}, key))
+	first := register(t, n, signedReg(t, n, client.Registration{Name: "Keyed", UID: "keyed-2"}, key))
+	again := register(t, n, signedReg(t, n, client.Registration{Name: "Keyed", UID: "keyed-2", Status: "busy"}, key))
 	if again.Terminal != first.Terminal {
 		t.Errorf("keyed re-registration moved %q to %q", first.Terminal, again.Terminal)
 	}

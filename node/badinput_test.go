@@ -12,8 +12,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // TestBadInputAtAPI sends malformed, oversized, wrongly typed and
@@ -22,7 +22,7 @@ import (
 func TestBadInputAtAPI(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
 	api := n.APIURL()
-	ack, err := n.Registry().Register(share.Registration{Name: "Existing", UID: "exists-1", Address: "10.99.0.5"})
+	ack, err := n.Registry().Register(client.Registration{Name: "Existing", UID: "exists-1", Address: "10.99.0.5"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,21 +13,6 @@ import (
 	"github.com/irmv/irmv/client"
 )
 
-// Bootstrap states of BootstrapInfo.State.
-const (
-	BootNone       = client.BootNone
-	BootConnecting = client.BootConnecting
-	BootConnected  = client.BootConnected
-	BootFailing    = client.BootFailing
-)
-
-// BootstrapInfo and BootstrapPeer are the bootstrap state in GET /v1/node
-// (package client).
-type (
-	BootstrapInfo = client.BootstrapInfo
-	BootstrapPeer = client.BootstrapPeer
-)
-
 // Bootstrap redial backoff: the first retry comes quickly (a node that
 // restarts is back within seconds), later ones slow down to bootMaxWait,
 // which keeps a node findable within 30 s of a bootstrap node's return.
@@ -70,28 +55,28 @@ func newBootstrapper(n *Node, addrs []string, boot []peer.AddrInfo) *bootstrappe
 }
 
 // Info reports the bootstrap state.
-func (b *bootstrapper) Info() BootstrapInfo {
+func (b *bootstrapper) Info() client.BootstrapInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	info := BootstrapInfo{State: BootNone, Peers: []BootstrapPeer{}}
+	info := client.BootstrapInfo{State: client.BootNone, Peers: []client.BootstrapPeer{}}
 	if len(b.ps) == 0 {
 		return info
 	}
-	info.State = BootFailing
+	info.State = client.BootFailing
 	tried := false
 	for _, p := range b.ps {
-		bp := BootstrapPeer{Addr: p.addr, Connected: p.connected, Failures: p.failures, Error: p.err}
+		bp := client.BootstrapPeer{Addr: p.addr, Connected: p.connected, Failures: p.failures, Error: p.err}
 		if !p.connected && !p.next.IsZero() {
 			bp.NextDial = p.next.UTC().Format(time.RFC3339)
 		}
 		info.Peers = append(info.Peers, bp)
 		if p.connected {
-			info.State = BootConnected
+			info.State = client.BootConnected
 		}
 		tried = tried || p.tried
 	}
-	if info.State == BootFailing && !tried {
-		info.State = BootConnecting
+	if info.State == client.BootFailing && !tried {
+		info.State = client.BootConnecting
 	}
 	return info
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // longSpeech writes speech.ogg over and over into an Ogg/Opus file of at
@@ -66,7 +66,7 @@ func longSpeech(t *testing.T, d time.Duration) string {
 func TestBrowserCallerRouteSwitch(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
 	cli, ev := startGoPhone(t, nodes[1],
-		share.Registration{Name: "Lena Desk", Phone: "+49 40 5550199"},
+		client.Registration{Name: "Lena Desk", Phone: "+49 40 5550199"},
 		phone.Options{Answer: phone.AnswerAuto, RecordDir: t.TempDir(), Play: longSpeech(t, 3*time.Minute)})
 	cliTerminal := cli.Ack().Terminal
 	findFrom(t, nodes[0], "+49 40 5550199", cliTerminal)
@@ -79,7 +79,7 @@ func TestBrowserCallerRouteSwitch(t *testing.T) {
 	p.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results li[data-terminal=%q] .call-btn`, cliTerminal))))
 	p.waitFor(`document.body.dataset.call === "connected" && document.body.dataset.route === "direct"`)
 	p.eval(`window.firstPC = T.call.cur.pc, ""`)
-	connected := ev.wait(t, "connected", ofType(phone.EventConnected))
+	connected := ev.wait(t, "connected", ofType(client.EventConnected))
 	settled := settleDirect(t, ev, connected)
 	// The caller remembers the callee's key under its phone number, not
 	// its name (call/phone knownkeys.go).
@@ -90,9 +90,9 @@ func TestBrowserCallerRouteSwitch(t *testing.T) {
 	// Any measured jitter or RTT is over these: the page moves the call,
 	// first to its own relay.
 	p.eval(`T.thresholds = {maxLoss: -1, maxJitter: 1e-9, maxRTT: 1e-9}, ""`)
-	route := ev.wait(t, "route", func(e phone.Event) bool { return e.Type == phone.EventRoute && e.Time.After(settled.Time) })
+	route := ev.wait(t, "route", func(e client.Event) bool { return e.Type == client.EventRoute && e.Time.After(settled.Time) })
 	t.Logf("the page moved the call %s → %s (%s)", route.From, route.To, route.Reason)
-	if route.From != media.RouteDirect || route.To != media.RouteRelayed {
+	if route.From != signal.RouteDirect || route.To != signal.RouteRelayed {
 		t.Errorf("route event %+v, want direct → relayed", route)
 	}
 	if !strings.HasPrefix(route.Reason, "jitter ") && !strings.HasPrefix(route.Reason, "rtt ") {
@@ -126,14 +126,14 @@ func TestBrowserCallerRouteSwitch(t *testing.T) {
 	})
 	// Let the call run on the last route at least as long as it ran
 	// before, so that the phone's recording shows what arrived there.
-	var last phone.Event
+	var last client.Event
 	nodetest.WaitFor(t, "the call running on its last route", func() bool {
 		if p.eval(`document.body.dataset.rerouting || ""`) != "" {
 			return false
 		}
 		ev.mu.Lock()
 		for _, e := range ev.list {
-			if e.Type == phone.EventRoute {
+			if e.Type == client.EventRoute {
 				last = e
 			}
 		}
@@ -147,7 +147,7 @@ func TestBrowserCallerRouteSwitch(t *testing.T) {
 	// From the relay the call moves on to the callee's node's relay
 	// (peer_ice_servers of the accept), and stays there: direct and
 	// relayed were left within the hold-down.
-	if last.From != media.RouteRelayed || last.To != signal.RouteRelayedPeer {
+	if last.From != signal.RouteRelayed || last.To != signal.RouteRelayedPeer {
 		t.Errorf("last route event %s → %s, want relayed → relayed-peer", last.From, last.To)
 	}
 	if r := p.eval(`document.body.dataset.route + " " + document.getElementById("call-state").textContent`); r != "relayed-peer connected · relayed-peer" {
@@ -179,9 +179,9 @@ func TestBrowserCallerRouteSwitch(t *testing.T) {
 	ev.mu.Lock()
 	for _, e := range ev.list {
 		switch e.Type {
-		case phone.EventRoute:
+		case client.EventRoute:
 			t.Logf("phone: route %s → %s (%s)", e.From, e.To, e.Reason)
-		case phone.EventWarning:
+		case client.EventWarning:
 			t.Errorf("phone warning: %s", e.Reason)
 		}
 	}
@@ -189,7 +189,7 @@ func TestBrowserCallerRouteSwitch(t *testing.T) {
 
 	p.do(chromedp.Click(chromedp.CSS("#hangup")))
 	p.waitFor(`document.body.dataset.call === "ended"`)
-	ended := ev.wait(t, "ended", ofType(phone.EventEnded))
+	ended := ev.wait(t, "ended", ofType(client.EventEnded))
 	if ended.Reason != "hangup" {
 		t.Errorf("the phone's call ended with %q, want hangup", ended.Reason)
 	}
@@ -223,7 +223,7 @@ func TestBrowserCallerRouteSwitch(t *testing.T) {
 // controlledSelector), and the phone's next sample reports the change.
 // Each side knows its own end's candidate type for sure, so both saying
 // direct means the pair is direct.
-func settleDirect(t *testing.T, ev *phoneEvents, connected phone.Event) phone.Event {
+func settleDirect(t *testing.T, ev *phoneEvents, connected client.Event) client.Event {
 	t.Helper()
 	t.Logf("the phone connected on the %s route", connected.Route)
 	last := connected
@@ -231,7 +231,7 @@ func settleDirect(t *testing.T, ev *phoneEvents, connected phone.Event) phone.Ev
 		ev.mu.Lock()
 		defer ev.mu.Unlock()
 		for _, e := range ev.list {
-			if e.Type == phone.EventRoute && e.Time.After(last.Time) {
+			if e.Type == client.EventRoute && e.Time.After(last.Time) {
 				if e.Reason != "ice" {
 					t.Fatalf("route event %+v before the page was given thresholds", e)
 				}
@@ -239,7 +239,7 @@ func settleDirect(t *testing.T, ev *phoneEvents, connected phone.Event) phone.Ev
 				last = e
 			}
 		}
-		return last.Route == media.RouteDirect
+		return last.Route == signal.RouteDirect
 	})
 	return last
 }

@@ -13,9 +13,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // attackPage is a page of another site that turns the visitor's browser
@@ -53,7 +53,7 @@ function load(q) {
 // results from none, and the rebound name itself is refused as Host.
 func TestBrowserCrossSiteRefused(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
-	if _, err := n.Registry().Register(share.Registration{Name: "Oracle Target", UID: "oracle-1", Address: "10.99.0.9"}); err != nil {
+	if _, err := n.Registry().Register(client.Registration{Name: "Oracle Target", UID: "oracle-1", Address: "10.99.0.9"}); err != nil {
 		t.Fatal(err)
 	}
 	nodeURL := n.APIURL()

@@ -6,7 +6,6 @@ import (
 
 	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // TestBrowserRanksResults: the page keeps its result list ranked as
@@ -23,7 +22,7 @@ func TestBrowserRanksResults(t *testing.T) {
 	defer cancel()
 	var last string
 	for _, name := range []string{"Kimberly Bergström", "Berg Kim", "Kim Berg"} {
-		ack, err := c.Register(ctx, share.Registration{Name: name, Status: "online"})
+		ack, err := c.Register(ctx, client.Registration{Name: name, Status: "online"})
 		if err != nil {
 			t.Fatal(err)
 		}

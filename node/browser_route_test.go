@@ -20,8 +20,8 @@ import (
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/call/policy"
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // legStats is the page's view of its call's current connection.
@@ -93,7 +93,7 @@ func TestBrowserRouteSwitch(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
 	p := openPage(t, nodes[0], 1280, 800)
 	webTerminal := p.register("Hanna Web", "+49 221 5550100")
-	cli, ev := startGoPhone(t, nodes[1], share.Registration{Name: "Ida Desk", Phone: "+49 221 5550199"},
+	cli, ev := startGoPhone(t, nodes[1], client.Registration{Name: "Ida Desk", Phone: "+49 221 5550199"},
 		phone.Options{
 			RecordDir: t.TempDir(),
 			// Any measured jitter or RTT is over these: the call moves.
@@ -124,21 +124,21 @@ func TestBrowserRouteSwitch(t *testing.T) {
 	playAll(t, c, speechOgg)
 	p.waitFor(`document.body.dataset.call === "connected" && document.body.dataset.route === "direct"`)
 	p.eval(`window.firstPC = T.call.cur.pc, ""`)
-	connected := ev.wait(t, "connected", ofType(phone.EventConnected))
-	if connected.Route != media.RouteDirect {
+	connected := ev.wait(t, "connected", ofType(client.EventConnected))
+	if connected.Route != signal.RouteDirect {
 		t.Fatalf("connected on the %q route, want direct", connected.Route)
 	}
 
 	// The first move is to a relayed route ("relayed", or a newer phone's
 	// other relay routes, which may follow it).
-	route := ev.wait(t, "route", ofType(phone.EventRoute))
+	route := ev.wait(t, "route", ofType(client.EventRoute))
 	t.Logf("the phone moved the call %s → %s (%s)", route.From, route.To, route.Reason)
-	if route.From != media.RouteDirect || !strings.HasPrefix(route.To, media.RouteRelayed) {
+	if route.From != signal.RouteDirect || !strings.HasPrefix(route.To, signal.RouteRelayed) {
 		t.Errorf("route event %+v, want direct → relayed", route)
 	}
 	ev.mu.Lock()
 	for _, e := range ev.list {
-		if e.Type == phone.EventWarning {
+		if e.Type == client.EventWarning {
 			t.Errorf("phone warning: %s", e.Reason)
 		}
 	}
@@ -159,7 +159,7 @@ func TestBrowserRouteSwitch(t *testing.T) {
 	if s := p.eval(`document.body.dataset.call + " " + document.body.dataset.chat`); s != "connected open" {
 		t.Errorf("page call/chat %q after the switch, want connected open", s)
 	}
-	if got := c.Peer().Route(); got != media.RouteRelayed {
+	if got := c.Peer().Route(); got != signal.RouteRelayed {
 		t.Errorf("the phone's current leg is %q, want relayed", got)
 	}
 
@@ -195,14 +195,14 @@ func TestBrowserRouteSwitch(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#chat-input"), "yes, relayed"),
 		chromedp.Click(chromedp.CSS("#chat-send")),
 	)
-	ev.wait(t, "text", func(e phone.Event) bool { return e.Type == phone.EventText && e.Text == "yes, relayed" })
+	ev.wait(t, "text", func(e client.Event) bool { return e.Type == client.EventText && e.Text == "yes, relayed" })
 
 	newLeg := goPeer.Stats().PacketsReceived
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
 	}
 	p.waitFor(`document.body.dataset.call === "ended" && document.body.dataset.callReason === "hangup"`)
-	ended := ev.wait(t, "ended", ofType(phone.EventEnded))
+	ended := ev.wait(t, "ended", ofType(client.EventEnded))
 	// The recording follows the call onto the new leg: it covers the call
 	// (the page's fake microphone sends a 20 ms packet all the time), not
 	// only the part before the switch.
@@ -224,7 +224,7 @@ func TestBrowserRouteSwitchFails(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
 	p := openPage(t, nodes[0], 1280, 800)
 	webTerminal := p.register("Jana Web", "+49 341 5550100")
-	cli, ev := startGoPhone(t, nodes[1], share.Registration{Name: "Karl Desk"},
+	cli, ev := startGoPhone(t, nodes[1], client.Registration{Name: "Karl Desk"},
 		phone.Options{MaxJitter: time.Nanosecond, MaxRTT: time.Nanosecond, MaxLoss: -1})
 	res := findFrom(t, nodes[1], "+49 341 5550100", webTerminal)
 	// No TURN server: a relay-only connection gathers nothing.
@@ -250,7 +250,7 @@ func TestBrowserRouteSwitchFails(t *testing.T) {
 	p.waitFor(`document.body.dataset.call === "connected"`)
 	first := c.Peer()
 
-	w := ev.wait(t, "warning", ofType(phone.EventWarning))
+	w := ev.wait(t, "warning", ofType(client.EventWarning))
 	t.Logf("phone: %s", w.Reason)
 	p.waitFor(`document.getElementById("call-warning").textContent.includes("failed")`)
 	t.Logf("page: %s", p.eval(`document.getElementById("call-warning").textContent`))
@@ -270,7 +270,7 @@ func TestBrowserRouteSwitchFails(t *testing.T) {
 	})
 	ev.mu.Lock()
 	for _, e := range ev.list {
-		if e.Type == phone.EventRoute || e.Type == phone.EventEnded {
+		if e.Type == client.EventRoute || e.Type == client.EventEnded {
 			t.Errorf("phone event %s %+v", e.Type, e)
 		}
 	}

@@ -24,8 +24,6 @@ import (
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // The web terminal's tests drive Debian's Chromium through the DevTools
@@ -183,13 +181,13 @@ func loopbackEngine() *webrtc.SettingEngine {
 // phoneEvents records a Phone's events.
 type phoneEvents struct {
 	mu      sync.Mutex
-	list    []phone.Event
+	list    []client.Event
 	changed chan struct{}
 }
 
 func newPhoneEvents() *phoneEvents { return &phoneEvents{changed: make(chan struct{})} }
 
-func (e *phoneEvents) add(ev phone.Event) {
+func (e *phoneEvents) add(ev client.Event) {
 	e.mu.Lock()
 	e.list = append(e.list, ev)
 	close(e.changed)
@@ -198,7 +196,7 @@ func (e *phoneEvents) add(ev phone.Event) {
 }
 
 // wait returns the first event that match accepts.
-func (e *phoneEvents) wait(t testing.TB, what string, match func(phone.Event) bool) phone.Event {
+func (e *phoneEvents) wait(t testing.TB, what string, match func(client.Event) bool) client.Event {
 	t.Helper()
 	deadline := time.After(browserWait)
 	for {
@@ -223,12 +221,12 @@ func (e *phoneEvents) wait(t testing.TB, what string, match func(phone.Event) bo
 	}
 }
 
-func ofType(typ string) func(phone.Event) bool {
-	return func(ev phone.Event) bool { return ev.Type == typ }
+func ofType(typ string) func(client.Event) bool {
+	return func(ev client.Event) bool { return ev.Type == typ }
 }
 
 // startGoPhone starts an irmv phone on n, closed at cleanup.
-func startGoPhone(t testing.TB, n *node.Node, reg share.Registration, o phone.Options) (*phone.Phone, *phoneEvents) {
+func startGoPhone(t testing.TB, n *node.Node, reg client.Registration, o phone.Options) (*phone.Phone, *phoneEvents) {
 	t.Helper()
 	c, err := client.New(n.APIURL(), "")
 	if err != nil {
@@ -252,18 +250,18 @@ func startGoPhone(t testing.TB, n *node.Node, reg share.Registration, o phone.Op
 }
 
 // findFrom searches through n's API until the terminal shows up callable.
-func findFrom(t testing.TB, n *node.Node, q, terminal string) search.Result {
+func findFrom(t testing.TB, n *node.Node, q, terminal string) client.Result {
 	t.Helper()
 	c, err := client.New(n.APIURL(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res search.Result
+	var res client.Result
 	nodetest.WaitFor(t, "search "+q, func() bool {
 		found := errors.New("found")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err := c.Search(ctx, search.Query{Text: q, Timeout: 2 * time.Second}, func(r search.Result) error {
+		err := c.Search(ctx, client.Query{Text: q, Timeout: 2 * time.Second}, func(r client.Result) error {
 			if r.Terminal == terminal && r.Status.Callable() {
 				res = r
 				return found
@@ -293,7 +291,7 @@ func opusPackets(t testing.TB, path string) int {
 func TestBrowserCallsPhone(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
 	cli, ev := startGoPhone(t, nodes[1],
-		share.Registration{Name: "Berta Desk", Phone: "+49 30 1234567"},
+		client.Registration{Name: "Berta Desk", Phone: "+49 30 1234567"},
 		phone.Options{Answer: phone.AnswerAuto, RecordDir: t.TempDir(), Play: speechOgg})
 	cliTerminal := cli.Ack().Terminal
 	findFrom(t, nodes[0], "+49 30 1234567", cliTerminal)
@@ -306,7 +304,7 @@ func TestBrowserCallsPhone(t *testing.T) {
 	p.search("030 1234567", cliTerminal)
 	p.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results li[data-terminal=%q] .call-btn`, cliTerminal))))
 	p.waitFor(`document.body.dataset.call === "connected"`)
-	connected := ev.wait(t, "connected", ofType(phone.EventConnected))
+	connected := ev.wait(t, "connected", ofType(client.EventConnected))
 	if connected.Peer == nil || connected.Peer.Identifiers.Name != "Anna Web" {
 		t.Errorf("the phone sees the caller as %+v, want Anna Web", connected.Peer)
 	}
@@ -317,7 +315,7 @@ func TestBrowserCallsPhone(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#chat-input"), "hello from the browser"),
 		chromedp.Click(chromedp.CSS("#chat-send")),
 	)
-	ev.wait(t, "text", func(e phone.Event) bool { return e.Type == phone.EventText && e.Text == "hello from the browser" })
+	ev.wait(t, "text", func(e client.Event) bool { return e.Type == client.EventText && e.Text == "hello from the browser" })
 
 	// The browser hears the phone's file and sends its fake microphone.
 	p.waitFor(`Number(document.getElementById("quality").dataset.packetsReceived) > 20`)
@@ -328,7 +326,7 @@ func TestBrowserCallsPhone(t *testing.T) {
 
 	p.do(chromedp.Click(chromedp.CSS("#hangup")))
 	p.waitFor(`document.body.dataset.call === "ended"`)
-	ended := ev.wait(t, "ended", ofType(phone.EventEnded))
+	ended := ev.wait(t, "ended", ofType(client.EventEnded))
 	if ended.Reason != "hangup" {
 		t.Errorf("the phone's call ended with %q, want hangup", ended.Reason)
 	}
@@ -349,7 +347,7 @@ func TestBrowserAnswersPhone(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
 	p := openPage(t, nodes[0], 1280, 800)
 	webTerminal := p.register("Carla Web", "+49 40 5550100")
-	cli, ev := startGoPhone(t, nodes[1], share.Registration{Name: "Dora Desk", Phone: "+49 40 5550199"},
+	cli, ev := startGoPhone(t, nodes[1], client.Registration{Name: "Dora Desk", Phone: "+49 40 5550199"},
 		phone.Options{RecordDir: t.TempDir()})
 	res := findFrom(t, nodes[1], "+49 40 5550100", webTerminal)
 	if len(res.Key) != 32 {
@@ -378,7 +376,7 @@ func TestBrowserAnswersPhone(t *testing.T) {
 	}
 	c := r.c
 	p.waitFor(`document.body.dataset.call === "connected"`)
-	ev.wait(t, "connected", ofType(phone.EventConnected))
+	ev.wait(t, "connected", ofType(client.EventConnected))
 
 	// The callee (the page) received the channel; text both ways.
 	select {
@@ -395,7 +393,7 @@ func TestBrowserAnswersPhone(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#chat-input"), "hello back"),
 		chromedp.Click(chromedp.CSS("#chat-send")),
 	)
-	ev.wait(t, "text", func(e phone.Event) bool { return e.Type == phone.EventText && e.Text == "hello back" })
+	ev.wait(t, "text", func(e client.Event) bool { return e.Type == client.EventText && e.Text == "hello back" })
 
 	nodetest.WaitFor(t, "packets from the browser", func() bool { return c.Peer().Stats().PacketsReceived > 20 })
 	p.waitFor(`Number(document.getElementById("quality").dataset.packetsReceived) > 20`)
@@ -404,7 +402,7 @@ func TestBrowserAnswersPhone(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.waitFor(`document.body.dataset.call === "ended" && document.body.dataset.callReason === "hangup"`)
-	ended := ev.wait(t, "ended", ofType(phone.EventEnded))
+	ended := ev.wait(t, "ended", ofType(client.EventEnded))
 	if n := opusPackets(t, ended.Record); n <= 20 {
 		t.Errorf("the phone recorded %d Opus packets from the browser, want > 20", n)
 	}
@@ -416,7 +414,7 @@ func TestBrowserRejectsCall(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
 	p := openPage(t, nodes[0], 390, 844)
 	webTerminal := p.register("Emil Web", "+49 89 5550100")
-	cli, _ := startGoPhone(t, nodes[1], share.Registration{Name: "Fritz Desk"}, phone.Options{})
+	cli, _ := startGoPhone(t, nodes[1], client.Registration{Name: "Fritz Desk"}, phone.Options{})
 	res := findFrom(t, nodes[1], "Emil Web", webTerminal)
 
 	done := make(chan error, 1)
@@ -506,7 +504,7 @@ func TestBrowserScreenshots(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), browserWait)
 	defer cancel()
 	var last string
-	for _, r := range []share.Registration{
+	for _, r := range []client.Registration{
 		{Name: "Anna Schmidt", Phone: "+49 30 1234567", Status: "online"},
 		{Name: "Anna Berg", Phone: "+49 40 7654321", UID: "anna.berg", Status: "busy"},
 		{Name: "Anna Kowalski", Phone: "+48 22 1234567", Status: "idle"},
@@ -570,7 +568,7 @@ func TestBrowserBeforeRegistering(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), browserWait)
 	defer cancel()
-	ack, err := c.Register(ctx, share.Registration{Name: "Anna Before", Status: "online"})
+	ack, err := c.Register(ctx, client.Registration{Name: "Anna Before", Status: "online"})
 	if err != nil {
 		t.Fatal(err)
 	}

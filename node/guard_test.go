@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/share"
 )
 
 // raw makes a request with the given headers and body and returns the
@@ -126,7 +126,7 @@ func TestAPIHostOption(t *testing.T) {
 func TestCrossOriginWritesRefused(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
 	api := n.APIURL()
-	ack, err := n.Registry().Register(share.Registration{Name: "Victim", UID: "victim-1", Address: "10.99.0.5"})
+	ack, err := n.Registry().Register(client.Registration{Name: "Victim", UID: "victim-1", Address: "10.99.0.5"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,8 +235,8 @@ func TestSecurityHeaders(t *testing.T) {
 func TestListingNeedsAdminBeyondLoopback(t *testing.T) {
 	n := lanNode(t)
 	api := n.APIURL()
-	mine := register(t, n, share.Registration{Name: "Listed", UID: "list-1"})
-	other := register(t, n, share.Registration{Name: "Other", UID: "list-2"})
+	mine := register(t, n, client.Registration{Name: "Listed", UID: "list-1"})
+	other := register(t, n, client.Registration{Name: "Other", UID: "list-2"})
 	for _, c := range []struct {
 		path  string
 		token string
@@ -264,7 +264,7 @@ func TestListingNeedsAdminBeyondLoopback(t *testing.T) {
 		}
 	}
 	var list struct {
-		Terminals []share.Terminal `json:"terminals"`
+		Terminals []client.Terminal `json:"terminals"`
 	}
 	if code := call(t, "GET", api+"/v1/terminals", n.AdminToken(), nil, &list); code != 200 || len(list.Terminals) != 2 {
 		t.Errorf("admin listing: %d, %d terminals", code, len(list.Terminals))

@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 func TestHTTPSListener(t *testing.T) {
@@ -42,7 +42,7 @@ func TestHTTPSListener(t *testing.T) {
 	}
 
 	// Over HTTPS even a loopback client needs a token to change a terminal.
-	ack, err := n2.Registry().Register(share.Registration{UID: "desk-1", Address: "10.99.0.9"})
+	ack, err := n2.Registry().Register(client.Registration{UID: "desk-1", Address: "10.99.0.9"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/irmv/irmv/node"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // buildIrmv builds the irmv binary into a temp dir.
@@ -115,7 +113,7 @@ func TestKill9Node(t *testing.T) {
 					if err != nil {
 						return // killed
 					}
-					var ack share.Ack
+					var ack client.Ack
 					err = json.NewDecoder(resp.Body).Decode(&ack)
 					resp.Body.Close()
 					if resp.StatusCode == http.StatusCreated && err == nil {
@@ -142,7 +140,7 @@ func TestKill9Node(t *testing.T) {
 
 	// A fresh node joins the restarted one. Nothing was announced before
 	// (the node was alone), so finding a terminal proves republishing.
-	var info node.NodeInfo
+	var info client.NodeInfo
 	if code := getJSON(t, p.api+"/v1/node", &info); code != 200 {
 		t.Fatalf("/v1/node: %d", code)
 	}
@@ -169,7 +167,7 @@ func TestKill9Node(t *testing.T) {
 		}
 	}
 	nodetest.WaitFor(t, "terminal "+uid+" found through the DHT", func() bool {
-		ch, err := second.Search().Search(context.Background(), search.Query{Text: "uid:" + uid, Via: search.ViaDHT, Limit: 1, Timeout: 2 * time.Second})
+		ch, err := second.Search().Search(context.Background(), client.Query{Text: "uid:" + uid, Via: client.ViaDHT, Limit: 1, Timeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +190,7 @@ func TestKill9Node(t *testing.T) {
 func checkListed(t *testing.T, api string, acked map[string]string) {
 	t.Helper()
 	var list struct {
-		Terminals []share.Terminal `json:"terminals"`
+		Terminals []client.Terminal `json:"terminals"`
 	}
 	if code := getJSON(t, api+"/v1/terminals", &list); code != 200 {
 		t.Fatalf("list: %d", code)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"go.uber.org/goleak"
@@ -40,7 +41,7 @@ func TestChainFindsEachOther(t *testing.T) {
 			return n.DHT().RoutingTable().Size() == len(nodes)-1
 		})
 	}
-	var info node.NodeInfo
+	var info client.NodeInfo
 	if code := getJSON(t, nodes[0].APIURL()+"/v1/node", &info); code != 200 {
 		t.Fatalf("/v1/node: %d", code)
 	}

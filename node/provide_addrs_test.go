@@ -14,10 +14,10 @@ import (
 	"github.com/libp2p/go-msgio/pbio"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // dhtListener is a libp2p host that speaks just enough of irmv's DHT
@@ -95,7 +95,7 @@ func TestProvideAddrsPerPeer(t *testing.T) {
 				// the listener is somewhere else.
 				n.SetSubnetsForTest([]*net.IPNet{{IP: net.IPv4(127, 0, 0, 0), Mask: net.CIDRMask(8, 32)}})
 			}
-			if _, err := n.Registry().Register(share.Registration{Name: "Anna Lindqvist", Address: "10.99.0.11"}); err != nil {
+			if _, err := n.Registry().Register(client.Registration{Name: "Anna Lindqvist", Address: "10.99.0.11"}); err != nil {
 				t.Fatal(err)
 			}
 			var addrs []string

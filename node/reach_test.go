@@ -17,10 +17,9 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // relayNet is a public node (relay) and two private nodes that listen
@@ -75,20 +74,20 @@ func TestReachabilityInfo(t *testing.T) {
 		n          *node.Node
 		reach, dht string
 	}{{rn.relay, node.ReachPublic, "server"}, {rn.a, node.ReachPrivate, "client"}} {
-		var info node.NodeInfo
+		var info client.NodeInfo
 		getJSON(t, tc.n.APIURL()+"/v1/node", &info)
 		if info.Reachability != tc.reach || info.DHTMode != tc.dht {
 			t.Errorf("node: reachability %q, dht %q; want %q, %q", info.Reachability, info.DHTMode, tc.reach, tc.dht)
 		}
 	}
-	var info node.NodeInfo
+	var info client.NodeInfo
 	getJSON(t, rn.a.APIURL()+"/v1/node", &info)
 	for _, a := range info.DialableAddrs {
 		if !strings.Contains(a, "/p2p/"+rn.relay.ID().String()+"/p2p-circuit/p2p/"+info.PeerID) {
 			t.Errorf("private node's dialable address %q is not a circuit through its relay", a)
 		}
 	}
-	if info.Bootstrap.State != node.BootConnected {
+	if info.Bootstrap.State != client.BootConnected {
 		t.Errorf("bootstrap state %q", info.Bootstrap.State)
 	}
 	// Nodes on loopback cannot tell: unknown, and a DHT server still.
@@ -106,7 +105,7 @@ func TestReachabilityInfo(t *testing.T) {
 // call's signalling, both over a circuit through a public node.
 func TestPrivateNodesFindAndCallThroughRelay(t *testing.T) {
 	rn := startRelayNet(t, nil)
-	ackB, err := rn.b.Registry().Register(share.Registration{Name: "Birte Behind-Nat", Address: "127.0.0.1", Keepalive: true})
+	ackB, err := rn.b.Registry().Register(client.Registration{Name: "Birte Behind-Nat", Address: "127.0.0.1", Keepalive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +120,7 @@ func TestPrivateNodesFindAndCallThroughRelay(t *testing.T) {
 	})
 	onlyRelayed(t, rn.a, rn.b)
 
-	ackA, err := rn.a.Registry().Register(share.Registration{Name: "Anna Also-Nat", Address: "127.0.0.1", Keepalive: true})
+	ackA, err := rn.a.Registry().Register(client.Registration{Name: "Anna Also-Nat", Address: "127.0.0.1", Keepalive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +147,7 @@ func TestPrivateNodesFindAndCallThroughRelay(t *testing.T) {
 	readUntil(ctx, t, wsB, signal.TypeHangup)
 }
 
-func helloWS(ctx context.Context, t *testing.T, n *node.Node, ack share.Ack) *websocket.Conn {
+func helloWS(ctx context.Context, t *testing.T, n *node.Node, ack client.Ack) *websocket.Conn {
 	t.Helper()
 	c, _, err := websocket.Dial(ctx, "ws://"+n.APIAddr().String()+"/v1/ws", nil)
 	if err != nil {
@@ -276,10 +275,10 @@ func TestBootstrapFailureReportedAndRetried(t *testing.T) {
 	o.Bootstrap = []string{addr}
 	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	n := nodetest.Start(t, o)
-	var info node.NodeInfo
+	var info client.NodeInfo
 	nodetest.WaitFor(t, "two failed bootstrap dials", func() bool {
 		getJSON(t, n.APIURL()+"/v1/node", &info)
-		return info.Bootstrap.State == node.BootFailing && len(info.Bootstrap.Peers) == 1 && info.Bootstrap.Peers[0].Failures >= 2
+		return info.Bootstrap.State == client.BootFailing && len(info.Bootstrap.Peers) == 1 && info.Bootstrap.Peers[0].Failures >= 2
 	})
 	bp := info.Bootstrap.Peers[0]
 	if bp.Addr != addr || bp.Error == "" || bp.Connected || bp.NextDial == "" {
@@ -293,7 +292,7 @@ func TestBootstrapFailureReportedAndRetried(t *testing.T) {
 	nodetest.Start(t, to)
 	nodetest.WaitFor(t, "bootstrap node reached once it is up", func() bool {
 		getJSON(t, n.APIURL()+"/v1/node", &info)
-		return info.Bootstrap.State == node.BootConnected && info.RoutingTable > 0
+		return info.Bootstrap.State == client.BootConnected && info.RoutingTable > 0
 	})
 }
 
@@ -304,13 +303,13 @@ func TestBootstrapFailureReportedAndRetried(t *testing.T) {
 // up (reported as cold-ms).
 func BenchmarkLookupViaRelay(b *testing.B) {
 	rn := startRelayNet(b, nil)
-	if _, err := rn.b.Registry().Register(share.Registration{Phone: "+49 30 5550177", Address: "127.0.0.1"}); err != nil {
+	if _, err := rn.b.Registry().Register(client.Registration{Phone: "+49 30 5550177", Address: "127.0.0.1"}); err != nil {
 		b.Fatal(err)
 	}
 	lookup := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		res, _, err := rn.a.Search().Resolve(ctx, search.Query{Text: "+49 30 5550177", Via: search.ViaDHT, Limit: 1})
+		res, _, err := rn.a.Search().Resolve(ctx, client.Query{Text: "+49 30 5550177", Via: client.ViaDHT, Limit: 1})
 		return err == nil && res.Node == rn.b.ID().String()
 	}
 	start := time.Now()
@@ -351,7 +350,7 @@ func TestRelayRestartFindableAgain(t *testing.T) {
 	priv := nodetest.Start(t, op)
 	holds := func(r *node.Node) bool { return slices.Contains(priv.Info().Relays, r.ID().String()) }
 	nodetest.WaitFor(t, "slots on both relays", func() bool { return holds(r1) && holds(r2) })
-	if _, err := priv.Registry().Register(share.Registration{Phone: "+49 30 5550188", Address: "127.0.0.1"}); err != nil {
+	if _, err := priv.Registry().Register(client.Registration{Phone: "+49 30 5550188", Address: "127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
 	found := func(from *node.Node) func() bool {

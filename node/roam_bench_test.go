@@ -11,8 +11,6 @@ import (
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // BenchmarkMoveConsistent moves a phone back and forth between two nodes
@@ -32,14 +30,14 @@ func BenchmarkMoveConsistent(b *testing.B) {
 		}
 	}
 	ctx := context.Background()
-	p, err := phone.Start(ctx, phone.Options{Client: clients[0], Registration: share.Registration{UID: "bench-walker"},
+	p, err := phone.Start(ctx, phone.Options{Client: clients[0], Registration: client.Registration{UID: "bench-walker"},
 		SettingEngine: media.LoopbackSettingEngine()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
 	found := func(n *node.Node, at string) bool {
-		ch, err := n.Search().Search(ctx, search.Query{Text: "uid:bench-walker", Limit: 1, Timeout: time.Second})
+		ch, err := n.Search().Search(ctx, client.Query{Text: "uid:bench-walker", Limit: 1, Timeout: time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -83,14 +81,14 @@ func BenchmarkMoveConsistent(b *testing.B) {
 // ns/op (mean). max-ms is the slowest change.
 func BenchmarkPresenceVisible(b *testing.B) {
 	nodes := nodetest.Chain(b, 5, nil)
-	ack, err := nodes[0].Registry().Register(share.Registration{UID: "bench-presence", Address: "127.0.0.1"})
+	ack, err := nodes[0].Registry().Register(client.Registration{UID: "bench-presence", Address: "127.0.0.1"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
 	status := func(n *node.Node) record.Status {
 		st := record.StatusUnknown
-		ch, err := n.Search().Search(ctx, search.Query{Text: "uid:bench-presence", Limit: 1, Timeout: time.Second})
+		ch, err := n.Search().Search(ctx, client.Query{Text: "uid:bench-presence", Limit: 1, Timeout: time.Second})
 		if err != nil {
 			b.Error(err) // called from goroutines too
 			return st

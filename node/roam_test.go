@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/irmv/irmv/node"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
 )
 
 // procNode is an `irmv node` process joined to others.
@@ -50,7 +49,7 @@ func startProcNode(t *testing.T, bin, dataDir, api string, boot ...string) *proc
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	var info node.NodeInfo
+	var info client.NodeInfo
 	getJSON(t, p.api+"/v1/node", &info)
 	p.id = info.PeerID
 	for _, a := range info.Addrs {
@@ -139,17 +138,17 @@ func (p *procPhone) waitEvent(t *testing.T, typ string) map[string]any {
 }
 
 // searchAt runs a search through a node's API.
-func searchAt(t *testing.T, api, q string) []search.Result {
+func searchAt(t *testing.T, api, q string) []client.Result {
 	t.Helper()
 	resp, err := http.Get(api + "/v1/search?timeout=1s&q=" + url.QueryEscape(q))
 	if err != nil {
 		t.Fatalf("search at %s: %v", api, err)
 	}
 	defer resp.Body.Close()
-	var out []search.Result
+	var out []client.Result
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var r search.Result
+		var r client.Result
 		if dec.Decode(&r) != nil {
 			return out
 		}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
@@ -19,11 +19,11 @@ import (
 func TestCloseEndsRunningSearch(t *testing.T) {
 	nodes := nodetest.Chain(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	if _, err := b.Registry().Register(share.Registration{UID: "slow-1", Address: "10.99.0.8"}); err != nil {
+	if _, err := b.Registry().Register(client.Registration{UID: "slow-1", Address: "10.99.0.8"}); err != nil {
 		t.Fatal(err)
 	}
 	nodetest.WaitFor(t, "identifier announced", func() bool {
-		return len(apiSearch(t, a, "uid:slow-1", search.ViaDHT)) > 0
+		return len(apiSearch(t, a, "uid:slow-1", client.ViaDHT)) > 0
 	})
 	// b now takes the lookup and never answers.
 	asked := make(chan struct{}, 1)

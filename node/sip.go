@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"path/filepath"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/sip"
 )
 
@@ -107,7 +108,7 @@ func (n *Node) sipRoutes(mux *http.ServeMux) {
 
 // handleSIPUser sets a SIP user's credentials: POST /v1/sip/users.
 func (n *Node) handleSIPUser(w http.ResponseWriter, r *http.Request) {
-	var nu sip.NewUser
+	var nu client.SIPUser
 	if err := decodeBody(w, r, &nu); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

@@ -13,11 +13,10 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/sip"
 )
 
 // sippAt runs one call of a scenario from sip/testdata/sipp against n's
@@ -46,12 +45,12 @@ func TestSIPpInviteAuth(t *testing.T) {
 		return o
 	}())
 	for _, u := range []string{"alice", "carol"} {
-		if _, err := n.SIP().AddUser(sip.NewUser{User: u, Password: "pw-" + u}); err != nil {
+		if _, err := n.SIP().AddUser(client.SIPUser{User: u, Password: "pw-" + u}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// bob rings until the caller gives up.
-	_, bobEv := startGoPhone(t, n, share.Registration{Name: "Bob Ringing", UID: "bob-ringing"},
+	_, bobEv := startGoPhone(t, n, client.Registration{Name: "Bob Ringing", UID: "bob-ringing"},
 		phone.Options{Answer: phone.AnswerAsk, Ask: func(ctx context.Context, _ phone.Incoming) bool {
 			<-ctx.Done()
 			return false
@@ -69,16 +68,16 @@ func TestSIPpInviteAuth(t *testing.T) {
 	}
 	// Only now a call reaches bob: the refused ones placed nothing.
 	sippAt(t, n, "invite_cancel.xml", append(callee, "-key", "caller", "alice", "-au", "alice", "-ap", "pw-alice")...)
-	ev := bobEv.wait(t, "incoming", ofType(phone.EventIncoming))
+	ev := bobEv.wait(t, "incoming", ofType(client.EventIncoming))
 	if ev.Peer == nil || ev.Peer.Identifiers.UID != "alice" {
 		t.Fatalf("bob's first call is from %+v, want alice", ev.Peer)
 	}
-	bobEv.wait(t, "ended", ofType(phone.EventEnded))
+	bobEv.wait(t, "ended", ofType(client.EventEnded))
 	bobEv.mu.Lock()
 	defer bobEv.mu.Unlock()
 	calls := 0
 	for _, ev := range bobEv.list {
-		if ev.Type == phone.EventIncoming {
+		if ev.Type == client.EventIncoming {
 			calls++
 		}
 	}
@@ -99,7 +98,7 @@ func TestSIPpSlowAnswer(t *testing.T) {
 		o.SIP = "127.0.0.1:0"
 		return o
 	}())
-	if _, err := n.SIP().AddUser(sip.NewUser{User: "slowpoke", Password: "pw-slow"}); err != nil {
+	if _, err := n.SIP().AddUser(client.SIPUser{User: "slowpoke", Password: "pw-slow"}); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -122,7 +121,7 @@ func TestSIPpSlowAnswer(t *testing.T) {
 	defer uas.Wait()
 	defer cancel()
 
-	caller, _ := startGoPhone(t, n, share.Registration{Name: "Patient", UID: "patient"}, phone.Options{})
+	caller, _ := startGoPhone(t, n, client.Registration{Name: "Patient", UID: "patient"}, phone.Options{})
 	res := find(t, n, "slowpoke", "slowpoke")
 	for i := range 2 {
 		start := time.Now()

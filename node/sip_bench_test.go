@@ -22,9 +22,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // BenchmarkSIPCallSetup: a SIP phone (a sipgo user agent registered from
@@ -47,7 +47,7 @@ func benchSIPCallSetup(b *testing.B, secure, pcmu bool) {
 		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}
 		return o
 	}())
-	_, calleeEv := startGoPhone(b, n, share.Registration{Name: "Bench Callee", UID: "bench-callee"},
+	_, calleeEv := startGoPhone(b, n, client.Registration{Name: "Bench Callee", UID: "bench-callee"},
 		phone.Options{Answer: phone.AnswerAuto})
 	// count counts the callee's events of a type (startGoPhone owns
 	// OnEvent; its events are recorded in order).
@@ -101,7 +101,7 @@ func benchSIPCallSetup(b *testing.B, secure, pcmu bool) {
 		var at time.Time
 		tick := time.NewTicker(20 * time.Millisecond)
 		for seq := uint16(0); at.IsZero(); seq++ {
-			k, changed := count(phone.EventConnected)
+			k, changed := count(client.EventConnected)
 			if k > i {
 				at = time.Now()
 				break
@@ -119,7 +119,7 @@ func benchSIPCallSetup(b *testing.B, secure, pcmu bool) {
 		sess.Bye(ctx)
 		sess.Close()
 		for { // the callee is idle again before the next call
-			k, changed := count(phone.EventEnded)
+			k, changed := count(client.EventEnded)
 			if k > i {
 				break
 			}
@@ -132,7 +132,7 @@ func benchSIPCallSetup(b *testing.B, secure, pcmu bool) {
 		cancel()
 	}
 	b.StopTimer()
-	if ev := calleeEv.wait(b, "connected", ofType(phone.EventConnected)); ev.Codec != codec {
+	if ev := calleeEv.wait(b, "connected", ofType(client.EventConnected)); ev.Codec != codec {
 		b.Fatalf("the calls used %q, want %s", ev.Codec, codec)
 	}
 	sort.Slice(setups, func(i, j int) bool { return setups[i] < setups[j] })

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 )
 
 // toneWAV writes a sine tone of hz for secs seconds at rate Hz with sox
@@ -113,7 +113,7 @@ func TestSIPpCancelWhileRinging(t *testing.T) {
 		return o
 	}())
 	// bob rings until the caller gives up.
-	_, bobEv := startGoPhone(t, n, share.Registration{Name: "Bob Ringing", UID: "bob-ringing"},
+	_, bobEv := startGoPhone(t, n, client.Registration{Name: "Bob Ringing", UID: "bob-ringing"},
 		phone.Options{Answer: phone.AnswerAsk, Ask: func(ctx context.Context, _ phone.Incoming) bool {
 			<-ctx.Done()
 			return false
@@ -128,7 +128,7 @@ func TestSIPpCancelWhileRinging(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sipp cancel.xml: %v\n%s", err, out)
 	}
-	bobEv.wait(t, "incoming", ofType(phone.EventIncoming))
-	ev := bobEv.wait(t, "ended", ofType(phone.EventEnded))
+	bobEv.wait(t, "incoming", ofType(client.EventIncoming))
+	ev := bobEv.wait(t, "ended", ofType(client.EventEnded))
 	t.Logf("bob's call ended: %s", ev.Reason)
 }

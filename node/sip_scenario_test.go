@@ -13,10 +13,9 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
-	"github.com/irmv/irmv/sip"
 	"github.com/irmv/irmv/sip/baresiptest"
 )
 
@@ -65,7 +64,7 @@ func (c sipCase) baresip(t *testing.T, n *node.Node, user, pass string, hz int) 
 // irmvPhone starts an irmv phone on n that plays a tone of hz in the
 // codec's file format (Ogg/Opus, or WAV, which the phone sends as G.711)
 // and records what it hears.
-func (c sipCase) irmvPhone(t *testing.T, n *node.Node, reg share.Registration, answer bool, hz int) (*phone.Phone, *phoneEvents) {
+func (c sipCase) irmvPhone(t *testing.T, n *node.Node, reg client.Registration, answer bool, hz int) (*phone.Phone, *phoneEvents) {
 	t.Helper()
 	o := phone.Options{RecordDir: t.TempDir(), Play: toneOgg(t, hz, 30)}
 	if c.g711() {
@@ -78,7 +77,7 @@ func (c sipCase) irmvPhone(t *testing.T, n *node.Node, reg share.Registration, a
 }
 
 // connected checks the irmv side's connected event.
-func (c sipCase) connected(t *testing.T, ev phone.Event) {
+func (c sipCase) connected(t *testing.T, ev client.Event) {
 	t.Helper()
 	if ev.Codec != c.codec || !ev.Bridged {
 		t.Errorf("connected with codec %q (bridged %t), want %s, bridged", ev.Codec, ev.Bridged, c.codec)
@@ -102,7 +101,7 @@ func (c sipCase) talk(t *testing.T, n *node.Node, p *baresiptest.Phone, phoneRec
 		nodetest.WaitFor(t, "audio after resume", func() bool { return irmv.Peer().Stats().PacketsReceived > heard+50 })
 		irmvEv.mu.Lock()
 		for _, ev := range irmvEv.list {
-			if ev.Type == phone.EventEnded {
+			if ev.Type == client.EventEnded {
 				t.Errorf("call ended by hold/resume: %+v", ev)
 			}
 		}
@@ -111,7 +110,7 @@ func (c sipCase) talk(t *testing.T, n *node.Node, p *baresiptest.Phone, phoneRec
 	if c.dtmf {
 		for _, k := range []string{"1", "#"} {
 			p.Command(k + "\x04") // the key and its release (baresip's KEYCODE_REL)
-			irmvEv.wait(t, "key "+k, func(e phone.Event) bool { return e.Type == phone.EventDTMF && e.Digit == k })
+			irmvEv.wait(t, "key "+k, func(e client.Event) bool { return e.Type == client.EventDTMF && e.Digit == k })
 		}
 		if err := irmv.SendDTMF("7", 0); err != nil {
 			t.Fatal(err)
@@ -167,19 +166,19 @@ func TestBaresipCallsIrmvPhone(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			baresiptest.Need(t)
 			a, b := sipNodes(t)
-			if _, err := a.SIP().AddUser(sip.NewUser{User: "alice", Password: "s3cret"}); err != nil {
+			if _, err := a.SIP().AddUser(client.SIPUser{User: "alice", Password: "s3cret"}); err != nil {
 				t.Fatal(err)
 			}
-			bob, bobEv := c.irmvPhone(t, b, share.Registration{Name: "Bob Callee", UID: "bob-callee"}, true, 880)
+			bob, bobEv := c.irmvPhone(t, b, client.Registration{Name: "Bob Callee", UID: "bob-callee"}, true, 880)
 			p, aliceRec := c.baresip(t, a, "alice", "s3cret", 440)
 			find(t, a, "bob callee", "bob-callee")
 
 			p.Command(fmt.Sprintf("/dial sip:bob%%20callee@127.0.0.1:%d", a.SIP().Addr().(*net.UDPAddr).Port))
-			ev := bobEv.wait(t, "incoming call", ofType(phone.EventIncoming))
+			ev := bobEv.wait(t, "incoming call", ofType(client.EventIncoming))
 			if ev.Peer == nil || ev.Peer.Identifiers.UID != "alice" || !ev.Bridged {
 				t.Fatalf("incoming from %+v (bridged %t), want uid alice, bridged", ev.Peer, ev.Bridged)
 			}
-			ev = bobEv.wait(t, "connected", ofType(phone.EventConnected))
+			ev = bobEv.wait(t, "connected", ofType(client.EventConnected))
 			c.connected(t, ev)
 			call := bob.CallByID(ev.Call)
 			if call == nil {
@@ -187,7 +186,7 @@ func TestBaresipCallsIrmvPhone(t *testing.T) {
 			}
 			c.talk(t, a, p, aliceRec, call, bobEv)
 			p.Command("/hangup")
-			ended := bobEv.wait(t, "ended", ofType(phone.EventEnded))
+			ended := bobEv.wait(t, "ended", ofType(client.EventEnded))
 			p.WaitOutput("terminated", 30*time.Second)
 			c.finished(t, a, p, aliceRec, 440, ended.Record, 880)
 		})
@@ -209,11 +208,11 @@ func TestIrmvPhoneCallsBaresip(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			baresiptest.Need(t)
 			a, b := sipNodes(t)
-			if _, err := a.SIP().AddUser(sip.NewUser{User: "alice", Password: "s3cret", Phone: "030 7654321"}); err != nil {
+			if _, err := a.SIP().AddUser(client.SIPUser{User: "alice", Password: "s3cret", Phone: "030 7654321"}); err != nil {
 				t.Fatal(err)
 			}
 			p, aliceRec := c.baresip(t, a, "alice", "s3cret", 440)
-			carol, carolEv := c.irmvPhone(t, b, share.Registration{Name: "Carol Caller", UID: "carol"}, false, 880)
+			carol, carolEv := c.irmvPhone(t, b, client.Registration{Name: "Carol Caller", UID: "carol"}, false, 880)
 			res := find(t, b, "+49 30 7654321", "alice")
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -221,14 +220,14 @@ func TestIrmvPhoneCallsBaresip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("call alice: %v\nbaresip:\n%s", err, p.Output())
 			}
-			c.connected(t, carolEv.wait(t, "connected", ofType(phone.EventConnected)))
+			c.connected(t, carolEv.wait(t, "connected", ofType(client.EventConnected)))
 			if !strings.Contains(p.Output(), "from sip:carol@") {
 				t.Errorf("baresip did not show the caller as carol; output:\n%s", p.Output())
 			}
 			c.talk(t, a, p, aliceRec, call, carolEv)
 			call.Hangup()
 			p.WaitOutput("terminated", 30*time.Second)
-			ended := carolEv.wait(t, "ended", ofType(phone.EventEnded))
+			ended := carolEv.wait(t, "ended", ofType(client.EventEnded))
 			c.finished(t, a, p, aliceRec, 440, ended.Record, 880)
 		})
 	}
@@ -249,7 +248,7 @@ func TestBaresipCallsBaresip(t *testing.T) {
 			ap1, ap2 := ns[0], ns[1]
 			for _, n := range ns {
 				for _, u := range []string{"alice", "dave"} {
-					if _, err := n.SIP().AddUser(sip.NewUser{User: u, Password: "pw-" + u}); err != nil {
+					if _, err := n.SIP().AddUser(client.SIPUser{User: u, Password: "pw-" + u}); err != nil {
 						t.Fatal(err)
 					}
 				}

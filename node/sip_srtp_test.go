@@ -17,10 +17,10 @@ import (
 	"github.com/pion/srtp/v3"
 
 	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/share"
 	"github.com/irmv/irmv/sip/baresiptest"
 )
 
@@ -72,7 +72,7 @@ func TestSRTPForgedPackets(t *testing.T) {
 		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}
 		return o
 	}())
-	_, bobEv := startGoPhone(t, n, share.Registration{Name: "Bob Secure", UID: "bob-secure"},
+	_, bobEv := startGoPhone(t, n, client.Registration{Name: "Bob Secure", UID: "bob-secure"},
 		phone.Options{Answer: phone.AnswerAuto, Play: longSpeech(t, time.Minute)})
 	p := newSIPgoPhone(t, n, "srtpphone")
 	find(t, n, "bob-secure", "bob-secure")
@@ -113,7 +113,7 @@ func TestSRTPForgedPackets(t *testing.T) {
 		}
 	}()
 	defer func() { cancel(); <-sending }()
-	bobEv.wait(t, "connected", ofType(phone.EventConnected))
+	bobEv.wait(t, "connected", ofType(client.EventConnected))
 
 	// What the bridge sends the phone: each must open with the node's key
 	// (and not with the phone's own).

@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/sip"
 	"github.com/irmv/irmv/sip/baresiptest"
 )
 
@@ -32,11 +31,11 @@ func sipNodes(t *testing.T) (a, b *node.Node) {
 }
 
 // find searches from n until a terminal with the wanted uid turns up.
-func find(t testing.TB, n *node.Node, query, uid string) search.Result {
+func find(t testing.TB, n *node.Node, query, uid string) client.Result {
 	t.Helper()
-	var got search.Result
+	var got client.Result
 	nodetest.WaitFor(t, "search "+query, func() bool {
-		ch, err := n.Search().Search(context.Background(), search.Query{Text: query, Timeout: 2 * time.Second})
+		ch, err := n.Search().Search(context.Background(), client.Query{Text: query, Timeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +53,7 @@ func find(t testing.TB, n *node.Node, query, uid string) search.Result {
 func TestBaresipRegisters(t *testing.T) {
 	baresiptest.Need(t)
 	a, b := sipNodes(t)
-	if _, err := a.SIP().AddUser(sip.NewUser{User: "alice", Password: "s3cret", Phone: "030 1234567"}); err != nil {
+	if _, err := a.SIP().AddUser(client.SIPUser{User: "alice", Password: "s3cret", Phone: "030 1234567"}); err != nil {
 		t.Fatal(err)
 	}
 	port := a.SIP().Addr().(*net.UDPAddr).Port
@@ -74,7 +73,7 @@ func TestBaresipRegisters(t *testing.T) {
 func TestBaresipWrongPassword(t *testing.T) {
 	baresiptest.Need(t)
 	a, _ := sipNodes(t)
-	if _, err := a.SIP().AddUser(sip.NewUser{User: "bob", Password: "right"}); err != nil {
+	if _, err := a.SIP().AddUser(client.SIPUser{User: "bob", Password: "right"}); err != nil {
 		t.Fatal(err)
 	}
 	port := a.SIP().Addr().(*net.UDPAddr).Port

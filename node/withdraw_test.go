@@ -16,7 +16,6 @@ import (
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // TestWithdrawnProviderRecordsHarmless: when a terminal moves from node a
@@ -39,7 +38,7 @@ func TestWithdrawnProviderRecordsHarmless(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reg := share.Registration{UID: "wanderer-5", Address: "127.0.0.1", Key: key.Public().(ed25519.PublicKey), From: from}
+		reg := client.Registration{UID: "wanderer-5", Address: "127.0.0.1", Key: key.Public().(ed25519.PublicKey), From: from}
 		if reg.Body, err = cl.Prepare(ctx, reg); err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +58,7 @@ func TestWithdrawnProviderRecordsHarmless(t *testing.T) {
 		return ps
 	}
 	foundAt := func(n *node.Node) []string {
-		ch, err := n.Search().Search(ctx, search.Query{Text: "uid:wanderer-5", Via: search.ViaDHT, Timeout: 2 * time.Second})
+		ch, err := n.Search().Search(ctx, client.Query{Text: "uid:wanderer-5", Via: client.ViaDHT, Timeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/wire"
 	"github.com/irmv/irmv/node/nodetest"
@@ -27,11 +28,11 @@ func BenchmarkExactLookup5(b *testing.B) {
 	for _, n := range nodes {
 		nodetest.WaitFor(b, "routing tables", func() bool { return n.DHT().RoutingTable().Size() >= 2 })
 	}
-	if _, err := last.Registry().Register(share.Registration{Phone: "+49 30 1234567", Address: "10.99.0.42"}); err != nil {
+	if _, err := last.Registry().Register(client.Registration{Phone: "+49 30 1234567", Address: "10.99.0.42"}); err != nil {
 		b.Fatal(err)
 	}
 	last.Search().SetLookupRate(rate.Inf, 0) // the benchmark asks faster than one peer may
-	q := search.Query{Text: "030 1234567", Via: search.ViaDHT, Limit: 1, Timeout: 10 * time.Second}
+	q := client.Query{Text: "030 1234567", Via: client.ViaDHT, Limit: 1, Timeout: 10 * time.Second}
 	find := func() bool {
 		ch, err := first.Search().Search(context.Background(), q)
 		if err != nil {
@@ -81,7 +82,7 @@ func BenchmarkLookupServe10k(b *testing.B) {
 	defer svc.Close()
 	svc.SetLookupRate(rate.Inf, 0) // measure capacity, not the per-peer limit
 	for i := range 10000 {
-		if _, err := reg.Register(share.Registration{
+		if _, err := reg.Register(client.Registration{
 			Name: fmt.Sprintf("Terminal %d Person", i), UID: fmt.Sprintf("u-%d", i), Address: "10.99.0.1",
 		}); err != nil {
 			b.Fatal(err)
@@ -138,14 +139,14 @@ func BenchmarkSearchEnd4(b *testing.B) {
 	for _, n := range nodes {
 		nodetest.WaitFor(b, "routing tables", func() bool { return n.DHT().RoutingTable().Size() >= 2 })
 	}
-	if _, err := last.Registry().Register(share.Registration{Name: "Kim Berg", UID: "kim-1", Address: "10.99.0.42"}); err != nil {
+	if _, err := last.Registry().Register(client.Registration{Name: "Kim Berg", UID: "kim-1", Address: "10.99.0.42"}); err != nil {
 		b.Fatal(err)
 	}
 	for _, n := range nodes {
 		n.Search().SetLookupRate(rate.Inf, 0) // the benchmark asks faster than one peer may
 	}
 	run := func(b *testing.B, text string) int {
-		ch, err := first.Search().Search(context.Background(), search.Query{Text: text, Timeout: 10 * time.Second})
+		ch, err := first.Search().Search(context.Background(), client.Query{Text: text, Timeout: 10 * time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}

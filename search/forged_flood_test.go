@@ -12,9 +12,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
-	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
 )
 
@@ -65,9 +65,9 @@ func TestForgedFloodHitsRejected(t *testing.T) {
 		return len(ps) > 0
 	})
 
-	var got []search.Result
+	var got []client.Result
 	for _, uid := range []string{"good", "tampered", "badsig", "othersigned", "stale", "future"} {
-		got = append(got, collect(t, n, search.Query{Text: "uid:" + uid, Via: search.ViaFlood, Timeout: 3 * time.Second})...)
+		got = append(got, collect(t, n, client.Query{Text: "uid:" + uid, Via: client.ViaFlood, Timeout: 3 * time.Second})...)
 	}
 	if len(got) == 0 {
 		t.Fatal("the good record was not found either: the rogue's hits never arrived")

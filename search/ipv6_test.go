@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // TestFindByIPv6: nodes that talk over IPv6 only find a terminal by its
@@ -26,14 +25,14 @@ func TestFindByIPv6(t *testing.T) {
 			}
 		}
 	}
-	ack, err := b.Registry().Register(share.Registration{
+	ack, err := b.Registry().Register(client.Registration{
 		Name: "Six Person", IP: "2001:DB8::0:1", Address: "2001:DB8::0:1",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	nodetest.WaitFor(t, "identifiers announced", func() bool {
-		ch, err := a.Search().Search(context.Background(), search.Query{Text: "2001:db8:0::1", Via: search.ViaDHT, Limit: 1, Timeout: time.Second})
+		ch, err := a.Search().Search(context.Background(), client.Query{Text: "2001:db8:0::1", Via: client.ViaDHT, Limit: 1, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,9 +42,9 @@ func TestFindByIPv6(t *testing.T) {
 		}
 		return n > 0
 	})
-	for _, via := range []string{search.ViaDHT, search.ViaFlood} {
+	for _, via := range []string{client.ViaDHT, client.ViaFlood} {
 		t.Run(via, func(t *testing.T) {
-			res := collect(t, a, search.Query{Text: "2001:db8:0::1", Via: via, Limit: 1, Timeout: 10 * time.Second})
+			res := collect(t, a, client.Query{Text: "2001:db8:0::1", Via: via, Limit: 1, Timeout: 10 * time.Second})
 			if len(res) != 1 {
 				t.Fatalf("got %d results, want 1: %+v", len(res), res)
 			}

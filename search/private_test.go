@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // TestPrivateTerminalHasNoAddress: a private terminal is found by name from
@@ -19,14 +18,14 @@ func TestPrivateTerminalHasNoAddress(t *testing.T) {
 	const addr = "10.99.0.77"
 	nodes := nodetest.Chain(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	ack, err := b.Registry().Register(share.Registration{
+	ack, err := b.Registry().Register(client.Registration{
 		Name: "Hidden Person", UID: "hidden-1", Address: addr, Private: true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	nodetest.WaitFor(t, "identifiers announced", func() bool {
-		ch, err := a.Search().Search(context.Background(), search.Query{Text: "uid:hidden-1", Via: search.ViaDHT, Limit: 1, Timeout: time.Second})
+		ch, err := a.Search().Search(context.Background(), client.Query{Text: "uid:hidden-1", Via: client.ViaDHT, Limit: 1, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,9 +35,9 @@ func TestPrivateTerminalHasNoAddress(t *testing.T) {
 		}
 		return n > 0
 	})
-	for _, via := range []string{search.ViaDHT, search.ViaFlood, search.ViaAuto} {
+	for _, via := range []string{client.ViaDHT, client.ViaFlood, client.ViaAuto} {
 		t.Run(via, func(t *testing.T) {
-			res := collect(t, a, search.Query{Text: "hidden person", Via: via, Limit: 1, Timeout: 10 * time.Second})
+			res := collect(t, a, client.Query{Text: "hidden person", Via: via, Limit: 1, Timeout: 10 * time.Second})
 			if len(res) != 1 {
 				t.Fatalf("got %d results, want 1: %+v", len(res), res)
 			}

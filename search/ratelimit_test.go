@@ -11,10 +11,10 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // TestLookupRateLimit: a peer gets as many lookups as its bucket holds
@@ -23,7 +23,7 @@ import (
 // fast or slow the machine.
 func TestLookupRateLimit(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
-	if _, err := n.Registry().Register(share.Registration{UID: "limited-1", Address: "10.99.0.5"}); err != nil {
+	if _, err := n.Registry().Register(client.Registration{UID: "limited-1", Address: "10.99.0.5"}); err != nil {
 		t.Fatal(err)
 	}
 	const burst, asks = 3, 7

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/search"
-	"github.com/irmv/irmv/share"
 )
 
 // TestResolveAcrossRegions registers terminals with accented, stroked,
@@ -29,29 +29,29 @@ func TestResolveAcrossRegions(t *testing.T) {
 	region := map[*node.Node]string{de: "DE", se: "SE", us: "US", none: "none"}
 	for _, r := range []struct {
 		n   *node.Node
-		reg share.Registration
+		reg client.Registration
 	}{
-		{de, share.Registration{Name: "Kim Berg", UID: "kim-1"}},
-		{se, share.Registration{Name: "Kim Berg", UID: "kim-2"}},
-		{se, share.Registration{Name: "Øyvind Ærø", UID: "t-oyvind", Phone: "08-123 45 67"}},
-		{us, share.Registration{Name: "Siobhán O'Brien", UID: "t-obrien"}},
-		{us, share.Registration{Name: "Priya Raman", UID: "priya-1", Phone: "(201) 555-0123"}},
-		{none, share.Registration{Name: "Łukasz Żółkiewski", UID: "desk-42", Phone: "+49 (0)30 123 45 67"}},
-		{none, share.Registration{Name: "Дмитрий Шостакович", UID: "t-dmitri"}},
+		{de, client.Registration{Name: "Kim Berg", UID: "kim-1"}},
+		{se, client.Registration{Name: "Kim Berg", UID: "kim-2"}},
+		{se, client.Registration{Name: "Øyvind Ærø", UID: "t-oyvind", Phone: "08-123 45 67"}},
+		{us, client.Registration{Name: "Siobhán O'Brien", UID: "t-obrien"}},
+		{us, client.Registration{Name: "Priya Raman", UID: "priya-1", Phone: "(201) 555-0123"}},
+		{none, client.Registration{Name: "Łukasz Żółkiewski", UID: "desk-42", Phone: "+49 (0)30 123 45 67"}},
+		{none, client.Registration{Name: "Дмитрий Шостакович", UID: "t-dmitri"}},
 	} {
 		r.reg.Address = "10.99.0.7"
 		if _, err := r.n.Registry().Register(r.reg); err != nil {
 			t.Fatalf("register %+v: %v", r.reg, err)
 		}
 	}
-	resolve := func(from *node.Node, q string) (search.Result, []search.Result, error) {
-		return from.Search().Resolve(context.Background(), search.Query{Text: q, Timeout: 5 * time.Second})
+	resolve := func(from *node.Node, q string) (client.Result, []client.Result, error) {
+		return from.Search().Resolve(context.Background(), client.Query{Text: q, Timeout: 5 * time.Second})
 	}
 	// Provide returns before the records are stored: wait until the DHT
 	// path knows every unique ID.
 	for _, uid := range []string{"kim-1", "kim-2", "t-oyvind", "t-obrien", "priya-1", "desk-42", "t-dmitri"} {
 		nodetest.WaitFor(t, uid+" announced", func() bool {
-			ch, err := de.Search().Search(context.Background(), search.Query{Text: "uid:" + uid, Via: search.ViaDHT, Timeout: time.Second})
+			ch, err := de.Search().Search(context.Background(), client.Query{Text: "uid:" + uid, Via: client.ViaDHT, Timeout: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

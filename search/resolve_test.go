@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
@@ -17,7 +18,7 @@ import (
 
 // directory is what the resolve table registers, on a node in Germany.
 // Each terminal's uid names it in the table.
-var directory = []share.Registration{
+var directory = []client.Registration{
 	{UID: "t-lukasz", Name: "Łukasz Żółkiewski"},
 	{UID: "t-oyvind", Name: "Øyvind Ærø"},
 	{UID: "t-obrien", Name: "Siobhán O'Brien"},
@@ -192,7 +193,7 @@ func TestResolveTable(t *testing.T) {
 			t.Errorf("[%s] %q: %v", tt.region, tt.q, err)
 			continue
 		}
-		var results []search.Result
+		var results []client.Result
 		var got []string
 		for _, rec := range flood.MatchAll(reg, readings, 0) {
 			b, err := rec.Decoded()
@@ -203,7 +204,7 @@ func TestResolveTable(t *testing.T) {
 			if m == ident.MatchNone {
 				t.Errorf("[%s] %q: the index returned %s, which does not match", tt.region, tt.q, b.Identifiers.UID)
 			}
-			results = append(results, search.Result{Terminal: b.Identifiers.UID, Match: m})
+			results = append(results, client.Result{Terminal: b.Identifiers.UID, Match: m})
 			got = append(got, b.Identifiers.UID)
 		}
 		sort.Strings(got)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/peerrate"
 	"github.com/irmv/irmv/search/flood"
@@ -97,11 +98,11 @@ func (s *Service) Close() error {
 
 // Parse checks a query and returns every reading of its text
 // (ident.Normalizer.Readings).
-func (s *Service) Parse(q *Query) ([]ident.ID, error) {
+func (s *Service) Parse(q *client.Query) ([]ident.ID, error) {
 	switch q.Via {
 	case "":
-		q.Via = ViaAuto
-	case ViaAuto, ViaDHT, ViaFlood:
+		q.Via = client.ViaAuto
+	case client.ViaAuto, client.ViaDHT, client.ViaFlood:
 	default:
 		return nil, fmt.Errorf("%w: via %q (want auto, dht or flood)", ErrBadQuery, q.Via)
 	}
@@ -126,12 +127,12 @@ func (s *Service) Parse(q *Query) ([]ident.ID, error) {
 
 // Search runs a query and streams its results; the channel closes when
 // every path is done, the limit is reached, the timeout passes or ctx ends.
-func (s *Service) Search(ctx context.Context, q Query) (<-chan Result, error) {
+func (s *Service) Search(ctx context.Context, q client.Query) (<-chan client.Result, error) {
 	ids, err := s.Parse(&q)
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan Result)
+	out := make(chan client.Result)
 	go s.run(ctx, ids, q, out)
 	return out, nil
 }
@@ -139,17 +140,17 @@ func (s *Service) Search(ctx context.Context, q Query) (<-chan Result, error) {
 // Resolve runs a query to its end and returns the terminal it means, as
 // Best picks it: the single best match, or ErrAmbiguous with the
 // terminals that share the best match, or ErrNotFound.
-func (s *Service) Resolve(ctx context.Context, q Query) (Result, []Result, error) {
+func (s *Service) Resolve(ctx context.Context, q client.Query) (client.Result, []client.Result, error) {
 	results, err := s.Search(ctx, q)
 	if err != nil {
-		return Result{}, nil, err
+		return client.Result{}, nil, err
 	}
-	var all []Result
+	var all []client.Result
 	for r := range results {
 		all = append(all, r)
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{}, nil, err
+		return client.Result{}, nil, err
 	}
 	return Best(all)
 }
@@ -158,9 +159,9 @@ func (s *Service) Resolve(ctx context.Context, q Query) (Result, []Result, error
 type run struct {
 	s      *Service
 	ids    []ident.ID // the query's readings
-	q      Query
+	q      client.Query
 	start  time.Time
-	out    chan<- Result
+	out    chan<- client.Result
 	cancel context.CancelFunc
 
 	mu    sync.Mutex
@@ -172,7 +173,7 @@ type run struct {
 	exact bool // an exact match came locally or through the DHT
 }
 
-func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- Result) {
+func (s *Service) run(ctx context.Context, ids []ident.ID, q client.Query, out chan<- client.Result) {
 	defer close(out)
 	ctx, cancel := context.WithTimeout(ctx, q.Timeout)
 	defer cancel()
@@ -181,7 +182,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 	now := time.Now()
 	for _, rec := range flood.MatchAll(s.o.Matcher, ids, q.Limit) {
 		if b, err := rec.Verify(s.o.Host.ID(), now); err == nil {
-			res := resultOf(rec, b, ViaLocal)
+			res := resultOf(rec, b, client.ViaLocal)
 			res.Match = MatchOf(s.o.Normalizer, b.Identifiers, ids)
 			r.emit(ctx, res)
 		}
@@ -193,7 +194,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 	// with an exact match, flooding for prefixes can find nothing better.
 	floodCtx, floodCancel := context.WithCancel(ctx)
 	defer floodCancel()
-	useDHT := s.o.Router != nil && q.Via != ViaFlood
+	useDHT := s.o.Router != nil && q.Via != client.ViaFlood
 	if useDHT {
 		wg.Add(1)
 		go func() {
@@ -207,7 +208,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 	} else {
 		close(dhtDone)
 	}
-	if s.o.Flooder != nil && q.Via != ViaDHT {
+	if s.o.Flooder != nil && q.Via != client.ViaDHT {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -221,7 +222,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 					t.Stop()
 				case <-t.C:
 				}
-				if r.found(ViaDHT) || r.isDone() {
+				if r.found(client.ViaDHT) || r.isDone() {
 					return
 				}
 			}
@@ -229,7 +230,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 		}()
 	}
 	wg.Wait()
-	for _, path := range []string{ViaLocal, ViaDHT, ViaFlood} {
+	for _, path := range []string{client.ViaLocal, client.ViaDHT, client.ViaFlood} {
 		outcome := "not_found"
 		if r.found(path) {
 			outcome = "found"
@@ -240,7 +241,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q Query, out chan<- R
 
 // floodNow reports whether flooding should start without waiting for the DHT.
 func (r *run) floodNow() bool {
-	if r.q.Via == ViaFlood || r.s.o.Router == nil {
+	if r.q.Via == client.ViaFlood || r.s.o.Router == nil {
 		return true
 	}
 	for _, id := range r.ids {
@@ -272,10 +273,10 @@ func (r *run) isDone() bool {
 // emit sends a result unless its terminal was already sent, or a newer
 // record of the same terminal key (one that registered at another node
 // since) was; it ends the search when the limit is reached.
-func (r *run) emit(ctx context.Context, res Result) {
+func (r *run) emit(ctx context.Context, res client.Result) {
 	key := res.Node + "/" + res.Terminal
 	r.mu.Lock()
-	if res.Match == ident.MatchExact && res.Via != ViaFlood {
+	if res.Match == ident.MatchExact && res.Via != client.ViaFlood {
 		r.exact = true // even when the flood brought the terminal first
 	}
 	if r.done || r.seen[key] {
@@ -353,7 +354,7 @@ func (r *run) viaDHT(ctx context.Context) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					r.ask(ctx, ai.ID, ViaDHT, 0)
+					r.ask(ctx, ai.ID, client.ViaDHT, 0)
 				}()
 			}
 		}()
@@ -402,10 +403,10 @@ func (r *run) viaFlood(ctx context.Context) {
 				m = MatchOf(r.s.o.Normalizer, b.Identifiers, r.ids)
 			}
 			if m == ident.MatchNone {
-				r.s.m.rejected.WithLabelValues(ViaFlood).Inc()
+				r.s.m.rejected.WithLabelValues(client.ViaFlood).Inc()
 				continue
 			}
-			res := resultOf(rec, b, ViaFlood)
+			res := resultOf(rec, b, client.ViaFlood)
 			res.Match = m
 			res.Hops = hit.Hops
 			r.emit(ctx, res)

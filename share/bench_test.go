@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
-	"github.com/irmv/irmv/share"
 )
 
 // BenchmarkRegisterParallel registers from about 64 goroutines at once, as
@@ -22,7 +22,7 @@ func BenchmarkRegisterParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			_, err := e.r.Register(share.Registration{
+			_, err := e.r.Register(client.Registration{
 				Name:    fmt.Sprintf("Bench Terminal %d", i),
 				UID:     fmt.Sprintf("bench-%d", i),
 				Address: "192.0.2.1",
@@ -53,7 +53,7 @@ func BenchmarkMatch10k(b *testing.B) {
 	for range 64 {
 		wg.Go(func() {
 			for i := range work {
-				_, err := e.r.Register(share.Registration{
+				_, err := e.r.Register(client.Registration{
 					Name:  fmt.Sprintf("%s %s %d", firstNames[i%len(firstNames)], lastNames[(i/len(firstNames))%len(lastNames)], i),
 					Phone: fmt.Sprintf("+49 30 %07d", 2000000+i),
 					UID:   fmt.Sprintf("uid-%d", i),
@@ -107,7 +107,7 @@ func BenchmarkMatch10k(b *testing.B) {
 func BenchmarkRegisterSerial(b *testing.B) {
 	e := newEnv(b)
 	for i := 0; b.Loop(); i++ {
-		if _, err := e.r.Register(share.Registration{Name: fmt.Sprintf("Serial %d", i), UID: fmt.Sprintf("s-%d", i)}); err != nil {
+		if _, err := e.r.Register(client.Registration{Name: fmt.Sprintf("Serial %d", i), UID: fmt.Sprintf("s-%d", i)}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/share"
 )
@@ -57,7 +58,7 @@ func TestHelperProcess(t *testing.T) {
 	for range 64 {
 		wg.Go(func() {
 			for i := range next {
-				ack, err := r.Register(share.Registration{Name: fmt.Sprintf("Kill Nine %d", i), UID: fmt.Sprintf("k9-%d", i)})
+				ack, err := r.Register(client.Registration{Name: fmt.Sprintf("Kill Nine %d", i), UID: fmt.Sprintf("k9-%d", i)})
 				if err != nil {
 					fail(err)
 				}

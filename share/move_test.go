@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/share"
 )
@@ -17,7 +18,7 @@ func TestSupersedeKeyed(t *testing.T) {
 	a, b := newEnv(t), newEnv(t)
 	b.clock.Add(-time.Hour) // b's clock is behind: the reported seq still wins
 	_, priv, _ := ed25519.GenerateKey(nil)
-	reg := share.Registration{Name: "Walker", UID: "walk-1", Address: "192.0.2.1"}
+	reg := client.Registration{Name: "Walker", UID: "walk-1", Address: "192.0.2.1"}
 	ackA := a.register(a.signedReg(priv, reg))
 	bodyA, _ := ackA.Record.Decoded()
 
@@ -34,7 +35,7 @@ func TestSupersedeKeyed(t *testing.T) {
 		t.Errorf("record from the wrong node: %v, want ErrInvalid", err)
 	}
 	_, other, _ := ed25519.GenerateKey(nil)
-	otherAck := b.register(b.signedReg(other, share.Registration{Name: "Other"}))
+	otherAck := b.register(b.signedReg(other, client.Registration{Name: "Other"}))
 	if _, err := a.r.Supersede(otherAck.Record, b.self, ""); !errors.Is(err, share.ErrNotFound) {
 		t.Errorf("another key: %v, want ErrNotFound", err)
 	}
@@ -72,8 +73,8 @@ func TestSupersedeKeyed(t *testing.T) {
 // node, and never a keyed terminal of the same uid.
 func TestSupersedeKeyless(t *testing.T) {
 	a, b := newEnv(t), newEnv(t)
-	ackA := a.register(share.Registration{UID: "desk-7", Name: "Desk"})
-	ackB := b.register(share.Registration{UID: "desk-7", Name: "Desk", From: a.self.String(), FromToken: ackA.Token})
+	ackA := a.register(client.Registration{UID: "desk-7", Name: "Desk"})
+	ackB := b.register(client.Registration{UID: "desk-7", Name: "Desk", From: a.self.String(), FromToken: ackA.Token})
 	for _, tok := range []string{"", "wrong"} {
 		if _, err := a.r.Supersede(ackB.Record, b.self, tok); !errors.Is(err, share.ErrForbidden) {
 			t.Errorf("token %q: %v, want ErrForbidden", tok, err)
@@ -87,8 +88,8 @@ func TestSupersedeKeyless(t *testing.T) {
 	}
 
 	_, priv, _ := ed25519.GenerateKey(nil)
-	keyed := a.register(a.signedReg(priv, share.Registration{UID: "desk-8"}))
-	kl := b.register(share.Registration{UID: "desk-8"})
+	keyed := a.register(a.signedReg(priv, client.Registration{UID: "desk-8"}))
+	kl := b.register(client.Registration{UID: "desk-8"})
 	if _, err := a.r.Supersede(kl.Record, b.self, keyed.Token); !errors.Is(err, share.ErrNotFound) {
 		t.Errorf("key-less record for a keyed terminal: %v, want ErrNotFound", err)
 	}
@@ -96,7 +97,7 @@ func TestSupersedeKeyless(t *testing.T) {
 
 func TestMoveFieldsChecked(t *testing.T) {
 	e := newEnv(t)
-	for _, reg := range []share.Registration{
+	for _, reg := range []client.Registration{
 		{UID: "x", From: "not-a-peer"},
 		{UID: "x", FromToken: "tok"},
 		{UID: "x", Seq: 1 << 63},
@@ -114,8 +115,8 @@ func TestMoveFieldsChecked(t *testing.T) {
 // and as soon as its connection closes; others are unaffected.
 func TestTrackConnections(t *testing.T) {
 	e := newEnv(t, func(o *share.Options) { o.TrackConnections = true })
-	kept := e.register(share.Registration{UID: "kept", Keepalive: true})
-	plain := e.register(share.Registration{UID: "plain"})
+	kept := e.register(client.Registration{UID: "kept", Keepalive: true})
+	plain := e.register(client.Registration{UID: "plain"})
 	status := func(h string) string { return e.get(h).Status.String() }
 	if status(kept.Terminal) != "offline" || status(plain.Terminal) != "online" {
 		t.Errorf("before connecting: %s, %s", status(kept.Terminal), status(plain.Terminal))
@@ -125,7 +126,7 @@ func TestTrackConnections(t *testing.T) {
 		t.Errorf("connected: %s", status(kept.Terminal))
 	}
 	// Re-registering keeps the connection; closing it shows offline.
-	e.register(share.Registration{UID: "kept", Keepalive: true, Status: "busy"})
+	e.register(client.Registration{UID: "kept", Keepalive: true, Status: "busy"})
 	if status(kept.Terminal) != "busy" {
 		t.Errorf("re-registered busy: %s", status(kept.Terminal))
 	}

@@ -8,6 +8,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/record"
 )
@@ -17,9 +18,9 @@ const sweepInterval = time.Second
 
 // update applies f to a copy of the terminal's entry, writes the copy when
 // f says so, and installs it. It returns the acknowledgement.
-func (r *Registry) update(terminal string, f func(c *entry, now time.Time) (write bool)) (Ack, error) {
+func (r *Registry) update(terminal string, f func(c *entry, now time.Time) (write bool)) (client.Ack, error) {
 	if r.closed.Load() {
-		return Ack{}, ErrClosed
+		return client.Ack{}, ErrClosed
 	}
 	unlock := r.lockHandle(terminal)
 	defer unlock()
@@ -31,11 +32,11 @@ func (r *Registry) update(terminal string, f func(c *entry, now time.Time) (writ
 	}
 	r.mu.RUnlock()
 	if e == nil {
-		return Ack{}, notFound(terminal)
+		return client.Ack{}, notFound(terminal)
 	}
 	if f(c, r.now()) {
 		if err := r.write(c); err != nil {
-			return Ack{}, err
+			return client.Ack{}, err
 		}
 	}
 	r.mu.Lock()
@@ -50,7 +51,7 @@ func (r *Registry) update(terminal string, f func(c *entry, now time.Time) (writ
 // and the expiry, and brings a keepalive terminal that was shown offline
 // for silence back to its previous status. The new expiry is written to
 // disk only when the stored one lags by more than half the TTL.
-func (r *Registry) Heartbeat(terminal string) (Ack, error) {
+func (r *Registry) Heartbeat(terminal string) (client.Ack, error) {
 	return r.update(terminal, func(c *entry, now time.Time) bool {
 		write := false
 		c.Record.Seen = now.UnixMilli()
@@ -69,11 +70,11 @@ func (r *Registry) Heartbeat(terminal string) (Ack, error) {
 // SetStatus sets a terminal's status (online, idle, busy or offline). An
 // offline status set here stays until changed here again; heartbeats do
 // not end it.
-func (r *Registry) SetStatus(terminal string, s record.Status) (Ack, error) {
+func (r *Registry) SetStatus(terminal string, s record.Status) (client.Ack, error) {
 	switch s {
 	case record.StatusOnline, record.StatusIdle, record.StatusBusy, record.StatusOffline:
 	default:
-		return Ack{}, fmt.Errorf("%w: status: %w: %s (want online, idle, busy or offline)", ErrInvalid, record.ErrBadStatus, s)
+		return client.Ack{}, fmt.Errorf("%w: status: %w: %s (want online, idle, busy or offline)", ErrInvalid, record.ErrBadStatus, s)
 	}
 	return r.update(terminal, func(c *entry, _ time.Time) bool {
 		c.Record.Status, c.Resume = s, record.StatusUnknown

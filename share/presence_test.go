@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
 )
@@ -12,7 +13,7 @@ import (
 // by Get, List and Match, even before the next sweep runs.
 func TestOfflineWithinOfflineAfter(t *testing.T) {
 	e := newEnv(t)
-	ka := e.register(share.Registration{Name: "Kim", Keepalive: true, TTL: 120})
+	ka := e.register(client.Registration{Name: "Kim", Keepalive: true, TTL: 120})
 	e.clock.Add(share.DefaultOfflineAfter - time.Millisecond)
 	if s := e.get(ka.Terminal).Status; s != record.StatusOnline {
 		t.Fatalf("just before OfflineAfter: %s", s)

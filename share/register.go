@@ -19,15 +19,6 @@ import (
 	"github.com/irmv/irmv/record"
 )
 
-// Registration, Ack and Terminal are the terminal API's shapes, defined in
-// package client (the public client and API reference) so that the node,
-// the CLI and any Go program read and write the same JSON.
-type (
-	Registration = client.Registration
-	Ack          = client.Ack
-	Terminal     = client.Terminal
-)
-
 // normalized is a validated registration.
 type normalized struct {
 	ids       record.Identifiers
@@ -39,7 +30,7 @@ type normalized struct {
 	status    record.Status
 	ttl       time.Duration
 	key       []byte
-	seq       uint64 // Registration.Seq
+	seq       uint64 // client.Registration.Seq
 }
 
 // fieldErr wraps an ident error with the field it is about.
@@ -55,7 +46,7 @@ func checkLen(field, v string) error {
 }
 
 // normalize validates reg and normalises its fields; errors name the field.
-func (r *Registry) normalize(reg Registration) (*normalized, error) {
+func (r *Registry) normalize(reg client.Registration) (*normalized, error) {
 	for _, f := range []struct{ name, v string }{
 		{"name", reg.Name}, {"phone", reg.Phone}, {"uid", reg.UID}, {"ip", reg.IP},
 		{"address", reg.Address}, {"status", reg.Status}, {"from", reg.From}, {"from_token", reg.FromToken},
@@ -183,7 +174,7 @@ func validHandle(h string) bool {
 // and returns the canonical body bytes the terminal must sign: this node,
 // the time now, the terminal's key, the next sequence number and the
 // handle (the current one when the key or uid is registered already).
-func (r *Registry) Prepare(reg Registration) ([]byte, error) {
+func (r *Registry) Prepare(reg client.Registration) ([]byte, error) {
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -231,7 +222,7 @@ func nextSeq(now time.Time, seqs ...uint64) uint64 {
 
 // checkSigned decodes and verifies a terminal-signed body against the
 // registration. It checks neither the handle nor Seq.
-func (r *Registry) checkSigned(n *normalized, reg Registration, now time.Time) (*record.Record, *record.Body, error) {
+func (r *Registry) checkSigned(n *normalized, reg client.Registration, now time.Time) (*record.Record, *record.Body, error) {
 	rec := &record.Record{Body: reg.Body, Sig: reg.Sig, Signer: record.SignerTerminal}
 	b, err := rec.Decoded()
 	if err != nil {
@@ -283,7 +274,7 @@ func (r *Registry) checkSigned(n *normalized, reg Registration, now time.Time) (
 // Register validates a registration, stores the terminal durably and
 // returns its acknowledgement; see the package documentation. Validation
 // errors wrap ErrInvalid and name the field.
-func (r *Registry) Register(reg Registration) (Ack, error) {
+func (r *Registry) Register(reg client.Registration) (client.Ack, error) {
 	return r.RegisterChecked(reg, nil)
 }
 
@@ -293,7 +284,7 @@ func (r *Registry) Register(reg Registration) (Ack, error) {
 // of a key-less terminal's uid), mayUpdate is called with that terminal's
 // handle, and its error, if any, is returned unchanged. A terminal's own
 // key, proven by the signature, needs no check. nil allows every update.
-func (r *Registry) RegisterChecked(reg Registration, mayUpdate func(terminal string) error) (Ack, error) {
+func (r *Registry) RegisterChecked(reg client.Registration, mayUpdate func(terminal string) error) (client.Ack, error) {
 	start := time.Now()
 	ack, err := r.register(reg, mayUpdate)
 	r.m.observeRegister(start, err)
@@ -303,16 +294,16 @@ func (r *Registry) RegisterChecked(reg Registration, mayUpdate func(terminal str
 	return ack, err
 }
 
-func (r *Registry) register(reg Registration, mayUpdate func(string) error) (Ack, error) {
+func (r *Registry) register(reg client.Registration, mayUpdate func(string) error) (client.Ack, error) {
 	if r.closed.Load() {
-		return Ack{}, ErrClosed
+		return client.Ack{}, ErrClosed
 	}
 	n, err := r.normalize(reg)
 	if err != nil {
-		return Ack{}, err
+		return client.Ack{}, err
 	}
 	if len(n.key) > 0 && (len(reg.Body) == 0 || len(reg.Sig) == 0) {
-		return Ack{}, fmt.Errorf("%w: key: %w", ErrInvalid, ErrSignatureRequired)
+		return client.Ack{}, fmt.Errorf("%w: key: %w", ErrInvalid, ErrSignatureRequired)
 	}
 	now := r.now()
 	var (
@@ -321,7 +312,7 @@ func (r *Registry) register(reg Registration, mayUpdate func(string) error) (Ack
 	)
 	if len(n.key) > 0 {
 		if signed, sbody, err = r.checkSigned(n, reg, now); err != nil {
-			return Ack{}, err
+			return client.Ack{}, err
 		}
 	}
 
@@ -332,13 +323,13 @@ func (r *Registry) register(reg Registration, mayUpdate func(string) error) (Ack
 		existing, err := r.findLocked(n.key, n.ids.UID)
 		r.mu.RUnlock()
 		if err != nil {
-			return Ack{}, err
+			return client.Ack{}, err
 		}
 		// Only the key, proven by the signature, makes an update
 		// the terminal's own.
 		if existing != nil && mayUpdate != nil && (len(n.key) == 0 || !bytes.Equal(existing.body.Key, n.key)) {
 			if err := mayUpdate(existing.Terminal); err != nil {
-				return Ack{}, err
+				return client.Ack{}, err
 			}
 		}
 		var handle string
@@ -346,11 +337,11 @@ func (r *Registry) register(reg Registration, mayUpdate func(string) error) (Ack
 		case sbody != nil:
 			handle = sbody.Terminal
 			if existing != nil && handle != existing.Terminal {
-				return Ack{}, fmt.Errorf("%w: body: terminal %q, but this key or uid is registered as %q; call Prepare again",
+				return client.Ack{}, fmt.Errorf("%w: body: terminal %q, but this key or uid is registered as %q; call Prepare again",
 					ErrInvalid, handle, existing.Terminal)
 			}
 			if existing != nil && sbody.Seq <= existing.body.Seq {
-				return Ack{}, fmt.Errorf("%w: body: seq %d is not above the current %d (replayed or out of date); call Prepare again",
+				return client.Ack{}, fmt.Errorf("%w: body: seq %d is not above the current %d (replayed or out of date); call Prepare again",
 					ErrInvalid, sbody.Seq, existing.body.Seq)
 			}
 		case existing != nil:
@@ -367,12 +358,12 @@ func (r *Registry) register(reg Registration, mayUpdate func(string) error) (Ack
 		if again != existing || (cur != nil && cur != existing) {
 			unlockH()
 			if sbody != nil && cur != nil && again == existing {
-				return Ack{}, fmt.Errorf("%w: body: terminal %q is another terminal's handle; call Prepare again", ErrForbidden, handle)
+				return client.Ack{}, fmt.Errorf("%w: body: terminal %q is another terminal's handle; call Prepare again", ErrForbidden, handle)
 			}
 			if attempt < 3 {
 				continue // raced with a removal or a handle collision
 			}
-			return Ack{}, fmt.Errorf("%w: terminal %q changed concurrently; try again", ErrForbidden, handle)
+			return client.Ack{}, fmt.Errorf("%w: terminal %q changed concurrently; try again", ErrForbidden, handle)
 		}
 		ack, err := r.store(n, existing, handle, signed, sbody, now)
 		unlockH()
@@ -382,7 +373,7 @@ func (r *Registry) register(reg Registration, mayUpdate func(string) error) (Ack
 
 // store builds, writes and applies a registration. The caller holds the
 // handle's stripe.
-func (r *Registry) store(n *normalized, existing *entry, handle string, signed *record.Record, sbody *record.Body, now time.Time) (Ack, error) {
+func (r *Registry) store(n *normalized, existing *entry, handle string, signed *record.Record, sbody *record.Body, now time.Time) (client.Ack, error) {
 	rec, body := signed, sbody
 	if rec == nil {
 		var cur uint64
@@ -392,7 +383,7 @@ func (r *Registry) store(n *normalized, existing *entry, handle string, signed *
 		body = n.body(handle, r.self.String(), nextSeq(now, cur, n.seq), now)
 		var err error
 		if rec, err = record.SignNode(body, r.key); err != nil {
-			return Ack{}, fmt.Errorf("share: attest record: %w", err)
+			return client.Ack{}, fmt.Errorf("share: attest record: %w", err)
 		}
 	}
 	rec.Status = n.status
@@ -419,7 +410,7 @@ func (r *Registry) store(n *normalized, existing *entry, handle string, signed *
 		ids:    identifiers(n.ids, n.folded, n.tokens),
 	}
 	if err := r.write(e); err != nil {
-		return Ack{}, err
+		return client.Ack{}, err
 	}
 	r.mu.Lock()
 	// existing may have been removed meanwhile (then it is no longer

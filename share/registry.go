@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/record"
 )
@@ -26,7 +27,7 @@ import (
 // Limits and defaults.
 const (
 	// DefaultTTL is the registration lifetime without refresh when neither
-	// Options.TTL nor Registration.TTL says otherwise.
+	// Options.TTL nor client.Registration.TTL says otherwise.
 	DefaultTTL = 10 * time.Minute
 	// MinTTL and MaxTTL bound the lifetime a registration may ask for.
 	MinTTL = 10 * time.Second
@@ -36,7 +37,7 @@ const (
 	// SignWindow is how long a body returned by Prepare may be registered
 	// after its Time.
 	SignWindow = 5 * time.Minute
-	// MaxField is the longest string field of a Registration, in bytes.
+	// MaxField is the longest string field of a client.Registration, in bytes.
 	MaxField = ident.MaxInputLen
 )
 
@@ -67,7 +68,7 @@ type Options struct {
 	// national phone numbers). Required.
 	Normalizer *ident.Normalizer
 	// TTL is the registration lifetime without refresh; zero means
-	// DefaultTTL. A Registration may ask for its own. Must be within
+	// DefaultTTL. A client.Registration may ask for its own. Must be within
 	// MinTTL..MaxTTL.
 	TTL time.Duration
 	// OfflineAfter is how long a keepalive terminal may be silent before it
@@ -166,8 +167,8 @@ func (e *entry) clone() *entry {
 
 func (e *entry) ttl() time.Duration { return time.Duration(e.TTL) * time.Second }
 
-func (e *entry) terminal() Terminal {
-	t := Terminal{
+func (e *entry) terminal() client.Terminal {
+	t := client.Terminal{
 		Terminal:    e.Terminal,
 		Identifiers: e.body.Identifiers,
 		Address:     e.Address,
@@ -185,9 +186,9 @@ func (e *entry) terminal() Terminal {
 	return t
 }
 
-func (e *entry) ack(token string) Ack {
+func (e *entry) ack(token string) client.Ack {
 	rc := *e.Record
-	return Ack{
+	return client.Ack{
 		Terminal:    e.Terminal,
 		Token:       token,
 		ExpiresAt:   time.UnixMilli(e.Expires).UTC(),
@@ -316,12 +317,12 @@ func compareIDs(a, b ident.ID) int {
 
 // Get returns the terminal with the handle, or an error wrapping
 // ErrNotFound.
-func (r *Registry) Get(terminal string) (Terminal, error) {
+func (r *Registry) Get(terminal string) (client.Terminal, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	e := r.byHandle[terminal]
 	if e == nil {
-		return Terminal{}, notFound(terminal)
+		return client.Terminal{}, notFound(terminal)
 	}
 	t := e.terminal()
 	t.Status = r.shownStatus(e, r.now().UnixMilli())
@@ -342,7 +343,7 @@ func (r *Registry) Record(terminal string) (*record.Record, error) {
 }
 
 // List returns every hosted terminal, sorted by folded name, then handle.
-func (r *Registry) List() []Terminal {
+func (r *Registry) List() []client.Terminal {
 	r.mu.RLock()
 	es := make([]*entry, 0, len(r.byHandle))
 	for _, e := range r.byHandle {
@@ -351,7 +352,7 @@ func (r *Registry) List() []Terminal {
 	slices.SortFunc(es, func(a, b *entry) int {
 		return cmp.Or(cmp.Compare(a.folded, b.folded), cmp.Compare(a.Terminal, b.Terminal))
 	})
-	out := make([]Terminal, len(es))
+	out := make([]client.Terminal, len(es))
 	nowMS := r.now().UnixMilli()
 	for i, e := range es {
 		out[i] = e.terminal()

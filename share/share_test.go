@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
@@ -158,7 +159,7 @@ func (e *env) reopen() {
 	e.open()
 }
 
-func (e *env) register(reg share.Registration) share.Ack {
+func (e *env) register(reg client.Registration) client.Ack {
 	e.t.Helper()
 	ack, err := e.r.Register(reg)
 	if err != nil {
@@ -167,7 +168,7 @@ func (e *env) register(reg share.Registration) share.Ack {
 	return ack
 }
 
-func (e *env) get(h string) share.Terminal {
+func (e *env) get(h string) client.Terminal {
 	e.t.Helper()
 	term, err := e.r.Get(h)
 	if err != nil {
@@ -201,7 +202,7 @@ func handles(recs []*record.Record) []string {
 
 func TestRegisterAck(t *testing.T) {
 	e := newEnv(t)
-	ack := e.register(share.Registration{
+	ack := e.register(client.Registration{
 		Name: "  Jörg   Müller ", Phone: "030 1234567", UID: "sip:joerg@example.org", IP: "2001:DB8::1",
 		Address: "::ffff:192.0.2.7",
 	})
@@ -249,7 +250,7 @@ func TestRegisterAck(t *testing.T) {
 	}
 
 	// National and international forms are one phone identifier.
-	ack2 := e.register(share.Registration{Name: "Zweitgerät", Phone: "+49 30 1234567"})
+	ack2 := e.register(client.Registration{Name: "Zweitgerät", Phone: "+49 30 1234567"})
 	if ack2.Identifiers.Phone != "+49301234567" {
 		t.Errorf("phone = %q", ack2.Identifiers.Phone)
 	}
@@ -277,7 +278,7 @@ func sortedOf(s ...string) []string {
 
 func TestAuthorize(t *testing.T) {
 	e := newEnv(t)
-	ack := e.register(share.Registration{Name: "A"})
+	ack := e.register(client.Registration{Name: "A"})
 	if err := e.r.Authorize(ack.Terminal, ack.Token); err != nil {
 		t.Errorf("Authorize: %v", err)
 	}
@@ -294,9 +295,9 @@ func TestAuthorize(t *testing.T) {
 
 func TestListStatusRemove(t *testing.T) {
 	e := newEnv(t)
-	b := e.register(share.Registration{Name: "Bruno", Address: "192.0.2.2", Private: true})
-	a := e.register(share.Registration{Name: "anna", Status: "busy", Keepalive: true})
-	c := e.register(share.Registration{UID: "c-1"})
+	b := e.register(client.Registration{Name: "Bruno", Address: "192.0.2.2", Private: true})
+	a := e.register(client.Registration{Name: "anna", Status: "busy", Keepalive: true})
+	c := e.register(client.Registration{UID: "c-1"})
 	list := e.r.List()
 	var order []string
 	for _, term := range list {
@@ -357,8 +358,8 @@ func TestListStatusRemove(t *testing.T) {
 
 func TestHeartbeatAndKeepalive(t *testing.T) {
 	e := newEnv(t)
-	ka := e.register(share.Registration{Name: "Kim", Keepalive: true, TTL: 120})
-	plain := e.register(share.Registration{Name: "Pat"})
+	ka := e.register(client.Registration{Name: "Kim", Keepalive: true, TTL: 120})
+	plain := e.register(client.Registration{Name: "Pat"})
 	if _, err := e.r.SetStatus(ka.Terminal, record.StatusBusy); err != nil {
 		t.Fatal(err)
 	}
@@ -412,9 +413,9 @@ func TestHeartbeatAndKeepalive(t *testing.T) {
 
 func TestExpiry(t *testing.T) {
 	e := newEnv(t)
-	short := e.register(share.Registration{Name: "Short Lived", TTL: 10})
-	kept := e.register(share.Registration{Name: "Kept Alive", TTL: 60})
-	e.register(share.Registration{Name: "Default Lifetime"})
+	short := e.register(client.Registration{Name: "Short Lived", TTL: 10})
+	kept := e.register(client.Registration{Name: "Kept Alive", TTL: 60})
+	e.register(client.Registration{Name: "Default Lifetime"})
 
 	e.clock.Add(50 * time.Second)
 	if _, err := e.r.Heartbeat(kept.Terminal); err != nil {
@@ -446,7 +447,7 @@ func TestExpiry(t *testing.T) {
 func TestReopenRepublishes(t *testing.T) {
 	e := newEnv(t)
 	var want []string
-	for _, reg := range []share.Registration{
+	for _, reg := range []client.Registration{
 		{Name: "Ada Lovelace", Phone: "+44 20 7946 0958"},
 		{UID: "imei:356938035643809", IP: "10.0.0.7"},
 		{Name: "Grace", Keepalive: true, Status: "idle"},
@@ -485,7 +486,7 @@ func TestReopenRepublishes(t *testing.T) {
 
 func TestReattest(t *testing.T) {
 	e := newEnv(t, func(o *share.Options) { o.TTL = share.MaxTTL })
-	ack := e.register(share.Registration{Name: "Old Timer"})
+	ack := e.register(client.Registration{Name: "Old Timer"})
 	e.clock.Add(record.MaxAge/2 + time.Minute)
 	e.sweep()
 	recs := e.r.Match(nameID("old"), 0)
@@ -507,8 +508,8 @@ func TestReattest(t *testing.T) {
 
 func TestReregister(t *testing.T) {
 	e := newEnv(t)
-	first := e.register(share.Registration{UID: "mac:00:11:22:33:44:55", Name: "Desk Phone", Address: "192.0.2.10"})
-	second := e.register(share.Registration{UID: "mac:00:11:22:33:44:55", Name: "Desk Phone 2", Address: "192.0.2.11"})
+	first := e.register(client.Registration{UID: "mac:00:11:22:33:44:55", Name: "Desk Phone", Address: "192.0.2.10"})
+	second := e.register(client.Registration{UID: "mac:00:11:22:33:44:55", Name: "Desk Phone 2", Address: "192.0.2.11"})
 	if second.Terminal != first.Terminal {
 		t.Fatalf("re-registration got a new handle %q, want %q", second.Terminal, first.Terminal)
 	}
@@ -533,7 +534,7 @@ func TestReregister(t *testing.T) {
 }
 
 // signedReg prepares, signs and returns a registration for a terminal key.
-func (e *env) signedReg(priv ed25519.PrivateKey, reg share.Registration) share.Registration {
+func (e *env) signedReg(priv ed25519.PrivateKey, reg client.Registration) client.Registration {
 	e.t.Helper()
 	reg.Key = priv.Public().(ed25519.PublicKey)
 	body, err := e.r.Prepare(reg)
@@ -548,7 +549,7 @@ func (e *env) signedReg(priv ed25519.PrivateKey, reg share.Registration) share.R
 func TestTerminalKey(t *testing.T) {
 	e := newEnv(t)
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	base := share.Registration{Name: "Key Holder", Phone: "030 1234567", Address: "192.0.2.5"}
+	base := client.Registration{Name: "Key Holder", Phone: "030 1234567", Address: "192.0.2.5"}
 
 	// Without a signed body: tell the caller to Prepare first.
 	noSig := base
@@ -592,11 +593,11 @@ func TestTerminalKey(t *testing.T) {
 	if ack3.Terminal != ack.Terminal {
 		t.Errorf("adding a uid changed the handle")
 	}
-	if _, err := e.r.Register(share.Registration{UID: "dev-1"}); !errors.Is(err, share.ErrForbidden) {
+	if _, err := e.r.Register(client.Registration{UID: "dev-1"}); !errors.Is(err, share.ErrForbidden) {
 		t.Errorf("keyless takeover of a keyed uid: %v", err)
 	}
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	if _, err := e.r.Prepare(share.Registration{UID: "dev-1", Key: other.Public().(ed25519.PublicKey)}); !errors.Is(err, share.ErrForbidden) {
+	if _, err := e.r.Prepare(client.Registration{UID: "dev-1", Key: other.Public().(ed25519.PublicKey)}); !errors.Is(err, share.ErrForbidden) {
 		t.Errorf("takeover of a keyed uid with another key: %v", err)
 	}
 	if e.r.Count() != 1 {
@@ -612,11 +613,11 @@ func TestTerminalKeyRejected(t *testing.T) {
 	e := newEnv(t)
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	pub := priv.Public().(ed25519.PublicKey)
-	base := share.Registration{Name: "Key Holder", UID: "k-1"}
+	base := client.Registration{Name: "Key Holder", UID: "k-1"}
 	otherKey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	otherNode, _ := peer.IDFromPrivateKey(otherKey)
 
-	sign := func(b *record.Body) share.Registration {
+	sign := func(b *record.Body) client.Registration {
 		reg := base
 		reg.Key = pub
 		data, err := b.Marshal()
@@ -639,69 +640,69 @@ func TestTerminalKeyRejected(t *testing.T) {
 
 	tests := []struct {
 		name string
-		reg  func() share.Registration
+		reg  func() client.Registration
 		want []error
 		text string
 	}{
-		{"wrong signature", func() share.Registration {
+		{"wrong signature", func() client.Registration {
 			reg := sign(good())
 			reg.Sig = slices.Clone(reg.Sig)
 			reg.Sig[0] ^= 1
 			return reg
 		}, []error{record.ErrBadSignature}, "sig"},
-		{"signed by another key", func() share.Registration {
+		{"signed by another key", func() client.Registration {
 			reg := sign(good())
 			_, k2, _ := ed25519.GenerateKey(rand.Reader)
 			reg.Sig = ed25519.Sign(k2, record.SigningBytes(reg.Body))
 			return reg
 		}, []error{record.ErrBadSignature}, "sig"},
-		{"another node", func() share.Registration {
+		{"another node", func() client.Registration {
 			b := good()
 			b.Node = otherNode.String()
 			return sign(b)
 		}, []error{record.ErrWrongNode}, "body"},
-		{"stale time", func() share.Registration {
+		{"stale time", func() client.Registration {
 			b := good()
 			b.Time = e.clock.Now().Add(-share.SignWindow - time.Second).UnixMilli()
 			return sign(b)
 		}, []error{record.ErrStale}, "body"},
-		{"future time", func() share.Registration {
+		{"future time", func() client.Registration {
 			b := good()
 			b.Time = e.clock.Now().Add(time.Hour).UnixMilli()
 			return sign(b)
 		}, []error{record.ErrStale}, "sig"},
-		{"tampered identifiers in body", func() share.Registration {
+		{"tampered identifiers in body", func() client.Registration {
 			b := good()
 			b.Identifiers.Name = "Someone Else"
 			return sign(b)
 		}, nil, "identifiers"},
-		{"tampered identifiers in registration", func() share.Registration {
+		{"tampered identifiers in registration", func() client.Registration {
 			reg := sign(good())
 			reg.Name = "Someone Else"
 			return reg
 		}, nil, "identifiers"},
-		{"tampered body bytes", func() share.Registration {
+		{"tampered body bytes", func() client.Registration {
 			reg := sign(good())
 			reg.Body = []byte(strings.Replace(string(reg.Body), `"seq":1`, `"seq":9`, 1))
 			return reg
 		}, []error{record.ErrBadSignature}, "sig"},
-		{"other key in body", func() share.Registration {
+		{"other key in body", func() client.Registration {
 			b := good()
 			_, k2, _ := ed25519.GenerateKey(rand.Reader)
 			b.Key = k2.Public().(ed25519.PublicKey)
 			return sign(b)
 		}, nil, "key"},
-		{"undecodable body", func() share.Registration {
+		{"undecodable body", func() client.Registration {
 			reg := sign(good())
 			reg.Body = []byte("{not json")
 			return reg
 		}, []error{record.ErrMalformed}, "body"},
-		{"odd handle", func() share.Registration {
+		{"odd handle", func() client.Registration {
 			b := good()
 			b.Terminal = "../../etc"
 			return sign(b)
 		}, nil, "terminal"},
-		{"body without key", func() share.Registration {
+		{"body without key", func() client.Registration {
 			reg := sign(good())
 			reg.Key = nil
 			return reg
@@ -736,38 +737,38 @@ func TestTerminalKeyRejected(t *testing.T) {
 
 func TestBadInputs(t *testing.T) {
 	e := newEnv(t)
-	e.register(share.Registration{Name: "Existing"})
+	e.register(client.Registration{Name: "Existing"})
 	long := strings.Repeat("a", 257)
 	tests := []struct {
 		name  string
-		reg   share.Registration
+		reg   client.Registration
 		field string
 		want  error
 	}{
-		{"no identifier", share.Registration{Address: "192.0.2.1"}, "", share.ErrNoIdentifier},
-		{"only ip", share.Registration{IP: "192.0.2.1"}, "", share.ErrNoIdentifier},
-		{"bad phone", share.Registration{Phone: "12"}, "phone", ident.ErrInvalidPhone},
-		{"letters as phone", share.Registration{Phone: "call me"}, "phone", ident.ErrInvalidPhone},
-		{"bad ip", share.Registration{Name: "x", IP: "300.1.1.1"}, "ip", ident.ErrInvalidIP},
-		{"bad address", share.Registration{Name: "x", Address: "example.org"}, "address", ident.ErrInvalidIP},
-		{"zone address", share.Registration{Name: "x", Address: "fe80::1%eth0"}, "address", ident.ErrInvalidIP},
-		{"control in name", share.Registration{Name: "a\x00b"}, "name", ident.ErrControl},
-		{"newline in uid", share.Registration{UID: "a\nb"}, "uid", ident.ErrControl},
-		{"blank name", share.Registration{Name: "   "}, "name", ident.ErrEmpty},
-		{"space in uid", share.Registration{UID: "a b"}, "uid", ident.ErrInvalidUID},
-		{"long name", share.Registration{Name: long}, "name", ident.ErrTooLong},
-		{"long uid", share.Registration{UID: long}, "uid", ident.ErrTooLong},
-		{"long phone", share.Registration{Phone: long}, "phone", ident.ErrTooLong},
-		{"long address", share.Registration{Name: "x", Address: long}, "address", ident.ErrTooLong},
-		{"bad status", share.Registration{Name: "x", Status: "away"}, "status", record.ErrBadStatus},
-		{"unknown status", share.Registration{Name: "x", Status: "unknown"}, "status", record.ErrBadStatus},
-		{"short key", share.Registration{Name: "x", Key: make([]byte, 31)}, "key", nil},
-		{"long key", share.Registration{Name: "x", Key: make([]byte, 33)}, "key", nil},
-		{"ttl too short", share.Registration{Name: "x", TTL: 9}, "ttl", share.ErrTTL},
-		{"ttl too long", share.Registration{Name: "x", TTL: 604801}, "ttl", share.ErrTTL},
-		{"negative ttl", share.Registration{Name: "x", TTL: -1}, "ttl", share.ErrTTL},
-		{"huge body", share.Registration{Name: "x", Key: make([]byte, 32), Body: make([]byte, record.MaxBodySize+1), Sig: make([]byte, 64)}, "body", nil},
-		{"short sig", share.Registration{Name: "x", Key: make([]byte, 32), Body: []byte("{}"), Sig: make([]byte, 10)}, "sig", nil},
+		{"no identifier", client.Registration{Address: "192.0.2.1"}, "", share.ErrNoIdentifier},
+		{"only ip", client.Registration{IP: "192.0.2.1"}, "", share.ErrNoIdentifier},
+		{"bad phone", client.Registration{Phone: "12"}, "phone", ident.ErrInvalidPhone},
+		{"letters as phone", client.Registration{Phone: "call me"}, "phone", ident.ErrInvalidPhone},
+		{"bad ip", client.Registration{Name: "x", IP: "300.1.1.1"}, "ip", ident.ErrInvalidIP},
+		{"bad address", client.Registration{Name: "x", Address: "example.org"}, "address", ident.ErrInvalidIP},
+		{"zone address", client.Registration{Name: "x", Address: "fe80::1%eth0"}, "address", ident.ErrInvalidIP},
+		{"control in name", client.Registration{Name: "a\x00b"}, "name", ident.ErrControl},
+		{"newline in uid", client.Registration{UID: "a\nb"}, "uid", ident.ErrControl},
+		{"blank name", client.Registration{Name: "   "}, "name", ident.ErrEmpty},
+		{"space in uid", client.Registration{UID: "a b"}, "uid", ident.ErrInvalidUID},
+		{"long name", client.Registration{Name: long}, "name", ident.ErrTooLong},
+		{"long uid", client.Registration{UID: long}, "uid", ident.ErrTooLong},
+		{"long phone", client.Registration{Phone: long}, "phone", ident.ErrTooLong},
+		{"long address", client.Registration{Name: "x", Address: long}, "address", ident.ErrTooLong},
+		{"bad status", client.Registration{Name: "x", Status: "away"}, "status", record.ErrBadStatus},
+		{"unknown status", client.Registration{Name: "x", Status: "unknown"}, "status", record.ErrBadStatus},
+		{"short key", client.Registration{Name: "x", Key: make([]byte, 31)}, "key", nil},
+		{"long key", client.Registration{Name: "x", Key: make([]byte, 33)}, "key", nil},
+		{"ttl too short", client.Registration{Name: "x", TTL: 9}, "ttl", share.ErrTTL},
+		{"ttl too long", client.Registration{Name: "x", TTL: 604801}, "ttl", share.ErrTTL},
+		{"negative ttl", client.Registration{Name: "x", TTL: -1}, "ttl", share.ErrTTL},
+		{"huge body", client.Registration{Name: "x", Key: make([]byte, 32), Body: make([]byte, record.MaxBodySize+1), Sig: make([]byte, 64)}, "body", nil},
+		{"short sig", client.Registration{Name: "x", Key: make([]byte, 32), Body: []byte("{}"), Sig: make([]byte, 10)}, "sig", nil},
 	}
 	before := e.pub.numCalls()
 	for _, tt := range tests {
@@ -796,17 +797,17 @@ func TestBadInputs(t *testing.T) {
 		t.Errorf("rejected registrations changed state: Count %d, publisher calls %d", e.r.Count(), e.pub.numCalls())
 	}
 	// Bounds are inclusive.
-	e.register(share.Registration{Name: "min", TTL: 10})
-	e.register(share.Registration{Name: "max", TTL: 604800})
-	e.register(share.Registration{Name: strings.Repeat("b", 256)})
+	e.register(client.Registration{Name: "min", TTL: 10})
+	e.register(client.Registration{Name: "max", TTL: 604800})
+	e.register(client.Registration{Name: strings.Repeat("b", 256)})
 }
 
 func TestMatch(t *testing.T) {
 	e := newEnv(t)
-	jonas := e.register(share.Registration{Name: "Jonas Müller", Phone: "+49 30 1234567", UID: "u-jonas", IP: "192.0.2.9"}).Terminal
-	johanna := e.register(share.Registration{Name: "JOHANNA Mueller-Lüdenscheid"}).Terminal
-	joe := e.register(share.Registration{Name: "Joe Smith", Phone: "+49 30 1234567"}).Terminal
-	long := e.register(share.Registration{Name: "Donaudampfschifffahrtsgesellschaft Kapitän"}).Terminal
+	jonas := e.register(client.Registration{Name: "Jonas Müller", Phone: "+49 30 1234567", UID: "u-jonas", IP: "192.0.2.9"}).Terminal
+	johanna := e.register(client.Registration{Name: "JOHANNA Mueller-Lüdenscheid"}).Terminal
+	joe := e.register(client.Registration{Name: "Joe Smith", Phone: "+49 30 1234567"}).Terminal
+	long := e.register(client.Registration{Name: "Donaudampfschifffahrtsgesellschaft Kapitän"}).Terminal
 
 	tests := []struct {
 		q    ident.ID
@@ -862,8 +863,8 @@ func TestMatch(t *testing.T) {
 
 func TestPublisherSharedIdentifiers(t *testing.T) {
 	e := newEnv(t)
-	a := e.register(share.Registration{Name: "Anna Schmidt", Phone: "+49 30 1234567"}).Terminal
-	b := e.register(share.Registration{Name: "Anna Berg", Phone: "030 1234567"}).Terminal
+	a := e.register(client.Registration{Name: "Anna Schmidt", Phone: "+49 30 1234567"}).Terminal
+	b := e.register(client.Registration{Name: "Anna Berg", Phone: "030 1234567"}).Terminal
 	if err := e.r.Remove(a); err != nil {
 		t.Fatal(err)
 	}
@@ -890,7 +891,7 @@ func TestConcurrentSameUID(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 32 {
 		wg.Go(func() {
-			if _, err := e.r.Register(share.Registration{UID: "same", Name: strings.Repeat("n", i+1)}); err != nil {
+			if _, err := e.r.Register(client.Registration{UID: "same", Name: strings.Repeat("n", i+1)}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -939,7 +940,7 @@ func TestServeAndClose(t *testing.T) {
 	if err := e.r.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := e.r.Register(share.Registration{Name: "late"}); !errors.Is(err, share.ErrClosed) {
+	if _, err := e.r.Register(client.Registration{Name: "late"}); !errors.Is(err, share.ErrClosed) {
 		t.Errorf("Register after Close: %v", err)
 	}
 	if err := e.r.Serve(context.Background()); !errors.Is(err, share.ErrClosed) {
@@ -965,8 +966,8 @@ func TestOpenOptions(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e := newEnv(t, func(o *share.Options) { o.Registerer = reg })
-	e.register(share.Registration{Name: "A", TTL: 10})
-	e.r.Register(share.Registration{Phone: "1"})
+	e.register(client.Registration{Name: "A", TTL: 10})
+	e.r.Register(client.Registration{Phone: "1"})
 	e.clock.Add(time.Minute)
 	e.sweep()
 	got := map[string]float64{}
@@ -1010,15 +1011,15 @@ func TestRegisterChecked(t *testing.T) {
 	e := newEnv(t)
 	var asked []string
 	refuse := func(h string) error { asked = append(asked, h); return share.ErrForbidden }
-	held := e.register(share.Registration{UID: "held", Address: "192.0.2.1"})
-	if _, err := e.r.RegisterChecked(share.Registration{UID: "fresh"}, refuse); err != nil || len(asked) != 0 {
+	held := e.register(client.Registration{UID: "held", Address: "192.0.2.1"})
+	if _, err := e.r.RegisterChecked(client.Registration{UID: "fresh"}, refuse); err != nil || len(asked) != 0 {
 		t.Fatalf("new uid: %v, asked %v", err, asked)
 	}
-	if _, err := e.r.RegisterChecked(share.Registration{UID: "held", Address: "192.0.2.66"}, refuse); !errors.Is(err, share.ErrForbidden) {
+	if _, err := e.r.RegisterChecked(client.Registration{UID: "held", Address: "192.0.2.66"}, refuse); !errors.Is(err, share.ErrForbidden) {
 		t.Errorf("key-less update refused by mayUpdate: %v", err)
 	}
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	if _, err := e.r.RegisterChecked(e.signedReg(priv, share.Registration{UID: "held"}), refuse); !errors.Is(err, share.ErrForbidden) {
+	if _, err := e.r.RegisterChecked(e.signedReg(priv, client.Registration{UID: "held"}), refuse); !errors.Is(err, share.ErrForbidden) {
 		t.Errorf("a key claiming a key-less uid: %v", err)
 	}
 	if len(asked) != 2 || asked[0] != held.Terminal || asked[1] != held.Terminal {
@@ -1029,12 +1030,12 @@ func TestRegisterChecked(t *testing.T) {
 	}
 	// The terminal's own key needs no say-so.
 	asked = nil
-	mine := e.register(e.signedReg(priv, share.Registration{UID: "mine"}))
-	again, err := e.r.RegisterChecked(e.signedReg(priv, share.Registration{UID: "mine", Status: "busy"}), refuse)
+	mine := e.register(e.signedReg(priv, client.Registration{UID: "mine"}))
+	again, err := e.r.RegisterChecked(e.signedReg(priv, client.Registration{UID: "mine", Status: "busy"}), refuse)
 	if err != nil || again.Terminal != mine.Terminal || len(asked) != 0 {
 		t.Errorf("keyed re-registration: %v, %s (want %s), asked %v", err, again.Terminal, mine.Terminal, asked)
 	}
-	if _, err := e.r.RegisterChecked(share.Registration{UID: "held", Address: "192.0.2.2"}, func(string) error { return nil }); err != nil {
+	if _, err := e.r.RegisterChecked(client.Registration{UID: "held", Address: "192.0.2.2"}, func(string) error { return nil }); err != nil {
 		t.Errorf("allowed update: %v", err)
 	}
 }
@@ -1046,7 +1047,7 @@ func TestRegisterChecked(t *testing.T) {
 // by today's keys after an upgrade.
 func TestReopenDerivesKeys(t *testing.T) {
 	e := newEnv(t)
-	e.register(share.Registration{Name: "Łukasz O'Brien"})
+	e.register(client.Registration{Name: "Łukasz O'Brien"})
 	e.reopen()
 	for _, v := range []string{"lukasz o'brien", "lukasz", "o", "brien", "obrien"} {
 		if !slices.Contains(e.pub.published, nameID(v)) {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/p2pstream"
 	"github.com/irmv/irmv/search"
@@ -417,7 +418,7 @@ func (n *simnet) register(ctx context.Context, res *Result) error {
 		for t := range n.cfg.TerminalsPerNode {
 			uid := fmt.Sprintf("sim-%d-%d", i, t)
 			s := time.Now()
-			ack, err := sn.reg.Register(share.Registration{UID: uid, Address: "10.200.0.1"})
+			ack, err := sn.reg.Register(client.Registration{UID: uid, Address: "10.200.0.1"})
 			d := time.Since(s)
 			mu.Lock()
 			if err != nil && ferr == nil {
@@ -560,7 +561,7 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 	}
 	warm := connected[to.h.ID()]
 	t0 := time.Now()
-	rs, err := from.srch.Search(lctx, search.Query{Text: "uid:" + t.uid, Via: search.ViaDHT, Limit: 1})
+	rs, err := from.srch.Search(lctx, client.Query{Text: "uid:" + t.uid, Via: client.ViaDHT, Limit: 1})
 	if err != nil {
 		return lookup{class: class, warm: warm, dhtHops: -1, counted: -1}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/search"
 )
 
@@ -39,7 +40,7 @@ type Switch interface {
 
 // Resolver finds the terminal an identifier means, with the rules of
 // `irmv call`: search.Service.Resolve.
-type Resolver func(ctx context.Context, q search.Query) (search.Result, []search.Result, error)
+type Resolver func(ctx context.Context, q client.Query) (client.Result, []client.Result, error)
 
 // bridgeCall is one call between a SIP phone and an irmv terminal, with
 // the node in the media path.
@@ -222,7 +223,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	target, _, err := s.o.Resolve(ctx, search.Query{Text: who, Timeout: resolveTimeout - time.Second})
+	target, _, err := s.o.Resolve(ctx, client.Query{Text: who, Timeout: resolveTimeout - time.Second})
 	cancel()
 	switch {
 	case errors.Is(err, search.ErrAmbiguous):

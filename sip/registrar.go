@@ -33,17 +33,13 @@ type binding struct {
 	diskExpires int64
 }
 
-// Binding is a registered phone as GET /v1/sip/bindings lists it
-// (package client's SIPBinding).
-type Binding = client.SIPBinding
-
 // Bindings lists the registered phones.
-func (s *Server) Bindings() []Binding {
+func (s *Server) Bindings() []client.SIPBinding {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Binding, 0, len(s.bindings))
+	out := make([]client.SIPBinding, 0, len(s.bindings))
 	for _, b := range s.bindings {
-		out = append(out, Binding{AOR: b.AOR, Contact: b.Contact, Source: b.Source, Transport: b.Transport,
+		out = append(out, client.SIPBinding{AOR: b.AOR, Contact: b.Contact, Source: b.Source, Transport: b.Transport,
 			Terminal: b.Terminal, ExpiresAt: time.UnixMilli(b.Expires).UTC()})
 	}
 	return out
@@ -263,7 +259,7 @@ func (s *Server) bind(r register, usr User, req *sip.Request, srcIP netip.Addr, 
 		}
 	}
 	if !refreshed {
-		reg := share.Registration{
+		reg := client.Registration{
 			Name: nb.Name, UID: r.aor, Phone: nb.Phone, TTL: int(nb.TTL),
 		}
 		if srcIP.IsValid() {

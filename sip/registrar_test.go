@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/share"
@@ -70,7 +71,7 @@ func (e *testEnv) start() {
 
 func (e *testEnv) addUser(user, pass, name, phone string) {
 	e.t.Helper()
-	if _, err := e.s.AddUser(NewUser{User: user, Password: pass, Name: name, Phone: phone}); err != nil {
+	if _, err := e.s.AddUser(client.SIPUser{User: user, Password: pass, Name: name, Phone: phone}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -138,13 +139,13 @@ func registerAuth(t *testing.T, c *sipgo.Client, req *sip.Request, user, pass st
 	return res
 }
 
-func (e *testEnv) terminalByUID(uid string) (share.Terminal, bool) {
+func (e *testEnv) terminalByUID(uid string) (client.Terminal, bool) {
 	for _, term := range e.reg.List() {
 		if term.Identifiers.UID == uid {
 			return term, true
 		}
 	}
-	return share.Terminal{}, false
+	return client.Terminal{}, false
 }
 
 func TestRegisterDigest(t *testing.T) {

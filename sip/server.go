@@ -22,6 +22,7 @@ import (
 
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/share"
 )
@@ -59,8 +60,8 @@ var DefaultAlgorithms = []string{"MD5"}
 // Directory is what the SIP side needs from the register of hosted
 // terminals (share.Registry implements it).
 type Directory interface {
-	RegisterChecked(reg share.Registration, mayUpdate func(terminal string) error) (share.Ack, error)
-	Heartbeat(terminal string) (share.Ack, error)
+	RegisterChecked(reg client.Registration, mayUpdate func(terminal string) error) (client.Ack, error)
+	Heartbeat(terminal string) (client.Ack, error)
 	Remove(terminal string) error
 }
 
@@ -374,14 +375,14 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // AddUser sets (or replaces) a SIP user's credentials.
-func (s *Server) AddUser(nu NewUser) (UserInfo, error) { return s.users.set(nu) }
+func (s *Server) AddUser(nu client.SIPUser) (client.SIPUserInfo, error) { return s.users.set(nu) }
 
 // RemoveUser deletes a SIP user's credentials; its binding stays until it
 // expires or the phone unregisters.
 func (s *Server) RemoveUser(user string) error { return s.users.remove(user) }
 
 // Users lists the SIP users (without hashes).
-func (s *Server) Users() []UserInfo { return s.users.list() }
+func (s *Server) Users() []client.SIPUserInfo { return s.users.list() }
 
 // udpReadBuffer is the SIP UDP socket's receive buffer; Linux caps it at
 // net.core.rmem_max.

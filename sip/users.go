@@ -42,14 +42,6 @@ type User struct {
 	HA1SHA256 string `json:"ha1_sha256"`
 }
 
-// UserInfo (a SIP user as the API lists it: no hashes) and NewUser (what
-// an operator sets, POST /v1/sip/users) are API shapes, defined in package
-// client.
-type (
-	UserInfo = client.SIPUserInfo
-	NewUser  = client.SIPUser
-)
-
 // ha1 is H(user:realm:password) in lower-case hex.
 func ha1(h hash.Hash, user, realm, password string) string {
 	h.Write([]byte(user + ":" + realm + ":" + password))
@@ -71,7 +63,7 @@ func validUser(u string) error {
 	return nil
 }
 
-func checkNewUser(nu NewUser) error {
+func checkNewUser(nu client.SIPUser) error {
 	if err := validUser(nu.User); err != nil {
 		return err
 	}
@@ -113,9 +105,9 @@ func (u *users) get(name string) (User, bool) {
 	return usr, ok
 }
 
-func (u *users) set(nu NewUser) (UserInfo, error) {
+func (u *users) set(nu client.SIPUser) (client.SIPUserInfo, error) {
 	if err := checkNewUser(nu); err != nil {
-		return UserInfo{}, err
+		return client.SIPUserInfo{}, err
 	}
 	usr := User{
 		User: nu.User, Realm: u.realm, Name: nu.Name, Phone: nu.Phone,
@@ -124,12 +116,12 @@ func (u *users) set(nu NewUser) (UserInfo, error) {
 	}
 	data, err := json.Marshal(usr)
 	if err != nil {
-		return UserInfo{}, err
+		return client.SIPUserInfo{}, err
 	}
 	if err := u.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketUsers).Put([]byte(usr.User), data)
 	}); err != nil {
-		return UserInfo{}, fmt.Errorf("sip: store user %q: %w", usr.User, err)
+		return client.SIPUserInfo{}, fmt.Errorf("sip: store user %q: %w", usr.User, err)
 	}
 	u.mu.Lock()
 	u.byU[usr.User] = usr
@@ -155,17 +147,17 @@ func (u *users) remove(name string) error {
 	return nil
 }
 
-func (u *users) list() []UserInfo {
+func (u *users) list() []client.SIPUserInfo {
 	u.mu.RLock()
-	out := make([]UserInfo, 0, len(u.byU))
+	out := make([]client.SIPUserInfo, 0, len(u.byU))
 	for _, usr := range u.byU {
 		out = append(out, usr.info())
 	}
 	u.mu.RUnlock()
-	slices.SortFunc(out, func(a, b UserInfo) int { return strings.Compare(a.User, b.User) })
+	slices.SortFunc(out, func(a, b client.SIPUserInfo) int { return strings.Compare(a.User, b.User) })
 	return out
 }
 
-func (usr User) info() UserInfo {
-	return UserInfo{User: usr.User, Realm: usr.Realm, Name: usr.Name, Phone: usr.Phone}
+func (usr User) info() client.SIPUserInfo {
+	return client.SIPUserInfo{User: usr.User, Realm: usr.Realm, Name: usr.Name, Phone: usr.Phone}
 }

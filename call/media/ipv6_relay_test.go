@@ -10,6 +10,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/test"
 
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/call/turn"
 	"github.com/irmv/irmv/internal/testenv"
 )
@@ -54,7 +55,7 @@ func TestRelayOnlyCallIPv6(t *testing.T) {
 		}
 	}
 	for name, peer := range map[string]*Peer{"caller": p.caller, "callee": p.callee} {
-		if r := peer.Route(); r != RouteRelayed {
+		if r := peer.Route(); r != signal.RouteRelayed {
 			t.Errorf("%s route %q, want relayed", name, r)
 		}
 		if s := selectedPair(peer); !isIPv6Pair(s) {

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/transport/v5/test"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/internal/testenv"
 )
 
@@ -48,7 +49,7 @@ func TestCallIPv6(t *testing.T) {
 	}
 	wait(t, p.callee.Connected(), "callee connected")
 	t.Logf("connected over IPv6 after %v", time.Since(start))
-	if r := p.caller.Route(); r != RouteDirect {
+	if r := p.caller.Route(); r != signal.RouteDirect {
 		t.Errorf("route %q, want direct", r)
 	}
 	for _, side := range []string{"caller", "callee"} {

@@ -267,7 +267,7 @@ func TestCall(t *testing.T) {
 	for name, peer := range map[string]*Peer{"caller": p.caller, "callee": p.callee} {
 		q := peer.Stats()
 		t.Logf("%s quality: %+v", name, q)
-		if q.Route != RouteDirect || peer.Route() != RouteDirect {
+		if q.Route != signal.RouteDirect || peer.Route() != signal.RouteDirect {
 			t.Errorf("%s route %q, want direct", name, q.Route)
 		}
 		if q.Loss != 0 {
@@ -426,7 +426,7 @@ func TestRelayOnlyCall(t *testing.T) {
 	go func() { playDone <- p.caller.Play(bytes.NewReader(readFixture(t))) }()
 	wait(t, p.callee.FirstPacket(), "first packet through the relay")
 	for name, peer := range map[string]*Peer{"caller": p.caller, "callee": p.callee} {
-		if r := peer.Route(); r != RouteRelayed {
+		if r := peer.Route(); r != signal.RouteRelayed {
 			t.Errorf("%s route %q, want relayed", name, r)
 		}
 	}
@@ -483,7 +483,7 @@ func TestRestartICE(t *testing.T) {
 	case <-time.After(waitLong):
 		t.Fatal("no text after ICE restart")
 	}
-	if r := p.caller.Route(); r != RouteDirect {
+	if r := p.caller.Route(); r != signal.RouteDirect {
 		t.Fatalf("route %q after restart", r)
 	}
 }

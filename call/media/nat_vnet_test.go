@@ -234,7 +234,7 @@ func TestSymmetricNATsNeedRelay(t *testing.T) {
 		wait(t, p.callee.Connected(), "callee connected")
 		t.Logf("connected through the relay after %v", time.Since(start))
 		for name, peer := range map[string]*Peer{"caller": p.caller, "callee": p.callee} {
-			if r := peer.Route(); r != RouteRelayed {
+			if r := peer.Route(); r != signal.RouteRelayed {
 				t.Errorf("%s route %q, want relayed", name, r)
 			}
 		}
@@ -281,7 +281,7 @@ func TestRelayOnlyHidesAddresses(t *testing.T) {
 			wait(t, p.caller.Connected(), "caller connected")
 			wait(t, p.callee.Connected(), "callee connected")
 			for name, peer := range map[string]*Peer{"caller": p.caller, "callee": p.callee} {
-				if r := peer.Route(); r != RouteRelayed {
+				if r := peer.Route(); r != signal.RouteRelayed {
 					t.Errorf("%s route %q, want relayed", name, r)
 				}
 			}

@@ -10,9 +10,7 @@ import (
 
 // Routes reported by [Peer.Route] and in [Quality].
 const (
-	RouteUnknown = ""                  // no candidate pair selected yet
-	RouteDirect  = signal.RouteDirect  // host, server- or peer-reflexive candidates on both ends
-	RouteRelayed = signal.RouteRelayed // a TURN relay on at least one end
+	RouteUnknown = "" // no candidate pair selected yet
 )
 
 // Quality is a sample of a running call's quality, in the units of the
@@ -28,7 +26,7 @@ type Quality struct {
 	// RTT is the round-trip time in seconds of the selected candidate pair
 	// (ICE consent checks), or from the RTCP reports where that is missing.
 	RTT float64 `json:"rtt"`
-	// Route is RouteDirect, RouteRelayed or RouteUnknown.
+	// Route is signal.RouteDirect, signal.RouteRelayed or RouteUnknown.
 	Route string `json:"route"`
 	// PacketsReceived counts the audio packets received.
 	PacketsReceived uint32 `json:"packets_received"`
@@ -184,7 +182,7 @@ func (r reading) since(prev reading) Quality {
 
 // Route tells whether the media runs directly between the terminals or
 // through a TURN relay, judged by the selected ICE candidate pair:
-// [RouteDirect], [RouteRelayed], or [RouteUnknown] before one is selected.
+// [signal.RouteDirect], [signal.RouteRelayed], or [RouteUnknown] before one is selected.
 func (p *Peer) Route() string {
 	ice := p.iceTransport()
 	if ice == nil {
@@ -195,9 +193,9 @@ func (p *Peer) Route() string {
 		return RouteUnknown
 	}
 	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
-		return RouteRelayed
+		return signal.RouteRelayed
 	}
-	return RouteDirect
+	return signal.RouteDirect
 }
 
 // iceTransport is the (bundled) ICE transport, nil before negotiation.

@@ -112,17 +112,17 @@ func TestCallSurvivesAddressChange(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Call: %v (%s)", err, evA)
 	}
-	evA.wait(t, EventConnected, c.ID())
+	evA.wait(t, client.EventConnected, c.ID())
 	waitSamples(t, evA, c.ID(), 6) // the change comes in the middle of the call
 	changed := time.Now()
 	ipCmd(t, "addr", "del", "10.98.1.1/24", "dev", "d2")
 	ipCmd(t, "addr", "add", "10.98.2.1/24", "dev", "d2")
-	route := evA.wait(t, EventRoute, c.ID())
+	route := evA.wait(t, client.EventRoute, c.ID())
 	t.Logf("caller's route event %v after the address change: %s → %s (%s)", route.Time.Sub(changed), route.From, route.To, route.Reason)
 	if route.Reason != ReasonMoved {
 		t.Errorf("route event reason %q, want %q", route.Reason, ReasonMoved)
 	}
-	ended := evA.wait(t, EventEnded, c.ID())
+	ended := evA.wait(t, client.EventEnded, c.ID())
 	if ended.Reason != "hangup" {
 		t.Fatalf("call ended: %q, want the caller's hangup (%s)", ended.Reason, evA)
 	}

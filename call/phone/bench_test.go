@@ -60,7 +60,7 @@ func benchCalls(b *testing.B, lookup bool) {
 			b.Fatalf("Call: %v", err)
 		}
 		returned += time.Since(t0)
-		e := evB.wait(b, EventConnected, c.ID())
+		e := evB.wait(b, client.EventConnected, c.ID())
 		if lookup {
 			setup += e.Time.Sub(t0)
 		} else {
@@ -68,7 +68,7 @@ func benchCalls(b *testing.B, lookup bool) {
 		}
 		b.StopTimer()
 		c.Hangup()
-		evB.wait(b, EventEnded, c.ID())
+		evB.wait(b, client.EventEnded, c.ID())
 		waitIdle(b, callee)
 		// Stay under the node's per-terminal message rate (50/s): a call
 		// is about five messages each way.

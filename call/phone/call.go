@@ -52,7 +52,7 @@ type Call struct {
 	id       string
 	outgoing bool
 	remote   signal.Party
-	bridged  atomic.Bool // the other party is behind a SIP bridge (Event.Bridged)
+	bridged  atomic.Bool // the other party is behind a SIP bridge (client.Event.Bridged)
 	start    time.Time   // invite sent (caller) or received (callee)
 
 	in        chan signal.Msg
@@ -156,7 +156,7 @@ func (c *Call) remoteKey() ed25519.PublicKey {
 // onControl takes a control message from the other party's data channel.
 func (c *Call) onControl(b []byte) {
 	if digit, d, ok := media.ParseDTMF(b); ok {
-		c.emit(Event{Type: EventDTMF, Digit: string(digit), DurationMS: int(d / time.Millisecond)})
+		c.emit(client.Event{Type: client.EventDTMF, Digit: string(digit), DurationMS: int(d / time.Millisecond)})
 		return
 	}
 	var m rosterMsg
@@ -213,17 +213,17 @@ func (c *Call) deliver(m signal.Msg) {
 	}
 }
 
-func (c *Call) emit(e Event) {
+func (c *Call) emit(e client.Event) {
 	e.Call = c.id
 	e.Conference = c.confID
 	// In a conference every leg's samples and route changes say whose
 	// they are too.
-	inConf := c.confID != "" && (e.Type == EventQuality || e.Type == EventRoute)
-	if e.Peer == nil && (inConf || e.Type == EventIncoming || e.Type == EventConnected || e.Type == EventEnded) {
+	inConf := c.confID != "" && (e.Type == client.EventQuality || e.Type == client.EventRoute)
+	if e.Peer == nil && (inConf || e.Type == client.EventIncoming || e.Type == client.EventConnected || e.Type == client.EventEnded) {
 		r := c.remote
 		e.Peer = &r
 	}
-	if e.Type == EventIncoming || e.Type == EventConnected || e.Type == EventEnded {
+	if e.Type == client.EventIncoming || e.Type == client.EventConnected || e.Type == client.EventEnded {
 		e.Bridged = c.bridged.Load()
 	}
 	c.p.emit(e)
@@ -259,13 +259,13 @@ func (c *Call) startMedia(peer *media.Peer, play, record string) {
 			defer c.wg.Done()
 			f, err := os.Open(play)
 			if err != nil {
-				c.emit(Event{Type: EventWarning, Reason: "play: " + err.Error()})
+				c.emit(client.Event{Type: client.EventWarning, Reason: "play: " + err.Error()})
 				return
 			}
 			defer f.Close()
 			waitOtherSide(peer)
 			if err := peer.Play(f); err != nil && !errors.Is(err, media.ErrClosed) {
-				c.emit(Event{Type: EventWarning, Reason: "play: " + err.Error()})
+				c.emit(client.Event{Type: client.EventWarning, Reason: "play: " + err.Error()})
 			}
 		}()
 	}
@@ -275,13 +275,13 @@ func (c *Call) startMedia(peer *media.Peer, play, record string) {
 // with the first audio that arrives.
 func (c *Call) startRecording(peer *media.Peer, record string) {
 	if err := os.MkdirAll(filepath.Dir(record), 0o755); err != nil {
-		c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+		c.emit(client.Event{Type: client.EventWarning, Reason: "record: " + err.Error()})
 		return
 	}
 	f := &recordFile{path: record}
 	wait, err := peer.StartRecording(f)
 	if err != nil {
-		c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+		c.emit(client.Event{Type: client.EventWarning, Reason: "record: " + err.Error()})
 		return
 	}
 	// The recorder is in place before this returns: no packet that
@@ -295,7 +295,7 @@ func (c *Call) startRecording(peer *media.Peer, record string) {
 			err = cerr
 		}
 		if err != nil {
-			c.emit(Event{Type: EventWarning, Reason: "record: " + err.Error()})
+			c.emit(client.Event{Type: client.EventWarning, Reason: "record: " + err.Error()})
 		}
 		// Nothing arrived (a silent conference leg): no file. finish reads
 		// c.record after Wait. A G.711 call's recording is a .wav.
@@ -452,10 +452,10 @@ func (p *Phone) call(ctx context.Context, to client.Result, o CallOptions, cf *C
 	p.mu.Unlock()
 
 	if remoteKey == nil {
-		c.emit(Event{Type: EventWarning, Reason: "the callee has no key: its identity cannot be verified"})
+		c.emit(client.Event{Type: client.EventWarning, Reason: "the callee has no key: its identity cannot be verified"})
 	} else {
 		for _, w := range p.known.check(to.Identifiers, remoteKey) {
-			c.emit(Event{Type: EventWarning, Reason: w})
+			c.emit(client.Event{Type: client.EventWarning, Reason: w})
 		}
 	}
 
@@ -533,7 +533,7 @@ func (c *Call) ring(ctx context.Context, peer *media.Peer, remoteKey ed25519.Pub
 			case m.Type == signal.TypeRinging:
 				if !rang {
 					rang = true
-					c.emit(Event{Type: EventRinging, Peer: &c.remote})
+					c.emit(client.Event{Type: client.EventRinging, Peer: &c.remote})
 				}
 			case m.Type == signal.TypeAccept:
 				if m.Desc == nil {
@@ -625,7 +625,7 @@ func (c *Call) waitMedia(ctx context.Context, peer *media.Peer) error {
 // (a candidate over the rate limit, say); the call goes on.
 func (c *Call) nodeError(m signal.Msg) {
 	c.p.log.Warn("Node refused a call message", "call", c.id, "reason", m.Reason)
-	c.emit(Event{Type: EventWarning, Reason: "node: " + m.Reason})
+	c.emit(client.Event{Type: client.EventWarning, Reason: "node: " + m.Reason})
 }
 
 // live runs a connected call until it ends: it samples the quality every
@@ -657,7 +657,7 @@ func (c *Call) live(hangupAfter time.Duration) {
 		}
 		c.connEmitted = true
 		sw.route = peer.Route()
-		c.emit(Event{Type: EventConnected, SetupMS: ms(at.Sub(c.start)), Route: sw.route, Codec: peer.Codec().String()})
+		c.emit(client.Event{Type: client.EventConnected, SetupMS: ms(at.Sub(c.start)), Route: sw.route, Codec: peer.Codec().String()})
 	}
 	// The next leg's progress: connected, then its chat channel open.
 	var nextUp, nextChat, nextDone <-chan struct{}
@@ -835,7 +835,7 @@ func (c *Call) finish(reason string, notify bool) {
 			p.setBusy(false)
 		}
 		p.log.Info("Call ended", "call", c.id, "reason", reason)
-		c.emit(Event{Type: EventEnded, Reason: reason, Record: c.record})
+		c.emit(client.Event{Type: client.EventEnded, Reason: reason, Record: c.record})
 		close(c.done)
 	})
 }
@@ -848,7 +848,7 @@ func (c *Call) answer(ctx context.Context, inv signal.Msg) {
 		c.finish("failed", false)
 		return
 	}
-	c.emit(Event{Type: EventIncoming})
+	c.emit(client.Event{Type: client.EventIncoming})
 
 	decided := make(chan bool, 1)
 	askCtx, cancelAsk := context.WithCancel(ctx)
@@ -915,7 +915,7 @@ wait:
 	if len(c.remote.Key) > 0 {
 		remoteKey = c.remote.Key
 	} else {
-		c.emit(Event{Type: EventWarning, Reason: "the caller has no key: its identity cannot be verified"})
+		c.emit(client.Event{Type: client.EventWarning, Reason: "the caller has no key: its identity cannot be verified"})
 	}
 	if c.confID != "" && c.Conference() == nil {
 		// The first invitation of a conference: this phone joins it.
@@ -943,7 +943,7 @@ wait:
 		reason := "failed"
 		if errors.Is(err, signal.ErrBadFingerprintSig) || errors.Is(err, signal.ErrFingerprintMismatch) {
 			reason = "identity"
-			c.emit(Event{Type: EventWarning, Reason: "the caller's offer does not verify: " + err.Error()})
+			c.emit(client.Event{Type: client.EventWarning, Reason: "the caller's offer does not verify: " + err.Error()})
 		}
 		p.log.Warn("Cannot answer", "call", c.id, "err", err)
 		c.finish(reason, true)

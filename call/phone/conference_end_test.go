@@ -62,7 +62,7 @@ func TestConferenceEndsWithCaller(t *testing.T) {
 	for _, ev := range []*events{evB, evC} {
 		ev.mu.Lock()
 		for _, e := range ev.list {
-			if e.Type == EventEnded && e.Peer != nil && e.Peer.Terminal != aT && e.Reason != "conference over" && e.Reason != "hangup" {
+			if e.Type == client.EventEnded && e.Peer != nil && e.Peer.Terminal != aT && e.Reason != "conference over" && e.Reason != "hangup" {
 				t.Errorf("B–C leg ended with %q", e.Reason)
 			}
 		}

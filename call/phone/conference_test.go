@@ -100,7 +100,7 @@ func TestConference(t *testing.T) {
 			ev.mu.Lock()
 			defer ev.mu.Unlock()
 			for _, e := range ev.list {
-				if e.Type == EventEnded && e.Peer != nil && e.Peer.Terminal == aT {
+				if e.Type == client.EventEnded && e.Peer != nil && e.Peer.Terminal == aT {
 					rec = e.Record
 					return true
 				}

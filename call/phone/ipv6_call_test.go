@@ -187,7 +187,7 @@ func TestCallIPv6(t *testing.T) {
 		t.Fatalf("Call: %v (events %s)", err, evA)
 	}
 	for name, ev := range map[string]*events{"caller": evA, "callee": evB} {
-		e := ev.wait(t, EventConnected, c.ID())
+		e := ev.wait(t, client.EventConnected, c.ID())
 		t.Logf("%s connected: setup %.1f ms, route %s", name, e.SetupMS, e.Route)
 		if e.Route != "direct" {
 			t.Errorf("%s connected event %+v: want route direct", name, e)
@@ -217,8 +217,8 @@ func TestCallIPv6(t *testing.T) {
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
 	}
-	evA.wait(t, EventEnded, c.ID())
-	endB := evB.wait(t, EventEnded, c.ID())
+	evA.wait(t, client.EventEnded, c.ID())
+	endB := evB.wait(t, client.EventEnded, c.ID())
 	checkRecording(t, endB.Record, want)
 }
 
@@ -290,7 +290,7 @@ func TestCallDualStackIPv6(t *testing.T) {
 		t.Fatalf("Call: %v (events %s)", err, evA)
 	}
 	for name, ev := range map[string]*events{"caller": evA, "callee": evB} {
-		e := ev.wait(t, EventConnected, c.ID())
+		e := ev.wait(t, client.EventConnected, c.ID())
 		t.Logf("%s connected: setup %.1f ms, route %s", name, e.SetupMS, e.Route)
 	}
 	checkPair(t, "caller", pairsA)
@@ -298,8 +298,8 @@ func TestCallDualStackIPv6(t *testing.T) {
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
 	}
-	evA.wait(t, EventEnded, c.ID())
-	evB.wait(t, EventEnded, c.ID())
+	evA.wait(t, client.EventEnded, c.ID())
+	evB.wait(t, client.EventEnded, c.ID())
 }
 
 // TestPrivateCallIPv6: a private terminal (relay-only, registered
@@ -345,7 +345,7 @@ func TestPrivateCallIPv6(t *testing.T) {
 		t.Fatalf("Call: %v (events %s)", err, evA)
 	}
 	for name, ev := range map[string]*events{"caller": evA, "callee": evB} {
-		e := ev.wait(t, EventConnected, c.ID())
+		e := ev.wait(t, client.EventConnected, c.ID())
 		t.Logf("%s connected: setup %.1f ms, route %s", name, e.SetupMS, e.Route)
 		if e.Route != "relayed" {
 			t.Errorf("%s connected on the %q route, want relayed", name, e.Route)
@@ -373,7 +373,7 @@ func TestPrivateCallIPv6(t *testing.T) {
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
 	}
-	evA.wait(t, EventEnded, c.ID())
-	endB := evB.wait(t, EventEnded, c.ID())
+	evA.wait(t, client.EventEnded, c.ID())
+	endB := evB.wait(t, client.EventEnded, c.ID())
 	checkRecording(t, endB.Record, want)
 }

@@ -48,10 +48,10 @@ func TestKeylessCallerWarned(t *testing.T) {
 		To: &signal.Party{Node: n.ID().String(), Terminal: b.Ack().Terminal}}); err != nil {
 		t.Fatal(err)
 	}
-	w := ev.wait(t, EventWarning, id)
+	w := ev.wait(t, client.EventWarning, id)
 	if !strings.Contains(w.Reason, "caller has no key") {
 		t.Fatalf("warning %q", w.Reason)
 	}
 	wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeHangup, Call: id})
-	ev.wait(t, EventEnded, id)
+	ev.wait(t, client.EventEnded, id)
 }

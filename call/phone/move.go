@@ -94,7 +94,7 @@ func (p *Phone) Move(ctx context.Context, cl *client.Client) error {
 		old.Close(websocket.StatusNormalClosure, "moved to another node")
 	}
 	p.log.Info("Moved", "from", prev, "to", cl.Base, "terminal", ack.Terminal)
-	p.emit(Event{Type: EventMoved, Self: p.self(), Reason: "moved from " + prev})
+	p.emit(client.Event{Type: client.EventMoved, Self: p.self(), Reason: "moved from " + prev})
 	return nil
 }
 
@@ -152,7 +152,7 @@ func (p *Phone) superseded(conn *websocket.Conn, node string) {
 	p.node = node
 	p.mu.Unlock()
 	p.log.Warn("Registered at another node; stopping", "node", node)
-	p.emit(Event{Type: EventSuperseded, Reason: "this terminal registered at node " + node})
+	p.emit(client.Event{Type: client.EventSuperseded, Reason: "this terminal registered at node " + node})
 	p.endCalls("moved")
 	conn.Close(websocket.StatusNormalClosure, "superseded")
 	close(p.done)

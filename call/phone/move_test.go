@@ -88,7 +88,7 @@ func TestCallSurvivesMove(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Call: %v (%s)", err, evA)
 	}
-	evA.wait(t, EventConnected, c.ID())
+	evA.wait(t, client.EventConnected, c.ID())
 	// The moves come in the middle of the call: after 5 and 10 of the
 	// caller's quality samples (one a second).
 	waitSamples(t, evA, c.ID(), 5)
@@ -96,7 +96,7 @@ func TestCallSurvivesMove(t *testing.T) {
 	if err := callee.Move(ctx, apiClient(t, nodes[1])); err != nil {
 		t.Fatalf("Move: %v", err)
 	}
-	route := evA.wait(t, EventRoute, c.ID())
+	route := evA.wait(t, client.EventRoute, c.ID())
 	t.Logf("caller's route event %v after the move: %s → %s (%s)", route.Time.Sub(moved), route.From, route.To, route.Reason)
 	if route.Reason != ReasonMoved {
 		t.Errorf("route event reason %q, want %q", route.Reason, ReasonMoved)
@@ -112,9 +112,9 @@ func TestCallSurvivesMove(t *testing.T) {
 	if err := callee.Move(ctx, apiClient(t, nodes[2])); err != nil {
 		t.Fatalf("second Move: %v", err)
 	}
-	nodetest.WaitFor(t, "a second route event", func() bool { return len(evA.all(EventRoute)) >= 2 })
-	t.Logf("caller's second route event %v after the move to its own node", evA.all(EventRoute)[1].Time.Sub(moved))
-	ended := evA.wait(t, EventEnded, c.ID())
+	nodetest.WaitFor(t, "a second route event", func() bool { return len(evA.all(client.EventRoute)) >= 2 })
+	t.Logf("caller's second route event %v after the move to its own node", evA.all(client.EventRoute)[1].Time.Sub(moved))
+	ended := evA.wait(t, client.EventEnded, c.ID())
 	if ended.Reason != "hangup" {
 		t.Fatalf("call ended: %q, want the caller's hangup (%s)", ended.Reason, evA)
 	}
@@ -129,10 +129,10 @@ func TestCallSurvivesMove(t *testing.T) {
 }
 
 // all returns the events of type typ so far.
-func (e *events) all(typ string) []Event {
+func (e *events) all(typ string) []client.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []Event
+	var out []client.Event
 	for _, ev := range e.list {
 		if ev.Type == typ {
 			out = append(out, ev)
@@ -146,7 +146,7 @@ func waitSamples(tb testing.TB, e *events, call string, n int) {
 	tb.Helper()
 	nodetest.WaitFor(tb, "quality samples", func() bool {
 		k := 0
-		for _, ev := range e.all(EventQuality) {
+		for _, ev := range e.all(client.EventQuality) {
 			if ev.Call == call {
 				k++
 			}

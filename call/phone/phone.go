@@ -94,7 +94,7 @@ type Options struct {
 	// OnEvent, if not nil, receives the events of the Phone and its calls,
 	// in order per call. It must not block for long, and must not call
 	// Call.Hangup.
-	OnEvent func(Event)
+	OnEvent func(client.Event)
 	// WatchAddresses re-registers the terminal and moves its live calls
 	// to a new leg when the machine's addresses change (see AddressPoll).
 	WatchAddresses bool
@@ -234,7 +234,7 @@ func Start(ctx context.Context, o Options) (*Phone, error) {
 		p.wg.Add(1)
 		go p.watchAddresses(sctx)
 	}
-	p.emit(Event{Type: EventRegistered, Self: p.self()})
+	p.emit(client.Event{Type: client.EventRegistered, Self: p.self()})
 	return p, nil
 }
 
@@ -256,7 +256,7 @@ func (p *Phone) Ack() client.Ack {
 	return p.ack
 }
 
-// CallByID is the running call with the ID an Event names, nil when
+// CallByID is the running call with the ID a client.Event names, nil when
 // there is none (any more).
 func (p *Phone) CallByID(id string) *Call {
 	p.mu.Lock()
@@ -280,7 +280,7 @@ func (p *Phone) self() *signal.Party {
 	}
 }
 
-func (p *Phone) emit(e Event) {
+func (p *Phone) emit(e client.Event) {
 	if p.o.OnEvent == nil {
 		return
 	}
@@ -351,7 +351,7 @@ func (p *Phone) reregisterLoop(ctx context.Context) {
 		case <-t.C:
 			if err := p.register(ctx); err != nil && ctx.Err() == nil {
 				p.log.Warn("Re-registration failed", "err", err)
-				p.emit(Event{Type: EventWarning, Reason: err.Error()})
+				p.emit(client.Event{Type: client.EventWarning, Reason: err.Error()})
 			}
 		}
 	}
@@ -459,7 +459,7 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 		p.mu.Lock()
 		p.downSince = time.Now()
 		p.mu.Unlock()
-		p.emit(Event{Type: EventWarning, Reason: "connection to the node lost; reconnecting"})
+		p.emit(client.Event{Type: client.EventWarning, Reason: "connection to the node lost; reconnecting"})
 		p.keepLiveCalls()
 		backoff := 250 * time.Millisecond
 		for {
@@ -492,7 +492,7 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 		p.downSince = time.Time{}
 		p.mu.Unlock()
 		p.log.Info("Node connection restored")
-		p.emit(Event{Type: EventRegistered, Self: p.self()})
+		p.emit(client.Event{Type: client.EventRegistered, Self: p.self()})
 	}
 }
 

@@ -51,13 +51,13 @@ func apiClient(tb testing.TB, n *node.Node) *client.Client {
 // events records a Phone's events.
 type events struct {
 	mu      sync.Mutex
-	list    []Event
+	list    []client.Event
 	changed chan struct{}
 }
 
 func newEvents() *events { return &events{changed: make(chan struct{})} }
 
-func (e *events) add(ev Event) {
+func (e *events) add(ev client.Event) {
 	e.mu.Lock()
 	e.list = append(e.list, ev)
 	close(e.changed)
@@ -66,7 +66,7 @@ func (e *events) add(ev Event) {
 }
 
 // wait returns the first event of type typ (of call, unless "").
-func (e *events) wait(tb testing.TB, typ, call string) Event {
+func (e *events) wait(tb testing.TB, typ, call string) client.Event {
 	tb.Helper()
 	deadline := time.After(waitLong)
 	for {
@@ -220,7 +220,7 @@ func TestCall(t *testing.T) {
 		OnEvent:       evA.add,
 		KnownKeysFile: t.TempDir() + "/known_keys.json",
 	})
-	evA.wait(t, EventRegistered, "")
+	evA.wait(t, client.EventRegistered, "")
 
 	res := find(t, apiClient(t, nodes[0]), "030 1234567", b.Ack().Terminal)
 	if res.Node != nodes[1].ID().String() || !bytes.Equal(res.Key, b.Key()) {
@@ -232,16 +232,16 @@ func TestCall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Call: %v (events %s)", err, evA)
 	}
-	evA.wait(t, EventRinging, c.ID())
-	evB.wait(t, EventIncoming, c.ID())
+	evA.wait(t, client.EventRinging, c.ID())
+	evB.wait(t, client.EventIncoming, c.ID())
 	for name, ev := range map[string]*events{"caller": evA, "callee": evB} {
-		e := ev.wait(t, EventConnected, c.ID())
+		e := ev.wait(t, client.EventConnected, c.ID())
 		t.Logf("%s connected: setup %.1f ms, route %s", name, e.SetupMS, e.Route)
 		if e.SetupMS <= 0 || e.Route != "direct" {
 			t.Errorf("%s connected event %+v: want setup_ms > 0, route direct", name, e)
 		}
 	}
-	evA.wait(t, EventQuality, c.ID())
+	evA.wait(t, client.EventQuality, c.ID())
 
 	// Wait until B has every packet A plays, then hang up.
 	bc := incoming(t, b)
@@ -251,8 +251,8 @@ func TestCall(t *testing.T) {
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
 	}
-	endA := evA.wait(t, EventEnded, c.ID())
-	endB := evB.wait(t, EventEnded, c.ID())
+	endA := evA.wait(t, client.EventEnded, c.ID())
+	endB := evB.wait(t, client.EventEnded, c.ID())
 	if endA.Reason != "hangup" || endB.Reason != "hangup" {
 		t.Errorf("ended: caller %q, callee %q; want hangup for both", endA.Reason, endB.Reason)
 	}
@@ -300,7 +300,7 @@ func TestBusyRejectUnavailable(t *testing.T) {
 		if !errors.Is(err, ErrBusy) {
 			t.Fatalf("third party's Call: %v, want ErrBusy", err)
 		}
-		if e := evC.wait(t, EventEnded, ""); e.Reason != "busy" {
+		if e := evC.wait(t, client.EventEnded, ""); e.Reason != "busy" {
 			t.Errorf("ended %+v, want reason busy", e)
 		}
 	})
@@ -344,7 +344,7 @@ func TestAsk(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Call: %v, want context.Canceled", err)
 	}
-	evA.wait(t, EventEnded, "")
+	evA.wait(t, client.EventEnded, "")
 	nodetest.WaitFor(t, "callee's call to end", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()

@@ -32,11 +32,11 @@ func TestThresholds(t *testing.T) {
 }
 
 func TestMonitor(t *testing.T) {
-	twoRoutes := map[string]bool{media.RouteDirect: true, media.RouteRelayed: true}
+	twoRoutes := map[string]bool{signal.RouteDirect: true, signal.RouteRelayed: true}
 	m := newMonitor(Thresholds{}.orDefaults(Thresholds{}), RouteHoldDown, twoRoutes)
 	now := time.Now()
-	bad := media.Quality{Loss: 0.3, Route: media.RouteDirect}
-	good := media.Quality{Route: media.RouteDirect}
+	bad := media.Quality{Loss: 0.3, Route: signal.RouteDirect}
+	good := media.Quality{Route: signal.RouteDirect}
 	step := func(q media.Quality) string {
 		now = now.Add(time.Second)
 		to, _ := m.observe(q, now)
@@ -48,18 +48,18 @@ func TestMonitor(t *testing.T) {
 			t.Fatalf("sample %d: switch to %q", i, to)
 		}
 	}
-	if to := step(bad); to != media.RouteRelayed {
+	if to := step(bad); to != signal.RouteRelayed {
 		t.Fatalf("third bad sample: switch to %q, want relayed", to)
 	}
 	// While the change is under way, nothing else happens.
 	if to := step(bad); to != "" {
 		t.Fatalf("switch to %q while rerouting", to)
 	}
-	if r := m.settle(); r == nil || r.to != media.RouteRelayed || r.from != media.RouteDirect || !strings.HasPrefix(r.reason, "loss") {
+	if r := m.settle(); r == nil || r.to != signal.RouteRelayed || r.from != signal.RouteDirect || !strings.HasPrefix(r.reason, "loss") {
 		t.Fatalf("arrived: %+v", r)
 	}
 	// The relay is bad too, but direct was just left: hold down.
-	badRelay := media.Quality{Loss: 0.3, Route: media.RouteRelayed}
+	badRelay := media.Quality{Loss: 0.3, Route: signal.RouteRelayed}
 	for i := range 10 {
 		if to := step(badRelay); to != "" {
 			t.Fatalf("sample %d after the switch: switch to %q within the hold-down", i, to)
@@ -67,12 +67,12 @@ func TestMonitor(t *testing.T) {
 	}
 	// It stayed bad all along: the first sample after the hold-down moves.
 	now = now.Add(RouteHoldDown)
-	if to := step(badRelay); to != media.RouteDirect {
+	if to := step(badRelay); to != signal.RouteDirect {
 		t.Fatalf("after the hold-down: switch to %q, want direct", to)
 	}
 
 	// A relay-only call never goes direct.
-	m = newMonitor(Thresholds{}.orDefaults(Thresholds{}), RouteHoldDown, map[string]bool{media.RouteRelayed: true})
+	m = newMonitor(Thresholds{}.orDefaults(Thresholds{}), RouteHoldDown, map[string]bool{signal.RouteRelayed: true})
 	for range 2 * BadSamples {
 		if to := step(badRelay); to != "" {
 			t.Fatalf("relay-only call: switch to %q", to)

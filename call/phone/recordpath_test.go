@@ -38,7 +38,7 @@ func TestSilentPartyLeavesNoRecording(t *testing.T) {
 	})
 	evA := newEvents()
 	a := startPhone(t, nodes[0], Options{Registration: client.Registration{UID: "silent-caller"}, OnEvent: evA.add})
-	evA.wait(t, EventRegistered, "")
+	evA.wait(t, client.EventRegistered, "")
 	res := find(t, apiClient(t, nodes[0]), "uid:silent-callee", b.Ack().Terminal)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
@@ -46,8 +46,8 @@ func TestSilentPartyLeavesNoRecording(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Call: %v (events %s)", err, evA)
 	}
-	evB.wait(t, EventConnected, c.ID())
-	evA.wait(t, EventConnected, c.ID())
+	evB.wait(t, client.EventConnected, c.ID())
+	evA.wait(t, client.EventConnected, c.ID())
 	// Both sides' chat channel is open: the call is fully up, and a
 	// recording created up front would be there by now.
 	select {
@@ -61,7 +61,7 @@ func TestSilentPartyLeavesNoRecording(t *testing.T) {
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
 	}
-	if end := evB.wait(t, EventEnded, c.ID()); end.Record != "" {
+	if end := evB.wait(t, client.EventEnded, c.ID()); end.Record != "" {
 		t.Errorf("ended names recording %q", end.Record)
 	}
 	if files := dirFiles(t, recDir); len(files) != 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/call/turn"
+	"github.com/irmv/irmv/client"
 )
 
 // A call moves to another route make-before-break: the caller brings up a
@@ -115,7 +116,7 @@ func (c *Call) newPeer(l *leg, relayOnly bool, servers []signal.ICEServer, prev 
 		RelayAcceptanceWait: p.o.RelayAcceptanceWait,
 		Key:                 p.key,
 		OnCandidate:         func(ci webrtc.ICECandidateInit) { c.onLocalCandidate(l, signal.ICECandidate(ci)) },
-		OnText:              func(s string) { c.emit(Event{Type: EventText, Text: s}) },
+		OnText:              func(s string) { c.emit(client.Event{Type: client.EventText, Text: s}) },
 		OnControl:           c.onControl,
 		Logger:              slog.New(pionQuieter{p.log.Handler()}).With("call", c.id, "leg", l.n),
 		Continues:           prev,
@@ -152,7 +153,7 @@ func (c *Call) routes() map[string]bool {
 // routeName is the route of leg l when its ICE pair is on route measured:
 // a relayed pair of a leg made for the other node's relay is that route.
 func routeName(l *leg, measured string) string {
-	if measured == media.RouteRelayed && l.route == signal.RouteRelayedPeer {
+	if measured == signal.RouteRelayed && l.route == signal.RouteRelayedPeer {
 		return signal.RouteRelayedPeer
 	}
 	return measured
@@ -364,13 +365,13 @@ func (c *Call) onUpdate(m signal.Msg) bool {
 		return true // a leg that is gone; glare cannot happen: only the caller offers
 	}
 	if errors.Is(err, signal.ErrBadFingerprintSig) || errors.Is(err, signal.ErrFingerprintMismatch) {
-		c.emit(Event{Type: EventWarning, Reason: "the renegotiation does not verify: " + err.Error()})
+		c.emit(client.Event{Type: client.EventWarning, Reason: "the renegotiation does not verify: " + err.Error()})
 		c.finish("identity", true)
 		return false
 	}
 	if err != nil {
 		c.p.log.Warn("Renegotiation failed", "call", c.id, "leg", m.Leg, "err", err)
-		c.emit(Event{Type: EventWarning, Reason: "renegotiation: " + err.Error()})
+		c.emit(client.Event{Type: client.EventWarning, Reason: "renegotiation: " + err.Error()})
 	}
 	return true
 }

@@ -5,13 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
 )
 
 // checkRoute checks a route event: from → to because of loss.
-func checkRoute(t *testing.T, who string, e Event, from, to string) {
+func checkRoute(t *testing.T, who string, e client.Event, from, to string) {
 	t.Helper()
 	if e.From != from || e.To != to || e.Route != to || !strings.HasPrefix(e.Reason, "loss") {
 		t.Errorf("%s route event %+v: want %s → %s because of loss", who, e, from, to)
@@ -39,7 +39,7 @@ func TestRouteToPeerRelay(t *testing.T) {
 	turnA := lp.nodes[0].TURN().Addr().String()
 	turnB := lp.nodes[1].TURN().Addr().String()
 	// Relay-only on the caller's side: the call starts on its own relay.
-	c, bc := lp.callOn(t, CallOptions{RelayOnly: true}, media.RouteRelayed)
+	c, bc := lp.callOn(t, CallOptions{RelayOnly: true}, signal.RouteRelayed)
 	// Each side learnt the other node's relay.
 	if !hasTURN(c.peerICE) || !hasTURN(bc.peerICE) {
 		t.Fatalf("peer ICE servers: caller %v, callee %v", c.peerICE, bc.peerICE)
@@ -51,25 +51,25 @@ func TestRouteToPeerRelay(t *testing.T) {
 		t.Fatalf("the caller has %d allocations on the callee's node's relay before any loss", allocs)
 	}
 	for _, q := range evA.samples(t, c.ID(), time.Now(), 2) {
-		if q.Loss > DefaultMaxLoss || q.Route != media.RouteRelayed {
+		if q.Loss > DefaultMaxLoss || q.Route != signal.RouteRelayed {
 			t.Fatalf("quality %+v before any loss was injected", q)
 		}
 	}
 
 	lossStart := time.Now()
 	lp.ln.lossyTURN(turnA, 20)
-	rA := evA.waitAfter(t, EventRoute, c.ID(), lossStart)
-	rB := evB.waitAfter(t, EventRoute, c.ID(), lossStart)
+	rA := evA.waitAfter(t, client.EventRoute, c.ID(), lossStart)
+	rB := evB.waitAfter(t, client.EventRoute, c.ID(), lossStart)
 	t.Logf("caller route %s → %s after %v (%s); callee %s → %s (%s)", rA.From, rA.To, rA.Time.Sub(lossStart).Round(time.Millisecond), rA.Reason, rB.From, rB.To, rB.Reason)
-	checkRoute(t, "caller", rA, media.RouteRelayed, signal.RouteRelayedPeer)
-	checkRoute(t, "callee", rB, media.RouteRelayed, signal.RouteRelayedPeer)
+	checkRoute(t, "caller", rA, signal.RouteRelayed, signal.RouteRelayedPeer)
+	checkRoute(t, "callee", rB, signal.RouteRelayed, signal.RouteRelayedPeer)
 
 	// The call carries on through the callee's node's relay, the loss
 	// back under the threshold (the loss on the way to the caller's node's
 	// relay goes on).
 	checkQuality(t, evA, c.ID(), rA.Time, signal.RouteRelayedPeer)
 	checkQuality(t, evB, c.ID(), rB.Time.Add(time.Second), signal.RouteRelayedPeer)
-	if n := len(evA.after(EventRoute, c.ID(), lossStart)); n != 1 {
+	if n := len(evA.after(client.EventRoute, c.ID(), lossStart)); n != 1 {
 		t.Errorf("%d route events; want 1", n)
 	}
 	select {
@@ -97,7 +97,7 @@ func TestRouteToPeerRelay(t *testing.T) {
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
 	}
-	if endB := evB.wait(t, EventEnded, c.ID()); endB.Reason != "hangup" {
+	if endB := evB.wait(t, client.EventEnded, c.ID()); endB.Reason != "hangup" {
 		t.Errorf("callee ended: %q", endB.Reason)
 	}
 }
@@ -113,17 +113,17 @@ func BenchmarkRouteSwitchPeerRelay(b *testing.B) {
 	var total, leg time.Duration
 	for range b.N {
 		lp.ln.turnPct.Store(0)
-		c, _ := lp.callOn(b, CallOptions{RelayOnly: true}, media.RouteRelayed)
+		c, _ := lp.callOn(b, CallOptions{RelayOnly: true}, signal.RouteRelayed)
 		time.Sleep(time.Second)
 		start := time.Now()
 		lp.ln.lossyTURN(turnA, 20)
-		r := lp.evA.waitAfter(b, EventRoute, c.ID(), start)
+		r := lp.evA.waitAfter(b, client.EventRoute, c.ID(), start)
 		if r.To != signal.RouteRelayedPeer {
 			b.Fatalf("route event %+v", r)
 		}
 		total += r.Time.Sub(start)
 		var last time.Time
-		for _, q := range lp.evA.after(EventQuality, c.ID(), start) {
+		for _, q := range lp.evA.after(client.EventQuality, c.ID(), start) {
 			if q.Time.Before(r.Time) {
 				last = q.Time
 			}
@@ -131,7 +131,7 @@ func BenchmarkRouteSwitchPeerRelay(b *testing.B) {
 		leg += r.Time.Sub(last)
 		lp.ln.turnPct.Store(0)
 		c.Hangup()
-		lp.evB.wait(b, EventEnded, c.ID())
+		lp.evB.wait(b, client.EventEnded, c.ID())
 		waitIdle(b, lp.b)
 	}
 	b.ReportMetric(float64(total)/float64(b.N)/float64(time.Millisecond), "ms-to-switch")

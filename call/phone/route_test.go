@@ -19,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
@@ -204,10 +205,10 @@ func playLoop(tb testing.TB, c *Call, data []byte) {
 }
 
 // qualityAfter returns the quality events of call after time at.
-func (e *events) after(typ, call string, at time.Time) []Event {
+func (e *events) after(typ, call string, at time.Time) []client.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []Event
+	var out []client.Event
 	for _, ev := range e.list {
 		if ev.Type == typ && ev.Call == call && ev.Time.After(at) {
 			out = append(out, ev)
@@ -262,7 +263,7 @@ func newLossyPair(tb testing.TB) *lossyPair {
 // call places a call on the direct route with both sides playing the
 // fixture over and over, and waits for its first quality sample.
 func (lp *lossyPair) call(tb testing.TB) (c, bc *Call) {
-	return lp.callOn(tb, CallOptions{}, media.RouteDirect)
+	return lp.callOn(tb, CallOptions{}, signal.RouteDirect)
 }
 
 // callOn places a call with options o that must connect on route.
@@ -277,22 +278,22 @@ func (lp *lossyPair) callOn(tb testing.TB, o CallOptions, route string) (c, bc *
 	bc = incoming(tb, lp.b)
 	playLoop(tb, c, lp.data)
 	playLoop(tb, bc, lp.data)
-	if e := lp.evA.wait(tb, EventConnected, c.ID()); e.Route != route {
+	if e := lp.evA.wait(tb, client.EventConnected, c.ID()); e.Route != route {
 		tb.Fatalf("connected on %q, want %s", e.Route, route)
 	}
-	lp.evA.wait(tb, EventQuality, c.ID())
+	lp.evA.wait(tb, client.EventQuality, c.ID())
 	return c, bc
 }
 
 // samples waits for n quality samples of call after time at and returns
 // them.
-func (e *events) samples(tb testing.TB, call string, at time.Time, n int) []Event {
+func (e *events) samples(tb testing.TB, call string, at time.Time, n int) []client.Event {
 	tb.Helper()
 	for {
 		e.mu.Lock()
 		ch := e.changed // before looking: an event added meanwhile closes it
 		e.mu.Unlock()
-		if qs := e.after(EventQuality, call, at); len(qs) >= n {
+		if qs := e.after(client.EventQuality, call, at); len(qs) >= n {
 			return qs[:n]
 		}
 		select {
@@ -304,7 +305,7 @@ func (e *events) samples(tb testing.TB, call string, at time.Time, n int) []Even
 }
 
 // waitAfter returns the first event of type typ of call after time at.
-func (e *events) waitAfter(tb testing.TB, typ, call string, at time.Time) Event {
+func (e *events) waitAfter(tb testing.TB, typ, call string, at time.Time) client.Event {
 	tb.Helper()
 	deadline := time.After(waitLong)
 	for {
@@ -339,20 +340,20 @@ func TestRouteSwitchOnLoss(t *testing.T) {
 
 	lossStart := time.Now()
 	lp.ln.dropPct.Store(25)
-	rA := evA.wait(t, EventRoute, c.ID())
+	rA := evA.wait(t, client.EventRoute, c.ID())
 	took := rA.Time.Sub(lossStart)
-	rB := evB.wait(t, EventRoute, c.ID())
+	rB := evB.wait(t, client.EventRoute, c.ID())
 	t.Logf("caller route %s → %s after %v (%s); callee %s → %s (%s)", rA.From, rA.To, took.Round(time.Millisecond), rA.Reason, rB.From, rB.To, rB.Reason)
-	if rA.From != media.RouteDirect || rA.To != media.RouteRelayed || !strings.HasPrefix(rA.Reason, "loss") {
+	if rA.From != signal.RouteDirect || rA.To != signal.RouteRelayed || !strings.HasPrefix(rA.Reason, "loss") {
 		t.Errorf("caller route event %+v: want direct → relayed because of loss", rA)
 	}
-	if rB.From != media.RouteDirect || rB.To != media.RouteRelayed || rB.Reason != rA.Reason {
+	if rB.From != signal.RouteDirect || rB.To != signal.RouteRelayed || rB.Reason != rA.Reason {
 		t.Errorf("callee route event %+v: want direct → relayed, reason %q", rB, rA.Reason)
 	}
 	// The caller's events in order: quality over the threshold, the route
 	// change, quality under it.
-	qs := evA.after(EventQuality, c.ID(), lossStart)
-	var before, after []Event
+	qs := evA.after(client.EventQuality, c.ID(), lossStart)
+	var before, after []client.Event
 	for _, q := range qs {
 		if q.Time.Before(rA.Time) {
 			before = append(before, q)
@@ -360,7 +361,7 @@ func TestRouteSwitchOnLoss(t *testing.T) {
 			after = append(after, q)
 		}
 	}
-	if len(before) == 0 || before[len(before)-1].Loss <= DefaultMaxLoss || before[len(before)-1].Route != media.RouteDirect {
+	if len(before) == 0 || before[len(before)-1].Loss <= DefaultMaxLoss || before[len(before)-1].Route != signal.RouteDirect {
 		t.Errorf("quality before the route event: %+v; want direct with loss over %.2f", before, DefaultMaxLoss)
 	}
 
@@ -368,11 +369,11 @@ func TestRouteSwitchOnLoss(t *testing.T) {
 	// threshold (the loss on the direct path goes on).
 	for _, q := range evA.samples(t, c.ID(), rA.Time, 3) {
 		t.Logf("after the switch: loss %.3f jitter %.1f ms rtt %.1f ms route %s", q.Loss, q.JitterMS, q.RTTMS, q.Route)
-		if q.Route != media.RouteRelayed || q.Loss > DefaultMaxLoss {
+		if q.Route != signal.RouteRelayed || q.Loss > DefaultMaxLoss {
 			t.Errorf("quality %+v: want relayed with loss under %.2f", q, DefaultMaxLoss)
 		}
 	}
-	if n := len(evA.after(EventRoute, c.ID(), lossStart)); n != 1 {
+	if n := len(evA.after(client.EventRoute, c.ID(), lossStart)); n != 1 {
 		t.Errorf("%d route events; want 1 (hold-down, no flapping)", n)
 	}
 	select {
@@ -380,7 +381,7 @@ func TestRouteSwitchOnLoss(t *testing.T) {
 		t.Fatalf("call ended: %s", evA)
 	default:
 	}
-	if c.Peer().Route() != media.RouteRelayed || bc.Peer().Route() != media.RouteRelayed {
+	if c.Peer().Route() != signal.RouteRelayed || bc.Peer().Route() != signal.RouteRelayed {
 		t.Errorf("routes now: caller %q, callee %q", c.Peer().Route(), bc.Peer().Route())
 	}
 	before2 := bc.Peer().Stats().PacketsReceived
@@ -392,7 +393,7 @@ func TestRouteSwitchOnLoss(t *testing.T) {
 	if err := c.Hangup(); err != nil {
 		t.Fatal(err)
 	}
-	endB := evB.wait(t, EventEnded, c.ID())
+	endB := evB.wait(t, client.EventEnded, c.ID())
 	if endB.Reason != "hangup" {
 		t.Errorf("callee ended: %q", endB.Reason)
 	}
@@ -433,12 +434,12 @@ func BenchmarkRouteSwitch(b *testing.B) {
 		time.Sleep(time.Second)
 		start := time.Now()
 		lp.ln.dropPct.Store(25)
-		r := lp.evA.wait(b, EventRoute, c.ID())
-		if r.To != media.RouteRelayed {
+		r := lp.evA.wait(b, client.EventRoute, c.ID())
+		if r.To != signal.RouteRelayed {
 			b.Fatalf("route event %+v", r)
 		}
 		total += r.Time.Sub(start)
-		qs := lp.evA.after(EventQuality, c.ID(), start)
+		qs := lp.evA.after(client.EventQuality, c.ID(), start)
 		var last time.Time
 		for _, q := range qs {
 			if q.Time.Before(r.Time) {
@@ -448,7 +449,7 @@ func BenchmarkRouteSwitch(b *testing.B) {
 		leg += r.Time.Sub(last)
 		lp.ln.dropPct.Store(0)
 		c.Hangup()
-		lp.evB.wait(b, EventEnded, c.ID())
+		lp.evB.wait(b, client.EventEnded, c.ID())
 		waitIdle(b, lp.b)
 	}
 	b.ReportMetric(float64(total)/float64(b.N)/float64(time.Millisecond), "ms-to-switch")

@@ -34,7 +34,7 @@ func TestStaleInviteNotAnswered(t *testing.T) {
 	id := newCallID()
 	p.onInvite(context.Background(), old, signal.Msg{Type: signal.TypeInvite, Call: id, From: caller,
 		Desc: &signal.Description{Type: "offer", SDP: "v=0"}})
-	if e := ev.wait(t, EventEnded, id); e.Reason != "failed" {
+	if e := ev.wait(t, client.EventEnded, id); e.Reason != "failed" {
 		t.Errorf("stale call ended with %q, want failed", e.Reason)
 	}
 	if got := metricOf(t, n, `irmv_call_messages_dropped_total{reason="unknown_call"}`); got != 0 {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 )
 
 // switcher decides what a live call does about its route: fed the
@@ -30,7 +31,7 @@ func newSwitcher(th Thresholds, holdDown time.Duration, can map[string]bool, out
 // leg being brought up given up (abandon, why); a leg to start for route
 // to, why.
 type decision struct {
-	events  []Event
+	events  []client.Event
 	abandon string
 	to, why string
 }
@@ -39,13 +40,13 @@ type decision struct {
 // routeName) at now; nextAt is when the leg being brought up started,
 // zero if there is none.
 func (s *switcher) sample(q media.Quality, now, nextAt time.Time) decision {
-	d := decision{events: []Event{{Type: EventQuality, Loss: q.Loss, JitterMS: q.Jitter * 1000, RTTMS: q.RTT * 1000, Route: q.Route}}}
+	d := decision{events: []client.Event{{Type: client.EventQuality, Loss: q.Loss, JitterMS: q.Jitter * 1000, RTTMS: q.RTT * 1000, Route: q.Route}}}
 	if q.Route != s.route && q.Route != media.RouteUnknown {
 		why := "ice" // the ICE agent picked another pair by itself
 		if s.updateWhy != "" {
 			why, s.updateWhy = s.updateWhy, ""
 		}
-		d.events = append(d.events, Event{Type: EventRoute, Route: q.Route, From: s.route, To: q.Route, Reason: why})
+		d.events = append(d.events, client.Event{Type: client.EventRoute, Route: q.Route, From: s.route, To: q.Route, Reason: why})
 		s.route = q.Route
 	}
 	if !nextAt.IsZero() && now.Sub(nextAt) > RerouteTimeout {
@@ -60,18 +61,18 @@ func (s *switcher) sample(q media.Quality, now, nextAt time.Time) decision {
 
 // tookOver is the route event of a new leg (made for reason) that now
 // carries the call on route to.
-func (s *switcher) tookOver(to, reason string) Event {
+func (s *switcher) tookOver(to, reason string) client.Event {
 	s.mon.settle()
-	e := Event{Type: EventRoute, Route: to, From: s.route, To: to, Reason: reason}
+	e := client.Event{Type: client.EventRoute, Route: to, From: s.route, To: to, Reason: reason}
 	s.route = to
 	return e
 }
 
 // abandoned is the warning for a leg made for route that was given up
 // (why); the call stays where it is and may move again.
-func (s *switcher) abandoned(route, why string) Event {
+func (s *switcher) abandoned(route, why string) client.Event {
 	s.mon.settle()
-	return Event{Type: EventWarning, Reason: "moving the call to the " + route + " route failed (" + why + "); it stays on the " + s.route + " route"}
+	return client.Event{Type: client.EventWarning, Reason: "moving the call to the " + route + " route failed (" + why + "); it stays on the " + s.route + " route"}
 }
 
 // rejoinRoute is the route a caller brings a new leg up on after a

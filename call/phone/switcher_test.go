@@ -8,6 +8,7 @@ import (
 
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/signal"
+	"github.com/irmv/irmv/client"
 )
 
 // fakeCall runs a switcher as the live loop does, on a fake clock: a
@@ -23,7 +24,7 @@ type fakeCall struct {
 	loss  map[string]float64 // the loss on each route's path
 	down  map[string]bool    // routes on which a new leg never comes up
 	next  *leg               // the leg being brought up
-	evs   []Event
+	evs   []client.Event
 }
 
 const legDelay = 300 * time.Millisecond
@@ -34,7 +35,7 @@ func newFakeCall(t *testing.T, route string, hold time.Duration, can map[string]
 	return &fakeCall{t: t, sw: sw, now: time.Unix(1e9, 0), route: route, loss: map[string]float64{}, down: map[string]bool{}}
 }
 
-func (f *fakeCall) emit(e Event) {
+func (f *fakeCall) emit(e client.Event) {
 	e.Time = f.now
 	f.evs = append(f.evs, e)
 }
@@ -70,8 +71,8 @@ func (f *fakeCall) run(n int) {
 }
 
 // since returns the events of type typ after at.
-func (f *fakeCall) since(typ string, at time.Time) []Event {
-	var out []Event
+func (f *fakeCall) since(typ string, at time.Time) []client.Event {
+	var out []client.Event
 	for _, e := range f.evs {
 		if e.Type == typ && e.Time.After(at) {
 			out = append(out, e)
@@ -83,7 +84,7 @@ func (f *fakeCall) since(typ string, at time.Time) []Event {
 func (f *fakeCall) String() string {
 	var b strings.Builder
 	for _, e := range f.evs {
-		if e.Type != EventQuality {
+		if e.Type != client.EventQuality {
 			fmt.Fprintf(&b, "%s %s %s→%s %q; ", e.Time.Format("05"), e.Type, e.From, e.To, e.Reason)
 		}
 	}
@@ -91,7 +92,7 @@ func (f *fakeCall) String() string {
 }
 
 // checkMove checks a route event: from → to, because of loss.
-func checkMove(t *testing.T, e Event, from, to string) {
+func checkMove(t *testing.T, e client.Event, from, to string) {
 	t.Helper()
 	if e.From != from || e.To != to || e.Route != to || !strings.HasPrefix(e.Reason, "loss") {
 		t.Errorf("route event %+v: want %s → %s because of loss", e, from, to)
@@ -103,24 +104,24 @@ func checkMove(t *testing.T, e Event, from, to string) {
 // is still lossy): quality over the threshold, the route event, quality
 // under it.
 func TestSwitcherLoss(t *testing.T) {
-	f := newFakeCall(t, media.RouteDirect, RouteHoldDown, map[string]bool{media.RouteDirect: true, media.RouteRelayed: true}, true)
+	f := newFakeCall(t, signal.RouteDirect, RouteHoldDown, map[string]bool{signal.RouteDirect: true, signal.RouteRelayed: true}, true)
 	f.run(3)
-	if n := len(f.since(EventRoute, time.Time{})); n != 0 {
+	if n := len(f.since(client.EventRoute, time.Time{})); n != 0 {
 		t.Fatalf("%d route events without loss: %v", n, f)
 	}
 	start := f.now
-	f.loss[media.RouteDirect] = 0.25
+	f.loss[signal.RouteDirect] = 0.25
 	f.run(120)
-	rs := f.since(EventRoute, start)
+	rs := f.since(client.EventRoute, start)
 	if len(rs) != 1 {
 		t.Fatalf("route events %v, want one (no flapping)", f)
 	}
-	checkMove(t, rs[0], media.RouteDirect, media.RouteRelayed)
+	checkMove(t, rs[0], signal.RouteDirect, signal.RouteRelayed)
 	if took := rs[0].Time.Sub(start); took != BadSamples*time.Second+time.Second {
 		t.Errorf("moved %v after the loss began, want the %d bad samples and the leg coming up by the next one", took, BadSamples)
 	}
-	qs := f.since(EventQuality, start)
-	var before, after []Event
+	qs := f.since(client.EventQuality, start)
+	var before, after []client.Event
 	for _, q := range qs {
 		if q.Time.Before(rs[0].Time) {
 			before = append(before, q)
@@ -128,11 +129,11 @@ func TestSwitcherLoss(t *testing.T) {
 			after = append(after, q)
 		}
 	}
-	if len(before) != BadSamples || before[len(before)-1].Loss <= DefaultMaxLoss || before[len(before)-1].Route != media.RouteDirect {
+	if len(before) != BadSamples || before[len(before)-1].Loss <= DefaultMaxLoss || before[len(before)-1].Route != signal.RouteDirect {
 		t.Errorf("quality before the route event %+v: want %d samples on direct over the threshold", before, BadSamples)
 	}
 	for _, q := range after {
-		if q.Route != media.RouteRelayed || q.Loss > DefaultMaxLoss {
+		if q.Route != signal.RouteRelayed || q.Loss > DefaultMaxLoss {
 			t.Fatalf("quality %+v after the move: want relayed under the threshold", q)
 		}
 	}
@@ -142,45 +143,45 @@ func TestSwitcherLoss(t *testing.T) {
 // path, moves to the other node's relay (relayed-peer) and stays.
 func TestSwitcherPeerRelay(t *testing.T) {
 	can := map[string]bool{signal.RouteRelayed: true, signal.RouteRelayedPeer: true} // relay-only
-	f := newFakeCall(t, media.RouteRelayed, RouteHoldDown, can, true)
+	f := newFakeCall(t, signal.RouteRelayed, RouteHoldDown, can, true)
 	f.run(2)
 	start := f.now
-	f.loss[media.RouteRelayed] = 0.2
+	f.loss[signal.RouteRelayed] = 0.2
 	f.run(60)
-	rs := f.since(EventRoute, start)
+	rs := f.since(client.EventRoute, start)
 	if len(rs) != 1 {
 		t.Fatalf("route events %v, want one", f)
 	}
-	checkMove(t, rs[0], media.RouteRelayed, signal.RouteRelayedPeer)
+	checkMove(t, rs[0], signal.RouteRelayed, signal.RouteRelayedPeer)
 }
 
 // A call moved from direct to the relay by loss moves back to direct when
 // the relay loses packets, but not before the hold-down of the direct
 // route is over; a call within one node has no other node's relay.
 func TestSwitcherBackToDirect(t *testing.T) {
-	f := newFakeCall(t, media.RouteDirect, RouteHoldDown, map[string]bool{media.RouteDirect: true, media.RouteRelayed: true}, true)
-	f.loss[media.RouteDirect] = 0.25
+	f := newFakeCall(t, signal.RouteDirect, RouteHoldDown, map[string]bool{signal.RouteDirect: true, signal.RouteRelayed: true}, true)
+	f.loss[signal.RouteDirect] = 0.25
 	f.run(BadSamples + 1)
-	rs := f.since(EventRoute, time.Time{})
+	rs := f.since(client.EventRoute, time.Time{})
 	if len(rs) != 1 {
 		t.Fatalf("route events %v, want the move to the relay", f)
 	}
-	checkMove(t, rs[0], media.RouteDirect, media.RouteRelayed)
+	checkMove(t, rs[0], signal.RouteDirect, signal.RouteRelayed)
 	left := rs[0].Time.Add(-time.Second) // the sample that decided it
 
 	// Now the direct path is clean and the relay's is not.
-	f.loss[media.RouteDirect], f.loss[media.RouteRelayed] = 0, 0.2
+	f.loss[signal.RouteDirect], f.loss[signal.RouteRelayed] = 0, 0.2
 	f.run(int(2 * RouteHoldDown / time.Second))
-	rs = f.since(EventRoute, rs[0].Time)
+	rs = f.since(client.EventRoute, rs[0].Time)
 	if len(rs) != 1 {
 		t.Fatalf("route events %v, want one more: back to direct", f)
 	}
-	checkMove(t, rs[0], media.RouteRelayed, media.RouteDirect)
+	checkMove(t, rs[0], signal.RouteRelayed, signal.RouteDirect)
 	if d := rs[0].Time.Sub(left); d < RouteHoldDown || d > RouteHoldDown+2*time.Second {
 		t.Errorf("back on direct %v after leaving it, want right after the hold-down of %v", d, RouteHoldDown)
 	}
-	for _, q := range f.since(EventQuality, rs[0].Time) {
-		if q.Route != media.RouteDirect || q.Loss > DefaultMaxLoss {
+	for _, q := range f.since(client.EventQuality, rs[0].Time) {
+		if q.Route != signal.RouteDirect || q.Loss > DefaultMaxLoss {
 			t.Fatalf("quality %+v after moving back: want direct under the threshold", q)
 		}
 	}
@@ -190,23 +191,23 @@ func TestSwitcherBackToDirect(t *testing.T) {
 // warning; the call stays where it was and tries again while the quality
 // stays bad.
 func TestSwitcherRerouteTimeout(t *testing.T) {
-	f := newFakeCall(t, media.RouteDirect, RouteHoldDown, map[string]bool{media.RouteDirect: true, media.RouteRelayed: true}, true)
-	f.loss[media.RouteDirect] = 0.25
-	f.down[media.RouteRelayed] = true
+	f := newFakeCall(t, signal.RouteDirect, RouteHoldDown, map[string]bool{signal.RouteDirect: true, signal.RouteRelayed: true}, true)
+	f.loss[signal.RouteDirect] = 0.25
+	f.down[signal.RouteRelayed] = true
 	f.run(BadSamples + int(RerouteTimeout/time.Second) + 1)
-	ws := f.since(EventWarning, time.Time{})
+	ws := f.since(client.EventWarning, time.Time{})
 	if len(ws) != 1 || ws[0].Reason != "moving the call to the relayed route failed (timeout); it stays on the direct route" {
 		t.Fatalf("warnings %+v, want the relayed leg given up", ws)
 	}
-	if len(f.since(EventRoute, time.Time{})) != 0 || f.next != nil {
+	if len(f.since(client.EventRoute, time.Time{})) != 0 || f.next != nil {
 		t.Fatalf("events %v: want no route change and no leg pending", f)
 	}
-	f.down[media.RouteRelayed] = false
+	f.down[signal.RouteRelayed] = false
 	f.run(BadSamples + 1)
-	if rs := f.since(EventRoute, ws[0].Time); len(rs) != 1 {
+	if rs := f.since(client.EventRoute, ws[0].Time); len(rs) != 1 {
 		t.Fatalf("route events after the timeout %v, want the move tried again", f)
 	} else {
-		checkMove(t, rs[0], media.RouteDirect, media.RouteRelayed)
+		checkMove(t, rs[0], signal.RouteDirect, signal.RouteRelayed)
 	}
 }
 
@@ -214,16 +215,16 @@ func TestSwitcherRerouteTimeout(t *testing.T) {
 // ICE agent picked another pair, the other side's reason when it
 // renegotiated the leg. The callee never moves the call itself.
 func TestSwitcherFollows(t *testing.T) {
-	f := newFakeCall(t, media.RouteRelayed, RouteHoldDown, map[string]bool{media.RouteDirect: true, media.RouteRelayed: true}, false)
-	f.loss[media.RouteRelayed] = 0.5 // over the thresholds: still no move
+	f := newFakeCall(t, signal.RouteRelayed, RouteHoldDown, map[string]bool{signal.RouteDirect: true, signal.RouteRelayed: true}, false)
+	f.loss[signal.RouteRelayed] = 0.5 // over the thresholds: still no move
 	f.run(BadSamples + 2)
-	f.route = media.RouteDirect
+	f.route = signal.RouteDirect
 	f.run(1)
 	f.sw.updateWhy = ReasonMoved
-	f.route = media.RouteRelayed
+	f.route = signal.RouteRelayed
 	f.run(1)
-	rs := f.since(EventRoute, time.Time{})
-	if len(rs) != 2 || rs[0].Reason != "ice" || rs[0].To != media.RouteDirect || rs[1].Reason != ReasonMoved || rs[1].To != media.RouteRelayed {
+	rs := f.since(client.EventRoute, time.Time{})
+	if len(rs) != 2 || rs[0].Reason != "ice" || rs[0].To != signal.RouteDirect || rs[1].Reason != ReasonMoved || rs[1].To != signal.RouteRelayed {
 		t.Fatalf("route events %v, want relayed → direct (ice), direct → relayed (%s)", f, ReasonMoved)
 	}
 }

@@ -150,8 +150,8 @@ func runCall(c *cli.Context) error {
 		Answer:        phone.AnswerReject,
 		KnownKeysFile: c.String("known-keys"),
 		RouteHoldDown: c.Duration("route-hold-down"),
-		OnEvent: func(e phone.Event) {
-			if e.Type != phone.EventRegistered {
+		OnEvent: func(e client.Event) {
+			if e.Type != client.EventRegistered {
 				pr.print(e)
 			}
 		},
@@ -235,18 +235,18 @@ func runCall(c *cli.Context) error {
 			target, picks, isAdd := addCommand(line)
 			if !isAdd {
 				if strings.TrimSpace(line) != "" {
-					pr.print(phone.Event{Type: phone.EventWarning, Reason: fmt.Sprintf("%q: type add IDENTIFIER to invite another party", line)})
+					pr.print(client.Event{Type: client.EventWarning, Reason: fmt.Sprintf("%q: type add IDENTIFIER to invite another party", line)})
 				}
 				continue
 			}
 			found, err := lookup(ctx, c, cl, pr, self.Terminal, target, picks, true)
 			if err != nil {
-				pr.print(phone.Event{Type: phone.EventWarning, Reason: "add " + target + ": " + err.Error()})
+				pr.print(client.Event{Type: client.EventWarning, Reason: "add " + target + ": " + err.Error()})
 				continue
 			}
 			go func() {
 				if _, err := conf.Add(ctx, *found); err != nil && ctx.Err() == nil {
-					pr.print(phone.Event{Type: phone.EventWarning, Reason: "add " + target + ": " + err.Error()})
+					pr.print(client.Event{Type: client.EventWarning, Reason: "add " + target + ": " + err.Error()})
 				}
 			}()
 		}
@@ -292,10 +292,10 @@ const eventCandidate = "candidate"
 // party to a running conference, a failed lookup prints no "ended" event:
 // the conference goes on.
 func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string, picks []string, adding bool) (*client.Result, error) {
-	pr.print(phone.Event{Type: phone.EventSearching, Text: target})
+	pr.print(client.Event{Type: client.EventSearching, Text: target})
 	ended := func(reason string) {
 		if !adding {
-			pr.print(phone.Event{Type: phone.EventEnded, Reason: reason})
+			pr.print(client.Event{Type: client.EventEnded, Reason: reason})
 		}
 	}
 	var all []client.Result
@@ -329,7 +329,7 @@ func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPri
 			}
 		}
 		for _, r := range tied {
-			pr.print(phone.Event{Type: eventCandidate, Peer: partyOf(r), Text: pickOf(r), Reason: r.Match.String()})
+			pr.print(client.Event{Type: eventCandidate, Peer: partyOf(r), Text: pickOf(r), Reason: r.Match.String()})
 		}
 		if !c.Bool("json") && !adding {
 			printResults(c.App.Writer, tied, true)
@@ -353,7 +353,7 @@ func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPri
 		ended("unavailable")
 		return nil, cli.Exit(target+" is offline", exitNoAnswer)
 	}
-	pr.print(phone.Event{Type: phone.EventFound, Peer: partyOf(found), Reason: found.Match.String()})
+	pr.print(client.Event{Type: client.EventFound, Peer: partyOf(found), Reason: found.Match.String()})
 	return &found, nil
 }
 
@@ -392,7 +392,7 @@ func sendKeys(ctx context.Context, call *phone.Call, keys string, pr *eventPrint
 		return
 	}
 	if err := call.SendDTMF(keys, 0); err != nil {
-		pr.print(phone.Event{Type: phone.EventWarning, Reason: "--dtmf: " + err.Error()})
+		pr.print(client.Event{Type: client.EventWarning, Reason: "--dtmf: " + err.Error()})
 	}
 }
 

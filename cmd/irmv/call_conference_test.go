@@ -23,17 +23,17 @@ func TestCallAddsParty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	incoming := map[string]chan phone.Event{}
+	incoming := map[string]chan client.Event{}
 	for _, uid := range []string{"conf-first", "conf-added"} {
-		ch := make(chan phone.Event, 64)
+		ch := make(chan client.Event, 64)
 		incoming[uid] = ch
 		p, err := phone.Start(context.Background(), phone.Options{
 			Client:        cl,
 			Registration:  client.Registration{Name: uid, UID: uid},
 			Answer:        phone.AnswerAuto,
 			SettingEngine: media.LoopbackSettingEngine(),
-			OnEvent: func(e phone.Event) {
-				if e.Type == phone.EventConnected {
+			OnEvent: func(e client.Event) {
+				if e.Type == client.EventConnected {
 					ch <- e
 				}
 			},
@@ -55,7 +55,7 @@ func TestCallAddsParty(t *testing.T) {
 	go func() {
 		done <- app.RunContext(ctx, []string{"irmv", "call", "--node", n.APIURL(), "--json", "--conference", "uid:conf-first"})
 	}()
-	connected := func(uid string) phone.Event {
+	connected := func(uid string) client.Event {
 		t.Helper()
 		select {
 		case e := <-incoming[uid]:
@@ -65,7 +65,7 @@ func TestCallAddsParty(t *testing.T) {
 		case <-time.After(60 * time.Second):
 			t.Fatalf("%s never connected\nstdout: %s", uid, out.String())
 		}
-		return phone.Event{}
+		return client.Event{}
 	}
 	connected("conf-first")
 	if _, err := io.WriteString(typed, "add uid:conf-added\n"); err != nil {

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/sip"
 	"github.com/irmv/irmv/sip/baresiptest"
 )
 
@@ -29,7 +29,7 @@ func TestCallDTMF(t *testing.T) {
 		o.SIP = "127.0.0.1:0"
 		return o
 	}())
-	if _, err := n.SIP().AddUser(sip.NewUser{User: "menu", Password: "s3cret"}); err != nil {
+	if _, err := n.SIP().AddUser(client.SIPUser{User: "menu", Password: "s3cret"}); err != nil {
 		t.Fatal(err)
 	}
 	p := baresiptest.Start(t, baresiptest.Config{IP: "127.0.0.1", Codecs: []string{"g711"},

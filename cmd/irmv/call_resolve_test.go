@@ -114,7 +114,7 @@ func TestCallResolves(t *testing.T) {
 		}
 		var picks []string
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			var e phone.Event
+			var e client.Event
 			if err := json.Unmarshal([]byte(line), &e); err != nil {
 				t.Fatalf("not JSON: %q", line)
 			}

@@ -66,14 +66,14 @@ func TestCallChecksInputFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	incoming := make(chan phone.Event, 16)
+	incoming := make(chan client.Event, 16)
 	p, err := phone.Start(context.Background(), phone.Options{
 		Client:        cl,
 		Registration:  client.Registration{Name: "Callee", UID: "first-hour"},
 		Answer:        phone.AnswerAuto,
 		SettingEngine: media.LoopbackSettingEngine(),
-		OnEvent: func(e phone.Event) {
-			if e.Type == phone.EventIncoming {
+		OnEvent: func(e client.Event) {
+			if e.Type == client.EventIncoming {
 				incoming <- e
 			}
 		},
@@ -139,7 +139,7 @@ func TestCallChecksInputFirst(t *testing.T) {
 		}
 		for _, line := range strings.Split(out.String(), "\n") {
 			var m map[string]any
-			if json.Unmarshal([]byte(line), &m) == nil && m["type"] == phone.EventQuality {
+			if json.Unmarshal([]byte(line), &m) == nil && m["type"] == client.EventQuality {
 				quality = m
 			}
 		}

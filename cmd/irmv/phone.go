@@ -163,11 +163,11 @@ type eventPrinter struct {
 	mu   sync.Mutex
 	json bool
 	out  io.Writer
-	text func(w io.Writer, e phone.Event)
+	text func(w io.Writer, e client.Event)
 	tw   io.Writer
 }
 
-func (p *eventPrinter) print(e phone.Event) {
+func (p *eventPrinter) print(e client.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -205,7 +205,7 @@ func partyName(pt *callsignal.Party) string {
 }
 
 // legName says, in a conference, which party a line is about.
-func legName(e phone.Event) string {
+func legName(e client.Event) string {
 	if e.Conference == "" || e.Peer == nil {
 		return ""
 	}
@@ -213,33 +213,33 @@ func legName(e phone.Event) string {
 }
 
 // eventText is the human form of an event, one line.
-func eventText(w io.Writer, e phone.Event) {
+func eventText(w io.Writer, e client.Event) {
 	switch e.Type {
-	case phone.EventSearching:
+	case client.EventSearching:
 		fmt.Fprintf(w, "searching for %s…\n", e.Text)
-	case phone.EventFound:
+	case client.EventFound:
 		fmt.Fprintf(w, "found %s on node %s\n", partyName(e.Peer), shortID(e.Peer.Node))
-	case phone.EventRinging:
+	case client.EventRinging:
 		fmt.Fprintln(w, "ringing…")
-	case phone.EventIncoming:
+	case client.EventIncoming:
 		fmt.Fprintf(w, "\aincoming call from %s\n", partyName(e.Peer))
-	case phone.EventConnected:
+	case client.EventConnected:
 		fmt.Fprintf(w, "connected with %s (%s, %s, %.0f ms setup)\n", partyName(e.Peer), e.Route, e.Codec, e.SetupMS)
-	case phone.EventQuality:
+	case client.EventQuality:
 		fmt.Fprintf(w, "  %sloss %.1f%%  jitter %.1f ms  rtt %.1f ms  %s\n", legName(e), e.Loss*100, e.JitterMS, e.RTTMS, e.Route)
-	case phone.EventRoute:
+	case client.EventRoute:
 		fmt.Fprintf(w, "%sroute %s → %s (%s)\n", legName(e), e.From, e.To, e.Reason)
-	case phone.EventText:
+	case client.EventText:
 		fmt.Fprintf(w, "text: %s\n", e.Text)
-	case phone.EventDTMF:
+	case client.EventDTMF:
 		fmt.Fprintf(w, "key %s (%d ms)\n", e.Digit, e.DurationMS)
-	case phone.EventWarning:
+	case client.EventWarning:
 		fmt.Fprintf(w, "warning: %s\n", e.Reason)
-	case phone.EventMoved:
+	case client.EventMoved:
 		fmt.Fprintf(w, "moved to node %s\n", shortID(e.Self.Node))
-	case phone.EventSuperseded:
+	case client.EventSuperseded:
 		fmt.Fprintf(w, "%s\n", e.Reason)
-	case phone.EventEnded:
+	case client.EventEnded:
 		fmt.Fprintf(w, "%sended (%s)", legName(e), e.Reason)
 		if e.Record != "" {
 			fmt.Fprintf(w, ", recorded to %s", e.Record)
@@ -352,8 +352,8 @@ func runPhone(c *cli.Context) error {
 		RouteHoldDown: c.Duration("route-hold-down"),
 		// A phone that gets a new address moves its calls to it.
 		WatchAddresses: true,
-		OnEvent: func(e phone.Event) {
-			if e.Type != phone.EventRegistered || jsonOut {
+		OnEvent: func(e client.Event) {
+			if e.Type != client.EventRegistered || jsonOut {
 				pr.print(e)
 			}
 		},

@@ -126,8 +126,8 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.rep.PacketsPlayed = OpusPackets(speech)
 
-	bobEvents := make(chan phone.Event, 64)
-	callerEvents := make(chan phone.Event, 64)
+	bobEvents := make(chan client.Event, 64)
+	callerEvents := make(chan client.Event, 64)
 	alice, err := d.phone(ctx, 0, client.Registration{Name: "Alice Anders", UID: "alice-demo"}, phone.Options{OnEvent: forward(callerEvents)})
 	if err != nil {
 		return err
@@ -180,7 +180,7 @@ func (d *demo) run(ctx context.Context) error {
 
 // followCall prints the call's events, hangs up once the sample has had
 // time to play out, and waits for Bob's recording.
-func (d *demo) followCall(ctx context.Context, c *phone.Call, caller, callee <-chan phone.Event) error {
+func (d *demo) followCall(ctx context.Context, c *phone.Call, caller, callee <-chan client.Event) error {
 	var hangup <-chan time.Time
 	for {
 		select {
@@ -188,27 +188,27 @@ func (d *demo) followCall(ctx context.Context, c *phone.Call, caller, callee <-c
 			return fmt.Errorf("call did not finish: %w", ctx.Err())
 		case ev := <-caller:
 			switch ev.Type {
-			case phone.EventRinging:
+			case client.EventRinging:
 				d.say("  ringing")
-			case phone.EventConnected:
+			case client.EventConnected:
 				d.rep.SetupMS, d.rep.Route = ev.SetupMS, ev.Route
 				d.say("  alice: media path up, set-up %.0f ms (invite sent to media up), route %s", ev.SetupMS, ev.Route)
-			case phone.EventQuality:
+			case client.EventQuality:
 				d.say("  quality: loss %.1f%%, jitter %.1f ms, rtt %.1f ms", 100*ev.Loss, ev.JitterMS, ev.RTTMS)
-			case phone.EventRoute:
+			case client.EventRoute:
 				d.say("  route %s -> %s (%s)", ev.From, ev.To, ev.Reason)
-			case phone.EventEnded:
+			case client.EventEnded:
 				d.say("  alice: call ended (%s)", ev.Reason)
 			}
 		case ev := <-callee:
 			switch ev.Type {
-			case phone.EventIncoming:
+			case client.EventIncoming:
 				d.say("  bob: incoming call, answering")
-			case phone.EventConnected:
+			case client.EventConnected:
 				d.say("  bob: first audio, set-up %.0f ms (invite received to first packet), route %s", ev.SetupMS, ev.Route)
 				// The sample plays from here on; leave it time to arrive.
 				hangup = time.After(OggDuration(speech) + 500*time.Millisecond)
-			case phone.EventEnded:
+			case client.EventEnded:
 				d.rep.Recording = ev.Record
 				if ev.Record == "" {
 					return errors.New("bob recorded nothing")
@@ -319,8 +319,8 @@ func (d *demo) close() {
 }
 
 // forward sends events to ch without blocking the phone.
-func forward(ch chan<- phone.Event) func(phone.Event) {
-	return func(e phone.Event) {
+func forward(ch chan<- client.Event) func(client.Event) {
+	return func(e client.Event) {
 		select {
 		case ch <- e:
 		default:

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/wire"
 	"github.com/irmv/irmv/record"
@@ -76,7 +77,7 @@ func connect(t *testing.T, a, b *side) {
 	}
 }
 
-func signed(t *testing.T, s *side, priv ed25519.PrivateKey, reg share.Registration) share.Ack {
+func signed(t *testing.T, s *side, priv ed25519.PrivateKey, reg client.Registration) client.Ack {
 	t.Helper()
 	reg.Key = priv.Public().(ed25519.PublicKey)
 	body, err := s.reg.Prepare(reg)
@@ -107,7 +108,7 @@ func TestMovedWithdrawsAtPreviousNode(t *testing.T) {
 	a, b := newSide(t), newSide(t)
 	connect(t, b, a)
 	_, priv, _ := ed25519.GenerateKey(nil)
-	reg := share.Registration{UID: "roam-1", Name: "Roamer"}
+	reg := client.Registration{UID: "roam-1", Name: "Roamer"}
 	ackA := signed(t, a, priv, reg)
 	moved := reg
 	moved.From = a.h.ID().String()
@@ -118,11 +119,11 @@ func TestMovedWithdrawsAtPreviousNode(t *testing.T) {
 		t.Error("b lost its own registration")
 	}
 
-	klA, err := a.reg.Register(share.Registration{UID: "desk-1"})
+	klA, err := a.reg.Register(client.Registration{UID: "desk-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	klB, err := b.reg.Register(share.Registration{UID: "desk-1", From: a.h.ID().String(), FromToken: klA.Token})
+	klB, err := b.reg.Register(client.Registration{UID: "desk-1", From: a.h.ID().String(), FromToken: klA.Token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestBadNoticesChangeNothing(t *testing.T) {
 	a, b := newSide(t), newSide(t)
 	connect(t, b, a)
 	_, priv, _ := ed25519.GenerateKey(nil)
-	ackA := signed(t, a, priv, share.Registration{UID: "stay-1"})
+	ackA := signed(t, a, priv, client.Registration{UID: "stay-1"})
 	send := func(v any) (roam.Reply, error) {
 		st, err := b.h.NewStream(context.Background(), a.h.ID(), roam.Protocol)
 		if err != nil {
@@ -161,9 +162,9 @@ func TestBadNoticesChangeNothing(t *testing.T) {
 		t.Errorf("replayed record: %+v, %v", r, err)
 	}
 	// An older record of the key at b (a has a newer one now).
-	ackB := signed(t, b, priv, share.Registration{UID: "stay-1"})
+	ackB := signed(t, b, priv, client.Registration{UID: "stay-1"})
 	bodyA, _ := ackA.Record.Decoded()
-	newer := signed(t, a, priv, share.Registration{UID: "stay-1", Seq: bodyA.Seq + 1e6})
+	newer := signed(t, a, priv, client.Registration{UID: "stay-1", Seq: bodyA.Seq + 1e6})
 	nb, _ := newer.Record.Decoded()
 	if r, err := send(roam.Notice{Record: ackB.Record}); err != nil || r.Removed || r.Seq != nb.Seq {
 		t.Errorf("older record: %+v, %v; want refused with seq %d", r, err, nb.Seq)
@@ -190,13 +191,13 @@ func FuzzNotice(f *testing.F) {
 	}
 	defer reg.Close()
 	_, priv, _ := ed25519.GenerateKey(nil)
-	r := share.Registration{UID: "fuzz-1", Key: priv.Public().(ed25519.PublicKey)}
+	r := client.Registration{UID: "fuzz-1", Key: priv.Public().(ed25519.PublicKey)}
 	body, _ := reg.Prepare(r)
 	r.Body, r.Sig = body, ed25519.Sign(priv, record.SigningBytes(body))
 	if _, err := reg.Register(r); err != nil {
 		f.Fatal(err)
 	}
-	if _, err := reg.Register(share.Registration{UID: "fuzz-2"}); err != nil {
+	if _, err := reg.Register(client.Registration{UID: "fuzz-2"}); err != nil {
 		f.Fatal(err)
 	}
 	seed, _ := record.SignNode(&record.Body{Terminal: "t", Identifiers: record.Identifiers{UID: "fuzz-2"}, Node: from.String(), Seq: 1, Time: time.Now().UnixMilli()}, k)

@@ -7,7 +7,6 @@ import (
 	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/node/nodetest"
-	"github.com/irmv/irmv/search"
 )
 
 // TestGreekNamesAcrossNodes registers Greek names on the last node of a
@@ -33,34 +32,34 @@ func TestGreekNamesAcrossNodes(t *testing.T) {
 			t.Fatalf("register %+v: %v", r, err)
 		}
 		nodetest.WaitFor(t, r.UID+" announced", func() bool {
-			return len(collect(t, first, search.Query{Text: "uid:" + r.UID, Via: search.ViaDHT, Timeout: time.Second})) > 0
+			return len(collect(t, first, client.Query{Text: "uid:" + r.UID, Via: client.ViaDHT, Timeout: time.Second})) > 0
 		})
 	}
 	for _, tc := range []struct {
 		q, via, want string
 		match        ident.Match
 	}{
-		{"evangelos papadopoulos", search.ViaDHT, "t-evangelos", ident.MatchExact},
-		{"euaggelos", search.ViaDHT, "t-evangelos", ident.MatchPrefix},
-		{"papadopulos", search.ViaDHT, "t-evangelos", ident.MatchPrefix},
-		{"evang", search.ViaFlood, "t-evangelos", ident.MatchPrefix},
-		{"bampis", search.ViaDHT, "t-babis", ident.MatchPrefix},
-		{"bambis gikas", search.ViaDHT, "t-babis", ident.MatchExact},
-		{"gkikas", search.ViaDHT, "t-babis", ident.MatchPrefix},
-		{"bamb gik", search.ViaFlood, "t-babis", ident.MatchPrefix},
-		{"dinos", search.ViaDHT, "t-dinos", ident.MatchPrefix},
-		{"ntinos stavrou", search.ViaAuto, "t-dinos", ident.MatchExact},
-		{"stavru", search.ViaFlood, "t-dinos", ident.MatchPrefix},
-		{"pavlos tzenis", search.ViaAuto, "t-pavlos", ident.MatchExact},
-		{"angeliki", search.ViaDHT, "t-angeliki", ident.MatchPrefix},
-		{"aggelike ourania", search.ViaDHT, "t-angeliki", ident.MatchExact},
-		{"urania", search.ViaDHT, "t-angeliki", ident.MatchPrefix},
-		{"spiros efthimiou", search.ViaDHT, "t-spyros", ident.MatchExact},
-		{"spyros", search.ViaAuto, "t-spyros", ident.MatchPrefix},
-		{"efthym", search.ViaFlood, "t-spyros", ident.MatchPrefix},
-		{"Σπυρος", search.ViaDHT, "t-spyros", ident.MatchPrefix},
+		{"evangelos papadopoulos", client.ViaDHT, "t-evangelos", ident.MatchExact},
+		{"euaggelos", client.ViaDHT, "t-evangelos", ident.MatchPrefix},
+		{"papadopulos", client.ViaDHT, "t-evangelos", ident.MatchPrefix},
+		{"evang", client.ViaFlood, "t-evangelos", ident.MatchPrefix},
+		{"bampis", client.ViaDHT, "t-babis", ident.MatchPrefix},
+		{"bambis gikas", client.ViaDHT, "t-babis", ident.MatchExact},
+		{"gkikas", client.ViaDHT, "t-babis", ident.MatchPrefix},
+		{"bamb gik", client.ViaFlood, "t-babis", ident.MatchPrefix},
+		{"dinos", client.ViaDHT, "t-dinos", ident.MatchPrefix},
+		{"ntinos stavrou", client.ViaAuto, "t-dinos", ident.MatchExact},
+		{"stavru", client.ViaFlood, "t-dinos", ident.MatchPrefix},
+		{"pavlos tzenis", client.ViaAuto, "t-pavlos", ident.MatchExact},
+		{"angeliki", client.ViaDHT, "t-angeliki", ident.MatchPrefix},
+		{"aggelike ourania", client.ViaDHT, "t-angeliki", ident.MatchExact},
+		{"urania", client.ViaDHT, "t-angeliki", ident.MatchPrefix},
+		{"spiros efthimiou", client.ViaDHT, "t-spyros", ident.MatchExact},
+		{"spyros", client.ViaAuto, "t-spyros", ident.MatchPrefix},
+		{"efthym", client.ViaFlood, "t-spyros", ident.MatchPrefix},
+		{"Σπυρος", client.ViaDHT, "t-spyros", ident.MatchPrefix},
 	} {
-		res := collect(t, first, search.Query{Text: tc.q, Via: tc.via, Timeout: 10 * time.Second})
+		res := collect(t, first, client.Query{Text: tc.q, Via: tc.via, Timeout: 10 * time.Second})
 		var uids []string
 		for _, r := range res {
 			uids = append(uids, r.Identifiers.UID)

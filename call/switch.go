@@ -1083,6 +1083,26 @@ func (s *Switch) refreshICE(ctx context.Context, ss *session, welcome signal.Msg
 	}
 }
 
+// RefreshICE sends every connected terminal a new welcome with fresh ICE
+// servers now, not at its next ICERefresh: when the node's relay gains or
+// loses a public address, the terminals' servers change (a borrowed relay
+// instead of the node's own, or back).
+func (s *Switch) RefreshICE() {
+	if s.o.ICEServers == nil {
+		return
+	}
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range all {
+		_ = ss.send(signal.Msg{Type: signal.TypeWelcome, Terminal: ss.terminal, Node: s.o.Host.ID().String(),
+			ICEServers: s.o.ICEServers(ss.terminal)})
+	}
+}
+
 // gone ends the calls of a session that closed (not those of a newer one
 // of the same terminal); with hold, accepted calls wait RejoinGrace for
 // the terminal to rejoin them.

@@ -396,6 +396,23 @@ func TestICERefresh(t *testing.T) {
 	}
 }
 
+// TestRefreshICE: RefreshICE sends every connected terminal a new welcome
+// at once, long before ICERefresh (a node whose relay lost its public
+// address: its terminals must learn of the relay it borrows instead).
+func TestRefreshICE(t *testing.T) {
+	o := nodetest.Options(t)
+	o.ICERefresh = time.Hour
+	n := nodetest.Start(t, o)
+	a, b := connect(t, n, "refresh-a"), connect(t, n, "refresh-b")
+	n.Calls().RefreshICE()
+	for _, tm := range []*term{a, b} {
+		w := tm.next(signal.TypeWelcome)
+		if w.Terminal != tm.ack.Terminal || w.Node != n.ID().String() || len(w.ICEServers) == 0 {
+			t.Errorf("%s: new welcome %+v", tm.ack.Terminal, w)
+		}
+	}
+}
+
 // TestPeerICEServers: across nodes, the node of each terminal adds its
 // relay for the other terminal to the invite and the accept it passes on;
 // what a terminal puts there itself is dropped, a call within one node

@@ -44,6 +44,10 @@ type addrPolicy struct {
 	// wan, once set, is a public address at which a NAT forwards to the
 	// node, confirmed by AutoNAT v2 (wan.go): announced too.
 	wan atomic.Pointer[ma.Multiaddr]
+	// lost, once set, is such an address that no longer reaches the
+	// node: libp2p's own observed addresses at its IP and port (TCP or
+	// QUIC) are not announced either.
+	lost atomic.Pointer[ma.Multiaddr]
 
 	mu      sync.Mutex
 	subnets []*net.IPNet
@@ -166,6 +170,9 @@ func (p *addrPolicy) DHTServer(ai peer.AddrInfo) bool {
 // them, the others drop them.
 func (p *addrPolicy) Announce(addrs []ma.Multiaddr) []ma.Multiaddr {
 	out := announce(addrs, loopbackOnly(p.listen()))
+	if l := p.lost.Load(); l != nil {
+		out = slices.DeleteFunc(out, func(a ma.Multiaddr) bool { return sameIPPort(a, *l) })
+	}
 	if w := p.wan.Load(); w != nil && !slices.ContainsFunc(out, (*w).Equal) {
 		out = append(out, *w)
 	}
@@ -215,12 +222,36 @@ var noAddr = ma.StringCast("/p2p-circuit")
 // address: such a node is probably reachable, one without is behind a NAT
 // or on a LAN of its own.
 func (p *addrPolicy) hasPublicIP() bool {
-	for _, n := range p.mySubnets() {
-		if a, err := manet.FromIP(n.IP); err == nil && manet.IsPublicAddr(a) {
-			return true
-		}
+	return slices.ContainsFunc(p.mySubnets(), func(n *net.IPNet) bool { return isPublicIP(n.IP) })
+}
+
+// hasPublicIPv4 tells whether one of this machine's interfaces has a
+// public IPv4 address; a dual-stack host with a global IPv6 address may
+// still reach IPv4 through a NAT.
+func (p *addrPolicy) hasPublicIPv4() bool {
+	return slices.ContainsFunc(p.mySubnets(), func(n *net.IPNet) bool { return n.IP.To4() != nil && isPublicIP(n.IP) })
+}
+
+// sameIPPort tells whether direct address a has the IP of b and its port
+// (over TCP or UDP: a NAT forwarding one may forward the other).
+func sameIPPort(a, b ma.Multiaddr) bool {
+	if isCircuit(a) {
+		return false
 	}
-	return false
+	ipa, err1 := manet.ToIP(a)
+	ipb, err2 := manet.ToIP(b)
+	if err1 != nil || err2 != nil || !ipa.Equal(ipb) {
+		return false
+	}
+	return addrPort(a) != "" && addrPort(a) == addrPort(b)
+}
+
+func addrPort(a ma.Multiaddr) string {
+	if p, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+		return p
+	}
+	p, _ := a.ValueForProtocol(ma.P_UDP)
+	return p
 }
 
 func announce(addrs []ma.Multiaddr, onLoopback bool) []ma.Multiaddr {

@@ -188,3 +188,36 @@ func TestAddrPolicyDHTServer(t *testing.T) {
 		}
 	}
 }
+
+// TestAddrPolicyAnnounceWAN: a confirmed public address is announced; once
+// withdrawn, neither it nor libp2p's observed addresses at its IP and
+// port are, while other ports, other IPs and relay circuits stay.
+func TestAddrPolicyAnnounceWAN(t *testing.T) {
+	const relay = "/p2p/12D3KooWGzBXcDmUfG6aBMfhKRoPRDHWAzsWPvAbVjkvnKQbasGN"
+	p := &addrPolicy{listen: func() []ma.Multiaddr { return []ma.Multiaddr{ma.StringCast("/ip4/10.4.0.2/tcp/4001")} }}
+	wan := ma.StringCast("/ip4/11.0.0.104/tcp/4001")
+	host := []ma.Multiaddr{
+		ma.StringCast("/ip4/10.4.0.2/tcp/4001"),
+		ma.StringCast("/ip4/11.0.0.104/tcp/4001"),         // observed (libp2p)
+		ma.StringCast("/ip4/11.0.0.104/udp/4001/quic-v1"), // observed (libp2p)
+		ma.StringCast("/ip4/11.0.0.104/tcp/5000"),         // another forward
+		ma.StringCast("/ip4/11.0.0.10/tcp/4001" + relay + "/p2p-circuit"),
+	}
+	strs := func(as []ma.Multiaddr) []string {
+		out := make([]string, len(as))
+		for i, a := range as {
+			out[i] = a.String()
+		}
+		return out
+	}
+	p.wan.Store(&wan)
+	if got := strs(p.Announce(host[:1])); !slices.Equal(got, []string{"/ip4/10.4.0.2/tcp/4001", wan.String()}) {
+		t.Errorf("confirmed: Announce = %v, want the LAN and the public address", got)
+	}
+	p.wan.Store(nil)
+	p.lost.Store(&wan)
+	want := []string{"/ip4/10.4.0.2/tcp/4001", "/ip4/11.0.0.104/tcp/5000", "/ip4/11.0.0.10/tcp/4001" + relay + "/p2p-circuit"}
+	if got := strs(p.Announce(host)); !slices.Equal(got, want) {
+		t.Errorf("withdrawn: Announce = %v, want %v", got, want)
+	}
+}

@@ -52,8 +52,9 @@ type Node struct {
 	sip     sipSide // nil: off (see sip.go)
 	turn    *turn.Server
 	borrow  atomic.Pointer[borrowed]     // a public node's relay, if ours is not public (relay.go)
-	lending atomic.Bool                  // our relay is lent to other nodes (relay.go)
+	lend    lender                       // our relay lent to other nodes (relay.go)
 	wan     atomic.Pointer[ma.Multiaddr] // the public address AutoNAT v2 confirmed (wan.go)
+	wanLost atomic.Bool                  // it was withdrawn and not confirmed again (wan.go)
 	an2     *autonatv2.AutoNAT           // nil: none (wan.go)
 	admin   string                       // admin token (see adminToken)
 	api     *http.Server

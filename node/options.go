@@ -87,6 +87,9 @@ type Options struct {
 	// can be public. Off: no such traffic (tests). Builds without
 	// HasPortMap refuse it.
 	PortMap bool
+	// WANCheck is how often a public address at which a NAT forwards to
+	// the node (wan.go) is checked again; 0: DefaultWANCheck.
+	WANCheck time.Duration
 	// RelayDuration and RelayData limit each connection this node relays
 	// for others (when it is public); 0: DefaultRelayDuration,
 	// DefaultRelayData.
@@ -192,6 +195,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.RelayDuration == 0 {
 		o.RelayDuration = DefaultRelayDuration
+	}
+	if o.WANCheck < 0 {
+		return fmt.Errorf("%w: wan check interval must not be negative", ErrBadOptions)
+	}
+	if o.WANCheck == 0 {
+		o.WANCheck = DefaultWANCheck
 	}
 	if o.RelayData == 0 {
 		o.RelayData = DefaultRelayData

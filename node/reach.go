@@ -212,7 +212,7 @@ func (n *Node) watchReachability(ctx context.Context) error {
 					if old != r {
 						n.log.Info("Reachability changed", "reachability", r, "forced", n.opts.Reachability != ReachAuto)
 					}
-					n.relays.setActive(r == ReachPrivate || (r == ReachUnknown && !n.policy.hasPublicIP()))
+					n.relays.setActive(n.wantRelaySlots())
 				case event.EvtLocalAddressesUpdated:
 					now := dialable(n.host.Addrs())
 					slices.SortFunc(now, ma.Multiaddr.Compare)
@@ -226,6 +226,17 @@ func (n *Node) watchReachability(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// wantRelaySlots tells whether the node should hold relay slots: when
+// private, when not known yet and no interface has a public address, and
+// when its public address behind a NAT was withdrawn (wan.go), whatever
+// AutoNAT v1 still says (it checks a node it found public again only
+// every 15 minutes or more).
+func (n *Node) wantRelaySlots() bool {
+	r := n.Reachability()
+	return r == ReachPrivate || (r == ReachUnknown && !n.policy.hasPublicIP()) ||
+		(n.wanLost.Load() && n.opts.Reachability == ReachAuto)
 }
 
 // Reachability is what the node knows of its reachability: public,

@@ -36,15 +36,36 @@ func isPublicIP(ip net.IP) bool {
 	return err == nil && manet.IsPublicAddr(a)
 }
 
+// lender serves grants of the node's relay while it has a public address.
+type lender struct {
+	mu  sync.Mutex
+	srv *grant.Server // nil: not lending
+}
+
 // lendRelay serves grants of the node's relay to other nodes, from the
 // first call on.
 func (n *Node) lendRelay() {
-	if n.lending.Swap(true) {
+	n.lend.mu.Lock()
+	defer n.lend.mu.Unlock()
+	if n.lend.srv != nil {
 		return
 	}
-	grant.Serve(n.host, func(user string) []signal.ICEServer {
+	n.lend.srv = grant.Serve(n.host, func(user string) []signal.ICEServer {
 		return n.turn.ICEServers(user, grantTTL)
 	}, turn.ForeignPrefix, n.log)
+}
+
+// stopLending stops serving grants (the relay lost its public address).
+// Identify tells the connected nodes that the protocol is gone, and those
+// that borrowed from us borrow elsewhere (borrowedRelay).
+func (n *Node) stopLending() {
+	n.lend.mu.Lock()
+	defer n.lend.mu.Unlock()
+	if n.lend.srv != nil {
+		n.lend.srv.Close()
+		n.lend.srv = nil
+		n.log.Info("TURN relay no longer lent to other nodes")
+	}
 }
 
 // grantTTL is how long lent credentials last: the borrower hands them on
@@ -81,7 +102,7 @@ func (n *Node) borrowedRelay() []signal.ICEServer {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	connected := b.from != "" && len(n.host.Network().ConnsToPeer(b.from)) > 0
-	if b.servers != nil && connected && time.Since(b.at) < borrowFresh {
+	if b.servers != nil && connected && n.lends(b.from) && time.Since(b.at) < borrowFresh {
 		return b.servers
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, borrowWait)
@@ -122,7 +143,7 @@ func (n *Node) lenders() []peer.ID {
 		boot[ai.ID] = true
 	}
 	for _, p := range n.host.Network().Peers() {
-		if ok, _ := n.host.Peerstore().SupportsProtocols(p, grant.Protocol); len(ok) == 0 {
+		if !n.lends(p) {
 			continue
 		}
 		if boot[p] {
@@ -143,4 +164,11 @@ func (n *Node) bootUnidentified() bool {
 		}
 	}
 	return false
+}
+
+// lends tells whether peer p says (identify) that it lends its relay; a
+// node whose relay lost its public address stops saying so.
+func (n *Node) lends(p peer.ID) bool {
+	ok, _ := n.host.Peerstore().SupportsProtocols(p, grant.Protocol)
+	return len(ok) > 0
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -23,13 +24,37 @@ import (
 // the node's TURN relay, which the node then lends to other nodes'
 // terminals. It assumes the NAT forwards the TURN ports as it forwards the
 // libp2p port (as a 1:1 NAT does); --turn-relay-ip overrides.
+//
+// The forward can go away (the rule removed, the router replaced, a new
+// WAN address). A confirmed address is checked again every
+// Options.WANCheck, when the reachability AutoNAT v1 reports changes and
+// when a peer sees the node at another public address. Two dial-backs
+// that fail in a row (from two peers: AutoNAT v2 asks each peer at most
+// every 2 minutes) withdraw it: no longer announced, the relay carries
+// its own address again and stops lending, the node borrows a public
+// node's relay and keeps relay slots (AutoNAT v1 may still call it
+// public for a while). A checker that cannot be asked or refuses
+// proves nothing and changes nothing. IPv4 only: an IPv6 node's global
+// address is on its interface, announced already, and needs no NAT to be
+// discovered.
 
-// wanRetry is how long an observed IP that could not be confirmed waits
-// before it is tried again.
+// DefaultWANCheck is how often a confirmed public address is checked
+// again (Options.WANCheck's default).
+const DefaultWANCheck = 5 * time.Minute
+
+// wanRetry is how long an observed IP that could not be confirmed (or
+// was withdrawn) waits before it is tried again, at most Options.WANCheck.
 const wanRetry = 2 * time.Minute
 
 // wanProbeTimeout bounds one AutoNAT v2 check.
 const wanProbeTimeout = 30 * time.Second
+
+// wanMisses is how many failed dial-backs in a row withdraw the address;
+// wanMissRetry how soon the next check follows a failed one.
+const (
+	wanMisses    = 2
+	wanMissRetry = 5 * time.Second
+)
 
 // WANAddr is the public address at which AutoNAT v2 confirmed that a NAT
 // forwards to this node, nil if none.
@@ -40,15 +65,23 @@ func (n *Node) WANAddr() ma.Multiaddr {
 	return nil
 }
 
+// wanState is watchWAN's own: what it confirmed and what it saw.
+type wanState struct {
+	last   ma.Multiaddr         // the latest candidate peers saw; nil: none
+	tried  map[string]time.Time // when each candidate was last tried
+	misses int                  // failed dial-backs of the confirmed address in a row
+}
+
 // watchWAN follows identify's observed addresses and confirms a public one
-// (see above), once servicesUp is closed (the TURN relay exists). It does
-// nothing for a node without AutoNAT v2 (Reachability private).
+// (see above), once servicesUp is closed (the TURN relay exists), and
+// checks it again. It does nothing for a node without AutoNAT v2
+// (Reachability private).
 func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
-	an2 := n.an2
-	if an2 == nil {
+	if n.an2 == nil {
 		return nil
 	}
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted), eventbus.Name("irmv wan"), eventbus.BufSize(128))
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtLocalReachabilityChanged)},
+		eventbus.Name("irmv wan"), eventbus.BufSize(128))
 	if err != nil {
 		return fmt.Errorf("wan: %w", err)
 	}
@@ -61,49 +94,132 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 		case <-ctx.Done():
 			return
 		}
-		tried := map[string]time.Time{}
+		st := &wanState{tried: map[string]time.Time{}}
+		check := time.NewTimer(n.opts.WANCheck)
+		defer check.Stop()
 		for {
+			recheck := false
 			select {
 			case <-ctx.Done():
 				return
+			case <-check.C:
+				recheck = true
 			case e, ok := <-sub.Out():
 				if !ok {
 					return
 				}
-				ev := e.(event.EvtPeerIdentificationCompleted)
-				cand := n.wanCandidate(ev.ObservedAddr)
-				if cand == nil || n.WANAddr() != nil && n.WANAddr().Equal(cand) || time.Since(tried[cand.String()]) < wanRetry {
-					continue
+				switch ev := e.(type) {
+				case event.EvtPeerIdentificationCompleted:
+					cand := n.wanCandidate(ev.ObservedAddr)
+					if cand == nil {
+						continue
+					}
+					st.last = cand
+					cur := n.WANAddr()
+					if cur != nil && cur.Equal(cand) || time.Since(st.tried[cand.String()]) < n.wanRetry() {
+						continue
+					}
+					st.tried[cand.String()] = time.Now()
+					if n.probeWAN(ctx, cand) == network.ReachabilityPublic {
+						n.confirmWAN(cand)
+						st.misses = 0
+						continue
+					}
+					// Seen elsewhere, and not reachable there: is the
+					// confirmed address still?
+					recheck = cur != nil
+				case event.EvtLocalReachabilityChanged:
+					recheck = n.WANAddr() != nil
 				}
-				tried[cand.String()] = time.Now()
-				pctx, cancel := context.WithTimeout(ctx, wanProbeTimeout)
-				res, err := an2.GetReachability(pctx, []autonatv2.Request{{Addr: cand, SendDialData: true}})
-				cancel()
-				if err != nil || res.Reachability != network.ReachabilityPublic {
-					n.log.Debug("Observed address not confirmed", "addr", cand, "reachability", res.Reachability, "err", err)
-					continue
-				}
-				n.confirmWAN(cand)
 			}
+			if !recheck {
+				continue
+			}
+			if !check.Stop() {
+				select {
+				case <-check.C:
+				default:
+				}
+			}
+			check.Reset(n.recheckWAN(ctx, st))
 		}
 	}()
 	return nil
 }
 
+// recheckWAN checks the confirmed address again, or without one tries the
+// latest candidate anew (the forward may be back); it returns when to
+// check next.
+func (n *Node) recheckWAN(ctx context.Context, st *wanState) time.Duration {
+	cur := n.WANAddr()
+	if cur == nil {
+		if st.last != nil && time.Since(st.tried[st.last.String()]) >= n.wanRetry() {
+			st.tried[st.last.String()] = time.Now()
+			if n.probeWAN(ctx, st.last) == network.ReachabilityPublic {
+				n.confirmWAN(st.last)
+				st.misses = 0
+			}
+		}
+		return n.opts.WANCheck
+	}
+	switch n.probeWAN(ctx, cur) {
+	case network.ReachabilityPublic:
+		st.misses = 0
+	case network.ReachabilityPrivate:
+		if st.misses++; st.misses >= wanMisses {
+			st.misses = 0
+			st.tried[cur.String()] = time.Now()
+			n.withdrawWAN(cur)
+			return n.opts.WANCheck
+		}
+		return min(wanMissRetry, n.opts.WANCheck)
+	}
+	return n.opts.WANCheck
+}
+
+func (n *Node) wanRetry() time.Duration { return min(wanRetry, n.opts.WANCheck) }
+
+// probeWAN asks AutoNAT v2 whether a peer can dial a: public (it did),
+// private (it could not) or unknown (no peer to ask, or it refused).
+func (n *Node) probeWAN(ctx context.Context, a ma.Multiaddr) network.Reachability {
+	pctx, cancel := context.WithTimeout(ctx, wanProbeTimeout)
+	defer cancel()
+	res, err := n.an2.GetReachability(pctx, []autonatv2.Request{{Addr: a, SendDialData: true}})
+	switch {
+	case err != nil:
+		lvl := "Public address not checked"
+		if errors.Is(err, autonatv2.ErrNoPeers) {
+			lvl = "Public address not checked: no peer to ask now"
+		}
+		n.log.Debug(lvl, "addr", a, "err", err)
+		return network.ReachabilityUnknown
+	case res.AllAddrsRefused:
+		n.log.Debug("Public address not checked: the peer refused", "addr", a)
+		return network.ReachabilityUnknown
+	}
+	n.log.Debug("Public address checked", "addr", a, "reachability", reachabilityOf(res.Reachability))
+	return res.Reachability
+}
+
 // wanCandidate is the address to check for an observed one: its IP, if
-// public and none of this machine's, at the node's TCP listen port; nil
-// otherwise.
+// public IPv4 and on none of this machine's interfaces, at the node's TCP
+// listen port; nil otherwise. A public IPv6 address on an interface
+// (dual stack) does not stop it: the IPv4 side may still sit behind a
+// NAT.
 func (n *Node) wanCandidate(observed ma.Multiaddr) ma.Multiaddr {
 	if observed == nil || !manet.IsPublicAddr(observed) {
 		return nil
 	}
 	ip, err := manet.ToIP(observed)
-	if err != nil || ip.To4() == nil || n.policy.hasPublicIP() {
+	if err != nil || ip.To4() == nil || n.policy.hasPublicIPv4() {
 		return nil
 	}
 	for _, l := range n.host.Network().ListenAddresses() {
 		port, err := l.ValueForProtocol(ma.P_TCP)
 		if err != nil || manet.IsIPLoopback(l) {
+			continue
+		}
+		if _, err := l.ValueForProtocol(ma.P_IP4); err != nil {
 			continue
 		}
 		a, err := ma.NewMultiaddr("/ip4/" + ip.String() + "/tcp/" + port)
@@ -116,11 +232,18 @@ func (n *Node) wanCandidate(observed ma.Multiaddr) ma.Multiaddr {
 
 // confirmWAN takes a as the node's public address: announced, and the
 // address of its TURN relay (lent to other nodes from then on) unless the
-// operator named one.
+// operator named one. It replaces an address confirmed before.
 func (n *Node) confirmWAN(a ma.Multiaddr) {
-	n.wan.Store(&a)
+	old := n.wan.Swap(&a)
+	n.policy.lost.Store(nil)
 	n.policy.wan.Store(&a)
-	n.log.Info("Public address confirmed (NAT forwarding to this node)", "addr", a)
+	if old != nil {
+		n.log.Info("Public address changed (NAT forwarding to this node)", "addr", a, "was", *old)
+	} else {
+		n.log.Info("Public address confirmed (NAT forwarding to this node)", "addr", a)
+	}
+	n.wanLost.Store(false)
+	n.relays.setActive(n.wantRelaySlots())
 	ip, _ := manet.ToIP(a)
 	if n.turn == nil || n.opts.TURNRelayIP != nil || ip == nil {
 		return
@@ -128,6 +251,30 @@ func (n *Node) confirmWAN(a ma.Multiaddr) {
 	n.turn.SetPublicIP(ip)
 	n.lendRelay()
 	n.borrow.Store(nil) // our own relay is public now
+	n.calls.RefreshICE()
+}
+
+// withdrawWAN gives up a, which peers could no longer dial: no longer
+// announced, the TURN relay back on its own address and no longer lent,
+// a public node's relay borrowed again, relay slots kept.
+func (n *Node) withdrawWAN(a ma.Multiaddr) {
+	n.wan.Store(nil)
+	n.policy.wan.Store(nil)
+	n.policy.lost.Store(&a)
+	n.log.Info("Public address withdrawn (NAT no longer forwards to this node)", "addr", a)
+	n.wanLost.Store(true)
+	n.relays.setActive(n.wantRelaySlots())
+	if n.turn == nil || n.opts.TURNRelayIP != nil {
+		return
+	}
+	n.turn.SetPublicIP(nil)
+	if !n.relayIsPublic(n.turn.PublicIP()) {
+		n.stopLending()
+		n.borrow.Store(&borrowed{})
+		// Their welcome said our relay is public: a callee behind our
+		// NAT would not take the caller's node's relay (call/phone).
+		n.calls.RefreshICE()
+	}
 }
 
 // turnRelayIP is the address the node's relayed candidates carry, "" with

@@ -141,4 +141,25 @@ func TestSetPublicIP(t *testing.T) {
 	if !allowed(client, pub) || allowed(client, net.IPv4(11, 0, 0, 9)) {
 		t.Error("a foreign client may relay to the public relay address, and only there")
 	}
+
+	// Withdrawn (the NAT stopped forwarding): the relay's own address
+	// again, for new allocations and for foreign users' URLs.
+	s.SetPublicIP(nil)
+	if ip := s.PublicIP(); !ip.Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Errorf("PublicIP() after withdrawal = %v, want the relay's own 127.0.0.1", ip)
+	}
+	relay2, err := newClient(t, s, u, p).Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay2.Close()
+	if ip := relay2.LocalAddr().(*net.UDPAddr).IP; ip.Equal(pub) {
+		t.Errorf("relayed address %v after withdrawal: still the withdrawn %v", relay2.LocalAddr(), pub)
+	}
+	if f := s.ICEServers(ForeignPrefix+"12D3KooWnode", time.Minute); strings.Contains(f[1].URLs[0], "11.0.0.5:") {
+		t.Errorf("foreign URLs %v after withdrawal: still the withdrawn address", f[1].URLs)
+	}
+	if allowed(client, pub) {
+		t.Error("a foreign client may still relay to the withdrawn address")
+	}
 }

@@ -462,8 +462,16 @@ func (s *Server) countAlloc(username string, d int) {
 // relay forwards to it (a 1:1 NAT, a DMZ host, a port forward of the TURN
 // and relay ports), the address of new IPv4 relayed candidates and of the
 // URLs given to foreign users. The node's own terminals keep the address
-// they reach the relay at directly.
+// they reach the relay at directly. nil withdraws it (the NAT no longer
+// forwards): new relayed candidates carry the relay's own address again.
 func (s *Server) SetPublicIP(ip net.IP) {
+	if ip == nil {
+		if s.public.Swap(nil) != nil {
+			s.relays.public.Store(nil)
+			s.log.Info("TURN relay's public address withdrawn")
+		}
+		return
+	}
 	if ip = ip.To4(); ip == nil {
 		return
 	}
@@ -603,9 +611,10 @@ func (g *trackedRelays) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 	if err != nil {
 		return nil, nil, err
 	}
-	if ua, ok := addr.(*net.UDPAddr); ok && r == g.v4 && g.public.Load() != nil {
-		pub := g.public.Load()
-		addr = &net.UDPAddr{IP: *pub, Port: ua.Port}
+	if pub := g.public.Load(); pub != nil && r == g.v4 {
+		if ua, ok := addr.(*net.UDPAddr); ok {
+			addr = &net.UDPAddr{IP: *pub, Port: ua.Port}
+		}
 	}
 	g.wg.Add(1)
 	return &relayConn{PacketConn: conn, closed: g.wg.Done}, addr, nil

@@ -39,6 +39,7 @@ func nodeCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "sip-open", Usage: "trusted networks (CIDR) whose phones register with --sip without credentials (default: none)", EnvVars: []string{"IRMV_SIP_OPEN"}},
 		&cli.StringFlag{Name: "sip-rate", Usage: "SIP requests a second each source address may send, more are dropped (default 50)", EnvVars: []string{"IRMV_SIP_RATE"}},
 		&cli.StringFlag{Name: "relay-duration", Usage: "how long this node, when public, relays one connection between two other nodes, e.g. 1h (default: 24h; calls move to a new connection when one ends)", EnvVars: []string{"IRMV_RELAY_DURATION"}},
+		&cli.StringFlag{Name: "wan-check", Usage: "how often a node behind a NAT that forwards to it checks that its public address still reaches it (AutoNAT v2), e.g. 1m (default: 5m)", EnvVars: []string{"IRMV_WAN_CHECK"}},
 		&cli.BoolFlag{Name: "portmap", Usage: portmapUsage(), EnvVars: []string{"IRMV_PORTMAP"}},
 		&cli.StringFlag{Name: "reachability", Usage: "auto (AutoNAT finds out), public or private (behind a NAT: DHT client, reachable through relays)", Value: node.ReachAuto, EnvVars: []string{"IRMV_REACHABILITY"}},
 		&cli.StringFlag{Name: "region", Usage: "default country (ISO 3166, e.g. DE) for phone numbers in national form", EnvVars: []string{"IRMV_REGION"}},
@@ -96,6 +97,12 @@ func runNode(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("--relay-duration %q: want a positive duration such as 1h", s), exitError)
 		}
 	}
+	var wanCheck time.Duration
+	if s := c.String("wan-check"); s != "" {
+		if wanCheck, err = time.ParseDuration(s); err != nil || wanCheck <= 0 {
+			return cli.Exit(fmt.Sprintf("--wan-check %q: want a positive duration such as 5m", s), exitError)
+		}
+	}
 	n, err := node.New(node.Options{
 		TURNRelayIP:   relayIP,
 		TURNRelayIP6:  relayIP6,
@@ -111,6 +118,7 @@ func runNode(c *cli.Context) error {
 		Reachability:  c.String("reachability"),
 		PortMap:       c.Bool("portmap"),
 		RelayDuration: relayDur,
+		WANCheck:      wanCheck,
 		TURN:          c.String("turn"),
 		HTTPS:         c.String("https"),
 		SIP:           c.String("sip"),

@@ -359,6 +359,65 @@ func TestBrowserKnownKeysCases(t *testing.T) {
 	}
 }
 
+// TestBrowserDescriptionCases runs the page's fingerprint check
+// (fingerprint.js) on call/signal's cases (TestDescriptionCases:
+// matching, mismatching, missing or foreign signatures), and has the Go
+// side verify what the page signs.
+func TestBrowserDescriptionCases(t *testing.T) {
+	cases, err := os.ReadFile("../call/signal/testdata/description-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := nodetest.Chain(t, 1, nil)
+	p := openPage(t, nodes[0], 800, 600)
+	out := p.evalAsync(`(async () => {
+		const { verifyDescription, ERR_BAD_SIG, ERR_MISMATCH } = await import("/static/fingerprint.js");
+		const cases = ` + string(cases) + `;
+		const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+		const bad = [];
+		for (const c of cases) {
+			const why = await verifyDescription(c.desc, c.key ? unb64(c.key) : null);
+			const got = why === "" ? "" : why.startsWith(ERR_BAD_SIG + ": ") ? "sig" : why.startsWith(ERR_MISMATCH + ": ") ? "mismatch" : why;
+			if (got !== c.want) bad.push(c.name + ": " + JSON.stringify(why) + ", want " + JSON.stringify(c.want));
+		}
+		return bad.join("\n");
+	})()`)
+	if out != "" {
+		t.Errorf("the page's fingerprint check differs from call/signal's:\n%s", out)
+	}
+
+	// What the page signs (describe) verifies in Go against its key, and
+	// in the page against no other.
+	out = p.evalAsync(`(async () => {
+		const { describe, verifyDescription } = await import("/static/fingerprint.js");
+		const b64 = (b) => btoa(String.fromCharCode(...new Uint8Array(b)));
+		const gen = () => crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
+		const pair = await gen(), other = await gen();
+		const pc = new RTCPeerConnection();
+		pc.createDataChannel("chat");
+		await pc.setLocalDescription(await pc.createOffer());
+		const desc = await describe(pc.localDescription, async (bytes) => new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, bytes)));
+		pc.close();
+		const pub = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+		const otherPub = new Uint8Array(await crypto.subtle.exportKey("raw", other.publicKey));
+		return JSON.stringify({ key: b64(pub), desc, own: await verifyDescription(desc, pub), other: await verifyDescription(desc, otherPub) });
+	})()`)
+	var signed struct {
+		Key        []byte             `json:"key"`
+		Desc       signal.Description `json:"desc"`
+		Own, Other string
+	}
+	if err := json.Unmarshal([]byte(out), &signed); err != nil {
+		t.Fatalf("the page's description %s: %v", out, err)
+	}
+	if err := signed.Desc.Verify(signed.Key); err != nil || signed.Desc.Fingerprint == "" {
+		t.Errorf("the page's signed description %+v does not verify in Go: %v", signed.Desc, err)
+	}
+	if signed.Own != "" || !strings.HasPrefix(signed.Other, "bad fingerprint signature: ") {
+		t.Errorf("the page verifies its own description as %q and against another key as %q; want \"\" and a bad signature", signed.Own, signed.Other)
+	}
+}
+
 // TestBrowserConfig: the node serves the terminal side's shared figures
 // (GET /v1/config), the Go phone's own, and the page runs on them.
 func TestBrowserConfig(t *testing.T) {

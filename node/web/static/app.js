@@ -10,10 +10,10 @@
 import { Meter, readStats, since } from "./quality.js";
 import { changedKeys, remembered } from "./keys.js";
 import { Monitor } from "./monitor.js";
+import { describe, verifyDescription } from "./fingerprint.js";
 
 const NODE_CHECK_MS = 5000;         // how often an unregistered page asks whether the node is up
 const RECORD_CONTEXT = "irmv-record-v1:";          // record signContext
-const FP_CONTEXT = "irmv-dtls-fingerprint:";       // call/media sigContext
 const DB_NAME = "irmv", DB_STORE = "keys", KEY_ID = "terminal";
 const LEG_CHAT_GRACE_MS = 3000;     // a connected new leg takes over without its chat channel
 // The terminal side's figures that irmv phone uses too (call/policy:
@@ -110,11 +110,6 @@ async function loadKey() {
 
 async function sign(bytes) {
   return new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, T.key.priv, bytes));
-}
-
-async function verify(pub, sig, bytes) {
-  const key = await crypto.subtle.importKey("raw", pub, { name: "Ed25519" }, false, ["verify"]);
-  return crypto.subtle.verify({ name: "Ed25519" }, key, sig, bytes);
 }
 
 // ---- terminal state ------------------------------------------------------
@@ -502,43 +497,6 @@ function warn(text) {
   show(w, !!text);
 }
 
-function fingerprintsOf(sdp) {
-  const out = [];
-  for (const line of sdp.split(/\r?\n/)) {
-    if (line.startsWith("a=fingerprint:")) out.push(line.slice(14).trim());
-  }
-  return out;
-}
-
-function sameFP(a, b) {
-  const norm = (s) => s.trim().split(/\s+/).join(" ").toLowerCase();
-  return norm(a) === norm(b);
-}
-
-// describe builds a signed call/media Description of our local SDP.
-async function describe(desc) {
-  const fps = fingerprintsOf(desc.sdp);
-  if (fps.length === 0) throw new Error("local SDP has no a=fingerprint");
-  const sig = await sign(enc.encode(FP_CONTEXT + fps[0]));
-  return { type: desc.type, sdp: desc.sdp, fingerprint: fps[0], sig: b64(sig) };
-}
-
-// checkDesc is call/media's Description.Verify: the signature over the
-// fingerprint (when the sender has a key) and every SDP fingerprint.
-async function checkDesc(d, key) {
-  if (!d || !d.sdp) return "no session description";
-  if (key) {
-    if (!d.sig) return "the description is unsigned";
-    let ok = false;
-    try { ok = await verify(key, unb64(d.sig), enc.encode(FP_CONTEXT + d.fingerprint)); } catch (_) { ok = false; }
-    if (!ok) return "the fingerprint signature does not verify";
-  }
-  const fps = fingerprintsOf(d.sdp);
-  if (fps.length === 0) return "the SDP has no a=fingerprint";
-  for (const fp of fps) if (!sameFP(fp, d.fingerprint)) return "the SDP fingerprint is not the signed one";
-  return "";
-}
-
 // Known keys (keys.js): kept in localStorage.
 function knownKeys() {
   try { return JSON.parse(localStorage.getItem("irmv-known-keys") || "{}"); } catch (_) { return {}; }
@@ -713,7 +671,7 @@ async function startCall(r) {
     setChat(c, c.cur, pc.createDataChannel("chat")); // the caller creates it (call/media)
     addTracks(c, pc);
     await pc.setLocalDescription(await pc.createOffer());
-    const desc = await describe(pc.localDescription);
+    const desc = await describe(pc.localDescription, sign);
     if (c.ended) return;
     const self = { node: T.node, terminal: T.ack.terminal, identifiers: T.ack.identifiers, key: b64(T.key.pub) };
     if (!send({ type: "invite", call: c.id, from: self, to: { node: r.node, terminal: r.terminal }, desc })) {
@@ -745,7 +703,7 @@ async function onCallMessage(c, m) {
       if (m.bridged) showBridged(true);
       clearTimeout(c.ringTimer);
       c.peerICE = iceServers(m.peer_ice_servers);
-      const bad = await checkDesc(m.desc, c.remoteKey);
+      const bad = await verifyDescription(m.desc, c.remoteKey);
       if (bad) {
         warn("The callee's answer does not verify: " + bad);
         endCall("identity", true);
@@ -807,7 +765,7 @@ async function offerLeg(c, to, why) {
     setChat(c, l, pc.createDataChannel("chat")); // the caller creates it on every leg
     addTracks(c, pc);
     await pc.setLocalDescription(await pc.createOffer());
-    const desc = await describe(pc.localDescription);
+    const desc = await describe(pc.localDescription, sign);
     if (c.ended || c.next !== l) return;
     if (!send({ type: "update", call: c.id, leg: l.n, route: to, desc, reason: why })) {
       throw new Error("not connected to the node");
@@ -823,7 +781,7 @@ async function offerLeg(c, to, why) {
 async function answeredLeg(c, l, m) {
   if (l.answered) return;
   l.answered = true;
-  const bad = await checkDesc(m.desc, c.remoteKey);
+  const bad = await verifyDescription(m.desc, c.remoteKey);
   if (c.ended || c.next !== l) return;
   if (bad) {
     warn("The callee's answer for the new connection does not verify: " + bad);
@@ -845,7 +803,7 @@ async function acceptLeg(c, m, n) {
   const l = newLeg(n, m.route, m.reason);
   c.next = l;
   l.timer = setTimeout(() => { if (c.next === l) abandonLeg(c, "timeout"); }, CFG.reroute_timeout * 1000);
-  const bad = await checkDesc(m.desc, c.remoteKey);
+  const bad = await verifyDescription(m.desc, c.remoteKey);
   if (c.ended || c.next !== l) return;
   if (bad) {
     warn("The caller's new connection does not verify: " + bad);
@@ -858,7 +816,7 @@ async function acceptLeg(c, m, n) {
     addTracks(c, pc);
     await remoteSet(l);
     await pc.setLocalDescription(await pc.createAnswer());
-    const desc = await describe(pc.localDescription);
+    const desc = await describe(pc.localDescription, sign);
     if (c.ended || c.next !== l) return;
     send({ type: "update", call: c.id, leg: n, desc });
     flushLocal(c, l);
@@ -872,7 +830,7 @@ async function restartLeg(c, m) {
   const l = c.cur;
   l.sent = false;      // our candidates wait for the answer
   l.remoteSet = false; // theirs for the offer
-  const bad = await checkDesc(m.desc, c.remoteKey);
+  const bad = await verifyDescription(m.desc, c.remoteKey);
   if (c.ended || c.cur !== l) return;
   if (bad) {
     warn("The caller's renegotiation does not verify: " + bad);
@@ -883,7 +841,7 @@ async function restartLeg(c, m) {
     await l.pc.setRemoteDescription({ type: "offer", sdp: m.desc.sdp });
     await remoteSet(l);
     await l.pc.setLocalDescription(await l.pc.createAnswer());
-    const desc = await describe(l.pc.localDescription);
+    const desc = await describe(l.pc.localDescription, sign);
     if (c.ended || c.cur !== l) return;
     const u = { type: "update", call: c.id, desc };
     if (l.n) u.leg = l.n;
@@ -958,7 +916,7 @@ async function onInvite(m) {
   send({ type: "ringing", call: c.id });
   setCallState(c, "incoming", "ringing");
   if (!key) warn("The caller has no key: its identity cannot be verified.");
-  const bad = await checkDesc(m.desc, key);
+  const bad = await verifyDescription(m.desc, key);
   if (bad) {
     warn("The caller's offer does not verify: " + bad);
     endCall("identity", true);
@@ -976,7 +934,7 @@ async function acceptCall() {
     addTracks(c, pc); // reuses the offer's audio transceiver, now sendrecv
     await remoteSet(c.cur);
     await pc.setLocalDescription(await pc.createAnswer());
-    const desc = await describe(pc.localDescription);
+    const desc = await describe(pc.localDescription, sign);
     if (c.ended) return;
     send({ type: "accept", call: c.id, desc });
     flushLocal(c, c.cur);

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,5 +58,60 @@ func TestNodeOnlyBuildLinksNoWebRTC(t *testing.T) {
 		if strings.HasPrefix(d, "github.com/pion/") || d == "github.com/irmv/irmv/call/media" {
 			t.Errorf("call/signal depends on %s", d)
 		}
+	}
+}
+
+// TestImportGraph: cmd → node → {share, search, call} → the shared model
+// (client, ident, record; call/signal is the wire protocol terminals speak,
+// so client names its Party). A feature imports only itself, the model and
+// internal/ helpers, never another feature; sim and sip assemble features as
+// a node does (a simulated node's share and search; the SIP bridge places
+// calls and finds terminals) and no feature imports them, node or cmd.
+func TestImportGraph(t *testing.T) {
+	const mod = "github.com/irmv/irmv/"
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	area := func(p string) string { // the top directory, call/signal apart
+		p = strings.TrimPrefix(p, mod)
+		if p == "call/signal" {
+			return "model"
+		}
+		top, _, _ := strings.Cut(p, "/")
+		switch top {
+		case "client", "ident", "record":
+			return "model"
+		}
+		return top
+	}
+	may := map[string][]string{
+		"model":  {"model", "internal"},
+		"share":  {"share", "model", "internal"},
+		"search": {"search", "model", "internal"},
+		"call":   {"call", "model", "internal"},
+		"sim":    {"sim", "share", "search", "model", "internal"},
+		"sip":    {"sip", "call", "share", "search", "model", "internal"},
+	}
+	checked := 0
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		from := area(f[0])
+		allowed, ok := may[from]
+		if !ok {
+			continue
+		}
+		checked++
+		for _, imp := range f[1:] {
+			if !strings.HasPrefix(imp, mod) {
+				continue
+			}
+			if to := area(imp); !slices.Contains(allowed, to) {
+				t.Errorf("%s imports %s: %s may import only %v", f[0], imp, from, allowed)
+			}
+		}
+	}
+	if checked < 10 {
+		t.Errorf("only %d packages checked: is the module path right?", checked)
 	}
 }

@@ -218,16 +218,12 @@ func (p *addrPolicy) AnnounceTo(own, remote []ma.Multiaddr) []ma.Multiaddr {
 // the receiver can use.
 var noAddr = ma.StringCast("/p2p-circuit")
 
-// hasPublicIP tells whether one of this machine's interfaces has a public
-// address: such a node is probably reachable, one without is behind a NAT
-// or on a LAN of its own.
-func (p *addrPolicy) hasPublicIP() bool {
-	return slices.ContainsFunc(p.mySubnets(), func(n *net.IPNet) bool { return isPublicIP(n.IP) })
-}
-
 // hasPublicIPv4 tells whether one of this machine's interfaces has a
-// public IPv4 address; a dual-stack host with a global IPv6 address may
-// still reach IPv4 through a NAT.
+// public IPv4 address: such a node is probably reachable, one without is
+// behind a NAT or on a LAN of its own. A global IPv6 address says less:
+// a home router gives one to every host on its LAN and, by default,
+// firewalls it against connections from outside, while IPv4 goes through
+// its NAT.
 func (p *addrPolicy) hasPublicIPv4() bool {
 	return slices.ContainsFunc(p.mySubnets(), func(n *net.IPNet) bool { return n.IP.To4() != nil && isPublicIP(n.IP) })
 }

@@ -167,8 +167,8 @@ func newDialBackSwarm(rm network.ResourceManager) (*swarm.Swarm, error) {
 // circuit must reach the DHT).
 //
 // Until AutoNAT has an answer (its dial-back takes up to 15 s to fail
-// behind a NAT) the node goes by its interfaces: with a public address it
-// takes itself for public (DHT server, relay service at once, e.g. after
+// behind a NAT) the node goes by its interfaces: with a public IPv4
+// address (hasPublicIPv4) it takes itself for public (DHT server, relay service at once, e.g. after
 // a restart), without one it reserves relay slots already, so that a
 // node that just started behind a NAT is reachable within a second; it
 // stays a DHT server until AutoNAT says private, since nodes on a LAN of
@@ -184,8 +184,8 @@ func (n *Node) watchReachability(ctx context.Context) error {
 		return fmt.Errorf("reachability: %w", err)
 	}
 	if n.opts.Reachability == ReachAuto {
-		if n.policy.hasPublicIP() {
-			n.log.Info("Public address on an interface: taken for public until AutoNAT tells")
+		if n.policy.hasPublicIPv4() {
+			n.log.Info("Public IPv4 address on an interface: taken for public until AutoNAT tells")
 			guess.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPublic})
 		} else {
 			n.relays.setActive(true)
@@ -235,7 +235,7 @@ func (n *Node) watchReachability(ctx context.Context) error {
 // every 15 minutes or more).
 func (n *Node) wantRelaySlots() bool {
 	r := n.Reachability()
-	return r == ReachPrivate || (r == ReachUnknown && !n.policy.hasPublicIP()) ||
+	return r == ReachPrivate || (r == ReachUnknown && !n.policy.hasPublicIPv4()) ||
 		(n.wanLost.Load() && n.opts.Reachability == ReachAuto)
 }
 

@@ -202,10 +202,9 @@ func (n *Node) probeWAN(ctx context.Context, a ma.Multiaddr) network.Reachabilit
 }
 
 // wanCandidate is the address to check for an observed one: its IP, if
-// public IPv4 and on none of this machine's interfaces, at the node's TCP
-// listen port; nil otherwise. A public IPv6 address on an interface
-// (dual stack) does not stop it: the IPv4 side may still sit behind a
-// NAT.
+// public IPv4 and no interface of this machine has a public IPv4
+// address, at the node's TCP listen port; nil otherwise. A global IPv6
+// address on an interface (dual stack) does not stop it.
 func (n *Node) wanCandidate(observed ma.Multiaddr) ma.Multiaddr {
 	if observed == nil || !manet.IsPublicAddr(observed) {
 		return nil

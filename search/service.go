@@ -226,7 +226,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q client.Query, out c
 					return
 				}
 			}
-			r.viaFlood(floodCtx)
+			r.viaFlood(floodCtx, ctx)
 		}()
 	}
 	wg.Wait()
@@ -390,7 +390,12 @@ func (r *run) ask(ctx context.Context, p peer.ID, via string, hops int) {
 	}
 }
 
-func (r *run) viaFlood(ctx context.Context) {
+// viaFlood floods the query until ctx ends, and delivers what the flood
+// brought until the search ends (deliver): a result emit has taken is
+// marked sent, so dropping it when the DHT path's exact answer stops the
+// flood would lose it for every path (one of two equal terminals would
+// then look like the only match).
+func (r *run) viaFlood(ctx, deliver context.Context) {
 	hits := r.s.o.Flooder.Query(ctx, r.ids[0], flood.QueryOptions{Want: r.q.Limit, Also: r.ids[1:]})
 	for hit := range hits {
 		now := time.Now()
@@ -409,7 +414,7 @@ func (r *run) viaFlood(ctx context.Context) {
 			res := resultOf(rec, b, client.ViaFlood)
 			res.Match = m
 			res.Hops = hit.Hops
-			r.emit(ctx, res)
+			r.emit(deliver, res)
 		}
 	}
 }

@@ -34,7 +34,9 @@ func lanNodeWith(t *testing.T, mut func(*node.Options)) *node.Node {
 	if err != nil {
 		t.Fatalf("cannot listen on %s (%v): run this test under scripts/netns-run, which provides that address", lanAddr, err)
 	}
-	ln.Close()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
 	o := nodetest.Options(t)
 	o.API = lanAddr + ":0"
 	if mut != nil {

@@ -37,7 +37,9 @@ func freeLoopbackPort(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return ln.Addr().String()
 }
 

@@ -33,7 +33,12 @@ func dialRaw(t *testing.T, addr net.Addr) *rawConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() {
+		// The test closes some itself.
+		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Errorf("closing a raw connection: %v", err)
+		}
+	})
 	return &rawConn{t: t, c: c, br: bufio.NewReader(c), host: addr.String()}
 }
 

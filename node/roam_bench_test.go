@@ -8,6 +8,7 @@ import (
 	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
@@ -35,7 +36,7 @@ func BenchmarkMoveConsistent(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { p.Close() })
+	testenv.Close(b, "phone", p)
 	found := func(n *node.Node, at string) bool {
 		ch, err := n.Search().Search(ctx, client.Query{Text: "uid:bench-walker", Limit: 1, Timeout: time.Second})
 		if err != nil {

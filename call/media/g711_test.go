@@ -106,7 +106,6 @@ func toneWAV(tb testing.TB, hz float64, secs float64, rate, chans int) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer f.Close()
 	enc := wav.NewEncoder(f, rate, 16, chans, 1)
 	n := int(secs * float64(rate))
 	data := make([]int, 0, n*chans)
@@ -120,6 +119,9 @@ func toneWAV(tb testing.TB, hz float64, secs float64, rate, chans int) string {
 		tb.Fatal(err)
 	}
 	if err := enc.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		tb.Fatal(err)
 	}
 	return path

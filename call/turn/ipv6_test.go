@@ -33,7 +33,9 @@ func allocate(t *testing.T, s *Server, server net.Addr, local string, family pio
 	}
 	t.Cleanup(func() {
 		c.Close()
-		_ = conn.Close()
+		if err := conn.Close(); err != nil {
+			t.Errorf("closing the client's socket: %v", err)
+		}
 	})
 	if err := c.Listen(); err != nil {
 		t.Fatal(err)
@@ -53,7 +55,7 @@ func roundTrip(t *testing.T, relay net.PacketConn, peerIP string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer peer.Close()
+	testenv.Close(t, "peer socket", peer)
 	if _, err := relay.WriteTo([]byte("ping"), peer.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}

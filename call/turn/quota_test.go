@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/irmv/irmv/internal/testenv"
 )
 
 // allocsOf is how many allocations foreign user holds, as the relay counts.
@@ -24,7 +26,7 @@ func TestForeignAllocationQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	testenv.Close(t, "TURN server", s)
 	user := ForeignPrefix + "12D3KooWnode"
 	u, p, _ := s.Credentials(user, time.Minute) // one grant, several allocations
 	a1, err := newClient(t, s, u, p).Allocate()

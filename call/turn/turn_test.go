@@ -58,7 +58,9 @@ func newClient(t *testing.T, s *Server, username, password string) *pionturn.Cli
 	}
 	t.Cleanup(func() {
 		c.Close()
-		_ = conn.Close()
+		if err := conn.Close(); err != nil {
+			t.Errorf("closing the client's socket: %v", err)
+		}
 	})
 	return c
 }

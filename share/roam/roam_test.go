@@ -19,6 +19,7 @@ import (
 
 	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/internal/wire"
 	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/share"
@@ -41,7 +42,7 @@ func newSide(t *testing.T) *side {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Close() })
+	testenv.Close(t, "host", h)
 	norm, err := ident.NewNormalizer("DE")
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func newSide(t *testing.T) *side {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { reg.Close() })
+	testenv.Close(t, "registry", reg)
 	s := &side{h: h, reg: reg, moved: map[string]peer.ID{}}
 	s.svc, err = roam.New(roam.Options{Host: h, Registry: reg, OnSuperseded: func(term string, node peer.ID) {
 		s.mu.Lock()
@@ -60,7 +61,7 @@ func newSide(t *testing.T) *side {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.svc.Close() })
+	testenv.Close(t, "roam service", s.svc)
 	return s
 }
 

@@ -4,14 +4,17 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
+	"github.com/irmv/irmv/sip/baresiptest"
 )
 
 // TestBrowserBridgedPCMU: a SIP phone with G.711 only (a sipgo user agent
@@ -80,4 +83,43 @@ func TestBrowserBridgedPCMU(t *testing.T) {
 	p.waitFor(`Number(document.getElementById("quality").dataset.packetsReceived) > 20`)
 	a.stop()
 	p.waitFor(`document.body.dataset.call === "ended"`)
+}
+
+// TestBrowserCallsBaresip: the web page calls a baresip phone registered
+// at the node, once per codec the phone speaks (Opus, or G.711 only); the
+// node bridges the page's WebRTC call to the phone's RTP. The page shows
+// "bridged" and receives the phone's tone, baresip records the page's
+// (fake) microphone, and when the page hangs up baresip sees the call end
+// (and is still running: it prints that).
+func TestBrowserCallsBaresip(t *testing.T) {
+	for _, c := range []sipCase{{name: "opus", codec: "opus"}, {name: "PCMU", codec: "PCMU"}, {name: "PCMA", codec: "PCMA"}} {
+		t.Run(c.name, func(t *testing.T) {
+			baresiptest.Need(t)
+			n := nodetest.Start(t, func() node.Options {
+				o := nodetest.Options(t)
+				o.SIP = "127.0.0.1:0"
+				return o
+			}())
+			if _, err := n.SIP().AddUser(client.SIPUser{User: "alice", Password: "s3cret"}); err != nil {
+				t.Fatal(err)
+			}
+			ph, rec := c.baresip(t, n, "alice", "s3cret", 440)
+			term := n.SIP().Bindings()[0].Terminal
+
+			p := openPage(t, n, 1280, 800)
+			p.register("Wendy Web", "")
+			p.search("alice", term)
+			p.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results li[data-terminal=%q] .call-btn`, term))))
+			p.waitFor(`document.body.dataset.call === "connected" && document.body.dataset.bridged === "1"`)
+			ph.WaitOutput("Call established", browserWait)
+			if c.g711() && !strings.Contains(ph.Output(), "Set audio decoder: "+c.codec) {
+				t.Errorf("baresip did not decode %s:\n%s", c.codec, ph.Output())
+			}
+			p.waitFor(`Number(document.getElementById("quality").dataset.packetsReceived) > 100`)
+			nodetest.WaitFor(t, "baresip hears the page", func() bool { return decodedBytes(rec) > 2*c.bytesPerSecond() })
+			p.do(chromedp.Click(chromedp.CSS("#hangup")))
+			ph.WaitOutput("terminated", browserWait)
+			p.waitFor(`document.body.dataset.call === "ended"`)
+		})
+	}
 }

@@ -77,5 +77,5 @@ func TestCallDTMF(t *testing.T) {
 	if !strings.Contains(out.String(), `"connected"`) {
 		t.Errorf("no connected event:\n%s", out.String())
 	}
-	p.WaitOutput("terminated", 30*time.Second)
+	p.WaitEnded(30 * time.Second)
 }

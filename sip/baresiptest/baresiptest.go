@@ -177,6 +177,21 @@ func (p *Phone) WaitOutput(s string, timeout time.Duration) {
 	}
 }
 
+// WaitEnded waits until the phone's call ended: baresip prints
+// "terminated" when it took the BYE, or "session closed" when its media
+// socket saw the other side's RTP port close (an ICMP error) before it
+// got round to the BYE that came just before.
+func (p *Phone) WaitEnded(timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for out := p.Output(); !strings.Contains(out, "terminated") && !strings.Contains(out, "session closed"); out = p.Output() {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("baresip's call did not end in %s; output:\n%s", timeout, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Command sends a command line to the cons module (e.g. "/dial sip:x@y").
 func (p *Phone) Command(cmd string) {
 	p.t.Helper()

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -110,9 +111,9 @@ func runCall(c *cli.Context) error {
 	if keys != "" && (len(args) > 1 || c.Bool("conference")) {
 		return cli.Exit("--dtmf: key presses go to a call to one party, not a conference", exitError)
 	}
-	for _, k := range keys {
-		if !strings.ContainsRune(media.DTMFDigits, k) {
-			return cli.Exit(fmt.Sprintf("--dtmf %q: %q is not a key; want 0-9 * # A-D", c.String("dtmf"), k), exitError)
+	for _, k := range c.String("dtmf") {
+		if !strings.ContainsRune(media.DTMFDigits, unicode.ToUpper(k)) {
+			return cli.Exit(fmt.Sprintf("--dtmf %q: %q is not a key; want 0-9 * # A-D", c.String("dtmf"), string(k)), exitError)
 		}
 	}
 	if err := checkRecordFile(c.String("record")); err != nil {

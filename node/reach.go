@@ -212,7 +212,7 @@ func (n *Node) watchReachability(ctx context.Context) error {
 					if old != r {
 						n.log.Info("Reachability changed", "reachability", r, "forced", n.opts.Reachability != ReachAuto)
 					}
-					n.relays.setActive(n.wantRelaySlots())
+					n.relays.follow(n.wantRelaySlots)
 				case event.EvtLocalAddressesUpdated:
 					now := dialable(n.host.Addrs())
 					slices.SortFunc(now, ma.Multiaddr.Compare)

@@ -73,8 +73,15 @@ func newRelayKeeper(h host.Host, boot []peer.AddrInfo, policy *addrPolicy, log *
 
 // setActive starts (a node behind a NAT) or stops keeping reservations.
 func (k *relayKeeper) setActive(on bool) {
+	k.follow(func() bool { return on })
+}
+
+// follow sets whether to keep reservations to want(), asked under the
+// keeper's lock: of two callers that change what want reads, the later
+// one decides.
+func (k *relayKeeper) follow(want func() bool) {
 	k.mu.Lock()
-	k.active = on
+	k.active = want()
 	k.mu.Unlock()
 	k.poke()
 }

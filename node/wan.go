@@ -242,7 +242,7 @@ func (n *Node) confirmWAN(a ma.Multiaddr) {
 		n.log.Info("Public address confirmed (NAT forwarding to this node)", "addr", a)
 	}
 	n.wanLost.Store(false)
-	n.relays.setActive(n.wantRelaySlots())
+	n.relays.follow(n.wantRelaySlots)
 	ip, _ := manet.ToIP(a)
 	if n.turn == nil || n.opts.TURNRelayIP != nil || ip == nil {
 		return
@@ -262,7 +262,7 @@ func (n *Node) withdrawWAN(a ma.Multiaddr) {
 	n.policy.lost.Store(&a)
 	n.log.Info("Public address withdrawn (NAT no longer forwards to this node)", "addr", a)
 	n.wanLost.Store(true)
-	n.relays.setActive(n.wantRelaySlots())
+	n.relays.follow(n.wantRelaySlots)
 	if n.turn == nil || n.opts.TURNRelayIP != nil {
 		return
 	}

@@ -429,7 +429,8 @@ func TestBrowserConfig(t *testing.T) {
 	if cfg.MaxLoss != phone.DefaultMaxLoss || cfg.MaxJitter != phone.DefaultMaxJitter.Seconds() || cfg.MaxRTT != phone.DefaultMaxRTT.Seconds() ||
 		cfg.BadSamples != phone.BadSamples || cfg.RouteHoldDown != phone.RouteHoldDown.Seconds() || cfg.RerouteTimeout != phone.RerouteTimeout.Seconds() ||
 		cfg.PingInterval != phone.PingInterval.Seconds() || cfg.RingTimeout != phone.RingTimeout.Seconds() ||
-		cfg.Reregister != phone.ReregisterInterval.Seconds() || cfg.MaxLeg != signal.MaxLeg || len(cfg.RouteOrder) != 3 {
+		cfg.Reregister != phone.ReregisterInterval.Seconds() || cfg.MaxLeg != signal.MaxLeg || len(cfg.RouteOrder) != 3 ||
+		cfg.SampleInterval != policy.SampleInterval.Seconds() || cfg.ReconnectMin != policy.ReconnectMin.Seconds() || cfg.ReconnectMax != policy.ReconnectMax.Seconds() {
 		t.Errorf("GET /v1/config: %+v, not the phone's figures", cfg)
 	}
 	p := openPage(t, nodes[0], 800, 600)

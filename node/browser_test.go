@@ -584,6 +584,10 @@ func TestBrowserBeforeRegistering(t *testing.T) {
 	}
 	p.register("Ben Before", "")
 	p.waitFor(`!` + btn + `.disabled`)
+	// A lost WebSocket is connected again after the node's reconnect_min
+	// (GET /v1/config), and the backoff starts over.
+	p.eval(`window.lostWS = T.ws, T.ws.close(), ""`)
+	p.waitFor(`T.ws && T.ws !== window.lostWS && document.body.dataset.ws === "open" && T.backoff === 0`)
 
 	// Another node's page, not registered: "offline" once that node stops.
 	p.do(chromedp.Navigate(nodes[1].APIURL() + "/"))

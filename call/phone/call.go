@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/irmv/irmv/call/media"
+	"github.com/irmv/irmv/call/policy"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/client"
 )
@@ -629,12 +630,12 @@ func (c *Call) nodeError(m signal.Msg) {
 }
 
 // live runs a connected call until it ends: it samples the quality every
-// second and, as the caller, moves the call to another route when the
+// policy.SampleInterval and, as the caller, moves the call to another route when the
 // quality stays below the thresholds (see the package doc and route.go).
 func (c *Call) live(hangupAfter time.Duration) {
 	c.living.Store(true)
 	peer := c.Peer()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(policy.SampleInterval)
 	defer tick.Stop()
 	var after <-chan time.Time
 	if hangupAfter > 0 {

@@ -38,7 +38,6 @@ const (
 	helloTimeout = 10 * time.Second
 	writeTimeout = 5 * time.Second
 	apiTimeout   = 5 * time.Second
-	maxBackoff   = 10 * time.Second
 )
 
 // Answer modes.
@@ -461,14 +460,14 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 		p.mu.Unlock()
 		p.emit(client.Event{Type: client.EventWarning, Reason: "connection to the node lost; reconnecting"})
 		p.keepLiveCalls()
-		backoff := 250 * time.Millisecond
+		backoff := policy.ReconnectMin
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, maxBackoff)
+			backoff = min(2*backoff, policy.ReconnectMax)
 			if next, ok := p.afterSession(ctx); !ok {
 				return
 			} else if next != nil {

@@ -22,8 +22,10 @@ const (
 	DefaultMaxJitter = 50 * time.Millisecond
 	// DefaultMaxRTT is the round-trip time a call tolerates.
 	DefaultMaxRTT = 400 * time.Millisecond
-	// BadSamples is how many consecutive one-second samples over a
-	// threshold move the call to another route.
+	// SampleInterval is how often a live call samples its quality.
+	SampleInterval = time.Second
+	// BadSamples is how many consecutive samples over a threshold move
+	// the call to another route.
 	BadSamples = 3
 	// RouteHoldDown is how long a route that was left is not taken again.
 	RouteHoldDown = 30 * time.Second
@@ -41,6 +43,11 @@ const (
 	// ReregisterInterval is how often a terminal signs and registers its
 	// record again, well before record.MaxAge.
 	ReregisterInterval = record.MaxAge / 3
+	// ReconnectMin and ReconnectMax bound how long a terminal that lost
+	// its node waits before it connects again: ReconnectMin first, twice
+	// as long after each failure, at most ReconnectMax.
+	ReconnectMin = 250 * time.Millisecond
+	ReconnectMax = 10 * time.Second
 )
 
 // RouteOrder is the order in which a call tries the routes: from a bad
@@ -54,12 +61,15 @@ type Config struct {
 	MaxLoss        float64  `json:"max_loss"`
 	MaxJitter      float64  `json:"max_jitter"`
 	MaxRTT         float64  `json:"max_rtt"`
+	SampleInterval float64  `json:"sample_interval"`
 	BadSamples     int      `json:"bad_samples"`
 	RouteHoldDown  float64  `json:"route_hold_down"`
 	RerouteTimeout float64  `json:"reroute_timeout"`
 	PingInterval   float64  `json:"ping_interval"`
 	RingTimeout    float64  `json:"ring_timeout"`
 	Reregister     float64  `json:"reregister_interval"`
+	ReconnectMin   float64  `json:"reconnect_min"`
+	ReconnectMax   float64  `json:"reconnect_max"`
 	MaxLeg         int      `json:"max_leg"` // signal.MaxLeg
 	RouteOrder     []string `json:"route_order"`
 }
@@ -70,12 +80,15 @@ func Current() Config {
 		MaxLoss:        DefaultMaxLoss,
 		MaxJitter:      DefaultMaxJitter.Seconds(),
 		MaxRTT:         DefaultMaxRTT.Seconds(),
+		SampleInterval: SampleInterval.Seconds(),
 		BadSamples:     BadSamples,
 		RouteHoldDown:  RouteHoldDown.Seconds(),
 		RerouteTimeout: RerouteTimeout.Seconds(),
 		PingInterval:   PingInterval.Seconds(),
 		RingTimeout:    RingTimeout.Seconds(),
 		Reregister:     ReregisterInterval.Seconds(),
+		ReconnectMin:   ReconnectMin.Seconds(),
+		ReconnectMax:   ReconnectMax.Seconds(),
 		MaxLeg:         signal.MaxLeg,
 		RouteOrder:     append([]string(nil), RouteOrder...),
 	}

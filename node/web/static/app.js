@@ -122,7 +122,7 @@ const T = {
   node: "",         // hosting node's peer ID, from welcome
   ice: [],          // ICE servers, from welcome
   pingTimer: 0,
-  backoff: 250,
+  backoff: 0,       // the next reconnect's wait (ms), 0 for CFG.reconnect_min
   call: null,       // the one call, see newCall
   searchAbort: null,
   // The worst quality a call tolerates before the page, as the caller,
@@ -257,8 +257,8 @@ function connect() {
     T.ws = null;
     setConn("offline");
     if (T.call && !T.call.ended) endCall("node", false);
-    const wait = T.backoff;
-    T.backoff = Math.min(T.backoff * 2, 10000);
+    const wait = T.backoff || CFG.reconnect_min * 1000;
+    T.backoff = Math.min(wait * 2, CFG.reconnect_max * 1000);
     setTimeout(async () => {
       if (T.helloRefused) { T.helloRefused = false; await reregister(); }
       connect();
@@ -319,7 +319,7 @@ function onMessage(m) {
     case "welcome":
       T.node = m.node || "";
       T.ice = iceServers(m.ice_servers);
-      T.backoff = 250;
+      T.backoff = 0;
       setConn("open");
       refreshCallButtons();
       clearInterval(T.pingTimer);
@@ -574,7 +574,7 @@ function onLegState(c, l) {
       if (c.outgoing) rememberKey(c.remote.identifiers, c.remote.key); // not what a caller claims
       setCallState(c, "connected", "connected");
       $("call-title").textContent = "In call with";
-      c.statsTimer = setInterval(() => stats(c, true), 1000);
+      c.statsTimer = setInterval(() => stats(c, true), CFG.sample_interval * 1000);
     } else if (st === "failed") {
       // The leg being brought up may still carry the call on.
       if (!c.next) endCall("failed", true);

@@ -1,0 +1,9 @@
+package signal
+
+import (
+	"testing"
+
+	"github.com/irmv/irmv/internal/leaktest"
+)
+
+func TestMain(m *testing.M) { leaktest.Main(m) }

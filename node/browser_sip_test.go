@@ -12,7 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/irmv/irmv/client"
-	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/sip/baresiptest"
 )
@@ -22,11 +21,7 @@ import (
 // negotiates PCMU with the bridge (the page does not filter codecs) and
 // plays what the phone sends.
 func TestBrowserBridgedPCMU(t *testing.T) {
-	n := nodetest.Start(t, func() node.Options {
-		o := nodetest.Options(t)
-		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}
-		return o
-	}())
+	n := sipNode(t, "127.0.0.0/8")
 	p := openPage(t, n, 1280, 800)
 	p.register("Carla Web", "+49 40 5550100")
 	sp := newSIPgoPhone(t, n, "deskphone")
@@ -95,11 +90,7 @@ func TestBrowserCallsBaresip(t *testing.T) {
 	for _, c := range []sipCase{{name: "opus", codec: "opus"}, {name: "PCMU", codec: "PCMU"}, {name: "PCMA", codec: "PCMA"}} {
 		t.Run(c.name, func(t *testing.T) {
 			baresiptest.Need(t)
-			n := nodetest.Start(t, func() node.Options {
-				o := nodetest.Options(t)
-				o.SIP = "127.0.0.1:0"
-				return o
-			}())
+			n := sipNode(t)
 			if _, err := n.SIP().AddUser(client.SIPUser{User: "alice", Password: "s3cret"}); err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +109,7 @@ func TestBrowserCallsBaresip(t *testing.T) {
 			p.waitFor(`Number(document.getElementById("quality").dataset.packetsReceived) > 100`)
 			nodetest.WaitFor(t, "baresip hears the page", func() bool { return decodedBytes(rec) > 2*c.bytesPerSecond() })
 			p.do(chromedp.Click(chromedp.CSS("#hangup")))
-			ph.WaitOutput("terminated", browserWait)
+			ph.WaitEnded(browserWait)
 			p.waitFor(`document.body.dataset.call === "ended"`)
 		})
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
-	"github.com/irmv/irmv/node/nodetest"
 )
 
 // sippAt runs one call of a scenario from sip/testdata/sipp against n's
@@ -39,11 +38,7 @@ func sippAt(t *testing.T, n *node.Node, scenario string, args ...string) {
 // a wrong password, an unknown user or a user not registered here get
 // 403 and no call; the registered user with its password calls.
 func TestSIPpInviteAuth(t *testing.T) {
-	n := nodetest.Start(t, func() node.Options {
-		o := nodetest.Options(t)
-		o.SIP = "127.0.0.1:0"
-		return o
-	}())
+	n := sipNode(t)
 	for _, u := range []string{"alice", "carol"} {
 		if _, err := n.SIP().AddUser(client.SIPUser{User: u, Password: "pw-" + u}); err != nil {
 			t.Fatal(err)
@@ -93,11 +88,7 @@ func TestSIPpInviteAuth(t *testing.T) {
 // answer timeout (5 s) is still rung: its call ends with its answer (busy
 // here), not as unavailable, and its line stays for the next call.
 func TestSIPpSlowAnswer(t *testing.T) {
-	n := nodetest.Start(t, func() node.Options {
-		o := nodetest.Options(t)
-		o.SIP = "127.0.0.1:0"
-		return o
-	}())
+	n := sipNode(t)
 	if _, err := n.SIP().AddUser(client.SIPUser{User: "slowpoke", Password: "pw-slow"}); err != nil {
 		t.Fatal(err)
 	}

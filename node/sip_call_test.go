@@ -19,7 +19,6 @@ import (
 	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
-	"github.com/irmv/irmv/node/nodetest"
 )
 
 // toneWAV writes a sine tone of hz for secs seconds at rate Hz with sox
@@ -107,11 +106,7 @@ func dominantHz(t *testing.T, path string) int {
 // SIPp calls an irmv phone that rings and cancels: the irmv call ends.
 func TestSIPpCancelWhileRinging(t *testing.T) {
 	testenv.Program(t, "sipp", "sip-tester")
-	n := nodetest.Start(t, func() node.Options {
-		o := nodetest.Options(t)
-		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}
-		return o
-	}())
+	n := sipNode(t, "127.0.0.0/8")
 	// bob rings until the caller gives up.
 	_, bobEv := startGoPhone(t, n, client.Registration{Name: "Bob Ringing", UID: "bob-ringing"},
 		phone.Options{Answer: phone.AnswerAsk, Ask: func(ctx context.Context, _ phone.Incoming) bool {

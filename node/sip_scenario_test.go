@@ -226,7 +226,7 @@ func TestIrmvPhoneCallsBaresip(t *testing.T) {
 			}
 			c.talk(t, a, p, aliceRec, call, carolEv)
 			call.Hangup()
-			p.WaitOutput("terminated", 30*time.Second)
+			p.WaitEnded(30 * time.Second)
 			ended := carolEv.wait(t, "ended", ofType(client.EventEnded))
 			c.finished(t, a, p, aliceRec, 440, ended.Record, 880)
 		})
@@ -272,7 +272,7 @@ func TestBaresipCallsBaresip(t *testing.T) {
 				alice.WaitOutput("received event: '9' (end=1)", 30*time.Second)
 			}
 			dave.Command("/hangup")
-			alice.WaitOutput("terminated", 30*time.Second)
+			alice.WaitEnded(30 * time.Second)
 			dave.WaitOutput("terminated", 30*time.Second)
 			for _, p := range []*baresiptest.Phone{alice, dave} {
 				if c.g711() && !strings.Contains(p.Output(), c.codec) {

@@ -67,11 +67,7 @@ func srtpCall(t *testing.T, n *node.Node, p *baresiptest.Phone) {
 // not move where the bridge sends; what the bridge sends opens only with
 // the key its answer named.
 func TestSRTPForgedPackets(t *testing.T) {
-	n := nodetest.Start(t, func() node.Options {
-		o := nodetest.Options(t)
-		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}
-		return o
-	}())
+	n := sipNode(t, "127.0.0.0/8")
 	_, bobEv := startGoPhone(t, n, client.Registration{Name: "Bob Secure", UID: "bob-secure"},
 		phone.Options{Answer: phone.AnswerAuto, Play: longSpeech(t, time.Minute)})
 	p := newSIPgoPhone(t, n, "srtpphone")

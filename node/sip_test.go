@@ -18,6 +18,15 @@ import (
 	"github.com/irmv/irmv/sip/baresiptest"
 )
 
+// sipNode starts a node with the SIP side on loopback; phones from the
+// networks open (CIDR) call and register without credentials.
+func sipNode(t *testing.T, open ...string) *node.Node {
+	t.Helper()
+	o := nodetest.Options(t)
+	o.SIP, o.SIPOpen = "127.0.0.1:0", open
+	return nodetest.Start(t, o)
+}
+
 // sipNodes starts node A with the SIP side on loopback and node B joined
 // to it.
 func sipNodes(t *testing.T) (a, b *node.Node) {

@@ -72,6 +72,22 @@ type wanState struct {
 	misses int                  // failed dial-backs of the confirmed address in a row
 }
 
+// wanTried bounds wanState.tried: peers may tell any address.
+const wanTried = 64
+
+// note records that cand is tried now, forgetting the tries older than
+// retry when there are too many.
+func (st *wanState) note(cand ma.Multiaddr, retry time.Duration) {
+	if len(st.tried) >= wanTried {
+		for k, t := range st.tried {
+			if time.Since(t) >= retry {
+				delete(st.tried, k)
+			}
+		}
+	}
+	st.tried[cand.String()] = time.Now()
+}
+
 // watchWAN follows identify's observed addresses and confirms a public one
 // (see above), once servicesUp is closed (the TURN relay exists), and
 // checks it again. It does nothing for a node without AutoNAT v2
@@ -119,7 +135,7 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 					if cur != nil && cur.Equal(cand) || time.Since(st.tried[cand.String()]) < n.wanRetry() {
 						continue
 					}
-					st.tried[cand.String()] = time.Now()
+					st.note(cand, n.wanRetry())
 					if n.probeWAN(ctx, cand) == network.ReachabilityPublic {
 						n.confirmWAN(cand)
 						st.misses = 0

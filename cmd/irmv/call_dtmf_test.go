@@ -45,15 +45,7 @@ func TestCallDTMF(t *testing.T) {
 		t.Fatalf("sox: %v: %s", err, b)
 	}
 
-	var out, errw syncBuffer
-	app := newApp()
-	app.Writer, app.ErrWriter = &out, &errw
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- app.RunContext(ctx, []string{"irmv", "call", "--node", n.APIURL(), "--json", "--dtmf", "12#", "--play", tone, "uid:menu"})
-	}()
+	out, hangup := startCall(t, "--node", n.APIURL(), "--json", "--dtmf", "12#", "--play", tone, "uid:menu")
 	for _, k := range []string{"1", "2", "#"} {
 		p.WaitOutput(fmt.Sprintf("received event: '%s' (end=1)", k), 60*time.Second)
 	}
@@ -65,17 +57,40 @@ func TestCallDTMF(t *testing.T) {
 	if c := strings.Count(got, "'2' (end=1)"); c != 1 {
 		t.Errorf("key 2 received %d times, want once", c)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("irmv call: %v\nstderr: %s", err, errw.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("irmv call did not return after hanging up")
-	}
+	hangup()
 	if !strings.Contains(out.String(), `"connected"`) {
 		t.Errorf("no connected event:\n%s", out.String())
 	}
 	p.WaitEnded(30 * time.Second)
+}
+
+// startCall runs irmv call with args in the background; hangup ends it
+// (as Ctrl-C does) and fails the test unless it then exits 0.
+func startCall(t *testing.T, args ...string) (out *syncBuffer, hangup func()) {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &stdout, &stderr
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.RunContext(ctx, append([]string{"irmv", "call"}, args...)) }()
+	stopped := false
+	hangup = func() {
+		t.Helper()
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("irmv call: %v\nstderr: %s", err, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("irmv call did not return after hanging up")
+		}
+	}
+	t.Cleanup(hangup)
+	return &stdout, hangup
 }

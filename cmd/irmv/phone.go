@@ -20,11 +20,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/irmv/irmv/call/media"
 	"github.com/irmv/irmv/call/phone"
 	callsignal "github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/client"
@@ -64,6 +66,9 @@ whose key registers at another node (a second phone with the same key) stops
 with exit status 2. With several nodes (--node repeated, or more lines in
 --node-file) a phone whose node stays unreachable for --failover-after (the
 access point died) registers at the next one, calls included.
+On a terminal, a line of keys (0-9 * # A-D, e.g. 123#) typed while a call is
+up presses them in the call (DTMF; a SIP phone behind a bridge gets RFC 4733
+events, e.g. for a voice menu).
 With --json it prints one event per line on stdout.`,
 		Flags:  flags,
 		Action: runPhone,
@@ -318,10 +323,14 @@ func runPhone(c *cli.Context) error {
 
 	jsonOut := c.Bool("json")
 	pr := &eventPrinter{json: jsonOut, out: c.App.Writer, text: eventText, tw: c.App.Writer}
+	kp := &keypad{live: map[string]bool{}, pr: pr}
 	var lines <-chan string
 	var linesOnce sync.Once
+	startLines := func() { linesOnce.Do(func() { lines = kp.route(stdinLines(os.Stdin)) }) }
 	ask := func(ctx context.Context, inv phone.Incoming) bool {
-		linesOnce.Do(func() { lines = stdinLines(os.Stdin) })
+		startLines()
+		kp.asking.Store(true)
+		defer kp.asking.Store(false)
 		pr.mu.Lock()
 		fmt.Fprintf(c.App.ErrWriter, "Incoming call from %s — answer? [y/N] ", partyName(&inv.From))
 		pr.mu.Unlock()
@@ -353,6 +362,7 @@ func runPhone(c *cli.Context) error {
 		// A phone that gets a new address moves its calls to it.
 		WatchAddresses: true,
 		OnEvent: func(e client.Event) {
+			kp.event(e)
 			if e.Type != client.EventRegistered || jsonOut {
 				pr.print(e)
 			}
@@ -375,6 +385,10 @@ func runPhone(c *cli.Context) error {
 		fmt.Fprintf(w, "waiting for calls (answer: %s); Ctrl-C to quit\n", answer)
 		pr.mu.Unlock()
 	}
+	kp.setPhone(p)
+	if isTerminal(os.Stdin) {
+		startLines() // key presses typed during calls
+	}
 	if nodeFile != "" || len(nodes) > 1 {
 		go followNodes(ctx, p, nodes, nodeFile, c.Duration("failover-after"), log)
 	}
@@ -390,6 +404,80 @@ func runPhone(c *cli.Context) error {
 		return cli.Exit("phone: "+stopErr.Error()+": stopping", exitError)
 	}
 	return nil
+}
+
+// keypad presses keys typed on the terminal in the phone's calls: a line
+// of keys (0-9 * # A-D), typed while a call is up and no answer prompt
+// waits, is sent to every call that is up (DTMF).
+type keypad struct {
+	pr     *eventPrinter
+	asking atomic.Bool // the answer prompt waits for a line
+
+	mu   sync.Mutex
+	p    *phone.Phone
+	live map[string]bool // calls up, by ID
+}
+
+func (k *keypad) setPhone(p *phone.Phone) {
+	k.mu.Lock()
+	k.p = p
+	k.mu.Unlock()
+}
+
+// event follows which calls are up.
+func (k *keypad) event(e client.Event) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	switch e.Type {
+	case client.EventConnected:
+		k.live[e.Call] = true
+	case client.EventEnded:
+		delete(k.live, e.Call)
+	}
+}
+
+// route takes the lines that are key presses out of in; the others go
+// on to the answer prompt.
+func (k *keypad) route(in <-chan string) <-chan string {
+	out := make(chan string)
+	go func() {
+		defer close(out)
+		for l := range in {
+			if keys := strings.ToUpper(strings.TrimSpace(l)); !k.asking.Load() && dtmfKeys(keys) && k.press(keys) {
+				continue
+			}
+			out <- l
+		}
+	}()
+	return out
+}
+
+// press sends keys to the calls that are up; false when none is.
+func (k *keypad) press(keys string) bool {
+	k.mu.Lock()
+	var calls []*phone.Call
+	for id := range k.live {
+		if c := k.p.CallByID(id); c != nil {
+			calls = append(calls, c)
+		}
+	}
+	k.mu.Unlock()
+	for _, c := range calls {
+		if err := c.SendDTMF(keys, 0); err != nil {
+			k.pr.print(client.Event{Type: client.EventWarning, Call: c.ID(), Reason: "keys " + keys + ": " + err.Error()})
+		}
+	}
+	return len(calls) > 0
+}
+
+// dtmfKeys reports whether s is one or more keys (0-9 * # A-D).
+func dtmfKeys(s string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune(media.DTMFDigits, r) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // readNodeFile reads the node URLs a --node-file names, one a line: none

@@ -508,7 +508,6 @@ func (p *Phone) call(ctx context.Context, to client.Result, o CallOptions, cf *C
 		return nil, err
 	}
 	p.known.remember(to.Identifiers, remoteKey)
-	p.setBusy(true) // the nodes still pass a conference's invites
 	if err := c.waitMedia(ctx, peer); err != nil {
 		return nil, err
 	}
@@ -634,6 +633,17 @@ func (c *Call) nodeError(m signal.Msg) {
 // quality stays below the thresholds (see the package doc and route.go).
 func (c *Call) live(hangupAfter time.Duration) {
 	c.living.Store(true)
+	// Busy once media flows, not at accept: an invite the node gave up
+	// on while the phone could not read it (frozen, out of range) is
+	// still answered when the phone is back, and that call, which never
+	// gets media, must leave the terminal's status (set meanwhile by
+	// someone else, say idle) alone rather than end it as online. Set
+	// beside the call, whose node may be going away (a failover).
+	c.p.wg.Add(1)
+	go func() {
+		defer c.p.wg.Done()
+		c.p.setBusy(true) // the nodes still pass a conference's invites
+	}()
 	peer := c.Peer()
 	tick := time.NewTicker(policy.SampleInterval)
 	defer tick.Stop()
@@ -955,7 +965,6 @@ wait:
 		return
 	}
 	c.descriptionSent(c.cur)
-	p.setBusy(true) // the nodes still pass a conference's invites
 	if err := c.waitMedia(ctx, peer); err != nil {
 		return
 	}

@@ -371,7 +371,8 @@ func (p *Phone) remove() {
 	}
 }
 
-// setStatus sets the terminal's status through the API.
+// setBusy shows the terminal busy while it has a call with media, and
+// online again once its last call ended.
 func (p *Phone) setBusy(busy bool) {
 	p.statusMu.Lock()
 	defer p.statusMu.Unlock()
@@ -384,6 +385,9 @@ func (p *Phone) setBusy(busy bool) {
 	p.mu.Unlock()
 	if !busy && inCall {
 		return // a call that began as the last one ended keeps it busy
+	}
+	if busy && !inCall {
+		return // the call ended before it was shown: nothing to show
 	}
 	st := record.StatusOnline
 	if busy {

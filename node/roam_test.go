@@ -344,20 +344,22 @@ func TestRoamingPhone(t *testing.T) {
 type procCall struct {
 	cmd    *exec.Cmd
 	events chan map[string]any
+	stderr *syncBuffer
 }
 
 func startProcCall(t *testing.T, bin, api, q string, args ...string) *procCall {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"call", "--node", api, "--json", "--timeout", "5s", q}, args...)...)
+	cmd := exec.Command(bin, append([]string{"call", "--node", api, "--json", "--timeout", "5s", "--log-level", "info", q}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := &procCall{cmd: cmd, events: make(chan map[string]any, 100), stderr: &syncBuffer{}}
+	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	p := &procCall{cmd: cmd, events: make(chan map[string]any, 100)}
 	go func() {
 		defer close(p.events)
 		sc := bufio.NewScanner(stdout)
@@ -376,13 +378,13 @@ func (p *procCall) next(t *testing.T, typ string) map[string]any {
 	t.Helper()
 	for e := range p.events {
 		if e["type"] == "ended" && typ != "ended" {
-			t.Fatalf("the call ended waiting for %q: %v", typ, e)
+			t.Fatalf("the call ended waiting for %q: %v; its log:\n%s", typ, e, p.stderr.String())
 		}
 		if e["type"] == typ {
 			return e
 		}
 	}
-	t.Fatalf("irmv call exited before %q", typ)
+	t.Fatalf("irmv call exited before %q; its log:\n%s", typ, p.stderr.String())
 	return nil
 }
 
@@ -538,6 +540,13 @@ func TestPhoneFailover(t *testing.T) {
 		"uid:failover-1": startProcPhone(t, bin, append([]string{"--uid", "failover-1", "--key", filepath.Join(dir, "1.key")}, flags...)...),
 		"uid:failover-2": startProcPhone(t, bin, append([]string{"--uid", "failover-2", "--key", filepath.Join(dir, "2.key")}, viaFile...)...),
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for q, ph := range phones {
+				t.Logf("the phone %s's log:\n%s", q, ph.stderr.String())
+			}
+		}
+	})
 	nodetest.WaitFor(t, "the phones found at their first nodes", func() bool {
 		return onlyAt(t, []*procNode{b, c, d}, "uid:failover-1", a) && onlyAt(t, []*procNode{a, b, d}, "uid:failover-2", c)
 	})
@@ -566,6 +575,8 @@ func TestPhoneFailover(t *testing.T) {
 		return onlyAt(t, []*procNode{b, d}, "uid:failover-1", b) && onlyAt(t, []*procNode{b, d}, "uid:failover-2", d)
 	})
 	for q, caller := range map[string]*procNode{"uid:failover-1": d, "uid:failover-2": b} {
+		// The first phone shows busy until it has seen the hangup.
+		nodetest.WaitFor(t, q+" done with the last call", func() bool { return statusAt(t, caller.api, q) == "online" })
 		if code, _, out := callExit(t, bin, caller.api, q, "--hangup-after", "1s"); code != 0 {
 			t.Errorf("call to %s after the failover: exit %d\n%s", q, code, out)
 		}

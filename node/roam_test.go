@@ -87,6 +87,11 @@ func startProcPhone(t *testing.T, bin string, args ...string) *procPhone {
 	args = append([]string{"phone", "--json", "--answer", "auto", "--log-level", "info"}, args...)
 	p := &procPhone{cmd: exec.Command(bin, args...), events: make(chan map[string]any, 1000), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
+	// A process group of its own: when the test's group is orphaned (its
+	// runner's shell gone) and a process of it exits while the phone is
+	// stopped (SIGSTOP), the kernel sends the group SIGHUP, of which the
+	// phone would die. It still dies with the test (Ctrl-C, a timeout).
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,10 @@ func TestSmallNetwork(t *testing.T) {
 	// 20); under -race beside other runs, 478 s.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	res, err := Run(ctx, Config{Nodes: 30, Lookups: 40, Churn: 0.2, Seed: 7, FloodSamples: 4, Private: 0.2})
+	// One dynamic flood sample (three queries, not up to twelve): what
+	// is asserted of flooding comes from the full floods per TTL;
+	// BenchmarkSim60 and irmv sim measure dynamic querying.
+	res, err := Run(ctx, Config{Nodes: 30, Lookups: 40, Churn: 0.2, Seed: 7, FloodSamples: 1, Private: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}

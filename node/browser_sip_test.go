@@ -85,7 +85,7 @@ func TestBrowserBridgedPCMU(t *testing.T) {
 // node bridges the page's WebRTC call to the phone's RTP. The page shows
 // "bridged" and receives the phone's tone, baresip records the page's
 // (fake) microphone, and when the page hangs up baresip sees the call end
-// (and is still running: it prints that).
+// and is still running.
 func TestBrowserCallsBaresip(t *testing.T) {
 	for _, c := range []sipCase{{name: "opus", codec: "opus"}, {name: "PCMU", codec: "PCMU"}, {name: "PCMA", codec: "PCMA"}} {
 		t.Run(c.name, func(t *testing.T) {
@@ -111,6 +111,9 @@ func TestBrowserCallsBaresip(t *testing.T) {
 			p.do(chromedp.Click(chromedp.CSS("#hangup")))
 			ph.WaitEnded(browserWait)
 			p.waitFor(`document.body.dataset.call === "ended"`)
+			if err := ph.Running(); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }

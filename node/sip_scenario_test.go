@@ -120,10 +120,14 @@ func (c sipCase) talk(t *testing.T, n *node.Node, p *baresiptest.Phone, phoneRec
 	}
 }
 
-// finished checks a call once both sides hung up: SRTP when the row has
-// it, and each side's recording holds the other's tone.
+// finished checks a call once both sides hung up: the phone still runs,
+// SRTP when the row has it, and each side's recording holds the other's
+// tone.
 func (c sipCase) finished(t *testing.T, n *node.Node, p *baresiptest.Phone, phoneRec string, phoneHz int, irmvRecord string, irmvHz int) {
 	t.Helper()
+	if err := p.Running(); err != nil {
+		t.Error(err)
+	}
 	if c.srtp != "" {
 		srtpCall(t, n, p)
 	} else if got := metric(t, n, "irmv_sip_srtp_calls_total"); got != 0 {
@@ -275,6 +279,9 @@ func TestBaresipCallsBaresip(t *testing.T) {
 			alice.WaitEnded(30 * time.Second)
 			dave.WaitOutput("terminated", 30*time.Second)
 			for _, p := range []*baresiptest.Phone{alice, dave} {
+				if err := p.Running(); err != nil {
+					t.Error(err)
+				}
 				if c.g711() && !strings.Contains(p.Output(), c.codec) {
 					t.Errorf("baresip did not use %s:\n%s", c.codec, p.Output())
 				}

@@ -51,6 +51,9 @@ type Phone struct {
 
 	mu  sync.Mutex
 	out bytes.Buffer
+
+	exited  chan struct{} // closed when baresip has exited
+	waitErr error         // how it exited, once exited is closed
 }
 
 // Available reports whether baresip is installed.
@@ -139,9 +142,14 @@ func Start(t testing.TB, c Config) *Phone {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.exited = make(chan struct{})
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() {
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		p.cmd.Wait()
+		<-p.exited
 		if t.Failed() {
 			t.Logf("baresip output:\n%s", p.Output())
 		}
@@ -165,15 +173,41 @@ func (p *Phone) Output() string {
 	return p.out.String()
 }
 
-// WaitOutput waits until the phone printed s.
+// WaitOutput waits until the phone printed s. It fails at once when
+// baresip exits before (a crash shows as "signal: segmentation fault").
 func (p *Phone) WaitOutput(s string, timeout time.Duration) {
 	p.t.Helper()
+	p.waitFor(fmt.Sprintf("print %q", s), timeout, func(out string) bool { return strings.Contains(out, s) })
+}
+
+// waitFor polls the output until done accepts it, baresip exits or the
+// timeout passes.
+func (p *Phone) waitFor(what string, timeout time.Duration, done func(out string) bool) {
+	p.t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.Output(), s) {
+	for out := p.Output(); !done(out); out = p.Output() {
+		select {
+		case <-p.exited:
+			if out = p.Output(); !done(out) {
+				p.t.Fatalf("baresip exited (%v) before it did %s; output:\n%s", p.waitErr, what, out)
+			}
+			return
+		default:
+		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("baresip did not print %q in %s; output:\n%s", s, timeout, p.Output())
+			p.t.Fatalf("baresip did not %s in %s; output:\n%s", what, timeout, out)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Running reports an error when baresip has exited (how it exited).
+func (p *Phone) Running() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("baresip exited: %v", p.waitErr)
+	default:
+		return nil
 	}
 }
 
@@ -183,13 +217,9 @@ func (p *Phone) WaitOutput(s string, timeout time.Duration) {
 // got round to the BYE that came just before.
 func (p *Phone) WaitEnded(timeout time.Duration) {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for out := p.Output(); !strings.Contains(out, "terminated") && !strings.Contains(out, "session closed"); out = p.Output() {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("baresip's call did not end in %s; output:\n%s", timeout, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.waitFor("end the call", timeout, func(out string) bool {
+		return strings.Contains(out, "terminated") || strings.Contains(out, "session closed")
+	})
 }
 
 // Command sends a command line to the cons module (e.g. "/dial sip:x@y").

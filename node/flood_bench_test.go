@@ -7,12 +7,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/irmv/irmv/node/nodetest"
 )
 
 // BenchmarkAPIConnFlood: one LAN client opens b.N connections to an
@@ -22,10 +23,7 @@ import (
 // afterwards and how many connections it kept. Run under
 // scripts/netns-run (the LAN address); -benchtime 12000x is the flood.
 func BenchmarkAPIConnFlood(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "irmv")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/irmv/irmv/cmd/irmv").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := nodetest.Binary(b)
 	ln, err := net.Listen("tcp", lanAddr+":0")
 	if err != nil {
 		b.Fatalf("cannot listen on %s (%v): run under scripts/netns-run", lanAddr, err)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,17 +18,6 @@ import (
 	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
 )
-
-// buildIrmv builds the irmv binary into a temp dir.
-func buildIrmv(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "irmv")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/irmv/irmv/cmd/irmv")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 func freeLoopbackPort(t *testing.T) string {
 	t.Helper()
@@ -93,7 +81,7 @@ func TestKill9Node(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills processes")
 	}
-	bin := buildIrmv(t)
+	bin := nodetest.Binary(t)
 	dataDir := t.TempDir()
 	api := freeLoopbackPort(t)
 	acked := map[string]string{} // handle → uid

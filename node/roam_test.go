@@ -205,7 +205,7 @@ func TestRoamingPhone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
-	bin := buildIrmv(t)
+	bin := nodetest.Binary(t)
 	dir := t.TempDir()
 	top := t // phones outlive subtests
 	a := startProcNode(t, bin, filepath.Join(dir, "a"), freeLoopbackPort(t))
@@ -458,7 +458,7 @@ func TestVanishingPhoneAndNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
-	bin := buildIrmv(t)
+	bin := nodetest.Binary(t)
 	dir := t.TempDir()
 	aAPI := freeLoopbackPort(t)
 	a := startProcNode(t, bin, filepath.Join(dir, "a"), aAPI)
@@ -529,7 +529,7 @@ func TestPhoneFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
-	bin := buildIrmv(t)
+	bin := nodetest.Binary(t)
 	dir := t.TempDir()
 	a := startProcNode(t, bin, filepath.Join(dir, "a"), freeLoopbackPort(t))
 	b := startProcNode(t, bin, filepath.Join(dir, "b"), freeLoopbackPort(t), a.boot)

@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,17 +19,14 @@ import (
 	"github.com/irmv/irmv/node/nodetest"
 )
 
-// buildIrmvForTest builds the irmv binary into a temp dir.
+// buildIrmvForTest returns the irmv binary, built once for the
+// package's tests.
 func buildIrmvForTest(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "irmv")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return nodetest.Binary(t)
 }
 
 // nodeWith starts a node with a terminal of each name, the i-th with the

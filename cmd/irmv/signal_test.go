@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,13 +14,7 @@ import (
 // the go command itself exits 1 on Ctrl-C whatever the node does, which is
 // why the README builds the binary.)
 func TestNodeStopsOnSignal(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "irmv")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildIrmvForTest(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(bin, "node", "--data-dir", t.TempDir(), "--api", "127.0.0.1:0",

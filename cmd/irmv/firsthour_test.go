@@ -159,3 +159,44 @@ func TestCallChecksInputFirst(t *testing.T) {
 		t.Error("the good call never rang the callee")
 	}
 }
+
+// TestShareAsWritten: the README's share commands as a newcomer types them.
+// A national number on a node without --region says how to fix it; flags
+// after TERMINAL apply (as they do for search and call); "rm" is remove;
+// a uid where the handle belongs says what TERMINAL is.
+func TestShareAsWritten(t *testing.T) {
+	o := nodetest.Options(t)
+	o.Region = ""
+	n := nodetest.Start(t, o)
+	url := n.APIURL()
+	code, _, stderr := runCLI("share", "add", "--node", url, "--name", "José Müller", "--phone", "030 1234567", "--uid", "desk-42")
+	if code != exitError || !strings.Contains(stderr, "--region") || !strings.Contains(stderr, "+ and the country code") {
+		t.Errorf("national number without --region: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr := runCLI("share", "add", "--node", url, "--json", "--name", "José Müller", "--phone", "+49 30 1234567", "--uid", "desk-42")
+	if code != exitOK {
+		t.Fatalf("share add: exit %d: %s", code, stderr)
+	}
+	var ack client.Ack
+	if err := json.Unmarshal([]byte(stdout), &ack); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI("share", "status", "desk-42", "busy", "--node", url)
+	if code != exitError || !strings.Contains(stderr, "handle") {
+		t.Errorf("status by uid: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr = runCLI("share", "status", ack.Terminal, "busy", "--node", url)
+	if code != exitOK || !strings.Contains(stdout, "busy") {
+		t.Errorf("status with --node after the arguments: exit %d, %q %q", code, stdout, stderr)
+	}
+	if st := n.Registry().List(); len(st) != 1 || st[0].Status.String() != "busy" {
+		t.Errorf("after share status busy: %+v", st)
+	}
+	code, stdout, stderr = runCLI("share", "rm", ack.Terminal, "--node", url)
+	if code != exitOK || !strings.Contains(stdout, "removed") {
+		t.Errorf("share rm with --node after TERMINAL: exit %d, %q %q", code, stdout, stderr)
+	}
+	if st := n.Registry().List(); len(st) != 0 {
+		t.Errorf("still registered after share rm: %+v", st)
+	}
+}

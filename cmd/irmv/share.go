@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,14 +58,15 @@ terminal only here.`,
 			},
 			{
 				Name:      "remove",
-				Usage:     "remove a terminal",
+				Aliases:   []string{"rm"},
+				Usage:     "remove a terminal (TERMINAL: the handle irmv share add printed, as irmv share list shows it)",
 				ArgsUsage: "TERMINAL",
 				Flags:     []cli.Flag{nodeFlag, tokenFlag, jsonFlag},
 				Action:    shareRemove,
 			},
 			{
 				Name:      "status",
-				Usage:     "set a terminal's status",
+				Usage:     "set a terminal's status (TERMINAL: the handle irmv share add printed, as irmv share list shows it)",
 				ArgsUsage: "TERMINAL online|idle|busy|offline",
 				Flags:     []cli.Flag{nodeFlag, tokenFlag, jsonFlag},
 				Action:    shareStatus,
@@ -100,7 +103,7 @@ func shareAdd(c *cli.Context) error {
 	}
 	ack, err := cl.Register(c.Context, reg)
 	if err != nil {
-		return apiExit(err)
+		return registerExit(err, reg.Phone)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, ack)
@@ -183,16 +186,20 @@ func dash(s string) string {
 }
 
 func shareRemove(c *cli.Context) error {
-	if c.NArg() != 1 {
+	args, err := interspersedArgs(c)
+	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	if len(args) != 1 {
 		return cli.Exit("usage: irmv share remove TERMINAL", exitError)
 	}
 	cl, err := newClient(c)
 	if err != nil {
 		return err
 	}
-	t := c.Args().First()
+	t := args[0]
 	if err := cl.Remove(c.Context, t); err != nil {
-		return apiExit(err)
+		return terminalExit(err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, map[string]string{"removed": t})
@@ -202,20 +209,46 @@ func shareRemove(c *cli.Context) error {
 }
 
 func shareStatus(c *cli.Context) error {
-	if c.NArg() != 2 {
+	args, err := interspersedArgs(c)
+	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	if len(args) != 2 {
 		return cli.Exit("usage: irmv share status TERMINAL online|idle|busy|offline", exitError)
 	}
 	cl, err := newClient(c)
 	if err != nil {
 		return err
 	}
-	ack, err := cl.SetStatus(c.Context, c.Args().Get(0), c.Args().Get(1))
+	ack, err := cl.SetStatus(c.Context, args[0], args[1])
 	if err != nil {
-		return apiExit(err)
+		return terminalExit(err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, ack)
 	}
 	fmt.Fprintf(c.App.Writer, "%s is %s\n", ack.Terminal, ack.Status)
 	return nil
+}
+
+// terminalExit is apiExit that, for a terminal the node does not host, says
+// what TERMINAL is: users try the uid they registered.
+func terminalExit(err error) error {
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return cli.Exit(fmt.Sprintf("%s (HTTP 404): TERMINAL is the handle irmv share add printed (the TERMINAL column of irmv share list)", ae.Message), exitError)
+	}
+	return apiExit(err)
+}
+
+// registerExit is apiExit that, for a phone number in national form the
+// node refused, names the way out: the node's --region or a "+" number.
+func registerExit(err error, phone string) error {
+	var ae *client.APIError
+	p := strings.TrimSpace(phone)
+	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest && p != "" &&
+		strings.Contains(ae.Message, "invalid country code") && !strings.HasPrefix(p, "+") && !strings.HasPrefix(p, "00") {
+		return cli.Exit(fmt.Sprintf("%s (HTTP 400): a national number needs the node's --region (irmv node --region DE), or write it with + and the country code", ae.Message), exitError)
+	}
+	return apiExit(err)
 }

@@ -19,6 +19,7 @@ const configFormat = "YAML"
 func configFlags(flags []cli.Flag) ([]cli.Flag, cli.BeforeFunc) {
 	out := make([]cli.Flag, len(flags))
 	known := map[string]bool{}
+	lists := map[string]bool{}
 	for i, f := range flags {
 		for _, name := range f.Names() {
 			known[name] = name != "config"
@@ -31,6 +32,9 @@ func configFlags(flags []cli.Flag) ([]cli.Flag, cli.BeforeFunc) {
 			}
 			out[i] = altsrc.NewStringFlag(f)
 		case *cli.StringSliceFlag:
+			for _, name := range f.Names() {
+				lists[name] = true
+			}
 			out[i] = altsrc.NewStringSliceFlag(f)
 		case *cli.BoolFlag:
 			out[i] = altsrc.NewBoolFlag(f)
@@ -38,15 +42,25 @@ func configFlags(flags []cli.Flag) ([]cli.Flag, cli.BeforeFunc) {
 			panic(fmt.Sprintf("configFlags: no config source for %T", f)) // a programming error, caught by any run
 		}
 	}
-	return out, altsrc.InitInputSourceWithContext(out, func(c *cli.Context) (altsrc.InputSourceContext, error) {
-		return configSource(c, known)
-	})
+	// Not altsrc.InitInputSourceWithContext: it buries the reason in
+	// "Unable to create input source with context: inner error".
+	return out, func(c *cli.Context) error {
+		src, err := configSource(c, known, lists)
+		if err != nil {
+			return err
+		}
+		if err := altsrc.ApplyInputSourceValues(c, src, out); err != nil {
+			return cli.Exit(fmt.Sprintf("config %s: %v", c.String("config"), err), exitError)
+		}
+		return nil
+	}
 }
 
 // configSource loads --config when it is given; without it there is no
 // config file and defaults apply. Keys that name no flag are an error, as
 // in the JSON build: a misspelt key must not leave its flag at the default.
-func configSource(c *cli.Context, known map[string]bool) (altsrc.InputSourceContext, error) {
+// A list flag (listen, bootstrap, …) may be one value instead of a list.
+func configSource(c *cli.Context, known, lists map[string]bool) (altsrc.InputSourceContext, error) {
 	path := c.String("config")
 	if path == "" {
 		return &altsrc.MapInputSource{}, nil
@@ -57,11 +71,22 @@ func configSource(c *cli.Context, known map[string]bool) (altsrc.InputSourceCont
 	if err := checkKeys(path, known); err != nil {
 		return nil, cli.Exit(fmt.Sprintf("config %s: %v", path, err), exitError)
 	}
-	src, err := altsrc.NewYamlSourceFromFile(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
+		return nil, cli.Exit(fmt.Sprintf("config: %v", err), exitError)
+	}
+	m := map[any]any{}
+	if err := yaml.Unmarshal(b, &m); err != nil {
 		return nil, cli.Exit(fmt.Sprintf("config %s: %v", path, err), exitError)
 	}
-	return src, nil
+	for k, v := range m {
+		if name, ok := k.(string); ok && lists[name] {
+			if s, ok := v.(string); ok {
+				m[k] = []any{s}
+			}
+		}
+	}
+	return altsrc.NewMapInputSource(path, m), nil
 }
 
 // checkKeys returns an error naming the first key of the YAML file at path

@@ -161,7 +161,7 @@ func (m *dhtSender) OnDisconnect(context.Context, peer.ID) {}
 
 // SendMessage sends pmes and returns once the peer accepted the protocol.
 func (m *dhtSender) SendMessage(ctx context.Context, p peer.ID, pmes *pb.Message) error {
-	s, err := m.send(ctx, p, pmes)
+	s, _, err := m.send(ctx, p, pmes)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (m *dhtSender) SendMessage(ctx context.Context, p peer.ID, pmes *pb.Message
 }
 
 func (m *dhtSender) SendRequest(ctx context.Context, p peer.ID, pmes *pb.Message) (*pb.Message, error) {
-	s, err := m.send(ctx, p, pmes)
+	s, start, err := m.send(ctx, p, pmes)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +197,8 @@ func (m *dhtSender) SendRequest(ctx context.Context, p peer.ID, pmes *pb.Message
 		s.Reset()
 		return nil, err
 	}
+	// As kad-dht's own sender: the flood sizes its wait per hop from it.
+	m.h.Peerstore().RecordLatency(p, time.Since(start))
 	return &resp, s.Close()
 }
 
@@ -210,24 +212,26 @@ func fmtErr(ctx context.Context, err error) error {
 
 // send opens a stream to p and writes pmes in one write (with the
 // protocol header), then closes the writing side: the handler reads one
-// message and then EOF, and ends.
-func (m *dhtSender) send(ctx context.Context, p peer.ID, pmes *pb.Message) (network.Stream, error) {
+// message and then EOF, and ends. sent is when the write began, after
+// any dial.
+func (m *dhtSender) send(ctx context.Context, p peer.ID, pmes *pb.Message) (s network.Stream, sent time.Time, err error) {
 	b, err := proto.Marshal(pmes)
 	if err != nil {
-		return nil, err
+		return nil, sent, err
 	}
-	s, err := Open(ctx, m.h, p, m.proto)
+	s, err = Open(ctx, m.h, p, m.proto)
 	if err != nil {
-		return nil, err
+		return nil, sent, err
 	}
+	sent = time.Now()
 	buf := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen64), uint64(len(b)))
 	if _, err := s.Write(append(buf, b...)); err != nil {
 		s.Reset()
-		return nil, err
+		return nil, sent, err
 	}
 	if err := s.CloseWrite(); err != nil {
 		s.Reset()
-		return nil, err
+		return nil, sent, err
 	}
-	return s, nil
+	return s, sent, nil
 }

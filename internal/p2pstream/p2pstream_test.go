@@ -10,9 +10,9 @@ import (
 
 	"github.com/irmv/irmv/internal/p2pstream"
 	"github.com/irmv/irmv/internal/testenv"
+	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -201,6 +201,9 @@ func TestDHTSenderCold(t *testing.T) {
 	conns := a.Network().ConnsToPeer(b.ID())
 	if len(conns) != 1 || identified(t, a, conns[0]) {
 		t.Fatalf("%d connections, identified: the request waited for identify", len(conns))
+	}
+	if a.Peerstore().LatencyEWMA(b.ID()) <= 0 {
+		t.Fatal("no latency recorded for the answered request (the flood sizes its wait from it)")
 	}
 	if err := m.SendMessage(ctx, b.ID(), pb.NewMessage(pb.Message_PING, nil, 0)); err != nil {
 		t.Fatalf("SendMessage: %v", err)

@@ -192,6 +192,15 @@ var nameTests = []struct {
 	{"Ꮮ", "Ꮮ", "Ꮮ", nil},                                     // Cherokee folds to upper case
 	{"ꮮ", "ꮮ", "Ꮮ", nil},
 	{"Ελένη", "Ελένη", "ελενη", nil},
+	// The dialytika stays (ι, υ a vowel of its own); a tonos on the first
+	// of two vowels is the same thing in Greek spelling.
+	{"Ταΰγετος", "Ταΰγετος", "ταϋγετοσ", nil},
+	{"ΤΑΫΓΕΤΟΣ", "ΤΑΫΓΕΤΟΣ", "ταϋγετοσ", nil},
+	{"Ταυ\u0308\u0301γετος", "Ταυ\u0308\u0301γετος", "ταϋγετοσ", nil}, // decomposed
+	{"Προϊστάμενος Μαΐου", "Προϊστάμενος Μαΐου", "προϊσταμενοσ μαϊου", nil},
+	{"Κάιρο Ρόυτερς", "Κάιρο Ρόυτερς", "καϊρο ροϋτερσ", nil},
+	{"Ευφροσύνη Παύλου", "Ευφροσύνη Παύλου", "ευφροσυνη παυλου", nil}, // tonos on the second: digraphs
+	{"Zoï Anaïs", "Zoï Anaïs", "zoi anais", nil},                      // Latin ï folds as before
 	{"Şükrü Çelik", "Şükrü Çelik", "sukru celik", nil},
 	{"Office 2nd floor", "Office 2nd floor", "office 2nd floor", nil},
 	{"Ｒｏｏｍ　１０１", "Ｒｏｏｍ １０１", "room 101", nil},
@@ -241,7 +250,8 @@ func TestTerms(t *testing.T) {
 		{"j.r.r. tolkien", []string{"j", "r", "tolkien", "jrr"}},
 		{"дмитрии", []string{"дмитрии", "dmitrii", "dmitriy", "dmitry"}},
 		{"ελενη", []string{"ελενη", "elene", "eleni"}},
-		{"γιωργοσ", []string{"γιωργοσ", "giorgos"}}, // both readings agree
+		{"γιωργοσ", []string{"γιωργοσ", "giorgos", "yorgos", "yiorgos"}}, // unidecode and ELOT agree
+		{"ταϋγετοσ", []string{"ταϋγετοσ", "ταυγετοσ", "taugetos", "taygetos", "taigetos"}},
 		{"東京 オフィス", []string{"東京", "dongjing", "オフィス", "ohuisu"}},
 		{"हिन्दी नाम", []string{"हिन्दी", "hindii", "नाम", "naam"}}, // spacing marks stay inside words
 	}
@@ -319,11 +329,11 @@ func TestGreekReadings(t *testing.T) {
 	n := mustNormalizer(t, "")
 	tests := []struct {
 		name  string
-		want  []string // readings: unidecode, ELOT 743, by ear, by ear with ου "u" (those that differ)
+		want  []string // readings: unidecode, ELOT 743, by ear, then by ear with one spelling changed (those that differ, at most four)
 		typed []string // further queries that must find the name by prefix
 	}{
 		{"Ευάγγελος", []string{"euaggelos", "evangelos"}, []string{"evang", "euag", "evangel"}},
-		{"Μπάμπης", []string{"mpampes", "bampis", "bambis"}, []string{"ba", "bamb", "bamp", "mpamp"}},
+		{"Μπάμπης", []string{"mpampes", "bampis", "bambis", "babis"}, []string{"ba", "bamb", "bamp", "mpamp", "bab"}},
 		{"Ντίνος", []string{"ntinos", "dinos"}, []string{"din", "ntin"}},
 		{"Παύλος", []string{"paulos", "pavlos"}, []string{"pav", "paul"}},
 		{"Αγγελική", []string{"aggelike", "angeliki"}, []string{"ang", "agg"}},
@@ -337,14 +347,82 @@ func TestGreekReadings(t *testing.T) {
 		{"Ευγενία", []string{"eugenia", "evgenia"}, nil},
 		{"Σταύρος", []string{"stauros", "stavros"}, nil},
 		// Digraphs inside a word.
-		{"Λάμπρος", []string{"lampros", "lambros"}, nil},
+		{"Λάμπρος", []string{"lampros", "lambros", "labros"}, nil},
 		{"Αντώνης", []string{"antones", "antonis", "andonis"}, nil},
-		{"Τσαμπίκα", []string{"tsampika", "tsambika"}, []string{"tsam"}},
+		{"Τσαμπίκα", []string{"tsampika", "tsambika", "tsabika"}, []string{"tsam"}},
 		{"Παπαδόπουλος", []string{"papadopoulos", "papadopulos"}, nil},
 		{"Κουτσός", []string{"koutsos", "kutsos"}, nil},
 		// ου as "ou" beside υ as "i", and both as "u" and "i".
 		{"Ευθυμίου", []string{"euthumiou", "efthymiou", "efthimiou", "efthimiu"}, nil},
 		{"Αλέξανδρος", []string{"alexandros"}, nil},
+		// The dialytika: ϊ, ϋ are no digraph ("ταυγετοσ" reads "tavgetos").
+		{"Ταΰγετος", []string{"taugetos", "taygetos", "taigetos"}, []string{"tayg", "taig"}},
+		{"Προϊστάμενος", []string{"proistamenos"}, nil}, // by ear οι would be "i"
+		{"Μαΐου", []string{"maiou", "maiu"}, nil},       // by ear αι would be "e"
+		{"Κάιρο", []string{"kairo"}, nil},               // tonos on α: two vowels
+		{"Παπαϊωάννου", []string{"papaioannou", "papaioannu"}, nil},
+		// αι "e", ει/οι "i" by ear; ευ before φ/β "e" by ear (ELOT "eff", "evv").
+		{"Ευφροσύνη", []string{"euphrosune", "effrosyni", "efrosini"}, []string{"efro", "effro"}},
+		{"Εύβοια", []string{"euboia", "evvoia", "evia"}, nil},
+		{"Ειρήνη", []string{"eirene", "eirini", "irini"}, nil},
+		{"Αικατερίνη", []string{"aikaterine", "aikaterini", "ekaterini"}, nil},
+		{"Ματθαίος", []string{"matthaios", "mattheos"}, nil},
+		// χ "ch" (ELOT), "h" by ear, "kh" (unidecode).
+		{"Χρήστος", []string{"khrestos", "christos", "hristos"}, nil},
+		{"Χάρης", []string{"khares", "charis", "haris"}, []string{"har", "char"}},
+		{"Μιχάλης", []string{"mikhales", "michalis", "mihalis"}, nil},
+		{"Χατζηδάκης", []string{"khatzedakes", "chatzidakis", "hatzidakis"}, nil},
+		{"Χαράλαμπος", []string{"kharalampos", "charalampos", "haralambos", "charalambos"}, []string{"haralamb", "charalamb"}}, // "haralabos" would be a fifth
+		// γι before a vowel: "gi" (ELOT), "y" or "yi" by ear where ι is a glide.
+		{"Γιώργος", []string{"giorgos", "yorgos", "yiorgos"}, []string{"yor", "yior", "gior"}},
+		{"Γιάννης", []string{"giannes", "giannis", "yannis", "yiannis"}, nil},
+		{"Παναγιώτης", []string{"panagiotes", "panagiotis", "panayotis", "panayiotis"}, nil},
+		{"Γεωργίου", []string{"georgiou", "georgiu"}, nil},
+		// η: "i" (ELOT, by ear), "e" (unidecode, as in "Demetrios").
+		{"Δημήτριος", []string{"demetrios", "dimitrios"}, nil},
+		{"Δημήτρης", []string{"demetres", "dimitris"}, []string{"dimitr", "demetr"}},
+	}
+	// Spellings that are no reading of the name (no prefix either).
+	for _, tt := range []struct{ name, q string }{
+		{"Ταΰγετος", "tavgetos"}, // αϋ is no digraph
+		{"Προϊστάμενος", "pristamenos"},
+		{"Μαΐου", "meou"},
+		{"Ταύγετος", "taygetos"}, // without the dialytika αυ is one
+		{"Γεωργίου", "georyou"},  // γί-ου: the ι is a vowel
+		{"Χρήστος", "xristos"},   // Greeklish x: not a name's spelling
+	} {
+		_, folded, err := n.Name(tt.name)
+		if err != nil {
+			t.Fatalf("Name(%q): %v", tt.name, err)
+		}
+		if m := MatchName(folded, tt.q); m != MatchNone {
+			t.Errorf("MatchName(%q, %q) = %v, want none", folded, tt.q, m)
+		}
+	}
+	// Greek typed with and without the dialytika (or accents) finds the
+	// name either way, as a node that folds the dialytika away indexes it.
+	for _, tt := range []struct{ name, q string }{
+		{"Ταΰγετος", "Ταυγετος"},
+		{"Ταΰγετος", "ΤΑΫΓΕΤΟΣ"},
+		{"Ταύγετος", "Ταΰγετος"},
+		{"Μαΐου", "μαιου"},
+		{"Κάιρο", "καιρο"},
+		{"Κάιρο", "Καΐρο"},
+	} {
+		_, folded, err := n.Name(tt.name)
+		if err != nil {
+			t.Fatalf("Name(%q): %v", tt.name, err)
+		}
+		_, q, err := n.Name(tt.q)
+		if err != nil {
+			t.Fatalf("Name(%q): %v", tt.q, err)
+		}
+		if m := MatchName(folded, q); m != MatchExact {
+			t.Errorf("MatchName(%q, %q) = %v, want exact", folded, q, m)
+		}
+		if !slices.Contains(Terms(folded), withoutDialytika(q)) {
+			t.Errorf("Terms(%q) = %q: no %q, the term a node without the dialytika looks up", folded, Terms(folded), withoutDialytika(q))
+		}
 	}
 	// A word mixing Greek and Cyrillic letters would read five ways; the
 	// index takes the first four.
@@ -638,7 +716,7 @@ func BenchmarkParse(b *testing.B) {
 // the end and alone): each has at most maxReadings readings, each plain
 // ASCII, that find it exactly.
 func TestGreekWordsRead(t *testing.T) {
-	letters, digraphs := []rune("αβγδεζηθικλμνξοπρστυφχψω"), []rune("αεηουμπντγκξχθ")
+	letters, digraphs := []rune("αβγδεζηθικλμνξοπρστυφχψωϊϋ"), []rune("αεηιουϊϋμπντγκξχθβφω")
 	var words []string
 	for _, a := range letters {
 		words = append(words, string(a))

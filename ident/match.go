@@ -91,10 +91,14 @@ func nameWords(folded string) (parts, words []unit) {
 	return parts, words
 }
 
-// forms returns w as written and each of its Latin readings (see
+// forms returns w as written, without the Greek dialytika (as nodes that
+// fold it away index and query it), and each of its Latin readings (see
 // readings) that differ from it.
 func forms(w string) unit {
 	u := unit{w}
+	if s := withoutDialytika(w); s != w {
+		u = append(u, s)
+	}
 	for _, t := range readings(w) {
 		if t != "" && !slices.Contains(u, t) {
 			u = append(u, t)

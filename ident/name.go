@@ -13,16 +13,15 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// newFolder builds the folding chain. Transformers and casers keep state,
-// so each call gets its own.
+// newFolder builds the folding chain up to the split-off diacritics, which
+// dropMarks removes. Transformers and casers keep state, so each call gets
+// its own.
 func newFolder() transform.Transformer {
 	return transform.Chain(
 		norm.NFKC,    // full-width -> ASCII, ligatures "ﬁ" -> "fi"
 		cases.Fold(), // case, including "ß" -> "ss"
 		runes.Map(cherokeeUpper),
 		norm.NFKD, // split off diacritics
-		runes.Remove(runes.Predicate(dropInFolded)),
-		norm.NFKC,
 	)
 }
 
@@ -36,11 +35,50 @@ func cherokeeUpper(r rune) rune {
 	return r
 }
 
-// dropInFolded removes diacritics (Mn) and invisible format characters
-// (Cf: zero-width space, soft hyphen, BOM) so visually equal names fold
-// alike.
-func dropInFolded(r rune) bool {
-	return unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Cf, r)
+// dropMarks removes diacritics (Mn) and invisible format characters (Cf:
+// zero-width space, soft hyphen, BOM) from decomposed text, so visually
+// equal names fold alike, and composes the rest. It keeps the Greek
+// dialytika, which says that ι or υ is a vowel of its own ("Ταΰγετος",
+// "Προϊστάμενος": no digraph αυ, οι), and writes a tonos on the first of two
+// such vowels as a dialytika on the second ("Κάιρο" -> "καϊρο"), which
+// Greek spelling treats alike.
+func dropMarks(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	var prev, base rune // the last two base letters
+	prevTonos, tonos, dialytika := false, false, false
+	flush := func() {
+		if base == 0 {
+			return
+		}
+		b.WriteRune(base)
+		if (base == 'ι' || base == 'υ') && (dialytika || !tonos && prevTonos && strings.ContainsRune("αεηο", prev)) {
+			b.WriteRune('\u0308')
+		}
+	}
+	for _, r := range s {
+		switch {
+		case unicode.Is(unicode.Cf, r):
+		case unicode.Is(unicode.Mn, r):
+			tonos = tonos || r == '\u0301'
+			dialytika = dialytika || r == '\u0308'
+		default:
+			flush()
+			prev, prevTonos = base, tonos
+			base, tonos, dialytika = r, false, false
+		}
+	}
+	flush()
+	return norm.NFKC.String(b.String())
+}
+
+// withoutDialytika returns w with ϊ, ϋ written ι, υ: the folded form of
+// nodes that removed every diacritic.
+func withoutDialytika(w string) string {
+	if !strings.ContainsAny(w, "ϊϋ") {
+		return w
+	}
+	return strings.NewReplacer("ϊ", "ι", "ϋ", "υ").Replace(w)
 }
 
 // Name normalises a terminal name. display is the name as written, trimmed,
@@ -71,14 +109,15 @@ func (n *Normalizer) Name(s string) (display, folded string, err error) {
 
 // fold returns the search form of s, without limits: every Latin letter
 // plain ("ł" -> "l", "æ" -> "ae", "þ" -> "th"), other scripts as written
-// (their transliteration is matched too, see Terms).
+// without diacritics but the Greek dialytika (their transliteration is
+// matched too, see Terms).
 func fold(s string) (string, error) {
 	f, _, err := transform.String(newFolder(), s)
 	if err != nil {
 		// Not expected on valid UTF-8; keep it an error, not a panic.
 		return "", err
 	}
-	return strings.Join(strings.Fields(plainLatin(f)), " "), nil
+	return strings.Join(strings.Fields(plainLatin(dropMarks(f))), " "), nil
 }
 
 // plainLatin replaces the Latin letters that Unicode does not decompose

@@ -20,9 +20,9 @@ const maxReadings = 4
 // every script, for Greek also the ELOT 743 spelling and the ones typed by
 // ear (greekLatin), for Cyrillic the spellings in everyday use, which
 // differ from unidecode's in a few letters. "ελενη" reads "elene" and
-// "eleni"; "μπαμπησ" (folded "Μπάμπης") "mpampes", "bampis" and "bambis";
-// "дмитрии" (folded "Дмитрий") "dmitrii", "dmitriy" and "dmitry". An ASCII
-// word reads as itself. Words without any Latin reading give nil.
+// "eleni"; "μπαμπησ" (folded "Μπάμπης") "mpampes", "bampis", "bambis" and
+// "babis"; "дмитрии" (folded "Дмитрий") "dmitrii", "dmitriy" and "dmitry".
+// An ASCII word reads as itself. Words without any Latin reading give nil.
 func readings(w string) []string {
 	if isASCII(w) {
 		return []string{w}
@@ -35,8 +35,10 @@ func readings(w string) []string {
 	}
 	add(unidecode.Unidecode(w))
 	if strings.IndexFunc(w, isGreek) >= 0 {
-		for _, style := range []*greekStyle{&elot743, &greekByEar, &greekByEarU} {
-			add(greekLatin(w, style))
+		for _, style := range greekStyles {
+			if strings.Contains(w, style.needs) {
+				add(greekLatin(w, style))
+			}
 		}
 	}
 	if strings.IndexFunc(w, isCyrillic) >= 0 {
@@ -74,40 +76,71 @@ func plainASCII(t string) string {
 
 // greekStyle is one way of writing Greek in Latin letters: how it spells
 // the digraphs that single letters do not give, at the start or end of a
-// word ([0]) and inside it ([1]), and υ alone ("" keeps gosimple/slug's
-// "y").
+// word ([0]) and inside it ([1]), υ alone ("" keeps gosimple/slug's "y"),
+// χ ("" keeps "ch"), γι before a vowel at the start of a word or before ω
+// ("" keeps "gi"), and whether it
+// spells by sound (ear): αι "e", ει and οι "i", αυ/ευ before β or φ "a"/"e"
+// (the β or φ gives the "v" or "f").
 type greekStyle struct {
 	mp, nt, gk [2]string
 	ou, y      string
+	ch, yv     string
+	ear        bool
+	// needs is what a word must hold for this style to spell it unlike
+	// the one it changes ("" for every word), so readings skips the rest.
+	needs string
 }
 
+// The Greek styles, in the order readings takes them until it has
+// maxReadings: ELOT 743, then by ear with the spellings people type most
+// (passports before 2011, the press, Greeks abroad and in Cyprus) one at a
+// time.
 var (
 	// elot743 is ELOT 743 / ISO 843 transcription as the Greek passport
 	// office applies it: μπ "b" at the edges of a word and "mp" inside,
-	// ντ "nt", γκ "gk", ου "ou".
+	// ντ "nt", γκ "gk", ου "ou", χ "ch", γι "gi".
 	elot743 = greekStyle{mp: [2]string{"b", "mp"}, nt: [2]string{"nt", "nt"}, gk: [2]string{"gk", "gk"}, ou: "ou"}
 	// greekByEar is how names are commonly typed from their sound: μπ, ντ,
 	// γκ "b", "d", "g" at the start and "mb", "nd", "ng" inside, υ "i",
-	// ου "ou" as in ELOT 743 ("efthimiou") or "u" (greekByEarU,
-	// "papadopulos").
-	greekByEar  = greekStyle{mp: [2]string{"b", "mb"}, nt: [2]string{"d", "nd"}, gk: [2]string{"g", "ng"}, ou: "ou", y: "i"}
-	greekByEarU = greekStyle{mp: greekByEar.mp, nt: greekByEar.nt, gk: greekByEar.gk, ou: "u", y: "i"}
+	// ου "ou" as in ELOT 743 ("efthimiou"), χ "h" ("Hatzidakis",
+	// "Mihalis"), γι before a vowel "y" ("Yannis", "Yorgos", "Panayotis"),
+	// αι "e", ει/οι "i" ("Ekaterini", "Irini").
+	greekByEar = greekStyle{mp: [2]string{"b", "mb"}, nt: [2]string{"d", "nd"}, gk: [2]string{"g", "ng"}, ou: "ou", y: "i", ch: "h", yv: "y", ear: true}
+	// The same with one spelling changed: ου "u" ("Papadopulos"), χ "ch"
+	// ("Charalambos"), μπ "b" inside ("Babis"), γι "yi" ("Yiannis",
+	// "Panayiotis").
+	greekByEarU  = with(greekByEar, "ου", func(s *greekStyle) { s.ou = "u" })
+	greekByEarCh = with(greekByEar, "χ", func(s *greekStyle) { s.ch = "" })
+	greekByEarB  = with(greekByEar, "μπ", func(s *greekStyle) { s.mp = [2]string{"b", "b"} })
+	greekByEarYi = with(greekByEar, "γι", func(s *greekStyle) { s.yv = "yi" })
+
+	greekStyles = []*greekStyle{&elot743, &greekByEar, &greekByEarU, &greekByEarCh, &greekByEarB, &greekByEarYi}
 )
+
+func with(s greekStyle, needs string, change func(*greekStyle)) greekStyle {
+	change(&s)
+	s.needs = needs
+	return s
+}
 
 // greekLatin spells a folded Greek word in Latin letters: its digraphs
 // as style says, αυ/ευ/ηυ "av"/"ev"/"iv" ("af"/"ef"/"if" before a
 // voiceless consonant and at the end), γγ/γξ/γχ "ng"/"nx"/"nch", and the
 // single letters by gosimple/slug's Greek table (η, ι "i"; β "v"; χ "ch";
-// φ "f"). "παυλοσ" -> "pavlos", "ευθυμιοσ" -> "efthymios"; "ντινοσ" ->
-// "ntinos" (ELOT 743), "dinos" (by ear).
+// φ "f"). ϊ and ϋ are vowels of their own: "ταϋγετοσ" -> "taygetos",
+// "μαϊου" -> "maiou". "παυλοσ" -> "pavlos", "ευθυμιοσ" -> "efthymios";
+// "ντινοσ" -> "ntinos" (ELOT 743), "dinos" (by ear).
 func greekLatin(w string, style *greekStyle) string {
 	rs := []rune(w)
+	at := func(i int) rune {
+		if i < len(rs) {
+			return rs[i]
+		}
+		return 0
+	}
 	var b strings.Builder
 	for i := 0; i < len(rs); i++ {
-		r, next := rs[i], rune(0)
-		if i+1 < len(rs) {
-			next = rs[i+1]
-		}
+		r, next := rs[i], at(i+1)
 		edge := 1 // a digraph at i: 0 at the start or end of the word
 		if i == 0 || i+2 == len(rs) {
 			edge = 0
@@ -115,11 +148,16 @@ func greekLatin(w string, style *greekStyle) string {
 		switch {
 		case next == 'υ' && strings.ContainsRune("αεη", r):
 			b.WriteString(map[rune]string{'α': "a", 'ε': "e", 'η': "i"}[r])
-			if i+2 >= len(rs) || strings.ContainsRune("θκξπσςτφχψ", rs[i+2]) {
+			switch after := at(i + 2); {
+			case style.ear && (after == 'β' || after == 'φ'):
+			case after == 0 || strings.ContainsRune("θκξπσςτφχψ", after):
 				b.WriteString("f")
-			} else {
+			default:
 				b.WriteString("v")
 			}
+			i++
+		case style.ear && next == 'ι' && strings.ContainsRune("αεο", r):
+			b.WriteString(map[rune]string{'α': "e", 'ε': "i", 'ο': "i"}[r])
 			i++
 		case r == 'ο' && next == 'υ':
 			b.WriteString(style.ou)
@@ -135,8 +173,15 @@ func greekLatin(w string, style *greekStyle) string {
 			i++
 		case r == 'γ' && strings.ContainsRune("γξχ", next):
 			b.WriteString("n")
-		case r == 'υ' && style.y != "":
+		case r == 'γ' && next == 'ι' && style.yv != "" && (i == 0 && strings.ContainsRune("αεηοωϋ", at(i+2)) || at(i+2) == 'ω'):
+			// Only where the ι is a glide: "γιαννησ", "παναγιωτησ", not
+			// "γεωργιου" (γί-ου).
+			b.WriteString(style.yv)
+			i++
+		case (r == 'υ' || r == 'ϋ') && style.y != "":
 			b.WriteString(style.y)
+		case r == 'χ' && style.ch != "":
+			b.WriteString(style.ch)
 		default:
 			b.WriteRune(r)
 		}

@@ -158,6 +158,9 @@ func runCall(c *cli.Context) error {
 		},
 		Logger: log,
 	})
+	if h := regionHint(err, reg.Phone); h != "" {
+		return cli.Exit(err.Error()+": "+h, exitError)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return cli.Exit("cancelled", exitCancelled)

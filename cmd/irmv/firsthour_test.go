@@ -163,7 +163,8 @@ func TestCallChecksInputFirst(t *testing.T) {
 // TestShareAsWritten: the README's share commands as a newcomer types them.
 // A national number on a node without --region says how to fix it; flags
 // after TERMINAL apply (as they do for search and call); "rm" is remove;
-// a uid where the handle belongs says what TERMINAL is.
+// a uid where the handle belongs says what TERMINAL is. irmv phone and
+// irmv call name --region too.
 func TestShareAsWritten(t *testing.T) {
 	o := nodetest.Options(t)
 	o.Region = ""
@@ -172,6 +173,15 @@ func TestShareAsWritten(t *testing.T) {
 	code, _, stderr := runCLI("share", "add", "--node", url, "--name", "José Müller", "--phone", "030 1234567", "--uid", "desk-42")
 	if code != exitError || !strings.Contains(stderr, "--region") || !strings.Contains(stderr, "+ and the country code") {
 		t.Errorf("national number without --region: exit %d, stderr %q", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"phone", "--node", url, "--key", filepath.Join(t.TempDir(), "k.pem"), "--phone", "030 1234567"},
+		{"call", "--node", url, "--phone", "030 1234567", "bob"},
+	} {
+		code, _, stderr := runCLI(args...)
+		if code != exitError || !strings.Contains(stderr, "--region") {
+			t.Errorf("%s with a national number, node without --region: exit %d, stderr %q", args[0], code, stderr)
+		}
 	}
 	code, stdout, stderr := runCLI("share", "add", "--node", url, "--json", "--name", "José Müller", "--phone", "+49 30 1234567", "--uid", "desk-42")
 	if code != exitOK {

@@ -369,6 +369,9 @@ func runPhone(c *cli.Context) error {
 		},
 		Logger: log,
 	})
+	if h := regionHint(err, reg.Phone); h != "" {
+		return cli.Exit(err.Error()+": "+h, exitError)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -241,14 +241,24 @@ func terminalExit(err error) error {
 	return apiExit(err)
 }
 
-// registerExit is apiExit that, for a phone number in national form the
-// node refused, names the way out: the node's --region or a "+" number.
+// registerExit is apiExit with regionHint.
 func registerExit(err error, phone string) error {
+	if h := regionHint(err, phone); h != "" {
+		var ae *client.APIError
+		errors.As(err, &ae)
+		return cli.Exit(fmt.Sprintf("%s (HTTP %d): %s", ae.Message, ae.Status, h), exitError)
+	}
+	return apiExit(err)
+}
+
+// regionHint names the way out when the node refused a phone number in
+// national form for want of a region: its --region, or a "+" number.
+func regionHint(err error, phone string) string {
 	var ae *client.APIError
 	p := strings.TrimSpace(phone)
 	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest && p != "" &&
 		strings.Contains(ae.Message, "invalid country code") && !strings.HasPrefix(p, "+") && !strings.HasPrefix(p, "00") {
-		return cli.Exit(fmt.Sprintf("%s (HTTP 400): a national number needs the node's --region (irmv node --region DE), or write it with + and the country code", ae.Message), exitError)
+		return "a national number needs the node's --region (irmv node --region DE), or write it with + and the country code"
 	}
-	return apiExit(err)
+	return ""
 }

@@ -439,17 +439,26 @@ func (k *keypad) event(e client.Event) {
 	}
 }
 
-// route takes the lines that are key presses out of in; the others go
-// on to the answer prompt.
+// route passes the lines typed while the answer prompt waits on to it and
+// presses the others as keys. A line that is no keys, or keys with no call
+// up, is refused with a warning: held for the prompt it would block the
+// keys typed after it and answer the next call.
 func (k *keypad) route(in <-chan string) <-chan string {
 	out := make(chan string)
 	go func() {
 		defer close(out)
 		for l := range in {
-			if keys := strings.ToUpper(strings.TrimSpace(l)); !k.asking.Load() && dtmfKeys(keys) && k.press(keys) {
+			if k.asking.Load() {
+				out <- l
 				continue
 			}
-			out <- l
+			switch keys := strings.ToUpper(strings.TrimSpace(l)); {
+			case keys == "":
+			case !dtmfKeys(keys):
+				k.pr.print(client.Event{Type: client.EventWarning, Reason: fmt.Sprintf("%q: not keys (type 0-9 * # A-D while a call is up)", l)})
+			case !k.press(keys):
+				k.pr.print(client.Event{Type: client.EventWarning, Reason: "keys " + keys + ": no call is up"})
+			}
 		}
 	}()
 	return out

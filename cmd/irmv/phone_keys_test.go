@@ -16,7 +16,8 @@ import (
 
 // TestPhoneKeysOnTTY: a line of keys typed on irmv phone's terminal while
 // a call is up is pressed in the call: the caller (irmv call --json) gets
-// a dtmf event for each key, in order.
+// a dtmf event for each key, in order. A line that is no keys says so and
+// does not hold up the keys typed after it.
 func TestPhoneKeysOnTTY(t *testing.T) {
 	bin := buildIrmvForTest(t)
 	n := nodetest.Start(t, nodetest.Options(t))
@@ -54,6 +55,10 @@ func TestPhoneKeysOnTTY(t *testing.T) {
 
 	out, hangup := startCall(t, "--node", n.APIURL(), "--json", "uid:keypad")
 	waitText("connected event", out, `"type":"connected"`)
+	if _, err := io.WriteString(tty, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitText("warning", &screen, "not keys")
 	if _, err := io.WriteString(tty, "42#\n"); err != nil {
 		t.Fatal(err)
 	}

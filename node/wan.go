@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
@@ -88,6 +90,59 @@ func (st *wanState) note(cand ma.Multiaddr, retry time.Duration) {
 	st.tried[cand.String()] = time.Now()
 }
 
+// wanPending bounds the candidates waiting for watchWAN's loop: peers may
+// tell any address, and each one kept costs a check.
+const wanPending = 8
+
+// wanInbox is what watchWAN's events ask of its loop, taken from the event
+// bus at once: libp2p's emitters wait for a subscriber whose buffer is
+// full (identify, for every peer), and one check can take
+// wanProbeTimeout (a peer that never answers it).
+type wanInbox struct {
+	mu    sync.Mutex
+	cands []ma.Multiaddr // distinct candidates seen, oldest first
+	reach bool           // the reachability changed
+	wake  chan struct{}  // one token: something to take
+}
+
+func newWANInbox() *wanInbox { return &wanInbox{wake: make(chan struct{}, 1)} }
+
+// candidate keeps cand for the loop; beyond wanPending the oldest goes
+// (peers tell their observed address again on every connection).
+func (in *wanInbox) candidate(cand ma.Multiaddr) {
+	in.mu.Lock()
+	in.cands = slices.DeleteFunc(in.cands, cand.Equal)
+	if len(in.cands) >= wanPending {
+		in.cands = slices.Delete(in.cands, 0, len(in.cands)-wanPending+1)
+	}
+	in.cands = append(in.cands, cand)
+	in.mu.Unlock()
+	in.poke()
+}
+
+func (in *wanInbox) reachabilityChanged() {
+	in.mu.Lock()
+	in.reach = true
+	in.mu.Unlock()
+	in.poke()
+}
+
+func (in *wanInbox) poke() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns and forgets what is waiting.
+func (in *wanInbox) take() ([]ma.Multiaddr, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	cands, reach := in.cands, in.reach
+	in.cands, in.reach = nil, false
+	return cands, reach
+}
+
 // watchWAN follows identify's observed addresses and confirms a public one
 // (see above), once servicesUp is closed (the TURN relay exists), and
 // checks it again. It does nothing for a node without AutoNAT v2
@@ -101,12 +156,34 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 	if err != nil {
 		return fmt.Errorf("wan: %w", err)
 	}
-	n.wg.Add(1)
+	in := newWANInbox()
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				switch ev := e.(type) {
+				case event.EvtPeerIdentificationCompleted:
+					if cand := n.wanCandidate(ev.ObservedAddr); cand != nil {
+						in.candidate(cand)
+					}
+				case event.EvtLocalReachabilityChanged:
+					in.reachabilityChanged()
+				}
+			}
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
 		select {
-		case <-servicesUp: // the subscription keeps what came meanwhile
+		case <-servicesUp: // the inbox keeps what came meanwhile
 		case <-ctx.Done():
 			return
 		}
@@ -120,15 +197,12 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 				return
 			case <-check.C:
 				recheck = true
-			case e, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				switch ev := e.(type) {
-				case event.EvtPeerIdentificationCompleted:
-					cand := n.wanCandidate(ev.ObservedAddr)
-					if cand == nil {
-						continue
+			case <-in.wake:
+				cands, reach := in.take()
+				recheck = reach && n.WANAddr() != nil
+				for _, cand := range cands {
+					if ctx.Err() != nil {
+						return
 					}
 					st.last = cand
 					cur := n.WANAddr()
@@ -143,9 +217,7 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 					}
 					// Seen elsewhere, and not reachable there: is the
 					// confirmed address still?
-					recheck = cur != nil
-				case event.EvtLocalReachabilityChanged:
-					recheck = n.WANAddr() != nil
+					recheck = recheck || cur != nil
 				}
 			}
 			if !recheck {

@@ -110,7 +110,8 @@
 // far, slow hops are waited for. A match that only a far, slow node holds
 // shows no such thing before it arrives, so the originator also remembers,
 // for each distance, the slowest time a hit took in the last AnswerMemory
-// (10 min), hits that came after their query ended included; the last
+// (10 min), hits that came after their query ended included (not ones
+// slower than MaxTTL × MaxStepWait, which no round waits for); the last
 // round waits 1.5 times the slowest remembered from within its TTL, plus
 // MinStepWait, at most TTL × MaxStepWait. Such a match is missed by the
 // first query that reaches it and found by the next. It stops once

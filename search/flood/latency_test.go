@@ -176,8 +176,24 @@ func TestAnswerTimes(t *testing.T) {
 	if w, want := a.wait(5, t1.Add(AnswerMemory)), 600*time.Millisecond+MinStepWait; w != want {
 		t.Errorf("confirmed: wait %v, want %v", w, want)
 	}
-	a.note(1, time.Minute, t1)
+	a.note(1, 3*time.Second, t1)
 	if w := a.wait(1, t1); w != MaxStepWait {
-		t.Errorf("wait for a minute-slow answer = %v, want at most %v", w, MaxStepWait)
+		t.Errorf("wait for a 3 s slow answer from 1 hop = %v, want at most %v", w, MaxStepWait)
+	}
+	if w, want := a.wait(MaxTTL, t1), 4500*time.Millisecond+MinStepWait; w != want {
+		t.Errorf("wait for a 3 s slow answer within %d hops = %v, want %v", MaxTTL, w, want)
+	}
+	// An answer slower than any round waits (a node frozen for a minute)
+	// could not be waited for: it is not remembered, and queries do not
+	// wait their longest for it for AnswerMemory.
+	var b answerTimes
+	b.note(2, time.Minute, t1)
+	b.note(3, MaxTTL*MaxStepWait+time.Millisecond, t1)
+	if w := b.wait(MaxTTL, t1); w != 0 {
+		t.Errorf("wait after answers slower than any round = %v, want 0", w)
+	}
+	b.note(3, MaxTTL*MaxStepWait, t1) // just within
+	if w := b.wait(MaxTTL, t1); w != MaxTTL*MaxStepWait {
+		t.Errorf("wait after an answer within the longest round = %v, want %v", w, MaxTTL*MaxStepWait)
 	}
 }

@@ -121,9 +121,13 @@ type answerTimes [MaxTTL + 1]struct {
 
 // note records a hit from hops away that took took to arrive, at now. An
 // answer at least half as slow as the remembered one confirms it; a
-// slower one replaces it, as does any once the memory is stale.
+// slower one replaces it, as does any once the memory is stale. One slower
+// than any round may wait (MaxTTL × MaxStepWait: a node that was frozen,
+// a machine back from sleep) is not remembered: no query could wait for
+// it, and it would hold every query's last round at its longest for
+// AnswerMemory.
 func (a *answerTimes) note(hops int, took time.Duration, now time.Time) {
-	if hops < 1 || hops > MaxTTL || took <= 0 {
+	if hops < 1 || hops > MaxTTL || took <= 0 || took > MaxTTL*MaxStepWait {
 		return
 	}
 	s := &a[hops]

@@ -26,16 +26,16 @@
 //     SignWindow, that its Seq is above the current one, and that the
 //     signature verifies.
 //
-// A Registration with a Key but no Body and Sig fails with
+// A client.Registration with a Key but no Body and Sig fails with
 // ErrSignatureRequired.
 //
 // Register stores the terminal durably (bbolt; concurrent writes share an
-// fsync through group commit) before it returns the acknowledgement (Ack):
+// fsync through group commit) before it returns the acknowledgement (client.Ack):
 // the handle, a secret token
 // (only its SHA-256 is stored; Authorize checks it), the expiry and the
 // normalised identifiers. Re-registering the same key or uid updates the
 // existing terminal: same handle, a higher Seq, new token. A record's Seq
-// is above the current one here and above Registration.Seq (the terminal's
+// is above the current one here and above client.Registration.Seq (the terminal's
 // newest record elsewhere), and at least the time in Unix ms, so that the
 // newest registration of a terminal that moved between nodes outranks the
 // older ones everywhere; Supersede withdraws the older one (package roam

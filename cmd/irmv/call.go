@@ -171,10 +171,15 @@ func runCall(c *cli.Context) error {
 	self := p.Ack()
 
 	var results []client.Result
-	for _, target := range args {
-		found, err := lookup(ctx, c, cl, pr, self.Terminal, target, c.StringSlice("terminal"), false)
+	for i, target := range args {
+		found, err := lookup(ctx, c, cl, pr, self.Terminal, target, c.StringSlice("terminal"), nil)
 		if err != nil {
 			return err
+		}
+		for j, r := range results {
+			if r.Node == found.Node && r.Terminal == found.Terminal {
+				return cli.Exit(fmt.Sprintf("%s and %s are the same terminal (%s@%s): a conference calls each party once", args[j], args[i], r.Terminal, r.Node), exitError)
+			}
 		}
 		results = append(results, *found)
 	}
@@ -243,7 +248,7 @@ func runCall(c *cli.Context) error {
 				}
 				continue
 			}
-			found, err := lookup(ctx, c, cl, pr, self.Terminal, target, picks, true)
+			found, err := lookup(ctx, c, cl, pr, self.Terminal, target, picks, conf)
 			if err != nil {
 				pr.print(client.Event{Type: client.EventWarning, Reason: "add " + target + ": " + err.Error()})
 				continue
@@ -255,6 +260,16 @@ func runCall(c *cli.Context) error {
 			}()
 		}
 	}
+}
+
+// inConference reports whether r is a party of conf already.
+func inConference(conf *phone.Conference, r client.Result) bool {
+	for _, c := range conf.Calls() {
+		if p := c.Remote(); p.Node == r.Node && p.Terminal == r.Terminal {
+			return true
+		}
+	}
+	return false
 }
 
 // addCommand parses "add IDENTIFIER [--terminal HANDLE@NODE]" (the
@@ -295,7 +310,10 @@ const eventCandidate = "candidate"
 // asked, and anything else gets the list and exitAmbiguous. While adding a
 // party to a running conference, a failed lookup prints no "ended" event:
 // the conference goes on.
-func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string, picks []string, adding bool) (*client.Result, error) {
+// lookup finds the one terminal target means; adding to conf (nil: not
+// adding to a running conference) it refuses a party of conf.
+func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPrinter, self, target string, picks []string, conf *phone.Conference) (*client.Result, error) {
+	adding := conf != nil
 	pr.print(client.Event{Type: client.EventSearching, Text: target})
 	ended := func(reason string) {
 		if !adding {
@@ -350,6 +368,8 @@ func lookup(ctx context.Context, c *cli.Context, cl *client.Client, pr *eventPri
 		return nil, cli.Exit(fmt.Sprintf("%s: %d terminals match equally well (%s), so nobody was called; pick one with %s", target, len(tied), tied[0].Match, how), exitAmbiguous)
 	}
 	switch {
+	case adding && inConference(conf, found):
+		return nil, cli.Exit(target+": already in the conference", exitError)
 	case found.Status == record.StatusBusy:
 		ended("busy")
 		return nil, cli.Exit(target+" is busy", exitBusy)

@@ -16,7 +16,9 @@ import (
 
 // TestCallAddsParty: `irmv call --conference` to one party, then a line
 // "add IDENTIFIER" on stdin: the second party is looked up, rings and
-// joins the running conference, and connects to the first one too.
+// joins the running conference, and connects to the first one too. A
+// party already in it is not called again ("already in the conference"),
+// nor is a terminal named twice on the command line.
 func TestCallAddsParty(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
 	cl, err := client.New(n.APIURL(), "")
@@ -86,6 +88,17 @@ func TestCallAddsParty(t *testing.T) {
 	if got := strings.Count(out.String(), `"type":"connected"`); got != 2 {
 		t.Errorf("the caller printed %d connected events, want 2:\n%s", got, out.String())
 	}
+	if _, err := io.WriteString(typed, "add uid:conf-first\n"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "already in the conference"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("adding a party twice: no warning within 60 s:\n%s", out.String())
+		}
+	}
+	if got := strings.Count(out.String(), `"type":"ringing"`); got != 2 {
+		t.Errorf("%d ringing events after adding a party twice, want 2:\n%s", got, out.String())
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -94,5 +107,12 @@ func TestCallAddsParty(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("irmv call did not return after cancel")
+	}
+	if code, _, stderr := runCLI("share", "add", "--node", n.APIURL(), "--uid", "named-twice"); code != exitOK {
+		t.Fatalf("share add: exit %d: %s", code, stderr)
+	}
+	code, _, stderr := runCLI("call", "--node", n.APIURL(), "uid:named-twice", "named-twice")
+	if code != exitError || !strings.Contains(stderr, "same terminal") {
+		t.Errorf("a terminal named twice: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -34,6 +36,11 @@ func TestCLIBadInput(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
 	node := "--node=" + n.APIURL()
 	unreachable := "--node=http://127.0.0.1:1"
+	badNodeFile := filepath.Join(t.TempDir(), "irmv-node")
+	if err := os.WriteFile(badNodeFile, []byte("not a url\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "phone.key")
 	cases := []struct {
 		name string
 		args []string
@@ -70,6 +77,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"phone negative hold-down", []string{"phone", node, "--uid", "x", "--route-hold-down", "-1s"}, "--route-hold-down -1s"},
 		{"phone zero failover-after", []string{"phone", node, "--uid", "x", "--failover-after", "0s"}, "--failover-after 0s"},
 		{"phone bad second node", []string{"phone", node, "--node", "ftp://x", "--uid", "x"}, "http"},
+		{"phone node file not a URL", []string{"phone", "--node-file", badNodeFile, "--uid", "x"}, "--node-file " + badNodeFile + `: node URL "not"`},
+		{"phone node file missing", []string{"phone", unreachable, "--node-file", badNodeFile + ".missing", "--uid", "x", "--key", keyFile}, "names no node yet: registering at http://127.0.0.1:1"},
 		{"unknown command", []string{"frobnicate"}, "frobnicate"},
 		{"unreachable node: search", []string{"search", unreachable, "anna"}, "is `irmv node` running?"},
 		{"unreachable node: share add", []string{"share", "add", unreachable, "--uid", "a"}, "is `irmv node` running?"},

@@ -299,11 +299,15 @@ func runPhone(c *cli.Context) error {
 	}
 	nodes := c.StringSlice("node")
 	nodeFile := c.String("node-file")
+	fromFile := false // nodes came from nodeFile
 	if nodeFile != "" {
 		if l, err := readNodeFile(nodeFile); err != nil {
 			return cli.Exit(err.Error(), exitError)
 		} else if len(l) > 0 {
 			nodes = l
+			fromFile = true
+		} else {
+			fmt.Fprintf(c.App.ErrWriter, "--node-file %s names no node yet: registering at %s until it does\n", nodeFile, strings.Join(nodes, ", "))
 		}
 	}
 	if len(nodes) == 0 {
@@ -314,6 +318,9 @@ func runPhone(c *cli.Context) error {
 	}
 	for _, u := range nodes {
 		if _, err := client.New(u, ""); err != nil {
+			if fromFile {
+				return cli.Exit("--node-file "+nodeFile+": "+err.Error(), exitError)
+			}
 			return cli.Exit(err.Error(), exitError)
 		}
 	}

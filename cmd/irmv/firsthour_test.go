@@ -210,3 +210,15 @@ func TestShareAsWritten(t *testing.T) {
 		t.Errorf("still registered after share rm: %+v", st)
 	}
 }
+
+// TestNodeDataDirInUse: a second node on a running node's --data-dir says
+// that the directory is in use (bbolt's lock), not only "timeout".
+func TestNodeDataDirInUse(t *testing.T) {
+	o := nodetest.Options(t)
+	nodetest.Start(t, o)
+	code, _, stderr := runCLI("node", "--data-dir", o.DataDir, "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--turn", "off", "--mdns=false", "--log-level", "error")
+	if code != exitError || !strings.Contains(stderr, "in use by another irmv node") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/irmv/irmv/internal/logging"
 	"github.com/irmv/irmv/node"
@@ -130,6 +132,10 @@ func runNode(c *cli.Context) error {
 		HTTPSKey:      c.String("https-key"),
 		Logger:        log,
 	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		// bbolt's lock on the registrations: another node runs on this data dir.
+		return cli.Exit(fmt.Sprintf("%v: --data-dir %s is in use by another irmv node (give each node its own)", err, c.String("data-dir")), exitError)
+	}
 	if err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}

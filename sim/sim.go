@@ -73,7 +73,7 @@ type Config struct {
 	Private float64
 	// KadStreams keeps kad-dht's own message sender, which holds a stream
 	// open to every peer it asked (three goroutines each on mocknet);
-	// otherwise each DHT message has a stream of its own (streamPerRequest).
+	// otherwise each DHT message has a stream of its own (p2pstream.NewDHTSender).
 	KadStreams bool
 	// WaitIdentify makes the DHT's messages and the lookup request to the
 	// hosting node wait, on a new connection, until identify has

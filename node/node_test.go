@@ -129,6 +129,9 @@ func TestBadOptions(t *testing.T) {
 		"negative republish": func(o *node.Options) { o.RepublishInterval = -time.Minute },
 		"negative validity":  func(o *node.Options) { o.ProvideValidity = -time.Minute },
 		"negative ttl":       func(o *node.Options) { o.TerminalTTL = -time.Minute },
+		"negative wan check": func(o *node.Options) { o.WANCheck = -time.Minute },
+		// Checks that find no peer to ask end at once: the loop would spin.
+		"wan check under a second": func(o *node.Options) { o.WANCheck = time.Millisecond },
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := nodetest.Options(t)

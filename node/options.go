@@ -88,7 +88,8 @@ type Options struct {
 	// HasPortMap refuse it.
 	PortMap bool
 	// WANCheck is how often a public address at which a NAT forwards to
-	// the node (wan.go) is checked again; 0: DefaultWANCheck.
+	// the node (wan.go) is checked again; 0: DefaultWANCheck, at least
+	// MinWANCheck.
 	WANCheck time.Duration
 	// RelayDuration and RelayData limit each connection this node relays
 	// for others (when it is public); 0: DefaultRelayDuration,
@@ -196,8 +197,8 @@ func (o *Options) setDefaults() error {
 	if o.RelayDuration == 0 {
 		o.RelayDuration = DefaultRelayDuration
 	}
-	if o.WANCheck < 0 {
-		return fmt.Errorf("%w: wan check interval must not be negative", ErrBadOptions)
+	if o.WANCheck < 0 || o.WANCheck > 0 && o.WANCheck < MinWANCheck {
+		return fmt.Errorf("%w: wan check interval %v: want at least %v", ErrBadOptions, o.WANCheck, MinWANCheck)
 	}
 	if o.WANCheck == 0 {
 		o.WANCheck = DefaultWANCheck

@@ -44,6 +44,11 @@ import (
 // again (Options.WANCheck's default).
 const DefaultWANCheck = 5 * time.Minute
 
+// MinWANCheck is the shortest Options.WANCheck: a check that finds no peer
+// to ask (AutoNAT v2 asks each at most every 2 minutes) is over at once,
+// and a shorter interval would spin.
+const MinWANCheck = time.Second
+
 // wanRetry is how long an observed IP that could not be confirmed (or
 // was withdrawn) waits before it is tried again, at most Options.WANCheck.
 const wanRetry = 2 * time.Minute

@@ -76,6 +76,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"call dtmf to a conference", []string{"call", node, "--dtmf", "1", "uid:x", "uid:y"}, "not a conference"},
 		{"phone negative hold-down", []string{"phone", node, "--uid", "x", "--route-hold-down", "-1s"}, "--route-hold-down -1s"},
 		{"phone zero failover-after", []string{"phone", node, "--uid", "x", "--failover-after", "0s"}, "--failover-after 0s"},
+		{"node listen host:port", []string{"node", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:4101"}, "--listen 127.0.0.1:4101: want a multiaddr, e.g. /ip4/127.0.0.1/tcp/4101"},
+		{"node bootstrap host:port", []string{"node", "--data-dir", t.TempDir(), "--bootstrap", "[::1]:4101"}, "e.g. /ip6/::1/tcp/4101/p2p/<peer-id>"},
 		{"phone bad second node", []string{"phone", node, "--node", "ftp://x", "--uid", "x"}, "http"},
 		{"phone node file not a URL", []string{"phone", "--node-file", badNodeFile, "--uid", "x"}, "--node-file " + badNodeFile + `: node URL "not"`},
 		{"phone node file missing", []string{"phone", unreachable, "--node-file", badNodeFile + ".missing", "--uid", "x", "--key", keyFile}, "names no node yet: registering at http://127.0.0.1:1"},

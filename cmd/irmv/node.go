@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -69,6 +70,9 @@ func runNode(c *cli.Context) error {
 	}
 	if err := applyMemoryLimit(c); err != nil {
 		return cli.Exit(err.Error(), exitError)
+	}
+	if err := checkHostPorts(c, "listen", "bootstrap"); err != nil {
+		return err
 	}
 	var relayIP net.IP
 	if s := c.String("turn-relay-ip"); s != "" {
@@ -154,6 +158,28 @@ func runNode(c *cli.Context) error {
 	signal.Stop(sig)
 	if err := n.Close(); err != nil {
 		return cli.Exit("close: "+err.Error(), exitError)
+	}
+	return nil
+}
+
+// checkHostPorts refuses a host:port given where a multiaddr belongs
+// (--listen 127.0.0.1:4101), naming the multiaddr meant.
+func checkHostPorts(c *cli.Context, flags ...string) error {
+	for _, f := range flags {
+		for _, v := range c.StringSlice(f) {
+			ap, err := netip.ParseAddrPort(v)
+			if err != nil {
+				continue
+			}
+			ma := fmt.Sprintf("/ip4/%s/tcp/%d", ap.Addr(), ap.Port())
+			if ap.Addr().Is6() {
+				ma = fmt.Sprintf("/ip6/%s/tcp/%d", ap.Addr(), ap.Port())
+			}
+			if f == "bootstrap" {
+				ma += "/p2p/<peer-id>"
+			}
+			return cli.Exit(fmt.Sprintf("--%s %s: want a multiaddr, e.g. %s", f, v, ma), exitError)
+		}
 	}
 	return nil
 }

@@ -83,13 +83,20 @@ type wanState struct {
 const wanTried = 64
 
 // note records that cand is tried now, forgetting the tries older than
-// retry when there are too many.
+// retry when there are too many, and the oldest when all are recent (a
+// peer telling a new address on every connection).
 func (st *wanState) note(cand ma.Multiaddr, retry time.Duration) {
 	if len(st.tried) >= wanTried {
+		oldest, at := "", time.Time{}
 		for k, t := range st.tried {
 			if time.Since(t) >= retry {
 				delete(st.tried, k)
+			} else if oldest == "" || t.Before(at) {
+				oldest, at = k, t
 			}
+		}
+		if len(st.tried) >= wanTried {
+			delete(st.tried, oldest)
 		}
 	}
 	st.tried[cand.String()] = time.Now()

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -32,5 +33,23 @@ func TestWANInboxBounded(t *testing.T) {
 	}
 	if c, r := in.take(); c != nil || r {
 		t.Fatalf("taken twice: %v %v", c, r)
+	}
+}
+
+// TestWANTriedBounded: the addresses tried stay at most wanTried however
+// fast peers tell new ones; the latest is kept.
+func TestWANTriedBounded(t *testing.T) {
+	st := &wanState{tried: map[string]time.Time{}}
+	addr := func(i int) ma.Multiaddr {
+		return ma.StringCast(fmt.Sprintf("/ip4/198.51.%d.%d/tcp/4001", i/250, i%250+1))
+	}
+	for i := range 1000 {
+		st.note(addr(i), time.Hour)
+	}
+	if len(st.tried) > wanTried {
+		t.Fatalf("%d addresses remembered, want at most %d", len(st.tried), wanTried)
+	}
+	if _, ok := st.tried[addr(999).String()]; !ok {
+		t.Fatal("the latest address was forgotten")
 	}
 }

@@ -109,7 +109,7 @@ func TestBrowserCallsBaresip(t *testing.T) {
 			p.waitFor(`Number(document.getElementById("quality").dataset.packetsReceived) > 100`)
 			nodetest.WaitFor(t, "baresip hears the page", func() bool { return decodedBytes(rec) > 2*c.bytesPerSecond() })
 			p.do(chromedp.Click(chromedp.CSS("#hangup")))
-			ph.WaitEnded(browserWait)
+			ph.WaitHungUp(browserWait)
 			p.waitFor(`document.body.dataset.call === "ended"`)
 			if err := ph.Running(); err != nil {
 				t.Error(err)

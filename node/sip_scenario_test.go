@@ -230,7 +230,7 @@ func TestIrmvPhoneCallsBaresip(t *testing.T) {
 			}
 			c.talk(t, a, p, aliceRec, call, carolEv)
 			call.Hangup()
-			p.WaitEnded(30 * time.Second)
+			p.WaitHungUp(30 * time.Second)
 			ended := carolEv.wait(t, "ended", ofType(client.EventEnded))
 			c.finished(t, a, p, aliceRec, 440, ended.Record, 880)
 		})
@@ -276,7 +276,7 @@ func TestBaresipCallsBaresip(t *testing.T) {
 				alice.WaitOutput("received event: '9' (end=1)", 30*time.Second)
 			}
 			dave.Command("/hangup")
-			alice.WaitEnded(30 * time.Second)
+			alice.WaitHungUp(30 * time.Second)
 			dave.WaitOutput("terminated", 30*time.Second)
 			for _, p := range []*baresiptest.Phone{alice, dave} {
 				if err := p.Running(); err != nil {

@@ -81,6 +81,13 @@ type bridgeCall struct {
 	eventTS        uint32 // its RTP timestamp
 	eventsOut      bool   // a key press was sent to the phone
 	nextEventTS    uint32 // the earliest timestamp of the next one
+	// The irmv side's timestamps are moved on by tsOff; filled: the bridge
+	// sent silence (or a key press into silence) since its last packet,
+	// so its next one is renumbered after those.
+	tsOff   uint32
+	filled  bool
+	lastOut time.Time // when the irmv side's last packet went out
+	keyOn   bool      // a key press is being sent
 	// sipCallID is the SIP dialog's Call-ID (under Server.mu).
 	sipCallID string
 	dialog    dialogOf // under Server.mu
@@ -417,10 +424,14 @@ func (s *Server) newBridge(line *call.Line, id string, ip net.IP, phone *net.UDP
 	s.mu.Lock()
 	s.calls[bc.id] = bc
 	s.mu.Unlock()
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		bc.fromPhone()
+	}()
+	go func() {
+		defer s.wg.Done()
+		bc.keepAlive(s.done)
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -505,7 +516,7 @@ func (s *Server) endBridgeCall(bc *bridgeCall) {
 	if peer != nil {
 		peer.Close()
 	}
-	bc.rtp.Close()
+	// keepAlive closes the RTP socket after a grace.
 }
 
 // fromPhone passes the phone's RTP to the WebRTC side unchanged but for
@@ -519,6 +530,11 @@ func (bc *bridgeCall) fromPhone() {
 		n, from, err := bc.rtp.ReadFrom(buf)
 		if err != nil {
 			return
+		}
+		select {
+		case <-bc.done: // the grace after the call: discarded
+			continue
+		default:
 		}
 		data := buf[:n]
 		if leg := bc.leg(); leg != nil {
@@ -551,11 +567,24 @@ func (bc *bridgeCall) fromPhone() {
 // key presses the bridge put into the stream.
 func (bc *bridgeCall) toPhone(pkt *rtp.Packet) {
 	bc.once.Do(func() { close(bc.firstRTP) })
+	select {
+	case <-bc.done:
+		return
+	default:
+	}
 	bc.mu.Lock()
 	to, pt, ok := bc.phone, bc.phonePT, bc.ptSet && bc.sending
 	out := *pkt
+	if bc.filled { // a talkspurt after the bridge's silence
+		bc.seqOff = bc.outSeq + 1 - pkt.SequenceNumber
+		bc.tsOff = bc.outTS + bc.step() - pkt.Timestamp
+		bc.filled = false
+		out.Marker = true
+	}
 	out.SequenceNumber += bc.seqOff
+	out.Timestamp += bc.tsOff
 	bc.outSeq, bc.outTS = out.SequenceNumber, out.Timestamp
+	bc.lastOut = time.Now()
 	bc.mu.Unlock()
 	if !ok {
 		return

@@ -116,13 +116,29 @@ func (bc *bridgeCall) playKey(k dtmfKey) bool {
 	// The event starts now in the audio's time, and after the previous
 	// one: a receiver tells events apart by their timestamps.
 	ts := bc.outTS
+	silent := bc.filled || time.Since(bc.lastOut) >= fillAfter
+	if silent {
+		ts += bc.step() // after the bridge's last silence packet
+	}
 	if bc.eventsOut && int32(ts-bc.nextEventTS) < 0 {
 		ts = bc.nextEventTS
 	}
 	bc.eventsOut, bc.nextEventTS = true, ts+total+step
+	send := pt >= 0 && hz > 0 && to != nil
+	bc.keyOn = send
 	bc.mu.Unlock()
-	if pt < 0 || hz <= 0 || to == nil {
+	if !send {
 		return true
+	}
+	keyDone := func() {
+		bc.mu.Lock()
+		bc.keyOn = false
+		// In silence the bridge's stream goes on from the event's end:
+		// the packets after it let the phone take the end packets.
+		if silent && (bc.filled || time.Since(bc.lastOut) >= fillAfter) {
+			bc.outTS, bc.filled = ts+total, true
+		}
+		bc.mu.Unlock()
 	}
 	tick := time.NewTicker(dtmfPacketTime)
 	defer tick.Stop()
@@ -148,6 +164,7 @@ func (bc *bridgeCall) playKey(k dtmfKey) bool {
 			break
 		}
 	}
+	keyDone()
 	t := time.NewTimer(dtmfGap)
 	defer t.Stop()
 	select {

@@ -92,6 +92,13 @@ func (c sipCase) talk(t *testing.T, n *node.Node, p *baresiptest.Phone, phoneRec
 	nodetest.WaitFor(t, "audio recorded at both ends", func() bool {
 		return irmv.Peer().Stats().PacketsReceived > 100 && decodedBytes(phoneRec) > 2*c.bytesPerSecond()
 	})
+	// baresip's first RTCP report comes some seconds into the call (to
+	// the port the bridge's a=rtcp names), SRTCP on an SRTP leg.
+	rtcp := `irmv_sip_rtcp_packets_total{result="plain"}`
+	if c.srtp != "" {
+		rtcp = `irmv_sip_rtcp_packets_total{result="srtcp"}`
+	}
+	nodetest.WaitFor(t, "RTCP from the phone", func() bool { return metric(t, n, rtcp) >= 1 })
 	if c.hold {
 		p.Command("/hold")
 		nodetest.WaitFor(t, "hold answered", func() bool { return metric(t, n, "irmv_sip_reinvites_total") >= 1 })
@@ -130,8 +137,13 @@ func (c sipCase) finished(t *testing.T, n *node.Node, p *baresiptest.Phone, phon
 	}
 	if c.srtp != "" {
 		srtpCall(t, n, p)
-	} else if got := metric(t, n, "irmv_sip_srtp_calls_total"); got != 0 {
-		t.Errorf("irmv_sip_srtp_calls_total %v on a plain RTP call", got)
+	} else {
+		if got := metric(t, n, "irmv_sip_srtp_calls_total"); got != 0 {
+			t.Errorf("irmv_sip_srtp_calls_total %v on a plain RTP call", got)
+		}
+		if got := metric(t, n, `irmv_sip_rtcp_packets_total{result="plain"}`); got < 1 {
+			t.Errorf("RTCP packets from the phone: %v, want ≥ 1", got)
+		}
 	}
 	if c.g711() && !strings.Contains(p.Output(), c.codec) {
 		t.Errorf("baresip did not use %s:\n%s", c.codec, p.Output())

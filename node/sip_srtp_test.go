@@ -60,6 +60,15 @@ func srtpCall(t *testing.T, n *node.Node, p *baresiptest.Phone) {
 	if got := metric(t, n, `irmv_sip_srtp_packets_total{direction="rejected"}`); got != 0 {
 		t.Errorf("%v SRTP packets rejected, want none", got)
 	}
+	// baresip's RTCP comes to the port the bridge's a=rtcp names: its
+	// reports as SRTCP; its pinhole "PING" before the keys and its
+	// closing BYE in clear, which the bridge drops (rejected).
+	if got := metric(t, n, `irmv_sip_rtcp_packets_total{result="srtcp"}`); got < 1 {
+		t.Errorf("SRTCP packets from the phone: %v, want ≥ 1", got)
+	}
+	if got := metric(t, n, `irmv_sip_rtcp_packets_total{result="plain"}`); got != 0 {
+		t.Errorf("%v RTCP packets taken in clear on an SRTP leg, want none", got)
+	}
 }
 
 // On an SRTP phone leg, packets that do not authenticate with the phone's

@@ -50,6 +50,7 @@ type bridgeCall struct {
 	rtp    net.PacketConn
 	events chan signal.Msg
 	log    *slog.Logger
+	m      *metrics
 	dtmfq  chan dtmfKey
 	done   chan struct{} // closed when the call ends
 
@@ -417,7 +418,7 @@ func (s *Server) newBridge(line *call.Line, id string, ip net.IP, phone *net.UDP
 		return nil, err
 	}
 	bc := &bridgeCall{id: id, line: line, rtp: conn, events: make(chan signal.Msg, 256), firstRTP: make(chan struct{}),
-		holding: phone == nil, phone: phone, dtmfPT: -1, log: s.log, dtmfq: make(chan dtmfKey, dtmfQueue), done: make(chan struct{})}
+		holding: phone == nil, phone: phone, dtmfPT: -1, log: s.log, m: s.m, dtmfq: make(chan dtmfKey, dtmfQueue), done: make(chan struct{})}
 	var b [4]byte
 	rand.Read(b[:])
 	bc.ssrc = binary.BigEndian.Uint32(b[:])
@@ -537,6 +538,10 @@ func (bc *bridgeCall) fromPhone() {
 		default:
 		}
 		data := buf[:n]
+		if isRTCP(data) {
+			bc.fromPhoneRTCP(data, dec[:0])
+			continue
+		}
 		if leg := bc.leg(); leg != nil {
 			if data, err = leg.decrypt(dec[:0], data); err != nil {
 				continue

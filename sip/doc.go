@@ -67,7 +67,13 @@
 // of that codec passes unchanged into a WebRTC track (call/media
 // PassThrough) and back, the payload type rewritten; the bridge latches
 // the phone's RTP address to where its packets come from. A re-INVITE
-// must keep the call's codec (else 488).
+// must keep the call's codec (else 488). While the irmv side sends no
+// audio (for 60 ms) the bridge sends the phone silence in the codec
+// (G.711's zero level, Opus's 20 ms silence frame) every 20 ms in the
+// same stream; the irmv side's next packet follows on (marked). The
+// phone's RTCP comes to the RTP port (a=rtcp, RFC 3605; told apart as in
+// RFC 5761) and is counted in irmv_sip_rtcp_packets_total, not passed on.
+// After a call the RTP port stays open 1.5 s, discarding.
 //
 // # DTMF
 //
@@ -94,7 +100,8 @@
 // it), then on RTP/SAVP to a phone that refuses that with 488. Packets
 // from the phone must authenticate and pass the replay window, else they
 // are dropped (and do not move the latched address); a re-INVITE keeps
-// the suite and may bring a new key. SRTCP is not used. SRTP covers the
+// the suite and may bring a new key. The phone's RTCP must be SRTCP with
+// its key (else dropped as rejected). SRTP covers the
 // phone leg only: the node decrypts, and the irmv leg is DTLS-SRTP from
 // the node. Counted in irmv_sip_srtp_calls_total and
 // irmv_sip_srtp_packets_total.

@@ -19,6 +19,8 @@ type metrics struct {
 	// srtpPackets: from_phone (decrypted), to_phone (encrypted),
 	// rejected (failed authentication or replay check).
 	srtpPackets *prometheus.CounterVec
+	// rtcp: RTCP from phones by result (srtcp, plain, rejected, early).
+	rtcp *prometheus.CounterVec
 }
 
 func newMetrics(s *Server, r prometheus.Registerer) *metrics {
@@ -48,6 +50,8 @@ func newMetrics(s *Server, r prometheus.Registerer) *metrics {
 			"Bridged calls whose phone leg is SDES-SRTP (the rest are plain RTP)."),
 		srtpPackets: vec("irmv_sip_srtp_packets_total",
 			"SRTP packets on phone legs: from_phone (authenticated and decrypted), to_phone (encrypted), rejected (failed authentication or replay check: dropped).", "direction"),
+		rtcp: vec("irmv_sip_rtcp_packets_total",
+			"RTCP compound packets from phones, by result: srtcp (authenticated and decrypted on an SRTP leg), plain (on a plain leg), rejected (on an SRTP leg, failed authentication or replay check, or in clear: dropped), early (before a called phone's answer set its leg up: dropped).", "result"),
 	}
 	if r != nil {
 		r.MustRegister(append(all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{

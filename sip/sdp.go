@@ -120,8 +120,8 @@ func (o audioOffer) ptOf(c media.Codec) int {
 	return -1
 }
 
-// answerSDP is the bridge's side of a phone's call: plain RTP at ip:port
-// with codecs (an offer may name several, an answer names one) and, if
+// answerSDP is the bridge's side of a phone's call: plain RTP (and the
+// phone's RTCP) at ip:port with codecs (an offer may name several, an answer names one) and, if
 // dtmfPT ≥ 0, telephone-event at dtmfHz.
 func answerSDP(ip net.IP, port int, codecs []phoneCodec, dtmfPT, dtmfHz int, sessID uint64) []byte {
 	fam := "IP4"
@@ -149,6 +149,8 @@ func answerSDP(ip net.IP, port int, codecs []phoneCodec, dtmfPT, dtmfHz int, ses
 	if dtmfPT >= 0 {
 		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n", dtmfPT, dtmfHz, dtmfPT)
 	}
-	b.WriteString("a=sendrecv\r\n")
+	// The phone's RTCP comes to the RTP port (RFC 3605), where the bridge
+	// tells it apart (RFC 5761 section 4); the bridge has no RTCP port.
+	fmt.Fprintf(&b, "a=rtcp:%d\r\na=sendrecv\r\n", port)
 	return []byte(b.String())
 }

@@ -13,8 +13,9 @@ const replayWindow = 128
 
 // srtpLeg protects the phone leg of a bridged call with SDES-SRTP: one
 // context per direction, each with its own master key (the phone's for
-// what it sends, the node's for what it receives). SRTCP is not used:
-// the bridge sends no RTCP to the phone and reads none.
+// what it sends, the node's for what it receives). The phone's RTCP is
+// SRTCP with the same key, authenticated and decrypted as it comes; the
+// bridge sends no RTCP to the phone.
 type srtpLeg struct {
 	local  sdesCrypto // the node's key, as it was sent to the phone
 	in     *srtp.Context
@@ -62,7 +63,7 @@ func (l *srtpLeg) rekey(remote sdesCrypto) error {
 	if l.in != nil && remote.suite == l.remote.suite && string(remote.keySalt) == string(l.remote.keySalt) {
 		return nil
 	}
-	in, err := newContext(remote, srtp.SRTPReplayProtection(replayWindow))
+	in, err := newContext(remote, srtp.SRTPReplayProtection(replayWindow), srtp.SRTCPReplayProtection(replayWindow))
 	if err != nil {
 		return err
 	}
@@ -83,6 +84,15 @@ func (l *srtpLeg) decrypt(dst, pkt []byte) ([]byte, error) {
 			l.m.srtpPackets.WithLabelValues("from_phone").Inc()
 		}
 	}
+	return out, err
+}
+
+// decryptRTCP authenticates and decrypts one SRTCP packet from the phone
+// into dst.
+func (l *srtpLeg) decryptRTCP(dst, pkt []byte) ([]byte, error) {
+	l.inMu.Lock()
+	out, err := l.in.DecryptRTCP(dst, pkt, nil)
+	l.inMu.Unlock()
 	return out, err
 }
 

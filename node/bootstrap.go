@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/irmv/irmv/client"
 )
@@ -173,6 +174,12 @@ func (b *bootstrapper) dialDue(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// The bootstrapper paces its own retries: the swarm's
+			// backoff from an earlier failed dial (by the DHT, say)
+			// would answer "dial backoff" and hide the reason.
+			if sw, ok := b.n.host.Network().(*swarm.Swarm); ok {
+				sw.Backoff().Clear(bp.ai.ID)
+			}
 			cctx, cancel := context.WithTimeout(ctx, bootTimeout)
 			err := b.n.host.Connect(cctx, bp.ai)
 			cancel()

@@ -284,6 +284,11 @@ func TestBootstrapFailureReportedAndRetried(t *testing.T) {
 	if bp.Addr != addr || bp.Error == "" || bp.Connected || bp.NextDial == "" {
 		t.Errorf("bootstrap peer %+v", bp)
 	}
+	// Each retry dials again and reports why it failed, not the swarm's
+	// backoff from the dial before.
+	if !strings.Contains(bp.Error, "connection refused") {
+		t.Errorf("bootstrap peer's error %q: want the dial's reason (connection refused)", bp.Error)
+	}
 	if l := logs.String(); !strings.Contains(l, "level=WARN msg=\"Cannot reach bootstrap node\" addr="+addr) || !strings.Contains(l, "err=") {
 		t.Errorf("no warning with the address and reason; logs:\n%s", l)
 	}

@@ -121,7 +121,7 @@ var phoneTests = []struct {
 	{"", "tel:+49-30-1234567", "+49301234567", nil}, // RFC 3966
 	{"", "  +4930123456  ", "+4930123456", nil},     // trimmed
 	{"", "＋４９ ３０ １２３４５６７", "+49301234567", nil},     // full-width
-	{"", "030 1234567", "", ErrInvalidPhone},        // national needs region
+	{"", "030 1234567", "", ErrNeedRegion},          // national needs region
 	{"DE", "112", "", ErrInvalidPhone},              // short code: possible, not valid
 	{"DE", "123", "", ErrInvalidPhone},
 	{"US", "(201) 555-012", "", ErrInvalidPhone}, // too short

@@ -1,6 +1,7 @@
 package ident
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -52,6 +53,10 @@ func (n *Normalizer) Phone(s string) (string, error) {
 		// "00" is the ITU international prefix; honour it even without a
 		// region, or where the region dials abroad differently (US: 011).
 		num, perr = phonenumbers.Parse("+"+t[2:], phonenumbers.UNKNOWN_REGION)
+	}
+	if errors.Is(perr, phonenumbers.ErrInvalidCountryCode) && n.region() == phonenumbers.UNKNOWN_REGION &&
+		!strings.HasPrefix(t, "+") && !strings.HasPrefix(t, "＋") && !strings.HasPrefix(t, "00") {
+		return "", fmt.Errorf("%w: %q (or write it with + and the country code)", ErrNeedRegion, s)
 	}
 	if perr != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrInvalidPhone, s, perr)

@@ -167,3 +167,27 @@ func TestWebSocketGarbage(t *testing.T) {
 		t.Errorf("%d terminals stored", c)
 	}
 }
+
+// TestNationalNumberNeedsRegion: a national number registered at a node
+// without --region is refused with the way out, not libphonenumber's
+// "invalid country code".
+func TestNationalNumberNeedsRegion(t *testing.T) {
+	o := nodetest.Options(t)
+	o.Region = ""
+	n := nodetest.Start(t, o)
+	resp, err := http.Post(n.APIURL()+"/v1/terminals", "application/json", strings.NewReader(`{"phone":"030 1234567"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error, "--region") || !strings.Contains(e.Error, "+ and the country code") {
+		t.Errorf("national number without a region: %d %q", resp.StatusCode, e.Error)
+	}
+	if l := n.Registry().List(); len(l) != 0 {
+		t.Errorf("%d terminals stored", len(l))
+	}
+}

@@ -452,9 +452,7 @@ func (p *Phone) call(ctx context.Context, to client.Result, o CallOptions, cf *C
 	p.calls[c.id] = c
 	p.mu.Unlock()
 
-	if remoteKey == nil {
-		c.emit(client.Event{Type: client.EventWarning, Reason: "the callee has no key: its identity cannot be verified"})
-	} else {
+	if remoteKey != nil {
 		for _, w := range p.known.check(to.Identifiers, remoteKey) {
 			c.emit(client.Event{Type: client.EventWarning, Reason: w})
 		}
@@ -543,6 +541,11 @@ func (c *Call) ring(ctx context.Context, peer *media.Peer, remoteKey ed25519.Pub
 				}
 				c.peerICE = m.PeerICEServers
 				c.bridged.Store(m.Bridged)
+				if remoteKey == nil && !m.Bridged {
+					// Said on answer: a SIP phone behind a bridge never
+					// has a key, and its accept says it is bridged.
+					c.emit(client.Event{Type: client.EventWarning, Reason: "the callee has no key: its identity cannot be verified"})
+				}
 				if err := peer.Accept(*m.Desc, remoteKey); err != nil {
 					if errors.Is(err, signal.ErrBadFingerprintSig) || errors.Is(err, signal.ErrFingerprintMismatch) {
 						err = fmt.Errorf("%w: %v", ErrIdentity, err)
@@ -925,7 +928,9 @@ wait:
 	var remoteKey ed25519.PublicKey
 	if len(c.remote.Key) > 0 {
 		remoteKey = c.remote.Key
-	} else {
+	} else if !c.bridged.Load() {
+		// A SIP phone behind a bridge never has one; the call's bridged
+		// field says so.
 		c.emit(client.Event{Type: client.EventWarning, Reason: "the caller has no key: its identity cannot be verified"})
 	}
 	if c.confID != "" && c.Conference() == nil {

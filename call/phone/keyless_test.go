@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
@@ -53,5 +54,55 @@ func TestKeylessCallerWarned(t *testing.T) {
 		t.Fatalf("warning %q", w.Reason)
 	}
 	wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeHangup, Call: id})
+	ev.wait(t, client.EventEnded, id)
+}
+
+// TestBridgedCallerNotWarned: a caller behind a SIP bridge (a Line on
+// the node's switch) never has a key and the node marks its invitation
+// bridged, so the callee answers without the no-key warning (the call's
+// bridged field says it instead).
+func TestBridgedCallerNotWarned(t *testing.T) {
+	n := startNodes(t, 1)[0]
+	ev := newEvents()
+	b := startPhone(t, n, Options{Registration: client.Registration{UID: "bob"}, Answer: AnswerAuto, OnEvent: ev.add})
+
+	ack, err := n.Registry().Register(client.Registration{UID: "sip-phone", Address: "127.0.0.1", Keepalive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := n.Calls().Attach(ack.Terminal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer line.Close()
+	peer, err := media.New(media.Options{SettingEngine: loopbackEngine()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	offer, err := peer.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newCallID()
+	line.Send(signal.Msg{Type: signal.TypeInvite, Call: id, Desc: &offer,
+		To: &signal.Party{Node: n.ID().String(), Terminal: b.Ack().Terminal}})
+	// The phone answers after it has decided on warnings.
+	timeout := time.After(waitLong)
+	for answered := false; !answered; {
+		select {
+		case m, ok := <-line.Recv():
+			if !ok {
+				t.Fatalf("line closed before the answer (events %s)", ev)
+			}
+			answered = m.Type == signal.TypeAccept && m.Call == id
+		case <-timeout:
+			t.Fatalf("no answer (events %s)", ev)
+		}
+	}
+	if w := ev.all(client.EventWarning); len(w) != 0 {
+		t.Errorf("warnings on a bridged call: %+v", w)
+	}
+	line.Send(signal.Msg{Type: signal.TypeHangup, Call: id})
 	ev.wait(t, client.EventEnded, id)
 }

@@ -41,11 +41,11 @@ beta, trim (0/1), kad-streams (0/1), wait-identify (0/1); e.g.
 The 1,000-node runs want GOMEMLIMIT (e.g. GOMEMLIMIT=6GiB).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "nodes", Usage: "network size, or a comma-separated list for a sweep (none: only plot --with)", Value: "100", EnvVars: []string{"IRMV_SIM_NODES"}},
-			&cli.IntFlag{Name: "terminals-per-node", Value: sim.DefaultTerminalsPerNode, EnvVars: []string{"IRMV_SIM_TERMINALS"}},
+			&cli.IntFlag{Name: "terminals-per-node", Usage: "terminals each node registers and publishes", Value: sim.DefaultTerminalsPerNode, EnvVars: []string{"IRMV_SIM_TERMINALS"}},
 			&cli.DurationFlag{Name: "latency", Usage: "one-way latency of every link", Value: sim.DefaultLatency, EnvVars: []string{"IRMV_SIM_LATENCY"}},
 			&cli.IntFlag{Name: "lookups", Usage: "exact lookups (half before, half after churn)", Value: sim.DefaultLookups, EnvVars: []string{"IRMV_SIM_LOOKUPS"}},
 			&cli.Float64Flag{Name: "churn", Usage: "share of nodes killed abruptly mid-run (0..0.9)", EnvVars: []string{"IRMV_SIM_CHURN"}},
-			&cli.Uint64Flag{Name: "seed", Value: 1, EnvVars: []string{"IRMV_SIM_SEED"}},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed of the random choices (topology, terminals, churn, lookups)", Value: 1, EnvVars: []string{"IRMV_SIM_SEED"}},
 			&cli.IntFlag{Name: "degree", Usage: "random peers each node dials at start", Value: sim.DefaultDegree, EnvVars: []string{"IRMV_SIM_DEGREE"}},
 			&cli.IntFlag{Name: "parallel", Usage: "lookups in flight at once", Value: sim.DefaultParallel, EnvVars: []string{"IRMV_SIM_PARALLEL"}},
 			&cli.IntFlag{Name: "flood-samples", Usage: "flood queries measured (-1: skip flooding)", Value: sim.DefaultFloodSamples, EnvVars: []string{"IRMV_SIM_FLOOD_SAMPLES"}},

@@ -199,7 +199,10 @@ func (m *dhtSender) SendRequest(ctx context.Context, p peer.ID, pmes *pb.Message
 	}
 	// As kad-dht's own sender: the flood sizes its wait per hop from it.
 	m.h.Peerstore().RecordLatency(p, time.Since(start))
-	return &resp, s.Close()
+	// The answer is in hand: a failing close must not turn it into a
+	// failed request.
+	_ = s.Close()
+	return &resp, nil
 }
 
 // fmtErr prefers the context's error: a reset stream's error says less.

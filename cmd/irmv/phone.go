@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -331,21 +330,20 @@ func runPhone(c *cli.Context) error {
 	jsonOut := c.Bool("json")
 	pr := &eventPrinter{json: jsonOut, out: c.App.Writer, text: eventText, tw: c.App.Writer}
 	kp := &keypad{live: map[string]bool{}, pr: pr}
-	var lines <-chan string
+	var stdinEnded <-chan struct{}
 	var linesOnce sync.Once
-	startLines := func() { linesOnce.Do(func() { lines = kp.route(stdinLines(os.Stdin)) }) }
+	startLines := func() { linesOnce.Do(func() { stdinEnded = kp.route(stdinLines(os.Stdin)) }) }
 	ask := func(ctx context.Context, inv phone.Incoming) bool {
 		startLines()
-		kp.asking.Store(true)
-		defer kp.asking.Store(false)
+		pc := kp.prompt()
+		defer kp.endPrompt(pc)
 		pr.mu.Lock()
 		fmt.Fprintf(c.App.ErrWriter, "Incoming call from %s — answer? [y/N] ", partyName(&inv.From))
 		pr.mu.Unlock()
 		select {
-		case l, ok := <-lines:
-			if !ok {
-				return false
-			}
+		case <-stdinEnded:
+			return false
+		case l := <-pc.lines:
 			l = strings.ToLower(strings.TrimSpace(l))
 			return l == "y" || l == "yes"
 		case <-ctx.Done():
@@ -420,12 +418,37 @@ func runPhone(c *cli.Context) error {
 // of keys (0-9 * # A-D), typed while a call is up and no answer prompt
 // waits, is sent to every call that is up (DTMF).
 type keypad struct {
-	pr     *eventPrinter
-	asking atomic.Bool // the answer prompt waits for a line
+	pr *eventPrinter
 
-	mu   sync.Mutex
-	p    *phone.Phone
-	live map[string]bool // calls up, by ID
+	mu     sync.Mutex
+	p      *phone.Phone
+	live   map[string]bool // calls up, by ID
+	asking *answerPrompt   // the answer prompt that waits for a line, or nil
+}
+
+// answerPrompt is one answer prompt: it takes a line on lines until done
+// closes, so a line typed as it gives up is not left for the next one.
+type answerPrompt struct {
+	lines chan string
+	done  chan struct{}
+}
+
+// prompt begins an answer prompt; endPrompt ends it.
+func (k *keypad) prompt() *answerPrompt {
+	pc := &answerPrompt{lines: make(chan string), done: make(chan struct{})}
+	k.mu.Lock()
+	k.asking = pc
+	k.mu.Unlock()
+	return pc
+}
+
+func (k *keypad) endPrompt(pc *answerPrompt) {
+	k.mu.Lock()
+	if k.asking == pc {
+		k.asking = nil
+	}
+	k.mu.Unlock()
+	close(pc.done)
 }
 
 func (k *keypad) setPhone(p *phone.Phone) {
@@ -449,15 +472,22 @@ func (k *keypad) event(e client.Event) {
 // route passes the lines typed while the answer prompt waits on to it and
 // presses the others as keys. A line that is no keys, or keys with no call
 // up, is refused with a warning: held for the prompt it would block the
-// keys typed after it and answer the next call.
-func (k *keypad) route(in <-chan string) <-chan string {
-	out := make(chan string)
+// keys typed after it and answer the next call. The channel it returns
+// closes when in ends.
+func (k *keypad) route(in <-chan string) <-chan struct{} {
+	ended := make(chan struct{})
 	go func() {
-		defer close(out)
+		defer close(ended)
 		for l := range in {
-			if k.asking.Load() {
-				out <- l
-				continue
+			k.mu.Lock()
+			pc := k.asking
+			k.mu.Unlock()
+			if pc != nil {
+				select {
+				case pc.lines <- l:
+					continue
+				case <-pc.done: // the prompt gave up: the line is read as keys
+				}
 			}
 			switch keys := strings.ToUpper(strings.TrimSpace(l)); {
 			case keys == "":
@@ -468,7 +498,7 @@ func (k *keypad) route(in <-chan string) <-chan string {
 			}
 		}
 	}()
-	return out
+	return ended
 }
 
 // press sends keys to the calls that are up; false when none is.

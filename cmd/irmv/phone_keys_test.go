@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os/exec"
 	"strings"
@@ -68,4 +69,103 @@ func TestPhoneKeysOnTTY(t *testing.T) {
 		t.Errorf("keys 4, 2, # not received in order:\n%s", got)
 	}
 	hangup()
+}
+
+// TestPhoneAnswerPromptOnTTY: irmv phone --answer ask asks on its
+// terminal; "y" answers. A line typed after a prompt gave up (the caller
+// hung up) is not kept to answer the next call: that one is refused by
+// the "n" typed at its own prompt.
+func TestPhoneAnswerPromptOnTTY(t *testing.T) {
+	bin := buildIrmvForTest(t)
+	n := nodetest.Start(t, nodetest.Options(t))
+	cmd := exec.Command(bin, "phone", "--node", n.APIURL(), "--uid", "asker", "--answer", "ask",
+		"--key", t.TempDir()+"/key.pem")
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var screen syncBuffer
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(&screen, tty)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		tty.Close()
+		<-copied
+		if t.Failed() {
+			t.Logf("irmv phone's terminal:\n%s", screen.String())
+		}
+	})
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !cond(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 60 s:\n%s", what, screen.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	prompts := func() int { return strings.Count(screen.String(), "answer? [y/N]") }
+	typeLine := func(l string) {
+		t.Helper()
+		if _, err := io.WriteString(tty, l+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor("registration", func() bool { return strings.Contains(screen.String(), "waiting for calls") })
+
+	// 1. Answered with "y".
+	out, hangup := startCall(t, "--node", n.APIURL(), "--json", "uid:asker")
+	waitFor("first prompt", func() bool { return prompts() == 1 })
+	typeLine("y")
+	waitFor("connected", func() bool { return strings.Contains(out.String(), `"type":"connected"`) })
+	hangup()
+	waitFor("the phone online again", func() bool {
+		st := n.Registry().List()
+		return len(st) == 1 && st[0].Status.String() == "online"
+	})
+
+	// 2. The caller gives up while the prompt waits; a "y" typed then is
+	// no answer to anything.
+	ctx, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	app := newApp()
+	app.Writer, app.ErrWriter = io.Discard, io.Discard
+	gaveUp := make(chan error, 1)
+	go func() {
+		gaveUp <- app.RunContext(ctx, []string{"irmv", "call", "--node", n.APIURL(), "--json", "uid:asker"})
+	}()
+	waitFor("second prompt", func() bool { return prompts() == 2 })
+	giveUp()
+	select {
+	case <-gaveUp: // "cancelled"
+	case <-time.After(60 * time.Second):
+		t.Fatal("irmv call did not return after giving up")
+	}
+	waitFor("gave up", func() bool { return strings.Contains(screen.String(), "caller gave up") })
+	typeLine("y")
+	waitFor("the stray line refused", func() bool { return strings.Contains(screen.String(), "not keys") })
+
+	// 3. The next call waits for its own answer: "n" refuses it.
+	var stdout, stderr syncBuffer
+	app = newApp()
+	app.Writer, app.ErrWriter = &stdout, &stderr
+	done := make(chan error, 1)
+	go func() { done <- app.Run([]string{"irmv", "call", "--node", n.APIURL(), "--json", "uid:asker"}) }()
+	waitFor("third prompt", func() bool { return prompts() == 3 })
+	if strings.Contains(stdout.String(), `"type":"connected"`) {
+		t.Fatalf("the third call was answered before its prompt got a line:\n%s", stdout.String())
+	}
+	typeLine("n")
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(stdout.String()+stderr.String(), "rejected") {
+			t.Errorf("third call: %v, want rejected\n%s%s", err, stdout.String(), stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the third call was not refused")
+	}
 }

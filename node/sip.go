@@ -114,10 +114,12 @@ func (n *Node) handleSIPUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if nu.Phone != "" {
-		if _, err := n.norm.Phone(nu.Phone); err != nil {
+		p, err := n.norm.Phone(nu.Phone)
+		if err != nil {
 			writeError(w, http.StatusBadRequest, "phone: "+err.Error())
 			return
 		}
+		nu.Phone = p // stored and shown as it is published
 	}
 	if nu.Name != "" {
 		if _, _, err := n.norm.Name(nu.Name); err != nil {

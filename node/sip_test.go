@@ -133,8 +133,8 @@ func TestSIPUsersAPI(t *testing.T) {
 			t.Errorf("POST %s: %d, want %d", tc.body, got, tc.want)
 		}
 	}
-	if got := a.SIP().Users(); len(got) != 1 || got[0].User != "alice" {
-		t.Fatalf("users %+v, want alice only", got)
+	if got := a.SIP().Users(); len(got) != 1 || got[0].User != "alice" || got[0].Phone != "+49301234567" {
+		t.Fatalf("users %+v, want alice only, phone +49301234567", got)
 	}
 	// Node B has no SIP side.
 	if got := post(b, `{"user":"alice","password":"pw"}`); got != 404 {

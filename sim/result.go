@@ -56,6 +56,9 @@ type Result struct {
 	// DHTMSP50 is the time until the DHT named the hosting node; the rest
 	// of a lookup is asking that node.
 	DHTMSP50 float64 `json:"dht_ms_p50"`
+	// Misses counts the lookups that did not find the terminal, by
+	// reason (the DHT named no provider, or asking the host failed and how).
+	Misses map[string]int `json:"misses,omitempty"`
 	// The same before churn, when there is churn.
 	BeforeChurn *Phase `json:"before_churn,omitempty"`
 
@@ -115,15 +118,16 @@ func (r *Result) perNode() {
 
 // Phase is the lookup figures of one phase of a run.
 type Phase struct {
-	Lookups       int     `json:"lookups"`
-	SuccessRate   float64 `json:"success_rate"`
-	HopsP50       float64 `json:"hops_p50"`
-	LatencyMSP50  float64 `json:"latency_ms_p50"`
-	LatencyMSP99  float64 `json:"latency_ms_p99"`
-	RoundTripsP50 float64 `json:"round_trips_p50,omitempty"`
-	RoundTripsP99 float64 `json:"round_trips_p99,omitempty"`
-	CountedRTP50  float64 `json:"counted_round_trips_p50,omitempty"`
-	CountedRTP99  float64 `json:"counted_round_trips_p99,omitempty"`
+	Lookups       int            `json:"lookups"`
+	SuccessRate   float64        `json:"success_rate"`
+	HopsP50       float64        `json:"hops_p50"`
+	LatencyMSP50  float64        `json:"latency_ms_p50"`
+	LatencyMSP99  float64        `json:"latency_ms_p99"`
+	RoundTripsP50 float64        `json:"round_trips_p50,omitempty"`
+	RoundTripsP99 float64        `json:"round_trips_p99,omitempty"`
+	CountedRTP50  float64        `json:"counted_round_trips_p50,omitempty"`
+	CountedRTP99  float64        `json:"counted_round_trips_p99,omitempty"`
+	Misses        map[string]int `json:"misses,omitempty"`
 	dhtMS         []float64
 	counted       []float64
 	warm          int
@@ -135,6 +139,10 @@ func phaseOf(ls []lookup) (p Phase, lat, hops []float64) {
 	found := 0
 	for _, l := range ls {
 		if !l.found {
+			if p.Misses == nil {
+				p.Misses = map[string]int{}
+			}
+			p.Misses[l.miss]++
 			continue
 		}
 		found++
@@ -187,6 +195,7 @@ func (r *Result) summarise(before, after []lookup) {
 		r.WarmShare = float64(p.warm) / float64(len(lat))
 	}
 	r.Lookups, r.SuccessRate, r.HopsP50 = p.Lookups, p.SuccessRate, p.HopsP50
+	r.Misses = p.Misses
 	r.HopsP90 = percentile(hops, 90)
 	r.HopsMax = percentile(hops, 100)
 	r.LatencyMSP50, r.LatencyMSP90, r.LatencyMSP99 = p.LatencyMSP50, percentile(lat, 90), p.LatencyMSP99

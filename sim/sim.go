@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -143,6 +144,7 @@ type simNode struct {
 	stop   context.CancelFunc
 	terms  []terminal
 	dead   bool
+	asks   askErrors // why its lookup requests failed
 	// private: behind NAT, a DHT client reached through a relay.
 	private bool
 }
@@ -373,7 +375,7 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 		Router:     sn.router,
 		TableSize:  func() int { return sn.d.RoutingTable().Size() },
 		Flooder:    sn.fl,
-		Logger:     n.log,
+		Logger:     slog.New(&sn.asks),
 	})
 	return sn, err
 }
@@ -546,6 +548,7 @@ type lookup struct {
 	// -1: unknown.
 	counted float64
 	found   bool
+	miss    string // why it missed
 	ms      float64
 	dhtMS   float64 // until the DHT named the hosting node; 0: unknown
 	dhtHops int     // -1: unknown
@@ -563,7 +566,7 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 	t0 := time.Now()
 	rs, err := from.srch.Search(lctx, client.Query{Text: "uid:" + t.uid, Via: client.ViaDHT, Limit: 1})
 	if err != nil {
-		return lookup{class: class, warm: warm, dhtHops: -1, counted: -1}
+		return lookup{class: class, warm: warm, dhtHops: -1, counted: -1, miss: missSearch}
 	}
 	l := lookup{class: class, warm: warm, counted: -1}
 	for r := range rs {
@@ -575,6 +578,8 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 	tr.wg.Wait()
 	tr.mu.Lock()
 	l.dhtMS = ms(tr.firstProvider)
+	named := slices.Contains(tr.providers, to.h.ID())
+	anyNamed := len(tr.providers) > 0
 	tr.mu.Unlock()
 	holds := func(p peer.ID) bool {
 		sn := n.byID[p]
@@ -583,6 +588,19 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 		}
 		ps, err := sn.d.ProviderStore().GetProviders(ctx, key)
 		return err == nil && len(ps) > 0
+	}
+	askErr := from.asks.take(to.h.ID())
+	if !l.found {
+		switch {
+		case named:
+			l.miss = askReason(askErr)
+		case anyNamed:
+			l.miss = missOtherProvider
+		case !slices.ContainsFunc(n.nodes, func(sn *simNode) bool { return holds(sn.h.ID()) }):
+			l.miss = missNoRecord
+		default:
+			l.miss = missNoProvider
+		}
 	}
 	l.dhtHops = tr.minDepth(holds)
 	base := float64(n.cfg.Latency)

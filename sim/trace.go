@@ -56,6 +56,7 @@ func (r *tracingRouter) FindProvidersAsync(ctx context.Context, c cid.Cid, count
 			if tr.firstProvider == 0 {
 				tr.firstProvider = time.Since(start)
 			}
+			tr.providers = append(tr.providers, ai.ID)
 			tr.mu.Unlock()
 			select {
 			case out <- ai:
@@ -81,6 +82,8 @@ type lookupTrace struct {
 	queried []peer.ID
 	// firstProvider is how long the DHT took to name the first hosting node.
 	firstProvider time.Duration
+	// providers are the hosting nodes the DHT named.
+	providers []peer.ID
 }
 
 func newTrace() *lookupTrace {

@@ -252,8 +252,10 @@ func printSim(w io.Writer, r *sim.Result) {
 	if b := r.BeforeChurn; b != nil {
 		fmt.Fprintf(tw, "lookups before churn\t%d: %.1f%% found, hops p50 %.0f, latency p50 %.1f ms, p99 %.1f ms\n",
 			b.Lookups, 100*b.SuccessRate, b.HopsP50, b.LatencyMSP50, b.LatencyMSP99)
+		printMisses(tw, b.Misses)
 	}
 	fmt.Fprintf(tw, "exact lookups\t%d: %.1f%% found\n", r.Lookups, 100*r.SuccessRate)
+	printMisses(tw, r.Misses)
 	fmt.Fprintf(tw, "hops\tp50 %.0f, p90 %.0f, max %.0f (DHT depth + direct ask)\n", r.HopsP50, r.HopsP90, r.HopsMax)
 	fmt.Fprintf(tw, "latency\tp50 %.1f ms, p90 %.1f ms, p99 %.1f ms (%.2f link round trips at p50, %.2f at p99; DHT names the host after %.1f ms at p50; %.0f%% asked a host already connected)\n",
 		r.LatencyMSP50, r.LatencyMSP90, r.LatencyMSP99, r.RoundTripsP50, r.RoundTripsP99, r.DHTMSP50, 100*r.WarmShare)
@@ -340,5 +342,12 @@ func writeHeapProfile(errw io.Writer, file string) {
 	}
 	if err != nil {
 		fmt.Fprintln(errw, "memprofile:", err)
+	}
+}
+
+// printMisses prints how many lookups missed for each reason.
+func printMisses(w io.Writer, m map[string]int) {
+	for _, why := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(w, "  missed\t%d: %s\n", m[why], why)
 	}
 }

@@ -333,7 +333,7 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 	}
 	opts := []dht.Option{dht.Mode(mode), dht.ProtocolPrefix("/irmv"), dht.DisableAutoRefresh()}
 	if !n.cfg.KadStreams {
-		opts = append(opts, dht.WithCustomMessageSender(p2pstream.NewDHTSender))
+		opts = append(opts, dht.WithCustomMessageSender(newTracingSender))
 	}
 	if n.cfg.Alpha > 0 {
 		opts = append(opts, dht.Concurrency(n.cfg.Alpha))
@@ -599,7 +599,7 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 		case !slices.ContainsFunc(n.nodes, func(sn *simNode) bool { return holds(sn.h.ID()) }):
 			l.miss = missNoRecord
 		default:
-			l.miss = missNoProvider
+			l.miss = missNoProvider + tr.holderFailures(holds)
 		}
 	}
 	l.dhtHops = tr.minDepth(holds)

@@ -2,13 +2,19 @@ package sim
 
 import (
 	"context"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/irmv/irmv/internal/p2pstream"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 )
 
@@ -84,6 +90,61 @@ type lookupTrace struct {
 	firstProvider time.Duration
 	// providers are the hosting nodes the DHT named.
 	providers []peer.ID
+	// dhtErrs are the DHT requests of the lookup that failed, by peer.
+	dhtErrs map[peer.ID]error
+}
+
+func (t *lookupTrace) dhtFailed(p peer.ID, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dhtErrs == nil {
+		t.dhtErrs = map[peer.ID]error{}
+	}
+	t.dhtErrs[p] = err
+}
+
+// holderFailures tells, for a lookup whose DHT query named no provider,
+// whether it asked a live node storing the record, and how the request
+// failed if it did.
+func (t *lookupTrace) holderFailures(holds func(peer.ID) bool) string {
+	t.wg.Wait()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	asked, failed := 0, map[string]int{}
+	for _, p := range slices.Compact(slices.Sorted(slices.Values(t.queried))) {
+		if !holds(p) {
+			continue
+		}
+		asked++
+		if err := t.dhtErrs[p]; err != nil {
+			failed[strings.TrimPrefix(askReason(err), "ask failed: ")]++
+		}
+	}
+	if asked == 0 {
+		return ", no node storing the record was asked"
+	}
+	if len(failed) == 0 {
+		return ", nodes storing the record answered without it"
+	}
+	return ", a request to a node storing the record failed: " + strings.Join(slices.Sorted(maps.Keys(failed)), ", ")
+}
+
+// tracingSender is p2pstream's DHT message sender, recording the failed
+// requests of traced lookups.
+type tracingSender struct {
+	pb.MessageSenderWithDisconnect
+}
+
+func newTracingSender(h host.Host, protos []protocol.ID) pb.MessageSenderWithDisconnect {
+	return tracingSender{p2pstream.NewDHTSender(h, protos)}
+}
+
+func (s tracingSender) SendRequest(ctx context.Context, p peer.ID, m *pb.Message) (*pb.Message, error) {
+	resp, err := s.MessageSenderWithDisconnect.SendRequest(ctx, p, m)
+	if tr, _ := ctx.Value(traceKey{}).(*lookupTrace); tr != nil && err != nil {
+		tr.dhtFailed(p, err)
+	}
+	return resp, err
 }
 
 func newTrace() *lookupTrace {

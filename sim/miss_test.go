@@ -41,3 +41,22 @@ func TestMissReason(t *testing.T) {
 		}
 	}
 }
+
+// A miss without a provider says whether a node storing the record was
+// asked and how its request failed.
+func TestHolderFailures(t *testing.T) {
+	tr := newTrace()
+	tr.queried = []peer.ID{"a", "b", "a"}
+	holdsNone := func(peer.ID) bool { return false }
+	holdsB := func(p peer.ID) bool { return p == "b" }
+	if got, want := tr.holderFailures(holdsNone), ", no node storing the record was asked"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got, want := tr.holderFailures(holdsB), ", nodes storing the record answered without it"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	tr.dhtFailed("b", fmt.Errorf("%w /irmv/kad/1.0.0: na", p2pstream.ErrNotSupported))
+	if got, want := tr.holderFailures(holdsB), ", a request to a node storing the record failed: protocol not supported"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

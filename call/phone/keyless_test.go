@@ -35,15 +35,7 @@ func TestKeylessCallerWarned(t *testing.T) {
 	if err := wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeHello, Terminal: ack.Terminal, Token: ack.Token}); err != nil {
 		t.Fatal(err)
 	}
-	peer, err := media.New(media.Options{SettingEngine: loopbackEngine()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	offer, err := peer.Offer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	offer := unsignedOffer(t)
 	id := newCallID()
 	if err := wsjson.Write(ctx, conn, signal.Msg{Type: signal.TypeInvite, Call: id, Desc: &offer,
 		To: &signal.Party{Node: n.ID().String(), Terminal: b.Ack().Terminal}}); err != nil {
@@ -75,15 +67,7 @@ func TestBridgedCallerNotWarned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer line.Close()
-	peer, err := media.New(media.Options{SettingEngine: loopbackEngine()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	offer, err := peer.Offer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	offer := unsignedOffer(t)
 	id := newCallID()
 	line.Send(signal.Msg{Type: signal.TypeInvite, Call: id, Desc: &offer,
 		To: &signal.Party{Node: n.ID().String(), Terminal: b.Ack().Terminal}})
@@ -105,4 +89,20 @@ func TestBridgedCallerNotWarned(t *testing.T) {
 	}
 	line.Send(signal.Msg{Type: signal.TypeHangup, Call: id})
 	ev.wait(t, client.EventEnded, id)
+}
+
+// unsignedOffer is the offer of a caller without a key (no signature),
+// from a peer closed when the test ends.
+func unsignedOffer(t *testing.T) signal.Description {
+	t.Helper()
+	peer, err := media.New(media.Options{SettingEngine: loopbackEngine()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	offer, err := peer.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer
 }

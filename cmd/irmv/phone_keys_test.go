@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -22,27 +23,7 @@ import (
 func TestPhoneKeysOnTTY(t *testing.T) {
 	bin := buildIrmvForTest(t)
 	n := nodetest.Start(t, nodetest.Options(t))
-	cmd := exec.Command(bin, "phone", "--node", n.APIURL(), "--uid", "keypad", "--answer", "auto",
-		"--key", t.TempDir()+"/key.pem")
-	tty, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var screen syncBuffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		_, _ = io.Copy(&screen, tty) // ends with EIO once irmv exits
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		tty.Close()
-		<-copied
-		if t.Failed() {
-			t.Logf("irmv phone's terminal:\n%s", screen.String())
-		}
-	})
+	tty, screen := startPhoneOnTTY(t, bin, "--node", n.APIURL(), "--uid", "keypad", "--answer", "auto")
 	waitText := func(what string, b *syncBuffer, s string) {
 		t.Helper()
 		for deadline := time.Now().Add(60 * time.Second); !strings.Contains(b.String(), s); {
@@ -52,14 +33,14 @@ func TestPhoneKeysOnTTY(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitText("registration", &screen, "waiting for calls")
+	waitText("registration", screen, "waiting for calls")
 
 	out, hangup := startCall(t, "--node", n.APIURL(), "--json", "uid:keypad")
 	waitText("connected event", out, `"type":"connected"`)
 	if _, err := io.WriteString(tty, "hello\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitText("warning", &screen, "not keys")
+	waitText("warning", screen, "not keys")
 	if _, err := io.WriteString(tty, "42#\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -78,27 +59,7 @@ func TestPhoneKeysOnTTY(t *testing.T) {
 func TestPhoneAnswerPromptOnTTY(t *testing.T) {
 	bin := buildIrmvForTest(t)
 	n := nodetest.Start(t, nodetest.Options(t))
-	cmd := exec.Command(bin, "phone", "--node", n.APIURL(), "--uid", "asker", "--answer", "ask",
-		"--key", t.TempDir()+"/key.pem")
-	tty, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var screen syncBuffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		_, _ = io.Copy(&screen, tty)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		tty.Close()
-		<-copied
-		if t.Failed() {
-			t.Logf("irmv phone's terminal:\n%s", screen.String())
-		}
-	})
+	tty, screen := startPhoneOnTTY(t, bin, "--node", n.APIURL(), "--uid", "asker", "--answer", "ask")
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(60 * time.Second); !cond(); {
@@ -168,4 +129,33 @@ func TestPhoneAnswerPromptOnTTY(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the third call was not refused")
 	}
+}
+
+// startPhoneOnTTY runs irmv phone with args (and a fresh key) on a
+// pseudo-terminal, and returns the terminal and what irmv wrote to it.
+// The phone is killed when the test ends; its screen is logged if the
+// test failed.
+func startPhoneOnTTY(t *testing.T, bin string, args ...string) (*os.File, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, append(append([]string{"phone"}, args...), "--key", t.TempDir()+"/key.pem")...)
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screen := &syncBuffer{}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(screen, tty) // ends with EIO once irmv exits
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		tty.Close()
+		<-copied
+		if t.Failed() {
+			t.Logf("irmv phone's terminal:\n%s", screen.String())
+		}
+	})
+	return tty, screen
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -22,6 +23,11 @@ const (
 	bootMaxWait = 30 * time.Second
 	bootTimeout = 10 * time.Second
 	bootTag     = "irmv-bootstrap"
+	// bootStable is how long a connection must last to reset the
+	// backoff: one that a bootstrap node drops at once (overloaded,
+	// refusing the peer after the handshake) counts as a failed dial,
+	// else the node would redial it in a tight loop.
+	bootStable = 10 * time.Second
 )
 
 type bootPeer struct {
@@ -33,6 +39,7 @@ type bootPeer struct {
 	err       string
 	wait      time.Duration
 	next      time.Time
+	since     time.Time // when the connection came up
 }
 
 // bootstrapper keeps the node connected to every bootstrap node: it dials
@@ -125,11 +132,16 @@ func (b *bootstrapper) changed(p peer.ID, up bool) bool {
 		}
 		bp.connected = up
 		if up {
-			bp.failures, bp.err, bp.wait, bp.next = 0, "", 0, time.Time{}
+			bp.up(time.Now())
 			return false
 		}
-		b.n.log.Info("Bootstrap node disconnected; redialling", "addr", bp.addr)
-		bp.next = time.Now()
+		if time.Since(bp.since) >= bootStable {
+			b.n.log.Info("Bootstrap node disconnected; redialling", "addr", bp.addr)
+			bp.wait, bp.next = 0, time.Now()
+			return true
+		}
+		// Dropped at once: redial with backoff.
+		b.failedLocked(bp, errors.New("connection dropped at once"))
 		return true
 	}
 	return false
@@ -207,12 +219,26 @@ func (b *bootstrapper) dialed(bp *bootPeer, err error) {
 	defer b.mu.Unlock()
 	bp.tried = true
 	if err == nil {
-		bp.connected = true
-		bp.failures, bp.err, bp.wait, bp.next = 0, "", 0, time.Time{}
+		if !bp.connected {
+			bp.connected = true
+			bp.up(time.Now())
+		}
 		b.n.host.ConnManager().Protect(bp.ai.ID, bootTag)
 		b.n.log.Info("Connected to bootstrap node", "addr", bp.addr)
 		return
 	}
+	b.failedLocked(bp, err)
+}
+
+// up records a connection that came up at now. The backoff stays until
+// the connection has lasted bootStable (changed).
+func (bp *bootPeer) up(now time.Time) {
+	bp.failures, bp.err, bp.next, bp.since = 0, "", time.Time{}, now
+}
+
+// failedLocked records a failed dial (or a connection dropped at once)
+// and when to dial again; b.mu is held.
+func (b *bootstrapper) failedLocked(bp *bootPeer, err error) {
 	bp.failures++
 	bp.err = err.Error()
 	bp.wait = min(max(2*bp.wait, bootMinWait), bootMaxWait)

@@ -1,0 +1,61 @@
+package node_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/irmv/irmv/node/nodetest"
+)
+
+// A bootstrap node that accepts each connection and drops it at once (an
+// overloaded node whose resource manager refuses the peer after the
+// handshake, say) is redialled with backoff, not in a tight loop: a dial
+// that connects only to be dropped is no success.
+func TestBootstrapFlappingBacksOff(t *testing.T) {
+	boot, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { boot.Close() })
+	// At start the bootstrapper, the DHT and the relay keeper each dial
+	// it a few times (5 or 6 in all over the window below, with
+	// backoff); a redial loop makes hundreds.
+	const tooMany = 20
+	var conns atomic.Int64
+	loop := make(chan struct{})
+	boot.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if conns.Add(1) == tooMany {
+			close(loop)
+		}
+		go c.Close()
+	}})
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: boot.ID(), Addrs: boot.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := nodetest.Options(t)
+	o.Bootstrap = []string{addrs[0].String()}
+	o.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	n := nodetest.Start(t, o)
+	// An observation window: load only makes fewer dials.
+	window := time.NewTimer(6 * time.Second)
+	defer window.Stop()
+	select {
+	case <-loop:
+		t.Fatalf("%d connections to a bootstrap node that drops them: redialled without backoff", tooMany)
+	case <-window.C:
+	}
+	if conns.Load() == 0 {
+		t.Fatal("bootstrap node never dialled")
+	}
+	// The API tells why, and when the next dial comes.
+	nodetest.WaitFor(t, "the drop reported", func() bool {
+		info := n.Info().Bootstrap
+		return len(info.Peers) == 1 && info.Peers[0].Error != "" && info.Peers[0].NextDial != ""
+	})
+}

@@ -18,7 +18,8 @@
 //	{"kind":"phone","value":"+49301234567","limit":10}
 //
 // and closes its side; the hosting node answers with one frame of at most
-// MaxLookupResponse bytes holding at most MaxLookupRecords records,
+// MaxLookupResponse bytes holding at most MaxLookupRecords records (the
+// first matches, as many as fit),
 //
 //	{"records":[{"body":"…","sig":"…","signer":"node","status":"online","seen":…}]}
 //

@@ -3,6 +3,7 @@ package search
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -123,7 +124,7 @@ func (s *lookupServer) handle(st network.Stream) {
 			if limit == 0 {
 				limit = MaxLookupRecords
 			}
-			resp.Records = flood.MatchAll(s.match, req.readings(), limit)
+			resp.Records = fitRecords(flood.MatchAll(s.match, req.readings(), limit), MaxLookupResponse)
 			s.metrics.lookupServed.Inc()
 		}
 		if err := wire.Write(st, &resp, MaxLookupResponse); err != nil {
@@ -131,6 +132,23 @@ func (s *lookupServer) handle(st network.Stream) {
 			return
 		}
 	}
+}
+
+// fitRecords returns the first of recs that fit into an answer of max
+// bytes: records of long names (up to record.MaxBodySize each) may not all
+// fit, and an answer over the limit would not be sent at all.
+func fitRecords(recs []*record.Record, max int) []*record.Record {
+	size := len(`{"records":[]}`)
+	for i, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return recs[:i]
+		}
+		if size += len(b) + len(","); size > max {
+			return recs[:i]
+		}
+	}
+	return recs
 }
 
 // lookupIdle is how long a lookup stream may wait for its next request.

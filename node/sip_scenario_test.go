@@ -99,6 +99,7 @@ func (c sipCase) talk(t *testing.T, n *node.Node, p *baresiptest.Phone, phoneRec
 		rtcp = `irmv_sip_rtcp_packets_total{result="srtcp"}`
 	}
 	nodetest.WaitFor(t, "RTCP from the phone", func() bool { return metric(t, n, rtcp) >= 1 })
+	nodetest.WaitFor(t, "a Sender Report to the phone", func() bool { return metric(t, n, `irmv_sip_rtcp_sent_total{kind="sr"}`) >= 1 })
 	if c.hold {
 		p.Command("/hold")
 		nodetest.WaitFor(t, "hold answered", func() bool { return metric(t, n, "irmv_sip_reinvites_total") >= 1 })
@@ -147,6 +148,10 @@ func (c sipCase) finished(t *testing.T, n *node.Node, p *baresiptest.Phone, phon
 	}
 	if c.g711() && !strings.Contains(p.Output(), c.codec) {
 		t.Errorf("baresip did not use %s:\n%s", c.codec, p.Output())
+	}
+	// baresip keeps RTCP statistics from the bridge's Sender Reports.
+	if sum := p.RTCPSummary(30 * time.Second); sum["PR"] == "" || sum["PR"] == "0" {
+		t.Errorf("baresip's RTCP summary %v: no packets received", sum)
 	}
 	checkTone(t, one(t, filepath.Join(phoneRec, "*dec.wav")), irmvHz)
 	checkTone(t, decodedWAV(t, irmvRecord), phoneHz)

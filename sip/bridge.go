@@ -3,7 +3,6 @@ package sip
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -95,6 +94,15 @@ type bridgeCall struct {
 	seq       uint16
 	firstRTP  chan struct{}
 	once      sync.Once
+	// RTCP: the call's session (reports to the phone, its reports), the
+	// second port of the pair, where the phone's SDP says its RTCP goes
+	// and, latched to where it comes from, where it does go and the
+	// port it came to (under mu).
+	rtcps     *rtcpSession
+	rtcpPort  net.PacketConn
+	phoneRTCP rtcpTarget
+	rtcpTo    *net.UDPAddr
+	rtcpConn  net.PacketConn
 }
 
 // lineFor returns the line of the terminal that registered aor.
@@ -263,6 +271,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		dlg.Respond(500, "Server Internal Error", nil)
 		return
 	}
+	bc.mu.Lock()
+	bc.phoneRTCP = offer.rtcp
+	bc.mu.Unlock()
 	defer s.endBridgeCall(bc)
 	var codecs []media.Codec
 	for _, c := range offer.codecs() {
@@ -323,7 +334,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 				pc := phoneCodec{c, offer.ptOf(c)}
 				bc.setPhone(nil, pc, offer.dtmf, offer.dtmfHz)
 				ip := bc.rtp.LocalAddr().(*net.UDPAddr)
-				body := answerSDP(ip.IP, ip.Port, []phoneCodec{pc}, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))
+				body := answerSDP(ip.IP, ip.Port, []phoneCodec{pc}, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()), offer.rtcp.mux)
 				if err := dlg.RespondSDP(bc.protect(body)); err != nil {
 					line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "phone gone"})
 					return
@@ -413,22 +424,33 @@ func (s *Server) mediaIP(req *sip.Request) net.IP {
 // caller gets none before the accept. The WebRTC side comes with
 // startPeer.
 func (s *Server) newBridge(line *call.Line, id string, ip net.IP, phone *net.UDPAddr) (*bridgeCall, error) {
-	conn, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), "0"))
+	conn, rtcpConn, err := listenPair(ip)
 	if err != nil {
 		return nil, err
 	}
-	bc := &bridgeCall{id: id, line: line, rtp: conn, events: make(chan signal.Msg, 256), firstRTP: make(chan struct{}),
+	bc := &bridgeCall{id: id, line: line, rtp: conn, rtcpPort: rtcpConn, events: make(chan signal.Msg, 256), firstRTP: make(chan struct{}),
 		holding: phone == nil, phone: phone, dtmfPT: -1, log: s.log, m: s.m, dtmfq: make(chan dtmfKey, dtmfQueue), done: make(chan struct{})}
-	var b [4]byte
-	rand.Read(b[:])
-	bc.ssrc = binary.BigEndian.Uint32(b[:])
+	bc.ssrc = newSSRC()
+	if bc.rtcps, err = newRTCPSession(bc.ssrc, bc.sendRTCP); err != nil {
+		conn.Close()
+		rtcpConn.Close()
+		return nil, err
+	}
 	s.mu.Lock()
 	s.calls[bc.id] = bc
 	s.mu.Unlock()
-	s.wg.Add(3)
+	s.wg.Add(5)
 	go func() {
 		defer s.wg.Done()
 		bc.fromPhone()
+	}()
+	go func() {
+		defer s.wg.Done()
+		bc.readRTCPPort()
+	}()
+	go func() {
+		defer s.wg.Done()
+		bc.reportRTCP()
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -539,7 +561,7 @@ func (bc *bridgeCall) fromPhone() {
 		}
 		data := buf[:n]
 		if isRTCP(data) {
-			bc.fromPhoneRTCP(data, dec[:0])
+			bc.fromPhoneRTCP(data, dec[:0], from, bc.rtp)
 			continue
 		}
 		if leg := bc.leg(); leg != nil {
@@ -558,7 +580,11 @@ func (bc *bridgeCall) fromPhone() {
 			bc.phone = ua
 		}
 		peer := bc.peer
+		clock := uint32(bc.codec.ClockRate())
 		bc.mu.Unlock()
+		if audio || dtmf {
+			bc.rtcps.received(data, pkt.SSRC, clock)
+		}
 		switch {
 		case audio && peer != nil: // nil: a called phone's first packets
 			peer.WriteRTP(&pkt)
@@ -611,6 +637,10 @@ func (bc *bridgeCall) writePhone(pkt *rtp.Packet, to *net.UDPAddr) {
 	if err != nil || to == nil {
 		return
 	}
+	bc.mu.Lock()
+	clock := uint32(bc.codec.ClockRate())
+	bc.mu.Unlock()
+	bc.rtcps.sent(&pkt.Header, pkt.Payload, clock)
 	if leg := bc.leg(); leg != nil {
 		if b, err = leg.encrypt(nil, b); err != nil {
 			return
@@ -651,12 +681,13 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !offer.addr.IP.IsUnspecified() { // c=0.0.0.0: old-style hold
 		bc.mu.Lock()
 		bc.phone = offer.addr
+		bc.phoneRTCP, bc.rtcpTo = offer.rtcp, nil
 		bc.phonePT = uint8(pc.pt)
 		bc.dtmfPT, bc.dtmfHz = offer.dtmf, offer.dtmfHz
 		bc.mu.Unlock()
 	}
 	ip := bc.rtp.LocalAddr().(*net.UDPAddr)
-	res := sip.NewSDPResponseFromRequest(req, bc.protect(answerSDP(ip.IP, ip.Port, []phoneCodec{pc}, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()))))
+	res := sip.NewSDPResponseFromRequest(req, bc.protect(answerSDP(ip.IP, ip.Port, []phoneCodec{pc}, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()), offer.rtcp.mux)))
 	res.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.IP.String(), portOf(s.udp.LocalAddr()))+">"))
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("re-INVITE answer not sent", "err", err)

@@ -78,7 +78,7 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 	}
 
 	port := bc.rtp.LocalAddr().(*net.UDPAddr).Port
-	body := answerSDP(ip, port, offer, offerDTMFPT, 8000, uint64(time.Now().Unix()))
+	body := answerSDP(ip, port, offer, offerDTMFPT, 8000, uint64(time.Now().Unix()), false)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var sess *sipgo.DialogClientSession
@@ -210,6 +210,9 @@ wait:
 		return
 	}
 	bc.setPhone(their.addr, took, their.dtmf, their.dtmfHz)
+	bc.mu.Lock()
+	bc.phoneRTCP = their.rtcp
+	bc.mu.Unlock()
 	bc.mu.Lock()
 	bc.sending = true // the phone answered
 	bc.mu.Unlock()

@@ -70,10 +70,32 @@
 // must keep the call's codec (else 488). While the irmv side sends no
 // audio (for 60 ms) the bridge sends the phone silence in the codec
 // (G.711's zero level, Opus's 20 ms silence frame) every 20 ms in the
-// same stream; the irmv side's next packet follows on (marked). The
-// phone's RTCP comes to the RTP port (a=rtcp, RFC 3605; told apart as in
-// RFC 5761) and is counted in irmv_sip_rtcp_packets_total, not passed on.
-// After a call the RTP port stays open 1.5 s, discarding.
+// same stream; the irmv side's next packet follows on (marked).
+//
+// # RTCP
+//
+// Each call has an RTP port (even) and the next one. The bridge's answer
+// names the RTP port for the phone's RTCP (a=rtcp, RFC 3605; told apart
+// from RTP as in RFC 5761), and a=rtcp-mux when the phone offered it;
+// RTCP that a phone sends to the next port anyway is taken there too.
+// The phone's RTCP is counted in irmv_sip_rtcp_packets_total, not passed
+// on (the WebRTC leg has RTCP of its own). The bridge sends the phone
+// RTCP (rtcp.go): compound packets of a Sender Report of its stream
+// (NTP and RTP time, packet and octet counts; a Receiver Report before
+// it sent RTP) with a report block of the phone's stream (fraction lost
+// since the last report, cumulative lost, extended highest sequence
+// number, jitter, LSR/DLSR of the phone's last Sender Report) and SDES
+// CNAME (random per call); the counts and blocks come from
+// pion/interceptor's report code. Reports go every 5 s randomised over
+// [0.5, 1.5] and divided by e-3/2 (RFC 3550 section 6.3; the first
+// after half that), and a BYE (with an empty Receiver Report and the
+// SDES) when the call ends; counted in irmv_sip_rtcp_sent_total. They go
+// to where the phone's SDP says (its RTP address with a=rtcp-mux, its
+// a=rtcp, else its RTP port + 1), and once the phone's RTCP came, to
+// where it came from and from the port it came to (latched, like RTP).
+// The phone's report blocks on the bridge's stream (loss, jitter, round
+// trip from LSR/DLSR) are kept for the call. After a call both ports
+// stay open 1.5 s, discarding.
 //
 // # DTMF
 //
@@ -101,7 +123,8 @@
 // from the phone must authenticate and pass the replay window, else they
 // are dropped (and do not move the latched address); a re-INVITE keeps
 // the suite and may bring a new key. The phone's RTCP must be SRTCP with
-// its key (else dropped as rejected). SRTP covers the
+// its key (else dropped as rejected); the bridge's is SRTCP with the
+// node's. SRTP covers the
 // phone leg only: the node decrypts, and the irmv leg is DTLS-SRTP from
 // the node. Counted in irmv_sip_srtp_calls_total and
 // irmv_sip_srtp_packets_total.

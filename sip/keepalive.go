@@ -15,7 +15,7 @@ import (
 // last packets it got (baresip: the end of the last key press) until
 // more come, and some phones end a call whose media stopped. After the
 // call ends its RTP socket stays open a short while, reading and
-// discarding, so that the phone's last packets after the BYE find a port
+// discarding (and its RTCP port), so that the phone's last packets after the BYE find a port
 // (no ICMP port unreachable, which baresip reports as the call failing).
 const (
 	fillAfter  = 3 * dtmfPacketTime // irmv side silent this long: fill
@@ -47,6 +47,9 @@ func (bc *bridgeCall) step() uint32 {
 // down: shutdown is closed).
 func (bc *bridgeCall) keepAlive(shutdown <-chan struct{}) {
 	defer bc.rtp.Close()
+	if bc.rtcpPort != nil {
+		defer bc.rtcpPort.Close()
+	}
 	tick := time.NewTicker(fillPacket)
 	defer tick.Stop()
 	for {

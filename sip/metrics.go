@@ -21,6 +21,8 @@ type metrics struct {
 	srtpPackets *prometheus.CounterVec
 	// rtcp: RTCP from phones by result (srtcp, plain, rejected, early).
 	rtcp *prometheus.CounterVec
+	// rtcpSent: RTCP to phones by kind (sr, rr, bye).
+	rtcpSent *prometheus.CounterVec
 }
 
 func newMetrics(s *Server, r prometheus.Registerer) *metrics {
@@ -52,6 +54,8 @@ func newMetrics(s *Server, r prometheus.Registerer) *metrics {
 			"SRTP packets on phone legs: from_phone (authenticated and decrypted), to_phone (encrypted), rejected (failed authentication or replay check: dropped).", "direction"),
 		rtcp: vec("irmv_sip_rtcp_packets_total",
 			"RTCP compound packets from phones, by result: srtcp (authenticated and decrypted on an SRTP leg), plain (on a plain leg), rejected (on an SRTP leg, failed authentication or replay check, or in clear: dropped), early (before a called phone's answer set its leg up: dropped).", "result"),
+		rtcpSent: vec("irmv_sip_rtcp_sent_total",
+			"RTCP compound packets the bridge sent to phones, by kind: sr (a Sender Report), rr (a Receiver Report: no RTP sent yet), bye (the call's end).", "kind"),
 	}
 	if r != nil {
 		r.MustRegister(append(all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{

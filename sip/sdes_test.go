@@ -13,7 +13,7 @@ import (
 
 // opusAnswer is a plain answer of the bridge: Opus (111) at 127.0.0.1:4000.
 func opusAnswer() []byte {
-	return answerSDP(net.IPv4(127, 0, 0, 1), 4000, []phoneCodec{{media.CodecOpus, 111}}, -1, 8000, 1)
+	return answerSDP(net.IPv4(127, 0, 0, 1), 4000, []phoneCodec{{media.CodecOpus, 111}}, -1, 8000, 1, false)
 }
 
 func TestParseCrypto(t *testing.T) {

@@ -24,6 +24,7 @@ type audioOffer struct {
 	pcma   int
 	dtmf   int // telephone-event
 	dtmfHz int
+	rtcp   rtcpTarget
 }
 
 var errNoAudio = errors.New("no usable audio stream")
@@ -60,6 +61,10 @@ func parseAudio(body []byte) (audioOffer, error) {
 		return o, fmt.Errorf("%w: connection address %q", errNoAudio, conn.Address.Address)
 	}
 	o.addr = &net.UDPAddr{IP: ip, Port: md.MediaName.Port.Value}
+	_, o.rtcp.mux = md.Attribute("rtcp-mux")
+	if v, ok := md.Attribute("rtcp"); ok {
+		o.rtcp.addr = rtcpAttr(v, ip)
+	}
 	for _, f := range md.MediaName.Formats {
 		pt, err := strconv.Atoi(f)
 		if err != nil || pt < 0 || pt > 127 {
@@ -88,6 +93,27 @@ func parseAudio(body []byte) (audioOffer, error) {
 		}
 	}
 	return o, nil
+}
+
+// rtcpAttr reads a=rtcp (RFC 3605: "PORT [IN IP4|IP6 ADDR]"); ip is the
+// stream's address, taken when the line names none. Nil when unusable.
+func rtcpAttr(v string, ip net.IP) *net.UDPAddr {
+	f := strings.Fields(v)
+	if len(f) == 0 {
+		return nil
+	}
+	port, err := strconv.Atoi(f[0])
+	if err != nil || port <= 0 || port > 65535 {
+		return nil
+	}
+	if len(f) == 4 && f[1] == "IN" {
+		a := net.ParseIP(f[3])
+		if a == nil {
+			return nil
+		}
+		ip = a
+	}
+	return &net.UDPAddr{IP: ip, Port: port}
 }
 
 // phoneCodec is a codec on the phone's leg with its payload type there.
@@ -122,8 +148,9 @@ func (o audioOffer) ptOf(c media.Codec) int {
 
 // answerSDP is the bridge's side of a phone's call: plain RTP (and the
 // phone's RTCP) at ip:port with codecs (an offer may name several, an answer names one) and, if
-// dtmfPT ≥ 0, telephone-event at dtmfHz.
-func answerSDP(ip net.IP, port int, codecs []phoneCodec, dtmfPT, dtmfHz int, sessID uint64) []byte {
+// dtmfPT ≥ 0, telephone-event at dtmfHz; mux answers a phone's
+// a=rtcp-mux.
+func answerSDP(ip net.IP, port int, codecs []phoneCodec, dtmfPT, dtmfHz int, sessID uint64, mux bool) []byte {
 	fam := "IP4"
 	if ip.To4() == nil {
 		fam = "IP6"
@@ -150,7 +177,12 @@ func answerSDP(ip net.IP, port int, codecs []phoneCodec, dtmfPT, dtmfHz int, ses
 		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n", dtmfPT, dtmfHz, dtmfPT)
 	}
 	// The phone's RTCP comes to the RTP port (RFC 3605), where the bridge
-	// tells it apart (RFC 5761 section 4); the bridge has no RTCP port.
-	fmt.Fprintf(&b, "a=rtcp:%d\r\na=sendrecv\r\n", port)
+	// tells it apart (RFC 5761 section 4); the bridge listens on port + 1
+	// too, for phones that ignore a=rtcp.
+	fmt.Fprintf(&b, "a=rtcp:%d\r\n", port)
+	if mux {
+		b.WriteString("a=rtcp-mux\r\n")
+	}
+	b.WriteString("a=sendrecv\r\n")
 	return []byte(b.String())
 }

@@ -15,7 +15,7 @@ const replayWindow = 128
 // context per direction, each with its own master key (the phone's for
 // what it sends, the node's for what it receives). The phone's RTCP is
 // SRTCP with the same key, authenticated and decrypted as it comes; the
-// bridge sends no RTCP to the phone.
+// bridge's RTCP to the phone is SRTCP with the node's key.
 type srtpLeg struct {
 	local  sdesCrypto // the node's key, as it was sent to the phone
 	in     *srtp.Context
@@ -105,6 +105,13 @@ func (l *srtpLeg) encrypt(dst, pkt []byte) ([]byte, error) {
 		l.m.srtpPackets.WithLabelValues("to_phone").Inc()
 	}
 	return out, err
+}
+
+// encryptRTCP protects one RTCP compound packet for the phone into dst.
+func (l *srtpLeg) encryptRTCP(dst, pkt []byte) ([]byte, error) {
+	l.outMu.Lock()
+	defer l.outMu.Unlock()
+	return l.out.EncryptRTCP(dst, pkt, nil)
 }
 
 // offerTag and offerSuite are the crypto line the bridge offers a phone

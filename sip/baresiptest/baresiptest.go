@@ -114,7 +114,9 @@ func Start(t testing.TB, c Config) *Phone {
 	for _, m := range codecs {
 		fmt.Fprintf(&cfg, "module\t%s.so\n", m)
 	}
-	fmt.Fprintf(&cfg, "module\taufile.so\nmodule\taubridge.so\n")
+	// rtcpsummary prints the call's RTCP statistics when it ends (see
+	// RTCPSummary).
+	fmt.Fprintf(&cfg, "module\taufile.so\nmodule\taubridge.so\nmodule\trtcpsummary.so\n")
 	if c.MediaEnc {
 		fmt.Fprintf(&cfg, "module\tsrtp.so\n")
 	}
@@ -236,4 +238,30 @@ func (p *Phone) Command(cmd string) {
 	if _, err := c.Write([]byte(cmd + "\n")); err != nil {
 		p.t.Fatal(err)
 	}
+}
+
+// RTCPSummary waits for the line the rtcpsummary module prints when a
+// call ends and returns its fields: PR and PS the packets received and
+// sent, PL the packets lost (received, and as the other side reported
+// of what it sent), JI the jitter in ms (the same two), DL the round
+// trip in ms. baresip 1.0 fills them from the other side's RTCP when a
+// Sender Report comes (its stream.c); a call without one fails the test
+// ("ERROR=No RTCP stats collected").
+func (p *Phone) RTCPSummary(timeout time.Duration) map[string]string {
+	p.t.Helper()
+	const prefix = "EX=BareSip;"
+	p.WaitOutput(prefix, timeout)
+	out := p.Output()
+	line := out[strings.LastIndex(out, prefix)+len(prefix):]
+	line, _, _ = strings.Cut(line, "\n")
+	fields := map[string]string{}
+	for _, f := range strings.Split(strings.TrimSpace(line), ";") {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			fields[k] = v
+		}
+	}
+	if e, ok := fields["ERROR"]; ok {
+		p.t.Fatalf("baresip's RTCP summary: %s", e)
+	}
+	return fields
 }

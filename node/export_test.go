@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/irmv/irmv/call/signal"
 )
@@ -38,3 +39,8 @@ func (n *Node) StopAPIClockForTest() {
 	at := n.apiLimit.now()
 	n.apiLimit.now = func() time.Time { return at }
 }
+
+// AssumeWANForTest makes n take a for its confirmed public address, as if
+// a dial-back had succeeded, and check it again from then on (every
+// Options.WANCheck).
+func (n *Node) AssumeWANForTest(a ma.Multiaddr) { n.wanAssume <- a }

@@ -197,9 +197,9 @@ func newHost(key crypto.PrivKey, o *Options, reg prometheus.Registerer, policy *
 	}
 	// Started here, not by the basic host (HostOpts.AutoNATv2): its Close
 	// would crash on a v2 that a failed start never started. Only
-	// watchWAN asks it.
+	// watchWAN asks it, through checkerHost, which tells it whom.
 	if an2 != nil {
-		if err := an2.Start(bh); err != nil {
+		if err := an2.Start(checkerHost{bh}); err != nil {
 			return nil, fmt.Errorf("autonat v2: %w", err)
 		}
 		nh.an2Started = true

@@ -36,39 +36,40 @@ const ProtocolPrefix = "/irmv"
 
 // Node is a running irmv node.
 type Node struct {
-	opts    Options
-	log     *slog.Logger
-	host    host.Host
-	dht     *dht.IpfsDHT
-	reg     *prometheus.Registry
-	mdns    io.Closer
-	norm    *ident.Normalizer
-	pub     *search.Publisher
-	share   *share.Registry
-	flood   *flood.Flooder
-	search  *search.Service
-	roam    *roam.Service
-	calls   *call.Switch
-	sip     sipSide // nil: off (see sip.go)
-	turn    *turn.Server
-	borrow  atomic.Pointer[borrowed]     // a public node's relay, if ours is not public (relay.go)
-	lend    lender                       // our relay lent to other nodes (relay.go)
-	wan     atomic.Pointer[ma.Multiaddr] // the public address AutoNAT v2 confirmed (wan.go)
-	wanLost atomic.Bool                  // it was withdrawn and not confirmed again (wan.go)
-	an2     *autonatv2.AutoNAT           // nil: none (wan.go)
-	admin   string                       // admin token (see adminToken)
-	api     *http.Server
-	apiLn   net.Listener
-	https   *http.Server
-	httpsLn net.Listener
-	boot    []peer.AddrInfo
-	boots   *bootstrapper
-	policy  *addrPolicy
-	relays  *relayKeeper
-	reach   atomic.Value    // string: ReachPublic, ReachPrivate, ReachUnknown
-	ctx     context.Context // the node's life; Close cancels it
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	opts      Options
+	log       *slog.Logger
+	host      host.Host
+	dht       *dht.IpfsDHT
+	reg       *prometheus.Registry
+	mdns      io.Closer
+	norm      *ident.Normalizer
+	pub       *search.Publisher
+	share     *share.Registry
+	flood     *flood.Flooder
+	search    *search.Service
+	roam      *roam.Service
+	calls     *call.Switch
+	sip       sipSide // nil: off (see sip.go)
+	turn      *turn.Server
+	borrow    atomic.Pointer[borrowed]     // a public node's relay, if ours is not public (relay.go)
+	lend      lender                       // our relay lent to other nodes (relay.go)
+	wan       atomic.Pointer[ma.Multiaddr] // the public address AutoNAT v2 confirmed (wan.go)
+	wanLost   atomic.Bool                  // it was withdrawn and not confirmed again (wan.go)
+	wanAssume chan ma.Multiaddr            // taken for confirmed (tests: AssumeWANForTest)
+	an2       *autonatv2.AutoNAT           // nil: none (wan.go)
+	admin     string                       // admin token (see adminToken)
+	api       *http.Server
+	apiLn     net.Listener
+	https     *http.Server
+	httpsLn   net.Listener
+	boot      []peer.AddrInfo
+	boots     *bootstrapper
+	policy    *addrPolicy
+	relays    *relayKeeper
+	reach     atomic.Value    // string: ReachPublic, ReachPrivate, ReachUnknown
+	ctx       context.Context // the node's life; Close cancels it
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error

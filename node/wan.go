@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/autonatv2"
 	ma "github.com/multiformats/go-multiaddr"
@@ -30,15 +33,25 @@ import (
 // The forward can go away (the rule removed, the router replaced, a new
 // WAN address). A confirmed address is checked again every
 // Options.WANCheck, when the reachability AutoNAT v1 reports changes and
-// when a peer sees the node at another public address. Two dial-backs
-// that fail in a row (from two peers: AutoNAT v2 asks each peer at most
-// every 2 minutes) withdraw it: no longer announced, the relay carries
-// its own address again and stops lending, the node borrows a public
-// node's relay and keeps relay slots (AutoNAT v1 may still call it
-// public for a while). A checker that cannot be asked or refuses
-// proves nothing and changes nothing. IPv4 only: an IPv6 node's global
-// address is on its interface, announced already, and needs no NAT to be
-// discovered.
+// when a peer sees the node at another public address. It is withdrawn
+// only when checkers in wanMisses distinct networks failed to dial it
+// back with no successful dial-back in between (wanVotes): a network is
+// the /16 of the checker's IPv4 address or the /32 of its IPv6 address,
+// as this node's connection to the checker shows it (for a relayed
+// connection, the relay's address). One broken or lying checker, or any
+// number of them in one network, cannot withdraw it, and one successful
+// dial-back from any checker keeps it. While a withdrawal is pending the
+// next check follows within wanMissRetry (AutoNAT v2 picks the checker
+// at random and asks each at most every 2 minutes). A checker that
+// cannot be asked or refuses proves nothing and changes nothing.
+// Withdrawn, the address is no longer announced, the relay carries its
+// own address again and stops lending, the node borrows a public node's
+// relay and keeps relay slots, and, where AutoNAT v1 still says public
+// (it checks a public node again only every 15 minutes or more), the
+// node takes itself for private at once: the DHT runs as a client and
+// the relay service stops, until the address is confirmed again. IPv4
+// only: an IPv6 node's global address is on its interface, announced
+// already, and needs no NAT to be discovered.
 
 // DefaultWANCheck is how often a confirmed public address is checked
 // again (Options.WANCheck's default).
@@ -56,8 +69,10 @@ const wanRetry = 2 * time.Minute
 // wanProbeTimeout bounds one AutoNAT v2 check.
 const wanProbeTimeout = 30 * time.Second
 
-// wanMisses is how many failed dial-backs in a row withdraw the address;
-// wanMissRetry how soon the next check follows a failed one.
+// wanMisses is how many distinct networks' checkers must fail to dial
+// the address back, with no success in between, to withdraw it;
+// wanMissRetry how soon the next check follows while a withdrawal is
+// pending.
 const (
 	wanMisses    = 2
 	wanMissRetry = 5 * time.Second
@@ -76,7 +91,77 @@ func (n *Node) WANAddr() ma.Multiaddr {
 type wanState struct {
 	last   ma.Multiaddr         // the latest candidate peers saw; nil: none
 	tried  map[string]time.Time // when each candidate was last tried
-	misses int                  // failed dial-backs of the confirmed address in a row
+	votes  wanVotes             // the dial-backs of the confirmed address
+	force  event.Emitter        // of the reachability the withdrawal implies
+	forced bool                 // it said private (withdrawn), and not public since
+}
+
+// wanVotes is what the dial-backs of the confirmed address said since
+// the last successful one: the networks (checkerNet) of the checkers
+// that could not dial it, at most wanMisses.
+type wanVotes struct {
+	failed []string
+}
+
+// add takes one dial-back's result, from a checker in network from ("":
+// not known), and tells whether the address is to be withdrawn now.
+func (v *wanVotes) add(r network.Reachability, from string) bool {
+	switch r {
+	case network.ReachabilityPublic:
+		v.failed = nil
+	case network.ReachabilityPrivate:
+		if from == "" || slices.Contains(v.failed, from) {
+			return false
+		}
+		v.failed = append(v.failed, from)
+		if len(v.failed) >= wanMisses {
+			return true
+		}
+	}
+	return false
+}
+
+// pending tells whether a checker failed since the last success.
+func (v *wanVotes) pending() bool { return len(v.failed) > 0 }
+
+// checkerNet is the network a checker dials from, for the withdrawal
+// rule: "v4:" and the /16 of an IPv4 address, "v6:" and the /32 of an
+// IPv6 address, of the first component of remote, the address this
+// node's connection to it comes from (for a relayed connection, the
+// relay's); "" for anything else.
+func checkerNet(remote ma.Multiaddr) string {
+	if len(remote) == 0 {
+		return ""
+	}
+	c := remote[0]
+	ip := net.IP(c.RawValue())
+	if (c.Code() != ma.P_IP4 || len(ip) != net.IPv4len) && (c.Code() != ma.P_IP6 || len(ip) != net.IPv6len) {
+		return ""
+	}
+	if v4 := ip.To4(); v4 != nil { // IPv4, or IPv4-mapped IPv6
+		return "v4:" + v4.Mask(net.CIDRMask(16, 32)).String() + "/16"
+	}
+	return "v6:" + ip.Mask(net.CIDRMask(32, 128)).String() + "/32"
+}
+
+// checkerHost is the host AutoNAT v2 asks its checkers through: a
+// check's context may carry a *wanChecker, which learns whom it asked.
+type checkerHost struct{ host.Host }
+
+type checkerKey struct{}
+
+// wanChecker is the peer an AutoNAT v2 check went to.
+type wanChecker struct {
+	peer peer.ID
+	addr ma.Multiaddr // the remote address of the connection asked over
+}
+
+func (h checkerHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
+	s, err := h.Host.NewStream(ctx, p, pids...)
+	if c, ok := ctx.Value(checkerKey{}).(*wanChecker); ok && err == nil {
+		c.peer, c.addr = p, s.Conn().RemoteMultiaddr()
+	}
+	return s, err
 }
 
 // wanTried bounds wanState.tried: peers may tell any address.
@@ -168,7 +253,15 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 	if err != nil {
 		return fmt.Errorf("wan: %w", err)
 	}
+	// Of the reachability a withdrawal implies (the node's own say, next
+	// to AutoNAT v1's).
+	force, err := n.host.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful)
+	if err != nil {
+		sub.Close()
+		return fmt.Errorf("wan: %w", err)
+	}
 	in := newWANInbox()
+	n.wanAssume = make(chan ma.Multiaddr, 1)
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
@@ -194,12 +287,13 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 	}()
 	go func() {
 		defer n.wg.Done()
+		defer force.Close()
 		select {
 		case <-servicesUp: // the inbox keeps what came meanwhile
 		case <-ctx.Done():
 			return
 		}
-		st := &wanState{tried: map[string]time.Time{}}
+		st := &wanState{tried: map[string]time.Time{}, force: force}
 		check := time.NewTimer(n.opts.WANCheck)
 		defer check.Stop()
 		for {
@@ -208,6 +302,9 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 			case <-ctx.Done():
 				return
 			case <-check.C:
+				recheck = true
+			case a := <-n.wanAssume: // tests only
+				n.confirmWAN(st, a)
 				recheck = true
 			case <-in.wake:
 				cands, reach := in.take()
@@ -222,9 +319,8 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 						continue
 					}
 					st.note(cand, n.wanRetry())
-					if n.probeWAN(ctx, cand) == network.ReachabilityPublic {
-						n.confirmWAN(cand)
-						st.misses = 0
+					if r, _ := n.probeWAN(ctx, cand); r == network.ReachabilityPublic {
+						n.confirmWAN(st, cand)
 						continue
 					}
 					// Seen elsewhere, and not reachable there: is the
@@ -255,23 +351,19 @@ func (n *Node) recheckWAN(ctx context.Context, st *wanState) time.Duration {
 	if cur == nil {
 		if st.last != nil && time.Since(st.tried[st.last.String()]) >= n.wanRetry() {
 			st.tried[st.last.String()] = time.Now()
-			if n.probeWAN(ctx, st.last) == network.ReachabilityPublic {
-				n.confirmWAN(st.last)
-				st.misses = 0
+			if r, _ := n.probeWAN(ctx, st.last); r == network.ReachabilityPublic {
+				n.confirmWAN(st, st.last)
 			}
 		}
 		return n.opts.WANCheck
 	}
-	switch n.probeWAN(ctx, cur) {
-	case network.ReachabilityPublic:
-		st.misses = 0
-	case network.ReachabilityPrivate:
-		if st.misses++; st.misses >= wanMisses {
-			st.misses = 0
-			st.tried[cur.String()] = time.Now()
-			n.withdrawWAN(cur)
-			return n.opts.WANCheck
-		}
+	r, from := n.probeWAN(ctx, cur)
+	if st.votes.add(r, from) {
+		st.tried[cur.String()] = time.Now()
+		n.withdrawWAN(st, cur)
+		return n.opts.WANCheck
+	}
+	if st.votes.pending() {
 		return min(wanMissRetry, n.opts.WANCheck)
 	}
 	return n.opts.WANCheck
@@ -280,9 +372,11 @@ func (n *Node) recheckWAN(ctx context.Context, st *wanState) time.Duration {
 func (n *Node) wanRetry() time.Duration { return min(wanRetry, n.opts.WANCheck) }
 
 // probeWAN asks AutoNAT v2 whether a peer can dial a: public (it did),
-// private (it could not) or unknown (no peer to ask, or it refused).
-func (n *Node) probeWAN(ctx context.Context, a ma.Multiaddr) network.Reachability {
-	pctx, cancel := context.WithTimeout(ctx, wanProbeTimeout)
+// private (it could not) or unknown (no peer to ask, or it refused); and
+// the network the peer asked is in (checkerNet).
+func (n *Node) probeWAN(ctx context.Context, a ma.Multiaddr) (network.Reachability, string) {
+	var who wanChecker
+	pctx, cancel := context.WithTimeout(context.WithValue(ctx, checkerKey{}, &who), wanProbeTimeout)
 	defer cancel()
 	res, err := n.an2.GetReachability(pctx, []autonatv2.Request{{Addr: a, SendDialData: true}})
 	switch {
@@ -292,13 +386,15 @@ func (n *Node) probeWAN(ctx context.Context, a ma.Multiaddr) network.Reachabilit
 			lvl = "Public address not checked: no peer to ask now"
 		}
 		n.log.Debug(lvl, "addr", a, "err", err)
-		return network.ReachabilityUnknown
+		return network.ReachabilityUnknown, ""
 	case res.AllAddrsRefused:
-		n.log.Debug("Public address not checked: the peer refused", "addr", a)
-		return network.ReachabilityUnknown
+		n.log.Debug("Public address not checked: the peer refused", "addr", a, "peer", who.peer)
+		return network.ReachabilityUnknown, ""
 	}
-	n.log.Debug("Public address checked", "addr", a, "reachability", reachabilityOf(res.Reachability))
-	return res.Reachability
+	from := checkerNet(who.addr)
+	n.log.Debug("Public address checked", "addr", a, "reachability", reachabilityOf(res.Reachability),
+		"peer", who.peer, "net", from)
+	return res.Reachability, from
 }
 
 // wanCandidate is the address to check for an observed one: its IP, if
@@ -332,7 +428,13 @@ func (n *Node) wanCandidate(observed ma.Multiaddr) ma.Multiaddr {
 // confirmWAN takes a as the node's public address: announced, and the
 // address of its TURN relay (lent to other nodes from then on) unless the
 // operator named one. It replaces an address confirmed before.
-func (n *Node) confirmWAN(a ma.Multiaddr) {
+func (n *Node) confirmWAN(st *wanState, a ma.Multiaddr) {
+	st.votes = wanVotes{}
+	if st.forced {
+		st.forced = false
+		n.log.Info("Reachability taken for public again: public address confirmed")
+		st.force.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPublic})
+	}
 	old := n.wan.Swap(&a)
 	n.policy.lost.Store(nil)
 	n.policy.wan.Store(&a)
@@ -355,12 +457,20 @@ func (n *Node) confirmWAN(a ma.Multiaddr) {
 
 // withdrawWAN gives up a, which peers could no longer dial: no longer
 // announced, the TURN relay back on its own address and no longer lent,
-// a public node's relay borrowed again, relay slots kept.
-func (n *Node) withdrawWAN(a ma.Multiaddr) {
+// a public node's relay borrowed again, relay slots kept, and the node
+// private at once where AutoNAT v1 still says public.
+func (n *Node) withdrawWAN(st *wanState, a ma.Multiaddr) {
+	nets := st.votes.failed
+	st.votes = wanVotes{}
 	n.wan.Store(nil)
 	n.policy.wan.Store(nil)
 	n.policy.lost.Store(&a)
-	n.log.Info("Public address withdrawn (NAT no longer forwards to this node)", "addr", a)
+	n.log.Info("Public address withdrawn (NAT no longer forwards to this node)", "addr", a, "failed_from", nets)
+	if n.opts.Reachability == ReachAuto && n.Reachability() == ReachPublic {
+		st.forced = true
+		n.log.Info("Reachability taken for private: public address withdrawn")
+		st.force.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPrivate})
+	}
 	n.wanLost.Store(true)
 	n.relays.follow(n.wantRelaySlots)
 	if n.turn == nil || n.opts.TURNRelayIP != nil {

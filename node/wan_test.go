@@ -8,10 +8,15 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/autonatv2"
+	"github.com/libp2p/go-libp2p/p2p/protocol/autonatv2/pb"
+	"github.com/libp2p/go-msgio/pbio"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/irmv/irmv/node"
 
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
@@ -110,4 +115,129 @@ func TestWANCheckDoesNotStallIdentify(t *testing.T) {
 	case <-ended:
 		t.Fatal("2,000 identify events waited for the address check to end")
 	}
+}
+
+// lyingChecker is a peer whose AutoNAT v2 says of every address that it
+// could not dial it back (as a malicious or broken checker does), without
+// dialing anything. Each request it answers is sent on asked.
+func lyingChecker(t *testing.T, listen string, asked chan<- peer.ID) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings(listen), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "checker", h)
+	h.SetStreamHandler(autonatv2.DialProtocol, func(s network.Stream) {
+		defer s.Close()
+		var msg pb.Message
+		if err := pbio.NewDelimitedReader(s, 8192).ReadMsg(&msg); err != nil || msg.GetDialRequest() == nil {
+			s.Reset()
+			return
+		}
+		resp := pb.Message{Msg: &pb.Message_DialResponse{DialResponse: &pb.DialResponse{
+			Status: pb.DialResponse_OK, DialStatus: pb.DialStatus_E_DIAL_ERROR,
+		}}}
+		if err := pbio.NewDelimitedWriter(s).WriteMsg(&resp); err != nil {
+			s.Reset()
+			return
+		}
+		asked <- h.ID()
+	})
+	return h
+}
+
+// wanNode is a node that takes 11.0.0.104 for its confirmed public
+// address (as AutoNAT v2 would, behind a 1:1 NAT) and checks it every
+// second, connected to checkers listening at listen. AutoNAT v1 is made
+// to say public, as it would of such a node. Nothing dials 11.0.0.104:
+// the checkers only say they could not.
+func wanNode(t *testing.T, asked chan peer.ID, listen ...string) *node.Node {
+	t.Helper()
+	o := nodetest.Options(t)
+	o.WANCheck = time.Second
+	n := nodetest.Start(t, o)
+	h := n.Host()
+	em, err := h.EventBus().Emitter(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "emitter", em)
+	if err := em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPublic}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitFor(t, "reachability public", func() bool {
+		i := n.Info()
+		return i.Reachability == node.ReachPublic && i.DHTMode == "server"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, l := range listen {
+		c := lyingChecker(t, l, asked)
+		if err := h.Connect(ctx, peer.AddrInfo{ID: c.ID(), Addrs: c.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		nodetest.WaitFor(t, "the node to learn the checker's AutoNAT v2", func() bool {
+			ps, err := h.Peerstore().SupportsProtocols(c.ID(), autonatv2.DialProtocol)
+			return err == nil && len(ps) > 0
+		})
+	}
+	n.AssumeWANForTest(ma.StringCast("/ip4/11.0.0.104/tcp/4001"))
+	nodetest.WaitFor(t, "the public address taken", func() bool {
+		i := n.Info()
+		return i.WANAddr == "/ip4/11.0.0.104/tcp/4001" && i.TURNRelayIP == "11.0.0.104"
+	})
+	return n
+}
+
+// waitAsked waits until count distinct checkers were asked.
+func waitAsked(t *testing.T, asked <-chan peer.ID, count int) {
+	t.Helper()
+	seen := map[peer.ID]bool{}
+	timeout := time.After(2 * time.Minute)
+	for len(seen) < count {
+		select {
+		case p := <-asked:
+			seen[p] = true
+		case <-timeout:
+			t.Fatalf("%d of %d checkers asked", len(seen), count)
+		}
+	}
+}
+
+// TestWANKeptAgainstOneNetwork: checkers in one network (127.0.0.0/16)
+// that all say they could not dial the node's public address back do not
+// make it withdraw the address. Three are asked, so the first two answers
+// were taken before the third was asked (checks run one at a time).
+func TestWANKeptAgainstOneNetwork(t *testing.T) {
+	asked := make(chan peer.ID, 16)
+	n := wanNode(t, asked, "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.7.1/tcp/0", "/ip4/127.0.9.1/tcp/0")
+	waitAsked(t, asked, 3)
+	i := n.Info()
+	if i.WANAddr != "/ip4/11.0.0.104/tcp/4001" || i.TURNRelayIP != "11.0.0.104" || i.Reachability != node.ReachPublic {
+		t.Fatalf("after failed dial-backs from one network: wan_addr %q, turn_relay_ip %q, reachability %q; want kept",
+			i.WANAddr, i.TURNRelayIP, i.Reachability)
+	}
+}
+
+// TestWANWithdrawnByTwoNetworks: checkers in two networks (127.0.0.0/16,
+// 127.1.0.0/16) that both fail to dial the address back withdraw it, and
+// the node, which AutoNAT v1 still calls public, is private at once: a
+// DHT client with its TURN relay at its own address. Confirmed again, it
+// is public again.
+func TestWANWithdrawnByTwoNetworks(t *testing.T) {
+	asked := make(chan peer.ID, 16)
+	n := wanNode(t, asked, "/ip4/127.0.0.1/tcp/0", "/ip4/127.1.0.1/tcp/0")
+	nodetest.WaitFor(t, "the public address withdrawn", func() bool { return n.Info().WANAddr == "" })
+	nodetest.WaitFor(t, "the node private, a DHT client", func() bool {
+		i := n.Info()
+		return i.Reachability == node.ReachPrivate && i.DHTMode == "client"
+	})
+	if ip := n.Info().TURNRelayIP; ip != "127.0.0.1" {
+		t.Fatalf("turn_relay_ip %q after the withdrawal, want the relay's own 127.0.0.1", ip)
+	}
+	n.AssumeWANForTest(ma.StringCast("/ip4/11.0.0.104/tcp/4001"))
+	nodetest.WaitFor(t, "the node public again, a DHT server", func() bool {
+		i := n.Info()
+		return i.WANAddr != "" && i.Reachability == node.ReachPublic && i.DHTMode == "server"
+	})
 }

@@ -338,7 +338,7 @@ func runPhone(c *cli.Context) error {
 		pc := kp.prompt()
 		defer kp.endPrompt(pc)
 		pr.mu.Lock()
-		fmt.Fprintf(c.App.ErrWriter, "Incoming call from %s — answer? [y/N] ", partyName(&inv.From))
+		fmt.Fprintf(c.App.ErrWriter, "\aincoming call from %s — answer? [y/N] ", partyName(&inv.From))
 		pr.mu.Unlock()
 		select {
 		case <-stdinEnded:
@@ -367,6 +367,12 @@ func runPhone(c *cli.Context) error {
 		// A phone that gets a new address moves its calls to it.
 		WatchAddresses: true,
 		OnEvent: func(e client.Event) {
+			// A call that rings while none is up gets the answer
+			// prompt, which names the caller (a new leg of a running
+			// conference is taken at once, so it is printed).
+			if e.Type == client.EventIncoming && answer == phone.AnswerAsk && !jsonOut && kp.idle() {
+				return
+			}
 			kp.event(e)
 			if e.Type != client.EventRegistered || jsonOut {
 				pr.print(e)
@@ -455,6 +461,13 @@ func (k *keypad) setPhone(p *phone.Phone) {
 	k.mu.Lock()
 	k.p = p
 	k.mu.Unlock()
+}
+
+// idle reports whether no call is up.
+func (k *keypad) idle() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.live) == 0
 }
 
 // event follows which calls are up.

@@ -129,6 +129,11 @@ func TestPhoneAnswerPromptOnTTY(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the third call was not refused")
 	}
+	// Each call's caller is named once, in its prompt (the "incoming call
+	// from" line was printed before the prompt said the same).
+	if n, p := strings.Count(strings.ToLower(screen.String()), "incoming call from"), prompts(); n != p {
+		t.Errorf("the caller was named %d times for %d prompts", n, p)
+	}
 }
 
 // startPhoneOnTTY runs irmv phone with args (and a fresh key) on a

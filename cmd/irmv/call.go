@@ -144,6 +144,7 @@ func runCall(c *cli.Context) error {
 
 	jsonOut := c.Bool("json")
 	pr := &eventPrinter{json: jsonOut, out: c.App.Writer, text: eventText, tw: c.App.ErrWriter}
+	rn := &recordNote{on: c.String("record") != "", pr: pr}
 	p, err := phone.Start(ctx, phone.Options{
 		Client:        cl,
 		Registration:  reg,
@@ -152,6 +153,7 @@ func runCall(c *cli.Context) error {
 		KnownKeysFile: c.String("known-keys"),
 		RouteHoldDown: c.Duration("route-hold-down"),
 		OnEvent: func(e client.Event) {
+			rn.event(e)
 			if e.Type != client.EventRegistered {
 				pr.print(e)
 			}

@@ -222,3 +222,47 @@ func TestNodeDataDirInUse(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestCallSaysNothingRecorded: irmv call --record to a party that sends no
+// audio makes no file (it is created with the first audio) and says so;
+// it made no file and said nothing. A party that plays is recorded, with
+// no such note.
+func TestCallSaysNothingRecorded(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	cl, err := client.New(n.APIURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []phone.Options{
+		{Registration: client.Registration{UID: "silent-party"}},
+		{Registration: client.Registration{UID: "talking-party"}, Play: "../../call/media/testdata/speech.ogg"},
+	} {
+		o.Client, o.Answer, o.SettingEngine = cl, phone.AnswerAuto, media.LoopbackSettingEngine()
+		p, err := phone.Start(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.Close(t, o.Registration.UID, p)
+	}
+	dir := t.TempDir()
+	for _, c := range []struct {
+		uid    string
+		silent bool
+	}{{"silent-party", true}, {"talking-party", false}} {
+		t.Run(c.uid, func(t *testing.T) {
+			file := filepath.Join(dir, c.uid+".ogg")
+			code, _, stderr := runCLI("call", "--node="+n.APIURL(), "--record", file, "--hangup-after", "3s", "uid:"+c.uid)
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, stderr)
+			}
+			_, statErr := os.Stat(file)
+			said := strings.Contains(stderr, "--record: nothing recorded, "+c.uid+" sent no audio")
+			switch {
+			case c.silent && (statErr == nil || !said):
+				t.Errorf("file made: %v, said so: %v; want no file and a note:\n%s", statErr == nil, said, stderr)
+			case !c.silent && (statErr != nil || said):
+				t.Errorf("file: %v, said nothing recorded: %v:\n%s", statErr, said, stderr)
+			}
+		})
+	}
+}

@@ -252,6 +252,38 @@ func eventText(w io.Writer, e client.Event) {
 	}
 }
 
+// recordNote says, when a call that connected ends with nothing recorded
+// (the other side sent no audio, so no file was made), that --record
+// wrote nothing: a missing file is otherwise a silent surprise.
+type recordNote struct {
+	on bool // --record was given
+	pr *eventPrinter
+
+	mu sync.Mutex
+	up map[string]bool // calls that connected, by ID
+}
+
+func (r *recordNote) event(e client.Event) {
+	if !r.on {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch e.Type {
+	case client.EventConnected:
+		if r.up == nil {
+			r.up = map[string]bool{}
+		}
+		r.up[e.Call] = true
+	case client.EventEnded:
+		if r.up[e.Call] && e.Record == "" {
+			r.pr.print(client.Event{Type: client.EventWarning, Call: e.Call, Conference: e.Conference, Peer: e.Peer,
+				Reason: "--record: nothing recorded, " + partyName(e.Peer) + " sent no audio"})
+		}
+		delete(r.up, e.Call)
+	}
+}
+
 // stdinLines reads stdin lines for the answer prompt; closed at EOF.
 func stdinLines(r io.Reader) <-chan string {
 	ch := make(chan string)
@@ -330,6 +362,7 @@ func runPhone(c *cli.Context) error {
 	jsonOut := c.Bool("json")
 	pr := &eventPrinter{json: jsonOut, out: c.App.Writer, text: eventText, tw: c.App.Writer}
 	kp := &keypad{live: map[string]bool{}, pr: pr}
+	rn := &recordNote{on: c.String("record") != "", pr: pr}
 	var stdinEnded <-chan struct{}
 	var linesOnce sync.Once
 	startLines := func() { linesOnce.Do(func() { stdinEnded = kp.route(stdinLines(os.Stdin)) }) }
@@ -374,6 +407,7 @@ func runPhone(c *cli.Context) error {
 				return
 			}
 			kp.event(e)
+			rn.event(e)
 			if e.Type != client.EventRegistered || jsonOut {
 				pr.print(e)
 			}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,7 +81,42 @@ var (
 	errBadCredentials = errors.New("malformed digest credentials")
 	errStale          = errors.New("stale nonce")
 	errDenied         = errors.New("wrong user or password")
+	errLimited        = errors.New("too many wrong passwords (not checked)")
 )
+
+// authenticate is verify behind the limits of password guessing
+// (guard.go) for a request from src.
+func (s *Server) authenticate(header, method, aor string, src netip.Addr, now time.Time) (User, error) {
+	if header == "" {
+		return User{}, errNoCredentials
+	}
+	s.mu.Lock()
+	var home netip.Addr
+	if b := s.bindings[aor]; b != nil {
+		home = sourceIP(b.Source)
+	}
+	s.mu.Unlock()
+	if bySource, byUser := s.guesses.blocked(src, aor, home, now); bySource || byUser {
+		return User{}, errLimited
+	}
+	usr, err := s.verify(header, method, aor, now)
+	if errors.Is(err, errDenied) {
+		_, known := s.users.get(aor)
+		bySource, byUser := s.guesses.failed(src, aor, known, now)
+		if bySource {
+			s.log.Warn("SIP password guesses limited: source", "source", src, "user", aor)
+		}
+		if byUser {
+			s.log.Warn("SIP password guesses limited: user", "user", aor, "source", src)
+		}
+	}
+	return usr, err
+}
+
+// usedKey is what tells one digest answer from another, against replay.
+func usedKey(cred *digest.Credentials) string {
+	return cred.Nonce + "\x00" + cred.Cnonce + "\x00" + strconv.Itoa(cred.Nc) + "\x00" + cred.Response
+}
 
 // verify checks an Authorization header value against the user store for
 // a request with method and the AOR user aor. It returns the user on
@@ -206,6 +242,10 @@ func (s *Server) refuseAuth(req *sip.Request, tx sip.ServerTransaction, err erro
 			hdrs = append(hdrs, sip.NewHeader(name, c))
 		}
 		s.respond(tx, req, code, reason, hdrs...)
+	case errors.Is(err, errLimited): // logged when the limit began
+		s.m.dropped.WithLabelValues("guesses").Inc()
+		results.WithLabelValues("limited").Inc()
+		s.respond(tx, req, 403, "Forbidden")
 	case errors.Is(err, errBadCredentials):
 		s.m.dropped.WithLabelValues("malformed").Inc()
 		results.WithLabelValues("malformed").Inc()
@@ -269,13 +309,13 @@ func (s *Server) authorizeInvite(req *sip.Request, tx sip.ServerTransaction) *bi
 		s.m.invites.WithLabelValues("trusted").Inc()
 		return b
 	}
-	usr, err := s.verify(creds, string(sip.INVITE), user, now)
+	usr, err := s.authenticate(creds, string(sip.INVITE), user, src, now)
 	if err == nil {
 		cred, _ := digest.ParseCredentials(creds) // verify parsed it
 		switch {
 		case !sameTarget(cred.URI, req.Recipient):
 			return forbid("credentials for another request URI")
-		case !s.used.first(cred.Nonce+"\x00"+cred.Cnonce+"\x00"+strconv.Itoa(cred.Nc)+"\x00"+cred.Response, now):
+		case !s.used.first(usedKey(cred), now):
 			err = errStale // a replay, or a phone reusing its answer: a new nonce
 		}
 	}

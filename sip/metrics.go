@@ -39,13 +39,13 @@ func newMetrics(s *Server, r prometheus.Registerer) *metrics {
 	}
 	m := &metrics{
 		dropped: vec("irmv_sip_dropped_total",
-			"SIP input dropped, by reason: malformed (unparsable or missing what it needs) or rate (over a source's rate).", "reason"),
+			"SIP input dropped, by reason: malformed (unparsable or missing what it needs), rate (over a source's rate), guesses (credentials refused unchecked: their source or user gave too many wrong answers), connections (TCP connections closed at once: their source, or all, at the maximum).", "reason"),
 		registers: vec("irmv_sip_registers_total",
-			"SIP REGISTER requests by result: ok, removed, challenged, forbidden, too_brief, malformed, refused.", "result"),
+			"SIP REGISTER requests by result: ok, removed, challenged, forbidden, limited (too many wrong passwords), too_brief, malformed, refused.", "result"),
 		reinvites: one("irmv_sip_reinvites_total",
 			"re-INVITEs (hold, resume) answered within bridged calls."),
 		invites: vec("irmv_sip_invites_total",
-			"INVITEs outside a dialog by authorization: authorized (digest), trusted (open network), challenged (407), forbidden (403), malformed (400).", "result"),
+			"INVITEs outside a dialog by authorization: authorized (digest), trusted (open network), challenged (407), forbidden (403), limited (403: too many wrong passwords), malformed (400).", "result"),
 		noDialog: vec("irmv_sip_outside_dialog_total",
 			"In-dialog requests (BYE, re-INVITE, CANCEL) refused with 481: no such dialog or transaction, or not from the dialog's phone.", "method"),
 		srtpCalls: one("irmv_sip_srtp_calls_total",

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 	"go.etcd.io/bbolt"
 
 	"github.com/irmv/irmv/client"
@@ -137,7 +138,17 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if authz == "" && s.open(srcIP) {
 		usr = User{User: r.aor}
 	} else {
-		usr, err = s.verify(authz, string(req.Method), r.aor, now)
+		usr, err = s.authenticate(authz, string(req.Method), r.aor, srcIP, now)
+		if err == nil {
+			// Each answer registers once: a captured REGISTER replayed
+			// from elsewhere would move the binding (and the calls) there.
+			// A phone counts nc up or takes a new nonce; one that resends
+			// its answer gets a new (stale) challenge.
+			cred, _ := digest.ParseCredentials(authz) // verify parsed it
+			if !s.used.first(usedKey(cred), now) {
+				err = errStale
+			}
+		}
 		if err != nil {
 			s.refuseAuth(req, tx, err, r.aor, now, s.m.registers)
 			return

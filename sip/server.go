@@ -166,17 +166,18 @@ func (o *Options) setDefaults() error {
 
 // Server is the node's SIP side: a registrar for the phones it hosts.
 type Server struct {
-	o      Options
-	log    *slog.Logger
-	m      *metrics
-	db     *bbolt.DB
-	users  *users
-	nonces *nonces
-	used   usedCredentials // INVITE credentials, against replay
-	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
-	udp    net.PacketConn
-	tcp    net.Listener
+	o       Options
+	log     *slog.Logger
+	m       *metrics
+	db      *bbolt.DB
+	users   *users
+	nonces  *nonces
+	used    usedCredentials // digest answers taken, against replay
+	guesses guessGuard      // wrong digest answers, by source and user
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	udp     net.PacketConn
+	tcp     net.Listener
 
 	client    *sipgo.Client
 	dialogs   *sipgo.DialogServerCache // calls from phones
@@ -283,7 +284,14 @@ func (s *Server) listen() error {
 	s.cancel = cancel
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.srv.ServeUDP(s.udp) }()
-	go func() { defer s.wg.Done(); s.srv.ServeTCP(s.tcp) }()
+	tcp := &tcpLimiter{Listener: s.tcp, first: tcpFirstRead, idle: s.o.MaxExpires + ttlGrace, open: map[netip.Addr]int{}, full: map[netip.Addr]bool{},
+		refused: func(src netip.Addr, first bool) {
+			s.m.dropped.WithLabelValues("connections").Inc()
+			if first {
+				s.log.Warn("SIP TCP connections limited", "source", src, "per_source", MaxTCPPerSource, "all", MaxTCP)
+			}
+		}}
+	go func() { defer s.wg.Done(); s.srv.ServeTCP(tcp) }()
 	go func() { defer s.wg.Done(); s.sweepLoop(ctx) }()
 	s.log.Info("SIP listening", "addr", s.udp.LocalAddr().String(), "realm", s.o.Realm)
 	return nil

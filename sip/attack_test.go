@@ -1,0 +1,309 @@
+package sip
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// rawPhone is a SIP client on its own UDP socket at a loopback address
+// of its choosing (127.0.0.0/8 is all loopback): another host on the LAN,
+// as far as the node can tell.
+type rawPhone struct {
+	t    *testing.T
+	conn *net.UDPConn
+	to   *net.UDPAddr
+}
+
+var rawSeq atomic.Int64
+
+func newRawPhone(t *testing.T, e *testEnv, ip string) *rawPhone {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rawPhone{t: t, conn: conn, to: e.s.Addr().(*net.UDPAddr)}
+}
+
+// register sends a REGISTER for aor with authz (if any) and returns the
+// final response.
+func (p *rawPhone) register(aor, authz string) *sip.Response {
+	p.t.Helper()
+	n := rawSeq.Add(1)
+	local := p.conn.LocalAddr().String()
+	msg := fmt.Sprintf("REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-raw%d;rport\r\n"+
+		"From: <sip:%s@127.0.0.1>;tag=r%d\r\nTo: <sip:%s@127.0.0.1>\r\nCall-ID: raw-%d\r\nCSeq: 1 REGISTER\r\n"+
+		"Contact: <sip:%s@%s>\r\nExpires: 300\r\nMax-Forwards: 70\r\n", p.to, local, n, aor, n, aor, n, aor, local)
+	if authz != "" {
+		msg += "Authorization: " + authz + "\r\n"
+	}
+	msg += "Content-Length: 0\r\n\r\n"
+	if _, err := p.conn.WriteToUDP([]byte(msg), p.to); err != nil {
+		p.t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	for {
+		p.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		k, _, err := p.conn.ReadFromUDP(buf)
+		if err != nil {
+			p.t.Fatalf("REGISTER %s from %s: %v", aor, local, err)
+		}
+		m, err := sip.ParseMessage(buf[:k])
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		res, ok := m.(*sip.Response)
+		if !ok || res.IsProvisional() || !strings.Contains(res.CallID().Value(), fmt.Sprint("raw-", n)) {
+			continue
+		}
+		return res
+	}
+}
+
+// answer registers aor with pass: the challenge, then the digest answer.
+// It returns the final response and the Authorization sent.
+func (p *rawPhone) answer(aor, pass string) (*sip.Response, string) {
+	p.t.Helper()
+	res := p.register(aor, "")
+	if res.StatusCode != 401 {
+		p.t.Fatalf("REGISTER without credentials: %d, want 401", res.StatusCode)
+	}
+	ch, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cred, err := digest.Digest(ch, digest.Options{Method: "REGISTER", URI: "sip:" + p.to.String(), Username: aor, Password: pass, Count: 1})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return p.register(aor, cred.String()), cred.String()
+}
+
+func (e *testEnv) bindingSource(aor string) string {
+	for _, b := range e.s.Bindings() {
+		if b.AOR == aor {
+			return b.Source
+		}
+	}
+	return ""
+}
+
+// A REGISTER captured on the LAN and sent again from another address
+// would move the binding there (and with it the phone's calls): each
+// digest answer registers once.
+func TestRegisterReplayRefused(t *testing.T) {
+	e := newTestEnv(t)
+	e.addUser("alice", "s3cret", "", "")
+	phone := newRawPhone(t, e, "127.0.0.1")
+	res, authz := phone.answer("alice", "s3cret")
+	if res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	home := e.bindingSource("alice")
+	thief := newRawPhone(t, e, "127.0.0.2")
+	res = thief.register("alice", authz)
+	if res.StatusCode == 200 {
+		t.Fatalf("replayed REGISTER: 200, binding now from %s (was %s)", e.bindingSource("alice"), home)
+	}
+	if res.StatusCode != 401 {
+		t.Fatalf("replayed REGISTER: %d, want 401 (a new challenge)", res.StatusCode)
+	}
+	if got := e.bindingSource("alice"); got != home {
+		t.Fatalf("binding from %s, want %s", got, home)
+	}
+	// The phone's next registration, with a new answer, is taken.
+	if res, _ := phone.answer("alice", "s3cret"); res.StatusCode != 200 {
+		t.Fatalf("REGISTER again: %d", res.StatusCode)
+	}
+}
+
+// Guessing a password: a source gets guessBurstSource wrong answers,
+// then even the right one is refused unchecked; many sources together get
+// guessBurstUser for one user, and then only the address the user's
+// phone registered from is still heard.
+func TestPasswordGuessesLimited(t *testing.T) {
+	// The clock stands still but when moved: no bucket refills unseen.
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e := newTestEnv(t, func(o *Options) { o.Now = func() time.Time { return time.Unix(0, clock.Load()) } })
+	e.addUser("alice", "s3cret", "", "")
+	phone := newRawPhone(t, e, "127.0.0.1")
+	if res, _ := phone.answer("alice", "s3cret"); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	count := func(result string) float64 { return testutil.ToFloat64(e.s.m.registers.WithLabelValues(result)) }
+
+	guesser := newRawPhone(t, e, "127.0.0.2")
+	for i := range guessBurstSource {
+		if res, _ := guesser.answer("alice", fmt.Sprint("guess", i)); res.StatusCode != 403 {
+			t.Fatalf("guess %d: %d, want 403", i, res.StatusCode)
+		}
+	}
+	if count("limited") != 0 {
+		t.Fatalf("limited %v before the source's guesses ran out", count("limited"))
+	}
+	if res, _ := guesser.answer("alice", "s3cret"); res.StatusCode != 403 {
+		t.Fatalf("the right password after %d guesses: %d, want 403 (not checked)", guessBurstSource, res.StatusCode)
+	}
+	if count("limited") != 1 || testutil.ToFloat64(e.s.m.dropped.WithLabelValues("guesses")) != 1 {
+		t.Fatalf("limited %v, want 1", count("limited"))
+	}
+	// A guess comes back every 6 s.
+	clock.Add(int64(6 * time.Second))
+	if res, _ := guesser.answer("alice", "guess-late"); res.StatusCode != 403 || count("limited") != 1 {
+		t.Fatalf("a guess 6 s later: %d, limited %v; want 403 checked", res.StatusCode, count("limited"))
+	}
+	if got := e.bindingSource("alice"); !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Fatalf("binding from %s", got)
+	}
+
+	// Many sources, a few guesses each: the user's bucket runs out.
+	left := guessBurstUser - guessBurstSource + int(6*guessRateUser) - 1
+	for i := 0; left > 0; i++ {
+		g := newRawPhone(t, e, fmt.Sprintf("127.0.1.%d", i+1))
+		for range min(left, guessBurstSource-1) {
+			if res, _ := g.answer("alice", "nope"); res.StatusCode != 403 {
+				t.Fatalf("guess: %d", res.StatusCode)
+			}
+			left--
+		}
+	}
+	stranger := newRawPhone(t, e, "127.0.2.1")
+	if res, _ := stranger.answer("alice", "s3cret"); res.StatusCode != 403 {
+		t.Fatalf("the right password from a new source after %d guesses: %d, want 403", guessBurstUser, res.StatusCode)
+	}
+	if count("limited") != 2 {
+		t.Fatalf("limited %v, want 2", count("limited"))
+	}
+	// The real phone is not locked out.
+	if res, _ := phone.answer("alice", "s3cret"); res.StatusCode != 200 {
+		t.Fatalf("the phone's REGISTER while alice is limited: %d, want 200", res.StatusCode)
+	}
+	// Other users are not limited.
+	e.addUser("bob", "pw-bob", "", "")
+	if res, _ := newRawPhone(t, e, "127.0.3.1").answer("bob", "pw-bob"); res.StatusCode != 200 {
+		t.Fatalf("bob: %d", res.StatusCode)
+	}
+}
+
+// One address opening TCP connections in a loop holds MaxTCPPerSource;
+// the rest are closed at once and counted, and other addresses are
+// still served.
+func TestTCPConnectionsLimited(t *testing.T) {
+	e := newTestEnv(t)
+	dial := func(ip string) *net.TCPConn {
+		t.Helper()
+		c, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.ParseIP(ip)}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: e.s.Addr().(*net.UDPAddr).Port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	const extra = 10
+	var conns []*net.TCPConn
+	for range MaxTCPPerSource + extra {
+		conns = append(conns, dial("127.0.0.2"))
+	}
+	dropped := func() float64 { return testutil.ToFloat64(e.s.m.dropped.WithLabelValues("connections")) }
+	deadline := time.Now().Add(20 * time.Second)
+	for dropped() < extra {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v connections refused, want %d", dropped(), extra)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The refused ones were closed: their reads end.
+	for _, c := range conns[MaxTCPPerSource:] {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Fatalf("a connection over the cap: read %v, want it closed", err)
+		}
+	}
+	// A held one and another address are served.
+	for _, c := range []*net.TCPConn{conns[0], dial("127.0.0.3")} {
+		if res := tcpRegister(t, c, "alice"); res.StatusCode != 401 {
+			t.Fatalf("REGISTER over TCP: %d, want 401", res.StatusCode)
+		}
+	}
+	if dropped() != extra {
+		t.Fatalf("%v refused, want %d", dropped(), extra)
+	}
+}
+
+// tcpRegister sends a REGISTER without credentials over c and reads the
+// answer.
+func tcpRegister(t *testing.T, c net.Conn, aor string) *sip.Response {
+	t.Helper()
+	local := c.LocalAddr().String()
+	fmt.Fprintf(c, "REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-tcp%d;rport\r\n"+
+		"From: <sip:%s@127.0.0.1>;tag=t\r\nTo: <sip:%s@127.0.0.1>\r\nCall-ID: tcp-%d\r\nCSeq: 1 REGISTER\r\n"+
+		"Contact: <sip:%s@%s;transport=tcp>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		c.RemoteAddr(), local, rawSeq.Add(1), aor, aor, rawSeq.Load(), aor, local)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 65535)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sip.ParseMessage(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*sip.Response)
+}
+
+// A connection that never speaks is closed after the first-read
+// deadline, one that stops speaking after the idle timeout; both free
+// their place.
+func TestTCPSilentConnectionsClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := &tcpLimiter{Listener: ln, first: 200 * time.Millisecond, idle: 400 * time.Millisecond,
+		open: map[netip.Addr]int{}, full: map[netip.Addr]bool{}, refused: func(netip.Addr, bool) {}}
+	for _, speak := range []bool{false, true} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if speak {
+			c.Write([]byte("\r\n\r\n"))
+		}
+		sc, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 16)
+		start := time.Now()
+		var n int
+		for err == nil {
+			var k int
+			k, err = sc.Read(buf)
+			n += k
+		}
+		if !isTimeout(err) || (speak && n != 4) {
+			t.Fatalf("speak=%v: read %d bytes, then %v; want a timeout", speak, n, err)
+		}
+		if took := time.Since(start); speak && took < 400*time.Millisecond {
+			t.Fatalf("an idle connection timed out after %v, before the idle timeout", took)
+		}
+		sc.Close()
+	}
+	if l.all != 0 || len(l.open) != 0 {
+		t.Fatalf("after close: %d open, %v", l.all, l.open)
+	}
+}

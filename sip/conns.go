@@ -1,0 +1,111 @@
+package sip
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Limits of the TCP listener. A phone keeps one connection (its flow:
+// calls to it go back over it); a few phones may share an address behind
+// a NAT.
+const (
+	// MaxTCPPerSource caps the open connections of one source address
+	// (an IPv6 one: its /64); more are closed at once.
+	MaxTCPPerSource = 16
+	// MaxTCP caps all open connections.
+	MaxTCP = 1024
+	// tcpFirstRead is how long a new connection may stay silent: a phone
+	// speaks first (its REGISTER).
+	tcpFirstRead = 30 * time.Second
+)
+
+// tcpLimiter is the SIP TCP listener with its limits: per source and in
+// all, a deadline for the first bytes and an idle timeout after them
+// (longer than any registration: a registered phone's flow stays open).
+type tcpLimiter struct {
+	net.Listener
+	first   time.Duration // tcpFirstRead
+	idle    time.Duration
+	refused func(src netip.Addr, first bool)
+
+	mu   sync.Mutex
+	all  int
+	open map[netip.Addr]int
+	full map[netip.Addr]bool // refusing since the last one closed: logged once
+}
+
+// Accept returns the next connection within the limits; those beyond are
+// closed here.
+func (l *tcpLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		var src netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			ip, _ := netip.AddrFromSlice(ta.IP)
+			src = sourceKey(ip)
+		}
+		l.mu.Lock()
+		ok := l.all < MaxTCP && l.open[src] < MaxTCPPerSource
+		first := false
+		if ok {
+			l.all++
+			l.open[src]++
+		} else if !l.full[src] {
+			l.full[src], first = true, true
+		}
+		l.mu.Unlock()
+		if !ok {
+			c.Close()
+			l.refused(src, first)
+			continue
+		}
+		return &limitedConn{Conn: c, l: l, src: src, first: l.first, idle: l.idle}, nil
+	}
+}
+
+func (l *tcpLimiter) closed(src netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.all--
+	if l.open[src]--; l.open[src] <= 0 {
+		delete(l.open, src)
+	}
+	delete(l.full, src)
+}
+
+// limitedConn is a connection counted against its source; each read has
+// a deadline (sipgo sets none).
+type limitedConn struct {
+	net.Conn
+	l     *tcpLimiter
+	src   netip.Addr
+	first time.Duration
+	idle  time.Duration
+	heard bool
+	once  sync.Once
+}
+
+func (c *limitedConn) Read(b []byte) (int, error) {
+	wait := c.idle
+	if !c.heard {
+		wait = c.first
+	}
+	if err := c.Conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.heard = true
+	}
+	return n, err
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(func() { c.l.closed(c.src) })
+	return c.Conn.Close()
+}

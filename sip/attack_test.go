@@ -11,7 +11,10 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+	"github.com/pion/rtp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/irmv/irmv/call/media"
 )
 
 // rawPhone is a SIP client on its own UDP socket at a loopback address
@@ -305,5 +308,75 @@ func TestTCPSilentConnectionsClosed(t *testing.T) {
 	}
 	if l.all != 0 || len(l.open) != 0 {
 		t.Fatalf("after close: %d open, %v", l.all, l.open)
+	}
+}
+
+// RTP sent to a plain call's bridge port from another host on the LAN (a
+// port scan finds it) is neither heard nor latched to: the irmv side's
+// audio keeps going to the phone, not to the injector.
+func TestRTPInjectionDropped(t *testing.T) {
+	bc, phone, _, wg := testBridgeCall(t, media.CodecPCMU, 0)
+	bc.m = newMetrics(nil, nil)
+	bc.mu.Lock()
+	bc.sending = true
+	bc.mu.Unlock()
+	wg.Add(1)
+	go func() { defer wg.Done(); bc.fromPhone() }()
+	t.Cleanup(func() { bc.rtp.Close() })
+
+	injector, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer injector.Close()
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: 1, SSRC: 99}, Payload: make([]byte, 160)}
+	b, _ := pkt.Marshal()
+	if _, err := injector.WriteTo(b, bc.rtp.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the bridge took the packet: dropped, or latched to.
+	latched := func() bool {
+		bc.mu.Lock()
+		defer bc.mu.Unlock()
+		return bc.phone.IP.Equal(net.IPv4(127, 0, 0, 2))
+	}
+	dropped := func() float64 { return testutil.ToFloat64(bc.m.dropped.WithLabelValues("rtp_source")) }
+	deadline := time.Now().Add(10 * time.Second)
+	for !latched() && dropped() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the injected packet was neither dropped nor latched to")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if latched() {
+		t.Fatal("the bridge latched to the injector's address")
+	}
+	bc.toPhone(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 5, Timestamp: 960}, Payload: []byte{1, 2, 3}})
+	if got := readRTP(t, phone); got.SequenceNumber != 5 {
+		t.Fatalf("the phone got sequence %d, want 5", got.SequenceNumber)
+	}
+	// The phone's own packets from a new port (a NAT rebinding) are
+	// still followed.
+	moved, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer moved.Close()
+	moved.WriteTo(b, bc.rtp.LocalAddr())
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		bc.mu.Lock()
+		to := bc.phone.String()
+		bc.mu.Unlock()
+		if to == moved.LocalAddr().String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the phone's new port was not followed: RTP goes to %s", to)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if dropped() != 1 {
+		t.Fatalf("%v dropped, want 1", dropped())
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +32,9 @@ const (
 	// first).
 	ringTimeout = 90 * time.Second
 	maxRTP      = 1500
+	// maxPhoneIPs bounds the addresses a phone's media may come from (its
+	// signalling source, the SDP of its INVITE and re-INVITEs).
+	maxPhoneIPs = 8
 )
 
 // Switch attaches SIP terminals to the node's call switch.
@@ -68,11 +73,16 @@ type bridgeCall struct {
 	dtmfPT  int // telephone-event on the phone's leg; -1: none
 	dtmfHz  int
 	phone   *net.UDPAddr // where the phone's RTP goes (latched to its source)
-	holding bool
-	held    []webrtc.ICECandidateInit
-	srtp    *srtpLeg   // nil: plain RTP
-	proto   string     // the phone leg's SDP proto when srtp is set
-	offered sdesCrypto // the crypto line offered to a called phone
+	// phoneIPs are where a plain leg's packets may come from: the
+	// phone's signalling source and its SDP addresses (IPv6: their /64);
+	// others are dropped, neither heard nor latched to.
+	phoneIPs  []netip.Addr
+	strangers bool // a stranger's packet was logged
+	holding   bool
+	held      []webrtc.ICECandidateInit
+	srtp      *srtpLeg   // nil: plain RTP
+	proto     string     // the phone leg's SDP proto when srtp is set
+	offered   sdesCrypto // the crypto line offered to a called phone
 	// The stream to the phone: the last sequence number and timestamp
 	// sent, and how far key presses moved the sequence numbers on.
 	outSeq, seqOff uint16
@@ -275,6 +285,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	bc.phoneRTCP = offer.rtcp
 	bc.mu.Unlock()
 	defer s.endBridgeCall(bc)
+	bc.allowFrom(udpAddrOf(req.Source()))
 	var codecs []media.Codec
 	for _, c := range offer.codecs() {
 		codecs = append(codecs, c.codec)
@@ -430,6 +441,7 @@ func (s *Server) newBridge(line *call.Line, id string, ip net.IP, phone *net.UDP
 	}
 	bc := &bridgeCall{id: id, line: line, rtp: conn, rtcpPort: rtcpConn, events: make(chan signal.Msg, 256), firstRTP: make(chan struct{}),
 		holding: phone == nil, phone: phone, dtmfPT: -1, log: s.log, m: s.m, dtmfq: make(chan dtmfKey, dtmfQueue), done: make(chan struct{})}
+	bc.allowFrom(phone)
 	bc.ssrc = newSSRC()
 	if bc.rtcps, err = newRTCPSession(bc.ssrc, bc.sendRTCP); err != nil {
 		conn.Close()
@@ -500,6 +512,50 @@ func (bc *bridgeCall) setPhone(addr *net.UDPAddr, c phoneCodec, dtmfPT, dtmfHz i
 		bc.phone = addr
 	}
 	bc.ptSet = true
+	bc.allowFromLocked(addr)
+}
+
+// allowFrom adds where the phone's plain RTP may come from (nil: none).
+func (bc *bridgeCall) allowFrom(a *net.UDPAddr) {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	bc.allowFromLocked(a)
+}
+
+func (bc *bridgeCall) allowFromLocked(a *net.UDPAddr) {
+	if a == nil {
+		return
+	}
+	ip, ok := netip.AddrFromSlice(a.IP)
+	if ok && !ip.IsUnspecified() && !slices.Contains(bc.phoneIPs, sourceKey(ip)) && len(bc.phoneIPs) < maxPhoneIPs {
+		bc.phoneIPs = append(bc.phoneIPs, sourceKey(ip))
+	}
+}
+
+// fromStranger reports whether a packet on a plain leg comes from an
+// address that is not the phone's (counted, logged once a call): RTP
+// injected by another host on the LAN, which latching would follow.
+func (bc *bridgeCall) fromStranger(from net.Addr) bool {
+	if bc.leg() != nil { // SRTP: only packets that authenticate count
+		return false
+	}
+	var ip netip.Addr
+	if ua, ok := from.(*net.UDPAddr); ok {
+		ip, _ = netip.AddrFromSlice(ua.IP)
+	}
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if slices.Contains(bc.phoneIPs, sourceKey(ip)) {
+		return false
+	}
+	if bc.m != nil {
+		bc.m.dropped.WithLabelValues("rtp_source").Inc()
+	}
+	if !bc.strangers && bc.log != nil {
+		bc.strangers = true
+		bc.log.Info("SIP bridge: media from another address than the phone's dropped", "call", bc.id, "from", from.String())
+	}
+	return true
 }
 
 // candidate sends (or holds) one of the bridge's ICE candidates.
@@ -558,6 +614,9 @@ func (bc *bridgeCall) fromPhone() {
 		case <-bc.done: // the grace after the call: discarded
 			continue
 		default:
+		}
+		if bc.fromStranger(from) {
+			continue
 		}
 		data := buf[:n]
 		if isRTCP(data) {
@@ -682,6 +741,7 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 		bc.mu.Lock()
 		bc.phone = offer.addr
 		bc.phoneRTCP, bc.rtcpTo = offer.rtcp, nil
+		bc.allowFromLocked(offer.addr)
 		bc.phonePT = uint8(pc.pt)
 		bc.dtmfPT, bc.dtmfHz = offer.dtmf, offer.dtmfHz
 		bc.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -66,6 +67,7 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 		return
 	}
 	defer s.endBridgeCall(bc)
+	bc.allowFrom(udpAddrOf(b.Source))
 	var key []byte
 	if inv.From != nil {
 		key = inv.From.Key
@@ -255,6 +257,15 @@ func callerNames(p *signal.Party) (display, user string) {
 		display = user
 	}
 	return display, user
+}
+
+// udpAddrOf is hostport as a UDP address (nil when it is none).
+func udpAddrOf(hostport string) *net.UDPAddr {
+	ap, err := netip.ParseAddrPort(hostport)
+	if err != nil {
+		return nil
+	}
+	return net.UDPAddrFromAddrPort(ap)
 }
 
 func portOf(a net.Addr) string {

@@ -449,7 +449,7 @@ func (bc *bridgeCall) readRTCPPort() {
 			continue
 		default:
 		}
-		if isRTCP(buf[:n]) {
+		if isRTCP(buf[:n]) && !bc.fromStranger(from) {
 			bc.fromPhoneRTCP(buf[:n], dec[:0], from, bc.rtcpPort)
 		}
 	}

@@ -380,3 +380,64 @@ func TestRTPInjectionDropped(t *testing.T) {
 		t.Fatalf("%v dropped, want 1", dropped())
 	}
 }
+
+// A source that spent its burst does not get a new one when requests
+// from thousands of other addresses fill the table of sources.
+func TestRateLimitNotForgotten(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e := newTestEnv(t, func(o *Options) {
+		o.Rate = 5
+		o.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	})
+	dropped := func() float64 { return testutil.ToFloat64(e.s.m.dropped.WithLabelValues("rate")) }
+	options := func(c *net.UDPConn) {
+		fmt.Fprintf(c, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-o%d\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\n"+
+			"To: <sip:x@127.0.0.1>\r\nCall-ID: o-%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			e.s.Addr(), c.LocalAddr(), rawSeq.Add(1), rawSeq.Load())
+	}
+	dial := func(ip string) *net.UDPConn {
+		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)}, e.s.Addr().(*net.UDPAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// flood sends n requests from c; when more are dropped than the burst
+	// lets through, it waits for those drops.
+	flood := func(c *net.UDPConn, n int, wantDropped float64) {
+		t.Helper()
+		for range n {
+			options(c)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for dropped() < wantDropped {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v dropped, want %v", dropped(), wantDropped)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	attacker := dial("127.0.0.2")
+	defer attacker.Close()
+	flood(attacker, 20, 20-11) // burst 11
+	// Thousands of others, one answered request each.
+	buf := make([]byte, 4096)
+	for i := range maxSources {
+		c := dial(fmt.Sprintf("127.1.%d.%d", i/250, i%250+1))
+		options(c)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("source %d: %v", i, err)
+		}
+		c.Close()
+		if i == maxSources/2 {
+			clock.Add(int64(time.Second)) // the others' buckets fill again, the attacker's gets 5
+		}
+	}
+	// The attacker has the 5 of a second's refill, not a new burst of 11.
+	flood(attacker, 11, 9+11-5)
+	if got := dropped(); got != 9+11-5 {
+		t.Fatalf("%v dropped, want %v", got, 9+11-5)
+	}
+}

@@ -40,19 +40,19 @@ func sourceKey(ip netip.Addr) netip.Addr {
 }
 
 // bucket returns m's limiter for k, making it when there is none; a full
-// table forgets the buckets that are full (they are as good as new).
-func bucket[K comparable](m map[K]*rate.Limiter, k K, r rate.Limit, burst int, now time.Time) *rate.Limiter {
+// table (max) forgets the buckets that are full (they are as good as new).
+func bucket[K comparable](m map[K]*rate.Limiter, k K, max int, r rate.Limit, burst int, now time.Time) *rate.Limiter {
 	if l := m[k]; l != nil {
 		return l
 	}
-	if len(m) >= maxGuessEntries {
+	if len(m) >= max {
 		for k, l := range m {
 			if l.TokensAt(now) >= float64(l.Burst()) {
 				delete(m, k)
 			}
 		}
-		if len(m) >= maxGuessEntries {
-			clear(m) // every bucket in use: forgetting only forgives
+		if len(m) > max*3/4 { // few were full: scan again only after max/4 new ones
+			clear(m) // forgetting only forgives
 		}
 	}
 	l := rate.NewLimiter(r, burst)
@@ -86,9 +86,9 @@ func (g *guessGuard) failed(src netip.Addr, user string, known bool, now time.Ti
 	take := func(l *rate.Limiter) bool { // the guess that emptied it
 		return l.AllowN(now, 1) && l.TokensAt(now) < 1
 	}
-	sourceEmptied = take(bucket(g.source, sourceKey(src), guessRateSource, guessBurstSource, now))
+	sourceEmptied = take(bucket(g.source, sourceKey(src), maxGuessEntries, guessRateSource, guessBurstSource, now))
 	if known {
-		userEmptied = take(bucket(g.user, user, guessRateUser, guessBurstUser, now))
+		userEmptied = take(bucket(g.user, user, maxGuessEntries, guessRateUser, guessBurstUser, now))
 	}
 	return sourceEmptied, userEmptied
 }

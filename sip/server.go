@@ -346,7 +346,7 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 	case *net.TCPAddr:
 		ip, _ = netip.AddrFromSlice(a.IP)
 	}
-	if s.allowSource(ip.Unmap()) {
+	if s.allowSource(sourceKey(ip)) {
 		return data, nil
 	}
 	s.m.dropped.WithLabelValues("rate").Inc()
@@ -356,15 +356,10 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 func (s *Server) allowSource(ip netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.sources[ip]
-	if l == nil {
-		if len(s.sources) >= maxSources {
-			clear(s.sources) // bounded: forgetting buckets only forgives
-		}
-		l = rate.NewLimiter(rate.Limit(s.o.Rate), int(2*s.o.Rate)+1)
-		s.sources[ip] = l
-	}
-	return l.Allow()
+	// A full table forgets full buckets first: a flood from many
+	// addresses does not hand a source that spent its burst a new one.
+	now := s.o.Now()
+	return bucket(s.sources, ip, maxSources, rate.Limit(s.o.Rate), int(2*s.o.Rate)+1, now).AllowN(now, 1)
 }
 
 // respond answers req; a failure to send is the phone's problem.

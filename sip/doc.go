@@ -139,8 +139,15 @@
 //
 // # Untrusted input
 //
-// Each source address may send Options.Rate requests a second (burst
-// twice that); more are dropped before parsing. Unparsable and malformed
-// messages are dropped or refused; both are counted in
-// irmv_sip_dropped_total.
+// Each source address (IPv6: its /64) may send Options.Rate requests a
+// second (burst twice that); more are dropped before parsing. Unparsable
+// and malformed messages are dropped or refused. Each digest answer is
+// taken once (a replayed REGISTER gets a new challenge). Wrong answers
+// are limited (guard.go): 10 per source, then one per 6 s; 20 per user,
+// then one per 3 s, except from where its phone registered; beyond that
+// credentials get 403 unchecked. The TCP listener holds 16 connections
+// per source, 1,024 in all (conns.go), and closes those silent for 30 s
+// from the start or idle past MaxExpires. On a plain RTP leg only the
+// phone's addresses (signalling source, SDP) are heard. All of it is
+// counted in irmv_sip_dropped_total by reason.
 package sip

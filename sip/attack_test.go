@@ -441,3 +441,65 @@ func TestRateLimitNotForgotten(t *testing.T) {
 		t.Fatalf("%v dropped, want %v", got, 9+11-5)
 	}
 }
+
+// Challenges and refusals are stateless: a forged source gets one 407,
+// not ten retransmissions over 32 s, and the node keeps no transaction
+// for it (a retransmitted REGISTER is answered anew, with a new nonce).
+func TestRefusalsStateless(t *testing.T) {
+	e := newTestEnv(t)
+	c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, e.s.Addr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	buf := make([]byte, 65535)
+	read := func(wait time.Duration) (*sip.Response, error) {
+		c.SetReadDeadline(time.Now().Add(wait))
+		n, err := c.Read(buf)
+		if err != nil {
+			return nil, err
+		}
+		m, err := sip.ParseMessage(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(*sip.Response), nil
+	}
+	fmt.Fprintf(c, "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-sl1;rport\r\n"+
+		"From: <sip:alice@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: sl-1\r\nCSeq: 1 INVITE\r\n"+
+		"Contact: <sip:alice@%s>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", local, local)
+	for {
+		res, err := read(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode == 407 {
+			break
+		}
+	}
+	// Timer G would resend it after 500 ms, then 1 s, 2 s, ...
+	if res, err := read(1500 * time.Millisecond); err == nil {
+		t.Fatalf("a second answer to one INVITE: %d (the 407 retransmitted)", res.StatusCode)
+	}
+
+	register := fmt.Sprintf("REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-sl2;rport\r\n"+
+		"From: <sip:alice@127.0.0.1>;tag=2\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: sl-2\r\nCSeq: 1 REGISTER\r\n"+
+		"Contact: <sip:alice@%s>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", local, local)
+	var nonces []string
+	for range 2 { // the same REGISTER twice: a retransmission
+		c.Write([]byte(register))
+		res, err := read(10 * time.Second)
+		if err != nil || res.StatusCode != 401 {
+			t.Fatalf("REGISTER: %v %v, want 401", res, err)
+		}
+		ch, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonces = append(nonces, ch.Nonce)
+	}
+	if nonces[0] == nonces[1] {
+		t.Fatal("the retransmitted REGISTER got the stored 401: its transaction was kept")
+	}
+}

@@ -230,6 +230,7 @@ func inviteCredentials(req *sip.Request) string {
 // 407 Proxy-Authenticate to an INVITE), 400 to malformed credentials,
 // 403 (logged, with err as the reason) otherwise.
 func (s *Server) refuseAuth(req *sip.Request, tx sip.ServerTransaction, err error, user string, now time.Time, results *prometheus.CounterVec) {
+	defer tx.Terminate() // as refuse does
 	switch {
 	case errors.Is(err, errNoCredentials), errors.Is(err, errStale):
 		results.WithLabelValues("challenged").Inc()
@@ -288,7 +289,7 @@ func (s *Server) authorizeInvite(req *sip.Request, tx sip.ServerTransaction) *bi
 	if from == nil || validUser(from.Address.User) != nil {
 		s.m.dropped.WithLabelValues("malformed").Inc()
 		s.m.invites.WithLabelValues("malformed").Inc()
-		s.respond(tx, req, 400, "Bad Request")
+		s.refuse(tx, req, 400, "Bad Request")
 		return nil
 	}
 	user := from.Address.User

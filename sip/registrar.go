@@ -125,7 +125,7 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if err != nil {
 		s.m.dropped.WithLabelValues("malformed").Inc()
 		s.m.registers.WithLabelValues("malformed").Inc()
-		s.respond(tx, req, 400, "Bad Request")
+		s.refuse(tx, req, 400, "Bad Request")
 		return
 	}
 	now := s.o.Now()

@@ -373,6 +373,16 @@ func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, code int, r
 	}
 }
 
+// refuse answers req and forgets its transaction at once, as a stateless
+// server would: anyone may cause these answers (a challenge, 400, 403), and
+// over UDP a transaction would be kept 32 s and its answer sent up to 10
+// times (to a source that may be forged). A retransmitted request is
+// answered again.
+func (s *Server) refuse(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	s.respond(tx, req, code, reason, hdrs...)
+	tx.Terminate()
+}
+
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(tx, req, 200, "OK", sip.NewHeader("Allow", allow))
 }

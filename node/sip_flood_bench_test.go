@@ -1,0 +1,104 @@
+//go:build !irmv_no_sip
+
+package node_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/irmv/irmv/node/nodetest"
+)
+
+// BenchmarkSIPFlood: an attacker on the LAN floods `irmv node --profile
+// ap`'s SIP port. Each iteration opens one TCP connection from one
+// address (127.0.0.2), holding every one the node keeps, and sends one
+// INVITE without credentials over UDP from an address of its own
+// (127.2.0.0/16: each a new source, never rate-limited, each challenged
+// with a 407 whose transaction the node keeps for a while). It reports
+// the node process's RSS and open descriptors before and after, and the
+// TCP connections held. -benchtime 12000x is the flood.
+func BenchmarkSIPFlood(b *testing.B) {
+	bin := nodetest.Binary(b)
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	api, sipAddr := free(), free()
+	cmd := exec.Command(bin, "node", "--data-dir", b.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--api", api, "--sip", sipAddr, "--profile", "ap", "--mdns=false", "--turn", "off", "--log-level", "error")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + api + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("node did not come up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a process start
+	}
+	http.DefaultClient.CloseIdleConnections()
+	rss0, fds0 := procStats(b, cmd.Process.Pid)
+	_, port, _ := net.SplitHostPort(sipAddr)
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	to.Port, _ = strconv.Atoi(port)
+
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	b.ResetTimer()
+	for i := range b.N {
+		c, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, &net.TCPAddr{IP: to.IP, Port: to.Port})
+		if err == nil {
+			held = append(held, c)
+		}
+		src := net.IPv4(127, 2, byte(i/250), byte(i%250+1))
+		u, err := net.DialUDP("udp", &net.UDPAddr{IP: src}, to)
+		if err != nil {
+			b.Fatal(err)
+		}
+		local := u.LocalAddr().String()
+		fmt.Fprintf(u, "INVITE sip:bob@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-f%d;rport\r\n"+
+			"From: <sip:alice@%s>;tag=%d\r\nTo: <sip:bob@%s>\r\nCall-ID: flood-%d\r\nCSeq: 1 INVITE\r\n"+
+			"Contact: <sip:alice@%s>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", to, local, i, local, i, to, i, local)
+		u.Close()
+	}
+	b.StopTimer()
+	// Connections over the cap are closed by the node: a read ends them.
+	open := 0
+	for _, c := range held {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		var ne net.Error
+		if _, err := c.Read(make([]byte, 1)); errors.As(err, &ne) && ne.Timeout() {
+			open++
+		}
+	}
+	rss, fds := procStats(b, cmd.Process.Pid)
+	b.ReportMetric(float64(open), "held")
+	b.ReportMetric(rss0, "RSS-MB-before")
+	b.ReportMetric(rss, "RSS-MB")
+	b.ReportMetric(float64(fds0), "fds-before")
+	b.ReportMetric(float64(fds), "fds")
+}

@@ -218,6 +218,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if caller == nil {
 		return
 	}
+	if !s.takeCall(caller.AOR) {
+		s.respond(tx, req, 403, "Too Many Calls")
+		return
+	}
+	defer s.endCall(caller.AOR)
 	if s.o.Switch == nil || s.o.Resolve == nil {
 		s.respond(tx, req, 501, "Not Implemented")
 		return

@@ -62,3 +62,39 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 	s.m.noDialog.WithLabelValues(string(req.Method)).Inc()
 	s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 }
+
+// Limits of the calls phones place: each holds an RTP port and a WebRTC
+// peer from the INVITE on, ringing for up to 90 s.
+const (
+	// MaxCallsPerPhone caps the calls one phone (AOR) places at a time.
+	MaxCallsPerPhone = 4
+	// MaxPhoneCalls caps the calls all phones place at a time.
+	MaxPhoneCalls = 256
+)
+
+// takeCall counts a call aor places, or refuses it (counted, logged)
+// when aor or all phones are at their maximum.
+func (s *Server) takeCall(aor string) bool {
+	s.mu.Lock()
+	ok := s.placing[aor] < MaxCallsPerPhone && s.placingAll < MaxPhoneCalls
+	if ok {
+		s.placing[aor]++
+		s.placingAll++
+	}
+	s.mu.Unlock()
+	if !ok {
+		s.m.dropped.WithLabelValues("calls").Inc()
+		s.log.Info("SIP call refused: too many calls", "aor", aor, "per_phone", MaxCallsPerPhone, "all", MaxPhoneCalls)
+	}
+	return ok
+}
+
+// endCall ends a call counted by takeCall.
+func (s *Server) endCall(aor string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.placingAll--
+	if s.placing[aor]--; s.placing[aor] <= 0 {
+		delete(s.placing, aor)
+	}
+}

@@ -183,14 +183,16 @@ type Server struct {
 	dialogs   *sipgo.DialogServerCache // calls from phones
 	dialogCli *sipgo.DialogClientCache // calls to phones
 
-	mu       sync.Mutex
-	bindings map[string]*binding // by AOR user
-	sources  map[netip.Addr]*rate.Limiter
-	lines    map[string]*call.Line  // by AOR: the phone's terminal on the switch
-	lineTerm map[string]string      // by AOR: the terminal of lines[aor]
-	calls    map[string]*bridgeCall // by irmv call ID
-	sipCalls map[string]*bridgeCall // by SIP Call-ID
-	done     chan struct{}          // closed by Close
+	mu         sync.Mutex
+	bindings   map[string]*binding // by AOR user
+	sources    map[netip.Addr]*rate.Limiter
+	lines      map[string]*call.Line  // by AOR: the phone's terminal on the switch
+	lineTerm   map[string]string      // by AOR: the terminal of lines[aor]
+	calls      map[string]*bridgeCall // by irmv call ID
+	sipCalls   map[string]*bridgeCall // by SIP Call-ID
+	placing    map[string]int         // by AOR: calls the phone placed (takeCall)
+	placingAll int
+	done       chan struct{} // closed by Close
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -204,7 +206,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{o: o, log: o.Logger, nonces: newNonces(), bindings: map[string]*binding{}, sources: map[netip.Addr]*rate.Limiter{},
-		lines: map[string]*call.Line{}, lineTerm: map[string]string{}, calls: map[string]*bridgeCall{}, sipCalls: map[string]*bridgeCall{}, done: make(chan struct{})}
+		lines: map[string]*call.Line{}, lineTerm: map[string]string{}, calls: map[string]*bridgeCall{}, sipCalls: map[string]*bridgeCall{}, placing: map[string]int{}, done: make(chan struct{})}
 	s.m = newMetrics(s, o.Registerer)
 	var err error
 	if s.db, err = bbolt.Open(o.DBPath, 0o600, &bbolt.Options{Timeout: 5 * time.Second}); err != nil {

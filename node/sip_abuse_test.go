@@ -1,0 +1,90 @@
+//go:build !irmv_no_sip
+
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	sipmsg "github.com/emiago/sipgo/sip"
+
+	"github.com/irmv/irmv/call/phone"
+	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/sip"
+)
+
+// A phone places at most sip.MaxCallsPerPhone calls at a time: calling
+// every terminal of an access point at once would hold an RTP port and a
+// WebRTC peer per call for as long as they ring. The next gets 403.
+func TestSIPCallsPerPhoneLimited(t *testing.T) {
+	n := sipNode(t, "127.0.0.0/8")
+	var callees []string
+	for i := range sip.MaxCallsPerPhone + 1 {
+		uid := fmt.Sprintf("ringer-%d", i)
+		startGoPhone(t, n, client.Registration{Name: "Ringer " + uid, UID: uid},
+			phone.Options{Answer: phone.AnswerAsk, Ask: func(ctx context.Context, _ phone.Incoming) bool {
+				<-ctx.Done()
+				return false
+			}})
+		find(t, n, uid, uid)
+		callees = append(callees, uid)
+	}
+	p := newSIPgoPhone(t, n, "mallory")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	invite := func(i int) (*sipgo.DialogClientSession, chan error, chan struct{}) {
+		inv := sipmsg.NewRequest(sipmsg.INVITE, sipmsg.Uri{User: callees[i], Host: "127.0.0.1", Port: p.port})
+		inv.AppendHeader(sipmsg.NewHeader("From", fmt.Sprintf("<sip:mallory@127.0.0.1>;tag=m%d", i)))
+		inv.AppendHeader(sipmsg.NewHeader("To", "<sip:"+callees[i]+"@127.0.0.1>"))
+		inv.AppendHeader(sipmsg.NewHeader("Content-Type", "application/sdp"))
+		inv.SetBody([]byte(p.offer(nil)))
+		sess, err := p.dialogs.WriteInvite(ctx, inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sess.Close() })
+		answered, ringing := make(chan error, 1), make(chan struct{})
+		go func() {
+			answered <- sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sipmsg.Response) error {
+				if res.StatusCode == 180 {
+					select {
+					case <-ringing:
+					default:
+						close(ringing)
+					}
+				}
+				return nil
+			}})
+		}()
+		return sess, answered, ringing
+	}
+	for i := range sip.MaxCallsPerPhone {
+		_, answered, ringing := invite(i)
+		select {
+		case <-ringing:
+		case err := <-answered:
+			t.Fatalf("call %d: %v, want it ringing", i, err)
+		case <-ctx.Done():
+			t.Fatalf("call %d did not ring", i)
+		}
+	}
+	_, answered, ringing := invite(sip.MaxCallsPerPhone)
+	select {
+	case <-ringing:
+		t.Fatalf("call %d rings: over the maximum of %d", sip.MaxCallsPerPhone, sip.MaxCallsPerPhone)
+	case err := <-answered:
+		var de *sipgo.ErrDialogResponse
+		if !errors.As(err, &de) || de.Res.StatusCode != 403 {
+			t.Fatalf("call %d: %v, want 403", sip.MaxCallsPerPhone, err)
+		}
+	case <-ctx.Done():
+		t.Fatalf("call %d: no answer", sip.MaxCallsPerPhone)
+	}
+	if got := metric(t, n, `irmv_sip_dropped_total{reason="calls"}`); got != 1 {
+		t.Fatalf("irmv_sip_dropped_total{reason=calls} %v, want 1", got)
+	}
+}

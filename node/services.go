@@ -21,6 +21,7 @@ import (
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/call/turn"
+	"github.com/irmv/irmv/call/turn/portcheck"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
@@ -306,6 +307,9 @@ func (n *Node) startCalls() error {
 	if !public {
 		n.borrow.Store(&borrowed{})
 	}
+	// Other nodes behind NATs ask whether their relay's port answers at
+	// their public address (wan.go).
+	portcheck.Serve(n.host, n.log)
 	var err error
 	n.calls, err = call.NewSwitch(call.Options{
 		// The routed host finds a callee's node through the DHT when its

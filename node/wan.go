@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -18,6 +19,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/autonatv2"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/irmv/irmv/call/turn/portcheck"
 )
 
 // A node behind a NAT that forwards to it (a port forward, a 1:1 NAT, a
@@ -25,10 +28,16 @@ import (
 // interfaces has. Peers tell the address they see it at (identify's
 // observed address); watchWAN asks AutoNAT v2 to have a peer dial that IP
 // at the node's TCP listen port, and a confirmed address is announced to
-// other nodes and becomes, unless --turn-relay-ip is set, the address of
-// the node's TURN relay, which the node then lends to other nodes'
-// terminals. It assumes the NAT forwards the TURN ports as it forwards the
-// libp2p port (as a 1:1 NAT does); --turn-relay-ip overrides.
+// other nodes. It becomes the address of the node's TURN relay, which
+// the node then lends to other nodes' terminals, only once another node
+// got an answer from the relay's port there (call/turn/portcheck: up to
+// turnCheckPeers nodes with a direct connection are asked, those that see
+// this node at a public address first, and only one that saw it at the
+// confirmed address counts); until then, and at each later check of the
+// address again, the relay keeps its own address (logged at info once).
+// Only the listening port is checked, not the relayed ports
+// (--turn-ports), which a NAT that forwards one port may not forward;
+// --turn-relay-ip overrides it all.
 //
 // The forward can go away (the rule removed, the router replaced, a new
 // WAN address). A confirmed address is checked again every
@@ -94,6 +103,10 @@ type wanState struct {
 	votes  wanVotes             // the dial-backs of the confirmed address
 	force  event.Emitter        // of the reachability the withdrawal implies
 	forced bool                 // it said private (withdrawn), and not public since
+	// The public address at which the TURN port answered (nil: none yet),
+	// and whether the port's failure was logged at info.
+	turnAt   net.IP
+	turnTold bool
 }
 
 // wanVotes is what the dial-backs of the confirmed address said since
@@ -304,7 +317,7 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 			case <-check.C:
 				recheck = true
 			case a := <-n.wanAssume: // tests only
-				n.confirmWAN(st, a)
+				n.confirmWAN(ctx, st, a)
 				recheck = true
 			case <-in.wake:
 				cands, reach := in.take()
@@ -320,7 +333,7 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 					}
 					st.note(cand, n.wanRetry())
 					if r, _ := n.probeWAN(ctx, cand); r == network.ReachabilityPublic {
-						n.confirmWAN(st, cand)
+						n.confirmWAN(ctx, st, cand)
 						continue
 					}
 					// Seen elsewhere, and not reachable there: is the
@@ -352,7 +365,7 @@ func (n *Node) recheckWAN(ctx context.Context, st *wanState) time.Duration {
 		if st.last != nil && time.Since(st.tried[st.last.String()]) >= n.wanRetry() {
 			st.tried[st.last.String()] = time.Now()
 			if r, _ := n.probeWAN(ctx, st.last); r == network.ReachabilityPublic {
-				n.confirmWAN(st, st.last)
+				n.confirmWAN(ctx, st, st.last)
 			}
 		}
 		return n.opts.WANCheck
@@ -363,6 +376,7 @@ func (n *Node) recheckWAN(ctx context.Context, st *wanState) time.Duration {
 		n.withdrawWAN(st, cur)
 		return n.opts.WANCheck
 	}
+	n.turnAtWAN(ctx, st)
 	if st.votes.pending() {
 		return min(wanMissRetry, n.opts.WANCheck)
 	}
@@ -428,7 +442,7 @@ func (n *Node) wanCandidate(observed ma.Multiaddr) ma.Multiaddr {
 // confirmWAN takes a as the node's public address: announced, and the
 // address of its TURN relay (lent to other nodes from then on) unless the
 // operator named one. It replaces an address confirmed before.
-func (n *Node) confirmWAN(st *wanState, a ma.Multiaddr) {
+func (n *Node) confirmWAN(ctx context.Context, st *wanState, a ma.Multiaddr) {
 	st.votes = wanVotes{}
 	if st.forced {
 		st.forced = false
@@ -445,14 +459,107 @@ func (n *Node) confirmWAN(st *wanState, a ma.Multiaddr) {
 	}
 	n.wanLost.Store(false)
 	n.relays.follow(n.wantRelaySlots)
+	st.turnTold = false
+	n.turnAtWAN(ctx, st)
+}
+
+// turnAtWAN makes the confirmed public address the TURN relay's, and
+// lends the relay, once another node's Binding request reached the
+// relay's port there (checkTURNPort); until then the relay keeps its own
+// address, and each check of the public address tries again. Nothing to
+// do without a relay or with --turn-relay-ip.
+func (n *Node) turnAtWAN(ctx context.Context, st *wanState) {
+	a := n.WANAddr()
 	ip, _ := manet.ToIP(a)
-	if n.turn == nil || n.opts.TURNRelayIP != nil || ip == nil {
+	if n.turn == nil || n.opts.TURNRelayIP != nil || ip == nil || ip.Equal(st.turnAt) {
 		return
 	}
+	if !n.checkTURNPort(ctx, ip, st) {
+		n.relayOwnAddr(st)
+		return
+	}
+	st.turnAt = ip
 	n.turn.SetPublicIP(ip)
 	n.lendRelay()
 	n.borrow.Store(nil) // our own relay is public now
 	n.calls.RefreshICE()
+}
+
+// turnCheckPeers bounds the nodes asked to check the TURN port at a
+// time; turnCheckTimeout bounds each.
+const (
+	turnCheckPeers   = 3
+	turnCheckTimeout = portcheck.Wait + 5*time.Second
+)
+
+// checkTURNPort asks other nodes (portcheck) whether the relay's port
+// answers at wan, the public address. Only a node that saw this one at
+// wan counts; the first that got an answer confirms it. The first
+// failure after a confirmation is logged at info, later ones at debug.
+func (n *Node) checkTURNPort(ctx context.Context, wan net.IP, st *wanState) bool {
+	ua, _ := n.turn.Addr().(*net.UDPAddr)
+	if ua == nil {
+		return false
+	}
+	var peers, later []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		if ok, _ := n.host.Peerstore().SupportsProtocols(p, portcheck.Protocol); len(ok) == 0 {
+			continue
+		}
+		// Nodes that see this one at a public address first: those on
+		// its LAN see it at its private one.
+		for _, c := range n.host.Network().ConnsToPeer(p) {
+			if c.Stat().Limited || isRelayed(c.RemoteMultiaddr()) {
+				continue
+			}
+			if manet.IsPublicAddr(c.RemoteMultiaddr()) {
+				peers = append(peers, p)
+			} else {
+				later = append(later, p)
+			}
+			break
+		}
+	}
+	peers = append(peers, later...)
+	asked, saw, no := 0, 0, 0
+	for _, p := range peers {
+		if asked >= turnCheckPeers || ctx.Err() != nil {
+			break
+		}
+		asked++
+		cctx, cancel := context.WithTimeout(ctx, turnCheckTimeout)
+		ip, answered, err := portcheck.Check(cctx, n.host, p, ua.Port)
+		cancel()
+		switch {
+		case err != nil:
+			n.log.Debug("TURN port not checked", "peer", p, "err", err)
+		case !ip.Equal(wan):
+			n.log.Debug("TURN port not checked: the peer sees this node elsewhere", "peer", p, "ip", ip)
+		case answered:
+			n.log.Info("TURN port answers at the public address", "ip", wan, "port", ua.Port, "peer", p)
+			return true
+		default:
+			saw++
+			no++
+		}
+	}
+	why := "no node to ask saw this node at the public address"
+	if no > 0 {
+		why = "no answer from the relay's port there"
+	}
+	lvl := slog.LevelInfo
+	if st.turnTold {
+		lvl = slog.LevelDebug
+	}
+	st.turnTold = true
+	n.log.Log(ctx, lvl, "TURN relay not lent at the public address (--turn-relay-ip overrides)", "ip", wan, "port", ua.Port,
+		"reason", why, "asked", asked, "unanswered", saw)
+	return false
+}
+
+func isRelayed(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
 }
 
 // withdrawWAN gives up a, which peers could no longer dial: no longer
@@ -473,9 +580,16 @@ func (n *Node) withdrawWAN(st *wanState, a ma.Multiaddr) {
 	}
 	n.wanLost.Store(true)
 	n.relays.follow(n.wantRelaySlots)
-	if n.turn == nil || n.opts.TURNRelayIP != nil {
+	n.relayOwnAddr(st)
+}
+
+// relayOwnAddr puts the TURN relay back on its own address, if it was at
+// the public one: no longer lent, a public node's relay borrowed again.
+func (n *Node) relayOwnAddr(st *wanState) {
+	if st.turnAt == nil {
 		return
 	}
+	st.turnAt = nil
 	n.turn.SetPublicIP(nil)
 	if !n.relayIsPublic(n.turn.PublicIP()) {
 		n.stopLending()

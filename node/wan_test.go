@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/libp2p/go-msgio/pbio"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/irmv/irmv/call/turn/grant"
+	"github.com/irmv/irmv/call/turn/portcheck"
 	"github.com/irmv/irmv/node"
 
 	"github.com/irmv/irmv/internal/testenv"
@@ -183,8 +186,7 @@ func wanNode(t *testing.T, asked chan peer.ID, listen ...string) *node.Node {
 	}
 	n.AssumeWANForTest(ma.StringCast("/ip4/11.0.0.104/tcp/4001"))
 	nodetest.WaitFor(t, "the public address taken", func() bool {
-		i := n.Info()
-		return i.WANAddr == "/ip4/11.0.0.104/tcp/4001" && i.TURNRelayIP == "11.0.0.104"
+		return n.Info().WANAddr == "/ip4/11.0.0.104/tcp/4001"
 	})
 	return n
 }
@@ -213,9 +215,9 @@ func TestWANKeptAgainstOneNetwork(t *testing.T) {
 	n := wanNode(t, asked, "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.7.1/tcp/0", "/ip4/127.0.9.1/tcp/0")
 	waitAsked(t, asked, 3)
 	i := n.Info()
-	if i.WANAddr != "/ip4/11.0.0.104/tcp/4001" || i.TURNRelayIP != "11.0.0.104" || i.Reachability != node.ReachPublic {
-		t.Fatalf("after failed dial-backs from one network: wan_addr %q, turn_relay_ip %q, reachability %q; want kept",
-			i.WANAddr, i.TURNRelayIP, i.Reachability)
+	if i.WANAddr != "/ip4/11.0.0.104/tcp/4001" || i.Reachability != node.ReachPublic {
+		t.Fatalf("after failed dial-backs from one network: wan_addr %q, reachability %q; want kept",
+			i.WANAddr, i.Reachability)
 	}
 }
 
@@ -240,4 +242,69 @@ func TestWANWithdrawnByTwoNetworks(t *testing.T) {
 		i := n.Info()
 		return i.WANAddr != "" && i.Reachability == node.ReachPublic && i.DHTMode == "server"
 	})
+}
+
+// logSeen is a log handler that tells when a record with msg is logged.
+type logSeen struct {
+	msg  string
+	seen chan struct{}
+}
+
+func (l *logSeen) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logSeen) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == l.msg {
+		select {
+		case l.seen <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (l *logSeen) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logSeen) WithGroup(string) slog.Handler      { return l }
+
+// TestTURNPortChecked: a node that takes an address for its public one
+// makes it its TURN relay's, and lends the relay, only once another node
+// (over a real connection, sending a real STUN Binding request to the
+// address it sees the node at) got an answer from the relay's port there.
+// A relay on 0.0.0.0 answers at 127.0.0.1; one on 10.99.0.1 only does
+// not, and keeps its own address. (127.0.0.1 stands in for the public
+// address: AutoNAT v2 checks no loopback address, so nothing withdraws
+// it.)
+func TestTURNPortChecked(t *testing.T) {
+	checker := nodetest.Start(t, nodetest.Options(t))
+	start := func(turnAddr string) (*node.Node, *logSeen) {
+		o := nodetest.Options(t)
+		o.TURN = turnAddr
+		o.Bootstrap = []string{nodetest.LoopbackAddr(t, checker)}
+		l := &logSeen{msg: "TURN relay not lent at the public address (--turn-relay-ip overrides)", seen: make(chan struct{}, 1)}
+		o.Logger = slog.New(l)
+		n := nodetest.Start(t, o)
+		nodetest.WaitFor(t, "the checker's protocols", func() bool {
+			ps, err := n.Host().Peerstore().SupportsProtocols(checker.ID(), portcheck.Protocol)
+			return err == nil && len(ps) > 0
+		})
+		n.AssumeWANForTest(ma.StringCast("/ip4/127.0.0.1/tcp/4001"))
+		return n, l
+	}
+	open, _ := start("0.0.0.0:0")
+	nodetest.WaitFor(t, "the relay at the public address", func() bool { return open.Info().TURNRelayIP == "127.0.0.1" })
+	nodetest.WaitFor(t, "the relay lent", func() bool {
+		ps, err := checker.Host().Peerstore().SupportsProtocols(open.ID(), grant.Protocol)
+		return err == nil && len(ps) > 0
+	})
+
+	closed, l := start("10.99.0.1:0")
+	select {
+	case <-l.seen:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the TURN port check never ended")
+	}
+	i := closed.Info()
+	if i.WANAddr != "/ip4/127.0.0.1/tcp/4001" || i.TURNRelayIP != "10.99.0.1" {
+		t.Fatalf("wan_addr %q, turn_relay_ip %q; want the address kept and the relay at its own 10.99.0.1", i.WANAddr, i.TURNRelayIP)
+	}
+	if ps, _ := checker.Host().Peerstore().SupportsProtocols(closed.ID(), grant.Protocol); len(ps) > 0 {
+		t.Fatal("the relay is lent at an address where its port does not answer")
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
@@ -234,7 +235,9 @@ func (k *relayKeeper) candidates() []peer.AddrInfo {
 func (k *relayKeeper) reserve(ctx context.Context, ai peer.AddrInfo) {
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	r, err := circuit.Reserve(cctx, k.h, ai)
+	bh := &boundHost{Host: k.h}
+	r, err := circuit.Reserve(cctx, bh, ai)
+	bh.release()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err != nil {
@@ -275,5 +278,29 @@ func (k *relayKeeper) announce() {
 	k.mu.Unlock()
 	if changed {
 		k.emit.Emit(event.EvtAutoRelayAddrsUpdated{RelayAddrs: slices.Clone(addrs)})
+	}
+}
+
+// boundHost bounds the streams it opens by the context they are opened
+// with: circuit.Reserve bounds its request only by its own ReserveTimeout
+// (a minute), so a relay that takes the request and never answers held
+// the keeper, and Close, that long.
+type boundHost struct {
+	host.Host
+	stops []func() bool // Reserve opens its one stream synchronously
+}
+
+func (h *boundHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
+	s, err := h.Host.NewStream(ctx, p, pids...)
+	if err == nil {
+		h.stops = append(h.stops, context.AfterFunc(ctx, func() { s.Reset() }))
+	}
+	return s, err
+}
+
+// release forgets the streams: they are done with.
+func (h *boundHost) release() {
+	for _, stop := range h.stops {
+		stop()
 	}
 }

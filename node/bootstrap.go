@@ -130,11 +130,11 @@ func (b *bootstrapper) changed(p peer.ID, up bool) bool {
 		if bp.ai.ID != p || bp.connected == up {
 			continue
 		}
-		bp.connected = up
 		if up {
-			bp.up(time.Now())
+			b.upLocked(bp)
 			return false
 		}
+		bp.connected = false
 		if time.Since(bp.since) >= bootStable {
 			b.n.log.Info("Bootstrap node disconnected; redialling", "addr", bp.addr)
 			bp.wait, bp.next = 0, time.Now()
@@ -167,7 +167,7 @@ func (b *bootstrapper) dialDue(ctx context.Context) {
 	b.mu.Lock()
 	for _, bp := range b.ps {
 		if b.n.host.Network().Connectedness(bp.ai.ID) == network.Connected {
-			bp.connected = true
+			b.upLocked(bp)
 			continue
 		}
 		bp.connected = false
@@ -219,15 +219,24 @@ func (b *bootstrapper) dialed(bp *bootPeer, err error) {
 	defer b.mu.Unlock()
 	bp.tried = true
 	if err == nil {
-		if !bp.connected {
-			bp.connected = true
-			bp.up(time.Now())
-		}
-		b.n.host.ConnManager().Protect(bp.ai.ID, bootTag)
-		b.n.log.Info("Connected to bootstrap node", "addr", bp.addr)
+		b.upLocked(bp)
 		return
 	}
 	b.failedLocked(bp, err)
+}
+
+// upLocked records that bp is connected, by this node's dial or by
+// another part's (the DHT and the relay keeper dial bootstrap nodes too),
+// protects the connection and says so, once per connection; b.mu is held.
+func (b *bootstrapper) upLocked(bp *bootPeer) {
+	bp.tried = true
+	if bp.connected {
+		return
+	}
+	bp.connected = true
+	bp.up(time.Now())
+	b.n.host.ConnManager().Protect(bp.ai.ID, bootTag)
+	b.n.log.Info("Connected to bootstrap node", "addr", bp.addr)
 }
 
 // up records a connection that came up at now. The backoff stays until

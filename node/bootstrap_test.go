@@ -1,6 +1,8 @@
 package node_test
 
 import (
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/node/nodetest"
 )
 
@@ -58,4 +61,30 @@ func TestBootstrapFlappingBacksOff(t *testing.T) {
 		info := n.Info().Bootstrap
 		return len(info.Peers) == 1 && info.Peers[0].Error != "" && info.Peers[0].NextDial != ""
 	})
+}
+
+// TestBootstrapJoinLogged: each node that joins through a bootstrap node
+// says so at info, whichever of its parts dialled it first (the DHT and
+// the relay keeper dial the bootstrap nodes too; when one of them won, the
+// node said nothing while others did).
+func TestBootstrapJoinLogged(t *testing.T) {
+	first := nodetest.Start(t, nodetest.Options(t))
+	addr := nodetest.LoopbackAddr(t, first)
+	for i := range 3 {
+		var logs syncBuffer
+		o := nodetest.Options(t)
+		o.Bootstrap = []string{addr}
+		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		n := nodetest.Start(t, o)
+		var info client.NodeInfo
+		nodetest.WaitFor(t, "bootstrap connected", func() bool {
+			getJSON(t, n.APIURL()+"/v1/node", &info)
+			return info.Bootstrap.State == client.BootConnected
+		})
+		want := `msg="Connected to bootstrap node" addr=` + addr
+		nodetest.WaitFor(t, "the join logged", func() bool { return strings.Contains(logs.String(), want) })
+		if c := strings.Count(logs.String(), "Connected to bootstrap node"); c != 1 {
+			t.Errorf("node %d: joined, logged %d times:\n%s", i, c, logs.String())
+		}
+	}
 }

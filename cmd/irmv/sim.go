@@ -138,6 +138,9 @@ func runSim(c *cli.Context) error {
 				label += " " + cfg.Variant
 			}
 			bar := &progressBar{w: c.App.ErrWriter, label: label}
+			if f, ok := c.App.ErrWriter.(*os.File); !ok || !isTerminal(f) {
+				bar.plain = true
+			}
 			cfg.Progress = bar.update
 			if f := c.String("memprofile"); f != "" && k == len(sizes)-1 && vi == len(variants)-1 {
 				cfg.Live = func() { writeHeapProfile(c.App.ErrWriter, f) }
@@ -292,10 +295,12 @@ func joinFloats(xs []float64) string {
 	return strings.Join(s, ", ")
 }
 
-// progressBar draws one line on stderr, redrawn at most ten times a second.
+// progressBar draws one line on stderr, redrawn at most ten times a second;
+// plain (stderr is no terminal: a log) it writes a line per phase instead.
 type progressBar struct {
 	w     io.Writer
 	label string
+	plain bool
 	mu    sync.Mutex
 	last  time.Time
 	phase string
@@ -305,6 +310,13 @@ type progressBar struct {
 func (b *progressBar) update(phase string, done, total int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.plain {
+		if phase != b.phase {
+			b.phase = phase
+			fmt.Fprintf(b.w, "%s: %s\n", b.label, phase)
+		}
+		return
+	}
 	if phase == b.phase && done < total && time.Since(b.last) < 100*time.Millisecond {
 		return
 	}

@@ -35,3 +35,22 @@ func TestSimBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestSimProgressInALog: with stderr not a terminal (a log file, CI) the
+// progress is one plain line per phase; it was a bar redrawn with carriage
+// returns and escape codes.
+func TestSimProgressInALog(t *testing.T) {
+	code, stdout, stderr := runCLI("sim", "--nodes", "4", "--lookups", "2", "--flood-samples", "-1", "--latency", "1ms")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "exact lookups") {
+		t.Errorf("no results:\n%s", stdout)
+	}
+	if strings.ContainsAny(stderr, "\r\033") {
+		t.Errorf("terminal control codes in a log:\n%q", stderr)
+	}
+	if !strings.Contains(stderr, "4 nodes: lookups\n") {
+		t.Errorf("no line for the lookups phase:\n%s", stderr)
+	}
+}

@@ -496,6 +496,7 @@ func (s *Server) startPeer(bc *bridgeCall, terminal string, peerICE []signal.ICE
 		OnCandidate:   bc.candidate,
 		OnTrackPacket: bc.toPhone,
 		OnControl:     bc.onControl,
+		OnReport:      bc.foldReport,
 	})
 	if err != nil {
 		return err

@@ -94,8 +94,14 @@
 // a=rtcp, else its RTP port + 1), and once the phone's RTCP came, to
 // where it came from and from the port it came to (latched, like RTP).
 // The phone's report blocks on the bridge's stream (loss, jitter, round
-// trip from LSR/DLSR) are kept for the call. After a call both ports
-// stay open 1.5 s, discarding.
+// trip from LSR/DLSR) go into the report blocks the WebRTC leg sends of
+// the irmv side's stream, which the bridge passes on to the phone
+// (call/media Options.OnReport): the worse loss and jitter of the two,
+// and DLSR less the phone leg's round trip, for three intervals after
+// the phone's report. Sequence numbers and timestamps pass, so the
+// phone measures the whole path; the irmv side's quality events (loss,
+// jitter) thus cover both legs; their RTT is the WebRTC leg's (the
+// ICE pair's). After a call both ports stay open 1.5 s, discarding.
 //
 // # DTMF
 //

@@ -292,9 +292,34 @@ func (s *rtcpSession) fromPhone(data []byte, pkts []rtcp.Packet, clock uint32) {
 
 // phoneView is what the phone last reported of the bridge's stream.
 func (s *rtcpSession) phoneView() phoneReport {
-	s.mu.Lock()
+	if !s.lock() {
+		return phoneReport{}
+	}
 	defer s.mu.Unlock()
 	return s.phone
+}
+
+// foldReport puts what the phone last reported of the bridge's stream
+// (the irmv side's, passed on) into a report block the WebRTC leg sends
+// of that stream, so that the irmv side's quality covers both legs: the
+// worse loss and jitter (sequence numbers and timestamps pass, so the
+// phone measures the whole path), and the phone leg's round trip taken
+// off DLSR, so that a round trip from the reports spans both legs. A
+// phone report older than three intervals is not taken.
+func (bc *bridgeCall) foldReport(b *rtcp.ReceptionReport) {
+	r := bc.rtcps.phoneView()
+	if r.at.IsZero() || time.Since(r.at) > 3*rtcpMin {
+		return
+	}
+	bc.mu.Lock()
+	clock := float64(bc.codec.ClockRate())
+	bc.mu.Unlock()
+	b.FractionLost = max(b.FractionLost, uint8(min(r.fraction*256, 255)))
+	b.TotalLost = max(b.TotalLost, r.lost)
+	b.Jitter = max(b.Jitter, uint32(r.jitter*clock))
+	if d := uint32(r.rtt * 65536); b.LastSenderReport != 0 && d < b.Delay {
+		b.Delay -= d
+	}
 }
 
 // ntpTime is t as a 64-bit NTP timestamp.

@@ -308,6 +308,13 @@ func TestBridgeRTCP(t *testing.T) {
 			if r := bc.rtcps.phoneView(); r.fraction != 0.25 || r.lost != 3 || r.jitter != 0.01 || r.rtt <= 0 || r.rtt > 60 {
 				t.Errorf("phone's report taken as %+v, want loss 0.25, 3 lost, jitter 10 ms, a round trip", r)
 			}
+			// It goes into the WebRTC leg's report blocks of the stream.
+			fold := rtcp.ReceptionReport{FractionLost: 10, TotalLost: 1, Jitter: 5, LastSenderReport: 1, Delay: 20 * 65536}
+			bc.foldReport(&fold)
+			rtt := uint32(bc.rtcps.phoneView().rtt * 65536)
+			if fold.FractionLost != 64 || fold.TotalLost != 3 || fold.Jitter != 80 || fold.Delay != 20*65536-rtt {
+				t.Errorf("folded block %+v, want fraction 64, 3 lost, jitter 80, DLSR less the phone leg's round trip %d", fold, rtt)
+			}
 
 			// The end: a BYE.
 			close(bc.done)

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -77,6 +78,11 @@ type Options struct {
 	// (already encoded elsewhere: a SIP phone's, through the node's
 	// bridge) instead of what Play reads. Not with Continues.
 	PassThrough bool
+	// OnReport, if not nil, may change each RTCP report block the Peer
+	// sends of the other side's audio before it goes: a bridge folds in
+	// what the phone on its other leg reports of the same stream, so that
+	// the other side's quality covers both legs.
+	OnReport func(*rtcp.ReceptionReport)
 	// Codecs are the audio codecs the Peer negotiates, in order of
 	// preference (its offer lists them so); nil: DefaultCodecs. An answer
 	// takes the first of the offer's codecs that is in Codecs and names
@@ -184,7 +190,7 @@ func New(opts Options) (*Peer, error) {
 		}
 	}
 	ir := &interceptor.Registry{}
-	getter, err := registerInterceptors(m, ir)
+	getter, err := registerInterceptors(m, ir, opts.OnReport)
 	if err != nil {
 		return nil, fmt.Errorf("media: interceptors: %w", err)
 	}

@@ -3,6 +3,7 @@ package media
 import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/irmv/irmv/call/signal"
@@ -85,8 +86,13 @@ func (p *Peer) statsOf(ssrc uint32) *stats.Stats {
 // registerInterceptors registers what webrtc.RegisterDefaultInterceptors
 // does (NACK, RTCP reports, simulcast header extensions, statistics, TWCC),
 // with a statistics interceptor of its own whose Getter is stored in the
-// returned pointer when the PeerConnection is built, for rtpStats.
-func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry) (*stats.Getter, error) {
+// returned pointer when the PeerConnection is built, for rtpStats, and,
+// with onReport, Options.OnReport's hook (first: the report interceptor
+// writes through it).
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, onReport func(*rtcp.ReceptionReport)) (*stats.Getter, error) {
+	if onReport != nil {
+		ir.Add(reportHook(onReport))
+	}
 	if err := webrtc.ConfigureNack(m, ir); err != nil {
 		return nil, err
 	}
@@ -107,6 +113,37 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry) (*sta
 		return nil, err
 	}
 	return getter, nil
+}
+
+// reportHook is Options.OnReport as an interceptor: it changes the report
+// blocks of the RTCP the Peer sends.
+type reportHook func(*rtcp.ReceptionReport)
+
+func (h reportHook) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &reportHookInterceptor{f: h}, nil
+}
+
+type reportHookInterceptor struct {
+	interceptor.NoOp
+	f reportHook
+}
+
+func (h *reportHookInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, a interceptor.Attributes) (int, error) {
+		for _, p := range pkts {
+			var blocks []rtcp.ReceptionReport
+			switch p := p.(type) {
+			case *rtcp.ReceiverReport:
+				blocks = p.Reports
+			case *rtcp.SenderReport:
+				blocks = p.Reports
+			}
+			for i := range blocks {
+				h.f(&blocks[i])
+			}
+		}
+		return w.Write(pkts, a)
+	})
 }
 
 // Stats is the call's quality since its start: a Meter's first sample.

@@ -99,7 +99,10 @@ func (b *bootstrapper) Serve(ctx context.Context) {
 		b.n.log.Error("Bootstrap stopped", "err", err)
 		return
 	}
-	defer sub.Close()
+	wake, done := watchConnectedness(ctx, sub, func(ev event.EvtPeerConnectednessChanged) bool {
+		return b.changed(ev.Peer, ev.Connectedness == network.Connected)
+	})
+	defer func() { sub.Close(); <-done }()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -107,18 +110,41 @@ func (b *bootstrapper) Serve(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			ev := e.(event.EvtPeerConnectednessChanged)
-			if !b.changed(ev.Peer, ev.Connectedness == network.Connected) {
-				continue
-			}
+		case <-wake:
 		}
 		b.dialDue(ctx)
 		timer.Reset(b.nextWake())
 	}
+}
+
+// watchConnectedness takes each connectedness event off sub as it comes,
+// until ctx ends or sub closes (then done closes), and wakes the caller
+// when handle says so. The bootstrapper and the relay keeper spend
+// seconds dialling between events; a subscriber that stops reading stalls
+// libp2p's emitter, and behind it every new connection of the node (the
+// swarm queues 32 events, the subscription 16).
+func watchConnectedness(ctx context.Context, sub event.Subscription, handle func(event.EvtPeerConnectednessChanged) bool) (wake, done <-chan struct{}) {
+	w, d := make(chan struct{}, 1), make(chan struct{})
+	go func() {
+		defer close(d)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				if handle(e.(event.EvtPeerConnectednessChanged)) {
+					select {
+					case w <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	return w, d
 }
 
 // changed records a bootstrap peer's connection state; it tells whether

@@ -125,7 +125,21 @@ func (k *relayKeeper) Serve(ctx context.Context) {
 		k.log.Error("Relay reservations stopped", "err", err)
 		return
 	}
-	defer sub.Close()
+	// Act when a relay drops, or when a bootstrap node comes back while
+	// slots are missing.
+	events, done := watchConnectedness(ctx, sub, func(ev event.EvtPeerConnectednessChanged) bool {
+		up := ev.Connectedness == network.Connected
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		_, ours := k.rsvps[ev.Peer]
+		short := k.active && len(k.rsvps) < wantRelays
+		isBoot := slices.ContainsFunc(k.boot, func(ai peer.AddrInfo) bool { return ai.ID == ev.Peer })
+		if up && short && isBoot {
+			delete(k.backoff, ev.Peer)
+		}
+		return (ours && !up) || (up && short && isBoot)
+	})
+	defer func() { sub.Close(); <-done }()
 	tick := time.NewTicker(relayCheck)
 	defer tick.Stop()
 	for {
@@ -135,25 +149,7 @@ func (k *relayKeeper) Serve(ctx context.Context) {
 			return
 		case <-k.wake:
 		case <-tick.C:
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			// Act when a relay drops, or when a bootstrap node comes
-			// back while slots are missing.
-			ev := e.(event.EvtPeerConnectednessChanged)
-			up := ev.Connectedness == network.Connected
-			k.mu.Lock()
-			_, ours := k.rsvps[ev.Peer]
-			short := k.active && len(k.rsvps) < wantRelays
-			isBoot := slices.ContainsFunc(k.boot, func(ai peer.AddrInfo) bool { return ai.ID == ev.Peer })
-			if up && short && isBoot {
-				delete(k.backoff, ev.Peer)
-			}
-			k.mu.Unlock()
-			if !(ours && !up) && !(up && short && isBoot) {
-				continue
-			}
+		case <-events:
 		}
 	}
 }

@@ -292,12 +292,18 @@ func TestBaresipCallsBaresip(t *testing.T) {
 				alice.WaitOutput("received event: '9' (end=0)", 30*time.Second)
 				alice.WaitOutput("received event: '9' (end=1)", 30*time.Second)
 			}
+			for _, n := range ns {
+				nodetest.WaitFor(t, "a Sender Report to each phone", func() bool { return metric(t, n, `irmv_sip_rtcp_sent_total{kind="sr"}`) >= 1 })
+			}
 			dave.Command("/hangup")
 			alice.WaitHungUp(30 * time.Second)
 			dave.WaitOutput("terminated", 30*time.Second)
 			for _, p := range []*baresiptest.Phone{alice, dave} {
 				if err := p.Running(); err != nil {
 					t.Error(err)
+				}
+				if sum := p.RTCPSummary(30 * time.Second); sum["PR"] == "" || sum["PR"] == "0" {
+					t.Errorf("baresip's RTCP summary %v: no packets received", sum)
 				}
 				if c.g711() && !strings.Contains(p.Output(), c.codec) {
 					t.Errorf("baresip did not use %s:\n%s", c.codec, p.Output())

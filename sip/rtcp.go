@@ -71,6 +71,7 @@ type rtcpSession struct {
 	blockAt    time.Time
 	sentBlock  rtcp.ReceptionReport // the block of the last report sent
 	phone      phoneReport
+	ending     bool // the BYE is going out: no more reports
 	closed     bool
 }
 
@@ -134,7 +135,10 @@ func (s *rtcpSession) written(pkts []rtcp.Packet, _ interceptor.Attributes) (int
 			}
 			s.mu.Unlock()
 		case *rtcp.SenderReport:
-			if p.SSRC == s.ssrc {
+			s.mu.Lock()
+			ending := s.ending
+			s.mu.Unlock()
+			if p.SSRC == s.ssrc && !ending {
 				p.Reports = s.blocks()
 				s.send(rtcp.CompoundPacket{p, rtcp.NewCNAMESourceDescription(s.ssrc, s.cname)})
 			}
@@ -189,6 +193,9 @@ func (s *rtcpSession) report() {
 // bye sends the BYE of the bridge's stream (after an empty Receiver
 // Report, RFC 3550 section 6.1) and stops the report code.
 func (s *rtcpSession) bye() {
+	s.mu.Lock()
+	s.ending = true // a report asked for just before is not sent after
+	s.mu.Unlock()
 	s.send(rtcp.CompoundPacket{&rtcp.ReceiverReport{SSRC: s.ssrc},
 		rtcp.NewCNAMESourceDescription(s.ssrc, s.cname), &rtcp.Goodbye{Sources: []uint32{s.ssrc}}})
 	s.close()

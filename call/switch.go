@@ -665,8 +665,10 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 	}
 	d := &dial{ss: ss, cancel: cancel}
 	s.dialing[m.Call] = d
-	s.mu.Unlock()
+	// Under mu, as begin does: a Line's invite is counted nowhere else,
+	// and an Add after Close's Wait began would leave dialNode running.
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		s.dialNode(ctx, cancel, d, src, m, to)

@@ -80,7 +80,8 @@ type borrowed struct {
 	from    peer.ID
 	servers []signal.ICEServer
 	at      time.Time
-	waited  bool // for the bootstrap nodes' identify, once
+	waited  bool      // for the bootstrap nodes' identify, once
+	failed  time.Time // when every lender asked last failed
 }
 
 // borrowFresh is how long a borrowed credential is handed on for new
@@ -90,6 +91,12 @@ const borrowFresh = 10 * time.Minute
 
 // borrowWait bounds how long a welcome or invite waits for a grant.
 const borrowWait = 2 * time.Second
+
+// borrowRetry is how long after every lender failed the node asks again:
+// until then welcomes, invites and accepts go without waiting (else each
+// waited borrowWait for a lender that does not answer, one after the
+// other).
+const borrowRetry = 10 * time.Second
 
 // borrowedRelay is a public node's STUN/TURN for this node's terminals and
 // their peers, nil if the node's own relay is public or no connected
@@ -103,6 +110,9 @@ func (n *Node) borrowedRelay() []signal.ICEServer {
 	defer b.mu.Unlock()
 	connected := b.from != "" && len(n.host.Network().ConnsToPeer(b.from)) > 0
 	if b.servers != nil && connected && n.lends(b.from) && time.Since(b.at) < borrowFresh {
+		return b.servers
+	}
+	if time.Since(b.failed) < borrowRetry {
 		return b.servers
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, borrowWait)
@@ -127,8 +137,11 @@ func (n *Node) borrowedRelay() []signal.ICEServer {
 		if p != b.from {
 			n.log.Info("Terminals relay through another node", "peer", p)
 		}
-		b.from, b.servers, b.at = p, servers, time.Now()
+		b.from, b.servers, b.at, b.failed = p, servers, time.Now(), time.Time{}
 		return servers
+	}
+	if len(lenders) > 0 {
+		b.failed = time.Now()
 	}
 	// Keep what we had: credentials stay valid while the lender runs.
 	return b.servers

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -86,5 +87,56 @@ func TestSIPCallsPerPhoneLimited(t *testing.T) {
 	}
 	if got := metric(t, n, `irmv_sip_dropped_total{reason="calls"}`); got != 1 {
 		t.Fatalf("irmv_sip_dropped_total{reason=calls} %v, want 1", got)
+	}
+}
+
+// A BYE that names a call's dialog (Call-ID and both tags, as someone who
+// saw the signalling knows them) but comes from another address than the
+// phone's gets 481; the call goes on, and the phone's own BYE ends it.
+func TestSIPByeFromAnotherAddress(t *testing.T) {
+	n := sipNode(t, "127.0.0.0/8")
+	_, bobEv := startGoPhone(t, n, client.Registration{Name: "Bob Answers", UID: "bob-answers"},
+		phone.Options{Answer: phone.AnswerAuto})
+	find(t, n, "bob-answers", "bob-answers")
+	p := newSIPgoPhone(t, n, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sess, _, _, err := p.call(ctx, "a1", "bob-answers", p.offer(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	bobEv.wait(t, "incoming", ofType(client.EventIncoming))
+
+	c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, n.SIP().Addr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	inv, res := sess.InviteRequest, sess.InviteResponse
+	fromTag, _ := inv.From().Params.Get("tag")
+	toTag, _ := res.To().Params.Get("tag")
+	fmt.Fprintf(c, "BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-spoof;rport\r\n"+
+		"From: <sip:alice@127.0.0.1>;tag=%s\r\nTo: <sip:bob-answers@127.0.0.1>;tag=%s\r\nCall-ID: %s\r\nCSeq: 9 BYE\r\n"+
+		"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", res.Contact().Address.String(), c.LocalAddr(), fromTag, toTag, inv.CallID().Value())
+	buf := make([]byte, 65535)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	k, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sipmsg.ParseMessage(buf[:k])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := m.(*sipmsg.Response); !ok || r.StatusCode != 481 {
+		t.Fatalf("BYE from another address: %s, want 481", m.String())
+	}
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatalf("the phone's BYE after the forged one: %v (the call had ended)", err)
+	}
+	bobEv.wait(t, "ended", ofType(client.EventEnded))
+	if got := metric(t, n, `irmv_sip_outside_dialog_total{method="BYE"}`); got != 1 {
+		t.Fatalf("irmv_sip_outside_dialog_total{method=BYE} %v, want 1", got)
 	}
 }

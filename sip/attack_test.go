@@ -503,3 +503,35 @@ func TestRefusalsStateless(t *testing.T) {
 		t.Fatal("the retransmitted REGISTER got the stored 401: its transaction was kept")
 	}
 }
+
+// A message over 64 KiB on TCP (a header without end) closes its
+// connection and is counted; the node serves the next one.
+func TestOversizedDropped(t *testing.T) {
+	e := newTestEnv(t)
+	c, err := net.Dial("tcp", e.s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("REGISTER sip:127.0.0.1 SIP/2.0\r\nX-Long: "))
+	chunk := []byte(strings.Repeat("a", 4096))
+	var werr error
+	for i := 0; i < 64 && werr == nil; i++ { // 256 KiB, or until the node closes
+		_, werr = c.Write(chunk)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("after 256 KiB of one header: read %v, want the connection closed", err)
+	}
+	if got := testutil.ToFloat64(e.s.m.dropped.WithLabelValues("malformed")); got < 1 {
+		t.Fatalf("malformed %v, want ≥ 1", got)
+	}
+	c2, err := net.Dial("tcp", e.s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if res := tcpRegister(t, c2, "alice"); res.StatusCode != 401 {
+		t.Fatalf("REGISTER after: %d, want 401", res.StatusCode)
+	}
+}

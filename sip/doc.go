@@ -154,6 +154,9 @@
 // credentials get 403 unchecked. The TCP listener holds 16 connections
 // per source, 1,024 in all (conns.go), and closes those silent for 30 s
 // from the start or idle past MaxExpires. On a plain RTP leg only the
-// phone's addresses (signalling source, SDP) are heard. All of it is
-// counted in irmv_sip_dropped_total by reason.
+// phone's addresses (signalling source, SDP) are heard. A phone places
+// at most MaxCallsPerPhone calls at a time, all phones MaxPhoneCalls
+// (403). Challenges and refusals are stateless (no transaction kept, no
+// retransmission). All of it is counted in irmv_sip_dropped_total by
+// reason.
 package sip

@@ -140,3 +140,53 @@ func TestSIPByeFromAnotherAddress(t *testing.T) {
 		t.Fatalf("irmv_sip_outside_dialog_total{method=BYE} %v, want 1", got)
 	}
 }
+
+// A phone that registers a Contact naming a third party does not make the
+// node send there: a call to the phone goes to the address it registered
+// from (RFC 3581), so a REGISTER cannot point the node at another host.
+func TestSIPContactNotFollowed(t *testing.T) {
+	n := sipNode(t, "127.0.0.0/8")
+	victim, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	ph, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, n.SIP().Addr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ph.Close()
+	fmt.Fprintf(ph, "REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-c1;rport\r\n"+
+		"From: <sip:carol@127.0.0.1>;tag=c\r\nTo: <sip:carol@127.0.0.1>\r\nCall-ID: contact-1\r\nCSeq: 1 REGISTER\r\n"+
+		"Contact: <sip:carol@%s>\r\nExpires: 300\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		n.SIP().Addr(), ph.LocalAddr(), victim.LocalAddr())
+	buf := make([]byte, 65535)
+	read := func(c *net.UDPConn, wait time.Duration) (sipmsg.Message, error) {
+		c.SetReadDeadline(time.Now().Add(wait))
+		k, err := c.Read(buf)
+		if err != nil {
+			return nil, err
+		}
+		return sipmsg.ParseMessage(buf[:k])
+	}
+	if m, err := read(ph, 20*time.Second); err != nil || m.(*sipmsg.Response).StatusCode != 200 {
+		t.Fatalf("REGISTER: %v %v", m, err)
+	}
+	caller, _ := startGoPhone(t, n, client.Registration{Name: "Caller", UID: "caller"}, phone.Options{})
+	res := find(t, n, "carol", "carol")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	go caller.Call(ctx, res, phone.CallOptions{})
+	for {
+		m, err := read(ph, 30*time.Second)
+		if err != nil {
+			t.Fatalf("no INVITE at the address carol registered from: %v", err)
+		}
+		if req, ok := m.(*sipmsg.Request); ok && req.Method == sipmsg.INVITE {
+			break
+		}
+	}
+	if m, err := read(victim, 500*time.Millisecond); err == nil {
+		t.Fatalf("the Contact's host got %s", m)
+	}
+}

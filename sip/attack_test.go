@@ -535,3 +535,25 @@ func TestOversizedDropped(t *testing.T) {
 		t.Fatalf("REGISTER after: %d, want 401", res.StatusCode)
 	}
 }
+
+// A table of used digest answers filled by one user registering fast
+// forgets some of them instead of refusing every new answer (which
+// would lock every phone out).
+func TestUsedCredentialsFull(t *testing.T) {
+	var u usedCredentials
+	now := time.Now()
+	for i := range maxUsedCredentials {
+		if !u.first(fmt.Sprint("flood-", i), now) {
+			t.Fatalf("answer %d refused", i)
+		}
+	}
+	if !u.first("the phone's", now) {
+		t.Fatal("a new answer refused while the table is full")
+	}
+	if u.first("the phone's", now) {
+		t.Fatal("a replay of it taken")
+	}
+	if n := len(u.seen); n > maxUsedCredentials*7/8+1 {
+		t.Fatalf("%d answers kept, want at most %d", n, maxUsedCredentials*7/8+1)
+	}
+}

@@ -187,9 +187,12 @@ type usedCredentials struct {
 	seen map[string]time.Time // by nonce, cnonce, nc and response: when it expires
 }
 
-// first records key and reports whether it was not seen before. When
-// the table is full of live entries it reports false: the phone gets a
-// new nonce, nothing unbounded is kept.
+// first records key and reports whether it was not seen before. When the
+// table is full of live entries an eighth of them, any, are forgotten:
+// refusing every new answer would let whoever fills the table (any user,
+// registering fast) lock every phone out; forgetting only lets an answer
+// seen before be replayed, by someone who captured it, while the table is
+// flooded.
 func (u *usedCredentials) first(key string, now time.Time) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -205,8 +208,11 @@ func (u *usedCredentials) first(key string, now time.Time) bool {
 				delete(u.seen, k)
 			}
 		}
-		if len(u.seen) >= maxUsedCredentials {
-			return false
+		for k := range u.seen { // map order: any
+			if len(u.seen) <= maxUsedCredentials*7/8 {
+				break
+			}
+			delete(u.seen, k)
 		}
 	}
 	u.seen[key] = now.Add(nonceLifetime + time.Second)

@@ -60,3 +60,17 @@ func TestHolderFailures(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// A miss lists whom the query asked, closest first, with the step each
+// was asked at, dead and failed ones marked, and where the record is.
+func TestAsked(t *testing.T) {
+	tr := newTrace()
+	tr.queried = []peer.ID{"a", "b", "c", "a"}
+	tr.depth = map[peer.ID]int{"a": 1, "b": 2, "c": 1}
+	tr.dhtFailed("b", errors.New("reset"))
+	rank := map[peer.ID]int{"a": 9, "b": 4}
+	got := tr.asked(func(p peer.ID) int { return rank[p] }, func(p peer.ID) bool { return p == "c" }, []int{1, 2})
+	if want := "asked 3 (1 dead): x:r 4:2! 9:r; record on live ranks 1 2"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

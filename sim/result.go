@@ -26,6 +26,9 @@ type Result struct {
 	KadStreams       bool    `json:"kad_streams,omitempty"`
 	WaitIdentify     bool    `json:"wait_identify,omitempty"`
 	Variant          string  `json:"variant,omitempty"`
+	Evict            bool    `json:"evict_after_churn,omitempty"`
+	Refresh          bool    `json:"refresh_after_churn,omitempty"`
+	Republish        bool    `json:"republish_after_churn,omitempty"`
 
 	// Exact lookups of terminals on live nodes (after churn when there is
 	// churn; before it otherwise).
@@ -58,9 +61,21 @@ type Result struct {
 	DHTMSP50 float64 `json:"dht_ms_p50"`
 	// Misses counts the lookups that did not find the terminal, by
 	// reason (the DHT named no provider, or asking the host failed and how).
-	Misses map[string]int `json:"misses,omitempty"`
+	Misses      map[string]int `json:"misses,omitempty"`
+	MissDetails []string       `json:"miss_details,omitempty"`
 	// The same before churn, when there is churn.
 	BeforeChurn *Phase `json:"before_churn,omitempty"`
+
+	// After churn, with Evict, Refresh or Republish: how long the nodes
+	// took and the messages they sent (per live node) and the
+	// routing-table peers each dropped for a failed dial; with churn, the
+	// live nodes' routing tables before the lookups after it (size, and
+	// dead peers still in them).
+	HealS                     float64 `json:"heal_s,omitempty"`
+	HealMessagesPerNode       float64 `json:"heal_messages_per_node,omitempty"`
+	EvictedPerNode            float64 `json:"evicted_per_node,omitempty"`
+	RoutingTableAfterChurnP50 float64 `json:"routing_table_after_churn_p50,omitempty"`
+	DeadInRoutingTableP50     float64 `json:"dead_in_routing_table_p50,omitempty"`
 
 	// Flooding (measured before churn).
 	FloodMessagesPerQuery float64   `json:"flood_messages_per_query"`    // dynamic querying, mean
@@ -128,9 +143,12 @@ type Phase struct {
 	CountedRTP50  float64        `json:"counted_round_trips_p50,omitempty"`
 	CountedRTP99  float64        `json:"counted_round_trips_p99,omitempty"`
 	Misses        map[string]int `json:"misses,omitempty"`
-	dhtMS         []float64
-	counted       []float64
-	warm          int
+	// MissDetails lists, for each lookup the DHT named no provider
+	// for, whom its query asked (see lookupTrace.asked).
+	MissDetails []string `json:"miss_details,omitempty"`
+	dhtMS       []float64
+	counted     []float64
+	warm        int
 }
 
 func phaseOf(ls []lookup) (p Phase, lat, hops []float64) {
@@ -143,6 +161,9 @@ func phaseOf(ls []lookup) (p Phase, lat, hops []float64) {
 				p.Misses = map[string]int{}
 			}
 			p.Misses[l.miss]++
+			if l.detail != "" {
+				p.MissDetails = append(p.MissDetails, l.detail)
+			}
 			continue
 		}
 		found++
@@ -195,7 +216,7 @@ func (r *Result) summarise(before, after []lookup) {
 		r.WarmShare = float64(p.warm) / float64(len(lat))
 	}
 	r.Lookups, r.SuccessRate, r.HopsP50 = p.Lookups, p.SuccessRate, p.HopsP50
-	r.Misses = p.Misses
+	r.Misses, r.MissDetails = p.Misses, p.MissDetails
 	r.HopsP90 = percentile(hops, 90)
 	r.HopsMax = percentile(hops, 100)
 	r.LatencyMSP50, r.LatencyMSP90, r.LatencyMSP99 = p.LatencyMSP50, percentile(lat, 90), p.LatencyMSP99

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/irmv/irmv/client"
@@ -19,6 +20,7 @@ import (
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/share"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	kb "github.com/libp2p/go-libp2p-kbucket"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -27,6 +29,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // Defaults of Config.
@@ -82,6 +85,16 @@ type Config struct {
 	// 22); otherwise they leave at once (internal/p2pstream), as a node's
 	// do. Round trips are counted accordingly.
 	WaitIdentify bool
+	// After churn, before the lookups after it, every live node does what
+	// a running network does within minutes (right after the churn
+	// otherwise): Evict dials each routing-table peer and drops those
+	// that fail (kad-dht's refresh does so for peers it has not queried
+	// successfully for ~43 min, the grace period of its 10-min refresh);
+	// Refresh runs kad-dht's routing-table refresh (a query per bucket;
+	// kad-dht drops each peer whose dial fails in it); Republish announces
+	// every identifier again (the publisher does so every 10 min), which
+	// stores the records on the closest live nodes.
+	Evict, Refresh, Republish bool
 	// Variant names this configuration in a comparison.
 	Variant string
 	// Dir holds the nodes' bbolt files; "" is a new temporary directory,
@@ -179,7 +192,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer n.close()
 	res := &Result{Nodes: cfg.Nodes, TerminalsPerNode: cfg.TerminalsPerNode, LatencyMS: ms(cfg.Latency),
 		Churn: cfg.Churn, Seed: cfg.Seed, Degree: cfg.Degree, Alpha: cfg.Alpha, Beta: cfg.Beta, Trim: cfg.Trim,
-		BucketSize: cfg.BucketSize, Private: cfg.Private, KadStreams: cfg.KadStreams, WaitIdentify: cfg.WaitIdentify, Variant: cfg.Variant}
+		BucketSize: cfg.BucketSize, Private: cfg.Private, KadStreams: cfg.KadStreams, WaitIdentify: cfg.WaitIdentify, Variant: cfg.Variant,
+		Evict: cfg.Evict, Refresh: cfg.Refresh, Republish: cfg.Republish}
 	start := time.Now()
 	if err := n.build(ctx, res); err != nil {
 		return nil, err
@@ -199,10 +213,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	before := n.lookups(ctx, half, "lookups")
 	if cfg.Churn > 0 {
 		res.Killed = n.churn()
+		n.afterChurn(ctx, res)
 	}
 	after := n.lookups(ctx, cfg.Lookups-half, "lookups after churn")
 	if cfg.Lookups > 0 {
-		res.MessagesPerLookup = float64(n.streams()-m0) / float64(cfg.Lookups)
+		heal := res.HealMessagesPerNode * float64(len(n.nodes)-res.Killed)
+		res.MessagesPerLookup = (float64(n.streams()-m0) - heal) / float64(cfg.Lookups)
 	}
 	res.MessagesPerNode = float64(n.streams()) / float64(len(n.nodes))
 	res.summarise(before, after)
@@ -436,23 +452,7 @@ func (n *simnet) register(ctx context.Context, res *Result) error {
 	}
 	res.RegisterMSP50 = percentile(regs, 50)
 	res.RegisterMSP99 = percentile(regs, 99)
-	// Provide returns before the records are stored; wait for every
-	// publisher to finish, then for the last ADD_PROVIDER to land.
-	total := len(n.nodes)
-	for ctx.Err() == nil {
-		pending := 0
-		for _, sn := range n.nodes {
-			if sn.pub.Pending() > 0 {
-				pending++
-			}
-		}
-		n.cfg.Progress("publishing", total-pending, total)
-		if pending == 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(4*n.cfg.Latency + 200*time.Millisecond)
+	n.waitPublished(ctx, n.nodes)
 	res.PublishS = time.Since(t0).Seconds()
 	var provs []float64
 	for _, sn := range n.nodes {
@@ -466,6 +466,27 @@ func (n *simnet) register(ctx context.Context, res *Result) error {
 	res.ProvideMSP99 = percentile(provs, 99)
 	res.Identifiers = len(provs)
 	return ctx.Err()
+}
+
+// waitPublished waits until the publishers of nodes have announced every
+// identifier, then for the last ADD_PROVIDER to land (Provide returns
+// before the records are stored).
+func (n *simnet) waitPublished(ctx context.Context, nodes []*simNode) {
+	total := len(nodes)
+	for ctx.Err() == nil {
+		pending := 0
+		for _, sn := range nodes {
+			if sn.pub.Pending() > 0 {
+				pending++
+			}
+		}
+		n.cfg.Progress("publishing", total-pending, total)
+		if pending == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(4*n.cfg.Latency + 200*time.Millisecond)
 }
 
 func (sn *simNode) class() string {
@@ -514,6 +535,64 @@ func (n *simnet) churn() int {
 	return k
 }
 
+// afterChurn lets the live nodes do what Config.Evict, Refresh and
+// Republish ask, and records what it cost and the routing tables after it.
+func (n *simnet) afterChurn(ctx context.Context, res *Result) {
+	live := n.alive()
+	defer n.tablesAfterChurn(live, res)
+	if !n.cfg.Evict && !n.cfg.Refresh && !n.cfg.Republish {
+		return
+	}
+	t0, m0 := time.Now(), n.streams()
+	var evicted atomic.Int64
+	n.parallel(ctx, "healing routing tables", len(live), 16, func(i int) {
+		sn := live[i]
+		if n.cfg.Evict {
+			var wg sync.WaitGroup
+			for _, p := range sn.d.RoutingTable().ListPeers() {
+				wg.Go(func() {
+					if err := sn.h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+						sn.d.RoutingTable().RemovePeer(p)
+						evicted.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		if n.cfg.Refresh {
+			<-sn.d.ForceRefresh()
+		}
+	})
+	if n.cfg.Republish {
+		for _, sn := range live {
+			sn.pub.Republish()
+		}
+		n.waitPublished(ctx, live)
+	}
+	res.HealS = time.Since(t0).Seconds()
+	res.HealMessagesPerNode = float64(n.streams()-m0) / float64(len(live))
+	res.EvictedPerNode = float64(evicted.Load()) / float64(len(live))
+}
+
+// tablesAfterChurn records the routing tables of the live nodes before
+// the lookups after churn: their size and the dead peers in them.
+func (n *simnet) tablesAfterChurn(live []*simNode, res *Result) {
+	var rt, dead []float64
+	for _, sn := range live {
+		d := 0
+		ps := sn.d.RoutingTable().ListPeers()
+		for _, p := range ps {
+			if o := n.byID[p]; o == nil || o.dead {
+				d++
+			}
+		}
+		rt = append(rt, float64(len(ps)))
+		dead = append(dead, float64(d))
+	}
+	res.RoutingTableAfterChurnP50 = percentile(rt, 50)
+	res.DeadInRoutingTableP50 = percentile(dead, 50)
+}
+
 // lookups runs count exact lookups, each from a random live node for a
 // random terminal on another live node.
 func (n *simnet) lookups(ctx context.Context, count int, phase string) []lookup {
@@ -549,6 +628,7 @@ type lookup struct {
 	counted float64
 	found   bool
 	miss    string // why it missed
+	detail  string // for a miss in the DHT: whom it asked (lookupTrace.asked)
 	ms      float64
 	dhtMS   float64 // until the DHT named the hosting node; 0: unknown
 	dhtHops int     // -1: unknown
@@ -601,6 +681,9 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 		default:
 			l.miss = missNoProvider + tr.holderFailures(holds)
 		}
+		if !named {
+			l.detail = n.askedDetail(tr, key, holds)
+		}
 	}
 	l.dhtHops = tr.minDepth(holds)
 	base := float64(n.cfg.Latency)
@@ -631,6 +714,26 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 		l.counted = dhtRT + ask*weight(to.h.ID())
 	}
 	return l
+}
+
+// askedDetail lists whom a lookup's DHT query asked, ranked by distance
+// to key among the live nodes (dead ones are not ranked).
+func (n *simnet) askedDetail(tr *lookupTrace, key mh.Multihash, holds func(peer.ID) bool) string {
+	var ids []peer.ID
+	for _, sn := range n.alive() {
+		ids = append(ids, sn.h.ID())
+	}
+	ids = kb.SortClosestPeers(ids, kb.ConvertKey(string(key)))
+	rank := map[peer.ID]int{}
+	var holders []int
+	for i, p := range ids {
+		rank[p] = i + 1
+		if holds(p) {
+			holders = append(holders, i+1)
+		}
+	}
+	dead := func(p peer.ID) bool { sn := n.byID[p]; return sn == nil || sn.dead }
+	return tr.asked(func(p peer.ID) int { return rank[p] }, dead, holders)
 }
 
 func (n *simnet) close() {

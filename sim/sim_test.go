@@ -93,3 +93,34 @@ func BenchmarkSim60(b *testing.B) {
 		b.ReportMetric(float64(res.Goroutines)/float64(res.Nodes), "goroutines/node")
 	}
 }
+
+// TestHealAfterChurn: with eviction and a refresh after the churn, the
+// live nodes' routing tables hold no dead node before the lookups after
+// it; without, they do.
+func TestHealAfterChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sim: -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cfg := Config{Nodes: 24, Lookups: 20, Churn: 0.3, Seed: 3, FloodSamples: -1, DeadDial: 50 * time.Millisecond}
+	plain, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Evict, cfg.Refresh, cfg.Republish = true, true, true
+	healed, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.DeadInRoutingTableP50 == 0 {
+		t.Errorf("without healing: dead peers in routing tables p50 %v, want some", plain.DeadInRoutingTableP50)
+	}
+	if healed.DeadInRoutingTableP50 != 0 || healed.EvictedPerNode == 0 || healed.HealMessagesPerNode == 0 {
+		t.Errorf("healed: dead p50 %v, evicted per node %v, messages per node %v; want 0, >0, >0",
+			healed.DeadInRoutingTableP50, healed.EvictedPerNode, healed.HealMessagesPerNode)
+	}
+	if healed.SuccessRate < 0.9 {
+		t.Errorf("healed: %.2f found after churn, want ≥ 0.9", healed.SuccessRate)
+	}
+}

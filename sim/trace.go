@@ -2,8 +2,10 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -222,4 +224,47 @@ func (t *lookupTrace) wasQueried(p peer.ID) bool {
 	defer t.mu.Unlock()
 	_, ok := t.depth[p]
 	return ok && slices.Contains(t.queried, p)
+}
+
+// asked describes, for a missed lookup, the peers its DHT query asked, as
+// rank:step, closest first: rank among the live nodes in distance to the
+// key (1: closest; "x" a dead node), step of the query ("r" from the
+// asker's routing table, "2" named in a first answer, ...), "!" for a
+// failed request; then the ranks of the live nodes storing the record.
+func (t *lookupTrace) asked(rank func(peer.ID) int, dead func(peer.ID) bool, holderRanks []int) string {
+	t.wg.Wait()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	type ask struct {
+		rank int
+		s    string
+	}
+	var as []ask
+	ndead := 0
+	for _, p := range slices.Compact(slices.Sorted(slices.Values(t.queried))) {
+		step := "r"
+		if d := t.depth[p]; d > 1 {
+			step = strconv.Itoa(d)
+		}
+		r := rank(p)
+		s := strconv.Itoa(r) + ":" + step
+		switch {
+		case dead(p):
+			s, ndead = "x:"+step, ndead+1
+		case t.dhtErrs[p] != nil:
+			s += "!"
+		}
+		as = append(as, ask{r, s})
+	}
+	slices.SortFunc(as, func(a, b ask) int { return a.rank - b.rank })
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.s
+	}
+	hr := make([]string, len(holderRanks))
+	for i, r := range holderRanks {
+		hr[i] = strconv.Itoa(r)
+	}
+	return fmt.Sprintf("asked %d (%d dead): %s; record on live ranks %s",
+		len(as), ndead, strings.Join(out, " "), strings.Join(hr, " "))
 }

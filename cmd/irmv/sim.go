@@ -36,8 +36,11 @@ with --nodes none it runs nothing and only plots them.
 --compare runs each named variant of the DHT options on the same network
 (same size and seed) and prints them side by side: a variant is "today"
 (the flags as given) or key=value pairs joined by "+", keys bucket, alpha,
-beta, trim (0/1), kad-streams (0/1), wait-identify (0/1); e.g.
---compare wait-identify=1,today,bucket=40,alpha=20+beta=5.
+beta, trim, kad-streams, wait-identify, evict, refresh, republish (the
+last six 0/1); e.g. --compare wait-identify=1,today,bucket=40,alpha=20+beta=5.
+Lookups after churn run right after it unless --evict-after-churn,
+--refresh-after-churn or --republish-after-churn let the live nodes first
+do what a running network does within minutes.
 The 1,000-node runs want GOMEMLIMIT (e.g. GOMEMLIMIT=6GiB).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "nodes", Usage: "network size, or a comma-separated list for a sweep (none: only plot --with)", Value: "100", EnvVars: []string{"IRMV_SIM_NODES"}},
@@ -57,7 +60,10 @@ The 1,000-node runs want GOMEMLIMIT (e.g. GOMEMLIMIT=6GiB).`,
 			&cli.Float64Flag{Name: "private", Usage: "share of nodes behind NAT (0..0.9): DHT clients reached through a relay (twice the link latency on connections they did not dial)", EnvVars: []string{"IRMV_SIM_PRIVATE"}},
 			&cli.BoolFlag{Name: "kad-streams", Usage: "keep kad-dht's own message sender (a stream held open per peer asked: about 3 goroutines each) instead of a stream per DHT message", EnvVars: []string{"IRMV_SIM_KAD_STREAMS"}},
 			&cli.BoolFlag{Name: "wait-identify", Usage: "on a new connection, send DHT messages and the lookup request only after identify (go-libp2p's host.NewStream, irmv before issue 22) instead of at once", EnvVars: []string{"IRMV_SIM_WAIT_IDENTIFY"}},
-			&cli.StringSliceFlag{Name: "compare", Usage: "variants of the DHT options to run side by side (today, or key=value+key=value; keys bucket, alpha, beta, trim, kad-streams, wait-identify)", EnvVars: []string{"IRMV_SIM_COMPARE"}},
+			&cli.BoolFlag{Name: "evict-after-churn", Usage: "after churn, each live node dials its routing-table peers and drops those that fail (kad-dht's refresh does so for peers not queried for ~43 min)", EnvVars: []string{"IRMV_SIM_EVICT_AFTER_CHURN"}},
+			&cli.BoolFlag{Name: "refresh-after-churn", Usage: "after churn, each live node runs kad-dht's routing-table refresh (every 10 min in a node) before the lookups", EnvVars: []string{"IRMV_SIM_REFRESH_AFTER_CHURN"}},
+			&cli.BoolFlag{Name: "republish-after-churn", Usage: "after churn, each live node announces its identifiers again (every 10 min in a node) before the lookups", EnvVars: []string{"IRMV_SIM_REPUBLISH_AFTER_CHURN"}},
+			&cli.StringSliceFlag{Name: "compare", Usage: "variants of the DHT options to run side by side (today, or key=value+key=value; keys " + simVariantKeys + ")", EnvVars: []string{"IRMV_SIM_COMPARE"}},
 			&cli.StringFlag{Name: "plot", Usage: "draw latency, hops, messages and memory against size into this PNG", EnvVars: []string{"IRMV_SIM_PLOT"}},
 			&cli.StringSliceFlag{Name: "with", Usage: "files of earlier results (--json output) to add to the plot", EnvVars: []string{"IRMV_SIM_WITH"}},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole command to this file", EnvVars: []string{"IRMV_SIM_CPUPROFILE"}},
@@ -97,6 +103,9 @@ func runSim(c *cli.Context) error {
 		KadStreams:       c.Bool("kad-streams"),
 		WaitIdentify:     c.Bool("wait-identify"),
 		Trim:             c.Bool("trim"),
+		Evict:            c.Bool("evict-after-churn"),
+		Refresh:          c.Bool("refresh-after-churn"),
+		Republish:        c.Bool("republish-after-churn"),
 	}
 	variants := []sim.Config{base}
 	if specs := c.StringSlice("compare"); len(specs) > 0 {
@@ -180,6 +189,8 @@ func runSim(c *cli.Context) error {
 	return nil
 }
 
+const simVariantKeys = "bucket, alpha, beta, trim, kad-streams, wait-identify, evict, refresh, republish"
+
 // simVariant applies a --compare variant to the base configuration.
 func simVariant(base sim.Config, spec string) (sim.Config, error) {
 	v := base
@@ -191,7 +202,7 @@ func simVariant(base sim.Config, spec string) (sim.Config, error) {
 		key, val, ok := strings.Cut(kv, "=")
 		n, err := strconv.Atoi(val)
 		if !ok || err != nil || n < 0 {
-			return v, fmt.Errorf("%q: want key=number (bucket, alpha, beta, trim, kad-streams, wait-identify)", kv)
+			return v, fmt.Errorf("%q: want key=number (%s)", kv, simVariantKeys)
 		}
 		switch key {
 		case "bucket":
@@ -206,8 +217,14 @@ func simVariant(base sim.Config, spec string) (sim.Config, error) {
 			v.KadStreams = n != 0
 		case "wait-identify":
 			v.WaitIdentify = n != 0
+		case "evict":
+			v.Evict = n != 0
+		case "refresh":
+			v.Refresh = n != 0
+		case "republish":
+			v.Republish = n != 0
 		default:
-			return v, fmt.Errorf("%q: unknown key %q (bucket, alpha, beta, trim, kad-streams, wait-identify)", kv, key)
+			return v, fmt.Errorf("%q: unknown key %q (%s)", kv, key, simVariantKeys)
 		}
 	}
 	return v, nil
@@ -239,11 +256,12 @@ func readSimResults(file string) ([]*sim.Result, error) {
 // printComparison prints the variants' lookups side by side.
 func printComparison(w io.Writer, rs []*sim.Result) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nnodes\tvariant\tfound\thops p50/p90\tround trips p50/p99\tcounted p50/p90/p99\tlatency p50/p99 ms\tDHT names host p50 ms\twarm asks\tmsgs per lookup\tsetup msgs per node\tpeak RSS MB\tlive MB\tgoroutines")
+	fmt.Fprintln(tw, "\nnodes\tvariant\tfound\thops p50/p90\tround trips p50/p99\tcounted p50/p90/p99\tlatency p50/p99 ms\tDHT names host p50 ms\twarm asks\tmsgs per lookup\tsetup msgs per node\tafter churn: table/dead p50\theal msgs per node\tpeak RSS MB\tlive MB\tgoroutines")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f%%\t%.0f/%.0f\t%.2f/%.2f\t%.1f/%.1f/%.1f\t%.1f/%.1f\t%.1f\t%.0f%%\t%.1f\t%.0f\t%.0f\t%.0f\t%d\n",
+		fmt.Fprintf(tw, "%d\t%s\t%.1f%%\t%.0f/%.0f\t%.2f/%.2f\t%.1f/%.1f/%.1f\t%.1f/%.1f\t%.1f\t%.0f%%\t%.1f\t%.0f\t%.0f/%.0f\t%.0f\t%.0f\t%.0f\t%d\n",
 			r.Nodes, r.Variant, 100*r.SuccessRate, r.HopsP50, r.HopsP90, r.RoundTripsP50, r.RoundTripsP99, r.CountedRTP50, r.CountedRTP90, r.CountedRTP99,
-			r.LatencyMSP50, r.LatencyMSP99, r.DHTMSP50, 100*r.WarmShare, r.MessagesPerLookup, r.SetupMessagesPerNode, r.PeakRSSMB, r.LiveMB, r.Goroutines)
+			r.LatencyMSP50, r.LatencyMSP99, r.DHTMSP50, 100*r.WarmShare, r.MessagesPerLookup, r.SetupMessagesPerNode,
+			r.RoutingTableAfterChurnP50, r.DeadInRoutingTableP50, r.HealMessagesPerNode, r.PeakRSSMB, r.LiveMB, r.Goroutines)
 	}
 	tw.Flush()
 }
@@ -255,10 +273,10 @@ func printSim(w io.Writer, r *sim.Result) {
 	if b := r.BeforeChurn; b != nil {
 		fmt.Fprintf(tw, "lookups before churn\t%d: %.1f%% found, hops p50 %.0f, latency p50 %.1f ms, p99 %.1f ms\n",
 			b.Lookups, 100*b.SuccessRate, b.HopsP50, b.LatencyMSP50, b.LatencyMSP99)
-		printMisses(tw, b.Misses)
+		printMisses(tw, b.Misses, b.MissDetails)
 	}
 	fmt.Fprintf(tw, "exact lookups\t%d: %.1f%% found\n", r.Lookups, 100*r.SuccessRate)
-	printMisses(tw, r.Misses)
+	printMisses(tw, r.Misses, r.MissDetails)
 	fmt.Fprintf(tw, "hops\tp50 %.0f, p90 %.0f, max %.0f (DHT depth + direct ask)\n", r.HopsP50, r.HopsP90, r.HopsMax)
 	fmt.Fprintf(tw, "latency\tp50 %.1f ms, p90 %.1f ms, p99 %.1f ms (%.2f link round trips at p50, %.2f at p99; DHT names the host after %.1f ms at p50; %.0f%% asked a host already connected)\n",
 		r.LatencyMSP50, r.LatencyMSP90, r.LatencyMSP99, r.RoundTripsP50, r.RoundTripsP99, r.DHTMSP50, 100*r.WarmShare)
@@ -280,11 +298,32 @@ func printSim(w io.Writer, r *sim.Result) {
 		r.Identifiers, r.ProvideMSP50, r.ProvideMSP99, r.PublishS)
 	fmt.Fprintf(tw, "network\tset-up %.1f s, routing table p50 %.0f, %.0f connections per node, %d links\n",
 		r.SetupS, r.RoutingTableP50, r.ConnsPerNode, r.Links)
+	if r.Killed > 0 {
+		fmt.Fprintf(tw, "after churn\trouting table p50 %.0f, of it dead p50 %.0f", r.RoutingTableAfterChurnP50, r.DeadInRoutingTableP50)
+		if r.Evict || r.Refresh || r.Republish {
+			fmt.Fprintf(tw, " (after %s: %.1f s, %.0f messages and %.1f peers evicted per live node)", healing(r), r.HealS, r.HealMessagesPerNode, r.EvictedPerNode)
+		}
+		fmt.Fprintln(tw)
+	}
 	fmt.Fprintf(tw, "messages\t%.0f streams per node to set up and publish, %.0f over the run; %.1f per lookup (all nodes)\n",
 		r.SetupMessagesPerNode, r.MessagesPerNode, r.MessagesPerLookup)
 	fmt.Fprintf(tw, "memory\tpeak RSS %.0f MB (%.2f MB per node), live heap and stacks %.0f MB (%.2f MB per node), %d goroutines (%.1f per node); wall %.0f s\n",
 		r.PeakRSSMB, r.RSSPerNodeMB, r.LiveMB, r.LivePerNodeMB, r.Goroutines, r.GoroutinesPerNode, r.WallS)
 	tw.Flush()
+}
+
+// healing names what the live nodes did after churn.
+func healing(r *sim.Result) string {
+	var s []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{r.Evict, "evicting"}, {r.Refresh, "refreshing"}, {r.Republish, "republishing"}} {
+		if x.on {
+			s = append(s, x.name)
+		}
+	}
+	return strings.Join(s, ", ")
 }
 
 func joinFloats(xs []float64) string {
@@ -357,9 +396,13 @@ func writeHeapProfile(errw io.Writer, file string) {
 	}
 }
 
-// printMisses prints how many lookups missed for each reason.
-func printMisses(w io.Writer, m map[string]int) {
+// printMisses prints how many lookups missed for each reason, and whom
+// the DHT query of each asked when it named no provider.
+func printMisses(w io.Writer, m map[string]int, details []string) {
 	for _, why := range slices.Sorted(maps.Keys(m)) {
 		fmt.Fprintf(w, "  missed\t%d: %s\n", m[why], why)
+	}
+	for _, d := range details {
+		fmt.Fprintf(w, "  a miss\t%s\n", d)
 	}
 }

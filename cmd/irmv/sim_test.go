@@ -22,6 +22,7 @@ func TestSimBadInput(t *testing.T) {
 	}{
 		{[]string{"--compare", "bucket=many"}, "bucket=many"},
 		{[]string{"--compare", "today,speed=3"}, "speed"},
+		{[]string{"--compare", "evict=yes"}, "evict=yes"},
 		{[]string{"--with", filepath.Join(t.TempDir(), "missing.json")}, "missing.json"},
 		{[]string{"--with", bad}, "without nodes"},
 		{[]string{"--nodes", "10", "--private", "2"}, "private"},

@@ -29,6 +29,7 @@ type Result struct {
 	Evict            bool    `json:"evict_after_churn,omitempty"`
 	Refresh          bool    `json:"refresh_after_churn,omitempty"`
 	Republish        bool    `json:"republish_after_churn,omitempty"`
+	Heal             bool    `json:"heal,omitempty"`
 
 	// Exact lookups of terminals on live nodes (after churn when there is
 	// churn; before it otherwise).

@@ -16,6 +16,7 @@ import (
 	"github.com/irmv/irmv/client"
 	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/internal/p2pstream"
+	"github.com/irmv/irmv/internal/rtheal"
 	"github.com/irmv/irmv/search"
 	"github.com/irmv/irmv/search/flood"
 	"github.com/irmv/irmv/share"
@@ -95,6 +96,11 @@ type Config struct {
 	// every identifier again (the publisher does so every 10 min), which
 	// stores the records on the closest live nodes.
 	Evict, Refresh, Republish bool
+	// Heal runs on every node what node/node.go runs (internal/rtheal):
+	// a routing-table peer whose connection ended is dialled and dropped
+	// if the dial fails, and a refresh follows once a tenth of the table
+	// went; the lookups after churn wait until every node is done.
+	Heal bool
 	// Variant names this configuration in a comparison.
 	Variant string
 	// Dir holds the nodes' bbolt files; "" is a new temporary directory,
@@ -150,6 +156,7 @@ type simNode struct {
 	h      *linkedHost
 	d      *dht.IpfsDHT
 	router *tracingRouter
+	heal   *rtheal.Healer
 	reg    *share.Registry
 	pub    *search.Publisher
 	fl     *flood.Flooder
@@ -193,7 +200,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Nodes: cfg.Nodes, TerminalsPerNode: cfg.TerminalsPerNode, LatencyMS: ms(cfg.Latency),
 		Churn: cfg.Churn, Seed: cfg.Seed, Degree: cfg.Degree, Alpha: cfg.Alpha, Beta: cfg.Beta, Trim: cfg.Trim,
 		BucketSize: cfg.BucketSize, Private: cfg.Private, KadStreams: cfg.KadStreams, WaitIdentify: cfg.WaitIdentify, Variant: cfg.Variant,
-		Evict: cfg.Evict, Refresh: cfg.Refresh, Republish: cfg.Republish}
+		Evict: cfg.Evict, Refresh: cfg.Refresh, Republish: cfg.Republish, Heal: cfg.Heal}
 	start := time.Now()
 	if err := n.build(ctx, res); err != nil {
 		return nil, err
@@ -366,6 +373,11 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 		return sn, err
 	}
 	sn.router = &tracingRouter{d: sn.d}
+	if n.cfg.Heal {
+		if sn.heal, err = rtheal.New(h, sn.d, rtheal.Options{}); err != nil {
+			return sn, err
+		}
+	}
 	// As node/services.go: publisher, register, flooder, search.
 	sn.pub = search.NewPublisher(sn.router, time.Hour, nil, n.log)
 	sn.reg, err = share.Open(share.Options{
@@ -540,13 +552,17 @@ func (n *simnet) churn() int {
 func (n *simnet) afterChurn(ctx context.Context, res *Result) {
 	live := n.alive()
 	defer n.tablesAfterChurn(live, res)
-	if !n.cfg.Evict && !n.cfg.Refresh && !n.cfg.Republish {
+	if !n.cfg.Evict && !n.cfg.Refresh && !n.cfg.Republish && !n.cfg.Heal {
 		return
 	}
 	t0, m0 := time.Now(), n.streams()
 	var evicted atomic.Int64
 	n.parallel(ctx, "healing routing tables", len(live), 16, func(i int) {
 		sn := live[i]
+		if sn.heal != nil {
+			sn.heal.Idle(ctx)
+			evicted.Add(int64(sn.heal.Stats().Dropped))
+		}
 		if n.cfg.Evict {
 			var wg sync.WaitGroup
 			for _, p := range sn.d.RoutingTable().ListPeers() {
@@ -772,6 +788,9 @@ func (sn *simNode) close() {
 	}
 	if sn.reg != nil {
 		sn.reg.Close()
+	}
+	if sn.heal != nil {
+		sn.heal.Close()
 	}
 	if sn.d != nil {
 		sn.d.Close()

@@ -36,8 +36,8 @@ with --nodes none it runs nothing and only plots them.
 --compare runs each named variant of the DHT options on the same network
 (same size and seed) and prints them side by side: a variant is "today"
 (the flags as given) or key=value pairs joined by "+", keys bucket, alpha,
-beta, trim, kad-streams, wait-identify, evict, refresh, republish (the
-last six 0/1); e.g. --compare wait-identify=1,today,bucket=40,alpha=20+beta=5.
+beta, trim, kad-streams, wait-identify, evict, refresh, republish, heal
+(the last seven 0/1); e.g. --compare wait-identify=1,today,bucket=40,alpha=20+beta=5.
 Lookups after churn run right after it unless --evict-after-churn,
 --refresh-after-churn or --republish-after-churn let the live nodes first
 do what a running network does within minutes.
@@ -189,7 +189,7 @@ func runSim(c *cli.Context) error {
 	return nil
 }
 
-const simVariantKeys = "bucket, alpha, beta, trim, kad-streams, wait-identify, evict, refresh, republish"
+const simVariantKeys = "bucket, alpha, beta, trim, kad-streams, wait-identify, evict, refresh, republish, heal"
 
 // simVariant applies a --compare variant to the base configuration.
 func simVariant(base sim.Config, spec string) (sim.Config, error) {
@@ -223,6 +223,8 @@ func simVariant(base sim.Config, spec string) (sim.Config, error) {
 			v.Refresh = n != 0
 		case "republish":
 			v.Republish = n != 0
+		case "heal":
+			v.Heal = n != 0
 		default:
 			return v, fmt.Errorf("%q: unknown key %q (%s)", kv, key, simVariantKeys)
 		}
@@ -300,7 +302,7 @@ func printSim(w io.Writer, r *sim.Result) {
 		r.SetupS, r.RoutingTableP50, r.ConnsPerNode, r.Links)
 	if r.Killed > 0 {
 		fmt.Fprintf(tw, "after churn\trouting table p50 %.0f, of it dead p50 %.0f", r.RoutingTableAfterChurnP50, r.DeadInRoutingTableP50)
-		if r.Evict || r.Refresh || r.Republish {
+		if r.Evict || r.Refresh || r.Republish || r.Heal {
 			fmt.Fprintf(tw, " (after %s: %.1f s, %.0f messages and %.1f peers evicted per live node)", healing(r), r.HealS, r.HealMessagesPerNode, r.EvictedPerNode)
 		}
 		fmt.Fprintln(tw)
@@ -318,7 +320,7 @@ func healing(r *sim.Result) string {
 	for _, x := range []struct {
 		on   bool
 		name string
-	}{{r.Evict, "evicting"}, {r.Refresh, "refreshing"}, {r.Republish, "republishing"}} {
+	}{{r.Heal, "healing"}, {r.Evict, "evicting"}, {r.Refresh, "refreshing"}, {r.Republish, "republishing"}} {
 		if x.on {
 			s = append(s, x.name)
 		}

@@ -448,7 +448,9 @@ func (n *simnet) register(ctx context.Context, res *Result) error {
 		for t := range n.cfg.TerminalsPerNode {
 			uid := fmt.Sprintf("sim-%d-%d", i, t)
 			s := time.Now()
-			ack, err := sn.reg.Register(client.Registration{UID: uid, Address: "10.200.0.1"})
+			// A day: the terminals send no heartbeats, and a slow run
+			// must not outlive the default ten minutes.
+			ack, err := sn.reg.Register(client.Registration{UID: uid, Address: "10.200.0.1", TTL: int((24 * time.Hour).Seconds())})
 			d := time.Since(s)
 			mu.Lock()
 			if err != nil && ferr == nil {

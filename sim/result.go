@@ -50,6 +50,8 @@ type Result struct {
 	CountedRTP50 float64 `json:"counted_round_trips_p50"`
 	CountedRTP90 float64 `json:"counted_round_trips_p90"`
 	CountedRTP99 float64 `json:"counted_round_trips_p99"`
+	// FirstStepShare: see Phase.FirstStep.
+	FirstStepShare float64 `json:"first_step_share"`
 	// WarmShare is the share of found lookups whose asker was connected
 	// to the hosting node already (no identify before asking it).
 	WarmShare float64 `json:"warm_share"`
@@ -134,16 +136,20 @@ func (r *Result) perNode() {
 
 // Phase is the lookup figures of one phase of a run.
 type Phase struct {
-	Lookups       int            `json:"lookups"`
-	SuccessRate   float64        `json:"success_rate"`
-	HopsP50       float64        `json:"hops_p50"`
-	LatencyMSP50  float64        `json:"latency_ms_p50"`
-	LatencyMSP99  float64        `json:"latency_ms_p99"`
-	RoundTripsP50 float64        `json:"round_trips_p50,omitempty"`
-	RoundTripsP99 float64        `json:"round_trips_p99,omitempty"`
-	CountedRTP50  float64        `json:"counted_round_trips_p50,omitempty"`
-	CountedRTP99  float64        `json:"counted_round_trips_p99,omitempty"`
-	Misses        map[string]int `json:"misses,omitempty"`
+	Lookups       int     `json:"lookups"`
+	SuccessRate   float64 `json:"success_rate"`
+	HopsP50       float64 `json:"hops_p50"`
+	LatencyMSP50  float64 `json:"latency_ms_p50"`
+	LatencyMSP99  float64 `json:"latency_ms_p99"`
+	RoundTripsP50 float64 `json:"round_trips_p50,omitempty"`
+	RoundTripsP99 float64 `json:"round_trips_p99,omitempty"`
+	CountedRTP50  float64 `json:"counted_round_trips_p50,omitempty"`
+	CountedRTP99  float64 `json:"counted_round_trips_p99,omitempty"`
+	// FirstStep is the share of found lookups whose first DHT step (the
+	// asker's own routing-table peers) reached a node storing the record:
+	// 2 round trips, or 1 when the asker stores it itself.
+	FirstStep float64        `json:"first_step_share,omitempty"`
+	Misses    map[string]int `json:"misses,omitempty"`
 	// MissDetails lists, for each lookup the DHT named no provider
 	// for, whom its query asked (see lookupTrace.asked).
 	MissDetails []string `json:"miss_details,omitempty"`
@@ -181,9 +187,15 @@ func phaseOf(ls []lookup) (p Phase, lat, hops []float64) {
 		if l.dhtHops >= 0 {
 			hops = append(hops, float64(l.dhtHops+1))
 		}
+		if l.dhtHops >= 0 && l.dhtHops <= 1 {
+			p.FirstStep++
+		}
 	}
 	if len(ls) > 0 {
 		p.SuccessRate = float64(found) / float64(len(ls))
+	}
+	if found > 0 {
+		p.FirstStep /= float64(found)
 	}
 	p.HopsP50 = percentile(hops, 50)
 	p.CountedRTP50, p.CountedRTP99 = percentile(p.counted, 50), percentile(p.counted, 99)
@@ -217,7 +229,7 @@ func (r *Result) summarise(before, after []lookup) {
 		r.WarmShare = float64(p.warm) / float64(len(lat))
 	}
 	r.Lookups, r.SuccessRate, r.HopsP50 = p.Lookups, p.SuccessRate, p.HopsP50
-	r.Misses, r.MissDetails = p.Misses, p.MissDetails
+	r.Misses, r.MissDetails, r.FirstStepShare = p.Misses, p.MissDetails, p.FirstStep
 	r.HopsP90 = percentile(hops, 90)
 	r.HopsMax = percentile(hops, 100)
 	r.LatencyMSP50, r.LatencyMSP90, r.LatencyMSP99 = p.LatencyMSP50, percentile(lat, 90), p.LatencyMSP99

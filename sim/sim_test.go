@@ -94,9 +94,9 @@ func BenchmarkSim60(b *testing.B) {
 	}
 }
 
-// TestHealAfterChurn: with eviction and a refresh after the churn, the
-// live nodes' routing tables hold no dead node before the lookups after
-// it; without, they do.
+// TestHealAfterChurn: with eviction and a refresh after the churn, or with
+// internal/rtheal on every node, the live nodes' routing tables hold no
+// dead node before the lookups after it; without, they do.
 func TestHealAfterChurn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sim: -short")
@@ -122,5 +122,14 @@ func TestHealAfterChurn(t *testing.T) {
 	}
 	if healed.SuccessRate < 0.9 {
 		t.Errorf("healed: %.2f found after churn, want ≥ 0.9", healed.SuccessRate)
+	}
+	// internal/rtheal on every node: dead peers dropped on disconnect.
+	cfg.Evict, cfg.Refresh, cfg.Republish, cfg.Heal = false, false, false, true
+	rt, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.DeadInRoutingTableP50 != 0 || rt.EvictedPerNode == 0 {
+		t.Errorf("rtheal: dead p50 %v, dropped per node %v; want 0, >0", rt.DeadInRoutingTableP50, rt.EvictedPerNode)
 	}
 }

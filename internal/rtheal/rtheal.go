@@ -106,7 +106,7 @@ func New(h host.Host, d *dht.IpfsDHT, o Options) (*Healer, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	r := &Healer{h: h, d: d, o: o, sub: sub, ctx: ctx, stop: stop, sem: make(chan struct{}, maxDials),
-		pending: map[peer.ID]bool{}, alive: map[peer.ID]time.Time{}, lastRefresh: time.Now()}
+		pending: map[peer.ID]bool{}, alive: map[peer.ID]time.Time{}}
 	r.idle = sync.NewCond(&r.mu)
 	r.wg.Add(1)
 	go r.loop()

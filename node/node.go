@@ -165,6 +165,8 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 		return err
 	}
 
+	// Before the API serves: GET /v1/node reports it.
+	n.boots = newBootstrapper(n, opts.Bootstrap, n.boot)
 	if n.apiLn, err = net.Listen("tcp", opts.API); err != nil {
 		return fmt.Errorf("terminal API: %w", err)
 	}
@@ -186,7 +188,6 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 			return err
 		}
 	}
-	n.boots = newBootstrapper(n, opts.Bootstrap, n.boot)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

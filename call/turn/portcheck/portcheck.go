@@ -31,6 +31,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -220,9 +221,17 @@ func Check(ctx context.Context, h host.Host, p peer.ID, port int) (net.IP, bool,
 		return nil, false, err
 	}
 	st.CloseWrite()
-	var resp Response
-	if err := wire.Read(bufio.NewReader(st), &resp, MaxResponse); err != nil {
+	ip, ok, err := readResponse(bufio.NewReader(st))
+	if err != nil && !errors.Is(err, ErrRefused) {
 		st.Reset()
+	}
+	return ip, ok, err
+}
+
+// readResponse reads and checks an answer.
+func readResponse(r io.Reader) (net.IP, bool, error) {
+	var resp Response
+	if err := wire.Read(r, &resp, MaxResponse); err != nil {
 		return nil, false, err
 	}
 	if resp.Error != "" {

@@ -56,8 +56,9 @@ import (
 // Withdrawn, the address is no longer announced, the relay carries its
 // own address again and stops lending, the node borrows a public node's
 // relay and keeps relay slots, and, where AutoNAT v1 still says public
-// (it checks a public node again only every 15 minutes or more), the
-// node takes itself for private at once: the DHT runs as a client and
+// (it checks a public node again only every 15 minutes or more) or has
+// not said yet (--reachability auto), the node takes itself for private
+// at once, next to AutoNAT v1's event: the DHT runs as a client and
 // the relay service stops, until the address is confirmed again. IPv4
 // only: an IPv6 node's global address is on its interface, announced
 // already, and needs no NAT to be discovered.
@@ -565,7 +566,7 @@ func isRelayed(a ma.Multiaddr) bool {
 // withdrawWAN gives up a, which peers could no longer dial: no longer
 // announced, the TURN relay back on its own address and no longer lent,
 // a public node's relay borrowed again, relay slots kept, and the node
-// private at once where AutoNAT v1 still says public.
+// private at once where AutoNAT v1 does not say so yet.
 func (n *Node) withdrawWAN(st *wanState, a ma.Multiaddr) {
 	nets := st.votes.failed
 	st.votes = wanVotes{}
@@ -573,7 +574,7 @@ func (n *Node) withdrawWAN(st *wanState, a ma.Multiaddr) {
 	n.policy.wan.Store(nil)
 	n.policy.lost.Store(&a)
 	n.log.Info("Public address withdrawn (NAT no longer forwards to this node)", "addr", a, "failed_from", nets)
-	if n.opts.Reachability == ReachAuto && n.Reachability() == ReachPublic {
+	if n.opts.Reachability == ReachAuto && n.Reachability() != ReachPrivate {
 		st.forced = true
 		n.log.Info("Reachability taken for private: public address withdrawn")
 		st.force.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPrivate})

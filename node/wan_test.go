@@ -151,10 +151,11 @@ func lyingChecker(t *testing.T, listen string, asked chan<- peer.ID) host.Host {
 
 // wanNode is a node that takes 11.0.0.104 for its confirmed public
 // address (as AutoNAT v2 would, behind a 1:1 NAT) and checks it every
-// second, connected to checkers listening at listen. AutoNAT v1 is made
-// to say public, as it would of such a node. Nothing dials 11.0.0.104:
-// the checkers only say they could not.
-func wanNode(t *testing.T, asked chan peer.ID, listen ...string) *node.Node {
+// second, connected to checkers listening at listen. With v1public,
+// AutoNAT v1 is made to say public, as it would of such a node; else it
+// has not said anything (unknown: a DHT server all the same). Nothing
+// dials 11.0.0.104: the checkers only say they could not.
+func wanNode(t *testing.T, asked chan peer.ID, v1public bool, listen ...string) *node.Node {
 	t.Helper()
 	o := nodetest.Options(t)
 	o.WANCheck = time.Second
@@ -165,12 +166,16 @@ func wanNode(t *testing.T, asked chan peer.ID, listen ...string) *node.Node {
 		t.Fatal(err)
 	}
 	testenv.Close(t, "emitter", em)
-	if err := em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPublic}); err != nil {
-		t.Fatal(err)
+	want := node.ReachUnknown
+	if v1public {
+		want = node.ReachPublic
+		if err := em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPublic}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	nodetest.WaitFor(t, "reachability public", func() bool {
+	nodetest.WaitFor(t, "reachability "+want+", a DHT server", func() bool {
 		i := n.Info()
-		return i.Reachability == node.ReachPublic && i.DHTMode == "server"
+		return i.Reachability == want && i.DHTMode == "server"
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -212,7 +217,7 @@ func waitAsked(t *testing.T, asked <-chan peer.ID, count int) {
 // were taken before the third was asked (checks run one at a time).
 func TestWANKeptAgainstOneNetwork(t *testing.T) {
 	asked := make(chan peer.ID, 16)
-	n := wanNode(t, asked, "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.7.1/tcp/0", "/ip4/127.0.9.1/tcp/0")
+	n := wanNode(t, asked, true, "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.7.1/tcp/0", "/ip4/127.0.9.1/tcp/0")
 	waitAsked(t, asked, 3)
 	i := n.Info()
 	if i.WANAddr != "/ip4/11.0.0.104/tcp/4001" || i.Reachability != node.ReachPublic {
@@ -223,12 +228,18 @@ func TestWANKeptAgainstOneNetwork(t *testing.T) {
 
 // TestWANWithdrawnByTwoNetworks: checkers in two networks (127.0.0.0/16,
 // 127.1.0.0/16) that both fail to dial the address back withdraw it, and
-// the node, which AutoNAT v1 still calls public, is private at once: a
-// DHT client with its TURN relay at its own address. Confirmed again, it
-// is public again.
+// the node, which AutoNAT v1 still calls public (or has not judged yet),
+// is private at once: a DHT client with its TURN relay at its own
+// address. Confirmed again, it is public again.
 func TestWANWithdrawnByTwoNetworks(t *testing.T) {
+	for _, v1public := range []bool{true, false} {
+		t.Run(fmt.Sprintf("v1public=%v", v1public), func(t *testing.T) { testWANWithdrawn(t, v1public) })
+	}
+}
+
+func testWANWithdrawn(t *testing.T, v1public bool) {
 	asked := make(chan peer.ID, 16)
-	n := wanNode(t, asked, "/ip4/127.0.0.1/tcp/0", "/ip4/127.1.0.1/tcp/0")
+	n := wanNode(t, asked, v1public, "/ip4/127.0.0.1/tcp/0", "/ip4/127.1.0.1/tcp/0")
 	nodetest.WaitFor(t, "the public address withdrawn", func() bool { return n.Info().WANAddr == "" })
 	nodetest.WaitFor(t, "the node private, a DHT client", func() bool {
 		i := n.Info()

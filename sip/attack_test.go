@@ -557,3 +557,22 @@ func TestUsedCredentialsFull(t *testing.T) {
 		t.Fatalf("%d answers kept, want at most %d", n, maxUsedCredentials*7/8+1)
 	}
 }
+
+// An IPv6 host picks any address of its /64: its requests, guesses and
+// connections count as one source.
+func TestSourceKeyIPv6Prefix(t *testing.T) {
+	for _, c := range []struct{ a, b string }{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:1:2:3"},
+		{"::ffff:10.0.0.1", "10.0.0.1"},
+	} {
+		if ka, kb := sourceKey(netip.MustParseAddr(c.a)), sourceKey(netip.MustParseAddr(c.b)); ka != kb {
+			t.Errorf("%s → %s, %s → %s: want one source", c.a, ka, c.b, kb)
+		}
+	}
+	if sourceKey(netip.MustParseAddr("2001:db8:1:2::1")) == sourceKey(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Error("two /64s counted as one source")
+	}
+	if sourceKey(netip.MustParseAddr("10.0.0.1")) == sourceKey(netip.MustParseAddr("10.0.0.2")) {
+		t.Error("two IPv4 hosts counted as one source")
+	}
+}

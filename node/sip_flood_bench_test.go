@@ -17,14 +17,22 @@ import (
 )
 
 // BenchmarkSIPFlood: an attacker on the LAN floods `irmv node --profile
-// ap`'s SIP port. Each iteration opens one TCP connection from one
-// address (127.0.0.2), holding every one the node keeps, and sends one
+// ap`'s SIP port. Each iteration opens one TCP connection (one-address:
+// all from 127.0.0.2), holding every one the node keeps, and sends one
 // INVITE without credentials over UDP from an address of its own
 // (127.2.0.0/16: each a new source, never rate-limited, each challenged
-// with a 407 whose transaction the node keeps for a while). It reports
+// with a 407). It reports
 // the node process's RSS and open descriptors before and after, and the
 // TCP connections held. -benchtime 12000x is the flood.
+//
+// many-addresses opens the TCP connections from ever new addresses of
+// 127.3.0.0/16 instead, 16 from each, until the node holds its maximum.
 func BenchmarkSIPFlood(b *testing.B) {
+	b.Run("one-address", func(b *testing.B) { benchSIPFlood(b, false) })
+	b.Run("many-addresses", func(b *testing.B) { benchSIPFlood(b, true) })
+}
+
+func benchSIPFlood(b *testing.B, manyTCP bool) {
 	bin := nodetest.Binary(b)
 	free := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,11 +78,16 @@ func BenchmarkSIPFlood(b *testing.B) {
 	}()
 	b.ResetTimer()
 	for i := range b.N {
-		c, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, &net.TCPAddr{IP: to.IP, Port: to.Port})
+		from := net.IPv4(127, 0, 0, 2)
+		if manyTCP {
+			k := i / 16
+			from = net.IPv4(127, 3, byte(k/250), byte(k%250+1))
+		}
+		c, err := net.DialTCP("tcp", &net.TCPAddr{IP: from}, &net.TCPAddr{IP: to.IP, Port: to.Port})
 		if err == nil {
 			held = append(held, c)
 		}
-		if len(held) >= 1000 { // let go of those the node closed (descriptors)
+		if i%1000 == 999 { // let go of those the node closed (descriptors)
 			held = stillOpen(held, time.Millisecond)
 		}
 		src := net.IPv4(127, 2, byte(i/250), byte(i%250+1))
@@ -89,8 +102,8 @@ func BenchmarkSIPFlood(b *testing.B) {
 		u.Close()
 	}
 	b.StopTimer()
-	held = stillOpen(held, 100*time.Millisecond)
 	rss, fds := procStats(b, cmd.Process.Pid)
+	held = stillOpen(held, 10*time.Millisecond)
 	b.ReportMetric(float64(len(held)), "held")
 	b.ReportMetric(rss0, "RSS-MB-before")
 	b.ReportMetric(rss, "RSS-MB")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -311,18 +312,28 @@ func (r *run) emit(ctx context.Context, res client.Result) {
 	}
 }
 
+// maxDHTKeys bounds the DHT lookups of one search: a terminal matching a
+// name has every term of the query (the last perhaps as a prefix, which
+// the flood finds), so a few terms find what all would, and a name of many
+// words does not send a DHT query per word.
+const maxDHTKeys = 8
+
 // dhtKeys are the DHT keys a query is looked up under: each reading and,
-// for a name, each of its terms (whole words: prefixes are for the flood).
+// for a name, its terms (whole words: prefixes are for the flood), at
+// most maxDHTKeys in all.
 func (r *run) dhtKeys() []ident.ID {
-	var keys []ident.ID
+	keys := append([]ident.ID{}, r.ids...)
 	for _, id := range r.ids {
-		keys = append(keys, id)
 		if id.Kind != ident.KindName {
 			continue
 		}
 		for _, t := range ident.Terms(id.Value) {
-			if t != id.Value {
-				keys = append(keys, ident.ID{Kind: ident.KindName, Value: t})
+			k := ident.ID{Kind: ident.KindName, Value: t}
+			if len(keys) >= maxDHTKeys {
+				return keys
+			}
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
 			}
 		}
 	}

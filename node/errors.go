@@ -1,6 +1,9 @@
 package node
 
-import "errors"
+import (
+	"errors"
+	"syscall"
+)
 
 var (
 	// ErrBadIdentity is returned, wrapped, when the identity key exists but
@@ -12,3 +15,11 @@ var (
 	// listens on a libp2p listen address.
 	ErrAddrInUse = errors.New("address already in use")
 )
+
+// inUseHint names the flag to change when a listener's address is taken.
+func inUseHint(err error, flag string) string {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return " (choose another with " + flag + " ADDR)"
+	}
+	return ""
+}

@@ -256,17 +256,20 @@ func (h *nodeHost) Close() error {
 // already holds is an error: TCP port reuse would otherwise let a second
 // node share the port and take half of the first one's connections. Other
 // failures (no IPv6 on this machine) only leave that address out.
+// listenInUse is the way out of a listen address in use.
+const listenInUse = " (another irmv node? give each node on a machine its own --listen port)"
+
 func listenAll(sw *swarm.Swarm, addrs []ma.Multiaddr) error {
 	for _, a := range addrs {
 		if err := checkListen(a); err != nil {
-			return fmt.Errorf("listen on %s: %w", a, err)
+			return fmt.Errorf("listen on %s: %w%s", a, err, listenInUse)
 		}
 	}
 	var errs []error
 	for _, a := range addrs {
 		if err := sw.Listen(a); err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {
-				return fmt.Errorf("listen on %s: %w", a, err)
+				return fmt.Errorf("listen on %s: %w%s", a, err, listenInUse)
 			}
 			errs = append(errs, fmt.Errorf("listen on %s: %w", a, err))
 		}

@@ -38,7 +38,7 @@ func (n *Node) startHTTPS() error {
 	}
 	ln, err := net.Listen("tcp", n.opts.HTTPS)
 	if err != nil {
-		return fmt.Errorf("https: %w", err)
+		return fmt.Errorf("https on %s: %w%s", n.opts.HTTPS, err, inUseHint(err, "--https"))
 	}
 	n.httpsLn = ln
 	n.https = n.newAPIServer()

@@ -168,7 +168,7 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 	// Before the API serves: GET /v1/node reports it.
 	n.boots = newBootstrapper(n, opts.Bootstrap, n.boot)
 	if n.apiLn, err = net.Listen("tcp", opts.API); err != nil {
-		return fmt.Errorf("terminal API: %w", err)
+		return fmt.Errorf("terminal API on %s: %w%s", opts.API, err, inUseHint(err, "--api"))
 	}
 	n.api = n.newAPIServer()
 	n.wg.Add(1)

@@ -51,6 +51,9 @@ const (
 func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
 	var err error
 	if n.norm, err = ident.NewNormalizer(n.opts.Region); err != nil {
+		if errors.Is(err, ident.ErrUnknownRegion) {
+			return fmt.Errorf("%w: --region %q: want a country code (ISO 3166 alpha-2), e.g. DE", ErrBadOptions, n.opts.Region)
+		}
 		return fmt.Errorf("%w: region: %v", ErrBadOptions, err)
 	}
 	if n.admin, err = adminToken(n.opts.DataDir); err != nil {

@@ -266,3 +266,36 @@ func TestCallSaysNothingRecorded(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeStartErrorsNameTheFlag: a node that cannot start on a port in use
+// or with a region that is no country code names the flag to change, as
+// --turn, --sip and --data-dir already did.
+func TestNodeStartErrorsNameTheFlag(t *testing.T) {
+	o := nodetest.Options(t)
+	first := nodetest.Start(t, o)
+	listen := strings.TrimSuffix(nodetest.LoopbackAddr(t, first), "/p2p/"+first.ID().String())
+	api := first.APIAddr().String()
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--api", api}, []string{"terminal API on " + api, "address already in use", "choose another with --api ADDR"}},
+		{[]string{"--https", api}, []string{"https on " + api, "address already in use", "choose another with --https ADDR"}},
+		{[]string{"--listen", listen}, []string{"listen on " + listen, "address already in use", "give each node on a machine its own --listen port"}},
+		{[]string{"--region", "Germany"}, []string{`--region "Germany"`, "country code", "e.g. DE"}},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			args := []string{"node", "--data-dir", t.TempDir(), "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0",
+				"--turn", "off", "--mdns=false", "--log-level", "error"}
+			code, _, stderr := runCLI(append(args, c.args...)...)
+			if code != exitError {
+				t.Errorf("exit %d, want %d", code, exitError)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}

@@ -30,10 +30,11 @@ type tcpLimiter struct {
 	idle    time.Duration
 	refused func(src netip.Addr, first bool)
 
-	mu   sync.Mutex
-	all  int
-	open map[netip.Addr]int
-	full map[netip.Addr]bool // refusing since the last one closed: logged once
+	mu      sync.Mutex
+	all     int
+	allFull bool // refusing for all: logged once until one closes
+	open    map[netip.Addr]int
+	full    map[netip.Addr]bool // refusing for a source: logged once until one of its closes
 }
 
 // Accept returns the next connection within the limits; those beyond are
@@ -52,10 +53,13 @@ func (l *tcpLimiter) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		ok := l.all < MaxTCP && l.open[src] < MaxTCPPerSource
 		first := false
-		if ok {
+		switch {
+		case ok:
 			l.all++
 			l.open[src]++
-		} else if !l.full[src] {
+		case l.all >= MaxTCP: // logged once until one closes
+			first, l.allFull = !l.allFull, true
+		case !l.full[src]: // the source holds connections: closed clears it
 			l.full[src], first = true, true
 		}
 		l.mu.Unlock()
@@ -72,6 +76,7 @@ func (l *tcpLimiter) closed(src netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.all--
+	l.allFull = false
 	if l.open[src]--; l.open[src] <= 0 {
 		delete(l.open, src)
 	}

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -239,6 +240,12 @@ func eventText(w io.Writer, e client.Event) {
 		fmt.Fprintf(w, "key %s (%d ms)\n", e.Digit, e.DurationMS)
 	case client.EventWarning:
 		fmt.Fprintf(w, "warning: %s\n", e.Reason)
+	case client.EventRegistered:
+		node := "?"
+		if e.Self != nil {
+			node = shortID(e.Self.Node)
+		}
+		fmt.Fprintf(w, "connection to the node restored (node %s)\n", node)
 	case client.EventMoved:
 		fmt.Fprintf(w, "moved to node %s\n", shortID(e.Self.Node))
 	case client.EventSuperseded:
@@ -362,6 +369,7 @@ func runPhone(c *cli.Context) error {
 	jsonOut := c.Bool("json")
 	pr := &eventPrinter{json: jsonOut, out: c.App.Writer, text: eventText, tw: c.App.Writer}
 	kp := &keypad{live: map[string]bool{}, pr: pr}
+	var started atomic.Bool // registered, and that printed
 	rn := &recordNote{on: c.String("record") != "", pr: pr}
 	var stdinEnded <-chan struct{}
 	var linesOnce sync.Once
@@ -408,7 +416,9 @@ func runPhone(c *cli.Context) error {
 			}
 			kp.event(e)
 			rn.event(e)
-			if e.Type != client.EventRegistered || jsonOut {
+			// The first registration is printed below, from the ack;
+			// a later one is the connection restored.
+			if e.Type != client.EventRegistered || jsonOut || started.Load() {
 				pr.print(e)
 			}
 		},
@@ -433,6 +443,7 @@ func runPhone(c *cli.Context) error {
 		fmt.Fprintf(w, "waiting for calls (answer: %s); Ctrl-C to quit\n", answer)
 		pr.mu.Unlock()
 	}
+	started.Store(true)
 	kp.setPhone(p)
 	if isTerminal(os.Stdin) {
 		startLines() // key presses typed during calls

@@ -13,6 +13,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 )
 
@@ -163,4 +164,34 @@ func startPhoneOnTTY(t *testing.T, bin string, args ...string) (*os.File, *syncB
 		}
 	})
 	return tty, screen
+}
+
+// TestPhoneSaysReconnected: irmv phone whose node restarts says that the
+// connection is lost and then that it is back; it said only "lost;
+// reconnecting", and nothing once it was registered again.
+func TestPhoneSaysReconnected(t *testing.T) {
+	bin := buildIrmvForTest(t)
+	o := nodetest.Options(t)
+	n, err := node.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, screen := startPhoneOnTTY(t, bin, "--node", n.APIURL(), "--uid", "comes-back", "--answer", "auto")
+	waitScreen := func(what, text string) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !strings.Contains(screen.String(), text); {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 60 s:\n%s", what, screen.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitScreen("registration", "waiting for calls")
+	o.API = n.APIAddr().String()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen("word of the lost connection", "connection to the node lost")
+	nodetest.Start(t, o) // the same data dir and API address
+	waitScreen("word of the connection restored", "connection to the node restored")
 }

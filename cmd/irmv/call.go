@@ -419,6 +419,12 @@ func sendKeys(ctx context.Context, call *phone.Call, keys string, pr *eventPrint
 	}
 	if err := call.SendDTMF(keys, 0); err != nil {
 		pr.print(client.Event{Type: client.EventWarning, Reason: "--dtmf: " + err.Error()})
+		return
+	}
+	if !pr.json {
+		pr.mu.Lock()
+		fmt.Fprintf(pr.tw, "pressed %s\n", keys)
+		pr.mu.Unlock()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,4 +299,41 @@ func TestNodeStartErrorsNameTheFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCallSaysKeysPressed: irmv call --dtmf says when its keys have gone
+// out (it said nothing, so the caller could not tell them sent from
+// lost), and the callee gets them.
+func TestCallSaysKeysPressed(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	cl, err := client.New(n.APIURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got string
+	p, err := phone.Start(context.Background(), phone.Options{
+		Client: cl, Registration: client.Registration{UID: "voice-menu"},
+		Answer: phone.AnswerAuto, SettingEngine: media.LoopbackSettingEngine(),
+		OnEvent: func(e client.Event) {
+			if e.Type == client.EventDTMF {
+				mu.Lock()
+				got += e.Digit
+				mu.Unlock()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "p", p)
+	code, _, stderr := runCLI("call", "--node="+n.APIURL(), "--dtmf", "12#", "--hangup-after", "3s", "uid:voice-menu")
+	if code != 0 || !strings.Contains(stderr, "pressed 12#") {
+		t.Errorf("exit %d; want 0 and 'pressed 12#':\n%s", code, stderr)
+	}
+	nodetest.WaitFor(t, "the keys at the callee", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got == "12#"
+	})
 }

@@ -85,6 +85,9 @@ func TestCLIBadInput(t *testing.T) {
 		{"unreachable node: search", []string{"search", unreachable, "anna"}, "is `irmv node` running?"},
 		{"unreachable node: share add", []string{"share", "add", unreachable, "--uid", "a"}, "is `irmv node` running?"},
 		{"unreachable node: share list", []string{"share", "list", unreachable}, "is `irmv node` running?"},
+		// Said first, without the phone's inner steps ("phone: prepare registration: ").
+		{"unreachable node: call", []string{"call", unreachable, "anna"}, "irmv: node unreachable at http://127.0.0.1:1"},
+		{"unreachable node: phone", []string{"phone", unreachable, "--uid", "x", "--key", keyFile}, "irmv: node unreachable at http://127.0.0.1:1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -167,7 +167,7 @@ func runCall(c *cli.Context) error {
 		if ctx.Err() != nil {
 			return cli.Exit("cancelled", exitCancelled)
 		}
-		return cli.Exit(err.Error(), exitError)
+		return apiExit(err)
 	}
 	defer p.Close()
 	self := p.Ack()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -43,7 +44,15 @@ func apiExit(err error) error {
 	if errors.As(err, &ae) {
 		return cli.Exit(fmt.Sprintf("%s (HTTP %d)", ae.Message, ae.Status), exitError)
 	}
-	return cli.Exit(err.Error(), exitError)
+	msg := err.Error()
+	if errors.Is(err, client.ErrUnreachable) {
+		// What matters comes first, not the steps that led to it
+		// ("phone: prepare registration: ").
+		if i := strings.Index(msg, client.ErrUnreachable.Error()); i > 0 {
+			msg = msg[i:]
+		}
+	}
+	return cli.Exit(msg, exitError)
 }
 
 func printJSON(w io.Writer, v any) error {

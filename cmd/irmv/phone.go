@@ -431,7 +431,7 @@ func runPhone(c *cli.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return cli.Exit(err.Error(), exitError)
+		return apiExit(err)
 	}
 	if !jsonOut {
 		ack := p.Ack()

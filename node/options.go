@@ -114,6 +114,12 @@ type Options struct {
 	SIPOpen []string
 	// SIPRate is the SIP requests a second per source; 0: sip.DefaultRate.
 	SIPRate float64
+	// SIPTLS, if set, is where the SIP side also listens for SIP over
+	// TLS (a host alone: port 5061), with the HTTPS certificate
+	// (HTTPSCert/HTTPSKey, else the node's self-signed one).
+	SIPTLS string
+	// SIPSDESTLSOnly keeps SRTP keys (SDES) off SIP over UDP and TCP.
+	SIPSDESTLSOnly bool
 	// Logger receives the node's logs; nil: slog.Default().
 	Logger *slog.Logger
 }

@@ -3,6 +3,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -27,6 +28,9 @@ const sipFile = "sip.db"
 // startSIP starts the SIP side unless it is off.
 func (n *Node) startSIP() error {
 	if n.opts.SIP == "" || n.opts.SIP == "off" {
+		if n.opts.SIPTLS != "" {
+			return fmt.Errorf("%w: --sip-tls needs the SIP side (--sip ADDR)", ErrBadOptions)
+		}
 		return nil
 	}
 	var open []netip.Prefix
@@ -37,9 +41,20 @@ func (n *Node) startSIP() error {
 		}
 		open = append(open, p.Masked())
 	}
+	var tlsConf *tls.Config
+	if n.opts.SIPTLS != "" {
+		cert, err := n.httpsCert()
+		if err != nil {
+			return fmt.Errorf("sip tls: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	var err error
 	n.sip, err = sip.New(sip.Options{
-		Addr:       n.opts.SIP,
+		Addr:            n.opts.SIP,
+		TLSAddr:         n.opts.SIPTLS,
+		TLSConfig:       tlsConf,
+		SDESOverTLSOnly: n.opts.SIPSDESTLSOnly,
 		DBPath:     filepath.Join(n.opts.DataDir, sipFile),
 		Directory:  n.share,
 		Normalizer: n.norm,
@@ -54,6 +69,9 @@ func (n *Node) startSIP() error {
 		Logger:     n.log,
 	})
 	if err != nil {
+		if n.opts.SIPTLS != "" {
+			return fmt.Errorf("sip on %s (tls %s): %w (choose others with --sip ADDR and --sip-tls ADDR, or --sip off)", n.opts.SIP, n.opts.SIPTLS, err)
+		}
 		return fmt.Errorf("sip on %s: %w (choose another with --sip ADDR, or --sip off)", n.opts.SIP, err)
 	}
 	return nil
@@ -68,6 +86,14 @@ func (n *Node) SIPAddr() net.Addr {
 		return nil
 	}
 	return n.sip.Addr()
+}
+
+// SIPTLSAddr is where the SIP side listens for TLS, nil without.
+func (n *Node) SIPTLSAddr() net.Addr {
+	if n.sip == nil {
+		return nil
+	}
+	return n.sip.TLSAddr()
 }
 
 // sipRoutes: SIP users (credentials) and bindings. Users need the admin

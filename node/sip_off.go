@@ -16,7 +16,7 @@ const HasSIP = false
 type sipSide = io.Closer
 
 func (n *Node) startSIP() error {
-	if n.opts.SIP == "" || n.opts.SIP == "off" || (n.opts.Profile == "ap" && n.opts.SIP == DefaultSIPAP) {
+	if n.opts.SIPTLS == "" && (n.opts.SIP == "" || n.opts.SIP == "off" || (n.opts.Profile == "ap" && n.opts.SIP == DefaultSIPAP)) {
 		n.opts.SIP = "off"
 		return nil
 	}
@@ -25,6 +25,9 @@ func (n *Node) startSIP() error {
 
 // SIPAddr is nil: this build has no SIP side.
 func (n *Node) SIPAddr() net.Addr { return nil }
+
+// SIPTLSAddr is nil: this build has no SIP side.
+func (n *Node) SIPTLSAddr() net.Addr { return nil }
 
 func (n *Node) sipRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/v1/sip/", func(w http.ResponseWriter, r *http.Request) {

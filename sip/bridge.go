@@ -237,6 +237,14 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	sec, err := parseSDES(req.Body())
+	if err == nil && !s.sdesOK(req.Transport()) && len(sec.cryptos) > 0 {
+		// Keys over a cleartext transport: plain RTP, or none.
+		s.m.dropped.WithLabelValues("sdes_plain").Inc()
+		sec.cryptos = nil
+		if sec.savp() {
+			err = errNoCrypto
+		}
+	}
 	if err != nil {
 		s.respond(tx, req, 488, "Not Acceptable Here") // RTP/SAVP without a crypto suite the node has
 		return
@@ -274,7 +282,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	dlg, err := s.dialogs.ReadInvite(req, tx)
+	dlg, err := s.dialogUA(req.Transport()).ReadInvite(req, tx)
 	if err != nil {
 		s.respond(tx, req, 500, "Server Internal Error")
 		return
@@ -301,7 +309,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.setSIPCall(bc, req.CallID().Value())
-	s.setDialog(bc, dialogOf{id: dlg.ID, phone: sourceIP(req.Source())})
+	s.setDialog(bc, dialogOf{id: dlg.ID, phone: sourceIP(req.Source()), srv: dlg})
 	if err := s.answerSRTP(bc, sec); err != nil {
 		dlg.Respond(488, "Not Acceptable Here", nil)
 		return
@@ -754,7 +762,7 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	ip := bc.rtp.LocalAddr().(*net.UDPAddr)
 	res := sip.NewSDPResponseFromRequest(req, bc.protect(answerSDP(ip.IP, ip.Port, []phoneCodec{pc}, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()), offer.rtcp.mux)))
-	res.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.IP.String(), portOf(s.udp.LocalAddr()))+">"))
+	res.AppendHeader(sip.NewHeader("Contact", "<"+s.nodeURI("irmv", ip.IP, req.Transport(), req.Recipient.Scheme == "sips")+">"))
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("re-INVITE answer not sent", "err", err)
 		return

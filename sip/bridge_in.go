@@ -92,21 +92,26 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 	answered := make(chan error, 1)
 	// invite sends the INVITE (SRTP offered on RTP/AVP, or with savp on
 	// RTP/SAVP) and waits for the answer in the background.
+	sips := contact.Scheme == "sips"
 	invite := func(savp bool) error {
 		req := sip.NewRequest(sip.INVITE, contact)
 		req.SetDestination(b.Source)
 		req.SetTransport(b.Transport)
-		from := "<sip:irmv@" + net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr())) + ">"
+		from := "<" + s.nodeURI("irmv", ip, b.Transport, sips) + ">"
 		if inv.From != nil {
 			name, user := callerNames(inv.From)
-			from = `"` + name + `" <sip:` + user + "@" + net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr())) + ">"
+			from = `"` + name + `" <` + s.nodeURI(user, ip, b.Transport, sips) + ">"
 		}
 		req.AppendHeader(sip.NewHeader("From", from+";tag="+newCallID()[:16]))
-		req.AppendHeader(sip.NewHeader("To", "<sip:"+aor+"@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
-		req.AppendHeader(sip.NewHeader("Contact", "<sip:irmv@"+net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))+">"))
+		req.AppendHeader(sip.NewHeader("To", "<"+s.nodeURI(aor, ip, b.Transport, sips)+">"))
+		req.AppendHeader(sip.NewHeader("Contact", "<"+s.nodeURI("irmv", ip, b.Transport, sips)+">"))
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		req.SetBody(bc.offerSRTP(body, savp))
-		ss, err := s.dialogCli.WriteInvite(ctx, req)
+		if s.sdesOK(b.Transport) {
+			req.SetBody(bc.offerSRTP(body, savp))
+		} else {
+			req.SetBody(body)
+		}
+		ss, err := s.dialogUA(b.Transport).WriteInvite(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -129,6 +134,12 @@ func (s *Server) incoming(l *call.Line, aor string, inv signal.Msg) {
 		return nil
 	}
 	savp := false
+	if strings.EqualFold(b.Transport, "TLS") && !s.hasFlow(b.Source) {
+		// The phone's connection closed: it is not dialled back (behind
+		// a NAT it could not be, and it has no certificate to check).
+		refuse(signal.TypeUnavailable, "SIP phone's TLS connection closed")
+		return
+	}
 	if err := invite(savp); err != nil {
 		refuse(signal.TypeUnavailable, "SIP phone unreachable")
 		return
@@ -146,7 +157,7 @@ wait:
 			// A phone that takes SRTP only on RTP/SAVP refuses the
 			// best-effort offer with 488: it is asked again with RTP/SAVP.
 			var de *sipgo.ErrDialogResponse
-			if !savp && errors.As(err, &de) && de.Res.StatusCode == 488 {
+			if !savp && errors.As(err, &de) && de.Res.StatusCode == 488 && s.sdesOK(b.Transport) {
 				savp = true
 				if invite(savp) == nil {
 					continue
@@ -218,7 +229,7 @@ wait:
 	bc.mu.Lock()
 	bc.sending = true // the phone answered
 	bc.mu.Unlock()
-	s.setDialog(bc, dialogOf{id: sess.ID, uac: true, phone: sourceIP(b.Source)})
+	s.setDialog(bc, dialogOf{id: sess.ID, uac: true, phone: sourceIP(b.Source), cli: sess})
 	if err := sess.Ack(ctx); err != nil {
 		refuse(signal.TypeHangup, "SIP phone gone")
 		return
@@ -266,6 +277,31 @@ func udpAddrOf(hostport string) *net.UDPAddr {
 		return nil
 	}
 	return net.UDPAddrFromAddrPort(ap)
+}
+
+// nodeURI is the node's SIP URI for user as a phone reached over
+// transport sees it: its TLS port and transport=tls (or sips:) over TLS,
+// else its UDP/TCP port.
+func (s *Server) nodeURI(user string, ip net.IP, transport string, sips bool) string {
+	if s.tls == nil || !strings.EqualFold(transport, "TLS") {
+		return "sip:" + user + "@" + net.JoinHostPort(ip.String(), portOf(s.udp.LocalAddr()))
+	}
+	hp := net.JoinHostPort(ip.String(), portOf(s.tls.Addr()))
+	if sips {
+		return "sips:" + user + "@" + hp
+	}
+	return "sip:" + user + "@" + hp + ";transport=tls"
+}
+
+// sdesOK reports whether SRTP keys may be sent over transport.
+func (s *Server) sdesOK(transport string) bool {
+	return !s.o.SDESOverTLSOnly || strings.EqualFold(transport, "TLS")
+}
+
+// hasFlow reports whether the phone's TLS connection from source is open.
+func (s *Server) hasFlow(source string) bool {
+	c, err := s.srv.TransportLayer().GetConnection("tls", source)
+	return err == nil && c != nil
 }
 
 func portOf(a net.Addr) string {

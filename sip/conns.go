@@ -1,6 +1,9 @@
 package sip
 
 import (
+	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -113,4 +116,44 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 func (c *limitedConn) Close() error {
 	c.once.Do(func() { c.l.closed(c.src) })
 	return c.Conn.Close()
+}
+
+// tlsListener serves SIP over TLS on the limited TCP listener. The
+// handshake runs on the connection's first read (sipgo's reader, not
+// the accept loop), within the limits' first-read deadline; one that
+// fails (plain SIP sent to the TLS port, a client refusing the
+// certificate) closes the connection and is counted.
+type tlsListener struct {
+	net.Listener
+	conf *tls.Config
+	m    *metrics
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tlsConn{Conn: tls.Server(c, l.conf), m: l.m}, nil
+}
+
+type tlsConn struct {
+	*tls.Conn
+	m    *metrics
+	done bool // handshake complete; only sipgo's reader reads
+}
+
+func (c *tlsConn) Read(b []byte) (int, error) {
+	if !c.done {
+		ctx, cancel := context.WithTimeout(context.Background(), tcpFirstRead)
+		err := c.Conn.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			c.m.dropped.WithLabelValues("tls").Inc()
+			c.Conn.Close()
+			return 0, io.EOF
+		}
+		c.done = true
+	}
+	return c.Conn.Read(b)
 }

@@ -3,6 +3,7 @@ package sip
 import (
 	"net/netip"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -13,6 +14,9 @@ type dialogOf struct {
 	id    string     // sipgo's dialog ID
 	uac   bool       // the node sent the INVITE
 	phone netip.Addr // the phone's source address
+	// The session: srv when the phone called, cli when it was called.
+	srv *sipgo.DialogServerSession
+	cli *sipgo.DialogClientSession
 }
 
 // setDialog records the dialog of a bridged call once it is established.
@@ -26,6 +30,17 @@ func (s *Server) setDialog(bc *bridgeCall, d dialogOf) {
 // belongs to. When there is none, or the request is not from the call's
 // phone, it answers 481 (counted) and returns nil.
 func (s *Server) dialogCall(req *sip.Request, tx sip.ServerTransaction) *bridgeCall {
+	bc, _ := s.matchDialog(req)
+	if bc == nil {
+		s.m.noDialog.WithLabelValues(string(req.Method)).Inc()
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+	}
+	return bc
+}
+
+// matchDialog is the bridged call an in-dialog request belongs to and
+// its dialog; nil when none, or when the request is not from its phone.
+func (s *Server) matchDialog(req *sip.Request) (*bridgeCall, dialogOf) {
 	s.mu.Lock()
 	bc := s.sipCalls[req.CallID().Value()]
 	var d dialogOf
@@ -38,19 +53,29 @@ func (s *Server) dialogCall(req *sip.Request, tx sip.ServerTransaction) *bridgeC
 		id, err = sip.DialogIDFromRequestUAC(req)
 	}
 	if bc == nil || err != nil || d.id == "" || id != d.id || sourceIP(req.Source()) != d.phone {
-		s.m.noDialog.WithLabelValues(string(req.Method)).Inc()
-		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
-		return nil
+		return nil, d
 	}
-	return bc
+	return bc, d
+}
+
+// onAck confirms the dialog of a call the phone placed.
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if bc, d := s.matchDialog(req); bc != nil && d.srv != nil {
+		d.srv.ReadAck(req, tx)
+	}
 }
 
 // onBye ends the call of the dialog a BYE names.
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	if s.dialogCall(req, tx) == nil {
-		return
+	bc, d := s.matchDialog(req)
+	var err error
+	switch {
+	case bc != nil && d.srv != nil:
+		err = d.srv.ReadBye(req, tx)
+	case bc != nil && d.cli != nil:
+		err = d.cli.ReadBye(req, tx)
 	}
-	if s.dialogs.ReadBye(req, tx) != nil && s.dialogCli.ReadBye(req, tx) != nil {
+	if bc == nil || err != nil {
 		s.m.noDialog.WithLabelValues(string(req.Method)).Inc()
 		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 	}

@@ -39,7 +39,7 @@ func newMetrics(s *Server, r prometheus.Registerer) *metrics {
 	}
 	m := &metrics{
 		dropped: vec("irmv_sip_dropped_total",
-			"SIP input dropped, by reason: malformed (unparsable or missing what it needs), rate (over a source's rate), guesses (credentials refused unchecked: their source or user gave too many wrong answers), connections (TCP connections closed at once: their source, or all, at the maximum), rtp_source (RTP on a plain leg from another address than the phone's), calls (INVITEs refused with 403: the phone, or all phones, placing the most calls at a time).", "reason"),
+			"SIP input dropped, by reason: malformed (unparsable or missing what it needs), rate (over a source's rate), guesses (credentials refused unchecked: their source or user gave too many wrong answers), connections (TCP connections closed at once: their source, or all, at the maximum), rtp_source (RTP on a plain leg from another address than the phone's), calls (INVITEs refused with 403: the phone, or all phones, placing the most calls at a time), tls (connections to the TLS port closed: failed handshake, e.g. plain SIP), sdes_plain (SRTP keys offered over UDP or TCP while SDES is for TLS only: answered without SRTP, or 488).", "reason"),
 		registers: vec("irmv_sip_registers_total",
 			"SIP REGISTER requests by result: ok, removed, challenged, forbidden, limited (too many wrong passwords), too_brief, malformed, refused.", "result"),
 		reinvites: one("irmv_sip_reinvites_total",

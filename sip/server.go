@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,9 @@ const (
 	ttlGrace = 15 * time.Second
 	// maxSources bounds the per-source rate limiters kept.
 	maxSources = 4096
+	// DefaultTLSPort is SIP over TLS's port (RFC 3261) when TLSAddr
+	// names a host only.
+	DefaultTLSPort = 5061
 )
 
 // DefaultAlgorithms is the digest challenge by default: MD5 only. Phones
@@ -70,6 +74,14 @@ type Options struct {
 	// Addr is where the server listens, on UDP and TCP (the same port).
 	// Port 0 picks one free on both. Required.
 	Addr string
+	// TLSAddr, if set, is where the server also listens for SIP over TLS
+	// (a host alone: DefaultTLSPort), with TLSConfig's certificate.
+	TLSAddr   string
+	TLSConfig *tls.Config
+	// SDESOverTLSOnly keeps SRTP keys (SDES) off cleartext transports:
+	// calls over UDP and TCP get plain RTP (488 when the phone requires
+	// RTP/SAVP), and phones registered over them are offered no key.
+	SDESOverTLSOnly bool
 	// DBPath is the bbolt file for credentials and bindings. Required.
 	DBPath string
 	// Directory registers phones as hosted terminals. Required.
@@ -112,6 +124,14 @@ type Options struct {
 func (o *Options) setDefaults() error {
 	if o.Addr == "" || o.DBPath == "" || o.Directory == nil {
 		return errors.New("sip.Options: Addr, DBPath and Directory must be set")
+	}
+	if o.TLSAddr != "" {
+		if o.TLSConfig == nil || len(o.TLSConfig.Certificates) == 0 && o.TLSConfig.GetCertificate == nil {
+			return errors.New("sip.Options: TLSAddr needs TLSConfig with a certificate")
+		}
+		if _, _, err := net.SplitHostPort(o.TLSAddr); err != nil {
+			o.TLSAddr = net.JoinHostPort(strings.Trim(o.TLSAddr, "[]"), strconv.Itoa(DefaultTLSPort))
+		}
 	}
 	if o.Realm == "" {
 		o.Realm = DefaultRealm
@@ -178,10 +198,13 @@ type Server struct {
 	srv     *sipgo.Server
 	udp     net.PacketConn
 	tcp     net.Listener
+	tls     net.Listener // nil without TLSAddr
 
-	client    *sipgo.Client
-	dialogs   *sipgo.DialogServerCache // calls from phones
-	dialogCli *sipgo.DialogClientCache // calls to phones
+	client *sipgo.Client
+	// dialogs (calls both ways) over UDP and TCP, and over TLS: there
+	// the node's Contact names its TLS port, and in-dialog requests go
+	// back over the phone's connection (a phone is not dialled back).
+	dialogs, dialogsTLS *sipgo.DialogUA
 
 	mu         sync.Mutex
 	bindings   map[string]*binding // by AOR user
@@ -263,7 +286,7 @@ func (s *Server) listen() error {
 		return fmt.Errorf("sip: %w", err)
 	}
 	s.srv.OnInvite(s.onInvite)
-	s.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { s.dialogs.ReadAck(req, tx) })
+	s.srv.OnAck(s.onAck)
 	s.srv.OnBye(s.onBye)
 	s.srv.OnCancel(s.onCancel)
 	s.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -280,23 +303,50 @@ func (s *Server) listen() error {
 		chost = "127.0.0.1" // replaced per dialog by what the phone sent to
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "irmv", Host: chost, Port: port}}
-	s.dialogs = sipgo.NewDialogServerCache(s.client, contact)
-	s.dialogCli = sipgo.NewDialogClientCache(s.client, contact)
+	s.dialogs = &sipgo.DialogUA{Client: s.client, ContactHDR: contact}
+	if s.o.TLSAddr != "" {
+		if s.tls, err = net.Listen("tcp", s.o.TLSAddr); err != nil {
+			return fmt.Errorf("sip: listen tls %s: %w", s.o.TLSAddr, err)
+		}
+		contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "irmv", Host: chost, Port: s.tls.Addr().(*net.TCPAddr).Port,
+			UriParams: sip.HeaderParams{{K: "transport", V: "tls"}}}}
+		s.dialogsTLS = &sipgo.DialogUA{Client: s.client, ContactHDR: contact, RewriteContact: true}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.srv.ServeUDP(s.udp) }()
-	tcp := &tcpLimiter{Listener: s.tcp, first: tcpFirstRead, idle: s.o.MaxExpires + ttlGrace, open: map[netip.Addr]int{}, full: map[netip.Addr]bool{},
+	go func() { defer s.wg.Done(); s.srv.ServeTCP(s.limit(s.tcp, "TCP")) }()
+	if s.tls != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.srv.ServeTLS(&tlsListener{Listener: s.limit(s.tls, "TLS"), conf: s.o.TLSConfig, m: s.m}) }()
+	}
+	go func() { defer s.wg.Done(); s.sweepLoop(ctx) }()
+	if s.tls != nil {
+		s.log.Info("SIP listening", "addr", s.udp.LocalAddr().String(), "tls", s.tls.Addr().String(), "realm", s.o.Realm)
+	} else {
+		s.log.Info("SIP listening", "addr", s.udp.LocalAddr().String(), "realm", s.o.Realm)
+	}
+	return nil
+}
+
+// limit puts the connection limits (conns.go) on a TCP listener.
+func (s *Server) limit(ln net.Listener, transport string) net.Listener {
+	return &tcpLimiter{Listener: ln, first: tcpFirstRead, idle: s.o.MaxExpires + ttlGrace, open: map[netip.Addr]int{}, full: map[netip.Addr]bool{},
 		refused: func(src netip.Addr, first bool) {
 			s.m.dropped.WithLabelValues("connections").Inc()
 			if first {
-				s.log.Warn("SIP TCP connections limited", "source", src, "per_source", MaxTCPPerSource, "all", MaxTCP)
+				s.log.Warn("SIP connections limited", "transport", transport, "source", src, "per_source", MaxTCPPerSource, "all", MaxTCP)
 			}
 		}}
-	go func() { defer s.wg.Done(); s.srv.ServeTCP(tcp) }()
-	go func() { defer s.wg.Done(); s.sweepLoop(ctx) }()
-	s.log.Info("SIP listening", "addr", s.udp.LocalAddr().String(), "realm", s.o.Realm)
-	return nil
+}
+
+// dialogUA is the dialog side for a request's transport.
+func (s *Server) dialogUA(transport string) *sipgo.DialogUA {
+	if s.dialogsTLS != nil && strings.EqualFold(transport, "TLS") {
+		return s.dialogsTLS
+	}
+	return s.dialogs
 }
 
 // allow lists the methods the node answers.
@@ -304,6 +354,14 @@ const allow = "REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE"
 
 // Addr is the address the server listens on (UDP; TCP has the same).
 func (s *Server) Addr() net.Addr { return s.udp.LocalAddr() }
+
+// TLSAddr is where the server listens for SIP over TLS, nil without.
+func (s *Server) TLSAddr() net.Addr {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Addr()
+}
 
 // Close stops the server and waits. Only the first call acts.
 func (s *Server) Close() error {
@@ -329,6 +387,9 @@ func (s *Server) Close() error {
 		}
 		if s.tcp != nil {
 			s.tcp.Close()
+		}
+		if s.tls != nil {
+			s.tls.Close()
 		}
 		if s.ua != nil {
 			s.ua.Close()

@@ -176,4 +176,3 @@ func TestSIPOverTLSFlow(t *testing.T) {
 		t.Fatalf("call to carol after her connection closed: %v, want unavailable", err)
 	}
 }
-

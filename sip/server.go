@@ -319,7 +319,10 @@ func (s *Server) listen() error {
 	go func() { defer s.wg.Done(); s.srv.ServeTCP(s.limit(s.tcp, "TCP")) }()
 	if s.tls != nil {
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.srv.ServeTLS(&tlsListener{Listener: s.limit(s.tls, "TLS"), conf: s.o.TLSConfig, m: s.m}) }()
+		go func() {
+			defer s.wg.Done()
+			s.srv.ServeTLS(&tlsListener{Listener: s.limit(s.tls, "TLS"), conf: s.o.TLSConfig, m: s.m})
+		}()
 	}
 	go func() { defer s.wg.Done(); s.sweepLoop(ctx) }()
 	if s.tls != nil {

@@ -29,6 +29,34 @@ type sipCase struct {
 	srtp  string // baresip's mediaenc: "" (plain RTP), srtp or srtp-mand
 	hold  bool   // the phone holds and resumes (re-INVITEs) mid-call
 	dtmf  bool   // key presses (RFC 4733) go both ways
+	// tls: the phone registers and calls over TLS (node A has --sip-tls
+	// and SDES for TLS only); ca is A's certificate, set by nodes.
+	tls bool
+	ca  string
+}
+
+// nodes starts node A with the SIP side (and TLS for a tls row) and node
+// B joined to it.
+func (c *sipCase) nodes(t *testing.T) (a, b *node.Node) {
+	t.Helper()
+	if !c.tls {
+		return sipNodes(t)
+	}
+	ns := nodetest.Chain(t, 2, func(i int, o *node.Options) {
+		if i == 0 {
+			o.SIP, o.SIPTLS, o.SIPSDESTLSOnly = "127.0.0.1:0", "127.0.0.1:0", true
+			c.ca = filepath.Join(o.DataDir, "https.crt")
+		}
+	})
+	return ns[0], ns[1]
+}
+
+// uri is sip:user@ the node, over TLS for a tls row.
+func (c sipCase) uri(n *node.Node, user string) string {
+	if c.tls {
+		return fmt.Sprintf("sip:%s@127.0.0.1:%d;transport=tls", user, n.SIPTLSAddr().(*net.TCPAddr).Port)
+	}
+	return fmt.Sprintf("sip:%s@127.0.0.1:%d", user, n.SIP().Addr().(*net.UDPAddr).Port)
 }
 
 func (c sipCase) g711() bool { return c.codec != "opus" }
@@ -46,9 +74,11 @@ func (c sipCase) bytesPerSecond() int64 {
 func (c sipCase) baresip(t *testing.T, n *node.Node, user, pass string, hz int) (*baresiptest.Phone, string) {
 	t.Helper()
 	rec := t.TempDir()
-	port := n.SIP().Addr().(*net.UDPAddr).Port
 	cfg := baresiptest.Config{IP: "127.0.0.1", Codecs: []string{"opus"}, Source: toneWAV(t, 48000, 2, hz, 30), Record: rec, MediaEnc: c.srtp != "",
-		Account: fmt.Sprintf(`"%s Example" <sip:%s@127.0.0.1:%d>;auth_pass=%s;regint=600;answermode=auto`, user, user, port, pass)}
+		Account: fmt.Sprintf(`"%s Example" <%s>;auth_pass=%s;regint=600;answermode=auto`, user, c.uri(n, user), pass)}
+	if c.tls {
+		cfg.CAFile = c.ca
+	}
 	if c.g711() {
 		cfg.Codecs, cfg.Source = []string{"g711"}, toneWAV(t, 8000, 1, hz, 30)
 		cfg.Account += ";audio_codecs=" + c.codec
@@ -58,6 +88,9 @@ func (c sipCase) baresip(t *testing.T, n *node.Node, user, pass string, hz int) 
 	}
 	p := baresiptest.Start(t, cfg)
 	nodetest.WaitFor(t, user+" registered", func() bool { return len(n.SIP().Bindings()) == 1 })
+	if b := n.SIP().Bindings()[0]; c.tls != (b.Transport == "TLS") {
+		t.Fatalf("%s registered over %s (tls row: %t)", user, b.Transport, c.tls)
+	}
 	return p, rec
 }
 
@@ -183,10 +216,11 @@ func TestBaresipCallsIrmvPhone(t *testing.T) {
 		{name: "PCMU", codec: "PCMU", dtmf: true},
 		{name: "PCMA", codec: "PCMA", dtmf: true},
 		{name: "SRTP", codec: "opus", srtp: "srtp-mand", hold: true},
+		{name: "TLS-SRTP", codec: "opus", srtp: "srtp-mand", tls: true, hold: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			baresiptest.Need(t)
-			a, b := sipNodes(t)
+			a, b := c.nodes(t)
 			if _, err := a.SIP().AddUser(client.SIPUser{User: "alice", Password: "s3cret"}); err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +228,7 @@ func TestBaresipCallsIrmvPhone(t *testing.T) {
 			p, aliceRec := c.baresip(t, a, "alice", "s3cret", 440)
 			find(t, a, "bob callee", "bob-callee")
 
-			p.Command(fmt.Sprintf("/dial sip:bob%%20callee@127.0.0.1:%d", a.SIP().Addr().(*net.UDPAddr).Port))
+			p.Command("/dial " + c.uri(a, "bob%20callee"))
 			ev := bobEv.wait(t, "incoming call", ofType(client.EventIncoming))
 			if ev.Peer == nil || ev.Peer.Identifiers.UID != "alice" || !ev.Bridged {
 				t.Fatalf("incoming from %+v (bridged %t), want uid alice, bridged", ev.Peer, ev.Bridged)
@@ -225,10 +259,11 @@ func TestIrmvPhoneCallsBaresip(t *testing.T) {
 		{name: "PCMA", codec: "PCMA", hold: true},
 		{name: "SRTP", codec: "opus", srtp: "srtp"},
 		{name: "SRTP-mandatory", codec: "opus", srtp: "srtp-mand"},
+		{name: "TLS-SRTP", codec: "opus", srtp: "srtp", tls: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			baresiptest.Need(t)
-			a, b := sipNodes(t)
+			a, b := c.nodes(t)
 			if _, err := a.SIP().AddUser(client.SIPUser{User: "alice", Password: "s3cret", Phone: "030 7654321"}); err != nil {
 				t.Fatal(err)
 			}

@@ -40,6 +40,10 @@ type Config struct {
 	// needs ";mediaenc=srtp" (best effort: RTP/AVP with a=crypto) or
 	// ";mediaenc=srtp-mand" (RTP/SAVP only).
 	MediaEnc bool
+	// CAFile is a PEM certificate the phone trusts for SIP over TLS
+	// (sip_cafile; the account's URI then names ";transport=tls"). The
+	// phone listens for TLS on its SIP port + 1.
+	CAFile string
 }
 
 // Phone is a running baresip.
@@ -94,13 +98,24 @@ func freePort(t testing.TB, ip string) int {
 	return 0
 }
 
+// tcpFree reports whether port is free for TCP on ip (baresip's TLS
+// listener takes its SIP port + 1).
+func tcpFree(ip string, port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
 // Start runs a phone until the test ends.
 func Start(t testing.TB, c Config) *Phone {
 	t.Helper()
 	dir := t.TempDir()
 	consPort := freePort(t, "127.0.0.1")
 	sipPort := freePort(t, c.IP)
-	for sipPort == consPort {
+	for sipPort == consPort || sipPort+1 == consPort || !tcpFree(c.IP, sipPort+1) {
 		sipPort = freePort(t, c.IP)
 	}
 	codecs := c.Codecs
@@ -110,6 +125,9 @@ func Start(t testing.TB, c Config) *Phone {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "poll_method\tepoll\nsip_listen\t%s\nnet_interface\t%s\n", net.JoinHostPort(c.IP, fmt.Sprint(sipPort)), c.IP)
 	fmt.Fprintf(&cfg, "module_path\t/usr/lib/baresip/modules\nrtp_ports\t20000-29999\n")
+	if c.CAFile != "" {
+		fmt.Fprintf(&cfg, "sip_cafile\t%s\n", c.CAFile)
+	}
 	fmt.Fprintf(&cfg, "module\tcons.so\ncons_listen\t127.0.0.1:%d\n", consPort)
 	for _, m := range codecs {
 		fmt.Fprintf(&cfg, "module\t%s.so\n", m)

@@ -30,28 +30,7 @@ func BenchmarkAPIConnFlood(b *testing.B) {
 	}
 	api := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, "node", "--data-dir", b.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0",
-		"--api", api, "--profile", "ap", "--mdns=false", "--turn", "off", "--log-level", "error")
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + api + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("node did not come up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a process start
-	}
-	http.DefaultClient.CloseIdleConnections()
+	cmd := startAPNode(b, bin, api)
 	rss0, fds0 := procStats(b, cmd.Process.Pid)
 
 	var held []net.Conn
@@ -89,6 +68,36 @@ func BenchmarkAPIConnFlood(b *testing.B) {
 	b.ReportMetric(rss, "RSS-MB")
 	b.ReportMetric(float64(fds0), "fds-before")
 	b.ReportMetric(float64(fds), "fds")
+}
+
+// startAPNode starts `irmv node --profile ap` with its API on api (and
+// the flags in extra), waits until it answers, and kills it when b ends.
+func startAPNode(b *testing.B, bin, api string, extra ...string) *exec.Cmd {
+	b.Helper()
+	args := append([]string{"node", "--data-dir", b.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--api", api, "--profile", "ap", "--mdns=false", "--turn", "off", "--log-level", "error"}, extra...)
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + api + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("node did not come up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a process start
+	}
+	http.DefaultClient.CloseIdleConnections()
+	return cmd
 }
 
 // procStats is a process's resident memory (MB) and open descriptors.

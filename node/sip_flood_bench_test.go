@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,28 +40,7 @@ func benchSIPFlood(b *testing.B, manyTCP bool) {
 		return ln.Addr().String()
 	}
 	api, sipAddr := free(), free()
-	cmd := exec.Command(bin, "node", "--data-dir", b.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0",
-		"--api", api, "--sip", sipAddr, "--profile", "ap", "--mdns=false", "--turn", "off", "--log-level", "error")
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + api + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("node did not come up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a process start
-	}
-	http.DefaultClient.CloseIdleConnections()
+	cmd := startAPNode(b, bin, api, "--sip", sipAddr)
 	rss0, fds0 := procStats(b, cmd.Process.Pid)
 	_, port, _ := net.SplitHostPort(sipAddr)
 	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}

@@ -337,3 +337,17 @@ func TestCallSaysKeysPressed(t *testing.T) {
 		return got == "12#"
 	})
 }
+
+// TestNodeHelpSaysWhatItOpens: irmv node --help names what a node opens
+// (the TURN relay, the web page) and what a second node on one machine
+// needs; it named neither, and a second node failed on the TURN port.
+func TestNodeHelpSaysWhatItOpens(t *testing.T) {
+	_, stdout, _ := runCLI("node", "--help")
+	help := strings.Join(strings.Fields(stdout), " ")
+	for _, w := range []string{"STUN/TURN relay for its terminals (--turn, UDP 3478)", "web page (--api, http://127.0.0.1:7370)",
+		"A second node on the same machine needs its own --data-dir, --listen, --turn and --api"} {
+		if !strings.Contains(help, w) {
+			t.Errorf("irmv node --help lacks %q:\n%s", w, stdout)
+		}
+	}
+}

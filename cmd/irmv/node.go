@@ -265,16 +265,22 @@ func mdnsUsage() string {
 }
 
 func nodeDescription() string {
-	transports, lan := "TCP and QUIC", "\nmDNS discovery on the LAN,"
+	transports, lan, sip := "TCP and QUIC", " mDNS discovery on the LAN,", ""
 	if !node.HasQUIC {
 		transports = "TCP (this build has no QUIC)"
 	}
 	if !node.HasMDNS {
 		lan = ""
 	}
-	return "Runs an irmv node: a libp2p host on " + transports + ", the Kademlia DHT (/irmv)," + lan + `
-the register of hosted terminals and the terminal API.
-With no flags it runs with a persistent identity in the default data dir.
+	if node.HasSIP {
+		sip = ";\nwith --sip, a registrar for SIP phones"
+	}
+	return "Runs an irmv node: a libp2p host on " + transports + ` (--listen, port 4001 on every
+address), the Kademlia DHT (/irmv),` + lan + `
+a STUN/TURN relay for its terminals (--turn, UDP 3478), the register of hosted
+terminals, and the terminal API and web page (--api, http://127.0.0.1:7370)` + sip + `.
+With no flags it runs with a persistent identity in the default data dir. A second
+node on the same machine needs its own --data-dir, --listen, --turn and --api.
 Precedence: flag, then IRMV_* environment variable, then --config file, then default.
 Stop it with Ctrl-C or SIGTERM.`
 }

@@ -90,7 +90,7 @@
 //	    not valid. (Client.SetSIPUser)
 //	DELETE /v1/sip/users/{user}              admin
 //	    204; 404 unknown user. (Client.RemoveSIPUser)
-//	GET /v1/sip/bindings                     no token
+//	GET /v1/sip/bindings                     admin
 //	    200 {"bindings": [SIPBinding]}. (Client.SIPBindings)
 //	    Every /v1/sip/ route answers 404 while the node's SIP side is off.
 //	GET /, GET /static/…

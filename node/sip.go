@@ -96,38 +96,37 @@ func (n *Node) SIPTLSAddr() net.Addr {
 	return n.sip.TLSAddr()
 }
 
-// sipRoutes: SIP users (credentials) and bindings. Users need the admin
-// token beyond loopback.
+// sipRoutes: SIP users (credentials) and bindings, all of them needing
+// the admin token beyond loopback (the bindings name every phone's
+// address and contact, like the listing of terminals).
 func (n *Node) sipRoutes(mux *http.ServeMux) {
-	// guard answers 404 while the SIP side is off and, for admin routes,
-	// 403 without the admin token beyond loopback.
-	guard := func(admin bool, h http.HandlerFunc) http.HandlerFunc {
+	// guard answers 404 while the SIP side is off and 403 without the
+	// admin token beyond loopback.
+	guard := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if n.sip == nil {
 				writeError(w, http.StatusNotFound, "the SIP side is off (irmv node --sip ADDR)")
 				return
 			}
-			if admin {
-				if err := n.authorizeAdmin(r); err != nil {
-					writeError(w, http.StatusForbidden, err.Error())
-					return
-				}
+			if err := n.authorizeAdmin(r); err != nil {
+				writeError(w, http.StatusForbidden, err.Error())
+				return
 			}
 			h(w, r)
 		}
 	}
-	mux.HandleFunc("GET /v1/sip/users", guard(true, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v1/sip/users", guard(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"users": n.sip.Users()})
 	}))
-	mux.HandleFunc("POST /v1/sip/users", guard(true, n.handleSIPUser))
-	mux.HandleFunc("DELETE /v1/sip/users/{user}", guard(true, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v1/sip/users", guard(n.handleSIPUser))
+	mux.HandleFunc("DELETE /v1/sip/users/{user}", guard(func(w http.ResponseWriter, r *http.Request) {
 		if err := n.sip.RemoveUser(r.PathValue("user")); err != nil {
 			writeError(w, sipStatus(err), err.Error())
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	mux.HandleFunc("GET /v1/sip/bindings", guard(false, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v1/sip/bindings", guard(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"bindings": n.sip.Bindings()})
 	}))
 }

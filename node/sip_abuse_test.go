@@ -15,6 +15,7 @@ import (
 
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/sip"
 )
 
@@ -188,5 +189,23 @@ func TestSIPContactNotFollowed(t *testing.T) {
 	}
 	if m, err := read(victim, 500*time.Millisecond); err == nil {
 		t.Fatalf("the Contact's host got %s", m)
+	}
+}
+
+// The SIP bindings name every registered phone's address and contact:
+// beyond loopback they need the admin token, like the list of terminals.
+func TestSIPBindingsNeedAdminBeyondLoopback(t *testing.T) {
+	n := lanNodeWith(t, func(o *node.Options) { o.SIP = "127.0.0.1:0" })
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", 403}, {n.AdminToken(), 200}} {
+		hdr := map[string]string{}
+		if c.token != "" {
+			hdr["Authorization"] = "Bearer " + c.token
+		}
+		if code, _ := raw(t, "GET", n.APIURL()+"/v1/sip/bindings", hdr, ""); code != c.want {
+			t.Errorf("GET /v1/sip/bindings (token %v): %d, want %d", c.token != "", code, c.want)
+		}
 	}
 }

@@ -351,3 +351,26 @@ func TestNodeHelpSaysWhatItOpens(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownCommandHints: a command name far from every command gets no
+// suggestion (it got `Did you mean ""?`, or "h"); a near one gets the
+// command. In a node-only (firmware) build, phone, call, sim and demo say
+// that the build leaves them out (it suggested "h"); scripts/firmware/test.sh
+// checks that on the firmware binary.
+func TestUnknownCommandHints(t *testing.T) {
+	for _, c := range []struct {
+		arg, want string
+	}{{"x", ""}, {"zzz", ""}, {"phome", `Did you mean "phone"?`}, {"serch", `Did you mean "search"?`}} {
+		code, _, stderr := runCLI(c.arg)
+		if code != exitError || !strings.Contains(stderr, `unknown command "`+c.arg+`"`) {
+			t.Errorf("irmv %s: exit %d:\n%s", c.arg, code, stderr)
+		}
+		if c.want == "" && strings.Contains(stderr, "Did you mean") || !strings.Contains(stderr, c.want) {
+			t.Errorf("irmv %s: want suggestion %q:\n%s", c.arg, c.want, stderr)
+		}
+	}
+	msg := unknownCommandMsg(newApp().Commands, "phone", "irmv", false)
+	if !strings.Contains(msg, "irmv phone is not in this build") || strings.Contains(msg, "Did you mean") {
+		t.Errorf("node-only build, irmv phone: %q", msg)
+	}
+}

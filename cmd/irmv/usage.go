@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"github.com/xrash/smetrics"
 )
 
 // unknownCommand is the action of the app and of commands with
@@ -26,11 +28,36 @@ func unknownCommand(c *cli.Context) error {
 		cmds = c.Command.Subcommands
 		where = "irmv " + c.Command.Name
 	}
-	msg := fmt.Sprintf("unknown command %q", name)
-	if s := cli.SuggestCommand(cmds, name); s != "" {
-		msg += ". " + s
+	return cli.Exit(unknownCommandMsg(cmds, name, where, len(terminalCommands()) > 0), exitError)
+}
+
+// terminalOnly are the commands that node-only (firmware) builds leave out.
+var terminalOnly = []string{"phone", "call", "sim", "demo"}
+
+// unknownCommandMsg says that name is no command of cmds, suggesting the
+// closest one if any is close; in a build without the terminal commands
+// (terminal false) it says that one of those is left out of the build.
+// urfave/cli's own suggestion always names something, "h" or "" at worst.
+func unknownCommandMsg(cmds []*cli.Command, name, where string, terminal bool) string {
+	if !terminal && where == "irmv" && slices.Contains(terminalOnly, name) {
+		return fmt.Sprintf("irmv %s is not in this build: a node-only (firmware) build has node, share, search and version; %s runs from a full build (go build ./cmd/irmv)", name, name)
 	}
-	return cli.Exit(msg+fmt.Sprintf(" (%s --help lists the commands)", where), exitError)
+	msg := fmt.Sprintf("unknown command %q", name)
+	best, closest := "", 0.8 // Jaro-Winkler: "serch" and "search" 0.96, "x" and "h" 0
+	for _, cmd := range cmds {
+		if cmd.Name == "help" {
+			continue
+		}
+		for _, n := range cmd.Names() {
+			if d := smetrics.JaroWinkler(n, name, 0.7, 4); d > closest {
+				best, closest = n, d
+			}
+		}
+	}
+	if best != "" {
+		msg += fmt.Sprintf(". Did you mean %q?", best)
+	}
+	return msg + fmt.Sprintf(" (%s --help lists the commands)", where)
 }
 
 // badValue matches urfave/cli's flag parse errors.

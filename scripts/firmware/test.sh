@@ -111,6 +111,7 @@ expect_exit 2 "TCP only" "$bin" node --data-dir "$work/data" --api 127.0.0.1:0 -
 	--listen /ip4/127.0.0.1/udp/0/quic-v1
 expect_exit 2 "no port mapping" "$bin" node --data-dir "$work/data" --api 127.0.0.1:0 --turn off --mdns=false \
 	--listen /ip4/127.0.0.1/tcp/0 --portmap
+expect_exit 2 "irmv phone is not in this build" "$bin" phone
 
 # Two firmware nodes (their kad-dht, kbucket, multicodec and OpenTelemetry
 # are the patched copies scripts/build-firmware makes): A runs the SIP

@@ -34,6 +34,7 @@ func TestCLIUsageMessages(t *testing.T) {
 		{[]string{"call", node, "--timeout", "5", "anna"}, []string{"--timeout 5", "needs a unit"}},
 		{[]string{"call", node, "--hangup-after", "soon", "anna"}, []string{"--hangup-after", "not a duration"}},
 		{[]string{"search", node, ""}, []string{"QUERY is empty"}},
+		{[]string{"search", node, "--via", "dns", "anna"}, []string{`--via "dns"`, "want auto, dht or flood"}},
 		{[]string{"call", node, " "}, []string{"IDENTIFIER is empty"}},
 	}
 	for _, c := range cases {

@@ -60,6 +60,11 @@ func runSearch(c *cli.Context) error {
 	if c.Int("limit") < 1 || c.Int("limit") > search.MaxLimit {
 		return cli.Exit(fmt.Sprintf("--limit %d: want 1 to %d", c.Int("limit"), search.MaxLimit), exitError)
 	}
+	switch v := c.String("via"); v {
+	case client.ViaAuto, client.ViaDHT, client.ViaFlood:
+	default:
+		return cli.Exit(fmt.Sprintf("--via %q: want auto, dht or flood", v), exitError)
+	}
 	if d := c.Duration("timeout"); d <= 0 || d > search.MaxTimeout {
 		return cli.Exit(fmt.Sprintf("--timeout %s: want more than 0 and at most %s", d, search.MaxTimeout), exitError)
 	}

@@ -572,6 +572,11 @@ func TestPhoneFailover(t *testing.T) {
 		t.Errorf("route event %v, want reason moved", e)
 	}
 	t.Logf("the caller's route event %v after the kill", time.Since(killed))
+	// Busy at its next node too, even when the kill came as the call
+	// connected and the first node never showed it busy.
+	nodetest.WaitFor(t, "uid:failover-1 busy at its next node during the call", func() bool {
+		return statusAt(t, d.api, "uid:failover-1") == "busy"
+	})
 	if e := call.next(t, "ended"); e["reason"] != "hangup" {
 		t.Errorf("call ended: %v, want the caller's hangup", e)
 	}

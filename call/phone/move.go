@@ -66,7 +66,7 @@ func (p *Phone) Move(ctx context.Context, cl *client.Client) error {
 	reg := p.o.Registration
 	reg.Key = p.pub
 	reg.Seq, reg.From = seq, from
-	if p.busy {
+	if p.wantBusy {
 		reg.Status = record.StatusBusy.String()
 	}
 	ack, err := p.signAndRegister(rctx, cl, reg)
@@ -75,6 +75,7 @@ func (p *Phone) Move(ctx context.Context, cl *client.Client) error {
 		p.setAckLocked(cl, ack)
 		p.wsURL = wsURL
 		p.mu.Unlock()
+		p.busy = p.wantBusy
 	}
 	p.statusMu.Unlock()
 	if err != nil {

@@ -137,7 +137,8 @@ type Phone struct {
 	closeErr  error
 
 	statusMu sync.Mutex // serialises status changes
-	busy     bool       // status busy was set (guarded by statusMu)
+	busy     bool       // the node shows status busy (guarded by statusMu)
+	wantBusy bool       // the terminal has a call with media: busy wanted (guarded by statusMu)
 
 	mu     sync.Mutex
 	ack    client.Ack
@@ -298,7 +299,7 @@ func (p *Phone) register(ctx context.Context) error {
 	defer p.statusMu.Unlock()
 	reg := p.o.Registration
 	reg.Key = p.pub
-	if p.busy {
+	if p.wantBusy {
 		reg.Status = record.StatusBusy.String()
 	}
 	p.mu.Lock()
@@ -311,6 +312,7 @@ func (p *Phone) register(ctx context.Context) error {
 	p.mu.Lock()
 	p.setAckLocked(cl, ack)
 	p.mu.Unlock()
+	p.busy = p.wantBusy
 	p.log.Info("Registered", "terminal", ack.Terminal, "expires", ack.ExpiresAt)
 	return nil
 }
@@ -372,15 +374,13 @@ func (p *Phone) remove() {
 }
 
 // setBusy shows the terminal busy while it has a call with media, and
-// online again once its last call ended.
+// online again once its last call ended. What is wanted is kept when the
+// node cannot be told (it is gone, the phone is moving): a registration
+// elsewhere carries it, and a restored connection sends it (showStatus).
 func (p *Phone) setBusy(busy bool) {
 	p.statusMu.Lock()
 	defer p.statusMu.Unlock()
-	if p.busy == busy {
-		return
-	}
 	p.mu.Lock()
-	api, t := p.api, p.ack.Terminal
 	inCall := len(p.calls) > 0
 	p.mu.Unlock()
 	if !busy && inCall {
@@ -389,8 +389,27 @@ func (p *Phone) setBusy(busy bool) {
 	if busy && !inCall {
 		return // the call ended before it was shown: nothing to show
 	}
+	p.wantBusy = busy
+	p.showStatusLocked()
+}
+
+// showStatus tells the node the wanted status if it shows another.
+func (p *Phone) showStatus() {
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	p.showStatusLocked()
+}
+
+// showStatusLocked is showStatus with statusMu held.
+func (p *Phone) showStatusLocked() {
+	if p.busy == p.wantBusy {
+		return
+	}
+	p.mu.Lock()
+	api, t := p.api, p.ack.Terminal
+	p.mu.Unlock()
 	st := record.StatusOnline
-	if busy {
+	if p.wantBusy {
 		st = record.StatusBusy
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
@@ -399,7 +418,7 @@ func (p *Phone) setBusy(busy bool) {
 		p.log.Warn("Setting the status failed", "status", st, "err", err)
 		return
 	}
-	p.busy = busy
+	p.busy = p.wantBusy
 }
 
 // errHelloRefused is returned, wrapped, when the node answers hello with
@@ -495,6 +514,7 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 		p.downSince = time.Time{}
 		p.mu.Unlock()
 		p.log.Info("Node connection restored")
+		p.showStatus() // a busy that could not be set while the node was away
 		p.emit(client.Event{Type: client.EventRegistered, Self: p.self()})
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/irmv/irmv/call/phone"
 	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 )
 
@@ -174,5 +175,33 @@ func TestSIPOverTLSFlow(t *testing.T) {
 	tc.Close()
 	if err := call("carol", nil, nil, nil); !errors.Is(err, phone.ErrUnavailable) {
 		t.Fatalf("call to carol after her connection closed: %v, want unavailable", err)
+	}
+}
+
+// --sip-tls without the SIP side, or with a certificate that does not
+// load, is refused with a clear error; the node does not start.
+func TestSIPTLSBadOptions(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mod  func(*node.Options)
+		want string
+	}{
+		{"no SIP side", func(o *node.Options) { o.SIPTLS = "127.0.0.1:0" }, "--sip-tls needs the SIP side"},
+		{"no certificate", func(o *node.Options) {
+			o.SIP, o.SIPTLS, o.HTTPSCert, o.HTTPSKey = "127.0.0.1:0", "127.0.0.1:0", filepath.Join(t.TempDir(), "none.crt"), filepath.Join(t.TempDir(), "none.key")
+		}, "https certificate"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := nodetest.Options(t)
+			c.mod(&o)
+			n, err := node.New(o)
+			if err == nil {
+				n.Close()
+				t.Fatal("node started")
+			}
+			if !errors.Is(err, node.ErrBadOptions) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want ErrBadOptions saying %q", err, c.want)
+			}
+		})
 	}
 }

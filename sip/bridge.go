@@ -342,7 +342,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		case m := <-bc.events:
 			switch m.Type {
 			case signal.TypeRinging:
-				dlg.Respond(180, "Ringing", nil)
+				dlg.Respond(180, "Ringing", nil, s.contact(req))
 			case signal.TypeCandidate:
 				if m.Candidate != nil {
 					bc.peer.AddCandidate(webrtc.ICECandidateInit(*m.Candidate))
@@ -359,7 +359,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 				bc.setPhone(nil, pc, offer.dtmf, offer.dtmfHz)
 				ip := bc.rtp.LocalAddr().(*net.UDPAddr)
 				body := answerSDP(ip.IP, ip.Port, []phoneCodec{pc}, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()), offer.rtcp.mux)
-				if err := dlg.RespondSDP(bc.protect(body)); err != nil {
+				res := sip.NewSDPResponseFromRequest(dlg.InviteRequest, bc.protect(body))
+				res.AppendHeader(s.contact(req))
+				if err := dlg.WriteResponse(res); err != nil {
 					line.Send(signal.Msg{Type: signal.TypeHangup, Call: bc.id, Reason: "phone gone"})
 					return
 				}
@@ -762,7 +764,7 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	ip := bc.rtp.LocalAddr().(*net.UDPAddr)
 	res := sip.NewSDPResponseFromRequest(req, bc.protect(answerSDP(ip.IP, ip.Port, []phoneCodec{pc}, offer.dtmf, offer.dtmfHz, uint64(time.Now().Unix()), offer.rtcp.mux)))
-	res.AppendHeader(sip.NewHeader("Contact", "<"+s.nodeURI("irmv", ip.IP, req.Transport(), req.Recipient.Scheme == "sips")+">"))
+	res.AppendHeader(s.contact(req))
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("re-INVITE answer not sent", "err", err)
 		return

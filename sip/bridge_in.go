@@ -293,6 +293,28 @@ func (s *Server) nodeURI(user string, ip net.IP, transport string, sips bool) st
 	return "sip:" + user + "@" + hp + ";transport=tls"
 }
 
+// contact is the node's Contact for the dialog of a phone's INVITE: the
+// address of the node that the phone reaches (the listener's, or when
+// that is unspecified this machine's toward the phone; not the listen
+// address itself, else in-dialog requests of a phone on the LAN would go
+// to 127.0.0.1), over the INVITE's transport and scheme.
+func (s *Server) contact(req *sip.Request) *sip.ContactHeader {
+	var ip net.IP
+	if strings.EqualFold(req.Transport(), "TLS") && s.tls != nil {
+		ip = s.tls.Addr().(*net.TCPAddr).IP
+	} else {
+		ip = s.udp.LocalAddr().(*net.UDPAddr).IP
+	}
+	if ip.IsUnspecified() {
+		ip = localIPFor(req.Source())
+	}
+	h := &sip.ContactHeader{}
+	if err := sip.ParseUri(s.nodeURI("irmv", ip, req.Transport(), req.Recipient.Scheme == "sips"), &h.Address); err != nil {
+		h.Address = sip.Uri{Scheme: "sip", User: "irmv", Host: ip.String()} // never: nodeURI's output parses
+	}
+	return h
+}
+
 // sdesOK reports whether SRTP keys may be sent over transport.
 func (s *Server) sdesOK(transport string) bool {
 	return !s.o.SDESOverTLSOnly || strings.EqualFold(transport, "TLS")

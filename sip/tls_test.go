@@ -175,3 +175,50 @@ func waitMetric(t *testing.T, what string, f func() float64, want float64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// addrConn and addrListener report another local address (a listener on
+// every address) without binding one.
+type addrConn struct {
+	net.PacketConn
+	a net.Addr
+}
+
+func (c addrConn) LocalAddr() net.Addr { return c.a }
+
+type addrListener struct {
+	net.Listener
+	a net.Addr
+}
+
+func (l addrListener) Addr() net.Addr { return l.a }
+
+// The node's Contact in its answers to a phone names the node's address
+// toward the phone when it listens on every address (a phone on the LAN
+// sent its ACK and BYE to 127.0.0.1 before), and its TLS port and
+// scheme over TLS. Needs the LAN address of scripts/netns-run.
+func TestContactNamesReachableAddress(t *testing.T) {
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	s := &Server{udp: addrConn{udp, &net.UDPAddr{IP: net.IPv4zero, Port: 5060}}, tls: addrListener{tl, &net.TCPAddr{IP: net.IPv4zero, Port: 5061}}}
+	for _, c := range []struct{ transport, scheme, want string }{
+		{"UDP", "sip", "sip:irmv@10.99.0.1:5060"},
+		{"TCP", "sip", "sip:irmv@10.99.0.1:5060"},
+		{"TLS", "sip", "sip:irmv@10.99.0.1:5061;transport=tls"},
+		{"TLS", "sips", "sips:irmv@10.99.0.1:5061"},
+	} {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: c.scheme, User: "bob", Host: "10.99.0.1"})
+		req.SetSource("10.99.0.7:5555") // a phone on the LAN
+		req.SetTransport(c.transport)
+		if got := s.contact(req).Address.String(); got != c.want {
+			t.Errorf("%s %s: Contact %s, want %s", c.transport, c.scheme, got, c.want)
+		}
+	}
+}

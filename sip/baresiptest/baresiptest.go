@@ -42,7 +42,8 @@ type Config struct {
 	MediaEnc bool
 	// CAFile is a PEM certificate the phone trusts for SIP over TLS
 	// (sip_cafile; the account's URI then names ";transport=tls"). The
-	// phone listens for TLS on its SIP port + 1.
+	// phone listens for TLS on its SIP port + 1. baresip 1.0 (libre 1.x)
+	// does not check the node's certificate against it: it takes any.
 	CAFile string
 }
 

@@ -59,6 +59,35 @@ type relayBackoff struct {
 	wait  time.Duration
 }
 
+// relayBackoffMax is the longest wait before a failed relay is asked
+// again; relayBackoffKept how many failed relays are remembered (one per
+// peer offering the relay service that ever failed, else unbounded).
+const (
+	relayBackoffMax  = 5 * time.Minute
+	relayBackoffKept = 256
+)
+
+// pruneBackoffLocked forgets relays whose wait ended long ago (the next
+// failure starts their backoff afresh, as after a success) and, when
+// still too many are kept, the ones whose wait ends first.
+func (k *relayKeeper) pruneBackoffLocked(now time.Time) {
+	for p, b := range k.backoff {
+		if now.Sub(b.until) > 2*relayBackoffMax {
+			delete(k.backoff, p)
+		}
+	}
+	for len(k.backoff) >= relayBackoffKept {
+		var first peer.ID
+		var at time.Time
+		for p, b := range k.backoff {
+			if first == "" || b.until.Before(at) {
+				first, at = p, b.until
+			}
+		}
+		delete(k.backoff, first)
+	}
+}
+
 func newRelayKeeper(h host.Host, boot []peer.AddrInfo, policy *addrPolicy, log *slog.Logger) (*relayKeeper, error) {
 	em, err := h.EventBus().Emitter(new(event.EvtAutoRelayAddrsUpdated), eventbus.Stateful)
 	if err != nil {
@@ -237,8 +266,9 @@ func (k *relayKeeper) reserve(ctx context.Context, ai peer.AddrInfo) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err != nil {
+		k.pruneBackoffLocked(time.Now())
 		b := k.backoff[ai.ID]
-		b.wait = min(max(2*b.wait, 5*time.Second), 5*time.Minute)
+		b.wait = min(max(2*b.wait, 5*time.Second), relayBackoffMax)
 		b.until = time.Now().Add(b.wait)
 		k.backoff[ai.ID] = b
 		if _, held := k.rsvps[ai.ID]; held {

@@ -477,7 +477,9 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 			conn = next // moved to another node: the calls go on
 			continue
 		}
-		p.log.Warn("Node connection lost", "err", err)
+		// Info: the warning event below tells the person; the log keeps
+		// the reason for whoever asks for it (irmv phone --log-level info).
+		p.log.Info("Node connection lost", "err", err)
 		p.mu.Lock()
 		p.downSince = time.Now()
 		p.mu.Unlock()

@@ -194,4 +194,9 @@ func TestPhoneSaysReconnected(t *testing.T) {
 	waitScreen("word of the lost connection", "connection to the node lost")
 	nodetest.Start(t, o) // the same data dir and API address
 	waitScreen("word of the connection restored", "connection to the node restored")
+	// Said once: the log's warning said it a second time, at the default
+	// --log-level warn.
+	if strings.Contains(screen.String(), "Node connection lost") {
+		t.Errorf("the lost connection said twice:\n%s", screen.String())
+	}
 }

@@ -240,9 +240,19 @@ func TestBaresipCallsIrmvPhone(t *testing.T) {
 				t.Fatal("bob's call is gone")
 			}
 			c.talk(t, a, p, aliceRec, call, bobEv)
-			p.Command("/hangup")
+			if c.tls {
+				// The irmv side hangs up: the node's BYE goes back over
+				// the phone's TLS connection (its Contact names its own
+				// listener, which has no certificate).
+				call.Hangup()
+				p.WaitHungUp(30 * time.Second)
+			} else {
+				p.Command("/hangup")
+			}
 			ended := bobEv.wait(t, "ended", ofType(client.EventEnded))
-			p.WaitOutput("terminated", 30*time.Second)
+			if !c.tls {
+				p.WaitOutput("terminated", 30*time.Second)
+			}
 			c.finished(t, a, p, aliceRec, 440, ended.Record, 880)
 		})
 	}

@@ -119,6 +119,20 @@
 // a handful of messages. QueryOptions.FullFlood sends one round at MaxTTL
 // instead.
 //
+// Toward Want, the records delivered by one flood neighbour (the
+// authenticated peer of the hit's stream, not the hit's origin or hops,
+// which a node makes up at will along with signed records of made-up
+// terminals and nodes) count for at most ceil(Want/2). So for a Want of 2
+// or more an early end needs hits delivered by two neighbours: one rogue
+// neighbour answering every query at once with Want matching records
+// cannot end it in its first round, and the query deepens as if those
+// records had not come (it still delivers them; the resolver verifies
+// and the caller judges). The cost is that a node with a single flood
+// neighbour, or whose matches all lie behind one neighbour, always runs
+// every round. A Want of 1 asks for the first record from anyone, so one
+// neighbour ends it; rogues reached through two neighbours can still end
+// a query early.
+//
 // # Drops and metrics
 //
 // Messages that do not decode ("malformed"), are over their size limit

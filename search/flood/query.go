@@ -32,6 +32,8 @@ var deepening = []int{1, 2, 3, 5, 7}
 // QueryOptions tune one Query.
 type QueryOptions struct {
 	// Want is how many records end the search; zero means DefaultWant.
+	// The records delivered by one flood neighbour count for at most
+	// ceil(Want/2) of them: every hit is delivered all the same.
 	Want int
 	// MaxTTL is the TTL of the last (deepest) round; zero or more than
 	// MaxTTL means MaxTTL.
@@ -153,6 +155,30 @@ func (a *answerTimes) wait(ttl int, now time.Time) time.Duration {
 	return min(w, time.Duration(ttl)*MaxStepWait)
 }
 
+// tally counts records toward a query's Want, at most perPeer from each
+// neighbour that delivered them (Hit.From, the stream's authenticated
+// peer; a hit's origin and hops are claims a rogue makes up at will), so
+// that one rogue neighbour answering every query at once cannot end it
+// before deeper nodes are asked.
+type tally struct {
+	perPeer int
+	by      map[peer.ID]int
+	n       int
+}
+
+// newTally counts toward want: each neighbour counts at most ceil(want/2),
+// so for a want of 2 or more an early end needs two neighbours' hits.
+func newTally(want int) *tally {
+	return &tally{perPeer: (want + 1) / 2, by: make(map[peer.ID]int)}
+}
+
+func (t *tally) add(h Hit) {
+	if c := min(len(h.Records), t.perPeer-t.by[h.From]); c > 0 {
+		t.by[h.From] += c
+		t.n += c
+	}
+}
+
 // pendingQuery is one round of one of our own queries, by GUID.
 type pendingQuery struct {
 	in   chan<- Hit
@@ -178,9 +204,10 @@ func (f *Flooder) stepWait(nbs []peer.ID) time.Duration {
 // It does not match the node's own terminals. By default it deepens
 // (dynamic querying): rounds with TTL 1, 2, 3, 5, 7 (cut at MaxTTL, each
 // with a fresh GUID) go to the flood neighbours, each waiting TTL ×
-// StepWait, until Want records have arrived; the last round also waits
-// for the slowest answer remembered from its distance (see
-// QueryOptions.StepWait). The channel closes once Want
+// StepWait, until Want records have arrived (each neighbour's hits count
+// for at most half of Want, rounded up: see the package doc); the last
+// round also waits for the slowest answer remembered from its distance
+// (see QueryOptions.StepWait). The channel closes once Want
 // records have been delivered, after the last round's wait, when ctx ends
 // or when the Flooder closes; also at once when id is not a valid query
 // or there are no flood neighbours. The reader must drain the channel or
@@ -221,7 +248,7 @@ func (f *Flooder) runQuery(ctx context.Context, id ident.ID, opts QueryOptions, 
 	defer unregister()
 
 	var queue []Hit
-	got := 0
+	got := newTally(opts.Want)
 	learnt := time.Duration(0) // wait per hop shown by the hits so far
 	schedule := opts.schedule()
 rounds:
@@ -259,7 +286,7 @@ rounds:
 		sent := time.Now()
 		roundWait := func() time.Duration { return max(time.Duration(ttl)*step, far) }
 		timer := time.NewTimer(roundWait())
-		for got < opts.Want {
+		for got.n < opts.Want {
 			var send chan<- Hit
 			var next Hit
 			if len(queue) > 0 {
@@ -268,7 +295,7 @@ rounds:
 			select {
 			case h := <-in:
 				queue = append(queue, h)
-				got += len(h.Records)
+				got.add(h)
 				if learnt = learnStep(learnt, h); learnt > step {
 					// Slower hops than measured: give this round their time.
 					step = learnt
@@ -291,11 +318,11 @@ rounds:
 	}
 	unregister()
 drain: // hits that arrived with the last timer tick
-	for got < opts.Want {
+	for got.n < opts.Want {
 		select {
 		case h := <-in:
 			queue = append(queue, h)
-			got += len(h.Records)
+			got.add(h)
 		default:
 			break drain
 		}

@@ -1,0 +1,142 @@
+package flood
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/irmv/irmv/record"
+)
+
+// TestRogueNeighbourCannotEndQuery: a rogue flood neighbour answers every
+// query at once with Want matching records, each signed by a node key it
+// made up and naming that node as origin, so they pass every check. An
+// honest node three hops away holds the real match: the query must still
+// deepen to it, and deliver the rogue's hits as well.
+func TestRogueNeighbourCannotEndQuery(t *testing.T) {
+	const want = 4
+	nodes := newNodes(t, 4, Options{})
+	connect(t, nodes, chain(4))
+	id := nodes[3].hostTerminal(t, "t1", "frank")
+
+	rogue := newHost(t)
+	var fakes []*Message
+	for i := range want {
+		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		origin, err := peer.IDFromPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := record.SignNode(&record.Body{
+			Terminal:    "fake" + string(rune('a'+i)),
+			Identifiers: record.Identifiers{Name: id.Value},
+			Node:        origin.String(),
+			Seq:         1,
+			Time:        time.Now().UnixMilli(),
+		}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Status = record.StatusOnline
+		fakes = append(fakes, &Message{Type: TypeHit, Hops: 3, Origin: origin, Records: []*record.Record{r}})
+	}
+	queried := make(chan int, 16) // TTLs of the queries the rogue saw
+	rogue.SetStreamHandler(ProtocolID, func(s network.Stream) {
+		q, err := Decode(s, MaxQuerySize)
+		from := s.Conn().RemotePeer()
+		s.Close()
+		if err != nil || q.Type != TypeQuery {
+			return
+		}
+		select {
+		case queried <- q.TTL:
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, fake := range fakes {
+			hit := *fake
+			hit.GUID = q.GUID
+			out, err := rogue.NewStream(ctx, from, ProtocolID)
+			if err != nil {
+				return
+			}
+			if err := Encode(out, &hit); err != nil {
+				t.Errorf("encode hit: %v", err) // the fakes must pass transit checks
+			}
+			out.Close()
+		}
+	})
+	if err := rogue.Connect(context.Background(), peerInfo(nodes[0].h)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "rogue known as a flood neighbour", func() bool {
+		ps, _ := nodes[0].h.Peerstore().SupportsProtocols(rogue.ID(), ProtocolID)
+		return len(ps) == 1
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Generous waits: the first round's rogue hits must not end the
+	// query, and the honest hit has three rounds to arrive.
+	hits := collect(nodes[0].f.Query(ctx, id, QueryOptions{Want: want, MaxTTL: 3, StepWait: time.Second}))
+	honest, fake := 0, 0
+	for _, h := range hits {
+		switch {
+		case h.Origin == nodes[3].h.ID() && h.From == nodes[1].h.ID():
+			honest++
+		case h.From == rogue.ID():
+			fake++
+		default:
+			t.Errorf("unexpected hit %+v", h)
+		}
+	}
+	close(queried)
+	var ttls []int
+	for ttl := range queried {
+		ttls = append(ttls, ttl)
+	}
+	t.Logf("rogue queried with TTLs %v; %d honest hits, %d rogue hits", ttls, honest, fake)
+	if honest != 1 {
+		t.Errorf("got %d hits from the honest node 3 hops away, want 1: the rogue ended the query early", honest)
+	}
+	if fake < want {
+		t.Errorf("got %d of the rogue's hits, want every one of the first round's %d delivered", fake, want)
+	}
+}
+
+// TestTallyPerNeighbour: each neighbour counts for at most ceil(Want/2)
+// records, so for a Want of 2 or more an early end needs two neighbours.
+func TestTallyPerNeighbour(t *testing.T) {
+	recs := func(n int) []*record.Record { return make([]*record.Record, n) }
+	a, b := peer.ID("a"), peer.ID("b")
+	for _, c := range []struct {
+		want    int
+		hits    []Hit
+		counted int
+	}{
+		{1, []Hit{{From: a, Records: recs(1)}}, 1},
+		{2, []Hit{{From: a, Records: recs(32)}}, 1},
+		{2, []Hit{{From: a, Records: recs(1)}, {From: b, Records: recs(1)}}, 2},
+		{4, []Hit{{From: a, Records: recs(3)}, {From: a, Records: recs(3)}}, 2},
+		{4, []Hit{{From: a, Records: recs(32)}, {From: b, Records: recs(1)}}, 3},
+		{5, []Hit{{From: a, Records: recs(32)}, {From: b, Records: recs(32)}}, 6},
+		{20, []Hit{{From: a, Records: recs(32), Origin: "x"}, {From: a, Records: recs(32), Origin: "y"}}, 10},
+	} {
+		got := newTally(c.want)
+		for _, h := range c.hits {
+			got.add(h)
+		}
+		if got.n != c.counted {
+			t.Errorf("want %d, hits %v: counted %d, want %d", c.want, c.hits, got.n, c.counted)
+		}
+	}
+}

@@ -39,5 +39,10 @@
 // start (Options.FloodHeadStart) if the DHT has produced nothing, at once
 // when the routing table is empty, and always for name queries, whose
 // tokens may be prefixes. Results are de-duplicated per terminal
-// (hosting node + handle) and say how they were found.
+// (hosting node + handle) and say how they were found. A search ends at
+// its limit of results; until the flood has ended, the records one flood
+// neighbour delivers fill at most half of it (rounded up), the rest held
+// back, so that one rogue neighbour answering at once with records of
+// made-up terminals on made-up nodes (they verify: node IDs are free)
+// cannot fill the results before deeper nodes have answered.
 package search

@@ -2,6 +2,7 @@ package search_test
 
 import (
 	"context"
+	"crypto/rand"
 	"io"
 	"net/http"
 	"strconv"
@@ -9,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/node/nodetest"
 	"github.com/irmv/irmv/record"
 	"github.com/irmv/irmv/search/flood"
@@ -104,4 +107,113 @@ func floodRejected(t *testing.T, api string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestRogueFloodNeighbourCannotFillResults: a rogue flood neighbour answers
+// every query at once with the search's limit of matching records, each
+// signed by a node key it made up, so they verify. The real terminal, two
+// hops away behind an honest node, must still be among the results.
+func TestRogueFloodNeighbourCannotFillResults(t *testing.T) {
+	const limit = 4
+	nodes := nodetest.Chain(t, 2, nil)
+	first := nodes[0]
+	// The real terminal's node speaks only the flood, so the DHT does not
+	// link it to first: it stays two hops away.
+	far := newHost(t)
+	honest, err := record.SignNode(&record.Body{Terminal: "real", Identifiers: record.Identifiers{UID: "kim-9"},
+		Node: far.ID().String(), Seq: 1, Time: time.Now().UnixMilli()}, far.Peerstore().PrivKey(far.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest.Status = record.StatusOnline
+	ff, err := flood.New(flood.Options{Host: far, Matcher: oneRecord{honest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ff.Close(); err != nil {
+			t.Errorf("closing flooder: %v", err)
+		}
+	})
+	if err := far.Connect(context.Background(), peer.AddrInfo{ID: nodes[1].ID(), Addrs: nodes[1].Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitFor(t, "far node known as a flood neighbour", func() bool {
+		ps, _ := nodes[1].Host().Peerstore().SupportsProtocols(far.ID(), flood.ProtocolID)
+		qs, _ := far.Peerstore().SupportsProtocols(nodes[1].ID(), flood.ProtocolID)
+		return len(ps) > 0 && len(qs) > 0
+	})
+
+	bad := newHost(t)
+	var recs []*record.Record
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 * limit {
+		r, err := record.SignNode(&record.Body{Terminal: "fake-" + strconv.Itoa(i), Identifiers: record.Identifiers{UID: "kim-9"},
+			Node: origin.String(), Seq: 1, Time: time.Now().UnixMilli()}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Status = record.StatusOnline
+		recs = append(recs, r)
+	}
+	bad.SetStreamHandler(flood.ProtocolID, func(s network.Stream) {
+		q, err := flood.Decode(s, flood.MaxQuerySize)
+		from := s.Conn().RemotePeer()
+		s.Close()
+		if err != nil || q.Type != flood.TypeQuery {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := bad.NewStream(ctx, from, flood.ProtocolID)
+		if err != nil {
+			return
+		}
+		hit := &flood.Message{Type: flood.TypeHit, GUID: q.GUID, Hops: 2, Origin: origin, Records: recs}
+		if err := flood.Encode(out, hit); err != nil {
+			t.Errorf("encode hit: %v", err)
+		}
+		out.Close()
+	})
+	if err := bad.Connect(context.Background(), peer.AddrInfo{ID: first.ID(), Addrs: first.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitFor(t, "rogue known as a flood neighbour", func() bool {
+		ps, _ := first.Host().Peerstore().SupportsProtocols(bad.ID(), flood.ProtocolID)
+		return len(ps) > 0
+	})
+
+	got := collect(t, first, client.Query{Text: "uid:kim-9", Via: client.ViaFlood, Limit: limit, Timeout: 30 * time.Second})
+	found := 0
+	for _, r := range got {
+		if r.Node == far.ID().String() {
+			found++
+		}
+	}
+	t.Logf("%d results, %d of them the real terminal; first connected to it: %v",
+		len(got), found, first.Host().Network().Connectedness(far.ID()))
+	if found != 1 {
+		t.Errorf("the real terminal is not among the %d results: %+v", len(got), got)
+	}
+	if len(got) != limit {
+		t.Errorf("got %d results, want the limit %d (the rogue's fill the rest)", len(got), limit)
+	}
+}
+
+// oneRecord is a flood.Matcher hosting one terminal, matched by unique ID.
+type oneRecord struct{ r *record.Record }
+
+func (m oneRecord) Match(id ident.ID, limit int) []*record.Record {
+	b, err := m.r.Decoded()
+	if err != nil || id.Kind != ident.KindUID || id.Value != b.Identifiers.UID || limit < 1 {
+		return nil
+	}
+	return []*record.Record{m.r}
 }

@@ -405,9 +405,23 @@ func (r *run) ask(ctx context.Context, p peer.ID, via string, hops int) {
 // brought until the search ends (deliver): a result emit has taken is
 // marked sent, so dropping it when the DHT path's exact answer stops the
 // flood would lose it for every path (one of two equal terminals would
-// then look like the only match).
+// then look like the only match). The records one flood neighbour
+// delivers fill at most half the limit (rounded up) until the flood ends,
+// as they count toward its Want: one rogue neighbour answering at once
+// with records of made-up terminals on made-up nodes, which verify, must
+// not fill the results before deeper nodes have answered.
 func (r *run) viaFlood(ctx, deliver context.Context) {
 	hits := r.s.o.Flooder.Query(ctx, r.ids[0], flood.QueryOptions{Want: r.q.Limit, Also: r.ids[1:]})
+	share := (r.q.Limit + 1) / 2
+	taken := make(map[peer.ID]int)
+	var held []client.Result
+	heldKeys := make(map[string]bool)
+	maxHeld := 4 * r.q.Limit
+	defer func() {
+		for _, res := range held {
+			r.emit(deliver, res)
+		}
+	}()
 	for hit := range hits {
 		now := time.Now()
 		for _, rec := range hit.Records {
@@ -425,6 +439,15 @@ func (r *run) viaFlood(ctx, deliver context.Context) {
 			res := resultOf(rec, b, client.ViaFlood)
 			res.Match = m
 			res.Hops = hit.Hops
+			if taken[hit.From] >= share {
+				// Later rounds find the same terminals again.
+				if k := res.Node + "/" + res.Terminal; !heldKeys[k] && len(held) < maxHeld {
+					heldKeys[k] = true
+					held = append(held, res)
+				}
+				continue
+			}
+			taken[hit.From]++
 			r.emit(deliver, res)
 		}
 	}

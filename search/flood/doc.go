@@ -131,7 +131,8 @@
 // neighbour, or whose matches all lie behind one neighbour, always runs
 // every round. A Want of 1 asks for the first record from anyone, so one
 // neighbour ends it; rogues reached through two neighbours can still end
-// a query early.
+// a query early. The resolver (package search) applies the same share to
+// the results a search may fill before its flood has ended.
 //
 // # Drops and metrics
 //

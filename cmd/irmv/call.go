@@ -107,6 +107,17 @@ func runCall(c *cli.Context) error {
 	if err := checkPlay(c.String("play")); err != nil {
 		return err
 	}
+	// 0 or less meant the default for the ring timeout and forever for
+	// the hang-up, silently.
+	if d := c.Duration("timeout"); d <= 0 || d > search.MaxTimeout {
+		return cli.Exit(fmt.Sprintf("--timeout %s: want more than 0 and at most %s", d, search.MaxTimeout), exitError)
+	}
+	if d := c.Duration("ring-timeout"); d <= 0 {
+		return cli.Exit(fmt.Sprintf("--ring-timeout %s: want a positive duration, e.g. 30s", d), exitError)
+	}
+	if d := c.Duration("hangup-after"); d < 0 {
+		return cli.Exit(fmt.Sprintf("--hangup-after %s: want 0 (stay) or a positive duration, e.g. 30s", d), exitError)
+	}
 	keys := strings.ToUpper(c.String("dtmf"))
 	if keys != "" && (len(args) > 1 || c.Bool("conference")) {
 		return cli.Exit("--dtmf: key presses go to a call to one party, not a conference", exitError)

@@ -93,7 +93,10 @@
 // at most 64 hits per GUID (more are dropped with reason "rate"); a hit
 // for one of its own queries that has ended is dropped ("late") but its
 // delay is remembered (see Dynamic querying); for any other GUID it drops
-// the hit ("unknown_guid").
+// the hit ("unknown_guid"). A pending query holds at most 256 hits that its
+// reader has not taken (and 64 more in transit); more are dropped
+// ("query_full"), so a peer that learnt the GUID cannot fill the node's
+// memory with hits.
 //
 // # Dynamic querying
 //

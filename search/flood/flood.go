@@ -324,6 +324,7 @@ func (f *Flooder) handleHit(from peer.ID, m *Message) {
 			f.stats.hitsDelivered.Add(1)
 		case <-pq.done:
 		default:
+			f.countDrop(DropQueryFull)
 			f.log.Debug("Dropped hit for a slow query", "guid", m.GUID)
 		}
 	case upstream != "":

@@ -20,9 +20,10 @@ const (
 	DropUnknownGUID DropReason = "unknown_guid" // hit for a GUID with no route
 	DropOversize    DropReason = "oversize"     // over the size limit
 	DropLate        DropReason = "late"         // hit for one of our own queries after it ended
+	DropQueryFull   DropReason = "query_full"   // hit for one of our own queries holding maxQueuedHits undelivered
 )
 
-var dropReasons = [...]DropReason{DropDuplicate, DropRate, DropMalformed, DropTTL, DropUnknownGUID, DropOversize, DropLate}
+var dropReasons = [...]DropReason{DropDuplicate, DropRate, DropMalformed, DropTTL, DropUnknownGUID, DropOversize, DropLate, DropQueryFull}
 
 // Stats is a snapshot of a Flooder's counters since New.
 type Stats struct {

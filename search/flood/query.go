@@ -232,6 +232,11 @@ func (f *Flooder) Query(ctx context.Context, id ident.ID, opts QueryOptions) <-c
 	return out
 }
 
+// maxQueuedHits bounds the hits a query holds that its reader has not
+// taken: hits to a node's own query come from any peer that learnt its
+// GUID, as many as it sends. More are dropped and counted (query_full).
+const maxQueuedHits = 256
+
 func (f *Flooder) runQuery(ctx context.Context, id ident.ID, opts QueryOptions, out chan<- Hit) {
 	in := make(chan Hit, 64)
 	done := make(chan struct{})
@@ -294,6 +299,10 @@ rounds:
 			}
 			select {
 			case h := <-in:
+				if len(queue) >= maxQueuedHits {
+					f.countDrop(DropQueryFull)
+					continue
+				}
 				queue = append(queue, h)
 				got.add(h)
 				if learnt = learnStep(learnt, h); learnt > step {
@@ -321,6 +330,10 @@ drain: // hits that arrived with the last timer tick
 	for got.n < opts.Want {
 		select {
 		case h := <-in:
+			if len(queue) >= maxQueuedHits {
+				f.countDrop(DropQueryFull)
+				continue
+			}
 			queue = append(queue, h)
 			got.add(h)
 		default:

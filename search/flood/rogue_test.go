@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/irmv/irmv/ident"
 	"github.com/irmv/irmv/record"
 )
 
@@ -138,5 +139,87 @@ func TestTallyPerNeighbour(t *testing.T) {
 		if got.n != c.counted {
 			t.Errorf("want %d, hits %v: counted %d, want %d", c.want, c.hits, got.n, c.counted)
 		}
+	}
+}
+
+// TestQueryHitsBounded: a peer that knows a pending query's GUID and sends
+// it hit after hit, while the query's reader takes none, fills no more
+// than the query's bound; the rest are dropped and counted.
+func TestQueryHitsBounded(t *testing.T) {
+	const sent = 3 * maxQueuedHits
+	nodes := newNodes(t, 1, Options{})
+	id := ident.ID{Kind: ident.KindName, Value: "frank"}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := record.SignNode(&record.Body{
+		Terminal: "fake", Identifiers: record.Identifiers{Name: "frank"},
+		Node: origin.String(), Seq: 1, Time: time.Now().UnixMilli(),
+	}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Status = record.StatusOnline
+
+	rogue := newHost(t)
+	flooded := make(chan error, 1)
+	rogue.SetStreamHandler(ProtocolID, func(s network.Stream) {
+		q, err := Decode(s, MaxQuerySize)
+		from := s.Conn().RemotePeer()
+		s.Close()
+		if err != nil || q.Type != TypeQuery {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		hit := Message{Type: TypeHit, GUID: q.GUID, Hops: 1, Origin: origin, Records: []*record.Record{r}}
+		for range sent {
+			out, err := rogue.NewStream(ctx, from, ProtocolID)
+			if err != nil {
+				flooded <- err
+				return
+			}
+			if err := Encode(out, &hit); err != nil {
+				flooded <- err
+				return
+			}
+			out.Close()
+		}
+		flooded <- nil
+	})
+	if err := rogue.Connect(context.Background(), peerInfo(nodes[0].h)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "rogue known as a flood neighbour", func() bool {
+		ps, _ := nodes[0].h.Peerstore().SupportsProtocols(rogue.ID(), ProtocolID)
+		return len(ps) == 1
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hits := nodes[0].f.Query(ctx, id, QueryOptions{Want: 10 * sent, MaxTTL: 1, StepWait: 50 * time.Second})
+	select { // nobody reads the hits while the rogue sends
+	case err := <-flooded:
+		if err != nil {
+			t.Fatalf("rogue: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the rogue's hits were not all taken")
+	}
+	waitFor(t, 20*time.Second, "the rogue's hits handled", func() bool {
+		s := nodes[0].f.Stats()
+		return s.HitsDelivered+s.Dropped[DropQueryFull] >= sent
+	})
+	dropped := nodes[0].f.Stats().Dropped[DropQueryFull]
+	cancel()
+	n := len(collect(hits))
+	t.Logf("%d hits sent, %d dropped as query_full, %d read after cancel", sent, dropped, n)
+	if dropped < sent-maxQueuedHits-64 {
+		t.Errorf("%d of %d hits dropped; a query holds at most %d (+64 in transit)", dropped, sent, maxQueuedHits)
 	}
 }

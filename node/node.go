@@ -135,6 +135,7 @@ func (n *Node) start(ctx context.Context, key crypto.PrivKey) (err error) {
 		dht.WithCustomMessageSender(p2pstream.NewDHTSender),
 		dht.Mode(mode),
 		dht.ProtocolPrefix(ProtocolPrefix),
+		dht.BucketSize(bucketSize(opts.Profile)),
 		dht.BootstrapPeers(n.boot...),
 		dht.ProviderManagerOpts(records.ProvideValidity(opts.ProvideValidity)),
 		dht.AddressFilter(n.policy.Filter),

@@ -59,6 +59,22 @@ func TestChainFindsEachOther(t *testing.T) {
 	})
 }
 
+// TestBucketSizeByProfile: a server keeps 40 peers per bucket and stores
+// its records on the 40 closest nodes, an access point 20.
+func TestBucketSizeByProfile(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, func(i int, o *node.Options) {
+		if i == 1 {
+			o.Profile = "ap"
+		}
+	})
+	if got := nodes[0].DHT().BucketSize(); got != 40 {
+		t.Errorf("server: k = %d, want 40", got)
+	}
+	if got := nodes[1].DHT().BucketSize(); got != 20 {
+		t.Errorf("ap: k = %d, want 20", got)
+	}
+}
+
 func TestHealthAndMetrics(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
 	if code := getJSON(t, n.APIURL()+"/healthz", nil); code != 200 {

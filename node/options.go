@@ -51,8 +51,8 @@ type Options struct {
 	Region string
 	// MDNS turns on LAN discovery of other nodes.
 	MDNS bool
-	// Profile tunes resource limits: "server" (default) or "ap" for small
-	// access points.
+	// Profile tunes resource limits and the DHT's bucket size (kad.go):
+	// "server" (default) or "ap" for small access points.
 	Profile string
 	// TerminalTTL is how long a registration lives without refresh; 0: the
 	// register's default.

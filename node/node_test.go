@@ -148,6 +148,13 @@ func TestBadOptions(t *testing.T) {
 		"negative wan check": func(o *node.Options) { o.WANCheck = -time.Minute },
 		// Checks that find no peer to ask end at once: the loop would spin.
 		"wan check under a second": func(o *node.Options) { o.WANCheck = time.Millisecond },
+		"turn ports reversed":      func(o *node.Options) { o.TURNPorts = "50000-40000" },
+		// Checked while TURN or SIP (off in nodetest's options) is off.
+		"turn ports with turn off": func(o *node.Options) { o.TURN, o.TURNPorts = "off", "50000-40000" },
+		"turn ports not a range":   func(o *node.Options) { o.TURNPorts = "49152" },
+		"turn ports trailing":      func(o *node.Options) { o.TURNPorts = "49152-49407x" },
+		"turn ports too high":      func(o *node.Options) { o.TURNPorts = "60000-70000" },
+		"sip digest unknown":       func(o *node.Options) { o.SIPDigest = []string{"SHA-1"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := nodetest.Options(t)

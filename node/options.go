@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -215,6 +216,16 @@ func (o *Options) setDefaults() error {
 	if o.TURN == "" {
 		o.TURN = DefaultTURN
 	}
+	// Checked even when TURN or SIP is off: a mistyped value should not
+	// wait to surface until the day the feature is turned on.
+	if _, _, err := turnPorts(o.TURNPorts); err != nil {
+		return err
+	}
+	for _, a := range o.SIPDigest {
+		if u := strings.ToUpper(a); u != "SHA-256" && u != "MD5" {
+			return fmt.Errorf("%w: --sip-digest %q: want SHA-256 or MD5", ErrBadOptions, a)
+		}
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -245,4 +256,23 @@ func (o *Options) setDefaults() error {
 		o.Logger = slog.Default()
 	}
 	return nil
+}
+
+// turnPorts reads the relay's port range "MIN-MAX" (Options.TURNPorts);
+// zeros for "" (any port).
+func turnPorts(s string) (lo, hi uint16, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	bad := fmt.Errorf("%w: --turn-ports %q: want MIN-MAX, 1 <= MIN <= MAX <= 65535", ErrBadOptions, s)
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	if !ok {
+		return 0, 0, bad
+	}
+	l, err1 := strconv.ParseUint(a, 10, 16)
+	h, err2 := strconv.ParseUint(b, 10, 16)
+	if err1 != nil || err2 != nil || l == 0 || l > h {
+		return 0, 0, bad
+	}
+	return uint16(l), uint16(h), nil
 }

@@ -292,11 +292,9 @@ func (n *Node) startCalls() error {
 		if err != nil {
 			return err
 		}
-		var lo, hi uint16
-		if p := n.opts.TURNPorts; p != "" {
-			if _, err := fmt.Sscanf(p, "%d-%d", &lo, &hi); err != nil || lo == 0 || lo > hi {
-				return fmt.Errorf("%w: turn ports %q: want MIN-MAX, 1 <= MIN <= MAX <= 65535", ErrBadOptions, p)
-			}
+		lo, hi, err := turnPorts(n.opts.TURNPorts)
+		if err != nil {
+			return err
 		}
 		n.turn, err = turn.New(turn.Options{ListenAddr: n.opts.TURN, RelayIP: relayIP, RelayIP6: n.opts.TURNRelayIP6,
 			MinPort: lo, MaxPort: hi, Secret: []byte(secret), Logger: n.log})

@@ -74,6 +74,9 @@ func (b *bootstrapper) Info() client.BootstrapInfo {
 	tried := false
 	for _, p := range b.ps {
 		bp := client.BootstrapPeer{Addr: p.addr, Connected: p.connected, Failures: p.failures, Error: p.err}
+		if p.connected && time.Since(p.since) >= bootStable {
+			bp.Failures, bp.Error = 0, "" // the connection has proved itself
+		}
 		if !p.connected && !p.next.IsZero() {
 			bp.NextDial = p.next.UTC().Format(time.RFC3339)
 		}
@@ -164,6 +167,7 @@ func (b *bootstrapper) changed(p peer.ID, up bool) bool {
 		if time.Since(bp.since) >= bootStable {
 			b.n.log.Info("Bootstrap node disconnected; redialling", "addr", bp.addr)
 			bp.wait, bp.next = 0, time.Now()
+			bp.failures, bp.err = 0, ""
 			return true
 		}
 		// Dropped at once: redial with backoff.
@@ -265,10 +269,12 @@ func (b *bootstrapper) upLocked(bp *bootPeer) {
 	b.n.log.Info("Connected to bootstrap node", "addr", bp.addr)
 }
 
-// up records a connection that came up at now. The backoff stays until
-// the connection has lasted bootStable (changed).
+// up records a connection that came up at now. The backoff, the failure
+// count and the last error stay until the connection has lasted
+// bootStable (changed, Info): a node that drops each connection at once
+// shows why, however often other parts of the node dial it.
 func (bp *bootPeer) up(now time.Time) {
-	bp.failures, bp.err, bp.next, bp.since = 0, "", time.Time{}, now
+	bp.next, bp.since = time.Time{}, now
 }
 
 // failedLocked records a failed dial (or a connection dropped at once)

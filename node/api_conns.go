@@ -31,14 +31,51 @@ const (
 
 // newAPIServer is the HTTP server of the API listeners, with their limits.
 func (n *Node) newAPIServer() *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           n.handler(),
 		ReadHeaderTimeout: apiHeaderTimeout,
 		ReadTimeout:       n.opts.APIReadTimeout,
 		WriteTimeout:      apiWriteTimeout,
 		IdleTimeout:       n.opts.APIIdleTimeout,
 		BaseContext:       n.baseContext,
+		ConnState:         n.fresh.track,
 	}
+	// Run by Shutdown once the listeners are closed.
+	srv.RegisterOnShutdown(n.fresh.closeAll)
+	return srv
+}
+
+// freshConns are the API connections that have not sent a request yet.
+// http.Server.Shutdown leaves such a connection open until it is 5 s old,
+// so a client that connected just before the node stopped (an HTTP client
+// dials ahead, or gave up on its request) held Close for the whole
+// shutdown timeout; they carry no work and are closed first.
+type freshConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st == http.StateNew {
+		if f.m == nil {
+			f.m = map[net.Conn]struct{}{}
+		}
+		f.m[c] = struct{}{}
+		return
+	}
+	delete(f.m, c)
+}
+
+// closeAll closes the connections that have not sent a request.
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.m {
+		c.Close()
+	}
+	clear(f.m)
 }
 
 // connLimiter is a listener that closes a client's new connections while

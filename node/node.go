@@ -55,6 +55,7 @@ type Node struct {
 	lend      lender                       // our relay lent to other nodes (relay.go)
 	wan       atomic.Pointer[ma.Multiaddr] // the public address AutoNAT v2 confirmed (wan.go)
 	wanLost   atomic.Bool                  // it was withdrawn and not confirmed again (wan.go)
+	fresh     freshConns                   // API connections without a request yet (api_conns.go)
 	wanAssume chan ma.Multiaddr            // taken for confirmed (tests: AssumeWANForTest)
 	an2       *autonatv2.AutoNAT           // nil: none (wan.go)
 	admin     string                       // admin token (see adminToken)

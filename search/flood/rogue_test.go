@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -28,25 +29,7 @@ func TestRogueNeighbourCannotEndQuery(t *testing.T) {
 	rogue := newHost(t)
 	var fakes []*Message
 	for i := range want {
-		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		origin, err := peer.IDFromPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := record.SignNode(&record.Body{
-			Terminal:    "fake" + string(rune('a'+i)),
-			Identifiers: record.Identifiers{Name: id.Value},
-			Node:        origin.String(),
-			Seq:         1,
-			Time:        time.Now().UnixMilli(),
-		}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Status = record.StatusOnline
+		r, origin := madeUpRecord(t, "fake"+string(rune('a'+i)), id.Value)
 		fakes = append(fakes, &Message{Type: TypeHit, Hops: 3, Origin: origin, Records: []*record.Record{r}})
 	}
 	queried := make(chan int, 16) // TTLs of the queries the rogue saw
@@ -76,13 +59,7 @@ func TestRogueNeighbourCannotEndQuery(t *testing.T) {
 			out.Close()
 		}
 	})
-	if err := rogue.Connect(context.Background(), peerInfo(nodes[0].h)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 20*time.Second, "rogue known as a flood neighbour", func() bool {
-		ps, _ := nodes[0].h.Peerstore().SupportsProtocols(rogue.ID(), ProtocolID)
-		return len(ps) == 1
-	})
+	joinAsNeighbour(t, rogue, nodes[0])
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -149,22 +126,7 @@ func TestQueryHitsBounded(t *testing.T) {
 	const sent = 3 * maxQueuedHits
 	nodes := newNodes(t, 1, Options{})
 	id := ident.ID{Kind: ident.KindName, Value: "frank"}
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := record.SignNode(&record.Body{
-		Terminal: "fake", Identifiers: record.Identifiers{Name: "frank"},
-		Node: origin.String(), Seq: 1, Time: time.Now().UnixMilli(),
-	}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Status = record.StatusOnline
+	r, origin := madeUpRecord(t, "fake", "frank")
 
 	rogue := newHost(t)
 	flooded := make(chan error, 1)
@@ -192,13 +154,7 @@ func TestQueryHitsBounded(t *testing.T) {
 		}
 		flooded <- nil
 	})
-	if err := rogue.Connect(context.Background(), peerInfo(nodes[0].h)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 20*time.Second, "rogue known as a flood neighbour", func() bool {
-		ps, _ := nodes[0].h.Peerstore().SupportsProtocols(rogue.ID(), ProtocolID)
-		return len(ps) == 1
-	})
+	joinAsNeighbour(t, rogue, nodes[0])
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -222,4 +178,43 @@ func TestQueryHitsBounded(t *testing.T) {
 	if dropped < sent-maxQueuedHits-64 {
 		t.Errorf("%d of %d hits dropped; a query holds at most %d (+64 in transit)", dropped, sent, maxQueuedHits)
 	}
+}
+
+// madeUpRecord is a record for name signed by a node key made up for it,
+// naming that node as host: it passes every check a flood hit gets.
+func madeUpRecord(t *testing.T, terminal, name string) (*record.Record, peer.ID) {
+	t.Helper()
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := record.SignNode(&record.Body{
+		Terminal:    terminal,
+		Identifiers: record.Identifiers{Name: name},
+		Node:        origin.String(),
+		Seq:         1,
+		Time:        time.Now().UnixMilli(),
+	}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Status = record.StatusOnline
+	return r, origin
+}
+
+// joinAsNeighbour connects h to n and waits until n knows it speaks the
+// flood protocol (a flood neighbour).
+func joinAsNeighbour(t *testing.T, h host.Host, n *testNode) {
+	t.Helper()
+	if err := h.Connect(context.Background(), peerInfo(n.h)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "rogue known as a flood neighbour", func() bool {
+		ps, _ := n.h.Peerstore().SupportsProtocols(h.ID(), ProtocolID)
+		return len(ps) == 1
+	})
 }

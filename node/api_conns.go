@@ -27,6 +27,10 @@ const (
 	apiWriteTimeout = 30 * time.Second
 	// apiHeaderTimeout bounds reading a request's headers.
 	apiHeaderTimeout = 10 * time.Second
+	// apiMaxHeaderBytes bounds a request's headers (more: 431). net/http's
+	// default, 1 MiB, let one LAN client hold 64 MiB with its 64
+	// connections; browsers send 1-2 KiB, and the API sets no cookies.
+	apiMaxHeaderBytes = 16 << 10
 )
 
 // newAPIServer is the HTTP server of the API listeners, with their limits.
@@ -34,6 +38,7 @@ func (n *Node) newAPIServer() *http.Server {
 	srv := &http.Server{
 		Handler:           n.handler(),
 		ReadHeaderTimeout: apiHeaderTimeout,
+		MaxHeaderBytes:    apiMaxHeaderBytes,
 		ReadTimeout:       n.opts.APIReadTimeout,
 		WriteTimeout:      apiWriteTimeout,
 		IdleTimeout:       n.opts.APIIdleTimeout,

@@ -378,3 +378,61 @@ func TestUnknownCommandHints(t *testing.T) {
 		t.Errorf("node-only build, irmv phone: %q", msg)
 	}
 }
+
+// TestRegisteredSaysWhatKeepsIt: irmv share add says when the terminal
+// expires and how to refresh it (irmv share refresh, which starts its TTL
+// again), and irmv phone says that it keeps itself registered; both printed
+// "registered X (expires TIME)", which for the phone was never true.
+func TestRegisteredSaysWhatKeepsIt(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	url := n.APIURL()
+	code, stdout, stderr := runCLI("share", "add", "--node", url, "--uid", "desk-7", "--ttl", "60s")
+	if code != exitOK {
+		t.Fatalf("share add: exit %d: %s", code, stderr)
+	}
+	ts := n.Registry().List()
+	if len(ts) != 1 {
+		t.Fatalf("registered: %+v", ts)
+	}
+	handle, first := ts[0].Terminal, ts[0].ExpiresAt
+	if want := "unless refreshed: irmv share refresh " + handle; !strings.Contains(stdout, want) || strings.Contains(stdout, "(expires") {
+		t.Errorf("share add says\n%s\nwant %q", stdout, want)
+	}
+	code, _, stderr = runCLI("share", "refresh", "desk-7", "--node", url)
+	if code != exitError || !strings.Contains(stderr, "handle") {
+		t.Errorf("refresh by uid: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr = runCLI("share", "refresh", "--node", url); code != exitError || !strings.Contains(stderr, "usage: irmv share refresh TERMINAL") {
+		t.Errorf("refresh without TERMINAL: exit %d, stderr %q", code, stderr)
+	}
+	time.Sleep(5 * time.Millisecond) // expiry is kept in ms: let the clock pass one
+	code, stdout, stderr = runCLI("share", "refresh", handle, "--node", url)
+	if code != exitOK || !strings.Contains(stdout, "unless refreshed again") {
+		t.Fatalf("share refresh: exit %d, %q %q", code, stdout, stderr)
+	}
+	if ts := n.Registry().List(); len(ts) != 1 || !ts[0].ExpiresAt.After(first) {
+		t.Errorf("after share refresh, expires %v; before %v", ts, first)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	app := newApp()
+	app.Writer, app.ErrWriter = out, out
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunContext(ctx, []string{"irmv", "phone", "--node", url, "--uid", "roams", "--answer", "auto", "--key", filepath.Join(t.TempDir(), "k.pem")})
+	}()
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "waiting for calls"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("irmv phone did not register within 60 s:\n%s", out.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("irmv phone: %v", err)
+	}
+	if s := out.String(); !strings.Contains(s, "kept registered while this runs (a heartbeat every 10s") || strings.Contains(s, "expires") {
+		t.Errorf("irmv phone says\n%s", s)
+	}
+}

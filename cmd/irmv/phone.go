@@ -437,7 +437,7 @@ func runPhone(c *cli.Context) error {
 		ack := p.Ack()
 		w := c.App.Writer
 		pr.mu.Lock()
-		fmt.Fprintf(w, "registered %s (expires %s)\n", ack.Terminal, ack.ExpiresAt.Local().Format(time.RFC3339))
+		fmt.Fprintf(w, "registered %s, kept registered while this runs (a heartbeat every %v; Ctrl-C removes it)\n", ack.Terminal, phone.PingInterval)
 		printIdentifiers(w, ack.Identifiers.Name, ack.Identifiers.Phone, ack.Identifiers.UID, ack.Identifiers.IP)
 		fmt.Fprintf(w, "  status   %s, record signed by %s\n", ack.Status, ack.Signer)
 		fmt.Fprintf(w, "waiting for calls (answer: %s); Ctrl-C to quit\n", answer)

@@ -24,8 +24,9 @@ func shareCommand() *cli.Command {
 				ArgsUsage: " ",
 				Description: `Registers a terminal with the node, which publishes its identifiers into the
 directory. At least one of --name, --phone or --uid is needed. The terminal
-stays registered for --ttl unless refreshed; phones (irmv phone) refresh
-themselves, hooks re-register on each DHCP renewal.
+stays registered for --ttl unless refreshed (irmv share refresh TERMINAL
+starts the --ttl again); phones (irmv phone) refresh themselves, hooks
+re-register on each DHCP renewal.
 
 With --sip-user and --sip-password (better: IRMV_SIP_PASSWORD) it sets a SIP
 phone's credentials instead (the node needs --sip): the phone then registers
@@ -63,6 +64,13 @@ terminal only here.`,
 				ArgsUsage: "TERMINAL",
 				Flags:     []cli.Flag{nodeFlag, tokenFlag, jsonFlag},
 				Action:    shareRemove,
+			},
+			{
+				Name:      "refresh",
+				Usage:     "keep a terminal registered for its --ttl again (TERMINAL: the handle irmv share add printed)",
+				ArgsUsage: "TERMINAL",
+				Flags:     []cli.Flag{nodeFlag, tokenFlag, jsonFlag},
+				Action:    shareRefresh,
 			},
 			{
 				Name:      "status",
@@ -109,7 +117,8 @@ func shareAdd(c *cli.Context) error {
 		return printJSON(c.App.Writer, ack)
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "registered %s (expires %s)\n", ack.Terminal, ack.ExpiresAt.Local().Format(time.RFC3339))
+	fmt.Fprintf(w, "registered %s\n", ack.Terminal)
+	fmt.Fprintf(w, "  expires  %s unless refreshed: irmv share refresh %s\n", ack.ExpiresAt.Local().Format(time.RFC3339), ack.Terminal)
 	printIdentifiers(w, ack.Identifiers.Name, ack.Identifiers.Phone, ack.Identifiers.UID, ack.Identifiers.IP)
 	if len(ack.NameTokens) > 0 {
 		fmt.Fprintf(w, "  keywords %s\n", strings.Join(ack.NameTokens, ", "))
@@ -205,6 +214,29 @@ func shareRemove(c *cli.Context) error {
 		return printJSON(c.App.Writer, map[string]string{"removed": t})
 	}
 	fmt.Fprintf(c.App.Writer, "removed %s\n", t)
+	return nil
+}
+
+func shareRefresh(c *cli.Context) error {
+	args, err := interspersedArgs(c)
+	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	if len(args) != 1 {
+		return cli.Exit("usage: irmv share refresh TERMINAL", exitError)
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	ack, err := cl.Heartbeat(c.Context, args[0])
+	if err != nil {
+		return terminalExit(err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, ack)
+	}
+	fmt.Fprintf(c.App.Writer, "%s expires %s unless refreshed again\n", ack.Terminal, ack.ExpiresAt.Local().Format(time.RFC3339))
 	return nil
 }
 

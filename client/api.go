@@ -227,6 +227,10 @@ type NodeInfo struct {
 	// DHTMode is server or client.
 	DHTMode   string `json:"dht_mode"`
 	Terminals int    `json:"terminals"`
+	// HTTPSSHA256 is the SHA-256 fingerprint of the --https listener's
+	// certificate (colon-separated hex pairs, as browsers show it), for
+	// checking a self-signed one; "" without --https.
+	HTTPSSHA256 string `json:"https_sha256,omitempty"`
 }
 
 // Bootstrap states (BootstrapInfo.State).

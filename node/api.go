@@ -28,6 +28,7 @@ func (n *Node) Info() client.NodeInfo {
 		DHTMode:       "client",
 		Terminals:     n.terminalCount(),
 		TURNRelayIP:   n.turnRelayIP(),
+		HTTPSSHA256:   n.httpsFingerprint,
 	}
 	if a := n.WANAddr(); a != nil {
 		info.WANAddr = a.String()

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -41,6 +43,8 @@ func (n *Node) startHTTPS() error {
 		return fmt.Errorf("https on %s: %w%s", n.opts.HTTPS, err, inUseHint(err, "--https"))
 	}
 	n.httpsLn = ln
+	n.httpsFingerprint = certFingerprint(cert.Certificate[0])
+	n.log.Info("Serving HTTPS", "addr", ln.Addr().String(), "sha256", n.httpsFingerprint)
 	n.https = n.newAPIServer()
 	n.https.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	n.wg.Add(1)
@@ -59,6 +63,25 @@ func (n *Node) HTTPSURL() string {
 		return ""
 	}
 	return "https://" + n.httpsLn.Addr().String()
+}
+
+// HTTPSFingerprint is the SHA-256 fingerprint of the HTTPS listener's
+// certificate as browsers show it (hex pairs, colon-separated), so that a
+// user can check a self-signed one; "" when there is no listener.
+func (n *Node) HTTPSFingerprint() string { return n.httpsFingerprint }
+
+// certFingerprint is the SHA-256 fingerprint of a DER certificate, as
+// openssl x509 -fingerprint -sha256 and browsers print it.
+func certFingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	var b strings.Builder
+	for i, c := range sum {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		fmt.Fprintf(&b, "%02X", c)
+	}
+	return b.String()
 }
 
 // httpsCert loads the configured certificate, or the node's self-signed

@@ -2,8 +2,12 @@ package node_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/irmv/irmv/client"
@@ -63,5 +67,36 @@ func TestHTTPSListener(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE over HTTPS with the terminal's token: %d", resp.StatusCode)
+	}
+}
+
+// TestHTTPSFingerprint: a node serving HTTPS with its self-signed
+// certificate tells its SHA-256 fingerprint in GET /v1/node (as browsers
+// and openssl show it), so that a user can check the certificate the
+// browser is shown; there was no way to.
+func TestHTTPSFingerprint(t *testing.T) {
+	o := nodetest.Options(t)
+	o.HTTPS = "127.0.0.1:0"
+	n := nodetest.Start(t, o)
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := cl.Get(n.HTTPSURL() + "/v1/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info client.NodeInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(resp.TLS.PeerCertificates[0].Raw)
+	var pairs []string
+	for _, b := range sum {
+		pairs = append(pairs, strings.ToUpper(hex.EncodeToString([]byte{b})))
+	}
+	if want := strings.Join(pairs, ":"); info.HTTPSSHA256 != want || n.HTTPSFingerprint() != want {
+		t.Errorf("https_sha256 %q, HTTPSFingerprint %q; the certificate's is %q", info.HTTPSSHA256, n.HTTPSFingerprint(), want)
+	}
+	if plain := nodetest.Start(t, nodetest.Options(t)); plain.Info().HTTPSSHA256 != "" {
+		t.Errorf("a node without --https has https_sha256 %q", plain.Info().HTTPSSHA256)
 	}
 }

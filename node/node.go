@@ -76,6 +76,8 @@ type Node struct {
 	closeErr  error
 
 	apiLimit *apiLimiter // the API's per-client buckets
+
+	httpsFingerprint string // SHA-256 of httpsLn's certificate (https.go)
 }
 
 // New starts a node: it loads (or creates) the identity, starts the libp2p

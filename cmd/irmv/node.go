@@ -29,7 +29,7 @@ func nodeCommand() *cli.Command {
 		&cli.StringFlag{Name: "api", Usage: "terminal API address (HTTP + WebSocket)", Value: node.DefaultAPI, EnvVars: []string{"IRMV_API"}},
 		&cli.StringSliceFlag{Name: "api-host", Usage: "more names (or addresses) browsers may reach the API by, e.g. the access point's DNS name (repeat or comma-separate); other Host headers are refused", EnvVars: []string{"IRMV_API_HOST"}},
 		&cli.StringSliceFlag{Name: "bootstrap", Usage: "multiaddrs with /p2p/<peer-id> of nodes to join (repeat or comma-separate)", EnvVars: []string{"IRMV_BOOTSTRAP"}},
-		&cli.StringFlag{Name: "https", Usage: "also serve the API and web page over HTTPS here (e.g. 0.0.0.0:7443), for browsers on the LAN", EnvVars: []string{"IRMV_HTTPS"}},
+		&cli.StringFlag{Name: "https", Usage: "also serve the API and web page over HTTPS here (e.g. 0.0.0.0:7443), for browsers on the LAN; prints the certificate's SHA-256 to check in the browser", EnvVars: []string{"IRMV_HTTPS"}},
 		&cli.StringFlag{Name: "https-cert", Usage: "PEM certificate for --https (default: a self-signed one in the data dir)", EnvVars: []string{"IRMV_HTTPS_CERT"}},
 		&cli.StringFlag{Name: "https-key", Usage: "PEM key for --https-cert", EnvVars: []string{"IRMV_HTTPS_KEY"}},
 		&cli.StringFlag{Name: "turn", Usage: "UDP address of the node's STUN/TURN relay for its terminals, or off", Value: node.DefaultTURN, EnvVars: []string{"IRMV_TURN"}},
@@ -149,7 +149,7 @@ func runNode(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.ErrWriter, "irmv node %s\n  api   http://%s\n", n.ID(), n.APIAddr())
 	if u := n.HTTPSURL(); u != "" {
-		fmt.Fprintf(c.App.ErrWriter, "  https %s\n", u)
+		fmt.Fprintf(c.App.ErrWriter, "  https %s (certificate SHA-256 %s)\n", u, n.HTTPSFingerprint())
 	}
 	if a := n.SIPAddr(); a != nil {
 		fmt.Fprintf(c.App.ErrWriter, "  sip   %s (udp, tcp)\n", a)

@@ -536,6 +536,29 @@ func TestOversizedDropped(t *testing.T) {
 	}
 }
 
+// TestLargeMessageDropped: a TCP message over MaxMessage (16 KiB) closes
+// its connection; at sipgo's default 64 KiB, 1,024 connections each
+// holding a message just under it took an access point node from 40 MB
+// to 154 MB.
+func TestLargeMessageDropped(t *testing.T) {
+	e := newTestEnv(t)
+	c, err := net.Dial("tcp", e.s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("REGISTER sip:127.0.0.1 SIP/2.0\r\nX-Long: "))
+	chunk := []byte(strings.Repeat("a", 4096))
+	var werr error
+	for i := 0; i < 6 && werr == nil; i++ { // 24 KiB, or until the node closes
+		_, werr = c.Write(chunk)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("after 24 KiB of one header: read %v, want the connection closed", err)
+	}
+}
+
 // A table of used digest answers filled by one user registering fast
 // forgets some of them instead of refusing every new answer (which
 // would lock every phone out).

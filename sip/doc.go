@@ -147,7 +147,8 @@
 //
 // Each source address (IPv6: its /64) may send Options.Rate requests a
 // second (burst twice that); more are dropped before parsing. Unparsable
-// and malformed messages are dropped or refused. Each digest answer is
+// and malformed messages, and those over MaxMessage, are dropped or
+// refused. Each digest answer is
 // taken once (a replayed REGISTER gets a new challenge). Wrong answers
 // are limited (guard.go): 10 per source, then one per 6 s; 20 per user,
 // then one per 3 s, except from where its phone registered; beyond that

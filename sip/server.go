@@ -53,6 +53,11 @@ const (
 	// DefaultTLSPort is SIP over TLS's port (RFC 3261) when TLSAddr
 	// names a host only.
 	DefaultTLSPort = 5061
+	// MaxMessage bounds one SIP message (more: dropped, a TCP connection
+	// closed). A REGISTER or an INVITE with SDP takes 1-4 KiB; sipgo's
+	// 64 KiB let 1,024 TCP connections each hold a message just under it
+	// (an access point: 40 MB to 154 MB).
+	MaxMessage = 16 << 10
 )
 
 // DefaultAlgorithms is the digest challenge by default: MD5 only. Phones
@@ -266,8 +271,11 @@ func New(o Options) (*Server, error) {
 func (s *Server) listen() error {
 	sipLog := slog.New(&countingHandler{next: s.log.Handler(), m: s.m})
 	var err error
+	parser := sip.NewParser()
+	parser.MaxMessageLength = MaxMessage
 	s.ua, err = sipgo.NewUA(
 		sipgo.WithUserAgent("irmv"),
+		sipgo.WithUserAgentParser(parser),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipLog),
 			sip.WithTransportLayerReadFilter(s.readFilter),

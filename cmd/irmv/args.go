@@ -49,7 +49,7 @@ func interspersedArgs(c *cli.Context) ([]string, error) {
 			}
 		}
 		if err := c.Set(name, val); err != nil {
-			return nil, flagValueError(c.Command.Flags, name, val, err)
+			return nil, flagValueError(c.Command.Flags, name, val, "", err)
 		}
 	}
 	return args, nil

@@ -26,22 +26,32 @@ func TestCLIUsageMessages(t *testing.T) {
 	cases := []struct {
 		args []string
 		want []string // all in stderr
+		env  string   // NAME=VALUE set for the case
 	}{
-		{[]string{"serch", "anna"}, []string{`unknown command "serch"`, `"search"`}},
-		{[]string{"share", "lst"}, []string{`unknown command "lst"`, `"list"`}},
-		{[]string{"search", node, "--timeout", "5", "anna"}, []string{"--timeout 5", "needs a unit", "5s"}},
-		{[]string{"search", node, "anna", "--timeout", "5"}, []string{"--timeout 5", "needs a unit"}},
-		{[]string{"call", node, "--timeout", "5", "anna"}, []string{"--timeout 5", "needs a unit"}},
-		{[]string{"call", node, "--hangup-after", "soon", "anna"}, []string{"--hangup-after", "not a duration"}},
-		{[]string{"call", node, "--hangup-after", "-1s", "anna"}, []string{"--hangup-after -1s", "want 0 (stay) or a positive duration"}},
-		{[]string{"call", node, "--ring-timeout", "0s", "anna"}, []string{"--ring-timeout 0s", "want a positive duration"}},
-		{[]string{"call", node, "--timeout", "0s", "anna"}, []string{"--timeout 0s", "want more than 0"}},
-		{[]string{"search", node, ""}, []string{"QUERY is empty"}},
-		{[]string{"search", node, "--via", "dns", "anna"}, []string{`--via "dns"`, "want auto, dht or flood"}},
-		{[]string{"call", node, " "}, []string{"IDENTIFIER is empty"}},
+		{[]string{"serch", "anna"}, []string{`unknown command "serch"`, `"search"`}, ""},
+		{[]string{"share", "lst"}, []string{`unknown command "lst"`, `"list"`}, ""},
+		{[]string{"search", node, "--timeout", "5", "anna"}, []string{"--timeout 5", "needs a unit", "5s"}, ""},
+		{[]string{"search", node, "anna", "--timeout", "5"}, []string{"--timeout 5", "needs a unit"}, ""},
+		{[]string{"call", node, "--timeout", "5", "anna"}, []string{"--timeout 5", "needs a unit"}, ""},
+		{[]string{"call", node, "--hangup-after", "soon", "anna"}, []string{"--hangup-after", "not a duration"}, ""},
+		{[]string{"call", node, "--hangup-after", "-1s", "anna"}, []string{"--hangup-after -1s", "want 0 (stay) or a positive duration"}, ""},
+		{[]string{"call", node, "--ring-timeout", "0s", "anna"}, []string{"--ring-timeout 0s", "want a positive duration"}, ""},
+		{[]string{"call", node, "--timeout", "0s", "anna"}, []string{"--timeout 0s", "want more than 0"}, ""},
+		{[]string{"search", node, ""}, []string{"QUERY is empty"}, ""},
+		{[]string{"search", node, "--via", "dns", "anna"}, []string{`--via "dns"`, "want auto, dht or flood"}, ""},
+		{[]string{"call", node, " "}, []string{"IDENTIFIER is empty"}, ""},
+		{[]string{"search", node, "--limit", "x", "anna"}, []string{`--limit "x"`, "not a whole number"}, ""},
+		{[]string{"call", node, "--max-loss", "abc", "anna"}, []string{`--max-loss "abc"`, "not a number"}, ""},
+		{[]string{"node", "--mdns=maybe"}, []string{`--mdns "maybe"`, "want true or false"}, ""},
+		{[]string{"search", node, "anna"}, []string{"IRMV_TIMEOUT=5 (--timeout)", "needs a unit", "5s"}, "IRMV_TIMEOUT=5"},
+		{[]string{"search", node, "anna"}, []string{`IRMV_LIMIT="abc" (--limit)`, "not a whole number"}, "IRMV_LIMIT=abc"},
+		{[]string{"share", "add", node, "--uid", "x", "--ttl", "5s"}, []string{"--ttl 5s", "want 0 (the node's default) or 10s to 168h"}, ""},
 	}
 	for _, c := range cases {
-		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+		t.Run(c.env+" "+strings.Join(c.args, " "), func(t *testing.T) {
+			if k, v, ok := strings.Cut(c.env, "="); ok {
+				t.Setenv(k, v)
+			}
 			code, _, stderr := runCLI(c.args...)
 			if code != exitError {
 				t.Errorf("exit %d, want %d", code, exitError)
@@ -51,7 +61,7 @@ func TestCLIUsageMessages(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", w, stderr)
 				}
 			}
-			for _, bad := range []string{"No help topic", "parse error", "missing q", "Incorrect Usage"} {
+			for _, bad := range []string{"No help topic", "parse error", "missing q", "Incorrect Usage", "strconv", "--help lists the flags", "ttl out of range"} {
 				if strings.Contains(stderr, bad) {
 					t.Errorf("stderr says %q:\n%s", bad, stderr)
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/share"
 )
 
 func shareCommand() *cli.Command {
@@ -93,6 +94,9 @@ func shareAdd(c *cli.Context) error {
 	ttl := c.Duration("ttl")
 	if ttl%time.Second != 0 {
 		return cli.Exit("--ttl must be whole seconds", exitError)
+	}
+	if ttl < 0 || ttl != 0 && (ttl < share.MinTTL || ttl > share.MaxTTL) {
+		return cli.Exit(fmt.Sprintf("--ttl %v: want 0 (the node's default) or %v to %dh", ttl, share.MinTTL, int(share.MaxTTL.Hours())), exitError)
 	}
 	reg := client.Registration{
 		Name: c.String("name"), Phone: c.String("phone"), UID: c.String("uid"), IP: c.String("ip"),

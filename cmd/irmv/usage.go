@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -60,30 +61,62 @@ func unknownCommandMsg(cmds []*cli.Command, name, where string, terminal bool) s
 	return msg + fmt.Sprintf(" (%s --help lists the commands)", where)
 }
 
-// badValue matches urfave/cli's flag parse errors.
-var badValue = regexp.MustCompile(`^invalid value "(.*)" for flag -([\w-]+): (.*)$`)
+// badValue, badBool and badEnv match urfave/cli's flag parse errors.
+var (
+	badValue = regexp.MustCompile(`^invalid value "(.*)" for flag -([\w-]+): (.*)$`)
+	badBool  = regexp.MustCompile(`^invalid boolean value "(.*)" for -([\w-]+): (.*)$`)
+	badEnv   = regexp.MustCompile(`^could not parse "(.*)" as \w+ value from environment variable "(\w+)" for flag ([\w-]+): (.*)$`)
+)
 
 // usageError replaces urfave/cli's "Incorrect Usage" and help dump with one
-// line that names the flag and, for durations, the missing unit.
+// line that names the flag (or its environment variable) and says what
+// value it wants: the unit of a duration, a number, true or false.
 func usageError(c *cli.Context, err error, _ bool) error {
-	if m := badValue.FindStringSubmatch(err.Error()); m != nil {
-		return flagValueError(c.Command.Flags, m[2], m[1], errors.New(m[3]))
+	msg := err.Error()
+	if m := badValue.FindStringSubmatch(msg); m != nil {
+		return flagValueError(c.Command.Flags, m[2], m[1], "", errors.New(m[3]))
 	}
-	return cli.Exit(err.Error()+" (--help lists the flags)", exitError)
+	if m := badBool.FindStringSubmatch(msg); m != nil {
+		return flagValueError(c.Command.Flags, m[2], m[1], "", errors.New(m[3]))
+	}
+	if m := badEnv.FindStringSubmatch(msg); m != nil {
+		return flagValueError(c.Command.Flags, m[3], m[1], m[2], errors.New(m[4]))
+	}
+	return cli.Exit(msg+" (--help lists the flags)", exitError)
 }
 
-// flagValueError says why val is no value for the flag name.
-func flagValueError(flags []cli.Flag, name, val string, err error) error {
+// flagValueError says why val is no value for the flag name, given on the
+// command line or, when env is set, in that environment variable.
+func flagValueError(flags []cli.Flag, name, val, env string, err error) error {
+	label := func(v string) string {
+		if env != "" {
+			return fmt.Sprintf("%s=%s (--%s)", env, v, name)
+		}
+		return fmt.Sprintf("--%s %s", name, v)
+	}
+	what := label(strconv.Quote(val))
 	for _, f := range flags {
-		if _, ok := f.(*cli.DurationFlag); !ok || !hasName(f, name) {
+		if !hasName(f, name) {
 			continue
 		}
-		if _, perr := time.ParseDuration(val + "s"); perr == nil {
-			return cli.Exit(fmt.Sprintf("--%s %s: a duration needs a unit, e.g. %ss (ms, s, m, h)", name, val, val), exitError)
+		switch f.(type) {
+		case *cli.DurationFlag:
+			if _, perr := time.ParseDuration(val + "s"); perr == nil {
+				return cli.Exit(fmt.Sprintf("%s: a duration needs a unit, e.g. %ss (ms, s, m, h)", label(val), val), exitError)
+			}
+			return cli.Exit(what+": not a duration; write it like 5s, 500ms or 2m", exitError)
+		case *cli.Float64Flag:
+			return cli.Exit(what+": not a number; write it like 5 or 2.5", exitError)
+		case *cli.IntFlag, *cli.Int64Flag, *cli.UintFlag, *cli.Uint64Flag:
+			return cli.Exit(what+": not a whole number; write it like 20", exitError)
 		}
-		return cli.Exit(fmt.Sprintf("--%s %q: not a duration; write it like 5s, 500ms or 2m", name, val), exitError)
+		// A boolean, also wrapped for --config (altsrc): the one kind of
+		// flag that takes no value.
+		if v, ok := f.(interface{ TakesValue() bool }); ok && !v.TakesValue() {
+			return cli.Exit(what+": want true or false", exitError)
+		}
 	}
-	return cli.Exit(fmt.Sprintf("--%s %q: %v", name, val, err), exitError)
+	return cli.Exit(fmt.Sprintf("%s: %v", what, err), exitError)
 }
 
 func hasName(f cli.Flag, name string) bool {

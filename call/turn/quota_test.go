@@ -165,3 +165,55 @@ func TestSetPublicIP(t *testing.T) {
 		t.Error("a foreign client may still relay to the withdrawn address")
 	}
 }
+
+// TestForeignAllocationTotal: all foreign users together hold at most
+// MaxForeignTotal allocations (peer IDs are free: without it, every
+// made-up node got its own MaxForeignAllocations, up to one allocation
+// per remembered foreign client, 4,096: as many sockets and some 100 MB);
+// a freed one makes room; the node's own terminals are not limited by it.
+func TestForeignAllocationTotal(t *testing.T) {
+	s, err := New(Options{ListenAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), MaxForeignAllocations: 2, MaxForeignTotal: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "TURN server", s)
+	userA := ForeignPrefix + "12D3KooWone"
+	ua, pa, _ := s.Credentials(userA, time.Minute)
+	ub, pb, _ := s.Credentials(ForeignPrefix+"12D3KooWtwo", time.Minute)
+	a1, err := newClient(t, s, ua, pa).Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ u, p string }{{ua, pa}, {ub, pb}} {
+		r, err := newClient(t, s, c.u, c.p).Allocate()
+		if err != nil {
+			t.Fatalf("%s: %v", c.u, err)
+		}
+		defer r.Close()
+	}
+	if r, err := newClient(t, s, ub, pb).Allocate(); err == nil {
+		r.Close()
+		t.Fatal("a fourth foreign allocation was granted over the total of 3")
+	}
+	ou, op, _ := s.Credentials("bob", time.Minute)
+	own, err := newClient(t, s, ou, op).Allocate()
+	if err != nil {
+		t.Fatalf("own terminal's allocation at the foreign total: %v", err)
+	}
+	defer own.Close()
+	if err := a1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.allocsOf(userA) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d allocations counted after one of two closed", s.allocsOf(userA))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r, err := newClient(t, s, ub, pb).Allocate()
+	if err != nil {
+		t.Fatalf("a foreign allocation once one was freed: %v", err)
+	}
+	defer r.Close()
+}

@@ -20,8 +20,9 @@
 //
 // Foreign users (ForeignPrefix: the terminals of other nodes) hold at most
 // Options.MaxForeignAllocations allocations at a time per user (that is,
-// per node they came through); the relay answers more with 486 Allocation
-// Quota Reached (RFC 8656 section 7.2).
+// per node they came through), and Options.MaxForeignTotal all together;
+// the relay answers more with 486 Allocation Quota Reached (RFC 8656
+// section 7.2).
 package turn
 
 import (
@@ -80,6 +81,9 @@ type Options struct {
 	// (ForeignPrefix + a node's peer ID) holds at once; zero means
 	// DefaultMaxForeignAllocations.
 	MaxForeignAllocations int
+	// MaxForeignTotal bounds the allocations all foreign users hold
+	// together (peer IDs are free); zero means DefaultMaxForeignTotal.
+	MaxForeignTotal int
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -87,6 +91,10 @@ type Options struct {
 // DefaultMaxForeignAllocations: a call relayed here takes an allocation
 // per terminal, so this is some eight calls at once per other node.
 const DefaultMaxForeignAllocations = 16
+
+// DefaultMaxForeignTotal: some 256 relayed calls at once for other nodes'
+// terminals; each allocation holds a socket and a few goroutines.
+const DefaultMaxForeignTotal = 512
 
 // MaxCallLength is how long past its credentials' expiry an allocation is
 // still refreshed.
@@ -115,8 +123,10 @@ type Server struct {
 	public atomic.Pointer[net.IP] // SetPublicIP's address; nil: none
 
 	maxForeignAllocs int
+	maxForeignTotal  int
 	allocsMu         sync.Mutex
 	allocs           map[string]int // live allocations by foreign user
+	foreignTotal     int            // their sum
 }
 
 // ForeignPrefix begins the user names of credentials a node gives the
@@ -150,6 +160,10 @@ func New(opts Options) (*Server, error) {
 	s := &Server{realm: opts.Realm, secret: opts.Secret, log: opts.Logger, maxForeignAllocs: opts.MaxForeignAllocations, allocs: map[string]int{}}
 	if s.maxForeignAllocs <= 0 {
 		s.maxForeignAllocs = DefaultMaxForeignAllocations
+	}
+	s.maxForeignTotal = opts.MaxForeignTotal
+	if s.maxForeignTotal <= 0 {
+		s.maxForeignTotal = DefaultMaxForeignTotal
 	}
 	if s.realm == "" {
 		s.realm = DefaultRealm
@@ -430,7 +444,8 @@ func foreignUser(username string) string {
 }
 
 // quota is the pion QuotaHandler: a foreign user may hold
-// MaxForeignAllocations allocations at once.
+// MaxForeignAllocations allocations at once, all of them together
+// MaxForeignTotal.
 func (s *Server) quota(username, _ string, src net.Addr) bool {
 	user := foreignUser(username)
 	if user == "" {
@@ -438,8 +453,8 @@ func (s *Server) quota(username, _ string, src net.Addr) bool {
 	}
 	s.allocsMu.Lock()
 	defer s.allocsMu.Unlock()
-	if s.allocs[user] >= s.maxForeignAllocs {
-		s.log.Debug("TURN allocation quota reached", "user", user, "src", src.String())
+	if s.allocs[user] >= s.maxForeignAllocs || s.foreignTotal >= s.maxForeignTotal {
+		s.log.Debug("TURN allocation quota reached", "user", user, "src", src.String(), "foreign", s.foreignTotal)
 		return false
 	}
 	return true
@@ -453,6 +468,7 @@ func (s *Server) countAlloc(username string, d int) {
 	}
 	s.allocsMu.Lock()
 	defer s.allocsMu.Unlock()
+	s.foreignTotal += d
 	if s.allocs[user] += d; s.allocs[user] <= 0 {
 		delete(s.allocs, user)
 	}

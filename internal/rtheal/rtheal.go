@@ -181,7 +181,15 @@ func (r *Healer) check(p peer.ID) {
 	r.mu.Unlock()
 	if err == nil {
 		r.mu.Lock()
-		r.alive[p] = time.Now()
+		now := time.Now()
+		// Only those found within RecheckAfter matter: else the map
+		// kept every peer that ever answered, for the node's life.
+		for q, at := range r.alive {
+			if now.Sub(at) >= r.o.RecheckAfter {
+				delete(r.alive, q)
+			}
+		}
+		r.alive[p] = now
 		r.mu.Unlock()
 		return
 	}
@@ -200,6 +208,12 @@ func (r *Healer) maybeRefresh() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	size := r.d.RoutingTable().Size()
+	// Closed (a timer may call this late): no goroutine may start once
+	// Close waits for them.
+	if r.ctx.Err() != nil {
+		r.idle.Broadcast()
+		return
+	}
 	if r.refreshing || len(r.pending) > 0 || r.dropped == 0 ||
 		float64(r.dropped) < r.o.RefreshShare*float64(size+r.dropped) {
 		r.idle.Broadcast()

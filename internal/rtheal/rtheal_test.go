@@ -113,3 +113,36 @@ func TestKeepsTableWithoutConnections(t *testing.T) {
 		t.Errorf("stats %+v, table size %d; want nothing dropped", st, da.RoutingTable().Size())
 	}
 }
+
+// TestAliveForgotten: a peer found alive is remembered only for
+// RecheckAfter (one entry per peer that ever dropped its connection and
+// answered, for the life of the node, before).
+func TestAliveForgotten(t *testing.T) {
+	a, da := newNode(t)
+	heal, err := rtheal.New(a, da, rtheal.Options{Delay: 10 * time.Millisecond, RecheckAfter: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer heal.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var peers []host.Host
+	for range 3 {
+		h, _ := newNode(t)
+		if err := a.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		peers = append(peers, h)
+	}
+	waitFor(t, "the peers in the routing table", func() bool { return da.RoutingTable().Size() == 3 })
+	for i, h := range peers {
+		a.Network().ClosePeer(h.ID())
+		waitFor(t, "the peer checked", func() bool { return heal.Stats().Checked == i+1 })
+	}
+	if err := heal.Idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := heal.AliveForTest(); n > 1 {
+		t.Errorf("%d peers remembered as alive, want at most the last one (RecheckAfter passed for the others)", n)
+	}
+}

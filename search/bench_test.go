@@ -132,7 +132,8 @@ func ask(st network.Stream, r *bufio.Reader, uid string) (int, error) {
 // BenchmarkSearchEnd4 measures how long a search takes to end (its
 // channel closes), not to its first result, from the first node of a warm
 // 4-node chain to a terminal on the last: a name word (flooded), an exact
-// unique ID and a bare unique ID (read as a uid and as a name).
+// unique ID and a bare unique ID (read as a uid and as a name), each also
+// with a limit of 1 (the first result ends the search).
 func BenchmarkSearchEnd4(b *testing.B) {
 	nodes := nodetest.Chain(b, 4, nil)
 	first, last := nodes[0], nodes[3]
@@ -145,8 +146,8 @@ func BenchmarkSearchEnd4(b *testing.B) {
 	for _, n := range nodes {
 		n.Search().SetLookupRate(rate.Inf, 0) // the benchmark asks faster than one peer may
 	}
-	run := func(b *testing.B, text string) int {
-		ch, err := first.Search().Search(context.Background(), client.Query{Text: text, Timeout: 10 * time.Second})
+	run := func(b *testing.B, text string, limit int) int {
+		ch, err := first.Search().Search(context.Background(), client.Query{Text: text, Limit: limit, Timeout: 10 * time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -156,11 +157,17 @@ func BenchmarkSearchEnd4(b *testing.B) {
 		}
 		return n
 	}
-	nodetest.WaitFor(b, "announced", func() bool { return run(b, "uid:kim-1") > 0 })
-	for _, q := range []struct{ name, text string }{{"name", "kim"}, {"uid", "uid:kim-1"}, {"bare-uid", "kim-1"}} {
+	nodetest.WaitFor(b, "announced", func() bool { return run(b, "uid:kim-1", 0) > 0 })
+	for _, q := range []struct {
+		name, text string
+		limit      int
+	}{
+		{"name", "kim", 0}, {"uid", "uid:kim-1", 0}, {"bare-uid", "kim-1", 0},
+		{"name-limit1", "kim", 1}, {"whole-name-limit1", "kim berg", 1}, {"uid-limit1", "uid:kim-1", 1}, {"bare-uid-limit1", "kim-1", 1},
+	} {
 		b.Run(q.name, func(b *testing.B) {
 			for range b.N {
-				if run(b, q.text) == 0 {
+				if run(b, q.text, q.limit) == 0 {
 					b.Fatalf("%q: not found", q.text)
 				}
 			}

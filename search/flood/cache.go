@@ -15,6 +15,10 @@ type route struct {
 	hitsLeft int
 	// sent is when we sent our own query; zero for others' queries.
 	sent time.Time
+	// asked are the neighbours our own query went to, with the hits each
+	// has sent for it; nil for others' queries. Shared with the
+	// pendingQuery while the query runs.
+	asked map[peer.ID]int
 }
 
 type cacheEntry struct {

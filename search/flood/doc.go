@@ -88,15 +88,19 @@
 // # Routing hits
 //
 // A hit is routed back along the reverse path: a node receiving a hit for
-// one of its own pending queries delivers it to that query; for a GUID in
+// one of its own pending queries delivers it to that query if it came
+// from a neighbour the query went to (reverse paths end there), at most
+// 96 hits per neighbour and round (an honest neighbour sends its own
+// matches, at most MaxHitRecords hits, and routes at most 64): hits from
+// other peers are dropped ("unasked"), a neighbour's excess too ("rate"),
+// whether the query is still running or has ended; for a GUID in
 // its seen cache it sends the hit unchanged to the remembered upstream peer,
 // at most 64 hits per GUID (more are dropped with reason "rate"); a hit
 // for one of its own queries that has ended is dropped ("late") but its
 // delay is remembered (see Dynamic querying); for any other GUID it drops
 // the hit ("unknown_guid"). A pending query holds at most 256 hits that its
 // reader has not taken (and 64 more in transit); more are dropped
-// ("query_full"), so a peer that learnt the GUID cannot fill the node's
-// memory with hits.
+// ("query_full"), so neighbours cannot fill the node's memory with hits.
 //
 // # Dynamic querying
 //

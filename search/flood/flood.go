@@ -39,6 +39,11 @@ const (
 	// maxRoutedHits bounds the hit messages routed back per query GUID, so
 	// a node cannot use the reverse path to flood the originator.
 	maxRoutedHits = 64
+	// maxHitsPerNeighbour bounds the hit messages one neighbour may send
+	// for one round of our own queries: an honest one sends its own
+	// matches (at most MaxHitRecords, so at most as many hits) and routes
+	// at most maxRoutedHits from behind it.
+	maxHitsPerNeighbour = maxRoutedHits + MaxHitRecords
 )
 
 // Defaults for zero Options fields.
@@ -300,13 +305,19 @@ func (f *Flooder) handleHit(from peer.ID, m *Message) {
 	var upstream peer.ID
 	reason := DropUnknownGUID
 	if pq != nil {
-		f.answers.note(m.Hops, now.Sub(pq.sent), now)
+		if reason = admitHit(pq.asked, from); reason == "" {
+			f.answers.note(m.Hops, now.Sub(pq.sent), now)
+		} else {
+			pq = nil
+		}
 	} else if e, ok := f.seen.get(m.GUID, now); ok {
 		switch {
 		case e.route.upstream == "" && !e.route.sent.IsZero():
-			// Our own query, ended: too late for it, not for the next.
-			f.answers.note(m.Hops, now.Sub(e.route.sent), now)
-			reason = DropLate
+			if reason = admitHit(e.route.asked, from); reason == "" {
+				// Our own query, ended: too late for it, not for the next.
+				f.answers.note(m.Hops, now.Sub(e.route.sent), now)
+				reason = DropLate
+			}
 		case e.route.upstream != "" && e.route.upstream != from && e.route.hitsLeft > 0:
 			e.route.hitsLeft--
 			upstream = e.route.upstream
@@ -338,6 +349,23 @@ func (f *Flooder) handleHit(from peer.ID, m *Message) {
 		f.countDrop(reason)
 		f.log.Debug("Dropped hit", "peer", from, "guid", m.GUID, "reason", reason)
 	}
+}
+
+// admitHit counts a hit from a peer for one round of our own queries,
+// whose neighbours asked are, and returns why it is to be dropped, or ""
+// to take it. Hits come back along the reverse path, so only the
+// neighbours the round went to send any, each at most
+// maxHitsPerNeighbour. The caller holds f.mu.
+func admitHit(asked map[peer.ID]int, from peer.ID) DropReason {
+	n, ok := asked[from]
+	switch {
+	case !ok:
+		return DropUnasked
+	case n >= maxHitsPerNeighbour:
+		return DropRate
+	}
+	asked[from] = n + 1
+	return ""
 }
 
 // packHits encodes records as few hit messages as the limits allow,

@@ -21,9 +21,10 @@ const (
 	DropOversize    DropReason = "oversize"     // over the size limit
 	DropLate        DropReason = "late"         // hit for one of our own queries after it ended
 	DropQueryFull   DropReason = "query_full"   // hit for one of our own queries holding maxQueuedHits undelivered
+	DropUnasked     DropReason = "unasked"      // hit for one of our own queries from a peer it was not sent to
 )
 
-var dropReasons = [...]DropReason{DropDuplicate, DropRate, DropMalformed, DropTTL, DropUnknownGUID, DropOversize, DropLate, DropQueryFull}
+var dropReasons = [...]DropReason{DropDuplicate, DropRate, DropMalformed, DropTTL, DropUnknownGUID, DropOversize, DropLate, DropQueryFull, DropUnasked}
 
 // Stats is a snapshot of a Flooder's counters since New.
 type Stats struct {

@@ -185,6 +185,10 @@ type pendingQuery struct {
 	done <-chan struct{}
 	ttl  int
 	sent time.Time
+	// asked are the neighbours the round went to, with the hits each has
+	// sent for it: hits come back along the reverse path, so only from
+	// them.
+	asked map[peer.ID]int
 }
 
 // stepWait is the measured wait per hop for a round sent to nbs.
@@ -233,8 +237,9 @@ func (f *Flooder) Query(ctx context.Context, id ident.ID, opts QueryOptions) <-c
 }
 
 // maxQueuedHits bounds the hits a query holds that its reader has not
-// taken: hits to a node's own query come from any peer that learnt its
-// GUID, as many as it sends. More are dropped and counted (query_full).
+// taken: each neighbour asked may send maxHitsPerNeighbour hits a round,
+// more than a reader may want to hold for all of them. More are dropped
+// and counted (query_full).
 const maxQueuedHits = 256
 
 func (f *Flooder) runQuery(ctx context.Context, id ident.ID, opts QueryOptions, out chan<- Hit) {
@@ -264,11 +269,15 @@ rounds:
 		}
 		g := NewGUID()
 		now := time.Now()
+		asked := make(map[peer.ID]int, len(nbs))
+		for _, p := range nbs {
+			asked[p] = 0
+		}
 		f.mu.Lock()
-		f.pending[g] = &pendingQuery{in: in, done: done, ttl: ttl, sent: now}
+		f.pending[g] = &pendingQuery{in: in, done: done, ttl: ttl, sent: now, asked: asked}
 		// Our own query coming back is a duplicate; a hit after the
 		// query ended still shows how long its hops took.
-		f.seen.add(g, route{sent: now}, now)
+		f.seen.add(g, route{sent: now, asked: asked}, now)
 		var far time.Duration // the wait for remembered slow answers
 		if i == len(schedule)-1 {
 			far = f.answers.wait(ttl, now)

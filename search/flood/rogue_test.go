@@ -119,65 +119,31 @@ func TestTallyPerNeighbour(t *testing.T) {
 	}
 }
 
-// TestQueryHitsBounded: a peer that knows a pending query's GUID and sends
-// it hit after hit, while the query's reader takes none, fills no more
-// than the query's bound; the rest are dropped and counted.
+// TestQueryHitsBounded: neighbours that send a pending query as many hits
+// as each may, while the query's reader takes none, fill no more than the
+// query's bound; the rest are dropped and counted.
 func TestQueryHitsBounded(t *testing.T) {
-	const sent = 3 * maxQueuedHits
+	const rogues = 6
+	const sent = rogues * maxHitsPerNeighbour // over maxQueuedHits + 64 in transit
 	nodes := newNodes(t, 1, Options{})
 	id := ident.ID{Kind: ident.KindName, Value: "frank"}
 	r, origin := madeUpRecord(t, "fake", "frank")
-
-	rogue := newHost(t)
-	flooded := make(chan error, 1)
-	rogue.SetStreamHandler(ProtocolID, func(s network.Stream) {
-		q, err := Decode(s, MaxQuerySize)
-		from := s.Conn().RemotePeer()
-		s.Close()
-		if err != nil || q.Type != TypeQuery {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		hit := Message{Type: TypeHit, GUID: q.GUID, Hops: 1, Origin: origin, Records: []*record.Record{r}}
-		for range sent {
-			out, err := rogue.NewStream(ctx, from, ProtocolID)
-			if err != nil {
-				flooded <- err
-				return
-			}
-			if err := Encode(out, &hit); err != nil {
-				flooded <- err
-				return
-			}
-			out.Close()
-		}
-		flooded <- nil
-	})
-	joinAsNeighbour(t, rogue, nodes[0])
+	for range rogues {
+		rogueNeighbour(t, nodes[0], r, origin, maxHitsPerNeighbour, nil)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	hits := nodes[0].f.Query(ctx, id, QueryOptions{Want: 10 * sent, MaxTTL: 1, StepWait: 50 * time.Second})
-	select { // nobody reads the hits while the rogue sends
-	case err := <-flooded:
-		if err != nil {
-			t.Fatalf("rogue: %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("the rogue's hits were not all taken")
-	}
-	waitFor(t, 20*time.Second, "the rogue's hits handled", func() bool {
-		s := nodes[0].f.Stats()
-		return s.HitsDelivered+s.Dropped[DropQueryFull] >= sent
+	// Nobody reads the hits while the rogues send. Each hit is either
+	// held (at most maxQueuedHits, + 64 in transit) or dropped.
+	waitFor(t, 30*time.Second, "the rogues' hits dropped beyond the bound", func() bool {
+		return nodes[0].f.Stats().Dropped[DropQueryFull] >= sent-maxQueuedHits-64
 	})
-	dropped := nodes[0].f.Stats().Dropped[DropQueryFull]
+	waitFor(t, 30*time.Second, "the rogues' hits received", func() bool { return nodes[0].f.Stats().MessagesIn >= sent })
 	cancel()
 	n := len(collect(hits))
-	t.Logf("%d hits sent, %d dropped as query_full, %d read after cancel", sent, dropped, n)
-	if dropped < sent-maxQueuedHits-64 {
-		t.Errorf("%d of %d hits dropped; a query holds at most %d (+64 in transit)", dropped, sent, maxQueuedHits)
-	}
+	t.Logf("%d hits sent, %d dropped as query_full, %d read after cancel", sent, nodes[0].f.Stats().Dropped[DropQueryFull], n)
 }
 
 // madeUpRecord is a record for name signed by a node key made up for it,
@@ -217,4 +183,143 @@ func joinAsNeighbour(t *testing.T, h host.Host, n *testNode) {
 		ps, _ := n.h.Peerstore().SupportsProtocols(h.ID(), ProtocolID)
 		return len(ps) == 1
 	})
+}
+
+// rogueNeighbour joins h to n as a flood neighbour that, for every query,
+// passes the GUID to guids and answers with hits copies of a hit of r.
+func rogueNeighbour(t *testing.T, n *testNode, r *record.Record, origin peer.ID, hits int, guids chan<- GUID) host.Host {
+	t.Helper()
+	rogue := newHost(t)
+	rogue.SetStreamHandler(ProtocolID, func(s network.Stream) {
+		q, err := Decode(s, MaxQuerySize)
+		from := s.Conn().RemotePeer()
+		s.Close()
+		if err != nil || q.Type != TypeQuery {
+			return
+		}
+		select {
+		case guids <- q.GUID:
+		default:
+		}
+		_ = sendHits(rogue, from, q.GUID, r, origin, hits) // fails once the test is over
+	})
+	joinAsNeighbour(t, rogue, n)
+	return rogue
+}
+
+// sendHits sends n hits for g from h to p, one stream each.
+func sendHits(h host.Host, p peer.ID, g GUID, r *record.Record, origin peer.ID, n int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hit := Message{Type: TypeHit, GUID: g, Hops: 1, Origin: origin, Records: []*record.Record{r}}
+	for range n {
+		out, err := h.NewStream(ctx, p, ProtocolID)
+		if err != nil {
+			return err
+		}
+		err = Encode(out, &hit)
+		out.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestHitsOnlyFromAskedPeers: hits travel back along the reverse path, so
+// a hit for one of our own queries can only come from a neighbour the
+// query went to. A peer that was not asked (here one that learnt the GUID
+// from a rogue neighbour) has its hits dropped and counted, while the
+// query runs and after it ended, and they are not delivered.
+func TestHitsOnlyFromAskedPeers(t *testing.T) {
+	nodes := newNodes(t, 1, Options{})
+	id := ident.ID{Kind: ident.KindName, Value: "frank"}
+	r, origin := madeUpRecord(t, "fake", "frank")
+	guids := make(chan GUID, 1)
+	rogue := rogueNeighbour(t, nodes[0], r, origin, 1, guids)
+	stranger := newHost(t) // no flood handler: never a neighbour
+	if err := stranger.Connect(context.Background(), peerInfo(nodes[0].h)); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	qctx, stop := context.WithCancel(ctx)
+	hits := make(chan []Hit, 1)
+	go func() {
+		hits <- collect(nodes[0].f.Query(qctx, id, QueryOptions{Want: 100, MaxTTL: 1, StepWait: 50 * time.Second}))
+	}()
+	var g GUID
+	select {
+	case g = <-guids:
+	case <-ctx.Done():
+		t.Fatal("the query did not reach the rogue neighbour")
+	}
+	const strangers = 5
+	if err := sendHits(stranger, nodes[0].h.ID(), g, r, origin, strangers); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "every hit handled", func() bool {
+		s := nodes[0].f.Stats()
+		return s.HitsDelivered+s.Dropped[DropUnasked] >= 1+strangers
+	})
+	stop()
+	got := <-hits
+	for _, h := range got {
+		if h.From != rogue.ID() {
+			t.Errorf("delivered a hit from %s, which was not asked", h.From)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("delivered %d hits, want the rogue neighbour's 1", len(got))
+	}
+	if d := nodes[0].f.Stats().Dropped[DropUnasked]; d != strangers {
+		t.Errorf("dropped %d hits as unasked, want %d", d, strangers)
+	}
+
+	// After the query ended: still dropped as unasked, not taken as a
+	// late answer (which would set how long later queries wait).
+	if err := sendHits(stranger, nodes[0].h.ID(), g, r, origin, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the late hit handled", func() bool {
+		return nodes[0].f.Stats().Dropped[DropUnasked] == strangers+1
+	})
+	if d := nodes[0].f.Stats().Dropped[DropLate]; d != 0 {
+		t.Errorf("%d hits from an unasked peer taken as late answers", d)
+	}
+}
+
+// TestHitsPerNeighbourBounded: one neighbour sends far more hits for one
+// query than an honest one can (its own matches in at most MaxHitRecords
+// hits plus maxRoutedHits routed from behind it) while the reader takes
+// them all: the excess is dropped and counted, not delivered.
+func TestHitsPerNeighbourBounded(t *testing.T) {
+	const sent = 3 * maxHitsPerNeighbour
+	nodes := newNodes(t, 1, Options{})
+	id := ident.ID{Kind: ident.KindName, Value: "frank"}
+	r, origin := madeUpRecord(t, "fake", "frank")
+	rogueNeighbour(t, nodes[0], r, origin, sent, nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	qctx, stop := context.WithCancel(ctx)
+	hits := make(chan []Hit, 1)
+	go func() {
+		hits <- collect(nodes[0].f.Query(qctx, id, QueryOptions{Want: 10 * sent, MaxTTL: 1, StepWait: 50 * time.Second}))
+	}()
+	waitFor(t, 30*time.Second, "the rogue's hits handled", func() bool {
+		s := nodes[0].f.Stats()
+		return s.HitsDelivered+s.Dropped[DropRate]+s.Dropped[DropQueryFull] >= sent
+	})
+	stop()
+	got := len(<-hits)
+	s := nodes[0].f.Stats()
+	t.Logf("%d hits sent, %d delivered, %d dropped as rate, %d as query_full", sent, got, s.Dropped[DropRate], s.Dropped[DropQueryFull])
+	if got > maxHitsPerNeighbour {
+		t.Errorf("delivered %d hits from one neighbour for one query, want at most %d", got, maxHitsPerNeighbour)
+	}
+	if s.Dropped[DropRate] < sent-maxHitsPerNeighbour {
+		t.Errorf("dropped %d hits as rate, want at least %d", s.Dropped[DropRate], sent-maxHitsPerNeighbour)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -35,12 +36,49 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		case errors.Is(err, io.EOF):
 			return errors.New("empty request body: want a JSON object")
 		}
-		return fmt.Errorf("malformed JSON: %v", err)
+		return fmt.Errorf("malformed JSON: %s", jsonProblem(err))
 	}
 	if dec.More() {
 		return errors.New("malformed JSON: trailing data after the object")
 	}
 	return nil
+}
+
+// jsonProblem says what is wrong with a request body in the API's terms:
+// encoding/json names Go types and prefixes "json: ".
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		want := "another type"
+		switch te.Type.Kind() {
+		case reflect.String:
+			want = "a string"
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			want = "a whole number"
+		case reflect.Float32, reflect.Float64:
+			want = "a number"
+		case reflect.Bool:
+			want = "true or false"
+		case reflect.Struct, reflect.Map:
+			want = "an object"
+		case reflect.Slice, reflect.Array:
+			want = "an array"
+		}
+		if f := strings.TrimPrefix(te.Field, "."); f != "" {
+			return fmt.Sprintf("%s is %s, want %s", f, article(te.Value), want)
+		}
+		return fmt.Sprintf("the body is %s, want %s", article(te.Value), want)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// article puts "a" or "an" before a JSON value kind ("array", "number").
+func article(kind string) string {
+	if strings.ContainsAny(kind[:min(1, len(kind))], "aeiou") {
+		return "an " + kind
+	}
+	return "a " + kind
 }
 
 // statusOf maps register errors to HTTP statuses.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,8 @@ import (
 )
 
 // TestBadInputAtAPI sends malformed, oversized, wrongly typed and
-// out-of-range input to every endpoint: each answers 4xx with {"error"},
+// out-of-range input to every endpoint: each answers 4xx with {"error"}
+// in plain words (no Go package prefix such as "ident: " or "json: "),
 // nothing is stored or changed, and the node stays up.
 func TestBadInputAtAPI(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options(t))
@@ -72,6 +74,9 @@ func TestBadInputAtAPI(t *testing.T) {
 		{"search negative timeout", "GET", "/v1/search?q=anna&timeout=-1s", ""},
 		{"search huge timeout", "GET", "/v1/search?q=anna&timeout=100h", ""},
 		{"search bad phone", "GET", "/v1/search?q=phone:abc", ""},
+		{"search bad uid", "GET", "/v1/search?q=uid:a%20b", ""},
+		{"search bad ip", "GET", "/v1/search?q=ip:999.1.1.1", ""},
+		{"search control character", "GET", "/v1/search?q=a%01b", ""},
 		{"search huge q", "GET", "/v1/search?q=" + strings.Repeat("x", 6000), ""},
 		{"ws without upgrade", "GET", "/v1/ws", ""},
 		{"ws garbage body", "GET", "/v1/ws", "\x00garbage"},
@@ -104,6 +109,8 @@ func TestBadInputAtAPI(t *testing.T) {
 				t.Errorf("answer is not JSON: %.200q", raw)
 			} else if msg, _ := e["error"].(string); msg == "" {
 				t.Errorf("answer without error: %.200s", raw)
+			} else if p := goPrefix.FindString(msg); p != "" {
+				t.Errorf("error %.200q carries the Go package prefix %q", msg, p)
 			}
 		})
 	}
@@ -117,6 +124,10 @@ func TestBadInputAtAPI(t *testing.T) {
 		t.Fatalf("healthz: %d", code)
 	}
 }
+
+// goPrefix finds the Go package prefix of an error text ("ident: ",
+// "json: "), which a user of the API or CLI should not see.
+var goPrefix = regexp.MustCompile(`(^|: )(ident|share|search|flood|record|media|node|client|json|strconv|phonenumbers|multiaddr): `)
 
 // TestWebSocketGarbage opens real WebSockets and sends garbage, oversized
 // and wrongly typed frames: the node closes them and stays up.

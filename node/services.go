@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -22,8 +21,8 @@ import (
 	"github.com/irmv/irmv/call/signal"
 	"github.com/irmv/irmv/call/turn"
 	"github.com/irmv/irmv/call/turn/portcheck"
+	"github.com/irmv/irmv/internal/dhtprovide"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
-	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
 
 	"github.com/irmv/irmv/ident"
@@ -34,7 +33,6 @@ import (
 	"github.com/irmv/irmv/share/roam"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Files in the data directory.
@@ -187,61 +185,13 @@ func (r filteredRouter) FindProvidersAsync(ctx context.Context, c cid.Cid, count
 	return out
 }
 
-// Provide announces c as kad-dht's classic provide does (to the closest
-// peers of its key), except that each peer is told only the addresses of
-// this node that it can use (addrPolicy.AnnounceTo): kad-dht sends every
-// peer the same list, private addresses included.
+// Provide announces c as internal/dhtprovide does (to the closest peers of
+// its key, failing unless one took it), each peer told only the addresses
+// of this node that it can use (addrPolicy.AnnounceTo).
 func (r filteredRouter) Provide(ctx context.Context, c cid.Cid, announce bool) error {
-	// Stores this node as a provider locally; announces nothing.
-	if err := r.IpfsDHT.Provide(ctx, c, false); err != nil || !announce {
-		return err
-	}
-	msgr, err := dhtpb.NewProtocolMessenger(r.MessageSender())
-	if err != nil {
-		return err
-	}
-	peers, err := r.GetClosestPeers(ctx, string(c.Hash()))
-	if err != nil {
-		return err
-	}
-	h := r.Host()
-	own := h.Addrs() // what the node announces (addrPolicy.Announce)
-	var (
-		wg   sync.WaitGroup
-		sent atomic.Int32
-	)
-	for _, p := range peers {
-		wg.Go(func() {
-			var remote []ma.Multiaddr
-			for _, conn := range h.Network().ConnsToPeer(p) {
-				remote = append(remote, conn.RemoteMultiaddr())
-			}
-			if len(remote) == 0 {
-				remote = r.policy.Filter(h.Peerstore().Addrs(p))
-			}
-			pctx, cancel := context.WithTimeout(ctx, provideTimeout)
-			defer cancel()
-			if msgr.PutProviderAddrs(pctx, p, c.Hash(), peer.AddrInfo{ID: h.ID(), Addrs: r.policy.AnnounceTo(own, remote)}) == nil {
-				sent.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if len(peers) > 0 && sent.Load() == 0 {
-		return errNotProvided
-	}
-	return nil
+	_, err := dhtprovide.Provide(ctx, r.IpfsDHT, c, announce, dhtprovide.Addrs{Filter: r.policy.Filter, AnnounceTo: r.policy.AnnounceTo})
+	return err
 }
-
-// errNotProvided: none of the closest peers took the provider record; the
-// publisher tries again.
-var errNotProvided = errors.New("no peer stored the provider record")
-
-// provideTimeout bounds one ADD_PROVIDER (kad-dht's putOperationTimeout).
-const provideTimeout = 30 * time.Second
 
 // adminToken reads the node's admin token from the data dir, creating it
 // on first start. Hooks and `irmv share` present it to act for terminals

@@ -31,6 +31,7 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	ready   func() bool
+	timeout time.Duration
 	ids     map[string]ident.ID // by Key
 	pending map[string]ident.ID
 	wake    chan struct{}
@@ -64,7 +65,7 @@ func NewPublisher(r Router, interval time.Duration, reg prometheus.Registerer, l
 	p := &Publisher{
 		r: r, interval: interval, log: log, provides: provides,
 		ids: map[string]ident.ID{}, pending: map[string]ident.ID{},
-		wake: make(chan struct{}, 1), cancel: cancel,
+		wake: make(chan struct{}, 1), cancel: cancel, timeout: DefaultProvideTimeout,
 	}
 	p.wg.Add(1)
 	go func() {
@@ -79,6 +80,20 @@ func NewPublisher(r Router, interval time.Duration, reg prometheus.Registerer, l
 func (p *Publisher) SetReady(ready func() bool) {
 	p.mu.Lock()
 	p.ready = ready
+	p.mu.Unlock()
+}
+
+// DefaultProvideTimeout bounds one announcement (Router.Provide).
+const DefaultProvideTimeout = 30 * time.Second
+
+// SetProvideTimeout bounds each later announcement by d (positive; the
+// simulator starves announcements with it).
+func (p *Publisher) SetProvideTimeout(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	p.mu.Lock()
+	p.timeout = d
 	p.mu.Unlock()
 }
 
@@ -188,6 +203,7 @@ func (p *Publisher) providePending(ctx context.Context) (failed int, held bool) 
 		p.mu.Unlock()
 		return 0, n > 0
 	}
+	timeout := p.timeout
 	batch := make([]ident.ID, 0, len(p.pending))
 	for _, id := range p.pending {
 		batch = append(batch, id)
@@ -206,7 +222,7 @@ func (p *Publisher) providePending(ctx context.Context) (failed int, held bool) 
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			cctx, cancel := context.WithTimeout(ctx, timeout)
 			err := p.r.Provide(cctx, id.CID(), true)
 			cancel()
 			if err != nil {

@@ -69,8 +69,8 @@ func TestAsked(t *testing.T) {
 	tr.depth = map[peer.ID]int{"a": 1, "b": 2, "c": 1}
 	tr.dhtFailed("b", errors.New("reset"))
 	rank := map[peer.ID]int{"a": 9, "b": 4}
-	got := tr.asked(func(p peer.ID) int { return rank[p] }, func(p peer.ID) bool { return p == "c" }, []int{1, 2})
-	if want := "asked 3 (1 dead): x:r 4:2! 9:r; record on live ranks 1 2"; got != want {
+	got := tr.asked(func(p peer.ID) int { return rank[p] }, func(p peer.ID) bool { return p == "c" }, []string{"1", "2h"})
+	if want := "asked 3 (1 dead): x:r 4:2! 9:r; record on live ranks 1 2h"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -30,6 +30,8 @@ type Result struct {
 	Refresh          bool    `json:"refresh_after_churn,omitempty"`
 	Republish        bool    `json:"republish_after_churn,omitempty"`
 	Heal             bool    `json:"heal,omitempty"`
+	KadProvide       bool    `json:"kad_provide,omitempty"`
+	ProvideTimeoutMS float64 `json:"provide_timeout_ms,omitempty"`
 
 	// Exact lookups of terminals on live nodes (after churn when there is
 	// churn; before it otherwise).
@@ -93,20 +95,32 @@ type Result struct {
 	FloodDuplicatesPerQ   float64   `json:"flood_duplicates_per_query"`  // duplicate copies dropped, per full flood
 
 	// Cost.
-	RegisterMSP50   float64 `json:"register_ms_p50"`
-	RegisterMSP99   float64 `json:"register_ms_p99"`
-	Identifiers     int     `json:"identifiers_published"`
-	ProvideMSP50    float64 `json:"provide_ms_p50"`
-	ProvideMSP99    float64 `json:"provide_ms_p99"`
-	PublishS        float64 `json:"publish_s"` // registration until every record is stored
-	SetupS          float64 `json:"setup_s"`
-	RoutingTableP50 float64 `json:"routing_table_p50"`
-	ConnsPerNode    float64 `json:"conns_per_node"`
-	Links           int     `json:"links"`
-	PeakRSSMB       float64 `json:"peak_rss_mb"`
-	HeapMB          float64 `json:"heap_mb"`
-	Goroutines      int     `json:"goroutines"`
-	WallS           float64 `json:"wall_s"`
+	RegisterMSP50 float64 `json:"register_ms_p50"`
+	RegisterMSP99 float64 `json:"register_ms_p99"`
+	Identifiers   int     `json:"identifiers_published"`
+	ProvideMSP50  float64 `json:"provide_ms_p50"`
+	ProvideMSP99  float64 `json:"provide_ms_p99"`
+	PublishS      float64 `json:"publish_s"` // registration until every record is stored
+	// ProvideOutcomes counts the publishers' announcements (Provide
+	// calls, retries included) by outcome.
+	ProvideOutcomes map[string]int `json:"provide_outcomes,omitempty"`
+	// Where the terminals' records are stored once published (before
+	// churn): of the k DHT servers closest to a key, its host left out, how many
+	// store it (p50, p1, min); records none of them stores; records no
+	// node but their host stores.
+	ClosestHoldersP50 float64 `json:"closest_holders_p50"`
+	ClosestHoldersP1  float64 `json:"closest_holders_p1"`
+	ClosestHoldersMin float64 `json:"closest_holders_min"`
+	RecordsOffClosest int     `json:"records_off_closest"`
+	RecordsOnlyAtHost int     `json:"records_only_at_host"`
+	SetupS            float64 `json:"setup_s"`
+	RoutingTableP50   float64 `json:"routing_table_p50"`
+	ConnsPerNode      float64 `json:"conns_per_node"`
+	Links             int     `json:"links"`
+	PeakRSSMB         float64 `json:"peak_rss_mb"`
+	HeapMB            float64 `json:"heap_mb"`
+	Goroutines        int     `json:"goroutines"`
+	WallS             float64 `json:"wall_s"`
 
 	// Per node: streams opened (each one message of the DHT, a lookup or
 	// flooding) while setting up and publishing, and over the whole run;

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,6 +102,13 @@ type Config struct {
 	// if the dial fails, and a refresh follows once a tenth of the table
 	// went; the lookups after churn wait until every node is done.
 	Heal bool
+	// KadProvide publishes with kad-dht's own Provide instead of the
+	// node's (internal/dhtprovide), which reports success when its lookup
+	// found no reachable peer or every ADD_PROVIDER failed.
+	KadProvide bool
+	// ProvideTimeout bounds each announcement of the publishers (zero:
+	// search.DefaultProvideTimeout); a short one starves them.
+	ProvideTimeout time.Duration
 	// Variant names this configuration in a comparison.
 	Variant string
 	// Dir holds the nodes' bbolt files; "" is a new temporary directory,
@@ -200,7 +208,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Nodes: cfg.Nodes, TerminalsPerNode: cfg.TerminalsPerNode, LatencyMS: ms(cfg.Latency),
 		Churn: cfg.Churn, Seed: cfg.Seed, Degree: cfg.Degree, Alpha: cfg.Alpha, Beta: cfg.Beta, Trim: cfg.Trim,
 		BucketSize: cfg.BucketSize, Private: cfg.Private, KadStreams: cfg.KadStreams, WaitIdentify: cfg.WaitIdentify, Variant: cfg.Variant,
-		Evict: cfg.Evict, Refresh: cfg.Refresh, Republish: cfg.Republish, Heal: cfg.Heal}
+		Evict: cfg.Evict, Refresh: cfg.Refresh, Republish: cfg.Republish, Heal: cfg.Heal,
+		KadProvide: cfg.KadProvide, ProvideTimeoutMS: ms(cfg.ProvideTimeout)}
 	start := time.Now()
 	if err := n.build(ctx, res); err != nil {
 		return nil, err
@@ -372,7 +381,7 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 	if sn.d, err = dht.New(p2pstream.Host(h), opts...); err != nil {
 		return sn, err
 	}
-	sn.router = &tracingRouter{d: sn.d}
+	sn.router = &tracingRouter{d: sn.d, kad: n.cfg.KadProvide}
 	if n.cfg.Heal {
 		if sn.heal, err = rtheal.New(h, sn.d, rtheal.Options{}); err != nil {
 			return sn, err
@@ -380,6 +389,7 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 	}
 	// As node/services.go: publisher, register, flooder, search.
 	sn.pub = search.NewPublisher(sn.router, time.Hour, nil, n.log)
+	sn.pub.SetProvideTimeout(n.cfg.ProvideTimeout)
 	sn.reg, err = share.Open(share.Options{
 		Path:       filepath.Join(n.dir, fmt.Sprintf("node-%d.db", i)),
 		NodeKey:    key,
@@ -469,16 +479,21 @@ func (n *simnet) register(ctx context.Context, res *Result) error {
 	n.waitPublished(ctx, n.nodes)
 	res.PublishS = time.Since(t0).Seconds()
 	var provs []float64
+	res.ProvideOutcomes = map[string]int{}
 	for _, sn := range n.nodes {
 		sn.router.mu.Lock()
 		for _, d := range sn.router.provides {
 			provs = append(provs, ms(d))
+		}
+		for o, c := range sn.router.outcomes {
+			res.ProvideOutcomes[o] += c
 		}
 		sn.router.mu.Unlock()
 	}
 	res.ProvideMSP50 = percentile(provs, 50)
 	res.ProvideMSP99 = percentile(provs, 99)
 	res.Identifiers = len(provs)
+	n.placement(ctx, res)
 	return ctx.Err()
 }
 
@@ -700,7 +715,7 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 			l.miss = missNoProvider + tr.holderFailures(holds)
 		}
 		if !named {
-			l.detail = n.askedDetail(tr, key, holds)
+			l.detail = n.askedDetail(tr, key, holds, to.h.ID())
 		}
 	}
 	l.dhtHops = tr.minDepth(holds)
@@ -735,19 +750,24 @@ func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) look
 }
 
 // askedDetail lists whom a lookup's DHT query asked, ranked by distance
-// to key among the live nodes (dead ones are not ranked).
-func (n *simnet) askedDetail(tr *lookupTrace, key mh.Multihash, holds func(peer.ID) bool) string {
+// to key among the live nodes (dead ones are not ranked); the host's rank
+// among those storing the record is marked "h" (it stores its own).
+func (n *simnet) askedDetail(tr *lookupTrace, key mh.Multihash, holds func(peer.ID) bool, host peer.ID) string {
 	var ids []peer.ID
 	for _, sn := range n.alive() {
 		ids = append(ids, sn.h.ID())
 	}
 	ids = kb.SortClosestPeers(ids, kb.ConvertKey(string(key)))
 	rank := map[peer.ID]int{}
-	var holders []int
+	var holders []string
 	for i, p := range ids {
 		rank[p] = i + 1
 		if holds(p) {
-			holders = append(holders, i+1)
+			h := strconv.Itoa(i + 1)
+			if p == host {
+				h += "h"
+			}
+			holders = append(holders, h)
 		}
 	}
 	dead := func(p peer.ID) bool { sn := n.byID[p]; return sn == nil || sn.dead }

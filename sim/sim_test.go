@@ -58,6 +58,12 @@ func TestSmallNetwork(t *testing.T) {
 	if res.Identifiers != 30*DefaultTerminalsPerNode {
 		t.Errorf("published %d identifiers, want %d", res.Identifiers, 30*DefaultTerminalsPerNode)
 	}
+	// Publishing is the node's (internal/dhtprovide): each announcement
+	// counted done stored the record on a node other than its host.
+	if res.ProvideOutcomes["ok"] != res.Identifiers || res.RecordsOnlyAtHost != 0 || res.ClosestHoldersMin < 1 {
+		t.Errorf("announcements %v; records on no node but the host %d; fewest of the closest nodes storing a record %v: want %d ok, 0, ≥ 1",
+			res.ProvideOutcomes, res.RecordsOnlyAtHost, res.ClosestHoldersMin, res.Identifiers)
+	}
 	png := filepath.Join(t.TempDir(), "sim.png")
 	if err := Plot([]*Result{res, res}, png); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,9 +12,11 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/irmv/irmv/internal/dhtprovide"
 	"github.com/irmv/irmv/internal/p2pstream"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	kb "github.com/libp2p/go-libp2p-kbucket"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -21,24 +24,61 @@ import (
 )
 
 // tracingRouter is the search.Router of a simulated node: the node's DHT,
-// timing Provide and recording the query events of lookups whose context
-// carries a *lookupTrace.
+// publishing as a node does (internal/dhtprovide), timing Provide and
+// counting its outcomes, and recording the query events of lookups whose
+// context carries a *lookupTrace.
 type tracingRouter struct {
 	d *dht.IpfsDHT
+	// kad publishes with kad-dht's own Provide instead (Config.KadProvide).
+	kad bool
 
 	mu       sync.Mutex
 	provides []time.Duration
+	outcomes map[string]int // by provideOutcome
 }
 
 func (r *tracingRouter) Provide(ctx context.Context, c cid.Cid, announce bool) error {
 	start := time.Now()
-	err := r.d.Provide(ctx, c, announce)
+	var err error
+	if r.kad {
+		err = r.d.Provide(ctx, c, announce)
+	} else {
+		// The simulated nodes have one address each, usable by all.
+		_, err = dhtprovide.Provide(ctx, r.d, c, announce, dhtprovide.Addrs{})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.outcomes == nil {
+		r.outcomes = map[string]int{}
+	}
+	r.outcomes[provideOutcome(err)]++
 	if err == nil {
-		r.mu.Lock()
 		r.provides = append(r.provides, time.Since(start))
-		r.mu.Unlock()
 	}
 	return err
+}
+
+// Outcomes of a Provide (Result.ProvideOutcomes).
+const (
+	provideOK         = "ok"
+	provideTimedOut   = "timed out"
+	provideNotStored  = "no peer took the record"
+	provideNoPeers    = "no peer in the routing table"
+	provideOtherError = "failed: "
+)
+
+func provideOutcome(err error) string {
+	switch {
+	case err == nil:
+		return provideOK
+	case errors.Is(err, context.DeadlineExceeded):
+		return provideTimedOut
+	case errors.Is(err, dhtprovide.ErrNotProvided):
+		return provideNotStored
+	case errors.Is(err, kb.ErrLookupFailure):
+		return provideNoPeers
+	}
+	return provideOtherError + err.Error()
 }
 
 func (r *tracingRouter) FindProvidersAsync(ctx context.Context, c cid.Cid, count int) <-chan peer.AddrInfo {
@@ -231,7 +271,7 @@ func (t *lookupTrace) wasQueried(p peer.ID) bool {
 // key (1: closest; "x" a dead node), step of the query ("r" from the
 // asker's routing table, "2" named in a first answer, ...), "!" for a
 // failed request; then the ranks of the live nodes storing the record.
-func (t *lookupTrace) asked(rank func(peer.ID) int, dead func(peer.ID) bool, holderRanks []int) string {
+func (t *lookupTrace) asked(rank func(peer.ID) int, dead func(peer.ID) bool, holderRanks []string) string {
 	t.wg.Wait()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -261,10 +301,6 @@ func (t *lookupTrace) asked(rank func(peer.ID) int, dead func(peer.ID) bool, hol
 	for i, a := range as {
 		out[i] = a.s
 	}
-	hr := make([]string, len(holderRanks))
-	for i, r := range holderRanks {
-		hr[i] = strconv.Itoa(r)
-	}
 	return fmt.Sprintf("asked %d (%d dead): %s; record on live ranks %s",
-		len(as), ndead, strings.Join(out, " "), strings.Join(hr, " "))
+		len(as), ndead, strings.Join(out, " "), strings.Join(holderRanks, " "))
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,8 +37,8 @@ with --nodes none it runs nothing and only plots them.
 --compare runs each named variant of the DHT options on the same network
 (same size and seed) and prints them side by side: a variant is "today"
 (the flags as given) or key=value pairs joined by "+", keys bucket, alpha,
-beta, trim, kad-streams, wait-identify, evict, refresh, republish, heal
-(the last seven 0/1); e.g. --compare wait-identify=1,today,bucket=40,alpha=20+beta=5.
+beta, trim, kad-streams, wait-identify, evict, refresh, republish, heal,
+kad-provide (these eight 0/1), provide-timeout-ms; e.g. --compare wait-identify=1,today,bucket=40,alpha=20+beta=5.
 Lookups after churn run right after it unless --evict-after-churn,
 --refresh-after-churn or --republish-after-churn let the live nodes first
 do what a running network does within minutes.
@@ -63,6 +64,8 @@ The 1,000-node runs want GOMEMLIMIT (e.g. GOMEMLIMIT=6GiB).`,
 			&cli.BoolFlag{Name: "evict-after-churn", Usage: "after churn, each live node dials its routing-table peers and drops those that fail (kad-dht's refresh does so for peers not queried for ~43 min)", EnvVars: []string{"IRMV_SIM_EVICT_AFTER_CHURN"}},
 			&cli.BoolFlag{Name: "refresh-after-churn", Usage: "after churn, each live node runs kad-dht's routing-table refresh (every 10 min in a node) before the lookups", EnvVars: []string{"IRMV_SIM_REFRESH_AFTER_CHURN"}},
 			&cli.BoolFlag{Name: "republish-after-churn", Usage: "after churn, each live node announces its identifiers again (every 10 min in a node) before the lookups", EnvVars: []string{"IRMV_SIM_REPUBLISH_AFTER_CHURN"}},
+			&cli.BoolFlag{Name: "kad-provide", Usage: "publish with kad-dht's own Provide (success even when no peer took the record) instead of the node's", EnvVars: []string{"IRMV_SIM_KAD_PROVIDE"}},
+			&cli.DurationFlag{Name: "provide-timeout", Usage: "bound of each announcement of the publishers (0: the node's, 30s); a short one starves them", EnvVars: []string{"IRMV_SIM_PROVIDE_TIMEOUT"}},
 			&cli.StringSliceFlag{Name: "compare", Usage: "variants of the DHT options to run side by side (today, or key=value+key=value; keys " + simVariantKeys + ")", EnvVars: []string{"IRMV_SIM_COMPARE"}},
 			&cli.StringFlag{Name: "plot", Usage: "draw latency, hops, messages and memory against size into this PNG", EnvVars: []string{"IRMV_SIM_PLOT"}},
 			&cli.StringSliceFlag{Name: "with", Usage: "files of earlier results (--json output) to add to the plot", EnvVars: []string{"IRMV_SIM_WITH"}},
@@ -106,6 +109,8 @@ func runSim(c *cli.Context) error {
 		Evict:            c.Bool("evict-after-churn"),
 		Refresh:          c.Bool("refresh-after-churn"),
 		Republish:        c.Bool("republish-after-churn"),
+		KadProvide:       c.Bool("kad-provide"),
+		ProvideTimeout:   c.Duration("provide-timeout"),
 	}
 	variants := []sim.Config{base}
 	if specs := c.StringSlice("compare"); len(specs) > 0 {
@@ -189,7 +194,7 @@ func runSim(c *cli.Context) error {
 	return nil
 }
 
-const simVariantKeys = "bucket, alpha, beta, trim, kad-streams, wait-identify, evict, refresh, republish, heal"
+const simVariantKeys = "bucket, alpha, beta, trim, kad-streams, wait-identify, evict, refresh, republish, heal, kad-provide, provide-timeout-ms"
 
 // simVariant applies a --compare variant to the base configuration.
 func simVariant(base sim.Config, spec string) (sim.Config, error) {
@@ -225,6 +230,10 @@ func simVariant(base sim.Config, spec string) (sim.Config, error) {
 			v.Republish = n != 0
 		case "heal":
 			v.Heal = n != 0
+		case "kad-provide":
+			v.KadProvide = n != 0
+		case "provide-timeout-ms":
+			v.ProvideTimeout = time.Duration(n) * time.Millisecond
 		default:
 			return v, fmt.Errorf("%q: unknown key %q (%s)", kv, key, simVariantKeys)
 		}
@@ -298,6 +307,9 @@ func printSim(w io.Writer, r *sim.Result) {
 	fmt.Fprintf(tw, "registration\tp50 %.2f ms, p99 %.2f ms\n", r.RegisterMSP50, r.RegisterMSP99)
 	fmt.Fprintf(tw, "publishing\t%d identifiers, provide p50 %.0f ms, p99 %.0f ms, all stored in %.1f s\n",
 		r.Identifiers, r.ProvideMSP50, r.ProvideMSP99, r.PublishS)
+	fmt.Fprintf(tw, "announcements\t%s\n", countsText(r.ProvideOutcomes))
+	fmt.Fprintf(tw, "records stored\tby %.0f of the %d nodes closest to the key at p50, %.0f at p1, %.0f at least; on none of them: %d; on no node but the host: %d\n",
+		r.ClosestHoldersP50, cmp.Or(r.BucketSize, 20), r.ClosestHoldersP1, r.ClosestHoldersMin, r.RecordsOffClosest, r.RecordsOnlyAtHost)
 	fmt.Fprintf(tw, "network\tset-up %.1f s, routing table p50 %.0f, %.0f connections per node, %d links\n",
 		r.SetupS, r.RoutingTableP50, r.ConnsPerNode, r.Links)
 	if r.Killed > 0 {
@@ -407,4 +419,14 @@ func printMisses(w io.Writer, m map[string]int, details []string) {
 	for _, d := range details {
 		fmt.Fprintf(w, "  a miss\t%s\n", d)
 	}
+}
+
+// countsText lists counts by key, most first: "ok 1900, timed out 3".
+func countsText(m map[string]int) string {
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b string) int { return cmp.Or(m[b]-m[a], strings.Compare(a, b)) })
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(out, ", ")
 }

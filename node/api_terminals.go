@@ -90,7 +90,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, share.ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, share.ErrClosed):
+	case errors.Is(err, share.ErrClosed), errors.Is(err, share.ErrFull):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -60,10 +60,11 @@ func (n *Node) startServices(ctx context.Context, key crypto.PrivKey) error {
 	n.pub = search.NewPublisher(filteredRouter{n.dht, n.policy}, n.opts.RepublishInterval, n.reg, n.log)
 	n.pub.SetReady(func() bool { return n.dht.RoutingTable().Size() > 0 })
 	n.share, err = share.Open(share.Options{
-		Path:       filepath.Join(n.opts.DataDir, registryFile),
-		NodeKey:    key,
-		Normalizer: n.norm,
-		TTL:        n.opts.TerminalTTL,
+		Path:         filepath.Join(n.opts.DataDir, registryFile),
+		NodeKey:      key,
+		Normalizer:   n.norm,
+		TTL:          n.opts.TerminalTTL,
+		MaxTerminals: maxTerminals(n.opts.Profile),
 		// The switch tells which terminals hold their WebSocket.
 		TrackConnections: true,
 		Publisher:        n.pub,
@@ -364,3 +365,15 @@ func (n *Node) Normalizer() *ident.Normalizer { return n.norm }
 
 // AdminToken is the token that authorises changes to any hosted terminal.
 func (n *Node) AdminToken() string { return n.admin }
+
+// apMaxTerminals bounds the terminals an access point hosts (--profile
+// ap): some 10 MB of memory and 2.5 MB of flash.
+const apMaxTerminals = 2048
+
+// maxTerminals is the register's bound for a profile (0: share's default).
+func maxTerminals(profile string) int {
+	if profile == "ap" {
+		return apMaxTerminals
+	}
+	return 0
+}

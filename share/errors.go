@@ -27,6 +27,9 @@ var (
 	// ErrStale is returned, wrapped, by Supersede when the record that
 	// would supersede a hosted terminal is not newer than its record here.
 	ErrStale = errors.New("older than the registration here")
+	// ErrFull is returned, wrapped, when a new terminal would exceed
+	// Options.MaxTerminals.
+	ErrFull = errors.New("node full")
 	// ErrClosed is returned by every method called after Close.
 	ErrClosed = errors.New("registry closed")
 )

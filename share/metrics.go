@@ -24,7 +24,7 @@ func newMetrics(r *Registry) *metrics {
 		}, func() float64 { return float64(r.Count()) }),
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irmv_registrations_total",
-			Help: "Registrations by result: ok, invalid (rejected input, including forbidden takeovers) or error.",
+			Help: "Registrations by result: ok, invalid (rejected input, including forbidden takeovers), full (the node hosts its most terminals) or error.",
 		}, []string{"result"}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "irmv_terminals_expired_total",
@@ -80,6 +80,8 @@ func (m *metrics) observeRegister(start time.Time, err error) {
 	case err == nil:
 	case errors.Is(err, ErrInvalid), errors.Is(err, ErrForbidden):
 		result = "invalid"
+	case errors.Is(err, ErrFull):
+		result = "full"
 	default:
 		result = "error"
 	}

@@ -288,7 +288,9 @@ func (r *Registry) RegisterChecked(reg client.Registration, mayUpdate func(termi
 	start := time.Now()
 	ack, err := r.register(reg, mayUpdate)
 	r.m.observeRegister(start, err)
-	if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrForbidden) {
+	// A full node is counted (irmv_registrations_total), not logged for
+	// each refusal: a client past the bound would flood the log.
+	if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrFull) {
 		r.log.Warn("Registration failed", "error", err)
 	}
 	return ack, err
@@ -374,6 +376,16 @@ func (r *Registry) register(reg client.Registration, mayUpdate func(string) erro
 // store builds, writes and applies a registration. The caller holds the
 // handle's stripe.
 func (r *Registry) store(n *normalized, existing *entry, handle string, signed *record.Record, sbody *record.Body, now time.Time) (client.Ack, error) {
+	if existing == nil {
+		// Concurrent registrations may each pass this: the bound holds
+		// up to their number.
+		r.mu.RLock()
+		count := len(r.byHandle)
+		r.mu.RUnlock()
+		if count >= r.max {
+			return client.Ack{}, fmt.Errorf("%w: %d terminals registered, the most this node hosts", ErrFull, count)
+		}
+	}
 	rec, body := signed, sbody
 	if rec == nil {
 		var cur uint64

@@ -39,6 +39,9 @@ const (
 	SignWindow = 5 * time.Minute
 	// MaxField is the longest string field of a client.Registration, in bytes.
 	MaxField = ident.MaxInputLen
+	// DefaultMaxTerminals is the default Options.MaxTerminals: each
+	// hosted terminal holds some 5 kB of memory and 1.2 kB on disk.
+	DefaultMaxTerminals = 100_000
 )
 
 // batchDelay is how long bbolt collects concurrent writes into one commit
@@ -79,6 +82,10 @@ type Options struct {
 	// registration, or the registry's Open, until it connects, and from
 	// the moment its connection closes, not OfflineAfter later.
 	TrackConnections bool
+	// MaxTerminals bounds the terminals hosted at once: registering a new
+	// one beyond it fails with ErrFull (updates of hosted ones go on);
+	// zero means DefaultMaxTerminals.
+	MaxTerminals int
 	// Publisher announces identifiers; nil publishes nothing.
 	Publisher Publisher
 	// Registerer receives the registry's metrics; nil registers none.
@@ -97,6 +104,7 @@ type Registry struct {
 	self         peer.ID
 	norm         *ident.Normalizer
 	ttl          time.Duration
+	max          int // MaxTerminals
 	offlineAfter time.Duration
 	track        bool
 	pub          Publisher
@@ -221,6 +229,12 @@ func Open(opts Options) (*Registry, error) {
 	if opts.OfflineAfter == 0 {
 		opts.OfflineAfter = DefaultOfflineAfter
 	}
+	if opts.MaxTerminals == 0 {
+		opts.MaxTerminals = DefaultMaxTerminals
+	}
+	if opts.MaxTerminals < 0 {
+		return nil, fmt.Errorf("share: Options.MaxTerminals %d is negative", opts.MaxTerminals)
+	}
 	if opts.OfflineAfter < 0 {
 		return nil, fmt.Errorf("share: Options.OfflineAfter %s is negative", opts.OfflineAfter)
 	}
@@ -245,6 +259,7 @@ func Open(opts Options) (*Registry, error) {
 		self:         self,
 		norm:         opts.Normalizer,
 		ttl:          opts.TTL,
+		max:          opts.MaxTerminals,
 		offlineAfter: opts.OfflineAfter,
 		track:        opts.TrackConnections,
 		pub:          opts.Publisher,

@@ -1039,7 +1039,7 @@ func (s *Switch) ServeWS(w http.ResponseWriter, r *http.Request) {
 	s.o.Directory.SetConnected(hello.Terminal, true)
 	s.mu.Unlock()
 	if old != nil {
-		old.close(websocket.StatusGoingAway, "replaced by a newer connection")
+		old.close(websocket.StatusGoingAway, signal.CloseReplaced)
 	}
 	s.o.Directory.Heartbeat(hello.Terminal)
 	welcome := signal.Msg{Type: signal.TypeWelcome, Terminal: hello.Terminal, Node: s.o.Host.ID().String()}

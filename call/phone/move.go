@@ -21,6 +21,11 @@ import (
 // the same terminal started elsewhere): the Phone stopped.
 var ErrSuperseded = errors.New("registered at another node")
 
+// ErrReplaced is the Phone's Err after another phone with its key
+// connected to the same node (two phones started with one key): the
+// Phone stopped, leaving the terminal to the other.
+var ErrReplaced = errors.New("another phone with this key connected to the node")
+
 // Move re-registers the terminal at the node of cl (a phone that walked to
 // another access point) and moves its WebSocket there: it registers there
 // first, naming the node it leaves and its record's sequence number (so
@@ -122,12 +127,16 @@ func (p *Phone) Disconnected() time.Duration {
 // newer registration of its key (Err says so). Close is still needed.
 func (p *Phone) Done() <-chan struct{} { return p.done }
 
-// Err says why Done is closed: ErrSuperseded, wrapped with the node.
+// Err says why Done is closed: ErrSuperseded or ErrReplaced, wrapped
+// with the node.
 func (p *Phone) Err() error {
 	select {
 	case <-p.done:
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if p.replaced {
+			return fmt.Errorf("%w (%s)", ErrReplaced, p.node)
+		}
 		return fmt.Errorf("%w (%s)", ErrSuperseded, p.node)
 	default:
 		return nil
@@ -152,11 +161,38 @@ func (p *Phone) superseded(conn *websocket.Conn, node string) {
 	p.stopped = true
 	p.node = node
 	p.mu.Unlock()
-	p.log.Warn("Registered at another node; stopping", "node", node)
+	// Info: the event tells the person, and Err the program.
+	p.log.Info("Registered at another node; stopping", "node", node)
 	p.emit(client.Event{Type: client.EventSuperseded, Reason: "this terminal registered at node " + node})
 	p.endCalls("moved")
 	conn.Close(websocket.StatusNormalClosure, "superseded")
 	close(p.done)
+}
+
+// replacedHere handles the end of a session: when the node closed it
+// because a newer WebSocket of this terminal took its place, and this
+// Phone opened none (it is not moving), another phone with the same key
+// connected to the node, and this one stops, as when superseded
+// elsewhere: reconnecting would take the terminal back, and the other
+// would do the same, each a second. It reports whether the Phone stopped.
+func (p *Phone) replacedHere(err error) bool {
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != signal.CloseReplaced {
+		return false
+	}
+	p.mu.Lock()
+	if p.moving != nil || p.handoff != nil || p.stopped || p.closing {
+		p.mu.Unlock()
+		return false
+	}
+	p.stopped, p.replaced = true, true
+	node := p.node
+	p.mu.Unlock()
+	p.log.Info("Another phone with this key connected to the node; stopping", "node", node)
+	p.emit(client.Event{Type: client.EventSuperseded, Reason: "another phone with this key connected to node " + node})
+	p.endCalls("moved")
+	close(p.done)
+	return true
 }
 
 // afterSession decides what follows a WebSocket session that ended: ok is

@@ -2,9 +2,12 @@ package phone
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +156,48 @@ func waitSamples(tb testing.TB, e *events, call string, n int) {
 		}
 		return k >= n
 	})
+}
+
+// TestSameKeySameNode: a second Phone with the same key at the same node
+// (two `irmv phone` with the default --key) takes the terminal over and
+// the first stops (ErrReplaced), as it does when the second registers at
+// another node. Both kept reconnecting, each taking the WebSocket from the
+// other, once a second; the second stays connected.
+func TestSameKeySameNode(t *testing.T) {
+	nodes := startNodes(t, 1)
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evA, evB := newEvents(), newEvents()
+	a := startPhone(t, nodes[0], Options{Registration: client.Registration{Name: "Eve One"}, Key: key, Answer: AnswerAuto, OnEvent: evA.add})
+	b := startPhone(t, nodes[0], Options{Registration: client.Registration{Name: "Fay Two"}, Key: key, Answer: AnswerAuto, OnEvent: evB.add})
+	select {
+	case <-a.Done():
+	case <-time.After(waitLong):
+		t.Fatalf("the first phone did not stop: %s", evA)
+	}
+	if !errors.Is(a.Err(), ErrReplaced) {
+		t.Errorf("first phone's Err: %v, want ErrReplaced", a.Err())
+	}
+	if e := evA.wait(t, client.EventSuperseded, ""); !strings.Contains(e.Reason, "another phone with this key") {
+		t.Errorf("superseded event: %q", e.Reason)
+	}
+	select {
+	case <-b.Done():
+		t.Fatalf("the second phone stopped too: %v", b.Err())
+	default:
+	}
+	// The second keeps the terminal: no lost connections, and it stays
+	// the one connected (a reconnecting first phone took it within a
+	// second).
+	for range 3 {
+		time.Sleep(time.Second)
+		if w := evB.all(client.EventWarning); len(w) > 0 || !nodes[0].Calls().Connected(b.Ack().Terminal) {
+			t.Fatalf("second phone: warnings %v, connected %v", w, nodes[0].Calls().Connected(b.Ack().Terminal))
+		}
+	}
+	if ts := nodes[0].Registry().List(); len(ts) != 1 || ts[0].Identifiers.Name != "Fay Two" {
+		t.Errorf("registered: %+v", ts)
+	}
 }

@@ -153,6 +153,7 @@ type Phone struct {
 	// (their path broke or moved).
 	rejoinDue bool
 	stopped   bool // superseded: done is closed
+	replaced  bool // stopped by another phone with the key at this node
 	done      chan struct{}
 	node      string             // from welcome
 	ice       []signal.ICEServer // from welcome
@@ -469,6 +470,9 @@ func (p *Phone) serve(ctx context.Context, conn *websocket.Conn) {
 	for {
 		err := p.session(ctx, conn)
 		conn.CloseNow()
+		if p.replacedHere(err) {
+			return
+		}
 		next, ok := p.afterSession(ctx)
 		if !ok {
 			return

@@ -158,6 +158,13 @@ const (
 	TypeResume      = "resume"
 )
 
+// CloseReplaced is the reason of the close (status 1001, going away) a
+// node sends a terminal's WebSocket when a newer one of the same terminal
+// took its place. A terminal that did not open that newer one itself
+// shares its key with another phone at this node and stops, as it does
+// when superseded at another node (moved).
+const CloseReplaced = "replaced by a newer connection"
+
 // ResumeWindow is how long an accepted call whose node-to-node stream
 // broke waits for a new one (resume) before the nodes end it.
 const ResumeWindow = 15 * time.Second

@@ -446,3 +446,50 @@ func TestRegisteredSaysWhatKeepsIt(t *testing.T) {
 		t.Errorf("irmv phone says\n%s", s)
 	}
 }
+
+// TestPhoneSameKey: two irmv phone with one --key (the default, on one
+// machine) at one node: the second takes the terminal over and the first
+// stops, exit 2, saying to give each phone its own --key. Both reconnected
+// once a second, each taking the terminal from the other.
+func TestPhoneSameKey(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options(t))
+	key := filepath.Join(t.TempDir(), "phone.key")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := func(name string) (*syncBuffer, chan error) {
+		out := &syncBuffer{}
+		app := newApp()
+		app.Writer, app.ErrWriter = out, out
+		done := make(chan error, 1)
+		go func() {
+			done <- app.RunContext(ctx, []string{"irmv", "phone", "--node", n.APIURL(), "--name", name, "--answer", "auto", "--key", key})
+		}()
+		for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "waiting for calls"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("irmv phone %s did not register within 60 s:\n%s", name, out.String())
+			}
+		}
+		return out, done
+	}
+	first, firstDone := run("Eve One")
+	second, secondDone := run("Fay Two")
+	select {
+	case err := <-firstDone:
+		ec, ok := err.(interface{ ExitCode() int })
+		if !ok || ec.ExitCode() != exitError || !strings.Contains(err.Error(), "give each phone its own --key") {
+			t.Errorf("first phone: %v\n%s", err, first.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the first phone did not stop:\n%s", first.String())
+	}
+	if !strings.Contains(first.String(), "another phone with this key connected to node") {
+		t.Errorf("first phone says:\n%s", first.String())
+	}
+	cancel()
+	if err := <-secondDone; err != nil {
+		t.Errorf("second phone: %v\n%s", err, second.String())
+	}
+	if strings.Contains(second.String(), "connection to the node lost") {
+		t.Errorf("second phone lost its connection:\n%s", second.String())
+	}
+}

@@ -62,8 +62,8 @@ the other node's relay → direct, skipping a route left less than
 A phone that walks to another access point follows --node-file: when the
 file names another node, the phone registers there (its record then outranks
 the old one, and the old node withdraws it) and moves its connection. A phone
-whose key registers at another node (a second phone with the same key) stops
-with exit status 2. With several nodes (--node repeated, or more lines in
+whose key registers at another node, or connects to this one (a second phone
+with the same key: give each phone its own --key) stops with exit status 2. With several nodes (--node repeated, or more lines in
 --node-file) a phone whose node stays unreachable for --failover-after (the
 access point died) registers at the next one, calls included.
 On a terminal, a line of keys (0-9 * # A-D, e.g. 123#) typed while a call is
@@ -458,6 +458,9 @@ func runPhone(c *cli.Context) error {
 	stopErr := p.Err()
 	if err := p.Close(); err != nil {
 		return cli.Exit(err.Error(), exitError)
+	}
+	if errors.Is(stopErr, phone.ErrReplaced) {
+		return cli.Exit(fmt.Sprintf("phone: %v: stopping (give each phone its own --key; this one is %s)", stopErr, c.String("key")), exitError)
 	}
 	if stopErr != nil {
 		return cli.Exit("phone: "+stopErr.Error()+": stopping", exitError)

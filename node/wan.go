@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/irmv/irmv/call/turn"
 	"github.com/irmv/irmv/call/turn/portcheck"
 )
 
@@ -30,18 +32,25 @@ import (
 // at the node's TCP listen port, and a confirmed address is announced to
 // other nodes. It becomes the address of the node's TURN relay, which
 // the node then lends to other nodes' terminals, only once another node
-// got an answer from the relay's port there (call/turn/portcheck: up to
+// got an answer from the relay's listening port there and a datagram
+// from it reached a relayed port there (call/turn/portcheck: the node
+// allocates on its own relay, so the port is one of --turn-ports, which a
+// NAT that forwards only the listening port does not forward; up to
 // turnCheckPeers nodes with a direct connection are asked, those that see
 // this node at a public address first, and only one that saw it at the
 // confirmed address counts); until then, and at each later check of the
 // address again, the relay keeps its own address (logged at info once).
-// Only the listening port is checked, not the relayed ports
-// (--turn-ports), which a NAT that forwards one port may not forward;
+// Lent, the relay's ports are checked again at every check of the
+// address (below) and whenever the address changes; the relay goes back
+// to its own address and stops lending when checkers in wanMisses
+// distinct networks saw the node at the address and failed to reach a
+// port, with no success in between (as for the address itself).
 // --turn-relay-ip overrides it all.
 //
 // The forward can go away (the rule removed, the router replaced, a new
 // WAN address). A confirmed address is checked again every
-// Options.WANCheck, when the reachability AutoNAT v1 reports changes and
+// Options.WANCheck (±20 %, so that nodes started together do not check
+// together), when the reachability AutoNAT v1 reports changes and
 // when a peer sees the node at another public address. It is withdrawn
 // only when checkers in wanMisses distinct networks failed to dial it
 // back with no successful dial-back in between (wanVotes): a network is
@@ -50,8 +59,10 @@ import (
 // connection, the relay's address). One broken or lying checker, or any
 // number of them in one network, cannot withdraw it, and one successful
 // dial-back from any checker keeps it. While a withdrawal is pending the
-// next check follows within wanMissRetry (AutoNAT v2 picks the checker
-// at random and asks each at most every 2 minutes). A checker that
+// next check follows within wanMissRetry, and it skips the checkers in a
+// network that failed already (AutoNAT v2 picks the checker at random
+// and asks each at most every 2 minutes: without the skip, a second
+// network's checker could come up only minutes later). A checker that
 // cannot be asked or refuses proves nothing and changes nothing.
 // Withdrawn, the address is no longer announced, the relay carries its
 // own address again and stops lending, the node borrows a public node's
@@ -85,8 +96,17 @@ const wanProbeTimeout = 30 * time.Second
 // pending.
 const (
 	wanMisses    = 2
-	wanMissRetry = 5 * time.Second
+	wanMissRetry = time.Second
 )
+
+// wanSkips bounds the checkers one check skips (the network failed
+// already) before it gives up until the next.
+const wanSkips = 16
+
+// jitter is d ±20 %.
+func jitter(d time.Duration) time.Duration {
+	return d*8/10 + rand.N(d*4/10+1)
+}
 
 // WANAddr is the public address at which AutoNAT v2 confirmed that a NAT
 // forwards to this node, nil if none.
@@ -104,10 +124,12 @@ type wanState struct {
 	votes  wanVotes             // the dial-backs of the confirmed address
 	force  event.Emitter        // of the reachability the withdrawal implies
 	forced bool                 // it said private (withdrawn), and not public since
-	// The public address at which the TURN port answered (nil: none yet),
-	// and whether the port's failure was logged at info.
-	turnAt   net.IP
-	turnTold bool
+	// The public address at which the TURN ports answered (nil: none yet),
+	// whether the ports' failure was logged at info, and the checks of
+	// the ports that failed since the last success there.
+	turnAt    net.IP
+	turnTold  bool
+	turnVotes wanVotes
 }
 
 // wanVotes is what the dial-backs of the confirmed address said since
@@ -168,9 +190,20 @@ type checkerKey struct{}
 type wanChecker struct {
 	peer peer.ID
 	addr ma.Multiaddr // the remote address of the connection asked over
+	skip []string     // networks (checkerNet) not to ask in
 }
 
+// errSkipped is a check not sent: the checker's network failed already.
+var errSkipped = errors.New("checker's network failed already")
+
 func (h checkerHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
+	if c, ok := ctx.Value(checkerKey{}).(*wanChecker); ok && len(c.skip) > 0 {
+		for _, conn := range h.Network().ConnsToPeer(p) {
+			if slices.Contains(c.skip, checkerNet(conn.RemoteMultiaddr())) {
+				return nil, errSkipped
+			}
+		}
+	}
 	s, err := h.Host.NewStream(ctx, p, pids...)
 	if c, ok := ctx.Value(checkerKey{}).(*wanChecker); ok && err == nil {
 		c.peer, c.addr = p, s.Conn().RemoteMultiaddr()
@@ -308,7 +341,7 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 			return
 		}
 		st := &wanState{tried: map[string]time.Time{}, force: force}
-		check := time.NewTimer(n.opts.WANCheck)
+		check := time.NewTimer(jitter(n.opts.WANCheck))
 		defer check.Stop()
 		for {
 			recheck := false
@@ -333,7 +366,7 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 						continue
 					}
 					st.note(cand, n.wanRetry())
-					if r, _ := n.probeWAN(ctx, cand); r == network.ReachabilityPublic {
+					if r, _ := n.probeWAN(ctx, cand, nil); r == network.ReachabilityPublic {
 						n.confirmWAN(ctx, st, cand)
 						continue
 					}
@@ -351,7 +384,7 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 				default:
 				}
 			}
-			check.Reset(n.recheckWAN(ctx, st))
+			check.Reset(jitter(n.recheckWAN(ctx, st)))
 		}
 	}()
 	return nil
@@ -365,22 +398,22 @@ func (n *Node) recheckWAN(ctx context.Context, st *wanState) time.Duration {
 	if cur == nil {
 		if st.last != nil && time.Since(st.tried[st.last.String()]) >= n.wanRetry() {
 			st.tried[st.last.String()] = time.Now()
-			if r, _ := n.probeWAN(ctx, st.last); r == network.ReachabilityPublic {
+			if r, _ := n.probeWAN(ctx, st.last, nil); r == network.ReachabilityPublic {
 				n.confirmWAN(ctx, st, st.last)
 			}
 		}
 		return n.opts.WANCheck
 	}
-	r, from := n.probeWAN(ctx, cur)
+	r, from := n.probeWAN(ctx, cur, st.votes.failed)
 	if st.votes.add(r, from) {
 		st.tried[cur.String()] = time.Now()
 		n.withdrawWAN(st, cur)
 		return n.opts.WANCheck
 	}
-	n.turnAtWAN(ctx, st)
 	if st.votes.pending() {
 		return min(wanMissRetry, n.opts.WANCheck)
 	}
+	n.turnAtWAN(ctx, st)
 	return n.opts.WANCheck
 }
 
@@ -389,11 +422,19 @@ func (n *Node) wanRetry() time.Duration { return min(wanRetry, n.opts.WANCheck) 
 // probeWAN asks AutoNAT v2 whether a peer can dial a: public (it did),
 // private (it could not) or unknown (no peer to ask, or it refused); and
 // the network the peer asked is in (checkerNet).
-func (n *Node) probeWAN(ctx context.Context, a ma.Multiaddr) (network.Reachability, string) {
-	var who wanChecker
+func (n *Node) probeWAN(ctx context.Context, a ma.Multiaddr, skip []string) (network.Reachability, string) {
+	who := wanChecker{skip: skip}
 	pctx, cancel := context.WithTimeout(context.WithValue(ctx, checkerKey{}, &who), wanProbeTimeout)
 	defer cancel()
-	res, err := n.an2.GetReachability(pctx, []autonatv2.Request{{Addr: a, SendDialData: true}})
+	var res autonatv2.Result
+	var err error
+	for range wanSkips {
+		// Each peer picked is not picked again for 2 minutes: a skip
+		// moves on to another.
+		if res, err = n.an2.GetReachability(pctx, []autonatv2.Request{{Addr: a, SendDialData: true}}); !errors.Is(err, errSkipped) {
+			break
+		}
+	}
 	switch {
 	case err != nil:
 		lvl := "Public address not checked"
@@ -461,48 +502,74 @@ func (n *Node) confirmWAN(ctx context.Context, st *wanState, a ma.Multiaddr) {
 	n.wanLost.Store(false)
 	n.relays.follow(n.wantRelaySlots)
 	st.turnTold = false
+	st.turnVotes = wanVotes{}
 	n.turnAtWAN(ctx, st)
 }
 
 // turnAtWAN makes the confirmed public address the TURN relay's, and
-// lends the relay, once another node's Binding request reached the
-// relay's port there (checkTURNPort); until then the relay keeps its own
-// address, and each check of the public address tries again. Nothing to
-// do without a relay or with --turn-relay-ip.
+// lends the relay, once another node reached the relay's ports there
+// (checkTURNPort); until then the relay keeps its own address, and each
+// check of the public address tries again. Lent, it checks the ports
+// again, and takes the relay back to its own address when checkers in
+// wanMisses networks failed since the last success. Nothing to do
+// without a relay or with --turn-relay-ip.
 func (n *Node) turnAtWAN(ctx context.Context, st *wanState) {
 	a := n.WANAddr()
 	ip, _ := manet.ToIP(a)
-	if n.turn == nil || n.opts.TURNRelayIP != nil || ip == nil || ip.Equal(st.turnAt) {
+	if n.turn == nil || n.opts.TURNRelayIP != nil || ip == nil {
 		return
 	}
-	if !n.checkTURNPort(ctx, ip, st) {
+	lent := ip.Equal(st.turnAt)
+	ok := n.checkTURNPort(ctx, ip, st, lent)
+	switch {
+	case ok:
+		st.turnVotes = wanVotes{}
+		if lent {
+			return
+		}
+		st.turnAt = ip
+		n.turn.SetPublicIP(ip)
+		n.lendRelay()
+		n.borrow.Store(nil) // our own relay is public now
+		n.calls.RefreshICE()
+	case !lent:
 		n.relayOwnAddr(st)
-		return
+	case len(st.turnVotes.failed) >= wanMisses:
+		n.log.Info("TURN relay withdrawn from the public address (its ports no longer answer there)", "ip", ip,
+			"failed_from", st.turnVotes.failed)
+		st.turnVotes = wanVotes{}
+		st.turnTold = true
+		n.relayOwnAddr(st)
 	}
-	st.turnAt = ip
-	n.turn.SetPublicIP(ip)
-	n.lendRelay()
-	n.borrow.Store(nil) // our own relay is public now
-	n.calls.RefreshICE()
 }
 
-// turnCheckPeers bounds the nodes asked to check the TURN port at a
+// turnCheckPeers bounds the nodes asked to check the TURN ports at a
 // time; turnCheckTimeout bounds each.
 const (
 	turnCheckPeers   = 3
-	turnCheckTimeout = portcheck.Wait + 5*time.Second
+	turnCheckTimeout = portcheck.Wait + portcheck.RelayWait + 5*time.Second
 )
 
-// checkTURNPort asks other nodes (portcheck) whether the relay's port
-// answers at wan, the public address. Only a node that saw this one at
-// wan counts; the first that got an answer confirms it. The first
-// failure after a confirmation is logged at info, later ones at debug.
-func (n *Node) checkTURNPort(ctx context.Context, wan net.IP, st *wanState) bool {
+// checkTURNPort asks other nodes (portcheck) whether the relay's
+// listening port answers at wan, the public address, and a relayed port
+// of an allocation on the relay is reached there. Only a node that saw
+// this one at wan counts; the first that reached both confirms them. A
+// node that reached neither or only the listening port is a failure,
+// counted in st.turnVotes by its network; a node that cannot be asked,
+// refuses or does not send to the relayed port proves nothing. With the
+// relay lent, nodes in networks that failed already are not asked, and
+// the asking stops once wanMisses networks failed. The first failure to
+// lend after a confirmation is logged at info, later ones at debug.
+func (n *Node) checkTURNPort(ctx context.Context, wan net.IP, st *wanState, lent bool) bool {
 	ua, _ := n.turn.Addr().(*net.UDPAddr)
 	if ua == nil {
 		return false
 	}
-	var peers, later []peer.ID
+	type checker struct {
+		id  peer.ID
+		net string
+	}
+	var peers, later []checker
 	for _, p := range n.host.Network().Peers() {
 		if ok, _ := n.host.Peerstore().SupportsProtocols(p, portcheck.Protocol); len(ok) == 0 {
 			continue
@@ -513,40 +580,81 @@ func (n *Node) checkTURNPort(ctx context.Context, wan net.IP, st *wanState) bool
 			if c.Stat().Limited || isRelayed(c.RemoteMultiaddr()) {
 				continue
 			}
+			ch := checker{p, checkerNet(c.RemoteMultiaddr())}
 			if manet.IsPublicAddr(c.RemoteMultiaddr()) {
-				peers = append(peers, p)
+				peers = append(peers, ch)
 			} else {
-				later = append(later, p)
+				later = append(later, ch)
 			}
 			break
 		}
 	}
+	// Spread over the checkers: each limits the checks per node.
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	peers = append(peers, later...)
-	asked, saw, no := 0, 0, 0
+	var alloc *turn.SelfAllocation
+	if len(peers) > 0 {
+		actx, cancel := context.WithTimeout(ctx, turnCheckTimeout)
+		var err error
+		alloc, err = n.turn.AllocateSelf(actx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("TURN ports not checked: no allocation on the node's own relay", "err", err)
+			}
+			return false
+		}
+		defer alloc.Close()
+	}
+	asked, saw, noAnswer, noRelay := 0, 0, 0, 0
 	for _, p := range peers {
-		if asked >= turnCheckPeers || ctx.Err() != nil {
+		if asked >= turnCheckPeers || ctx.Err() != nil || lent && len(st.turnVotes.failed) >= wanMisses {
 			break
+		}
+		if lent && slices.Contains(st.turnVotes.failed, p.net) {
+			continue
 		}
 		asked++
 		cctx, cancel := context.WithTimeout(ctx, turnCheckTimeout)
-		ip, answered, err := portcheck.Check(cctx, n.host, p, ua.Port)
+		r, err := portcheck.Check(cctx, n.host, p.id, ua.Port, alloc)
 		cancel()
 		switch {
 		case err != nil:
-			n.log.Debug("TURN port not checked", "peer", p, "err", err)
-		case !ip.Equal(wan):
-			n.log.Debug("TURN port not checked: the peer sees this node elsewhere", "peer", p, "ip", ip)
-		case answered:
-			n.log.Info("TURN port answers at the public address", "ip", wan, "port", ua.Port, "peer", p)
+			n.log.Debug("TURN port not checked", "peer", p.id, "err", err)
+			continue
+		case !r.IP.Equal(wan):
+			n.log.Debug("TURN port not checked: the peer sees this node elsewhere", "peer", p.id, "ip", r.IP)
+			continue
+		case r.Answered && r.Relayed:
+			lvl := slog.LevelInfo
+			if lent {
+				lvl = slog.LevelDebug
+			}
+			n.log.Log(ctx, lvl, "TURN port answers at the public address", "ip", wan, "port", ua.Port,
+				"relay_port", alloc.Port(), "peer", p.id)
 			return true
+		case r.Answered && !r.Sent:
+			n.log.Debug("TURN relayed port not checked: the peer does not send to it", "peer", p.id)
+			continue
+		case r.Answered:
+			noRelay++
 		default:
-			saw++
-			no++
+			noAnswer++
 		}
+		saw++
+		st.turnVotes.add(network.ReachabilityPrivate, p.net)
+		n.log.Debug("TURN port check failed", "ip", wan, "port", ua.Port, "relay_port", alloc.Port(), "peer", p.id,
+			"answered", r.Answered, "net", p.net)
+	}
+	if lent {
+		return false
 	}
 	why := "no node to ask saw this node at the public address"
-	if no > 0 {
+	switch {
+	case noAnswer > 0:
 		why = "no answer from the relay's port there"
+	case noRelay > 0:
+		why = "the relayed ports (--turn-ports) not reached there"
 	}
 	lvl := slog.LevelInfo
 	if st.turnTold {

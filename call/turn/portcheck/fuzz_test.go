@@ -12,6 +12,8 @@ import (
 func FuzzResponse(f *testing.F) {
 	for _, s := range []string{
 		`{"ip":"11.0.0.104","answered":true}`,
+		`{"ip":"11.0.0.104","answered":true,"sent":true}`,
+		`{"ip":"11.0.0.104","sent":true}`,
 		`{"ip":"2001:db8::1"}`,
 		`{"error":"over quota"}`,
 		`{"ip":"not an address","answered":true}`,
@@ -23,9 +25,12 @@ func FuzzResponse(f *testing.F) {
 		f.Add(b.Bytes())
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ip, _, err := readResponse(bufio.NewReader(bytes.NewReader(data)))
-		if err == nil && ip == nil {
+		r, err := readResponse(bufio.NewReader(bytes.NewReader(data)))
+		if err == nil && r.IP == nil {
 			t.Fatal("an answer without an IP accepted")
+		}
+		if r.Sent && !r.Answered || r.Relayed {
+			t.Fatalf("%+v: sent without an answer, or relayed taken from the checker's word", r)
 		}
 	})
 }

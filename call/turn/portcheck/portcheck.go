@@ -2,33 +2,49 @@
 // whether its STUN/TURN relay answers at the node's public address: it
 // asks another node to send a STUN Binding request (RFC 8489) to the
 // relay's port at the address the asking node's connection comes from,
-// and to say whether a Binding success response came back. A node lends
-// its relay at a public address only when this confirmed the port.
+// and to say whether a Binding success response came back; and, so that
+// a NAT that forwards only the relay's listening port does not pass, to
+// send a datagram to a relayed port there too: the asker holds an
+// allocation on its own relay (its relayed port one of --turn-ports),
+// permits the checker's address on it, and sees whether the datagram
+// came through. A node lends its relay at a public address only when
+// this confirmed both ports.
 //
 // Protocol /irmv/turn-check/1.0.0, one request and one answer per stream,
 // each a frame of internal/wire (a uvarint length, then JSON):
 //
-//	request  {"port": 3478}                               at most MaxRequest bytes
-//	answer   {"ip": "203.0.113.4", "answered": true}      at most MaxResponse bytes
+//	request  {"port": 3478, "relay": 50123, "nonce": "<16 bytes, base64>"}
+//	                                                      at most MaxRequest bytes
+//	answer   {"ip": "203.0.113.4", "answered": true, "sent": true}
+//	                                                      at most MaxResponse bytes
 //	         or {"error": "..."}
 //
-// "ip" is the address the checker sent to: the remote IP of the very
-// connection the request came over, never an address the asker names, so
-// the protocol cannot direct a packet at anyone but the asker (or the NAT
-// in front of it); a relayed connection has no such address and is
-// refused. One request sends at most Tries Binding requests of 28 bytes
-// to that address, TryInterval apart, and waits at most Wait in all for
-// the answer, which must be a Binding success with the request's
-// transaction ID. Requests are limited per asking node (Rate a second,
-// burst Burst), GlobalRate a second (burst GlobalBurst) over all nodes,
-// and Concurrent at once; over a limit the answer is an error. An asker
-// takes "answered" only from a checker that saw it at the public address
-// it means to check ("ip").
+// "relay" and "nonce" are optional (without them only the listening
+// port is checked). "ip" is the address the checker sent to: the remote
+// IP of the very connection the request came over, never an address the
+// asker names, so the protocol cannot direct a packet at anyone but the
+// asker (or the NAT in front of it); a relayed connection has no such
+// address and is refused. One request sends at most Tries Binding
+// requests of 28 bytes to that address, TryInterval apart, and waits at
+// most Wait in all for the answer, which must be a Binding success with
+// the request's transaction ID; only then, and only with "relay", it
+// sends at most Tries datagrams of the nonce (NonceSize bytes) to the
+// relayed port there, RelayInterval apart, and says so ("sent"). The
+// checker sends from the local IP of the connection the request came
+// over, which is the address the asker permits. Requests are limited per
+// asking node (Rate a second, burst Burst), GlobalRate a second (burst
+// GlobalBurst) over all nodes, and Concurrent at once; over a limit the
+// answer is an error. An asker takes "answered" only from a checker that
+// saw it at the public address it means to check ("ip"), and the relayed
+// port as reachable only when the nonce arrived at its allocation within
+// RelayWait of a "sent" answer.
 package portcheck
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -53,31 +69,38 @@ const Protocol = "/irmv/turn-check/1.0.0"
 
 // Message size limits.
 const (
-	MaxRequest  = 64
+	MaxRequest  = 96
 	MaxResponse = 256
+	NonceSize   = 16
 )
 
 // Limits of a checker.
 const (
-	Rate        rate.Limit = 1.0 / 30 // per asking node
-	Burst                  = 3
-	GlobalRate  rate.Limit = 2 // over all asking nodes
-	GlobalBurst            = 10
-	Concurrent             = 8
-	Tries                  = 3
-	TryInterval            = 500 * time.Millisecond
-	Wait                   = 2 * time.Second
+	Rate          rate.Limit = 1.0 / 30 // per asking node
+	Burst                    = 3
+	GlobalRate    rate.Limit = 2 // over all asking nodes
+	GlobalBurst              = 10
+	Concurrent               = 8
+	Tries                    = 3
+	TryInterval              = 500 * time.Millisecond
+	Wait                     = 2 * time.Second
+	RelayInterval            = 100 * time.Millisecond
+	RelayWait                = time.Second // after the answer, for the datagram to the relayed port
 )
 
-// Request asks for a Binding request to Port.
+// Request asks for a Binding request to Port and, if Relay is not 0, a
+// datagram of Nonce to the relayed port Relay.
 type Request struct {
-	Port int `json:"port"`
+	Port  int    `json:"port"`
+	Relay int    `json:"relay,omitempty"`
+	Nonce []byte `json:"nonce,omitempty"`
 }
 
 // Response is the checker's answer.
 type Response struct {
 	IP       string `json:"ip,omitempty"`
 	Answered bool   `json:"answered,omitempty"`
+	Sent     bool   `json:"sent,omitempty"` // the nonce went to the relayed port
 	Error    string `json:"error,omitempty"`
 }
 
@@ -120,15 +143,19 @@ func (s *Server) handle(st network.Stream) {
 		st.Reset()
 		return
 	}
-	resp := s.answer(st.Conn().RemoteMultiaddr(), from, req)
+	local, _ := manet.ToIP(st.Conn().LocalMultiaddr())
+	resp := s.answer(st.Conn().RemoteMultiaddr(), local, from, req)
 	if err := wire.Write(st, &resp, MaxResponse); err != nil {
 		s.log.Debug("TURN port check answer failed", "peer", from, "err", err)
 	}
 }
 
-func (s *Server) answer(remote ma.Multiaddr, from peer.ID, req Request) Response {
+func (s *Server) answer(remote ma.Multiaddr, local net.IP, from peer.ID, req Request) Response {
 	if req.Port < 1 || req.Port > 65535 {
 		return Response{Error: "bad port"}
+	}
+	if req.Relay < 0 || req.Relay > 65535 || req.Relay != 0 && len(req.Nonce) != NonceSize {
+		return Response{Error: "bad relay port or nonce"}
 	}
 	ip, err := remoteIP(remote)
 	if err != nil {
@@ -145,9 +172,50 @@ func (s *Server) answer(remote ma.Multiaddr, from peer.ID, req Request) Response
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
 	defer cancel()
-	ok, err := Probe(ctx, &net.UDPAddr{IP: ip, Port: req.Port})
-	s.log.Debug("TURN port check", "peer", from, "ip", ip, "port", req.Port, "answered", ok, "err", err)
-	return Response{IP: ip.String(), Answered: ok}
+	if local != nil && (local.IsUnspecified() || local.To4() == nil != (ip.To4() == nil)) {
+		local = nil
+	}
+	ok, err := Probe(ctx, local, &net.UDPAddr{IP: ip, Port: req.Port})
+	sent := false
+	if ok && req.Relay != 0 {
+		sent = sendNonce(ctx, local, &net.UDPAddr{IP: ip, Port: req.Relay}, req.Nonce)
+	}
+	s.log.Debug("TURN port check", "peer", from, "ip", ip, "port", req.Port, "answered", ok, "relay", req.Relay, "sent", sent, "err", err)
+	return Response{IP: ip.String(), Answered: ok, Sent: sent}
+}
+
+// sendNonce sends Tries datagrams of nonce to addr from local (nil: any),
+// RelayInterval apart; it tells whether it sent them.
+func sendNonce(ctx context.Context, local net.IP, addr *net.UDPAddr, nonce []byte) bool {
+	conn, err := dialUDP(local, addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	for try := 0; try < Tries; try++ {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return true
+			case <-time.After(RelayInterval):
+			}
+		}
+		// An ICMP error from an earlier datagram fails a later write;
+		// the asker tells whether any came through.
+		conn.Write(nonce)
+	}
+	return true
+}
+
+// dialUDP is a UDP socket to addr from local (nil: any), or from any if
+// local cannot be bound.
+func dialUDP(local net.IP, addr *net.UDPAddr) (*net.UDPConn, error) {
+	if local != nil {
+		if conn, err := net.DialUDP("udp", &net.UDPAddr{IP: local}, addr); err == nil {
+			return conn, nil
+		}
+	}
+	return net.DialUDP("udp", nil, addr)
 }
 
 // remoteIP is the IP a connection comes from; an error for a relayed one.
@@ -162,11 +230,11 @@ func remoteIP(remote ma.Multiaddr) (net.IP, error) {
 	return ip, nil
 }
 
-// Probe sends up to Tries STUN Binding requests to addr and tells whether
-// a Binding success with the same transaction ID came back before ctx
-// ends.
-func Probe(ctx context.Context, addr *net.UDPAddr) (bool, error) {
-	conn, err := net.DialUDP("udp", nil, addr)
+// Probe sends up to Tries STUN Binding requests to addr from local (nil:
+// any) and tells whether a Binding success with the same transaction ID
+// came back before ctx ends.
+func Probe(ctx context.Context, local net.IP, addr *net.UDPAddr) (bool, error) {
+	conn, err := dialUDP(local, addr)
 	if err != nil {
 		return false, err
 	}
@@ -202,13 +270,30 @@ func Probe(ctx context.Context, addr *net.UDPAddr) (bool, error) {
 	return false, ctx.Err()
 }
 
+// Relay is an allocation on the asking node's own TURN relay
+// (turn.Server.AllocateSelf).
+type Relay interface {
+	Port() int
+	Permit(ip net.IP) error
+	ReadFrom(b []byte) (int, net.Addr, error)
+	SetReadDeadline(t time.Time) error
+}
+
+// Result is what a check found.
+type Result struct {
+	IP       net.IP // the address the checker sent to
+	Answered bool   // the TURN port answered a Binding request there
+	Sent     bool   // the checker sent the nonce to the relayed port there
+	Relayed  bool   // the nonce reached the allocation
+}
+
 // Check asks node p to send a Binding request to port at the address p
-// sees this node at; it returns that address and whether the relay
-// answered there.
-func Check(ctx context.Context, h host.Host, p peer.ID, port int) (net.IP, bool, error) {
+// sees this node at and, with relay, a datagram to relay's port there.
+// Checks with one relay run one at a time.
+func Check(ctx context.Context, h host.Host, p peer.ID, port int, relay Relay) (Result, error) {
 	st, err := h.NewStream(ctx, p, Protocol)
 	if err != nil {
-		return nil, false, err
+		return Result{}, err
 	}
 	defer st.Close()
 	if d, ok := ctx.Deadline(); ok {
@@ -216,30 +301,85 @@ func Check(ctx context.Context, h host.Host, p peer.ID, port int) (net.IP, bool,
 	}
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
-	if err := wire.Write(st, &Request{Port: port}, MaxRequest); err != nil {
+	req := Request{Port: port}
+	var got <-chan struct{}
+	if relay != nil {
+		ip, err := remoteIP(st.Conn().RemoteMultiaddr())
+		if err != nil {
+			st.Reset()
+			return Result{}, err
+		}
+		if err := relay.Permit(ip); err != nil {
+			st.Reset()
+			return Result{}, fmt.Errorf("permission for %s: %w", ip, err)
+		}
+		req.Relay, req.Nonce = relay.Port(), make([]byte, NonceSize)
+		rand.Read(req.Nonce)
+		var done func()
+		got, done = await(relay, req.Nonce)
+		defer done()
+	}
+	if err := wire.Write(st, &req, MaxRequest); err != nil {
 		st.Reset()
-		return nil, false, err
+		return Result{}, err
 	}
 	st.CloseWrite()
-	ip, ok, err := readResponse(bufio.NewReader(st))
-	if err != nil && !errors.Is(err, ErrRefused) {
-		st.Reset()
+	res, err := readResponse(bufio.NewReader(st))
+	if err != nil {
+		if !errors.Is(err, ErrRefused) {
+			st.Reset()
+		}
+		return Result{}, err
 	}
-	return ip, ok, err
+	if got != nil && res.Sent {
+		t := time.NewTimer(RelayWait)
+		defer t.Stop()
+		select {
+		case <-got:
+			res.Relayed = true
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return res, nil
+}
+
+// await reads relay until nonce arrives (got closed) or done is called.
+func await(relay Relay, nonce []byte) (got <-chan struct{}, done func()) {
+	g, ended := make(chan struct{}), make(chan struct{})
+	relay.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(ended)
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := relay.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if bytes.Equal(buf[:n], nonce) {
+				close(g)
+				return
+			}
+		}
+	}()
+	return g, func() {
+		relay.SetReadDeadline(time.Now())
+		<-ended
+	}
 }
 
 // readResponse reads and checks an answer.
-func readResponse(r io.Reader) (net.IP, bool, error) {
+func readResponse(r io.Reader) (Result, error) {
 	var resp Response
 	if err := wire.Read(r, &resp, MaxResponse); err != nil {
-		return nil, false, err
+		return Result{}, err
 	}
 	if resp.Error != "" {
-		return nil, false, fmt.Errorf("%w: %.100s", ErrRefused, resp.Error)
+		return Result{}, fmt.Errorf("%w: %.100s", ErrRefused, resp.Error)
 	}
 	ip := net.ParseIP(resp.IP)
 	if ip == nil {
-		return nil, false, fmt.Errorf("%w: no IP address", wire.ErrMalformed)
+		return Result{}, fmt.Errorf("%w: no IP address", wire.ErrMalformed)
 	}
-	return ip, resp.Answered, nil
+	return Result{IP: ip, Answered: resp.Answered, Sent: resp.Answered && resp.Sent}, nil
 }

@@ -56,9 +56,82 @@ func TestCheckAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Close(t, "relay", relay)
-	ip, ok, err := Check(ctxT(t), asker, checker.ID(), relay.Addr().(*net.UDPAddr).Port)
-	if err != nil || !ok || !ip.Equal(net.IPv4(127, 0, 0, 1)) {
-		t.Fatalf("check: ip %v, answered %v, err %v; want 127.0.0.1, true", ip, ok, err)
+	r, err := Check(ctxT(t), asker, checker.ID(), relay.Addr().(*net.UDPAddr).Port, nil)
+	if err != nil || !r.Answered || r.Sent || r.Relayed || !r.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Fatalf("check: %+v, err %v; want 127.0.0.1, answered, nothing sent to a relayed port", r, err)
+	}
+}
+
+// relayServer is a real STUN/TURN relay on 127.0.0.1 relaying on ports
+// of min..max (0, 0: any).
+func relayServer(t *testing.T, min, max uint16) *turn.Server {
+	t.Helper()
+	relay, err := turn.New(turn.Options{ListenAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), MinPort: min, MaxPort: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "relay", relay)
+	return relay
+}
+
+func allocate(t *testing.T, relay *turn.Server) *turn.SelfAllocation {
+	t.Helper()
+	a, err := relay.AllocateSelf(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "allocation", a)
+	return a
+}
+
+// TestCheckRelayedPort: with an allocation on the asker's own relay, the
+// checker also sends to the relayed port, and the nonce comes through
+// the allocation (its permission let the checker's address in).
+func TestCheckRelayedPort(t *testing.T) {
+	asker, checker, _ := pair(t)
+	relay := relayServer(t, 0, 0)
+	a := allocate(t, relay)
+	for i := range 2 { // one allocation serves several checks
+		r, err := Check(ctxT(t), asker, checker.ID(), relay.Addr().(*net.UDPAddr).Port, a)
+		if err != nil || !r.Answered || !r.Sent || !r.Relayed {
+			t.Fatalf("check %d: %+v, err %v; want answered, sent, relayed", i+1, r, err)
+		}
+	}
+}
+
+// otherPort is an allocation that names another port than its own: a
+// NAT that does not forward the relayed port to the relay.
+type otherPort struct {
+	*turn.SelfAllocation
+	port int
+}
+
+func (o otherPort) Port() int { return o.port }
+
+// notPermitted is an allocation that lets no one in.
+type notPermitted struct{ *turn.SelfAllocation }
+
+func (notPermitted) Permit(net.IP) error { return nil }
+
+// TestCheckRelayedPortUnreachable: a relayed port the datagram does not
+// reach (nothing there, or the relay's permission keeps the sender out)
+// is not confirmed, though the TURN port answered.
+func TestCheckRelayedPortUnreachable(t *testing.T) {
+	asker, checker, _ := pair(t)
+	relay := relayServer(t, 0, 0)
+	a := allocate(t, relay)
+	closed, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := closed.LocalAddr().(*net.UDPAddr).Port
+	closed.Close()
+	// A fresh allocation for the latter: the former's permits 127.0.0.1.
+	for _, r := range []Relay{otherPort{a, port}, notPermitted{allocate(t, relay)}} {
+		res, err := Check(ctxT(t), asker, checker.ID(), relay.Addr().(*net.UDPAddr).Port, r)
+		if err != nil || !res.Answered || !res.Sent || res.Relayed {
+			t.Fatalf("%T: %+v, err %v; want answered and sent, not relayed", r, res, err)
+		}
 	}
 }
 
@@ -83,9 +156,10 @@ func TestCheckNotAnswered(t *testing.T) {
 		}
 	}()
 	port := mute.LocalAddr().(*net.UDPAddr).Port
-	ip, ok, err := Check(ctxT(t), asker, checker.ID(), port)
-	if err != nil || ok || !ip.Equal(net.IPv4(127, 0, 0, 1)) {
-		t.Fatalf("mute port: ip %v, answered %v, err %v; want 127.0.0.1, false", ip, ok, err)
+	a := allocate(t, relayServer(t, 0, 0))
+	r, err := Check(ctxT(t), asker, checker.ID(), port, a)
+	if err != nil || r.Answered || r.Sent || !r.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Fatalf("mute port: %+v, err %v; want 127.0.0.1, not answered, nothing sent to the relayed port", r, err)
 	}
 	mute.Close()
 	n := 0
@@ -99,8 +173,8 @@ func TestCheckNotAnswered(t *testing.T) {
 		t.Errorf("%d packets sent, want 1..%d", n, Tries)
 	}
 	// Nothing there now (port unreachable).
-	if _, ok, err := Check(ctxT(t), asker, checker.ID(), port); err != nil || ok {
-		t.Fatalf("closed port: answered %v, err %v; want false", ok, err)
+	if r, err := Check(ctxT(t), asker, checker.ID(), port, nil); err != nil || r.Answered {
+		t.Fatalf("closed port: %+v, err %v; want not answered", r, err)
 	}
 }
 
@@ -132,8 +206,13 @@ func TestCheckerSendsOnlyToTheAsker(t *testing.T) {
 func TestCheckBadRequests(t *testing.T) {
 	asker, checker, srv := pair(t)
 	for _, port := range []int{0, -1, 65536, 1 << 40} {
-		if _, _, err := Check(ctxT(t), asker, checker.ID(), port); !errors.Is(err, ErrRefused) {
+		if _, err := Check(ctxT(t), asker, checker.ID(), port, nil); !errors.Is(err, ErrRefused) {
 			t.Errorf("port %d: err %v, want refused", port, err)
+		}
+	}
+	for _, req := range []Request{{Port: 9, Relay: 9}, {Port: 9, Relay: 9, Nonce: make([]byte, NonceSize+1)}, {Port: 9, Relay: 65536, Nonce: make([]byte, NonceSize)}, {Port: 9, Relay: -1}} {
+		if r := srv.answer(ma.StringCast("/ip4/127.0.0.1/tcp/1"), nil, asker.ID(), req); r.Error == "" {
+			t.Errorf("request %+v answered %+v, want an error", req, r)
 		}
 	}
 	for _, raw := range [][]byte{{0xff, 0xff, 0xff, 0xff, 0x0f}, {3, 'x', 'y', 'z'}, append([]byte{100}, strings.Repeat("a", 100)...)} {
@@ -151,16 +230,16 @@ func TestCheckBadRequests(t *testing.T) {
 	if _, err := remoteIP(ma.StringCast("/ip4/127.0.0.1/tcp/1/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp/p2p-circuit")); err == nil {
 		t.Error("a relayed connection's address taken")
 	}
-	if r := srv.answer(ma.StringCast("/ip4/127.0.0.1/tcp/1/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp/p2p-circuit"), asker.ID(), Request{Port: 9}); r.Error == "" {
+	if r := srv.answer(ma.StringCast("/ip4/127.0.0.1/tcp/1/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp/p2p-circuit"), nil, asker.ID(), Request{Port: 9}); r.Error == "" {
 		t.Errorf("relayed connection answered %+v", r)
 	}
 	// The quota: the bad ports above cost nothing; Burst checks pass.
 	for i := range Burst {
-		if _, _, err := Check(ctxT(t), asker, checker.ID(), 9); err != nil {
+		if _, err := Check(ctxT(t), asker, checker.ID(), 9, nil); err != nil {
 			t.Fatalf("check %d: %v", i+1, err)
 		}
 	}
-	if _, _, err := Check(ctxT(t), asker, checker.ID(), 9); !errors.Is(err, ErrRefused) {
+	if _, err := Check(ctxT(t), asker, checker.ID(), 9, nil); !errors.Is(err, ErrRefused) {
 		t.Fatalf("over the quota: err %v, want refused", err)
 	}
 	other, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
@@ -171,7 +250,7 @@ func TestCheckBadRequests(t *testing.T) {
 	if err := other.Connect(ctxT(t), peer.AddrInfo{ID: checker.ID(), Addrs: checker.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Check(ctxT(t), other, checker.ID(), 9); err != nil {
+	if _, err := Check(ctxT(t), other, checker.ID(), 9, nil); err != nil {
 		t.Fatalf("another node: %v", err)
 	}
 }

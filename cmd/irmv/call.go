@@ -196,6 +196,9 @@ func runCall(c *cli.Context) error {
 		}
 		results = append(results, *found)
 	}
+	if err := checkPicks(pr, results, c.StringSlice("terminal")); err != nil {
+		return err
+	}
 	opts := phone.CallOptions{
 		Play:        c.String("play"),
 		Record:      c.String("record"),
@@ -416,6 +419,24 @@ func pickTerminal(rs []client.Result, picks []string) *client.Result {
 		}
 	}
 	return hit
+}
+
+// checkPicks refuses the call when a --terminal names none of the
+// terminals about to be called (a typo, or one that left): the best match
+// would be called in its place, someone the caller did not pick.
+func checkPicks(pr *eventPrinter, results []client.Result, picks []string) error {
+	for _, p := range picks {
+		if pickTerminal(results, []string{p}) != nil {
+			continue
+		}
+		var found []string
+		for _, r := range results {
+			found = append(found, pickOf(r))
+		}
+		pr.print(client.Event{Type: client.EventEnded, Reason: "not found"})
+		return cli.Exit(fmt.Sprintf("--terminal %s: not among the terminals found (%s), so nobody was called", p, strings.Join(found, ", ")), exitNotFound)
+	}
+	return nil
 }
 
 // sendKeys sends the key presses keys once the call's chat channel (which

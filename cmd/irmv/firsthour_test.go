@@ -493,3 +493,19 @@ func TestPhoneSameKey(t *testing.T) {
 		t.Errorf("second phone lost its connection:\n%s", second.String())
 	}
 }
+
+// TestCallTerminalNamesNone: irmv call --terminal with a HANDLE@NODE that
+// is none of the terminals found (a typo) calls nobody and says so, exit
+// 1; it called the best match instead, someone the caller had not picked.
+func TestCallTerminalNamesNone(t *testing.T) {
+	n := nodeWith(t, "Anna Berg")
+	for _, pick := range []string{"foo", "foo@bar"} {
+		code, _, stderr := runCLI("call", "--node", n.APIURL(), "--terminal", pick, "anna")
+		if code != exitNotFound || !strings.Contains(stderr, "--terminal "+pick+": not among the terminals found") {
+			t.Errorf("--terminal %s: exit %d, stderr %q", pick, code, stderr)
+		}
+		if strings.Contains(stderr, "ringing") {
+			t.Errorf("--terminal %s rang someone:\n%s", pick, stderr)
+		}
+	}
+}

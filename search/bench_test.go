@@ -133,7 +133,8 @@ func ask(st network.Stream, r *bufio.Reader, uid string) (int, error) {
 // channel closes), not to its first result, from the first node of a warm
 // 4-node chain to a terminal on the last: a name word (flooded), an exact
 // unique ID and a bare unique ID (read as a uid and as a name), each also
-// with a limit of 1 (the first result ends the search).
+// with a limit of 1 (the first result ends the search), and name prefixes,
+// which only the flood finds.
 func BenchmarkSearchEnd4(b *testing.B) {
 	nodes := nodetest.Chain(b, 4, nil)
 	first, last := nodes[0], nodes[3]
@@ -164,6 +165,7 @@ func BenchmarkSearchEnd4(b *testing.B) {
 	}{
 		{"name", "kim", 0}, {"uid", "uid:kim-1", 0}, {"bare-uid", "kim-1", 0},
 		{"name-limit1", "kim", 1}, {"whole-name-limit1", "kim berg", 1}, {"uid-limit1", "uid:kim-1", 1}, {"bare-uid-limit1", "kim-1", 1},
+		{"prefix", "ki be", 0}, {"prefix-limit1", "ki be", 1}, // only the flood finds prefixes
 	} {
 		b.Run(q.name, func(b *testing.B) {
 			for range b.N {

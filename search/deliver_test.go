@@ -87,9 +87,11 @@ func TestFloodResultOutlivesFloodStop(t *testing.T) {
 	floodCtx, stopFlood := context.WithCancel(ctx)
 	defer stopFlood()
 	flooded := make(chan struct{})
+	noDHT := make(chan struct{})
+	close(noDHT)
 	go func() {
 		defer close(flooded)
-		r.viaFlood(floodCtx, ctx)
+		r.viaFlood(floodCtx, ctx, noDHT)
 	}()
 	first := <-out
 	// The second terminal is taken (marked sent) and waits for the reader

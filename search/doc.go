@@ -44,5 +44,11 @@
 // neighbour delivers fill at most half of it (rounded up), the rest held
 // back, so that one rogue neighbour answering at once with records of
 // made-up terminals on made-up nodes (they verify: node IDs are free)
-// cannot fill the results before deeper nodes have answered.
+// cannot fill the results before deeper nodes have answered. A search
+// with a limit of 1 takes nothing from the flood early: its flood wants two
+// records (so it ends early only on two neighbours' hits) and what it
+// brings is delivered, best match first, once it and the DHT path have
+// ended; so an identifier the DHT holds is answered from the DHT whatever
+// flood neighbours say, and one the flood alone finds comes when the flood
+// has ended (its last round), not with the first hit.
 package search

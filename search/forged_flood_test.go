@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,4 +220,88 @@ func (m oneRecord) Match(id ident.ID, limit int) []*record.Record {
 		return nil
 	}
 	return []*record.Record{m.r}
+}
+
+// TestRogueFloodNeighboursCannotDecideLimitOne: with a limit of 1 the first
+// result is the answer, so a rogue flood neighbour answering every query
+// at once with its own signed record of the queried unique ID would be
+// it. A bare unique ID is flooded at once (it is read as a name too),
+// while the DHT path names the real terminal's node: the DHT's answer
+// must be the result, with one rogue neighbour and with two.
+func TestRogueFloodNeighboursCannotDecideLimitOne(t *testing.T) {
+	nodes := nodetest.Chain(t, 4, nil)
+	first, last := nodes[0], nodes[3]
+	for _, n := range nodes {
+		nodetest.WaitFor(t, "routing tables", func() bool { return n.DHT().RoutingTable().Size() >= 2 })
+	}
+	if _, err := last.Registry().Register(client.Registration{UID: "kim-9", Address: "10.99.0.42"}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitFor(t, "announced", func() bool {
+		return len(collect(t, first, client.Query{Text: "uid:kim-9", Via: client.ViaDHT, Limit: 1, Timeout: time.Second})) > 0
+	})
+
+	var asked atomic.Int64 // queries the rogues answered
+	addRogue := func() {
+		bad := newHost(t)
+		fake := nodeRecord(t, bad, bad.ID(), "kim-9", 0)
+		bad.SetStreamHandler(flood.ProtocolID, func(s network.Stream) {
+			q, err := flood.Decode(s, flood.MaxQuerySize)
+			from := s.Conn().RemotePeer()
+			s.Close()
+			if err != nil || q.Type != flood.TypeQuery {
+				return
+			}
+			asked.Add(1)
+			data, err := (&flood.Message{Type: flood.TypeHit, GUID: q.GUID, Hops: 1, Origin: bad.ID(), Records: []*record.Record{fake}}).Marshal()
+			if err != nil {
+				t.Errorf("encode hit: %v", err)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if out, err := bad.NewStream(ctx, from, flood.ProtocolID); err == nil {
+				out.Write(data) // fails when the search has ended and the test closes
+				out.Close()
+			}
+		})
+		if err := bad.Connect(context.Background(), peer.AddrInfo{ID: first.ID(), Addrs: first.Host().Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		nodetest.WaitFor(t, "rogue known as a flood neighbour", func() bool {
+			ps, _ := first.Host().Peerstore().SupportsProtocols(bad.ID(), flood.ProtocolID)
+			return len(ps) > 0
+		})
+	}
+	for rogues := 1; rogues <= 2; rogues++ {
+		addRogue()
+		before := asked.Load()
+		for range 5 {
+			got := collect(t, first, client.Query{Text: "kim-9", Limit: 1, Timeout: 10 * time.Second})
+			if len(got) != 1 || got[0].Node != last.ID().String() {
+				t.Errorf("%d rogue neighbours: got %+v, want only the real terminal on %s", rogues, got, last.ID())
+			}
+		}
+		if asked.Load() == before {
+			t.Errorf("%d rogue neighbours: never queried, so they were not put to the test", rogues)
+		}
+	}
+}
+
+// TestLimitOneFloodOnly: a limit-1 search that only the flood answers (a
+// name prefix, which the DHT holds no key for) still returns the match,
+// once the flood has ended, whether it floods alone or beside the DHT.
+func TestLimitOneFloodOnly(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	if _, err := nodes[1].Registry().Register(client.Registration{Name: "Kim Berg", Address: "10.99.0.42"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, via := range []string{client.ViaFlood, client.ViaAuto} {
+		got := collect(t, nodes[0], client.Query{Text: "ki be", Via: via, Limit: 1, Timeout: 10 * time.Second})
+		if len(got) != 1 || got[0].Node != nodes[1].ID().String() || got[0].Via != client.ViaFlood {
+			t.Errorf("via %s: got %+v, want Kim Berg on %s through the flood", via, got, nodes[1].ID())
+		} else {
+			t.Logf("via %s: found after %.0f ms", via, got[0].ElapsedMS)
+		}
+	}
 }

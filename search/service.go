@@ -227,7 +227,7 @@ func (s *Service) run(ctx context.Context, ids []ident.ID, q client.Query, out c
 					return
 				}
 			}
-			r.viaFlood(floodCtx, ctx)
+			r.viaFlood(floodCtx, ctx, dhtDone)
 		}()
 	}
 	wg.Wait()
@@ -405,19 +405,43 @@ func (r *run) ask(ctx context.Context, p peer.ID, via string, hops int) {
 // brought until the search ends (deliver): a result emit has taken is
 // marked sent, so dropping it when the DHT path's exact answer stops the
 // flood would lose it for every path (one of two equal terminals would
-// then look like the only match). The records one flood neighbour
-// delivers fill at most half the limit (rounded up) until the flood ends,
-// as they count toward its Want: one rogue neighbour answering at once
-// with records of made-up terminals on made-up nodes, which verify, must
-// not fill the results before deeper nodes have answered.
-func (r *run) viaFlood(ctx, deliver context.Context) {
-	hits := r.s.o.Flooder.Query(ctx, r.ids[0], flood.QueryOptions{Want: r.q.Limit, Also: r.ids[1:]})
-	share := (r.q.Limit + 1) / 2
+// then look like the only match).
+//
+// One rogue flood neighbour can answer every query at once with records
+// of made-up terminals on made-up nodes, which verify. So until the flood
+// has ended, the records one neighbour delivers fill at most half the
+// limit (rounded up), as they count toward the flood's Want; the rest are
+// held back. With a limit of 1 the first result is the answer, so none is
+// taken from the flood early: the flood wants records from two neighbours
+// before it ends early, and what it brought is held until it has ended and
+// the DHT path (dhtDone) has too, then delivered best match first. An
+// identifier the DHT holds is thus answered from the DHT, whatever flood
+// neighbours say.
+func (r *run) viaFlood(ctx, deliver context.Context, dhtDone <-chan struct{}) {
+	want, share := r.q.Limit, (r.q.Limit+1)/2
+	if r.q.Limit == 1 {
+		want, share = 2, 0
+	}
+	// Stop flooding a little before the search's deadline, so that what
+	// was held back is still delivered.
+	if d, ok := deliver.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-min(floodMargin, time.Until(d)/10)))
+		defer cancel()
+	}
+	hits := r.s.o.Flooder.Query(ctx, r.ids[0], flood.QueryOptions{Want: want, Also: r.ids[1:]})
 	taken := make(map[peer.ID]int)
 	var held []client.Result
+	heldBy := make(map[peer.ID]int) // per neighbour: one cannot crowd out the others
 	heldKeys := make(map[string]bool)
-	maxHeld := 4 * r.q.Limit
+	maxHeld := 2 * r.q.Limit
 	defer func() {
+		select {
+		case <-dhtDone:
+		case <-deliver.Done():
+			return
+		}
+		Rank(held)
 		for _, res := range held {
 			r.emit(deliver, res)
 		}
@@ -441,8 +465,9 @@ func (r *run) viaFlood(ctx, deliver context.Context) {
 			res.Hops = hit.Hops
 			if taken[hit.From] >= share {
 				// Later rounds find the same terminals again.
-				if k := res.Node + "/" + res.Terminal; !heldKeys[k] && len(held) < maxHeld {
+				if k := res.Node + "/" + res.Terminal; !heldKeys[k] && heldBy[hit.From] < maxHeld {
 					heldKeys[k] = true
+					heldBy[hit.From]++
 					held = append(held, res)
 				}
 				continue
@@ -452,3 +477,7 @@ func (r *run) viaFlood(ctx, deliver context.Context) {
 		}
 	}
 }
+
+// floodMargin is the most time before a search's deadline that its flood
+// stops, to deliver what it held back.
+const floodMargin = 250 * time.Millisecond

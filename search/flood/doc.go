@@ -137,9 +137,10 @@
 // and the caller judges). The cost is that a node with a single flood
 // neighbour, or whose matches all lie behind one neighbour, always runs
 // every round. A Want of 1 asks for the first record from anyone, so one
-// neighbour ends it; rogues reached through two neighbours can still end
-// a query early. The resolver (package search) applies the same share to
-// the results a search may fill before its flood has ended.
+// neighbour ends it (the resolver, package search, asks for 2 when a
+// search wants one result); rogues reached through two neighbours can
+// still end a query early. The resolver applies the same share to the
+// results a search may fill before its flood has ended.
 //
 // # Drops and metrics
 //

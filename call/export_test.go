@@ -5,3 +5,9 @@ const (
 	InviteRateForTest  = inviteRate
 	InviteBurstForTest = inviteBurst
 )
+
+// The per-callee invite limits, for tests.
+const (
+	CalleeRateForTest  = calleeRate
+	CalleeBurstForTest = calleeBurst
+)

@@ -90,6 +90,7 @@ type Switch struct {
 	sessions map[string]*session // by terminal handle
 	calls    map[string]*callState
 	inviters map[peer.ID]*rate.Limiter // new call streams per remote node
+	callees  map[string]*rate.Limiter  // invites offered per local terminal
 	dialing  map[string]*dial          // invites waiting for their stream, by call
 	closed   bool
 
@@ -117,6 +118,7 @@ func NewSwitch(o Options) (*Switch, error) {
 	s := &Switch{
 		o: o, log: o.Logger, m: newMetrics(o.Registerer),
 		sessions: map[string]*session{}, calls: map[string]*callState{}, inviters: map[peer.ID]*rate.Limiter{},
+		callees: map[string]*rate.Limiter{},
 		dialing: map[string]*dial{},
 		ctx:     ctx, cancel: cancel,
 	}
@@ -635,6 +637,13 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 			s.m.calls.WithLabelValues(refuse.Type).Inc()
 			return
 		}
+		if !s.allowCallee(m.To.Terminal) {
+			s.m.dropped.WithLabelValues("callee_rate").Inc()
+			busy := calleeBusy
+			busy.Call = m.Call
+			s.send(src, busy)
+			return
+		}
 		c, ok := s.newCall(m.Call, src, s.local(m.To.Terminal))
 		if !ok {
 			s.send(src, signal.Msg{Type: signal.TypeError, Call: m.Call, Reason: "call id in use or node full"})
@@ -798,6 +807,14 @@ func (s *Switch) handleStream(st network.Stream) {
 		s.m.calls.WithLabelValues(refuse.Type).Inc()
 		return
 	}
+	if !s.allowCallee(m.To.Terminal) {
+		s.m.dropped.WithLabelValues("callee_rate").Inc()
+		busy := calleeBusy
+		busy.Call = m.Call
+		s.send(remote, busy)
+		st.Close()
+		return
+	}
 	c, ok := s.newCall(m.Call, remote, s.local(m.To.Terminal))
 	if ok {
 		s.setKeys(c, m.From.Key, s.party(m.To.Terminal).Key)
@@ -821,6 +838,33 @@ const (
 	inviteRate  = 20
 	inviteBurst = 40
 )
+
+// Each local terminal is offered this many invites a second (burst
+// below), from all callers together: a phone answers each one (ringing,
+// busy), and more than it may send (msgRate) lost its answers and, at
+// AnswerTimeout, its WebSocket.
+const (
+	calleeRate  = 20
+	calleeBurst = 40
+)
+
+// allowCallee rate-limits the invites offered to local terminal t.
+func (s *Switch) allowCallee(t string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.callees[t]
+	if l == nil {
+		if len(s.callees) >= 4096 {
+			clear(s.callees) // bounded: forgetting buckets only forgives
+		}
+		l = rate.NewLimiter(calleeRate, calleeBurst)
+		s.callees[t] = l
+	}
+	return l.Allow()
+}
+
+// calleeBusy answers an invite over its callee's rate.
+var calleeBusy = signal.Msg{Type: signal.TypeBusy, Reason: "too many calls to this terminal now"}
 
 // allowInvite rate-limits new call streams per remote node.
 func (s *Switch) allowInvite(p peer.ID) bool {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/irmv/irmv/call"
 	"github.com/irmv/irmv/call/signal"
@@ -571,4 +575,83 @@ func TestCallResumesOnNewStream(t *testing.T) {
 	if err := wire.Read(bufio.NewReader(st), &m, signal.MaxSize); err != nil || m.Type != signal.TypeHangup {
 		t.Fatalf("answer to a resume of an unknown call: %+v, %v", m, err)
 	}
+}
+
+// TestInvitesPerCalleeLimited: one terminal is offered at most
+// CalleeBurstForTest invites at once (then CalleeRateForTest a second),
+// from all nodes together; more are answered busy by its node and never
+// reach it. Without it nodes (three: 20 streams a second each) could
+// ring a phone faster than the phone may answer (50 messages a second,
+// burst 200): its answers were dropped and, at AnswerTimeout, its node
+// closed its WebSocket for not answering.
+func TestInvitesPerCalleeLimited(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	b := connect(t, nodes[1], "bob")
+	// Five nodes (peer IDs are free), each within its own burst of call
+	// streams.
+	const senders, each = 5, 38
+	var hosts []host.Host
+	for range senders {
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		if err := h.Connect(context.Background(), peer.AddrInfo{ID: nodes[1].ID(), Addrs: nodes[1].Host().Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, h)
+	}
+	var delivered atomic.Int32
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // bob, a phone in a call: busy to every invite
+		for {
+			select {
+			case m := <-b.in:
+				if m.Type == signal.TypeInvite {
+					delivered.Add(1)
+					b.send(signal.Msg{Type: signal.TypeBusy, Call: m.Call})
+				}
+			case <-stop:
+				return
+			}
+		}
+	})
+	start := time.Now()
+	n := senders * each
+	replies := make(chan signal.Msg, n)
+	for i := range n {
+		st, err := hosts[i%senders].NewStream(context.Background(), nodes[1].ID(), signal.Protocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Reset()
+		wire.Write(st, signal.Msg{Type: signal.TypeInvite, Call: newCallID(), From: &signal.Party{}, To: b.party(), Desc: offer}, signal.MaxSize)
+		go func() {
+			var m signal.Msg
+			st.SetReadDeadline(time.Now().Add(60 * time.Second))
+			wire.Read(bufio.NewReader(st), &m, signal.MaxSize)
+			replies <- m
+		}()
+	}
+	refused := 0
+	for range n {
+		m := <-replies
+		if m.Type != signal.TypeBusy {
+			t.Fatalf("reply %+v, want busy", m)
+		}
+		if m.Reason != "" {
+			refused++
+		}
+	}
+	most := call.CalleeBurstForTest + int(call.CalleeRateForTest*time.Since(start).Seconds()) + 1
+	close(stop)
+	wg.Wait()
+	if got := int(delivered.Load()); got > most || got < 1 || refused != n-got {
+		t.Fatalf("%d of %d invites reached the callee (at most %d), %d refused by its node", got, n, most, refused)
+	}
+	// The callee answered each one it got: still connected.
+	b.send(signal.Msg{Type: signal.TypePing})
+	b.next(signal.TypePong)
 }

@@ -432,9 +432,11 @@ func (r *run) viaFlood(ctx, deliver context.Context, dhtDone <-chan struct{}) {
 	hits := r.s.o.Flooder.Query(ctx, r.ids[0], flood.QueryOptions{Want: want, Also: r.ids[1:]})
 	taken := make(map[peer.ID]int)
 	var held []client.Result
-	heldBy := make(map[peer.ID]int) // per neighbour: one cannot crowd out the others
+	// At most 4 × the limit held, half of it from one neighbour, so that
+	// one cannot crowd out the others.
+	heldBy := make(map[peer.ID]int)
 	heldKeys := make(map[string]bool)
-	maxHeld := 2 * r.q.Limit
+	maxHeld := 4 * r.q.Limit
 	defer func() {
 		select {
 		case <-dhtDone:
@@ -465,7 +467,7 @@ func (r *run) viaFlood(ctx, deliver context.Context, dhtDone <-chan struct{}) {
 			res.Hops = hit.Hops
 			if taken[hit.From] >= share {
 				// Later rounds find the same terminals again.
-				if k := res.Node + "/" + res.Terminal; !heldKeys[k] && heldBy[hit.From] < maxHeld {
+				if k := res.Node + "/" + res.Terminal; !heldKeys[k] && len(held) < maxHeld && heldBy[hit.From] < maxHeld/2 {
 					heldKeys[k] = true
 					heldBy[hit.From]++
 					held = append(held, res)

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"cmp"
 	"context"
 	"slices"
 
@@ -12,10 +11,9 @@ import (
 
 // placement records, once every identifier is published, where the
 // records of the terminals' identifiers are stored: how many of the k
-// DHT servers closest to each key (its host left out) store it, and how
+// (the publisher's) DHT servers closest to each key (its host left out) store it, and how
 // many records none of them or no node but the host stores.
 func (n *simnet) placement(ctx context.Context, res *Result) {
-	k := cmp.Or(n.cfg.BucketSize, 20) // kad-dht's default k
 	var ids []peer.ID
 	for _, sn := range n.nodes {
 		if !sn.private { // a DHT client stores no records
@@ -34,8 +32,9 @@ func (n *simnet) placement(ctx context.Context, res *Result) {
 			}
 			key := ident.ID{Kind: ident.KindUID, Value: t.uid}.CID().Hash()
 			closest := slices.DeleteFunc(kb.SortClosestPeers(slices.Clone(ids), kb.ConvertKey(string(key))), func(p peer.ID) bool { return p == sn.h.ID() })
+			k := min(sn.k, len(closest)) // its publisher's k
 			c := 0
-			for _, p := range closest[:min(k, len(closest))] {
+			for _, p := range closest[:k] {
 				if holds(p, key) {
 					c++
 				}
@@ -45,7 +44,7 @@ func (n *simnet) placement(ctx context.Context, res *Result) {
 				continue
 			}
 			res.RecordsOffClosest++
-			if !slices.ContainsFunc(closest[min(k, len(closest)):], func(p peer.ID) bool { return holds(p, key) }) {
+			if !slices.ContainsFunc(closest[k:], func(p peer.ID) bool { return holds(p, key) }) {
 				res.RecordsOnlyAtHost++
 			}
 		}

@@ -23,6 +23,7 @@ type Result struct {
 	Trim             bool    `json:"trim,omitempty"`
 	BucketSize       int     `json:"bucket_size,omitempty"`
 	Private          float64 `json:"private_share,omitempty"`
+	AccessPoints     float64 `json:"access_point_share,omitempty"`
 	KadStreams       bool    `json:"kad_streams,omitempty"`
 	WaitIdentify     bool    `json:"wait_identify,omitempty"`
 	Variant          string  `json:"variant,omitempty"`
@@ -59,7 +60,8 @@ type Result struct {
 	WarmShare float64 `json:"warm_share"`
 	// ByClass splits the lookups by the asker's and the host's class
 	// ("public->private": a public node looks up a terminal on a private
-	// node), when some nodes are private.
+	// node), when some nodes are private; "ap->server": an access point
+	// (k = 20) looks up a terminal on a server, when some are access points.
 	ByClass map[string]*Phase `json:"by_class,omitempty"`
 	// DHTMSP50 is the time until the DHT named the hosting node; the rest
 	// of a lookup is asking that node.
@@ -227,7 +229,7 @@ func (r *Result) summarise(before, after []lookup) {
 		r.roundTrips(&b)
 	}
 	p, lat, hops := phaseOf(main)
-	if r.Private > 0 {
+	if r.Private > 0 || r.AccessPoints > 0 {
 		r.ByClass = map[string]*Phase{}
 		byClass := map[string][]lookup{}
 		for _, l := range main {

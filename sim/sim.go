@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +79,11 @@ type Config struct {
 	// others reach through a relay, so a connection they did not dial
 	// themselves has twice the link latency. The first nodes stay public.
 	Private float64
+	// AccessPoints is the share of nodes (0..0.9) with the access-point
+	// profile's k, 20 (node/kad.go), whatever BucketSize is: a mixed
+	// network, where each record is stored on its publisher's k closest
+	// nodes. The first node stays a server.
+	AccessPoints float64
 	// KadStreams keeps kad-dht's own message sender, which holds a stream
 	// open to every peer it asked (three goroutines each on mocknet);
 	// otherwise each DHT message has a stream of its own (p2pstream.NewDHTSender).
@@ -132,6 +139,9 @@ func (c *Config) defaults() error {
 	if c.Private < 0 || c.Private > 0.9 {
 		return fmt.Errorf("%w: private share %g out of 0..0.9", ErrBadConfig, c.Private)
 	}
+	if c.AccessPoints < 0 || c.AccessPoints > 0.9 {
+		return fmt.Errorf("%w: access-point share %g out of 0..0.9", ErrBadConfig, c.AccessPoints)
+	}
 	if c.BucketSize < 0 || c.Alpha < 0 || c.Beta < 0 {
 		return fmt.Errorf("%w: negative bucket size, alpha or beta", ErrBadConfig)
 	}
@@ -175,6 +185,9 @@ type simNode struct {
 	asks   askErrors // why its lookup requests failed
 	// private: behind NAT, a DHT client reached through a relay.
 	private bool
+	// ap: an access point (Config.AccessPoints); k is its kad-dht k.
+	ap bool
+	k  int
 }
 
 type terminal struct {
@@ -207,7 +220,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer n.close()
 	res := &Result{Nodes: cfg.Nodes, TerminalsPerNode: cfg.TerminalsPerNode, LatencyMS: ms(cfg.Latency),
 		Churn: cfg.Churn, Seed: cfg.Seed, Degree: cfg.Degree, Alpha: cfg.Alpha, Beta: cfg.Beta, Trim: cfg.Trim,
-		BucketSize: cfg.BucketSize, Private: cfg.Private, KadStreams: cfg.KadStreams, WaitIdentify: cfg.WaitIdentify, Variant: cfg.Variant,
+		BucketSize: cfg.BucketSize, Private: cfg.Private, AccessPoints: cfg.AccessPoints, KadStreams: cfg.KadStreams, WaitIdentify: cfg.WaitIdentify, Variant: cfg.Variant,
 		Evict: cfg.Evict, Refresh: cfg.Refresh, Republish: cfg.Republish, Heal: cfg.Heal,
 		KadProvide: cfg.KadProvide, ProvideTimeoutMS: ms(cfg.ProvideTimeout)}
 	start := time.Now()
@@ -270,11 +283,17 @@ func (n *simnet) build(ctx context.Context, res *Result) error {
 			private[i+1] = true
 		}
 	}
+	ap := make([]bool, n.cfg.Nodes)
+	if n.cfg.AccessPoints > 0 {
+		for _, i := range n.rng.Perm(n.cfg.Nodes - 1)[:int(n.cfg.AccessPoints*float64(n.cfg.Nodes))] {
+			ap[i+1] = true
+		}
+	}
 	for i := range n.cfg.Nodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		sn, err := n.startNode(ctx, i, private[i])
+		sn, err := n.startNode(ctx, i, private[i], ap[i])
 		if err != nil {
 			if sn != nil {
 				sn.close()
@@ -324,7 +343,7 @@ func (n *simnet) build(ctx context.Context, res *Result) error {
 	return ctx.Err()
 }
 
-func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, error) {
+func (n *simnet) startNode(ctx context.Context, i int, private, ap bool) (*simNode, error) {
 	key, _, err := crypto.GenerateEd25519Key(n.keys)
 	if err != nil {
 		return nil, err
@@ -357,7 +376,10 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 		}
 		h.ids = bh.IDService()
 	}
-	sn := &simNode{idx: i, h: h, private: private}
+	sn := &simNode{idx: i, h: h, private: private, ap: ap, k: cmp.Or(n.cfg.BucketSize, kadBucketSize)}
+	if ap {
+		sn.k = apBucketSize
+	}
 	mode := dht.ModeServer
 	if private {
 		mode = dht.ModeClient
@@ -373,9 +395,7 @@ func (n *simnet) startNode(ctx context.Context, i int, private bool) (*simNode, 
 	if n.cfg.Beta > 0 {
 		opts = append(opts, dht.Resiliency(n.cfg.Beta))
 	}
-	if n.cfg.BucketSize > 0 {
-		opts = append(opts, dht.BucketSize(n.cfg.BucketSize))
-	}
+	opts = append(opts, dht.BucketSize(sn.k))
 	// As node/node.go: kad-dht connects to the peers it asks without
 	// waiting for identify (unless WaitIdentify: linkedNet waits).
 	if sn.d, err = dht.New(p2pstream.Host(h), opts...); err != nil {
@@ -518,11 +538,29 @@ func (n *simnet) waitPublished(ctx context.Context, nodes []*simNode) {
 	time.Sleep(4*n.cfg.Latency + 200*time.Millisecond)
 }
 
-func (sn *simNode) class() string {
-	if sn.private {
-		return "private"
+// kad-dht's default k, and the access-point profile's (node/kad.go).
+const (
+	kadBucketSize = 20
+	apBucketSize  = 20
+)
+
+// class names the node's kind for Result.ByClass: public or private,
+// and with access points, server or ap.
+func (sn *simNode) class(cfg *Config) string {
+	var c []string
+	switch {
+	case sn.private:
+		c = append(c, "private")
+	case cfg.Private > 0 || cfg.AccessPoints == 0:
+		c = append(c, "public")
 	}
-	return "public"
+	switch {
+	case sn.ap:
+		c = append(c, "ap")
+	case cfg.AccessPoints > 0:
+		c = append(c, "server")
+	}
+	return strings.Join(c, " ")
 }
 
 // streams is how many streams all nodes have opened so far.
@@ -670,7 +708,7 @@ type lookup struct {
 func (n *simnet) lookup(ctx context.Context, from, to *simNode, t terminal) lookup {
 	tr := newTrace()
 	lctx := context.WithValue(ctx, traceKey{}, tr)
-	class := from.class() + "->" + to.class()
+	class := from.class(&n.cfg) + "->" + to.class(&n.cfg)
 	connected := map[peer.ID]bool{}
 	for _, p := range from.h.Network().Peers() {
 		connected[p] = true

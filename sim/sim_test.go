@@ -139,3 +139,26 @@ func TestHealAfterChurn(t *testing.T) {
 		t.Errorf("rtheal: dead p50 %v, dropped per node %v; want 0, >0", rt.DeadInRoutingTableP50, rt.EvictedPerNode)
 	}
 }
+
+// TestAccessPoints: in a network mixing servers (k = 40) and access
+// points (k = 20), each class finds the other's terminals, and lookups
+// are reported by class.
+func TestAccessPoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sim: -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{Nodes: 24, Lookups: 40, Seed: 3, FloodSamples: -1, BucketSize: 40, AccessPoints: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"server->ap", "ap->server", "ap->ap"} {
+		if p := res.ByClass[c]; p == nil || p.Lookups == 0 || p.SuccessRate < 0.9 {
+			t.Errorf("lookups %s: %+v, want some, ≥ 0.9 found", c, p)
+		}
+	}
+	if res.RecordsOnlyAtHost != 0 {
+		t.Errorf("%d records on no node but their host", res.RecordsOnlyAtHost)
+	}
+}

@@ -59,6 +59,7 @@ The 1,000-node runs want GOMEMLIMIT (e.g. GOMEMLIMIT=6GiB).`,
 			&cli.IntFlag{Name: "beta", Usage: "DHT lookup resiliency (0: kad-dht default, 3)", EnvVars: []string{"IRMV_SIM_BETA"}},
 			&cli.IntFlag{Name: "bucket-size", Usage: "DHT k: bucket size and provider-record replication (0: kad-dht default, 20)", EnvVars: []string{"IRMV_SIM_BUCKET_SIZE"}},
 			&cli.Float64Flag{Name: "private", Usage: "share of nodes behind NAT (0..0.9): DHT clients reached through a relay (twice the link latency on connections they did not dial)", EnvVars: []string{"IRMV_SIM_PRIVATE"}},
+			&cli.Float64Flag{Name: "access-points", Usage: "share of nodes with the access-point profile's DHT k, 20, whatever --bucket-size says (0..0.9); lookups are reported by class", EnvVars: []string{"IRMV_SIM_ACCESS_POINTS"}},
 			&cli.BoolFlag{Name: "kad-streams", Usage: "keep kad-dht's own message sender (a stream held open per peer asked: about 3 goroutines each) instead of a stream per DHT message", EnvVars: []string{"IRMV_SIM_KAD_STREAMS"}},
 			&cli.BoolFlag{Name: "wait-identify", Usage: "on a new connection, send DHT messages and the lookup request only after identify (go-libp2p's host.NewStream, irmv before issue 22) instead of at once", EnvVars: []string{"IRMV_SIM_WAIT_IDENTIFY"}},
 			&cli.BoolFlag{Name: "evict-after-churn", Usage: "after churn, each live node dials its routing-table peers and drops those that fail (kad-dht's refresh does so for peers not queried for ~43 min)", EnvVars: []string{"IRMV_SIM_EVICT_AFTER_CHURN"}},
@@ -103,6 +104,7 @@ func runSim(c *cli.Context) error {
 		Beta:             c.Int("beta"),
 		BucketSize:       c.Int("bucket-size"),
 		Private:          c.Float64("private"),
+		AccessPoints:     c.Float64("access-points"),
 		KadStreams:       c.Bool("kad-streams"),
 		WaitIdentify:     c.Bool("wait-identify"),
 		Trim:             c.Bool("trim"),
@@ -308,8 +310,8 @@ func printSim(w io.Writer, r *sim.Result) {
 	fmt.Fprintf(tw, "publishing\t%d identifiers, provide p50 %.0f ms, p99 %.0f ms, all stored in %.1f s\n",
 		r.Identifiers, r.ProvideMSP50, r.ProvideMSP99, r.PublishS)
 	fmt.Fprintf(tw, "announcements\t%s\n", countsText(r.ProvideOutcomes))
-	fmt.Fprintf(tw, "records stored\tby %.0f of the %d nodes closest to the key at p50, %.0f at p1, %.0f at least; on none of them: %d; on no node but the host: %d\n",
-		r.ClosestHoldersP50, cmp.Or(r.BucketSize, 20), r.ClosestHoldersP1, r.ClosestHoldersMin, r.RecordsOffClosest, r.RecordsOnlyAtHost)
+	fmt.Fprintf(tw, "records stored\tby %.0f of the publisher's k DHT servers closest to the key at p50, %.0f at p1, %.0f at least; on none of them: %d; on no node but the host: %d\n",
+		r.ClosestHoldersP50, r.ClosestHoldersP1, r.ClosestHoldersMin, r.RecordsOffClosest, r.RecordsOnlyAtHost)
 	fmt.Fprintf(tw, "network\tset-up %.1f s, routing table p50 %.0f, %.0f connections per node, %d links\n",
 		r.SetupS, r.RoutingTableP50, r.ConnsPerNode, r.Links)
 	if r.Killed > 0 {

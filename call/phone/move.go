@@ -95,6 +95,9 @@ func (p *Phone) Move(ctx context.Context, cl *client.Client) error {
 	old := p.conn
 	p.handoff = conn
 	p.rejoinDue = true
+	// Connected again: a failover must not count the old node's outage
+	// until the reconnect loop takes conn up.
+	p.downSince = time.Time{}
 	p.mu.Unlock()
 	if old != nil {
 		old.Close(websocket.StatusNormalClosure, "moved to another node")

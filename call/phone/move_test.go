@@ -201,3 +201,25 @@ func TestSameKeySameNode(t *testing.T) {
 		t.Errorf("registered: %+v", ts)
 	}
 }
+
+// TestFailoverEndsDisconnected: a Phone whose node died and that moved to
+// another node (irmv phone's failover) is no longer disconnected once the
+// move returned. Disconnected kept counting until the reconnect loop's
+// next try (up to ReconnectMax later), so irmv phone failed over again
+// at once, back to the dead node.
+func TestFailoverEndsDisconnected(t *testing.T) {
+	nodes := startNodes(t, 2)
+	p := startPhone(t, nodes[0], Options{Registration: client.Registration{UID: "fails-over"}, Answer: AnswerAuto})
+	if err := nodes[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitFor(t, "the phone disconnected", func() bool { return p.Disconnected() > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := p.Move(ctx, apiClient(t, nodes[1])); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.Disconnected(); d != 0 {
+		t.Errorf("after the move to a live node: disconnected for %v", d)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -124,4 +126,82 @@ func TestFloodResultOutlivesFloodStop(t *testing.T) {
 func supportsFlood(h host.Host, p peer.ID) bool {
 	ps, err := h.Peerstore().SupportsProtocols(p, flood.ProtocolID)
 	return err == nil && len(ps) > 0
+}
+
+// hungRouter is a real DHT whose lookups never answer: they end only when
+// the search does, as on a network whose DHT peers have gone quiet.
+type hungRouter struct{ *dht.IpfsDHT }
+
+func (hungRouter) FindProvidersAsync(ctx context.Context, _ cid.Cid, _ int) <-chan peer.AddrInfo {
+	ch := make(chan peer.AddrInfo)
+	context.AfterFunc(ctx, func() { close(ch) })
+	return ch
+}
+
+// TestLimitOneFloodAnswerWhenDHTHangs: a limit-1 search holds the flood's
+// answer until the DHT path has ended; when that path never ends, the
+// answer still comes before the search's deadline, not lost with it.
+func TestLimitOneFloodAnswerWhenDHTHangs(t *testing.T) {
+	newHost := func() host.Host {
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.Close(t, "host", h)
+		return h
+	}
+	newFlooder := func(h host.Host, m flood.Matcher) *flood.Flooder {
+		f, err := flood.New(flood.Options{Host: h, Matcher: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.Close(t, "flooder", f)
+		return f
+	}
+	asker, hosting := newHost(), newHost()
+	b := &record.Body{Terminal: "kim-1", Identifiers: record.Identifiers{Name: "Kim Berg"}, Node: hosting.ID().String(), Seq: 1, Time: time.Now().UnixMilli()}
+	r, err := record.SignNode(b, hosting.Peerstore().PrivKey(hosting.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Status = record.StatusOnline
+	newFlooder(hosting, recordsMatcher{r})
+	d, err := dht.New(asker, dht.Mode(dht.ModeServer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "dht", d)
+	norm, err := ident.NewNormalizer("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Host: asker, Matcher: recordsMatcher{}, Normalizer: norm, Router: hungRouter{d}, Flooder: newFlooder(asker, recordsMatcher{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "service", s)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := asker.Connect(ctx, peer.AddrInfo{ID: hosting.ID(), Addrs: hosting.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	for !supportsFlood(asker, hosting.ID()) || !supportsFlood(hosting, asker.ID()) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the hosts never learnt each other's flood protocol")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	res, err := s.Search(ctx, client.Query{Text: "ki be", Limit: 1, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []client.Result
+	for r := range res {
+		got = append(got, r)
+	}
+	if len(got) != 1 || got[0].Terminal != "kim-1" {
+		t.Fatalf("got %+v, want kim-1 through the flood", got)
+	}
+	t.Logf("found after %.0f ms", got[0].ElapsedMS)
 }

@@ -440,8 +440,7 @@ func (r *run) viaFlood(ctx, deliver context.Context, dhtDone <-chan struct{}) {
 	defer func() {
 		select {
 		case <-dhtDone:
-		case <-deliver.Done():
-			return
+		case <-ctx.Done(): // a little before the deadline: no time to wait
 		}
 		Rank(held)
 		for _, res := range held {
@@ -481,5 +480,5 @@ func (r *run) viaFlood(ctx, deliver context.Context, dhtDone <-chan struct{}) {
 }
 
 // floodMargin is the most time before a search's deadline that its flood
-// stops, to deliver what it held back.
+// stops, and stops waiting for the DHT path, to deliver what it held back.
 const floodMargin = 250 * time.Millisecond

@@ -298,6 +298,7 @@ func TestNodeStartErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--https", api}, []string{"https on " + api, "address already in use", "choose another with --https ADDR"}},
 		{[]string{"--listen", listen}, []string{"listen on " + listen, "address already in use", "give each node on a machine its own --listen port"}},
 		{[]string{"--region", "Germany"}, []string{`--region "Germany"`, "country code", "e.g. DE"}},
+		{[]string{"--bootstrap", listen}, []string{"--bootstrap " + listen + ": needs the node's peer ID", listen + "/p2p/<peer-id>"}},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			args := []string{"node", "--data-dir", t.TempDir(), "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0",

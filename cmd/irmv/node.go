@@ -185,6 +185,11 @@ func checkHostPorts(c *cli.Context, flags ...string) error {
 			return cli.Exit(fmt.Sprintf("--%s %s: want a multiaddr, e.g. %s", f, v, ma), exitError)
 		}
 	}
+	for _, v := range c.StringSlice("bootstrap") {
+		if strings.HasPrefix(v, "/") && !strings.Contains(v, "/p2p/") {
+			return cli.Exit(fmt.Sprintf("--bootstrap %s: needs the node's peer ID at the end, %s/p2p/<peer-id>, as that node prints its addresses", v, v), exitError)
+		}
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package node_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -118,4 +119,72 @@ func procStats(b *testing.B, pid int) (rssMB float64, fds int) {
 		b.Fatal(err)
 	}
 	return rssMB, len(ents)
+}
+
+// BenchmarkAPIHeaderFlood: one LAN client opens b.N connections (64 are
+// held at most) to an `irmv node --profile ap` and sends on each a
+// request whose headers grow to 1 MiB and never end, and waits until the
+// node closed each. It reports the node's peak RSS (VmHWM). Run under
+// scripts/netns-run; -benchtime 64x is one client's connections.
+func BenchmarkAPIHeaderFlood(b *testing.B) {
+	bin := nodetest.Binary(b)
+	ln, err := net.Listen("tcp", lanAddr+":0")
+	if err != nil {
+		b.Fatalf("cannot listen on %s (%v): run under scripts/netns-run", lanAddr, err)
+	}
+	api := ln.Addr().String()
+	ln.Close()
+	cmd := startAPNode(b, bin, api)
+	rss0, _ := procStats(b, cmd.Process.Pid)
+	pad := []byte(strings.Repeat("a", 64<<10))
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	b.ResetTimer()
+	for range b.N {
+		c, err := net.DialTimeout("tcp", api, 10*time.Second)
+		if err != nil {
+			continue
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\nX-Pad: ", api)
+		conns = append(conns, c)
+	}
+	// 1 MiB on each, a slice at a time; the node may refuse and close.
+	sent := 0
+	for range 16 {
+		for _, c := range conns {
+			n, _ := c.Write(pad)
+			sent += n
+		}
+	}
+	// The node has read it all once it answered or closed each one
+	// (431, or its 10 s header timeout).
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(60 * time.Second))
+		io.Copy(io.Discard, c)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(sent)/float64(max(len(conns), 1))/(1<<20), "MiB-sent/conn")
+	b.ReportMetric(rss0, "RSS-MB-before")
+	b.ReportMetric(peakRSS(b, cmd.Process.Pid), "RSS-MB-peak")
+}
+
+// peakRSS is a process's peak resident memory (VmHWM, MB).
+func peakRSS(b *testing.B, pid int) float64 {
+	b.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,13 +24,17 @@ import (
 // TCP connections held. -benchtime 12000x is the flood.
 //
 // many-addresses opens the TCP connections from ever new addresses of
-// 127.3.0.0/16 instead, 16 from each, until the node holds its maximum.
+// 127.3.0.0/16 instead, 16 from each, until the node holds its maximum;
+// partial-messages also sends 12 KiB of a message that never ends on
+// each (under sip.MaxMessage), and reports the node's peak RSS once it
+// has looked at every connection.
 func BenchmarkSIPFlood(b *testing.B) {
-	b.Run("one-address", func(b *testing.B) { benchSIPFlood(b, false) })
-	b.Run("many-addresses", func(b *testing.B) { benchSIPFlood(b, true) })
+	b.Run("one-address", func(b *testing.B) { benchSIPFlood(b, false, 0) })
+	b.Run("many-addresses", func(b *testing.B) { benchSIPFlood(b, true, 0) })
+	b.Run("partial-messages", func(b *testing.B) { benchSIPFlood(b, true, 12<<10) })
 }
 
-func benchSIPFlood(b *testing.B, manyTCP bool) {
+func benchSIPFlood(b *testing.B, manyTCP bool, pad int) {
 	bin := nodetest.Binary(b)
 	free := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -62,6 +67,9 @@ func benchSIPFlood(b *testing.B, manyTCP bool) {
 		c, err := net.DialTCP("tcp", &net.TCPAddr{IP: from}, &net.TCPAddr{IP: to.IP, Port: to.Port})
 		if err == nil {
 			held = append(held, c)
+			if pad > 0 {
+				fmt.Fprintf(c, "REGISTER sip:%s SIP/2.0\r\nX-Pad: %s", to, strings.Repeat("a", pad))
+			}
 		}
 		if i%1000 == 999 { // let go of those the node closed (descriptors)
 			held = stillOpen(held, time.Millisecond)
@@ -80,6 +88,9 @@ func benchSIPFlood(b *testing.B, manyTCP bool) {
 	b.StopTimer()
 	rss, fds := procStats(b, cmd.Process.Pid)
 	held = stillOpen(held, 10*time.Millisecond)
+	if pad > 0 {
+		b.ReportMetric(peakRSS(b, cmd.Process.Pid), "RSS-MB-peak")
+	}
 	b.ReportMetric(float64(len(held)), "held")
 	b.ReportMetric(rss0, "RSS-MB-before")
 	b.ReportMetric(rss, "RSS-MB")

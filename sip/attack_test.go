@@ -539,7 +539,7 @@ func TestOversizedDropped(t *testing.T) {
 // TestLargeMessageDropped: a TCP message over MaxMessage (16 KiB) closes
 // its connection; at sipgo's default 64 KiB, 1,024 connections each
 // holding a message just under it took an access point node from 40 MB
-// to 154 MB.
+// to 156 MB (BenchmarkSIPFlood/partial-messages in node).
 func TestLargeMessageDropped(t *testing.T) {
 	e := newTestEnv(t)
 	c, err := net.Dial("tcp", e.s.Addr().String())

@@ -56,7 +56,7 @@ const (
 	// MaxMessage bounds one SIP message (more: dropped, a TCP connection
 	// closed). A REGISTER or an INVITE with SDP takes 1-4 KiB; sipgo's
 	// 64 KiB let 1,024 TCP connections each hold a message just under it
-	// (an access point: 40 MB to 154 MB).
+	// (an access point: 40 MB to 156 MB).
 	MaxMessage = 16 << 10
 )
 

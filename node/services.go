@@ -367,7 +367,7 @@ func (n *Node) Normalizer() *ident.Normalizer { return n.norm }
 func (n *Node) AdminToken() string { return n.admin }
 
 // apMaxTerminals bounds the terminals an access point hosts (--profile
-// ap): some 10 MB of memory and 2.5 MB of flash.
+// ap): some 8 MB of memory (scripts/footprint: 4 kB each).
 const apMaxTerminals = 2048
 
 // maxTerminals is the register's bound for a profile (0: share's default).

@@ -40,7 +40,7 @@ const (
 	// MaxField is the longest string field of a client.Registration, in bytes.
 	MaxField = ident.MaxInputLen
 	// DefaultMaxTerminals is the default Options.MaxTerminals: each
-	// hosted terminal holds some 5 kB of memory and 1.2 kB on disk.
+	// hosted terminal holds some 4 kB of memory (scripts/footprint).
 	DefaultMaxTerminals = 100_000
 )
 

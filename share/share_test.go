@@ -1062,8 +1062,8 @@ func TestReopenDerivesKeys(t *testing.T) {
 // TestMaxTerminals: a registry holds at most MaxTerminals terminals; a new
 // one beyond gets ErrFull and nothing is stored, while hosted terminals
 // still update, and a removal makes room. (Without it one client of the
-// API registered 5,551 terminals with a week's TTL in 30 s: 6.8 MB on an
-// access point's flash and 25 MB of memory, without end.)
+// API registered terminals with a week's TTL at its rate limit, 200 a
+// second, without end.)
 func TestMaxTerminals(t *testing.T) {
 	e := newEnv(t, func(o *share.Options) { o.MaxTerminals = 2 })
 	a := e.register(client.Registration{UID: "a", Name: "Anna"})

@@ -169,7 +169,7 @@ func TestSetPublicIP(t *testing.T) {
 // TestForeignAllocationTotal: all foreign users together hold at most
 // MaxForeignTotal allocations (peer IDs are free: without it, every
 // made-up node got its own MaxForeignAllocations, up to one allocation
-// per remembered foreign client, 4,096: as many sockets and some 100 MB);
+// per remembered foreign client, 4,096: as many sockets);
 // a freed one makes room; the node's own terminals are not limited by it.
 func TestForeignAllocationTotal(t *testing.T) {
 	s, err := New(Options{ListenAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), MaxForeignAllocations: 2, MaxForeignTotal: 3})

@@ -182,9 +182,12 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if err := s.bind(r, usr, req, srcIP, now); err != nil {
 		s.m.registers.WithLabelValues("refused").Inc()
 		s.log.Info("SIP registration not stored", "aor", r.aor, "err", err)
-		if errors.Is(err, share.ErrForbidden) || errors.Is(err, share.ErrInvalid) {
+		switch {
+		case errors.Is(err, share.ErrForbidden) || errors.Is(err, share.ErrInvalid):
 			s.respond(tx, req, 403, "Forbidden")
-		} else {
+		case errors.Is(err, share.ErrFull):
+			s.respond(tx, req, 503, "Service Unavailable")
+		default:
 			s.respond(tx, req, 500, "Server Internal Error")
 		}
 		return

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -345,5 +346,23 @@ func TestRateLimited(t *testing.T) {
 			t.Fatalf("rate drops %v, want ≥ 50", testutil.ToFloat64(e.s.m.dropped.WithLabelValues("rate")))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fullDirectory is a register that hosts its most terminals.
+type fullDirectory struct{ Directory }
+
+func (fullDirectory) RegisterChecked(client.Registration, func(string) error) (client.Ack, error) {
+	return client.Ack{}, fmt.Errorf("%w: 2048 terminals registered", share.ErrFull)
+}
+
+// TestRegisterWhenFull: a phone with the right password whose node hosts
+// its most terminals gets 503 (try later), not 500.
+func TestRegisterWhenFull(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.Directory = fullDirectory{o.Directory} })
+	e.addUser("alice", "s3cret", "", "")
+	res := registerAuth(t, newClient(t), e.registerReq("alice", "", "udp", 300), "alice", "s3cret")
+	if res.StatusCode != 503 {
+		t.Fatalf("REGISTER at a full node: %d %s, want 503", res.StatusCode, res.Reason)
 	}
 }

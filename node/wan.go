@@ -62,7 +62,9 @@ import (
 // next check follows within wanMissRetry, and it skips the checkers in a
 // network that failed already (AutoNAT v2 picks the checker at random
 // and asks each at most every 2 minutes: without the skip, a second
-// network's checker could come up only minutes later). A checker that
+// network's checker could come up only minutes later); if it finds no
+// other checker, the next asks any, so that one of a failed network can
+// still keep the address. A checker that
 // cannot be asked or refuses proves nothing and changes nothing.
 // Withdrawn, the address is no longer announced, the relay carries its
 // own address again and stops lending, the node borrows a public node's
@@ -122,6 +124,7 @@ type wanState struct {
 	last   ma.Multiaddr         // the latest candidate peers saw; nil: none
 	tried  map[string]time.Time // when each candidate was last tried
 	votes  wanVotes             // the dial-backs of the confirmed address
+	askAny bool                 // the next check asks checkers of failed networks too
 	force  event.Emitter        // of the reachability the withdrawal implies
 	forced bool                 // it said private (withdrawn), and not public since
 	// The public address at which the TURN ports answered (nil: none yet),
@@ -404,13 +407,24 @@ func (n *Node) recheckWAN(ctx context.Context, st *wanState) time.Duration {
 		}
 		return n.opts.WANCheck
 	}
-	r, from := n.probeWAN(ctx, cur, st.votes.failed)
+	anyNet := st.askAny
+	skip := st.votes.failed
+	if anyNet {
+		skip = nil
+	}
+	r, from := n.probeWAN(ctx, cur, skip)
+	st.askAny = false
 	if st.votes.add(r, from) {
 		st.tried[cur.String()] = time.Now()
 		n.withdrawWAN(st, cur)
 		return n.opts.WANCheck
 	}
-	if st.votes.pending() {
+	if st.votes.pending() && (r != network.ReachabilityUnknown || !anyNet) {
+		// Another check soon, skipping the failed networks; or, if this
+		// one found no checker elsewhere, asking any (one in a failed
+		// network may succeed and keep the address). Found none at all:
+		// on at the usual pace.
+		st.askAny = r == network.ReachabilityUnknown
 		return min(wanMissRetry, n.opts.WANCheck)
 	}
 	n.turnAtWAN(ctx, st)

@@ -576,8 +576,8 @@ const (
 // lend after a confirmation is logged at info, later ones at debug.
 func (n *Node) checkTURNPort(ctx context.Context, wan net.IP, st *wanState, lent bool) bool {
 	ua, _ := n.turn.Addr().(*net.UDPAddr)
-	if ua == nil {
-		return false
+	if ua == nil || ua.IP.To4() == nil {
+		return false // the public address is IPv4
 	}
 	type checker struct {
 		id  peer.ID

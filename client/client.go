@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,6 +88,12 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		var cve *tls.CertificateVerificationError
+		if errors.As(err, &cve) {
+			// It runs: its certificate is not trusted, most likely the
+			// node's self-signed one.
+			return nil, fmt.Errorf("%w at %s: %v (a node's self-signed certificate is <data-dir>/https.crt: trust it with SSL_CERT_FILE=<data-dir>/https.crt, or use the node's http:// --api address)", ErrUnreachable, c.Base, err)
 		}
 		return nil, fmt.Errorf("%w at %s: %v (is `irmv node` running?)", ErrUnreachable, c.Base, err)
 	}

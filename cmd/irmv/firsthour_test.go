@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -508,5 +509,27 @@ func TestCallTerminalNamesNone(t *testing.T) {
 		if strings.Contains(stderr, "ringing") {
 			t.Errorf("--terminal %s rang someone:\n%s", pick, stderr)
 		}
+	}
+}
+
+// TestHTTPSNodeNotTrusted: irmv search --node https://… at a node with its
+// self-signed certificate says that the certificate is not trusted and how
+// to trust it (SSL_CERT_FILE=<data-dir>/https.crt, which then works); it
+// said "node unreachable … (is `irmv node` running?)" of a running node.
+func TestHTTPSNodeNotTrusted(t *testing.T) {
+	o := nodetest.Options(t)
+	o.HTTPS = "127.0.0.1:0"
+	n := nodetest.Start(t, o)
+	code, _, stderr := runCLI("search", "--node", n.HTTPSURL(), "anna")
+	if code != exitError || !strings.Contains(stderr, "SSL_CERT_FILE=<data-dir>/https.crt") || strings.Contains(stderr, "is `irmv node` running") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	// Go reads SSL_CERT_FILE once per process: the advice, as the user
+	// follows it, runs the binary.
+	cmd := exec.Command(buildIrmvForTest(t), "search", "--node", n.HTTPSURL(), "anna")
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+filepath.Join(o.DataDir, "https.crt"))
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitNotFound {
+		t.Errorf("with SSL_CERT_FILE: %v, %s", err, out)
 	}
 }

@@ -45,10 +45,11 @@
 // back, so that one rogue neighbour answering at once with records of
 // made-up terminals on made-up nodes (they verify: node IDs are free)
 // cannot fill the results before deeper nodes have answered. A search
-// with a limit of 1 takes nothing from the flood early: its flood wants two
-// records (so it ends early only on two neighbours' hits) and what it
+// with a limit of 1 takes nothing from the flood early: its flood wants
+// two records (so it ends early only on two neighbours' hits) and what it
 // brings is delivered, best match first, once it and the DHT path have
-// ended (at the latest a little before the search's deadline); so an identifier the DHT holds is answered from the DHT whatever
-// flood neighbours say, and one the flood alone finds comes when the flood
-// has ended (its last round), not with the first hit.
+// ended (at the latest a little before the search's deadline). So an
+// identifier the DHT holds is answered from the DHT whatever flood
+// neighbours say, and one the flood alone finds comes when the flood has
+// ended (its last round), not with the first hit.
 package search

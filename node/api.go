@@ -28,7 +28,7 @@ func (n *Node) Info() client.NodeInfo {
 		DHTMode:       "client",
 		Terminals:     n.terminalCount(),
 		TURNRelayIP:   n.turnRelayIP(),
-		HTTPSSHA256:   n.httpsFingerprint,
+		HTTPSSHA256:   n.HTTPSFingerprint(),
 	}
 	if a := n.WANAddr(); a != nil {
 		info.WANAddr = a.String()

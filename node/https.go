@@ -43,8 +43,9 @@ func (n *Node) startHTTPS() error {
 		return fmt.Errorf("https on %s: %w%s", n.opts.HTTPS, err, inUseHint(err, "--https"))
 	}
 	n.httpsLn = ln
-	n.httpsFingerprint = certFingerprint(cert.Certificate[0])
-	n.log.Info("Serving HTTPS", "addr", ln.Addr().String(), "sha256", n.httpsFingerprint)
+	fp := certFingerprint(cert.Certificate[0])
+	n.httpsFingerprint.Store(&fp)
+	n.log.Info("Serving HTTPS", "addr", ln.Addr().String(), "sha256", fp)
 	n.https = n.newAPIServer()
 	n.https.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	n.wg.Add(1)
@@ -68,7 +69,12 @@ func (n *Node) HTTPSURL() string {
 // HTTPSFingerprint is the SHA-256 fingerprint of the HTTPS listener's
 // certificate as browsers show it (hex pairs, colon-separated), so that a
 // user can check a self-signed one; "" when there is no listener.
-func (n *Node) HTTPSFingerprint() string { return n.httpsFingerprint }
+func (n *Node) HTTPSFingerprint() string {
+	if fp := n.httpsFingerprint.Load(); fp != nil {
+		return *fp
+	}
+	return ""
+}
 
 // certFingerprint is the SHA-256 fingerprint of a DER certificate, as
 // openssl x509 -fingerprint -sha256 and browsers print it.

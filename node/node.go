@@ -77,7 +77,7 @@ type Node struct {
 
 	apiLimit *apiLimiter // the API's per-client buckets
 
-	httpsFingerprint string // SHA-256 of httpsLn's certificate (https.go)
+	httpsFingerprint atomic.Pointer[string] // SHA-256 of httpsLn's certificate (https.go); the API answers while it is set
 }
 
 // New starts a node: it loads (or creates) the identity, starts the libp2p

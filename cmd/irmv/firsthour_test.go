@@ -533,3 +533,44 @@ func TestHTTPSNodeNotTrusted(t *testing.T) {
 		t.Errorf("with SSL_CERT_FILE: %v, %s", err, out)
 	}
 }
+
+// TestPhoneSaysNewHandle: irmv phone that follows its --node-file to
+// another node says the handle it has there (the one irmv share takes at
+// that node); it said only "moved to node …".
+func TestPhoneSaysNewHandle(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	file := filepath.Join(t.TempDir(), "node")
+	if err := os.WriteFile(file, []byte(nodes[0].APIURL()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &syncBuffer{}
+	app := newApp()
+	app.Writer, app.ErrWriter = out, out
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunContext(ctx, []string{"irmv", "phone", "--node-file", file, "--uid", "walks", "--answer", "auto", "--key", filepath.Join(t.TempDir(), "k.pem")})
+	}()
+	waitOut := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), what); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q within 60 s:\n%s", what, out.String())
+			}
+		}
+	}
+	waitOut("waiting for calls")
+	if err := os.WriteFile(file, []byte(nodes[1].APIURL()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitOut("moved to node")
+	ts := nodes[1].Registry().List()
+	if len(ts) != 1 || !strings.Contains(out.String(), "registered there as "+ts[0].Terminal) {
+		t.Errorf("at the new node %+v; irmv phone says:\n%s", ts, out.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("irmv phone: %v", err)
+	}
+}

@@ -247,7 +247,8 @@ func eventText(w io.Writer, e client.Event) {
 		}
 		fmt.Fprintf(w, "connection to the node restored (node %s)\n", node)
 	case client.EventMoved:
-		fmt.Fprintf(w, "moved to node %s\n", shortID(e.Self.Node))
+		// The handle is the new node's (irmv share takes it there).
+		fmt.Fprintf(w, "moved to node %s, registered there as %s\n", shortID(e.Self.Node), e.Self.Terminal)
 	case client.EventSuperseded:
 		fmt.Fprintf(w, "%s\n", e.Reason)
 	case client.EventEnded:

@@ -266,7 +266,12 @@ func runCall(c *cli.Context) error {
 			}
 			found, err := lookup(ctx, c, cl, pr, self.Terminal, target, picks, conf)
 			if err != nil {
-				pr.print(client.Event{Type: client.EventWarning, Reason: "add " + target + ": " + err.Error()})
+				// Most of lookup's errors name the party first already.
+				msg := err.Error()
+				if !strings.HasPrefix(msg, target+": ") {
+					msg = target + ": " + msg
+				}
+				pr.print(client.Event{Type: client.EventWarning, Reason: "add " + msg})
 				continue
 			}
 			go func() {

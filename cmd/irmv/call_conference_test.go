@@ -99,6 +99,10 @@ func TestCallAddsParty(t *testing.T) {
 	if got := strings.Count(out.String(), `"type":"ringing"`); got != 2 {
 		t.Errorf("%d ringing events after adding a party twice, want 2:\n%s", got, out.String())
 	}
+	// Said once: it said "add uid:conf-first: uid:conf-first: already …".
+	if !strings.Contains(out.String(), `"add uid:conf-first: already in the conference"`) {
+		t.Errorf("the warning names the party twice or not at all:\n%s", out.String())
+	}
 	cancel()
 	select {
 	case err := <-done:

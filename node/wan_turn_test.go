@@ -176,6 +176,79 @@ const (
 	turnGone = "TURN relay withdrawn from the public address (its ports no longer answer there)"
 )
 
+// turnHome is a node whose relay (at 127.0.0.3) sits behind a router
+// that forwards to it from 127.0.0.1, which stands in for the node's
+// public address, and real checker nodes it is connected to.
+type turnHome struct {
+	n        *node.Node
+	checkers []*node.Node
+	log      *logRecords
+	base     int // the relayed ports: base..base+turnPorts-1
+}
+
+const turnPorts = 3
+
+var (
+	turnWAN = net.IPv4(127, 0, 0, 1)
+	turnOwn = net.IPv4(127, 0, 0, 3)
+)
+
+// startTURNHome starts checkers listening at listen and the node,
+// which dials them: each checker's connection comes from its own
+// address, and sees the node at 127.0.0.1. The node's log records with
+// msgs go to log.
+func startTURNHome(t *testing.T, listen []string, msgs ...string) *turnHome {
+	t.Helper()
+	h := &turnHome{log: &logRecords{msgs: map[string]bool{}, out: make(chan logRecord, 64)}}
+	for _, m := range msgs {
+		h.log.msgs[m] = true
+	}
+	for _, l := range listen {
+		o := nodetest.Options(t)
+		o.Listen = []string{l}
+		h.checkers = append(h.checkers, nodetest.Start(t, o))
+	}
+	h.base = freeRange(t, turnPorts, turnWAN, turnOwn)
+	o := nodetest.Options(t)
+	o.TURN = turnOwn.String() + ":0"
+	o.TURNPorts = fmt.Sprintf("%d-%d", h.base, h.base+turnPorts-1)
+	o.WANCheck = time.Second
+	o.Logger = slog.New(h.log)
+	h.n = nodetest.Start(t, o)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, c := range h.checkers {
+		if err := h.n.Host().Connect(ctx, peer.AddrInfo{ID: c.ID(), Addrs: c.Host().Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		nodetest.WaitFor(t, "the checker's protocols", func() bool {
+			ps, err := h.n.Host().Peerstore().SupportsProtocols(c.ID(), portcheck.Protocol)
+			return err == nil && len(ps) > 0
+		})
+	}
+	return h
+}
+
+// lent tells whether checker i sees the node lend its relay.
+func (h *turnHome) lent(i int) bool {
+	ps, err := h.checkers[i].Host().Peerstore().SupportsProtocols(h.n.ID(), grant.Protocol)
+	return err == nil && len(ps) > 0
+}
+
+// forwardTURN forwards the relay's listening port.
+func (h *turnHome) forwardTURN(t *testing.T) {
+	forwardUDP(t, turnWAN, turnOwn, h.n.TURN().Addr().(*net.UDPAddr).Port)
+}
+
+// forwardRelayed forwards the relayed ports.
+func (h *turnHome) forwardRelayed(t *testing.T) []*portForward {
+	var fwd []*portForward
+	for p := h.base; p < h.base+turnPorts; p++ {
+		fwd = append(fwd, forwardUDP(t, turnWAN, turnOwn, p))
+	}
+	return fwd
+}
+
 // TestTURNRelayedPortsChecked: a node behind a router that forwards its
 // TURN port (127.0.0.1:X to the relay at 127.0.0.3:X, 127.0.0.1 standing
 // in for the public address) but not the relayed ports (--turn-ports)
@@ -187,70 +260,74 @@ const (
 // nodes) find it and the relay goes back to its own address and stops
 // lending, while the public address itself is kept.
 func TestTURNRelayedPortsChecked(t *testing.T) {
-	wan, own := net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 3)
-	var checkers []*node.Node
-	for _, l := range []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.1.0.1/tcp/0"} {
-		o := nodetest.Options(t)
-		o.Listen = []string{l}
-		checkers = append(checkers, nodetest.Start(t, o))
-	}
-	const ports = 3
-	base := freeRange(t, ports, wan, own)
-	o := nodetest.Options(t)
-	o.TURN = own.String() + ":0"
-	o.TURNPorts = fmt.Sprintf("%d-%d", base, base+ports-1)
-	o.WANCheck = time.Second
-	l := &logRecords{msgs: map[string]bool{notLent: true, answers: true, turnGone: true}, out: make(chan logRecord, 64)}
-	o.Logger = slog.New(l)
-	n := nodetest.Start(t, o)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for _, c := range checkers {
-		// The node dials: each checker's connection comes from its own
-		// address, and sees the node at 127.0.0.1.
-		if err := n.Host().Connect(ctx, peer.AddrInfo{ID: c.ID(), Addrs: c.Host().Addrs()}); err != nil {
-			t.Fatal(err)
-		}
-		nodetest.WaitFor(t, "the checker's protocols", func() bool {
-			ps, err := n.Host().Peerstore().SupportsProtocols(c.ID(), portcheck.Protocol)
-			return err == nil && len(ps) > 0
-		})
-	}
-	lent := func(c *node.Node) bool {
-		ps, err := c.Host().Peerstore().SupportsProtocols(n.ID(), grant.Protocol)
-		return err == nil && len(ps) > 0
-	}
-
-	forwardUDP(t, wan, own, n.TURN().Addr().(*net.UDPAddr).Port)
-	n.AssumeWANForTest(ma.StringCast("/ip4/127.0.0.1/tcp/4001"))
-	r := waitLog(t, l, notLent)
+	h := startTURNHome(t, []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.1.0.1/tcp/0"}, notLent, answers, turnGone)
+	h.forwardTURN(t)
+	h.n.AssumeWANForTest(ma.StringCast("/ip4/127.0.0.1/tcp/4001"))
+	r := waitLog(t, h.log, notLent)
 	if r.attrs["reason"] != "the relayed ports (--turn-ports) not reached there" {
 		t.Fatalf("not lent for %q, want the relayed ports not reached", r.attrs["reason"])
 	}
-	if i := n.Info(); i.TURNRelayIP != own.String() || lent(checkers[0]) || lent(checkers[1]) {
-		t.Fatalf("turn_relay_ip %q, lent %v %v; want its own address, not lent", i.TURNRelayIP, lent(checkers[0]), lent(checkers[1]))
+	if i := h.n.Info(); i.TURNRelayIP != turnOwn.String() || h.lent(0) || h.lent(1) {
+		t.Fatalf("turn_relay_ip %q, lent %v %v; want its own address, not lent", i.TURNRelayIP, h.lent(0), h.lent(1))
 	}
 
-	var fwd []*portForward
-	for p := base; p < base+ports; p++ {
-		fwd = append(fwd, forwardUDP(t, wan, own, p))
-	}
-	waitLog(t, l, answers)
+	fwd := h.forwardRelayed(t)
+	waitLog(t, h.log, answers)
 	nodetest.WaitFor(t, "the relay lent at the public address", func() bool {
-		return n.Info().TURNRelayIP == wan.String() && lent(checkers[0]) && lent(checkers[1])
+		return h.n.Info().TURNRelayIP == turnWAN.String() && h.lent(0) && h.lent(1)
 	})
 
 	for _, f := range fwd {
 		f.Close()
 	}
-	r = waitLog(t, l, turnGone)
+	r = waitLog(t, h.log, turnGone)
 	if r.attrs["failed_from"] != "[v4:127.0.0.0/16 v4:127.1.0.0/16]" && r.attrs["failed_from"] != "[v4:127.1.0.0/16 v4:127.0.0.0/16]" {
 		t.Errorf("withdrawn after failures from %s, want both networks", r.attrs["failed_from"])
 	}
 	nodetest.WaitFor(t, "the relay back on its own address, not lent", func() bool {
-		return n.Info().TURNRelayIP == own.String() && !lent(checkers[0]) && !lent(checkers[1])
+		return h.n.Info().TURNRelayIP == turnOwn.String() && !h.lent(0) && !h.lent(1)
 	})
-	if a := n.Info().WANAddr; a != "/ip4/127.0.0.1/tcp/4001" {
+	if a := h.n.Info().WANAddr; a != "/ip4/127.0.0.1/tcp/4001" {
 		t.Fatalf("wan_addr %q, want the public address kept", a)
+	}
+}
+
+// TestTURNKeptAgainstOneNetwork: checkers in one network (127.0.0.0/16)
+// that fail to reach a lent relay's ports do not take it back: after the
+// first failure, two more rounds of checks (the node checks every second)
+// leave it lent at the public address.
+func TestTURNKeptAgainstOneNetwork(t *testing.T) {
+	const (
+		failed  = "TURN port check failed"
+		checked = "Public address not checked" // each check of the address, before the relay's
+	)
+	h := startTURNHome(t, []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.5.1/tcp/0"}, answers, failed, checked, turnGone)
+	h.forwardTURN(t)
+	fwd := h.forwardRelayed(t)
+	h.n.AssumeWANForTest(ma.StringCast("/ip4/127.0.0.1/tcp/4001"))
+	waitLog(t, h.log, answers)
+	nodetest.WaitFor(t, "the relay lent at the public address", func() bool {
+		return h.n.Info().TURNRelayIP == turnWAN.String() && h.lent(0) && h.lent(1)
+	})
+	for _, f := range fwd {
+		f.Close()
+	}
+	waitLog(t, h.log, failed)
+	timeout := time.After(3 * time.Minute)
+	for rounds := 0; rounds < 2; {
+		select {
+		case r := <-h.log.out:
+			switch r.msg {
+			case turnGone:
+				t.Fatalf("withdrawn after failures from %s, one network", r.attrs["failed_from"])
+			case checked:
+				rounds++
+			}
+		case <-timeout:
+			t.Fatal("no more checks")
+		}
+	}
+	if i := h.n.Info(); i.TURNRelayIP != turnWAN.String() || !h.lent(0) || !h.lent(1) {
+		t.Fatalf("turn_relay_ip %q, lent %v %v; want still lent at the public address", i.TURNRelayIP, h.lent(0), h.lent(1))
 	}
 }

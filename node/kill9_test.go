@@ -19,7 +19,7 @@ import (
 	"github.com/irmv/irmv/node/nodetest"
 )
 
-func freeLoopbackPort(t *testing.T) string {
+func freeLoopbackPort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -309,7 +309,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.setSIPCall(bc, req.CallID().Value())
-	s.setDialog(bc, dialogOf{id: dlg.ID, phone: sourceIP(req.Source()), srv: dlg})
+	s.setDialog(bc, dialogOf{id: dlg.ID, phone: sourceIP(req.Source()), flow: udpFlow(req.Transport(), req.Source()), srv: dlg})
 	if err := s.answerSRTP(bc, sec); err != nil {
 		dlg.Respond(488, "Not Acceptable Here", nil)
 		return

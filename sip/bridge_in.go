@@ -229,7 +229,7 @@ wait:
 	bc.mu.Lock()
 	bc.sending = true // the phone answered
 	bc.mu.Unlock()
-	s.setDialog(bc, dialogOf{id: sess.ID, uac: true, phone: sourceIP(b.Source), cli: sess})
+	s.setDialog(bc, dialogOf{id: sess.ID, uac: true, phone: sourceIP(b.Source), flow: udpFlow(b.Transport, b.Source), cli: sess})
 	if err := sess.Ack(ctx); err != nil {
 		refuse(signal.TypeHangup, "SIP phone gone")
 		return

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -14,6 +15,7 @@ type dialogOf struct {
 	id    string     // sipgo's dialog ID
 	uac   bool       // the node sent the INVITE
 	phone netip.Addr // the phone's source address
+	flow  string     // and port (host:port), over UDP
 	// The session: srv when the phone called, cli when it was called.
 	srv *sipgo.DialogServerSession
 	cli *sipgo.DialogClientSession
@@ -122,4 +124,12 @@ func (s *Server) endCall(aor string) {
 	if s.placing[aor]--; s.placing[aor] <= 0 {
 		delete(s.placing, aor)
 	}
+}
+
+// udpFlow is source when transport is UDP, else "".
+func udpFlow(transport, source string) string {
+	if strings.EqualFold(transport, "UDP") {
+		return source
+	}
+	return ""
 }

@@ -65,6 +65,22 @@ func newMetrics(s *Server, r prometheus.Registerer) *metrics {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			return float64(len(s.bindings))
+		}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "irmv_sip_udp_sources",
+			Help: "UDP source addresses (host:port) the SIP side keeps state for: registered phones, calls' phones and sources heard within the last minute (at most 8,192 of those).",
+		}, func() float64 {
+			if u := s.udpSrc.Load(); u != nil {
+				return float64(u.size())
+			}
+			return 0
+		}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "irmv_sip_udp_pool_entries",
+			Help: "Entries in the SIP library's UDP connection pool (one per source kept, and the listening socket).",
+		}, func() float64 {
+			if u := s.udpSrc.Load(); u != nil {
+				return float64(u.pool.Size())
+			}
+			return 0
 		}))...)
 	}
 	return m

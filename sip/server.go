@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -124,6 +125,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock, a test seam; nil: time.Now.
 	Now func() time.Time
+	// udpLimits, a test seam: the new UDP sources that start a read
+	// loop generation and the recent ones kept (udp.go).
+	udpLimits *[2]int
 }
 
 func (o *Options) setDefaults() error {
@@ -202,6 +206,7 @@ type Server struct {
 	ua      *sipgo.UserAgent
 	srv     *sipgo.Server
 	udp     net.PacketConn
+	udpSrc  atomic.Pointer[udpSources] // sipgo's UDP read loop by generations (udp.go)
 	tcp     net.Listener
 	tls     net.Listener // nil without TLSAddr
 
@@ -322,8 +327,13 @@ func (s *Server) listen() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	u := newUDPSources(s.udp, s.ua.TransportLayer().Pool("udp"), func(c net.PacketConn) { s.srv.ServeUDP(c) }, s.udpLive, s.o.Now)
+	if s.o.udpLimits != nil {
+		u.rotateAfter, u.keepMax = s.o.udpLimits[0], s.o.udpLimits[1]
+	}
+	s.udpSrc.Store(u)
 	s.wg.Add(3)
-	go func() { defer s.wg.Done(); s.srv.ServeUDP(s.udp) }()
+	go func() { defer s.wg.Done(); u.run(ctx, &s.wg) }()
 	go func() { defer s.wg.Done(); s.srv.ServeTCP(s.limit(s.tcp, "TCP")) }()
 	if s.tls != nil {
 		s.wg.Add(1)
@@ -421,10 +431,32 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 		ip, _ = netip.AddrFromSlice(a.IP)
 	}
 	if s.allowSource(sourceKey(ip)) {
+		if u := s.udpSrc.Load(); u != nil && p.Transport == "UDP" {
+			u.heard(p.RemoteAddr)
+		}
 		return data, nil
 	}
 	s.m.dropped.WithLabelValues("rate").Inc()
 	return nil, nil
+}
+
+// udpLive lists the UDP sources requests may go to: registered phones'
+// flows and bridged calls' phones.
+func (s *Server) udpLive() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, b := range s.bindings {
+		if strings.EqualFold(b.Transport, "UDP") {
+			out = append(out, b.Source)
+		}
+	}
+	for _, bc := range s.calls {
+		if bc.dialog.flow != "" {
+			out = append(out, bc.dialog.flow)
+		}
+	}
+	return out
 }
 
 func (s *Server) allowSource(ip netip.Addr) bool {

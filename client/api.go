@@ -176,8 +176,14 @@ type Event struct {
 	Loss     float64 `json:"loss,omitempty"` // fraction 0..1
 	JitterMS float64 `json:"jitter_ms,omitempty"`
 	RTTMS    float64 `json:"rtt_ms,omitempty"`
-	Reason   string  `json:"reason,omitempty"`
-	Text     string  `json:"text,omitempty"`
+	// SIPRTTMS, in "quality" on a bridged call: the round trip between
+	// the bridging node and the SIP phone (from the phone's RTCP
+	// reports); RTTMS is the WebRTC leg's, the two add up to the call's
+	// end to end. Absent until the phone reports one (a phone without
+	// RTCP never does).
+	SIPRTTMS *float64 `json:"sip_rtt_ms,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Text     string   `json:"text,omitempty"`
 	// Digit and DurationMS, in "dtmf": the key (0-9 * # A-D) and how long
 	// it was held.
 	Digit      string `json:"digit,omitempty"`

@@ -4,10 +4,12 @@ package node_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
@@ -24,43 +26,7 @@ import (
 // bridge's stream (a quarter lost, 30 ms jitter) shows in the irmv
 // side's quality events.
 func TestSIPPhoneRTCPQuality(t *testing.T) {
-	n := nodetest.Start(t, func() node.Options {
-		o := nodetest.Options(t)
-		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}
-		return o
-	}())
-	_, ev := startGoPhone(t, n, client.Registration{Name: "Quality Callee", UID: "quality-callee"}, phone.Options{Answer: phone.AnswerAuto, Play: toneOgg(t, 440, 30)})
-	p := newSIPgoPhone(t, n, "rtcpphone")
-	find(t, n, "quality callee", "quality-callee")
-	offer := strings.Replace(p.offer(nil), "a=sendrecv", "a=rtcp-mux\r\na=sendrecv", 1)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sess, to, sd, err := p.call(ctx, "q1", "quality-callee", offer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	if _, ok := sd.MediaDescriptions[0].Attribute("rtcp-mux"); !ok {
-		t.Errorf("answer without a=rtcp-mux: %s", sess.InviteResponse.Body())
-	}
-	// The phone sends audio every 20 ms until the test ends.
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for seq := uint16(0); ; seq++ {
-			p.rtp.WriteTo(opusPacket(seq, nil), to)
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	defer func() { close(stop); <-done }()
-	ev.wait(t, "connected", ofType(client.EventConnected))
+	p, to, ev, sess, ctx := rtcpCall(t, "quality-callee")
 
 	// Read until the bridge's second Sender Report (its first block may
 	// come before the phone's first packets were counted).
@@ -73,7 +39,7 @@ func TestSIPPhoneRTCPQuality(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no Sender Report from the bridge (%d RTP packets): %v", got, err)
 		}
-		if buf[1] < 192 || buf[1] > 223 {
+		if !isRTCPPacket(buf[:k]) {
 			var pkt rtp.Packet
 			if pkt.Unmarshal(buf[:k]) == nil {
 				got++
@@ -131,3 +97,102 @@ func TestSIPPhoneRTCPQuality(t *testing.T) {
 	}
 	sess.Bye(ctx)
 }
+
+// rtcpCall is a SIP phone (sipgo, RTP and RTCP multiplexed: a=rtcp-mux)
+// in a call with an irmv phone (uid) through the bridge, sending audio
+// every 20 ms until the test ends; the irmv phone's events, the phone's
+// dialog and a context for it.
+func rtcpCall(t *testing.T, uid string) (*sipgoPhone, *net.UDPAddr, *phoneEvents, *sipgo.DialogClientSession, context.Context) {
+	n := nodetest.Start(t, func() node.Options {
+		o := nodetest.Options(t)
+		o.SIP, o.SIPOpen = "127.0.0.1:0", []string{"127.0.0.0/8"}
+		return o
+	}())
+	_, ev := startGoPhone(t, n, client.Registration{Name: "Quality Callee", UID: uid}, phone.Options{Answer: phone.AnswerAuto, Play: toneOgg(t, 440, 30)})
+	p := newSIPgoPhone(t, n, "rtcpphone")
+	find(t, n, "quality callee", uid)
+	offer := strings.Replace(p.offer(nil), "a=sendrecv", "a=rtcp-mux\r\na=sendrecv", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	sess, to, sd, err := p.call(ctx, "q1", uid, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	if _, ok := sd.MediaDescriptions[0].Attribute("rtcp-mux"); !ok {
+		t.Errorf("answer without a=rtcp-mux: %s", sess.InviteResponse.Body())
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for seq := uint16(0); ; seq++ {
+			p.rtp.WriteTo(opusPacket(seq, nil), to)
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	ev.wait(t, "connected", ofType(client.EventConnected))
+	return p, to, ev, sess, ctx
+}
+
+// The phone leg's round trip, from the phone's receiver reports of the
+// bridge's stream (LSR/DLSR), shows in the irmv side's quality events
+// as sip_rtt_ms: the phone answers each Sender Report at once with an
+// LSR 200 ms before the report's time, as a phone 200 ms away would.
+func TestSIPPhoneRTTInQuality(t *testing.T) {
+	p, to, ev, sess, ctx := rtcpCall(t, "rtt-callee")
+	const away = 200 * time.Millisecond
+	answered := make(chan struct{})
+	go func() { // until the test ends (the phone's socket closes)
+		buf := make([]byte, 1500)
+		for {
+			p.rtp.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			k, _, err := p.rtp.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if !isRTCPPacket(buf[:k]) {
+				continue
+			}
+			pkts, err := rtcp.Unmarshal(buf[:k])
+			if err != nil {
+				continue
+			}
+			sr, ok := pkts[0].(*rtcp.SenderReport)
+			if !ok {
+				continue
+			}
+			lsr := uint32(sr.NTPTime>>16) - uint32(away*65536/time.Second)
+			rr, _ := rtcp.CompoundPacket{&rtcp.ReceiverReport{SSRC: 42, Reports: []rtcp.ReceptionReport{{SSRC: sr.SSRC,
+				LastSequenceNumber: 1000, LastSenderReport: lsr}}}, rtcp.NewCNAMESourceDescription(42, "rtcpphone")}.Marshal()
+			p.rtp.WriteTo(rr, to)
+			select {
+			case answered <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	select {
+	case <-answered:
+	case <-time.After(time.Minute):
+		t.Fatal("no Sender Report from the bridge")
+	}
+	q := ev.wait(t, "quality with the SIP leg's round trip", func(e client.Event) bool {
+		return e.Type == client.EventQuality && e.SIPRTTMS != nil
+	})
+	// The loaded machine adds its delays to the 200 ms; the WebRTC leg
+	// (loopback) is far shorter.
+	if sip := *q.SIPRTTMS; sip < 190 || sip > 2000 || q.RTTMS >= sip {
+		t.Errorf("quality %+v: sip_rtt_ms %.1f, want 200 ms or a little more, beyond rtt_ms", q, sip)
+	}
+	sess.Bye(ctx)
+}
+
+func isRTCPPacket(b []byte) bool { return len(b) >= 8 && b[1] >= 192 && b[1] <= 223 }

@@ -29,6 +29,9 @@ type sipCase struct {
 	srtp  string // baresip's mediaenc: "" (plain RTP), srtp or srtp-mand
 	hold  bool   // the phone holds and resumes (re-INVITEs) mid-call
 	dtmf  bool   // key presses (RFC 4733) go both ways
+	// rtt: the irmv side's quality shows the phone leg's round trip
+	// (sip_rtt_ms) from baresip's receiver reports.
+	rtt bool
 	// tls: the phone registers and calls over TLS (node A has --sip-tls
 	// and SDES for TLS only); ca is A's certificate, set by nodes.
 	tls bool
@@ -133,6 +136,16 @@ func (c sipCase) talk(t *testing.T, n *node.Node, p *baresiptest.Phone, phoneRec
 	}
 	nodetest.WaitFor(t, "RTCP from the phone", func() bool { return metric(t, n, rtcp) >= 1 })
 	nodetest.WaitFor(t, "a Sender Report to the phone", func() bool { return metric(t, n, `irmv_sip_rtcp_sent_total{kind="sr"}`) >= 1 })
+	if c.rtt {
+		// On loopback: the machine's delays only.
+		q := irmvEv.wait(t, "quality with the SIP leg's round trip", func(e client.Event) bool {
+			return e.Type == client.EventQuality && e.SIPRTTMS != nil
+		})
+		if sip := *q.SIPRTTMS; sip < 0 || sip > 1000 {
+			t.Errorf("quality %+v: sip_rtt_ms %.1f, want 0 to 1,000 ms on loopback", q, sip)
+		}
+		t.Logf("sip_rtt_ms %.2f, rtt_ms %.2f", *q.SIPRTTMS, q.RTTMS)
+	}
 	if c.hold {
 		p.Command("/hold")
 		nodetest.WaitFor(t, "hold answered", func() bool { return metric(t, n, "irmv_sip_reinvites_total") >= 1 })
@@ -212,7 +225,7 @@ func decodedWAV(t *testing.T, path string) string {
 // bridges what the phone speaks; the phone hangs up.
 func TestBaresipCallsIrmvPhone(t *testing.T) {
 	for _, c := range []sipCase{
-		{name: "opus", codec: "opus", hold: true},
+		{name: "opus", codec: "opus", hold: true, rtt: true},
 		{name: "PCMU", codec: "PCMU", dtmf: true},
 		{name: "PCMA", codec: "PCMA", dtmf: true},
 		{name: "SRTP", codec: "opus", srtp: "srtp-mand", hold: true},
@@ -264,7 +277,7 @@ func TestBaresipCallsIrmvPhone(t *testing.T) {
 // side with what the phone took; the irmv side hangs up.
 func TestIrmvPhoneCallsBaresip(t *testing.T) {
 	for _, c := range []sipCase{
-		{name: "opus", codec: "opus"},
+		{name: "opus", codec: "opus", rtt: true},
 		{name: "PCMU", codec: "PCMU"},
 		{name: "PCMA", codec: "PCMA", hold: true},
 		{name: "SRTP", codec: "opus", srtp: "srtp"},

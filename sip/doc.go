@@ -98,10 +98,13 @@
 // the irmv side's stream, which the bridge passes on to the phone
 // (call/media Options.OnReport): the worse loss and jitter of the two,
 // and DLSR less the phone leg's round trip, for three intervals after
-// the phone's report. Sequence numbers and timestamps pass, so the
-// phone measures the whole path; the irmv side's quality events (loss,
-// jitter) thus cover both legs; their RTT is the WebRTC leg's (the
-// ICE pair's). After a call both ports stay open 1.5 s, discarding.
+// the phone's report; a block carries no round trip (LSR 0) while the
+// phone's is not known or exceeds its DLSR. Sequence numbers and
+// timestamps pass, so the phone measures the whole path; the irmv
+// side's quality events (loss, jitter) thus cover both legs; their RTT
+// is the WebRTC leg's (the ICE pair's), and sip_rtt_ms what the RTCP
+// round trip has beyond it: the phone leg's. After a call both ports
+// stay open 1.5 s, discarding.
 //
 // # DTMF
 //
@@ -158,6 +161,8 @@
 // phone's addresses (signalling source, SDP) are heard. A phone places
 // at most MaxCallsPerPhone calls at a time, all phones MaxPhoneCalls
 // (403). Challenges and refusals are stateless (no transaction kept, no
-// retransmission). All of it is counted in irmv_sip_dropped_total by
-// reason.
+// retransmission). State per UDP source host:port (sipgo keeps some for
+// every one) is bounded: registered phones, calls' phones and at most
+// 8,192 sources heard within 64 s (udp.go). All of it is counted in
+// irmv_sip_dropped_total by reason.
 package sip

@@ -81,7 +81,8 @@ type phoneReport struct {
 	fraction float64   // fraction lost since its previous report
 	lost     uint32    // cumulative
 	jitter   float64   // seconds
-	rtt      float64   // seconds, from LSR/DLSR; 0: not known
+	rtt      float64   // seconds, from LSR/DLSR
+	rttOK    bool      // rtt is known: the block had an LSR
 }
 
 type tickerOf chan time.Time
@@ -286,10 +287,14 @@ func (s *rtcpSession) fromPhone(data []byte, pkts []rtcp.Packet, clock uint32) {
 				r.jitter = float64(b.Jitter) / float64(clock)
 			}
 			if b.LastSenderReport != 0 {
-				// RFC 3550 section 6.4.1: now - LSR - DLSR, in 1/65536 s.
+				// RFC 3550 section 6.4.1: now - LSR - DLSR, in 1/65536 s;
+				// a few ms below zero is the phone's rounding of DLSR.
 				now := uint32(ntpTime(time.Now()) >> 16)
-				if d := now - b.LastSenderReport - b.Delay; d < 1<<31 {
-					r.rtt = float64(d) / 65536
+				switch d := now - b.LastSenderReport - b.Delay; {
+				case d < 1<<31:
+					r.rtt, r.rttOK = float64(d)/65536, true
+				case -d < 65536/100:
+					r.rttOK = true
 				}
 			}
 			s.phone = r
@@ -311,11 +316,21 @@ func (s *rtcpSession) phoneView() phoneReport {
 // of that stream, so that the irmv side's quality covers both legs: the
 // worse loss and jitter (sequence numbers and timestamps pass, so the
 // phone measures the whole path), and the phone leg's round trip taken
-// off DLSR, so that a round trip from the reports spans both legs. A
+// off DLSR, so that a round trip from the reports spans both legs (the
+// irmv side tells the phone leg's from it: its sip_rtt_ms). A block
+// carries no round trip (LSR and DLSR 0) rather than the WebRTC leg's
+// alone: when the phone's is not known, or longer than DLSR (the time
+// since the irmv side's last Sender Report, up to its 1 s interval). A
 // phone report older than three intervals is not taken.
 func (bc *bridgeCall) foldReport(b *rtcp.ReceptionReport) {
 	r := bc.rtcps.phoneView()
-	if r.at.IsZero() || time.Since(r.at) > 3*rtcpMin {
+	fresh := !r.at.IsZero() && time.Since(r.at) <= 3*rtcpMin
+	if d := uint32(r.rtt * 65536); fresh && r.rttOK && d < b.Delay {
+		b.Delay -= d
+	} else {
+		b.LastSenderReport, b.Delay = 0, 0
+	}
+	if !fresh {
 		return
 	}
 	bc.mu.Lock()
@@ -324,9 +339,6 @@ func (bc *bridgeCall) foldReport(b *rtcp.ReceptionReport) {
 	b.FractionLost = max(b.FractionLost, uint8(min(r.fraction*256, 255)))
 	b.TotalLost = max(b.TotalLost, r.lost)
 	b.Jitter = max(b.Jitter, uint32(r.jitter*clock))
-	if d := uint32(r.rtt * 65536); b.LastSenderReport != 0 && d < b.Delay {
-		b.Delay -= d
-	}
 }
 
 // ntpTime is t as a 64-bit NTP timestamp.

@@ -299,6 +299,14 @@ func TestBridgeRTCP(t *testing.T) {
 				t.Errorf("DLSR %v, want the time since the phone's SR", d)
 			}
 
+			// Before the phone reports a round trip, the WebRTC leg's
+			// blocks carry none (not the WebRTC leg's alone).
+			none := rtcp.ReceptionReport{LastSenderReport: 1, Delay: 20 * 65536}
+			bc.foldReport(&none)
+			if none.LastSenderReport != 0 || none.Delay != 0 {
+				t.Errorf("block %+v before the phone's report: want LSR and DLSR 0", none)
+			}
+
 			// The phone's receiver report of the bridge's stream.
 			b, _ = rtcp.CompoundPacket{&rtcp.ReceiverReport{SSRC: phoneSSRC, Reports: []rtcp.ReceptionReport{{SSRC: bc.ssrc,
 				FractionLost: 64, TotalLost: 3, LastSequenceNumber: 529, Jitter: 80, LastSenderReport: uint32(sr.NTPTime >> 16)}}},
@@ -314,6 +322,13 @@ func TestBridgeRTCP(t *testing.T) {
 			rtt := uint32(bc.rtcps.phoneView().rtt * 65536)
 			if fold.FractionLost != 64 || fold.TotalLost != 3 || fold.Jitter != 80 || fold.Delay != 20*65536-rtt {
 				t.Errorf("folded block %+v, want fraction 64, 3 lost, jitter 80, DLSR less the phone leg's round trip %d", fold, rtt)
+			}
+			// A DLSR shorter than the phone leg's round trip cannot
+			// take it: no round trip in that block.
+			short := rtcp.ReceptionReport{LastSenderReport: 1, Delay: rtt / 2}
+			bc.foldReport(&short)
+			if short.LastSenderReport != 0 || short.Delay != 0 {
+				t.Errorf("block %+v with DLSR below the phone leg's round trip %d: want LSR and DLSR 0", short, rtt)
 			}
 
 			// The end: a BYE.

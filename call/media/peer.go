@@ -290,7 +290,7 @@ func (p *Peer) onState(s webrtc.PeerConnectionState) {
 
 // onTrack runs in a goroutine of pion's; it reads the remote audio until
 // the connection ends.
-func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (p *Peer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	if t.Kind() != webrtc.RTPCodecTypeAudio {
 		return
 	}
@@ -298,6 +298,18 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		return
 	}
 	defer p.wg.Done()
+	// The other side's Sender Reports come to the receiver: read, they
+	// give our reports their LSR/DLSR (the other side's round trip).
+	if p.goLocked() {
+		go func() {
+			defer p.wg.Done()
+			for {
+				if _, _, err := r.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
 	p.log.Debug("Remote track", "ssrc", uint32(t.SSRC()), "codec", t.Codec().MimeType)
 	p.mu.Lock()
 	p.remoteSSRC = uint32(t.SSRC())

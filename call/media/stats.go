@@ -27,6 +27,11 @@ type Quality struct {
 	// RTT is the round-trip time in seconds of the selected candidate pair
 	// (ICE consent checks), or from the RTCP reports where that is missing.
 	RTT float64 `json:"rtt"`
+	// ReportRTT is the round-trip time in seconds from the RTCP reports
+	// of our stream (the worst remote-inbound-rtp roundTripTime), 0
+	// before one. Through a SIP bridge it spans both legs: the bridge
+	// adds the phone leg's round trip (package sip).
+	ReportRTT float64 `json:"report_rtt,omitempty"`
 	// Route is signal.RouteDirect, signal.RouteRelayed or RouteUnknown.
 	Route string `json:"route"`
 	// PacketsReceived counts the audio packets received.
@@ -89,10 +94,22 @@ func (p *Peer) statsOf(ssrc uint32) *stats.Stats {
 // returned pointer when the PeerConnection is built, for rtpStats, and,
 // with onReport, Options.OnReport's hook (first: the report interceptor
 // writes through it).
+//
+// The statistics come before the report interceptor: each interceptor
+// writes the RTCP it makes to the writer of those before it, and the
+// statistics must see our Sender Reports to match the other side's
+// LSR (remote-inbound-rtp roundTripTime).
 func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, onReport func(*rtcp.ReceptionReport)) (*stats.Getter, error) {
 	if onReport != nil {
 		ir.Add(reportHook(onReport))
 	}
+	f, err := stats.NewInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	getter := new(stats.Getter)
+	f.OnNewPeerConnection(func(_ string, g stats.Getter) { *getter = g })
+	ir.Add(f)
 	if err := webrtc.ConfigureNack(m, ir); err != nil {
 		return nil, err
 	}
@@ -102,13 +119,6 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, onRep
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return nil, err
 	}
-	f, err := stats.NewInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	getter := new(stats.Getter)
-	f.OnNewPeerConnection(func(_ string, g stats.Getter) { *getter = g })
-	ir.Add(f)
 	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
 		return nil, err
 	}
@@ -206,7 +216,7 @@ func walkStats(report webrtc.StatsReport) reading {
 // interval; Jitter the worse of both directions; RTT the selected pair's,
 // else the receiver reports'.
 func (r reading) since(prev reading) Quality {
-	q := Quality{Loss: r.fraction, Jitter: r.jitter, RTT: r.pairRTT, PacketsReceived: uint32(r.recv)}
+	q := Quality{Loss: r.fraction, Jitter: r.jitter, RTT: r.pairRTT, ReportRTT: r.reportRTT, PacketsReceived: uint32(r.recv)}
 	dr, dl := r.recv-prev.recv, max(r.lost-prev.lost, 0) // duplicates can make lost go down
 	if dr+dl > 0 {
 		q.Loss = max(q.Loss, float64(dl)/float64(dr+dl))

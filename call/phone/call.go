@@ -731,6 +731,9 @@ func (c *Call) live(hangupAfter time.Duration) {
 			}
 			d := sw.sample(q, now, nextAt)
 			for _, e := range d.events {
+				if e.Type == client.EventQuality && c.bridged.Load() {
+					e.SIPRTTMS = sipLegRTT(q)
+				}
 				c.emit(e)
 			}
 			if d.abandon != "" {

@@ -167,3 +167,15 @@ func (m *monitor) settle() *reroute {
 	m.pending = nil
 	return r
 }
+
+// sipLegRTT is a bridged call's round trip between the bridging node and
+// the SIP phone, in ms: what the RTCP reports' round trip, which the
+// bridge makes span both legs, has beyond the WebRTC leg's (the selected
+// pair's). Nil while either is not known.
+func sipLegRTT(q media.Quality) *float64 {
+	if q.ReportRTT <= 0 || q.RTT <= 0 || q.RTT == q.ReportRTT {
+		return nil
+	}
+	ms := max(q.ReportRTT-q.RTT, 0) * 1000
+	return &ms
+}

@@ -56,7 +56,8 @@ event each) and exits 7. --terminal HANDLE@NODE picks one of them. Then it
 plays --play and records --record, and sends the key presses --dtmf (a call to
 one party). Progress goes to stderr;
 with --json one event per line goes to stdout (searching, found, ringing,
-connected with setup_ms, quality with loss/jitter_ms/rtt_ms, route with
+connected with setup_ms, quality with loss/jitter_ms/rtt_ms (and sip_rtt_ms,
+the phone leg's, when the other party is a SIP phone), route with
 from/to/reason, ended). Ctrl-C hangs up. Several identifiers start a
 conference (up to 6 parties, a mesh: every party connects to every other);
 with --record FILE each other party goes to FILE-<party>.ogg. While a

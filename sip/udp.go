@@ -50,6 +50,9 @@ type udpSources struct {
 	// make them small).
 	rotateAfter, keepMax int
 
+	// dl orders the socket's read deadline, which stops a generation's
+	// read: set with its stop, cleared only for a generation not stopped.
+	dl    sync.Mutex
 	mu    sync.Mutex
 	seen  map[string]int64 // source → last packet (Unix ns)
 	fresh int              // new sources since the last generation
@@ -171,8 +174,10 @@ func (u *udpSources) rotate(ctx context.Context, wg *sync.WaitGroup) bool {
 	}
 	c.Ref(-1) // Get took a reference; the listener's are not counted
 	old.next = c
+	u.dl.Lock()
 	old.stop.Store(true)
 	u.conn.SetReadDeadline(time.Unix(1, 0)) // wakes old's read
+	u.dl.Unlock()
 	select {
 	case <-old.done:
 	case <-ctx.Done():
@@ -255,7 +260,7 @@ func (g *udpGen) ReadFrom(b []byte) (int, net.Addr, error) {
 		close(g.started)
 		if g.prev != nil {
 			<-g.prev.done
-			g.u.conn.SetReadDeadline(time.Time{})
+			g.clearDeadline()
 			if p := g.prev.pending; p != nil {
 				g.prev.pending = nil
 				return copy(b, p), g.prev.from, nil
@@ -270,7 +275,8 @@ func (g *udpGen) ReadFrom(b []byte) (int, net.Addr, error) {
 		n, from, err := g.u.conn.ReadFrom(b)
 		if !g.stop.Load() {
 			if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-				continue // never: only rotate sets a deadline, after stop
+				g.clearDeadline() // never: the previous generation's is cleared
+				continue
 			}
 			if err != nil {
 				g.retire()
@@ -283,6 +289,15 @@ func (g *udpGen) ReadFrom(b []byte) (int, net.Addr, error) {
 			g.retire()
 			return 0, nil, err
 		}
+	}
+}
+
+// clearDeadline clears the socket's read deadline unless g is stopped.
+func (g *udpGen) clearDeadline() {
+	g.u.dl.Lock()
+	defer g.u.dl.Unlock()
+	if !g.stop.Load() {
+		g.u.conn.SetReadDeadline(time.Time{})
 	}
 }
 

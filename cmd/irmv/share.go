@@ -17,7 +17,7 @@ import (
 func shareCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "share",
-		Usage: "register, list, remove and set the status of the terminals a node hosts",
+		Usage: "register, list, refresh, remove and set the status of the terminals a node hosts",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "add",

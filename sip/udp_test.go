@@ -5,26 +5,36 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // A sender from ever new addresses and ports: each gets its answer from
 // the node's SIP port, while the state kept for UDP sources (sipgo's
 // pool, its read loop's set, the node's own table) stays bounded; a
-// registered phone's flow stays across the read loop's generations, and
-// no socket is opened for an answer.
+// registered phone's flow stays across the read loop's generations (a
+// request to the phone leaves the SIP port), and no socket is opened for
+// an answer.
 func TestUDPSourcesBounded(t *testing.T) {
 	const rotate, keep, senders = 64, 128, 2000
+	var ahead atomic.Int64 // the clock's advance
 	e := newTestEnv(t, func(o *Options) {
 		o.OpenNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 		o.udpLimits = &[2]int{rotate, keep}
+		o.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	})
 	phone := newRawPhone(t, e, "127.0.0.9")
 	if res := phone.register("alice", ""); res.StatusCode != 200 {
 		t.Fatalf("open REGISTER: %d", res.StatusCode)
 	}
+	// The phone's REGISTER is older than a transaction: its flow stays
+	// because it is registered.
+	ahead.Store(int64(udpKeep + time.Second))
 	src := e.bindingSource("alice")
 	fds := openFDs(t)
 	u := e.s.udpSrc.Load()
@@ -75,9 +85,30 @@ func TestUDPSourcesBounded(t *testing.T) {
 	if got := openFDs(t); got > fds+3 {
 		t.Errorf("%d descriptors open, %d before the senders: answers opened sockets", got, fds)
 	}
+	// A request to the phone (as a call's INVITE or BYE) goes out of
+	// the SIP port to its flow.
+	host, port, _ := net.SplitHostPort(src)
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", User: "alice", Host: host, Port: atoi(port)})
+	req.SetDestination(src)
+	if err := e.s.client.WriteRequest(req); err != nil {
+		t.Fatal(err)
+	}
+	phone.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, from, err := phone.conn.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("the node's request to the phone: %v", err)
+	}
+	if from.Port != to.Port || !strings.HasPrefix(string(buf[:n]), "OPTIONS ") {
+		t.Errorf("the node's request to the phone came from %s, not the SIP port %d: %q", from, to.Port, buf[:min(n, 40)])
+	}
 	if res := phone.register("alice", ""); res.StatusCode != 200 {
 		t.Fatalf("REGISTER after the senders: %d", res.StatusCode)
 	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 // connTo writes to one address through an unconnected socket.

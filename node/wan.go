@@ -202,7 +202,8 @@ var errSkipped = errors.New("checker's network failed already")
 func (h checkerHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
 	if c, ok := ctx.Value(checkerKey{}).(*wanChecker); ok && len(c.skip) > 0 {
 		for _, conn := range h.Network().ConnsToPeer(p) {
-			if slices.Contains(c.skip, checkerNet(conn.RemoteMultiaddr())) {
+			// The check goes over a direct connection (none: it fails).
+			if !conn.Stat().Limited && slices.Contains(c.skip, checkerNet(conn.RemoteMultiaddr())) {
 				return nil, errSkipped
 			}
 		}

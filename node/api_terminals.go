@@ -272,7 +272,25 @@ func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err.Error())
 		return
 	}
-	n.roam.Moved(ack.Record, reg.From, reg.FromToken, ack.Created)
+	if err := n.roam.Moved(r.Context(), ack.Record, reg.From, reg.FromToken, ack.Created); err != nil {
+		// The terminal stays at its previous node: a registration here
+		// too would make two of it.
+		kept := "; the registration here is unchanged"
+		if ack.Created {
+			kept = "; nothing was registered here"
+			if rerr := n.share.Remove(ack.Terminal); rerr != nil {
+				kept = "; removing the registration here failed: " + rerr.Error()
+			}
+		}
+		status := http.StatusForbidden
+		if errors.Is(err, share.ErrStale) {
+			status = http.StatusConflict
+		} else if errors.Is(err, share.ErrInvalid) {
+			status = http.StatusBadRequest
+		}
+		writeError(w, status, err.Error()+kept)
+		return
+	}
 	writeJSON(w, http.StatusCreated, ack)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +50,29 @@ func TestShareAddMovesKeylessTerminal(t *testing.T) {
 			})
 			return len(at) == 1 && at[0] == b.ID().String()
 		})
+	}
+}
+
+// TestShareAddWrongFromTokenFails: a move with a wrong --from-token is
+// refused by the previous node; `share add` says so and exits non-zero,
+// and the terminal stays registered only at its previous node.
+func TestShareAddWrongFromTokenFails(t *testing.T) {
+	nodes := nodetest.Chain(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	if code, _, errOut := runCLI("share", "add", "--node", a.APIURL(), "--uid", "hk-10"); code != exitOK {
+		t.Fatalf("share add at a: exit %d\n%s", code, errOut)
+	}
+	code, out, errOut := runCLI("share", "add", "--node", b.APIURL(), "--uid", "hk-10", "--from", a.ID().String(), "--from-token", "WRONG")
+	if code == exitOK {
+		t.Fatalf("share add with a wrong --from-token: exit 0\n%s", out)
+	}
+	if !strings.Contains(errOut, "refused the move") || !strings.Contains(errOut, "wrong token") {
+		t.Errorf("share add with a wrong --from-token says %q, want the previous node's refusal", errOut)
+	}
+	if n := b.Registry().Count(); n != 0 {
+		t.Errorf("b hosts %d terminals after a refused move, want 0", n)
+	}
+	if n := a.Registry().Count(); n != 1 {
+		t.Errorf("a hosts %d terminals after a refused move, want 1", n)
 	}
 }

@@ -20,8 +20,10 @@
 // (Options.OnSuperseded) and replies Removed. Otherwise the Reply says why
 // (Error) and, for an older record, A's sequence number.
 //
-// B retries a notice whose stream cannot be opened (A is down) for
-// RetryFor, with backoff. Until A withdraws, searches refuse A's record
+// B tells A named in From before it answers the registration: when A
+// refuses (wrong token, older record), B removes a registration it just
+// made and answers the error. B retries a notice whose stream cannot be
+// opened (A is down) in the background for RetryFor, with backoff. Until A withdraws, searches refuse A's record
 // of a keyed terminal as older wherever both are seen (package search).
 // Each peer may send RateLimit notices a second (burst RateBurst);
 // excess and malformed streams are reset and counted.
@@ -31,6 +33,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -61,6 +64,8 @@ const (
 	maxPending   = 1024
 	streamTimout = 10 * time.Second
 	findTimeout  = 3 * time.Second
+	// firstTry bounds the attempt made while the registration waits.
+	firstTry = 5 * time.Second
 )
 
 // Notice tells a node that a terminal it hosts registered elsewhere.
@@ -77,7 +82,15 @@ type Reply struct {
 	Terminal string `json:"terminal,omitempty"` // the handle removed
 	Seq      uint64 `json:"seq,omitempty"`      // the receiver's seq, when it refused an older record
 	Error    string `json:"error,omitempty"`
+	// Code names why a notice was refused: forbidden (wrong token or key),
+	// stale (not newer), not_found (no such terminal there), invalid.
+	Code string `json:"code,omitempty"`
 }
+
+// ErrRefused is returned, wrapped with the node and its reason, when the
+// node a registration names in From refused the move (a wrong token, a
+// record not newer than its own): the terminal stays registered there.
+var ErrRefused = errors.New("the previous node refused the move")
 
 // Options configure a Service.
 type Options struct {
@@ -167,7 +180,7 @@ func (s *Service) handle(st network.Stream) {
 	sup, err := s.o.Registry.Supersede(n.Record, from, n.Token)
 	if err != nil {
 		s.notices.WithLabelValues("received", "refused").Inc()
-		reply.Error = err.Error()
+		reply.Error, reply.Code = err.Error(), code(err)
 		if errors.Is(err, share.ErrStale) {
 			reply.Seq = sup.Seq
 		}
@@ -182,14 +195,35 @@ func (s *Service) handle(st network.Stream) {
 	wire.Write(st, &reply, MaxMessage)
 }
 
+// code is a Reply's Code for a Supersede error.
+func code(err error) string {
+	switch {
+	case errors.Is(err, share.ErrForbidden):
+		return "forbidden"
+	case errors.Is(err, share.ErrStale):
+		return "stale"
+	case errors.Is(err, share.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, share.ErrInvalid):
+		return "invalid"
+	}
+	return ""
+}
+
 // Moved tells the nodes a terminal was registered at before that it is
-// now registered here, in the background: from (a peer ID, may be empty)
-// with token (for a terminal without a key), and for a terminal with a
-// key that is new here, the nodes Options.Find names.
-func (s *Service) Moved(rec *record.Record, from, token string, created bool) {
+// now registered here: from (a peer ID, may be empty) with token (for a
+// terminal without a key), and for a terminal with a key that is new
+// here, the nodes Options.Find names.
+//
+// from is asked first, at once, so that the registering user learns of a
+// refusal: Moved then returns an error wrapping ErrRefused (and
+// share.ErrForbidden or share.ErrStale) and tells no other node. A from
+// that does not host the terminal (not_found) is no refusal. A from that
+// cannot be reached and the other nodes are told in the background.
+func (s *Service) Moved(ctx context.Context, rec *record.Record, from, token string, created bool) error {
 	b, err := rec.Decoded()
 	if err != nil {
-		return
+		return nil
 	}
 	self := s.o.Host.ID()
 	var to peer.ID
@@ -199,13 +233,25 @@ func (s *Service) Moved(rec *record.Record, from, token string, created bool) {
 		}
 	}
 	find := created && len(b.Key) > 0 && s.o.Find != nil
+	if to != "" {
+		ctx, cancel := context.WithTimeout(ctx, firstTry)
+		reply, err := s.sendCtx(ctx, to, rec, token)
+		cancel()
+		if err == nil {
+			s.replied(to, reply)
+			if !reply.Removed && reply.Code != "not_found" {
+				return refusal(to, reply)
+			}
+			to = ""
+		}
+	}
 	if to == "" && !find {
-		return
+		return nil
 	}
 	if !s.begin() {
 		s.notices.WithLabelValues("sent", "dropped").Inc()
 		s.log.Warn("Move notices dropped: too many in flight", "terminal", b.Terminal)
-		return
+		return nil
 	}
 	go func() {
 		defer s.end()
@@ -236,7 +282,31 @@ func (s *Service) Moved(rec *record.Record, from, token string, created bool) {
 		}
 		wg.Wait()
 	}()
+	return nil
 }
+
+// refusal is the error for a Reply that kept the terminal at p.
+func refusal(p peer.ID, r Reply) error {
+	kind := share.ErrForbidden
+	if r.Code == "stale" {
+		kind = share.ErrStale
+	} else if r.Code == "invalid" {
+		kind = share.ErrInvalid
+	}
+	return &refusedError{node: p, kind: kind, reason: r.Error}
+}
+
+type refusedError struct {
+	node   peer.ID
+	kind   error
+	reason string
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("the previous node %s refused the move: %s", e.node, e.reason)
+}
+
+func (e *refusedError) Unwrap() []error { return []error{ErrRefused, e.kind} }
 
 // begin counts a notice in flight unless there are too many or the
 // Service is closed.
@@ -265,13 +335,7 @@ func (s *Service) notify(p peer.ID, rec *record.Record, token string) {
 	for {
 		reply, err := s.send(p, rec, token)
 		if err == nil {
-			if reply.Removed {
-				s.notices.WithLabelValues("sent", "removed").Inc()
-				s.log.Info("Previous node withdrew the terminal", "node", p, "terminal", reply.Terminal)
-			} else {
-				s.notices.WithLabelValues("sent", "refused").Inc()
-				s.log.Info("Previous node kept the terminal", "node", p, "reason", reply.Error, "seq", reply.Seq)
-			}
+			s.replied(p, reply)
 			return
 		}
 		if s.ctx.Err() != nil || time.Now().After(deadline) {
@@ -288,17 +352,37 @@ func (s *Service) notify(p peer.ID, rec *record.Record, token string) {
 	}
 }
 
+// replied counts and logs p's reply.
+func (s *Service) replied(p peer.ID, reply Reply) {
+	if reply.Removed {
+		s.notices.WithLabelValues("sent", "removed").Inc()
+		s.log.Info("Previous node withdrew the terminal", "node", p, "terminal", reply.Terminal)
+		return
+	}
+	s.notices.WithLabelValues("sent", "refused").Inc()
+	s.log.Warn("Previous node kept the terminal", "node", p, "reason", reply.Error, "seq", reply.Seq)
+}
+
 // send makes one attempt.
 func (s *Service) send(p peer.ID, rec *record.Record, token string) (Reply, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, streamTimout)
+	return s.sendCtx(s.ctx, p, rec, token)
+}
+
+// sendCtx makes one attempt within ctx (and the Service's life).
+func (s *Service) sendCtx(ctx context.Context, p peer.ID, rec *record.Record, token string) (Reply, error) {
+	ctx, cancel := context.WithTimeout(ctx, streamTimout)
 	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
 	// The old node may sit behind a NAT: over a relayed connection too.
 	st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(ctx, string(Protocol)), p, Protocol)
 	if err != nil {
 		return Reply{}, err
 	}
 	defer st.Close()
-	st.SetDeadline(time.Now().Add(streamTimout))
+	if d, ok := ctx.Deadline(); ok {
+		st.SetDeadline(d)
+	}
 	if err := wire.Write(st, &Notice{Record: rec, Token: token}, MaxMessage); err != nil {
 		st.Reset()
 		return Reply{}, err

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -114,7 +115,7 @@ func TestMovedWithdrawsAtPreviousNode(t *testing.T) {
 	moved := reg
 	moved.From = a.h.ID().String()
 	ackB := signed(t, b, priv, moved)
-	b.svc.Moved(ackB.Record, moved.From, "", ackB.Created)
+	b.svc.Moved(context.Background(), ackB.Record, moved.From, "", ackB.Created)
 	waitFor(t, "a withdraws", func() bool { return a.reg.Count() == 0 && a.movedTo(ackA.Terminal) == b.h.ID() })
 	if b.reg.Count() != 1 {
 		t.Error("b lost its own registration")
@@ -128,8 +129,41 @@ func TestMovedWithdrawsAtPreviousNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.svc.Moved(klB.Record, a.h.ID().String(), klA.Token, klB.Created)
+	b.svc.Moved(context.Background(), klB.Record, a.h.ID().String(), klA.Token, klB.Created)
 	waitFor(t, "a withdraws the key-less terminal", func() bool { return a.reg.Count() == 0 })
+}
+
+// A move with a wrong token, or a keyed record not newer than the previous
+// node's, is refused at once: Moved returns the refusal and the previous
+// node keeps the terminal. A previous node without the terminal is no
+// refusal.
+func TestMovedReturnsRefusal(t *testing.T) {
+	a, b := newSide(t), newSide(t)
+	connect(t, b, a)
+	klA, err := a.reg.Register(client.Registration{UID: "desk-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	klB, err := b.reg.Register(client.Registration{UID: "desk-2", From: a.h.ID().String(), FromToken: "WRONG"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.svc.Moved(context.Background(), klB.Record, a.h.ID().String(), "WRONG", klB.Created)
+	if !errors.Is(err, roam.ErrRefused) || !errors.Is(err, share.ErrForbidden) {
+		t.Fatalf("Moved with a wrong token: %v, want ErrRefused and ErrForbidden", err)
+	}
+	if _, err := a.reg.Get(klA.Terminal); err != nil {
+		t.Errorf("a lost the terminal after a refused move: %v", err)
+	}
+	if err := b.svc.Moved(context.Background(), klB.Record, a.h.ID().String(), klA.Token, klB.Created); err != nil {
+		t.Fatalf("Moved with the right token: %v", err)
+	}
+	if a.reg.Count() != 0 {
+		t.Error("a kept the terminal after the move with its token")
+	}
+	if err := b.svc.Moved(context.Background(), klB.Record, a.h.ID().String(), klA.Token, klB.Created); err != nil {
+		t.Errorf("Moved again (a no longer hosts it): %v, want nil", err)
+	}
 }
 
 // Garbage, records of the wrong node and an older record change nothing.

@@ -50,8 +50,10 @@
 //	    403 the uid belongs to a terminal of this node and the request has
 //	    neither its token nor the admin token (beyond loopback or from a
 //	    browser), or a key-less registration or another key for a terminal
-//	    registered with its own key; 503 the node is shutting down or hosts
-//	    its most terminals.
+//	    registered with its own key; 429 a client beyond loopback (or a
+//	    browser) registered 16 new terminals lately (then one a minute;
+//	    Retry-After); 503 the node is shutting down or hosts its most
+//	    terminals.
 //	    (Client.Register)
 //	POST /v1/terminals/prepare               body: Registration with Key
 //	    200 {"body": base64, "sign": base64}: the record body the terminal

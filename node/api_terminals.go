@@ -262,12 +262,17 @@ func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	// Updating a registration needs that terminal's say-so, as any other
 	// change does: else anyone could take its handle, token and calls.
-	ack, err := n.share.RegisterChecked(reg, func(t string) error {
+	ack, err := n.share.RegisterLimited(reg, func(t string) error {
 		if err := n.authorize(r, t); err != nil {
 			return fmt.Errorf("%w (uid %q is registered as terminal %q: updating it needs that terminal's token or the admin token)", err, reg.UID, t)
 		}
 		return nil
-	})
+	}, n.mayCreate(r))
+	if errors.Is(err, errTooManyNew) {
+		w.Header().Set("Retry-After", fmt.Sprint(int(newTermEvery.Seconds())))
+		writeError(w, http.StatusTooManyRequests, err.Error())
+		return
+	}
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return

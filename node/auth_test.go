@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -315,5 +316,34 @@ func TestReregistrationNeedsToken(t *testing.T) {
 	}
 	if c := n.Registry().Count(); c != 3 {
 		t.Errorf("%d terminals, want 3", c)
+	}
+}
+
+// TestNewTerminalsPerClientLimited: beyond loopback one client address
+// registers at most 16 new terminals at once (then one a minute); updates
+// of its terminals, the admin and loopback clients are not limited.
+// Without it one client filled a node's register (and, with a week's
+// TTL, kept new terminals out for a week).
+func TestNewTerminalsPerClientLimited(t *testing.T) {
+	n := lanNode(t)
+	var first client.Ack
+	for i := range 16 {
+		ack := register(t, n, client.Registration{UID: fmt.Sprintf("new-%d", i)})
+		if i == 0 {
+			first = ack
+		}
+	}
+	if code := call(t, "POST", n.APIURL()+"/v1/terminals", "", client.Registration{UID: "new-16"}, nil); code != http.StatusTooManyRequests {
+		t.Fatalf("a 17th new terminal from one address: %d, want 429", code)
+	}
+	if code := call(t, "POST", n.APIURL()+"/v1/terminals", first.Token, client.Registration{UID: "new-0", Name: "Renamed"}, nil); code != http.StatusCreated {
+		t.Fatalf("an update of its own terminal: %d, want 201", code)
+	}
+	if code := call(t, "POST", n.APIURL()+"/v1/terminals", n.AdminToken(), client.Registration{UID: "by-admin"}, nil); code != http.StatusCreated {
+		t.Fatalf("a new terminal with the admin token: %d, want 201", code)
+	}
+	lo := nodetest.Start(t, nodetest.Options(t))
+	for i := range 20 {
+		register(t, lo, client.Registration{UID: fmt.Sprintf("local-%d", i)})
 	}
 }

@@ -75,7 +75,8 @@ type Node struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	apiLimit *apiLimiter // the API's per-client buckets
+	apiLimit *apiLimiter  // the API's per-client buckets
+	newTerms newTerminals // new terminals per client beyond loopback
 
 	httpsFingerprint atomic.Pointer[string] // SHA-256 of httpsLn's certificate (https.go); the API answers while it is set
 }

@@ -159,3 +159,58 @@ func (l *apiLimiter) wrap(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// New terminals per client address beyond loopback (IPv6: its /64), and
+// per browser: a burst of newTermBurst, then one every newTermEvery.
+// Updates of a client's terminals are not counted, nor the admin's. With
+// only the register's bound (share.Options.MaxTerminals), one client
+// filled it, and with a week's TTL kept new terminals out for a week.
+const (
+	newTermBurst = 16
+	newTermEvery = time.Minute
+)
+
+// errTooManyNew is why a new terminal is refused (429).
+var errTooManyNew = fmt.Errorf("too many new terminals from this address: %d, then one a minute; try again later", newTermBurst)
+
+// newTerminals holds a bucket per client; bounded: past maxClients they
+// are all forgotten, which only forgives.
+type newTerminals struct {
+	mu sync.Mutex
+	m  map[netip.Addr]*rate.Limiter
+}
+
+func (l *newTerminals) allow(ip netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil || len(l.m) >= maxClients {
+		l.m = map[netip.Addr]*rate.Limiter{}
+	}
+	b := l.m[ip]
+	if b == nil {
+		b = rate.NewLimiter(rate.Every(newTermEvery), newTermBurst)
+		l.m[ip] = b
+	}
+	return b.Allow()
+}
+
+// mayCreate is the check of a new terminal registered by request r.
+func (n *Node) mayCreate(r *http.Request) func() error {
+	ip, err := netip.ParseAddr(remoteIP(r))
+	if err != nil || n.isAdmin(bearer(r)) {
+		return nil
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.IsLoopback() && !fromBrowser(r) {
+		return nil // this machine: hooks, the CLI
+	}
+	if ip.Is6() {
+		ip = netip.PrefixFrom(ip, 64).Masked().Addr()
+	}
+	return func() error {
+		if !n.newTerms.allow(ip) {
+			return errTooManyNew
+		}
+		return nil
+	}
+}

@@ -285,8 +285,16 @@ func (r *Registry) Register(reg client.Registration) (client.Ack, error) {
 // handle, and its error, if any, is returned unchanged. A terminal's own
 // key, proven by the signature, needs no check. nil allows every update.
 func (r *Registry) RegisterChecked(reg client.Registration, mayUpdate func(terminal string) error) (client.Ack, error) {
+	return r.RegisterLimited(reg, mayUpdate, nil)
+}
+
+// RegisterLimited is RegisterChecked for a client whose new terminals are
+// limited: when reg would register a new terminal, mayCreate is called
+// first, and its error, if any, is returned unchanged. nil allows every
+// new terminal.
+func (r *Registry) RegisterLimited(reg client.Registration, mayUpdate func(terminal string) error, mayCreate func() error) (client.Ack, error) {
 	start := time.Now()
-	ack, err := r.register(reg, mayUpdate)
+	ack, err := r.register(reg, mayUpdate, mayCreate)
 	r.m.observeRegister(start, err)
 	// A full node is counted (irmv_registrations_total), not logged for
 	// each refusal: a client past the bound would flood the log.
@@ -296,7 +304,7 @@ func (r *Registry) RegisterChecked(reg client.Registration, mayUpdate func(termi
 	return ack, err
 }
 
-func (r *Registry) register(reg client.Registration, mayUpdate func(string) error) (client.Ack, error) {
+func (r *Registry) register(reg client.Registration, mayUpdate func(string) error, mayCreate func() error) (client.Ack, error) {
 	if r.closed.Load() {
 		return client.Ack{}, ErrClosed
 	}
@@ -367,7 +375,7 @@ func (r *Registry) register(reg client.Registration, mayUpdate func(string) erro
 			}
 			return client.Ack{}, fmt.Errorf("%w: terminal %q changed concurrently; try again", ErrForbidden, handle)
 		}
-		ack, err := r.store(n, existing, handle, signed, sbody, now)
+		ack, err := r.store(n, existing, handle, signed, sbody, now, mayCreate)
 		unlockH()
 		return ack, err
 	}
@@ -375,7 +383,7 @@ func (r *Registry) register(reg client.Registration, mayUpdate func(string) erro
 
 // store builds, writes and applies a registration. The caller holds the
 // handle's stripe.
-func (r *Registry) store(n *normalized, existing *entry, handle string, signed *record.Record, sbody *record.Body, now time.Time) (client.Ack, error) {
+func (r *Registry) store(n *normalized, existing *entry, handle string, signed *record.Record, sbody *record.Body, now time.Time, mayCreate func() error) (client.Ack, error) {
 	if existing == nil {
 		// Concurrent registrations may each pass this: the bound holds
 		// up to their number.
@@ -384,6 +392,11 @@ func (r *Registry) store(n *normalized, existing *entry, handle string, signed *
 		r.mu.RUnlock()
 		if count >= r.max {
 			return client.Ack{}, fmt.Errorf("%w: %d terminals registered, the most this node hosts", ErrFull, count)
+		}
+		if mayCreate != nil {
+			if err := mayCreate(); err != nil {
+				return client.Ack{}, err
+			}
 		}
 	}
 	rec, body := signed, sbody

@@ -5,6 +5,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestBrowserBridgedPCMU(t *testing.T) {
 // (fake) microphone, and when the page hangs up baresip sees the call end
 // and is still running.
 func TestBrowserCallsBaresip(t *testing.T) {
-	for _, c := range []sipCase{{name: "opus", codec: "opus"}, {name: "PCMU", codec: "PCMU"}, {name: "PCMA", codec: "PCMA"}} {
+	for _, c := range []sipCase{{name: "opus", codec: "opus", rtt: true}, {name: "PCMU", codec: "PCMU"}, {name: "PCMA", codec: "PCMA"}} {
 		t.Run(c.name, func(t *testing.T) {
 			baresiptest.Need(t)
 			n := sipNode(t)
@@ -107,6 +108,18 @@ func TestBrowserCallsBaresip(t *testing.T) {
 				t.Errorf("baresip did not decode %s:\n%s", c.codec, ph.Output())
 			}
 			p.waitFor(`Number(document.getElementById("quality").dataset.packetsReceived) > 100`)
+			if c.rtt {
+				// The phone leg's round trip (from baresip's RTCP): loopback.
+				p.waitFor(`document.getElementById("quality").dataset.sipRtt !== undefined`)
+				sip, err := strconv.ParseFloat(p.eval(`document.getElementById("quality").dataset.sipRtt`), 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if shown := p.eval(`document.getElementById("q-sip").hidden ? "" : document.getElementById("q-sip-rtt").textContent`); sip < 0 || sip > 1 || !strings.HasSuffix(shown, " ms") {
+					t.Errorf("SIP leg round trip %v s, shown %q: want 0 to 1 s, shown in ms", sip, shown)
+				}
+				t.Logf("SIP leg %.4f s", sip)
+			}
 			nodetest.WaitFor(t, "baresip hears the page", func() bool { return decodedBytes(rec) > 2*c.bytesPerSecond() })
 			p.do(chromedp.Click(chromedp.CSS("#hangup")))
 			ph.WaitHungUp(browserWait)

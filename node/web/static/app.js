@@ -7,7 +7,7 @@
 // measures the call's quality and moves it to another route as call/phone
 // does. An ES module: quality.js (measuring), monitor.js (when to move)
 // and keys.js (known keys) are the Go phone's logic, tested with its cases.
-import { Meter, readStats, since } from "./quality.js";
+import { Meter, readStats, since, sipLegRTT } from "./quality.js";
 import { changedKeys, remembered } from "./keys.js";
 import { Monitor } from "./monitor.js";
 import { describe, verifyDescription } from "./fingerprint.js";
@@ -480,7 +480,9 @@ function showCall(c) {
   $("call-title").textContent = c.outgoing ? "Calling" : "Incoming call";
   $("call-peer").textContent = label(c.remote.identifiers) || c.remote.terminal;
   $("chat-log").textContent = "";
-  for (const id of ["q-loss", "q-jitter", "q-rtt", "q-route"]) $(id).textContent = "–";
+  for (const id of ["q-loss", "q-jitter", "q-rtt", "q-route", "q-sip-rtt"]) $(id).textContent = "–";
+  show($("q-sip"), false);
+  delete $("quality").dataset.sipRtt;
   setState("route", "");
   setState("leg", "0");
   setState("routeChanges", "0");
@@ -1016,6 +1018,13 @@ async function stats(c, sample) {
     $("q-rtt").textContent = (rtt * 1000).toFixed(1) + " ms";
     $("q-rtt").classList.toggle("over", th.maxRTT > 0 && rtt > th.maxRTT);
     q.dataset.rtt = rtt;
+  }
+  // A SIP phone's leg: RTT above is the WebRTC leg's.
+  const sip = document.body.dataset.bridged === "1" ? sipLegRTT(r) : null;
+  if (sip !== null) {
+    $("q-sip-rtt").textContent = (sip * 1000).toFixed(1) + " ms";
+    show($("q-sip"), true);
+    q.dataset.sipRtt = sip;
   }
   let route = "";
   if (r.pair) {

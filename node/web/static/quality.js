@@ -48,6 +48,15 @@ export function since(r, prev) {
   return q;
 }
 
+// sipLegRTT is a bridged call's round trip between the bridging node
+// and the SIP phone, in seconds (call/phone sipLegRTT): what the RTCP
+// reports' round trip, which the bridge makes span both legs, has beyond
+// the selected pair's; null while either is not known.
+export function sipLegRTT(r) {
+  if (!(r.reportRTT > 0 && r.pairRTT > 0)) return null;
+  return Math.max(r.reportRTT - r.pairRTT, 0);
+}
+
 // Meter turns the readings of one connection into per-interval samples
 // (media.Meter).
 export class Meter {

@@ -38,7 +38,8 @@ with --nodes none it runs nothing and only plots them.
 (same size and seed) and prints them side by side: a variant is "today"
 (the flags as given) or key=value pairs joined by "+", keys bucket, alpha,
 beta, trim, kad-streams, wait-identify, evict, refresh, republish, heal,
-kad-provide (these eight 0/1), provide-timeout-ms; e.g. --compare wait-identify=1,today,bucket=40,alpha=20+beta=5.
+kad-provide (these eight 0/1), provide-timeout-ms, ap-percent
+(--access-points in percent); e.g. --compare wait-identify=1,today,bucket=40,alpha=20+beta=5.
 Lookups after churn run right after it unless --evict-after-churn,
 --refresh-after-churn or --republish-after-churn let the live nodes first
 do what a running network does within minutes.
@@ -196,7 +197,7 @@ func runSim(c *cli.Context) error {
 	return nil
 }
 
-const simVariantKeys = "bucket, alpha, beta, trim, kad-streams, wait-identify, evict, refresh, republish, heal, kad-provide, provide-timeout-ms"
+const simVariantKeys = "bucket, alpha, beta, trim, kad-streams, wait-identify, evict, refresh, republish, heal, kad-provide, provide-timeout-ms, ap-percent"
 
 // simVariant applies a --compare variant to the base configuration.
 func simVariant(base sim.Config, spec string) (sim.Config, error) {
@@ -236,6 +237,8 @@ func simVariant(base sim.Config, spec string) (sim.Config, error) {
 			v.KadProvide = n != 0
 		case "provide-timeout-ms":
 			v.ProvideTimeout = time.Duration(n) * time.Millisecond
+		case "ap-percent":
+			v.AccessPoints = float64(n) / 100
 		default:
 			return v, fmt.Errorf("%q: unknown key %q (%s)", kv, key, simVariantKeys)
 		}

@@ -4,9 +4,10 @@
 // Each simulated node is composed exactly as package node wires a real one
 // (node/services.go): a kad-dht in server mode under the /irmv prefix, a
 // share.Registry (a bbolt file per node in a temporary directory), a
-// search.Publisher, a flood.Flooder and a search.Service. Only the host
-// differs: a mocknet host with a fixed one-way latency per link instead of
-// TCP/QUIC sockets.
+// search.Publisher announcing through the node's provide
+// (internal/dhtprovide), a flood.Flooder and a search.Service. Only the
+// host differs: a mocknet host with a fixed one-way latency per link
+// instead of TCP/QUIC sockets, whose one address every peer may use.
 //
 // # Links
 //

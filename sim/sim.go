@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -519,23 +520,46 @@ func (n *simnet) register(ctx context.Context, res *Result) error {
 
 // waitPublished waits until the publishers of nodes have announced every
 // identifier, then for the last ADD_PROVIDER to land (Provide returns
-// before the records are stored).
+// before the records are stored). Each minute it reports the
+// announcements' outcomes so far, so that a slow run shows why.
 func (n *simnet) waitPublished(ctx context.Context, nodes []*simNode) {
-	total := len(nodes)
+	total := 0
+	for _, sn := range nodes {
+		total += sn.pub.Published()
+	}
+	phase, next := "publishing", time.Now().Add(time.Minute)
 	for ctx.Err() == nil {
 		pending := 0
 		for _, sn := range nodes {
-			if sn.pub.Pending() > 0 {
-				pending++
-			}
+			pending += sn.pub.Pending()
 		}
-		n.cfg.Progress("publishing", total-pending, total)
+		if time.Now().After(next) {
+			phase, next = "publishing ("+n.outcomeText(nodes)+")", time.Now().Add(time.Minute)
+		}
+		n.cfg.Progress(phase, total-pending, total)
 		if pending == 0 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(4*n.cfg.Latency + 200*time.Millisecond)
+}
+
+// outcomeText counts the announcements of nodes so far by outcome.
+func (n *simnet) outcomeText(nodes []*simNode) string {
+	m := map[string]int{}
+	for _, sn := range nodes {
+		sn.router.mu.Lock()
+		for o, c := range sn.router.outcomes {
+			m[o] += c
+		}
+		sn.router.mu.Unlock()
+	}
+	var out []string
+	for _, o := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, fmt.Sprintf("%s %d", o, m[o]))
+	}
+	return strings.Join(out, ", ")
 }
 
 // kad-dht's default k, and the access-point profile's (node/kad.go).

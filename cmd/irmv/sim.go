@@ -371,7 +371,7 @@ func (b *progressBar) update(phase string, done, total int) {
 	if b.plain {
 		if phase != b.phase {
 			b.phase = phase
-			fmt.Fprintf(b.w, "%s: %s %d/%d\n", b.label, phase, done, total)
+			fmt.Fprintf(b.w, "%s: %s\n", b.label, phase)
 		}
 		return
 	}

@@ -182,8 +182,15 @@ type Event struct {
 	// end to end. Absent until the phone reports one (a phone without
 	// RTCP never does).
 	SIPRTTMS *float64 `json:"sip_rtt_ms,omitempty"`
-	Reason   string   `json:"reason,omitempty"`
-	Text     string   `json:"text,omitempty"`
+	// NoAudioMS, in "quality": how long no audio has arrived from the
+	// other party, once that is 2 s or more (absent while audio arrives);
+	// loss, jitter_ms and rtt_ms are then the last measured.
+	NoAudioMS float64 `json:"no_audio_ms,omitempty"`
+	// Disconnected, in "quality": the other party no longer answers the
+	// connectivity checks (ICE disconnected); rtt_ms is stale.
+	Disconnected bool   `json:"disconnected,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	Text         string `json:"text,omitempty"`
 	// Digit and DurationMS, in "dtmf": the key (0-9 * # A-D) and how long
 	// it was held.
 	Digit      string `json:"digit,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -109,6 +110,7 @@ type Peer struct {
 
 	connected   chan struct{}
 	firstPacket chan struct{}
+	lastPacket  atomic.Int64 // when the latest audio packet arrived, Unix ns
 	chatReady   chan struct{}
 	ended       chan struct{} // Close called, or the connection failed or closed
 
@@ -326,6 +328,7 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			pt, codec = pkt.PayloadType, CodecOf(t.Codec().MimeType)
 		}
 		p.firstOnce.Do(func() { close(p.firstPacket) })
+		p.lastPacket.Store(time.Now().UnixNano())
 		if p.opts.OnTrackPacket != nil {
 			p.opts.OnTrackPacket(pkt)
 		}

@@ -1,11 +1,13 @@
 package media
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -77,4 +79,46 @@ func TestQualityCases(t *testing.T) {
 func sameQuality(a, b Quality) bool {
 	near := func(x, y float64) bool { return math.Abs(x-y) < 1e-12 }
 	return near(a.Loss, b.Loss) && near(a.Jitter, b.Jitter) && near(a.RTT, b.RTT) && a.PacketsReceived == b.PacketsReceived && a.Route == b.Route
+}
+
+// TestMeterNoAudio: a Meter's sample says how long no audio has arrived
+// once that is NoAudioAfter or more, instead of a perfect line with
+// loss 0: 0 while the other side plays, then rising after it stops, with
+// the connection still answering.
+func TestMeterNoAudio(t *testing.T) {
+	fixture := readFixture(t)
+	callerPub, callerKey := newKey(t)
+	calleePub, calleeKey := newKey(t)
+	p := newPair(t, Options{Key: callerKey}, Options{Key: calleeKey})
+	t.Cleanup(func() { p.close(t) })
+	p.negotiate(t, callerPub, calleePub)
+	wait(t, p.callee.Connected(), "callee connected")
+	m := p.callee.NewMeter()
+	played := make(chan error, 1)
+	go func() { played <- p.caller.Play(bytes.NewReader(fixture)) }()
+	wait(t, p.callee.FirstPacket(), "first packet")
+	if q := m.Sample(); q.NoAudio != 0 || q.Disconnected {
+		t.Errorf("sample while audio arrives: NoAudio %v, Disconnected %v; want 0, false", q.NoAudio, q.Disconnected)
+	}
+	if err := <-played; err != nil {
+		t.Fatalf("Play: %v", err)
+	}
+	stopped := time.Now()
+	deadline := stopped.Add(waitLong)
+	for {
+		q := m.Sample()
+		if q.NoAudio >= NoAudioAfter.Seconds() {
+			if q.NoAudio > time.Since(stopped).Seconds()+1 {
+				t.Errorf("NoAudio %.1f s, but audio stopped %v ago", q.NoAudio, time.Since(stopped))
+			}
+			if q.Disconnected {
+				t.Error("Disconnected while the other side is up")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no NoAudio %v after audio stopped: last sample %+v", waitLong, q)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the sample, not synchronising
+	}
 }

@@ -1,7 +1,10 @@
 package media
 
 import (
+	"time"
+
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
 
 // Moving a call to another route is make-before-break: a second Peer for
@@ -149,18 +152,31 @@ func (p *Peer) over() bool {
 // since the previous one, so that a call that has moved off a lossy route
 // shows it at once. Not safe for concurrent use.
 type Meter struct {
-	p    *Peer
-	prev reading
+	p     *Peer
+	prev  reading
+	start time.Time
 }
 
 // NewMeter starts measuring p.
-func (p *Peer) NewMeter() *Meter { return &Meter{p: p} }
+func (p *Peer) NewMeter() *Meter { return &Meter{p: p, start: time.Now()} }
 
 // Sample is the quality since the previous Sample (since the start of p's
-// connection for the first; see reading.since).
+// connection for the first; see reading.since), with how long no audio
+// has arrived and whether the other side answers ICE.
 func (m *Meter) Sample() Quality {
 	q := m.next(m.p.readStats())
 	q.Route = m.p.Route()
+	last := m.start
+	if t := m.p.lastPacket.Load(); t > last.UnixNano() {
+		last = time.Unix(0, t)
+	}
+	if d := time.Since(last); d >= NoAudioAfter {
+		q.NoAudio = d.Seconds()
+	}
+	switch m.p.pc.ICEConnectionState() {
+	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
+		q.Disconnected = true
+	}
 	return q
 }
 

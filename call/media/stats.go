@@ -1,6 +1,8 @@
 package media
 
 import (
+	"time"
+
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/rtcp"
@@ -36,7 +38,22 @@ type Quality struct {
 	Route string `json:"route"`
 	// PacketsReceived counts the audio packets received.
 	PacketsReceived uint32 `json:"packets_received"`
+	// NoAudio, in a Meter's samples, is how long in seconds no audio
+	// packet has arrived (since the last one, or since the Meter started),
+	// once that is NoAudioAfter or more; 0 while audio arrives. Loss
+	// cannot rise without packets: Loss, Jitter and RTT are then the last
+	// measured, not the line's state.
+	NoAudio float64 `json:"no_audio,omitempty"`
+	// Disconnected, in a Meter's samples: the ICE agent gets no answers
+	// from the other side (ICE state disconnected or failed), so RTT is
+	// stale.
+	Disconnected bool `json:"disconnected,omitempty"`
 }
+
+// NoAudioAfter is how long without an audio packet a Meter's sample
+// reports (Quality.NoAudio): a few 20 ms packets lost is loss, this is
+// a party that sends nothing or is gone.
+const NoAudioAfter = 2 * time.Second
 
 // rtpStats is the audio streams' statistics as a WebRTC statistics report
 // (inbound-rtp, and remote-inbound-rtp from the other side's receiver

@@ -85,7 +85,8 @@
 // Both sides sample their call every second from the WebRTC statistics
 // (media.Meter: loss over the last interval from inbound-rtp and the
 // remote-inbound-rtp of the RTCP receiver reports, jitter of both
-// directions, RTT of the selected candidate pair) and emit "quality". The
+// directions, RTT of the selected candidate pair; how long no audio has
+// arrived, and whether ICE is disconnected) and emit "quality". The
 // caller of a call (the ICE-controlling side, which sends the offers) is
 // the one that acts, so that the two sides never restart at once: when
 // loss, jitter or RTT stay over the thresholds (Options / CallOptions

@@ -40,7 +40,8 @@ type decision struct {
 // routeName) at now; nextAt is when the leg being brought up started,
 // zero if there is none.
 func (s *switcher) sample(q media.Quality, now, nextAt time.Time) decision {
-	d := decision{events: []client.Event{{Type: client.EventQuality, Loss: q.Loss, JitterMS: q.Jitter * 1000, RTTMS: q.RTT * 1000, Route: q.Route}}}
+	d := decision{events: []client.Event{{Type: client.EventQuality, Loss: q.Loss, JitterMS: q.Jitter * 1000, RTTMS: q.RTT * 1000, Route: q.Route,
+		NoAudioMS: q.NoAudio * 1000, Disconnected: q.Disconnected}}}
 	if q.Route != s.route && q.Route != media.RouteUnknown {
 		why := "ice" // the ICE agent picked another pair by itself
 		if s.updateWhy != "" {

@@ -217,6 +217,22 @@ func legName(e client.Event) string {
 	return partyName(e.Peer) + ": "
 }
 
+// audioFor says since when no audio arrived, in a quality event.
+func audioFor(e client.Event) string {
+	if e.NoAudioMS > 0 {
+		return fmt.Sprintf("none for %.0f s", e.NoAudioMS/1000)
+	}
+	return "still arriving"
+}
+
+// otherParty names an event's other party, or says "the other party".
+func otherParty(e client.Event) string {
+	if e.Peer == nil {
+		return "the other party"
+	}
+	return partyName(e.Peer)
+}
+
 // eventText is the human form of an event, one line.
 func eventText(w io.Writer, e client.Event) {
 	switch e.Type {
@@ -231,7 +247,15 @@ func eventText(w io.Writer, e client.Event) {
 	case client.EventConnected:
 		fmt.Fprintf(w, "connected with %s (%s, %s, %.0f ms setup)\n", partyName(e.Peer), e.Route, e.Codec, e.SetupMS)
 	case client.EventQuality:
-		fmt.Fprintf(w, "  %sloss %.1f%%  jitter %.1f ms  rtt %.1f ms  %s\n", legName(e), e.Loss*100, e.JitterMS, e.RTTMS, e.Route)
+		// Without packets loss cannot rise: a gone party is no perfect line.
+		switch {
+		case e.Disconnected:
+			fmt.Fprintf(w, "  %sno answer from %s (connectivity checks fail, audio %s)  %s\n", legName(e), otherParty(e), audioFor(e), e.Route)
+		case e.NoAudioMS > 0:
+			fmt.Fprintf(w, "  %sno audio from %s for %.0f s (last rtt %.1f ms)  %s\n", legName(e), otherParty(e), e.NoAudioMS/1000, e.RTTMS, e.Route)
+		default:
+			fmt.Fprintf(w, "  %sloss %.1f%%  jitter %.1f ms  rtt %.1f ms  %s\n", legName(e), e.Loss*100, e.JitterMS, e.RTTMS, e.Route)
+		}
 	case client.EventRoute:
 		fmt.Fprintf(w, "%sroute %s → %s (%s)\n", legName(e), e.From, e.To, e.Reason)
 	case client.EventText:

@@ -11,7 +11,7 @@ import (
 // other party not answering, does not print as a perfect line.
 func TestQualityLineWithoutAudio(t *testing.T) {
 	for _, tc := range []struct {
-		e          client.Event
+		e            client.Event
 		want, absent string
 	}{
 		{client.Event{Type: client.EventQuality, RTTMS: 0.2, Route: "direct"}, "loss 0.0%", "no audio"},

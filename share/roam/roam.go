@@ -20,9 +20,9 @@
 // (Options.OnSuperseded) and replies Removed. Otherwise the Reply says why
 // (Error) and, for an older record, A's sequence number.
 //
-// B tells A named in From before it answers the registration: when A
-// refuses (wrong token, older record), B removes a registration it just
-// made and answers the error. B retries a notice whose stream cannot be
+// For a terminal without a key, B tells A named in From before it answers
+// the registration: when A refuses (a wrong token), B removes a
+// registration it just made and answers the error. B retries a notice whose stream cannot be
 // opened (A is down) in the background for RetryFor, with backoff. Until A withdraws, searches refuse A's record
 // of a keyed terminal as older wherever both are seen (package search).
 // Each peer may send RateLimit notices a second (burst RateBurst);
@@ -65,7 +65,7 @@ const (
 	streamTimout = 10 * time.Second
 	findTimeout  = 3 * time.Second
 	// firstTry bounds the attempt made while the registration waits.
-	firstTry = 5 * time.Second
+	firstTry = 3 * time.Second
 )
 
 // Notice tells a node that a terminal it hosts registered elsewhere.
@@ -215,11 +215,14 @@ func code(err error) string {
 // terminal without a key), and for a terminal with a key that is new
 // here, the nodes Options.Find names.
 //
-// from is asked first, at once, so that the registering user learns of a
-// refusal: Moved then returns an error wrapping ErrRefused (and
-// share.ErrForbidden or share.ErrStale) and tells no other node. A from
-// that does not host the terminal (not_found) is no refusal. A from that
-// cannot be reached and the other nodes are told in the background.
+// For a terminal without a key, from is asked first, at once (for up to
+// firstTry), so that the registering user learns of a wrong token:
+// Moved then returns an error wrapping ErrRefused and share.ErrForbidden.
+// A from that does not host the terminal (not_found) is no refusal. A
+// terminal with a key proves the move by its signed record, and a phone
+// failing over from a dead node must not wait for it: its from, a from
+// that cannot be reached and the nodes Find names are told in the
+// background.
 func (s *Service) Moved(ctx context.Context, rec *record.Record, from, token string, created bool) error {
 	b, err := rec.Decoded()
 	if err != nil {
@@ -233,7 +236,7 @@ func (s *Service) Moved(ctx context.Context, rec *record.Record, from, token str
 		}
 	}
 	find := created && len(b.Key) > 0 && s.o.Find != nil
-	if to != "" {
+	if to != "" && len(b.Key) == 0 {
 		ctx, cancel := context.WithTimeout(ctx, firstTry)
 		reply, err := s.sendCtx(ctx, to, rec, token)
 		cancel()

@@ -133,10 +133,9 @@ func TestMovedWithdrawsAtPreviousNode(t *testing.T) {
 	waitFor(t, "a withdraws the key-less terminal", func() bool { return a.reg.Count() == 0 })
 }
 
-// A move with a wrong token, or a keyed record not newer than the previous
-// node's, is refused at once: Moved returns the refusal and the previous
-// node keeps the terminal. A previous node without the terminal is no
-// refusal.
+// A key-less terminal's move with a wrong token is refused at once:
+// Moved returns the refusal and the previous node keeps the terminal. A
+// previous node without the terminal is no refusal.
 func TestMovedReturnsRefusal(t *testing.T) {
 	a, b := newSide(t), newSide(t)
 	connect(t, b, a)

@@ -119,6 +119,10 @@ type Peer struct {
 	wg       sync.WaitGroup // goroutines started by the Peer
 	closeErr error
 
+	// statsMu is held (read) by readStats while it asks pion, and by
+	// Close while it marks the Peer closed.
+	statsMu sync.RWMutex
+
 	mu    sync.Mutex
 	codec Codec                          // the codec sent: track's or rtpTrack's
 	track *webrtc.TrackLocalStaticSample // nil with Options.PassThrough
@@ -707,10 +711,12 @@ func (p *Peer) isClosed() bool {
 // wait for it and return its result.
 func (p *Peer) Close() error {
 	p.closeOnce.Do(func() {
+		p.statsMu.Lock()
 		p.mu.Lock()
 		p.closed = true
 		shared := p.next != nil || p.opts.Continues != nil
 		p.mu.Unlock()
+		p.statsMu.Unlock()
 		if shared {
 			// Unbind the shared track first: a Play writing on it
 			// then never sees this connection's write errors.

@@ -3,9 +3,12 @@ package media
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,5 +123,78 @@ func TestMeterNoAudio(t *testing.T) {
 			t.Fatalf("no NoAudio %v after audio stopped: last sample %+v", waitLong, q)
 		}
 		time.Sleep(50 * time.Millisecond) // polling the sample, not synchronising
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for pion's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSampleDuringClose: quality samples taken while a call ends (the
+// side that closes, and the other side, whose connection pion closes by
+// itself) show no pion error about the selected pair of a closing ICE
+// agent (pion logged "Failed to get selected candidate pair stats: the
+// agent is closed" at a call's end).
+func TestSampleDuringClose(t *testing.T) {
+	shown := func(logs *syncBuffer) string {
+		var bad []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "selected candidate pair") && !strings.Contains(l, "level=DEBUG") {
+				bad = append(bad, l)
+			}
+		}
+		return strings.Join(bad, "\n")
+	}
+	for i := range 5 {
+		var callerLogs, calleeLogs syncBuffer
+		callerPub, callerKey := newKey(t)
+		calleePub, calleeKey := newKey(t)
+		p := newPair(t,
+			Options{Key: callerKey, Logger: slog.New(slog.NewTextHandler(&callerLogs, nil))},
+			Options{Key: calleeKey, Logger: slog.New(slog.NewTextHandler(&calleeLogs, nil))})
+		p.negotiate(t, callerPub, calleePub)
+		wait(t, p.caller.Connected(), "caller connected")
+		wait(t, p.callee.Connected(), "callee connected")
+		closed := make(chan struct{})
+		var wg sync.WaitGroup
+		sample := func(peer *Peer, until <-chan struct{}) {
+			defer wg.Done()
+			m := peer.NewMeter()
+			for {
+				m.Sample()
+				select {
+				case <-until:
+					m.Sample()
+					return
+				default:
+				}
+			}
+		}
+		wg.Add(2)
+		go sample(p.caller, closed)
+		go sample(p.callee, p.callee.Done())
+		if err := p.caller.Close(); err != nil {
+			t.Fatal(err)
+		}
+		close(closed)
+		wg.Wait()
+		p.close(t)
+		if s := shown(&callerLogs) + shown(&calleeLogs); s != "" {
+			t.Fatalf("round %d: a sample at the call's end logged:\n%s", i, s)
+		}
 	}
 }

@@ -192,9 +192,16 @@ type reading struct {
 	pairRTT    float64 // the selected candidate pair's currentRoundTripTime (ICE consent checks)
 }
 
-// readStats walks pion's statistics and the selected pair once.
+// readStats walks pion's statistics and the selected pair once. The
+// selected pair is not asked of a closed or ended connection: pion logs
+// an error for an agent that is closed (statsMu orders this with Close).
 func (p *Peer) readStats() reading {
 	r := walkStats(p.rtpStats())
+	p.statsMu.RLock()
+	defer p.statsMu.RUnlock()
+	if p.isClosed() || p.over() {
+		return r
+	}
 	if ice := p.iceTransport(); ice != nil {
 		if ps, ok := ice.GetSelectedCandidatePairStats(); ok {
 			r.pairRTT = ps.CurrentRoundTripTime

@@ -1,13 +1,18 @@
 // Package pionlog routes pion's leveled loggers (pion/webrtc, ice, turn)
 // into log/slog; pion's default prints to stderr. Trace records get a
-// level below slog's debug, debug stays debug, the others keep their level.
+// level below slog's debug, debug stays debug, the others keep their level,
+// except reports of a call into an ICE agent that is closed: at a call's
+// end they are expected (a statistics read racing pion's own close) and
+// go to debug.
 package pionlog
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 )
 
@@ -34,6 +39,11 @@ func (l logger) emit(level slog.Level, format string, args ...any) {
 	text := format
 	if len(args) > 0 {
 		text = fmt.Sprintf(format, args...)
+	}
+	if level > slog.LevelDebug && strings.HasSuffix(text, ice.ErrClosed.Error()) {
+		if level = slog.LevelDebug; !l.log.Enabled(ctx, level) {
+			return
+		}
 	}
 	l.log.Log(ctx, level, "Pion", "text", text)
 }

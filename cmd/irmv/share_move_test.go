@@ -63,8 +63,8 @@ func TestShareAddWrongFromTokenFails(t *testing.T) {
 		t.Fatalf("share add at a: exit %d\n%s", code, errOut)
 	}
 	code, out, errOut := runCLI("share", "add", "--node", b.APIURL(), "--uid", "hk-10", "--from", a.ID().String(), "--from-token", "WRONG")
-	if code == exitOK {
-		t.Fatalf("share add with a wrong --from-token: exit 0\n%s", out)
+	if code != exitError {
+		t.Fatalf("share add with a wrong --from-token: exit %d, want %d\n%s", code, exitError, out)
 	}
 	if !strings.Contains(errOut, "refused the move") || !strings.Contains(errOut, "wrong token") {
 		t.Errorf("share add with a wrong --from-token says %q, want the previous node's refusal", errOut)

@@ -12,9 +12,12 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 )
+
+// agentClosed is the text of pion/ice's ErrClosed, written out: importing
+// pion/ice would link it into builds without WebRTC (the node-only build).
+const agentClosed = "the agent is closed"
 
 // LevelTrace is the slog level of pion's trace records.
 const LevelTrace = slog.LevelDebug - 4
@@ -40,7 +43,7 @@ func (l logger) emit(level slog.Level, format string, args ...any) {
 	if len(args) > 0 {
 		text = fmt.Sprintf(format, args...)
 	}
-	if level > slog.LevelDebug && strings.HasSuffix(text, ice.ErrClosed.Error()) {
+	if level > slog.LevelDebug && strings.HasSuffix(text, agentClosed) {
 		if level = slog.LevelDebug; !l.log.Enabled(ctx, level) {
 			return
 		}

@@ -14,6 +14,9 @@ import (
 // agent (a statistics read at a call's end) is not shown at the default
 // level; other errors are.
 func TestClosedAgentIsDebug(t *testing.T) {
+	if agentClosed != ice.ErrClosed.Error() {
+		t.Fatalf("agentClosed %q, pion/ice's ErrClosed says %q", agentClosed, ice.ErrClosed)
+	}
 	var b bytes.Buffer
 	l := Factory(slog.New(slog.NewTextHandler(&b, nil))).NewLogger("ice")
 	l.Errorf("Failed to get selected candidate pair stats: %v", fmt.Errorf("wrapped: %w", ice.ErrClosed))

@@ -28,7 +28,8 @@ import (
 // A node behind a NAT that forwards to it (a port forward, a 1:1 NAT, a
 // DMZ host) is reachable at the NAT's public address, which none of its
 // interfaces has. Peers tell the address they see it at (identify's
-// observed address); watchWAN asks AutoNAT v2 to have a peer dial that IP
+// observed address); once peers in two distinct networks tell the same
+// one (wanSightings), watchWAN asks AutoNAT v2 to have a peer dial that IP
 // at the node's TCP listen port, and a confirmed address is announced to
 // other nodes. It becomes the address of the node's TURN relay, which
 // the node then lends to other nodes' terminals, only once another node
@@ -238,6 +239,48 @@ func (st *wanState) note(cand ma.Multiaddr, retry time.Duration) {
 	st.tried[cand.String()] = time.Now()
 }
 
+// wanSightings decides which observed addresses become candidates: one
+// that peers in wanMisses distinct networks (checkerNet) report as their
+// latest sighting. A peer's observed address is its word alone, and
+// AutoNAT v2's dial-back proves only that something answered in the
+// protocol's shape, so a peer (or any number of them in one network)
+// could otherwise have the node check, confirm and announce an address
+// of its choosing, and lend its TURN relay there. Each network has one
+// say: its latest sighting; wanNets networks are remembered, and a full
+// table forgets one at random.
+type wanSightings struct {
+	latest map[string]string // network → latest candidate seen by a peer in it
+}
+
+// wanNets bounds wanSightings: an attacker needs an address in each
+// network it fills the table with.
+const wanNets = 256
+
+func newWANSightings() *wanSightings { return &wanSightings{latest: map[string]string{}} }
+
+// add notes that a peer in network net saw cand, and reports whether
+// peers in wanMisses distinct networks now see it there.
+func (s *wanSightings) add(net string, cand ma.Multiaddr) bool {
+	if net == "" {
+		return false
+	}
+	key := cand.String()
+	if _, ok := s.latest[net]; !ok && len(s.latest) >= wanNets {
+		for k := range s.latest { // map order: a random one
+			delete(s.latest, k)
+			break
+		}
+	}
+	s.latest[net] = key
+	agree := 0
+	for _, c := range s.latest {
+		if c == key {
+			agree++
+		}
+	}
+	return agree >= wanMisses
+}
+
 // wanPending bounds the candidates waiting for watchWAN's loop: peers may
 // tell any address, and each one kept costs a check.
 const wanPending = 8
@@ -312,6 +355,7 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 		return fmt.Errorf("wan: %w", err)
 	}
 	in := newWANInbox()
+	seen := newWANSightings()
 	n.wanAssume = make(chan ma.Multiaddr, 1)
 	n.wg.Add(2)
 	go func() {
@@ -327,7 +371,10 @@ func (n *Node) watchWAN(ctx context.Context, servicesUp <-chan struct{}) error {
 				}
 				switch ev := e.(type) {
 				case event.EvtPeerIdentificationCompleted:
-					if cand := n.wanCandidate(ev.ObservedAddr); cand != nil {
+					if ev.Conn == nil || ev.Conn.Stat().Limited {
+						continue // a relayed connection: its observer sees the circuit
+					}
+					if cand := n.wanCandidate(ev.ObservedAddr); cand != nil && seen.add(checkerNet(ev.Conn.RemoteMultiaddr()), cand) {
 						in.candidate(cand)
 					}
 				case event.EvtLocalReachabilityChanged:

@@ -80,8 +80,15 @@ func TestWANCheckDoesNotStallIdentify(t *testing.T) {
 	}
 	testenv.Close(t, "emitter", em)
 	conn := h.Network().ConnsToPeer(silent.ID())[0]
+	// Each address is told as seen from two networks (the connection's,
+	// and one the event only says: nothing is sent to it), as a candidate
+	// needs.
+	elsewhere := &remoteAs{conn, ma.StringCast("/ip4/11.1.0.20/tcp/4001")}
 	seen := func(i int) error {
 		obs := ma.StringCast(fmt.Sprintf("/ip4/198.51.%d.%d/tcp/4001", i/250, i%250+1))
+		if err := em.Emit(event.EvtPeerIdentificationCompleted{Peer: silent.ID(), Conn: elsewhere, ObservedAddr: obs}); err != nil {
+			return err
+		}
 		return em.Emit(event.EvtPeerIdentificationCompleted{Peer: silent.ID(), Conn: conn, ObservedAddr: obs})
 	}
 
@@ -334,3 +341,12 @@ func TestTURNPortChecked(t *testing.T) {
 		t.Fatal("the relay is lent at an address where its port does not answer")
 	}
 }
+
+// remoteAs is a connection that says it comes from remote (a pointer:
+// libp2p keys maps by connection).
+type remoteAs struct {
+	network.Conn
+	remote ma.Multiaddr
+}
+
+func (c *remoteAs) RemoteMultiaddr() ma.Multiaddr { return c.remote }

@@ -280,7 +280,7 @@ func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if err := n.roam.Moved(r.Context(), ack.Record, reg.From, reg.FromToken, ack.Created); err != nil {
 		// The terminal stays at its previous node: a registration here
 		// too would make two of it.
-		kept := "; the registration here is unchanged"
+		kept := "; the registration this node already had stays (with this update)"
 		if ack.Created {
 			kept = "; nothing was registered here"
 			if rerr := n.share.Remove(ack.Terminal); rerr != nil {

@@ -258,12 +258,15 @@ func (g *udpGen) ReadFrom(b []byte) (int, net.Addr, error) {
 	if !g.first {
 		g.first = true
 		close(g.started)
-		if g.prev != nil {
-			<-g.prev.done
+		if prev := g.prev; prev != nil {
+			<-prev.done
+			// Forgotten, or every generation since start would stay
+			// reachable from the current one.
+			g.prev = nil
 			g.clearDeadline()
-			if p := g.prev.pending; p != nil {
-				g.prev.pending = nil
-				return copy(b, p), g.prev.from, nil
+			if p := prev.pending; p != nil {
+				prev.pending = nil
+				return copy(b, p), prev.from, nil
 			}
 		}
 	}

@@ -218,7 +218,8 @@ func code(err error) string {
 // For a terminal without a key, from is asked first, at once (for up to
 // firstTry), so that the registering user learns of a wrong token:
 // Moved then returns an error wrapping ErrRefused and share.ErrForbidden.
-// A from that does not host the terminal (not_found) is no refusal. A
+// A from that does not host the terminal (not_found), or that answers
+// with no reason code (it could not act on it now), is no refusal. A
 // terminal with a key proves the move by its signed record, and a phone
 // failing over from a dead node must not wait for it: its from, a from
 // that cannot be reached and the nodes Find names are told in the
@@ -240,13 +241,18 @@ func (s *Service) Moved(ctx context.Context, rec *record.Record, from, token str
 		ctx, cancel := context.WithTimeout(ctx, firstTry)
 		reply, err := s.sendCtx(ctx, to, rec, token)
 		cancel()
-		if err == nil {
+		switch {
+		case err != nil:
+		case reply.Removed || reply.Code == "not_found":
 			s.replied(to, reply)
-			if !reply.Removed && reply.Code != "not_found" {
-				return refusal(to, reply)
-			}
 			to = ""
+		case reply.Code == "forbidden" || reply.Code == "stale" || reply.Code == "invalid":
+			s.replied(to, reply)
+			return refusal(to, reply)
 		}
+		// Otherwise from could not act on it now (closing, a failed
+		// write) or names no reason (an older version): told again in
+		// the background, as when it cannot be reached.
 	}
 	if to == "" && !find {
 		return nil

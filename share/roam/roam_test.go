@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/irmv/irmv/client"
@@ -248,4 +249,43 @@ func FuzzNotice(f *testing.F) {
 			t.Fatalf("notice removed a terminal: %s", data)
 		}
 	})
+}
+
+// A previous node that cannot act on the notice now (it is closing, its
+// database failed) or that is of a version without reply codes answers
+// with no code: that is no refusal, and the move stands (the notice is
+// tried again in the background).
+func TestMovedUncodedReplyNoRefusal(t *testing.T) {
+	b := newSide(t)
+	old, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, "previous node", old)
+	asked := make(chan struct{}, 16)
+	old.SetStreamHandler(roam.Protocol, func(st network.Stream) {
+		defer st.Close()
+		var n json.RawMessage
+		if err := wire.Read(bufio.NewReader(st), &n, roam.MaxMessage); err != nil {
+			return
+		}
+		asked <- struct{}{}
+		wire.Write(st, roam.Reply{Error: "registry closed"}, roam.MaxMessage)
+	})
+	if err := b.h.Connect(context.Background(), peer.AddrInfo{ID: old.ID(), Addrs: old.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	kl, err := b.reg.Register(client.Registration{UID: "desk-3", From: old.ID().String(), FromToken: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.Moved(context.Background(), kl.Record, old.ID().String(), "tok", kl.Created); err != nil {
+		t.Fatalf("Moved with a previous node that answered with no code: %v, want nil", err)
+	}
+	<-asked
+	select {
+	case <-asked: // told again in the background
+	case <-time.After(30 * time.Second):
+		t.Error("the previous node was not told again")
+	}
 }

@@ -91,6 +91,7 @@ type Switch struct {
 	calls    map[string]*callState
 	inviters map[peer.ID]*rate.Limiter // new call streams per remote node
 	callees  map[string]*rate.Limiter  // invites offered per local terminal
+	pairs    map[string]*rate.Limiter  // invites offered per remote node and local terminal
 	dialing  map[string]*dial          // invites waiting for their stream, by call
 	closed   bool
 
@@ -118,7 +119,7 @@ func NewSwitch(o Options) (*Switch, error) {
 	s := &Switch{
 		o: o, log: o.Logger, m: newMetrics(o.Registerer),
 		sessions: map[string]*session{}, calls: map[string]*callState{}, inviters: map[peer.ID]*rate.Limiter{},
-		callees: map[string]*rate.Limiter{},
+		callees: map[string]*rate.Limiter{}, pairs: map[string]*rate.Limiter{},
 		dialing: map[string]*dial{},
 		ctx:     ctx, cancel: cancel,
 	}
@@ -637,7 +638,7 @@ func (s *Switch) invite(ss *session, m signal.Msg) {
 			s.m.calls.WithLabelValues(refuse.Type).Inc()
 			return
 		}
-		if !s.allowCallee(m.To.Terminal) {
+		if !s.allowCallee("", m.To.Terminal) {
 			s.m.dropped.WithLabelValues("callee_rate").Inc()
 			busy := calleeBusy
 			busy.Call = m.Call
@@ -807,7 +808,7 @@ func (s *Switch) handleStream(st network.Stream) {
 		s.m.calls.WithLabelValues(refuse.Type).Inc()
 		return
 	}
-	if !s.allowCallee(m.To.Terminal) {
+	if !s.allowCallee(st.Conn().RemotePeer(), m.To.Terminal) {
 		s.m.dropped.WithLabelValues("callee_rate").Inc()
 		busy := calleeBusy
 		busy.Call = m.Call
@@ -848,10 +849,31 @@ const (
 	calleeBurst = 40
 )
 
-// allowCallee rate-limits the invites offered to local terminal t.
-func (s *Switch) allowCallee(t string) bool {
+// One remote node may take this share of a terminal's invites (its
+// bucket is checked first, so what it is refused does not drain the
+// terminal's): one node at its own stream rate cannot keep every other
+// caller out.
+const calleeShare = 4
+
+// allowCallee rate-limits the invites offered to local terminal t, from
+// remote node from ("": a local caller, limited by the API).
+func (s *Switch) allowCallee(from peer.ID, t string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if from != "" {
+		key := string(from) + "\x00" + t
+		pl := s.pairs[key]
+		if pl == nil {
+			if len(s.pairs) >= 4096 {
+				clear(s.pairs) // bounded: forgetting buckets only forgives
+			}
+			pl = rate.NewLimiter(calleeRate/calleeShare, calleeBurst/calleeShare)
+			s.pairs[key] = pl
+		}
+		if !pl.Allow() {
+			return false
+		}
+	}
 	l := s.callees[t]
 	if l == nil {
 		if len(s.callees) >= 4096 {

@@ -860,29 +860,24 @@ const calleeShare = 4
 func (s *Switch) allowCallee(from peer.ID, t string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if from != "" {
-		key := string(from) + "\x00" + t
-		pl := s.pairs[key]
-		if pl == nil {
-			if len(s.pairs) >= 4096 {
-				clear(s.pairs) // bounded: forgetting buckets only forgives
-			}
-			pl = rate.NewLimiter(calleeRate/calleeShare, calleeBurst/calleeShare)
-			s.pairs[key] = pl
-		}
-		if !pl.Allow() {
-			return false
-		}
+	if from != "" && !bucket(s.pairs, string(from)+"\x00"+t, calleeRate/calleeShare, calleeBurst/calleeShare).Allow() {
+		return false
 	}
-	l := s.callees[t]
+	return bucket(s.callees, t, calleeRate, calleeBurst).Allow()
+}
+
+// bucket is m's limiter for k, made with rate r and burst b if new; m
+// holds at most 4,096 (a full one is forgotten: that only forgives).
+func bucket[K comparable](m map[K]*rate.Limiter, k K, r rate.Limit, b int) *rate.Limiter {
+	l := m[k]
 	if l == nil {
-		if len(s.callees) >= 4096 {
-			clear(s.callees) // bounded: forgetting buckets only forgives
+		if len(m) >= 4096 {
+			clear(m)
 		}
-		l = rate.NewLimiter(calleeRate, calleeBurst)
-		s.callees[t] = l
+		l = rate.NewLimiter(r, b)
+		m[k] = l
 	}
-	return l.Allow()
+	return l
 }
 
 // calleeBusy answers an invite over its callee's rate.
@@ -892,15 +887,7 @@ var calleeBusy = signal.Msg{Type: signal.TypeBusy, Reason: "too many calls to th
 func (s *Switch) allowInvite(p peer.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.inviters[p]
-	if l == nil {
-		if len(s.inviters) >= 4096 {
-			clear(s.inviters) // bounded: forgetting buckets only forgives
-		}
-		l = rate.NewLimiter(inviteRate, inviteBurst)
-		s.inviters[p] = l
-	}
-	return l.Allow()
+	return bucket(s.inviters, p, inviteRate, inviteBurst).Allow()
 }
 
 // readStream relays a call's messages from another node until the call

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"github.com/irmv/irmv/internal/testenv"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -74,7 +75,7 @@ func TestBootstrapJoinLogged(t *testing.T) {
 	first := nodetest.Start(t, nodetest.Options(t))
 	addr := nodetest.LoopbackAddr(t, first)
 	for i := range 3 {
-		var logs syncBuffer
+		var logs testenv.SyncBuffer
 		o := nodetest.Options(t)
 		o.Bootstrap = []string{addr}
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))

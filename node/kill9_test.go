@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/irmv/irmv/client"
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
 )
 
@@ -35,14 +36,14 @@ func freeLoopbackPort(t testing.TB) string {
 type irmvNode struct {
 	cmd *exec.Cmd
 	api string
-	log *syncBuffer
+	log *testenv.SyncBuffer
 }
 
 func startIrmvNode(t *testing.T, bin, dataDir, api string) *irmvNode {
 	t.Helper()
 	cmd := exec.Command(bin, "node", "--data-dir", dataDir, "--listen", "/ip4/127.0.0.1/tcp/0",
 		"--api", api, "--mdns=false", "--turn", "off", "--log-level", "warn")
-	log := &syncBuffer{}
+	log := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -220,22 +221,4 @@ func metricLinesURL(t *testing.T, api, prefix string) []string {
 		}
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's output goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"errors"
+	"github.com/irmv/irmv/internal/testenv"
 	"log/slog"
 	"slices"
 	"strings"
@@ -270,7 +271,7 @@ func TestBootstrapFailureReportedAndRetried(t *testing.T) {
 	addr := nodetest.LoopbackAddr(t, target)
 	target.Close()
 
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	o := nodetest.Options(t)
 	o.Bootstrap = []string{addr}
 	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))

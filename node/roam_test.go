@@ -3,6 +3,7 @@ package node_test
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/irmv/irmv/internal/testenv"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,7 +24,7 @@ type procNode struct {
 	api  string // http://…
 	id   string // peer ID
 	boot string // loopback TCP multiaddr with /p2p/
-	log  *syncBuffer
+	log  *testenv.SyncBuffer
 }
 
 // startProcNode starts `irmv node` with its data in dataDir, bootstrapping
@@ -35,7 +36,7 @@ func startProcNode(t *testing.T, bin, dataDir, api string, boot ...string) *proc
 	for _, b := range boot {
 		args = append(args, "--bootstrap", b)
 	}
-	p := &procNode{cmd: exec.Command(bin, args...), api: "http://" + api, log: &syncBuffer{}}
+	p := &procNode{cmd: exec.Command(bin, args...), api: "http://" + api, log: &testenv.SyncBuffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -77,7 +78,7 @@ func (p *procNode) kill() {
 type procPhone struct {
 	cmd    *exec.Cmd
 	events chan map[string]any
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 	exited chan struct{}
 	first  map[string]any // the first "registered" event
 }
@@ -85,7 +86,7 @@ type procPhone struct {
 func startProcPhone(t *testing.T, bin string, args ...string) *procPhone {
 	t.Helper()
 	args = append([]string{"phone", "--json", "--answer", "auto", "--log-level", "info"}, args...)
-	p := &procPhone{cmd: exec.Command(bin, args...), events: make(chan map[string]any, 1000), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &procPhone{cmd: exec.Command(bin, args...), events: make(chan map[string]any, 1000), stderr: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	// A process group of its own: when the test's group is orphaned (its
 	// runner's shell gone) and a process of it exits while the phone is
@@ -349,7 +350,7 @@ func TestRoamingPhone(t *testing.T) {
 type procCall struct {
 	cmd    *exec.Cmd
 	events chan map[string]any
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 }
 
 func startProcCall(t *testing.T, bin, api, q string, args ...string) *procCall {
@@ -359,7 +360,7 @@ func startProcCall(t *testing.T, bin, api, q string, args ...string) *procCall {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &procCall{cmd: cmd, events: make(chan map[string]any, 100), stderr: &syncBuffer{}}
+	p := &procCall{cmd: cmd, events: make(chan map[string]any, 100), stderr: &testenv.SyncBuffer{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -104,7 +104,7 @@ func TestSIPpSlowAnswer(t *testing.T) {
 	defer cancel()
 	uas := exec.CommandContext(ctx, "sipp", "-sf", sf, "-p", port, "-i", "127.0.0.1", "-m", "2", "-nostdin", "-timeout", "60s", "-timeout_error")
 	uas.Dir = t.TempDir()
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	uas.Stdout, uas.Stderr = &out, &out
 	if err := uas.Start(); err != nil {
 		t.Fatal(err)

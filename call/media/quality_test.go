@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/irmv/irmv/internal/testenv"
 )
 
 // qualityCase is a call's statistics over a few samples and the quality
@@ -126,31 +128,13 @@ func TestMeterNoAudio(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for pion's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSampleDuringClose: quality samples taken while a call ends (the
 // side that closes, and the other side, whose connection pion closes by
 // itself) show no pion error about the selected pair of a closing ICE
 // agent (pion logged "Failed to get selected candidate pair stats: the
 // agent is closed" at a call's end).
 func TestSampleDuringClose(t *testing.T) {
-	shown := func(logs *syncBuffer) string {
+	shown := func(logs *testenv.SyncBuffer) string {
 		var bad []string
 		for _, l := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(l, "selected candidate pair") && !strings.Contains(l, "level=DEBUG") {
@@ -160,7 +144,7 @@ func TestSampleDuringClose(t *testing.T) {
 		return strings.Join(bad, "\n")
 	}
 	for i := range 5 {
-		var callerLogs, calleeLogs syncBuffer
+		var callerLogs, calleeLogs testenv.SyncBuffer
 		callerPub, callerKey := newKey(t)
 		calleePub, calleeKey := newKey(t)
 		p := newPair(t,

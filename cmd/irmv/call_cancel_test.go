@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,24 +12,6 @@ import (
 	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node/nodetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the CLI writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestCallCancelledWhileRinging: Ctrl-C (the context ending) while the
 // callee rings gives up the call, tells the callee, and exits 130, not
@@ -61,7 +41,7 @@ func TestCallCancelledWhileRinging(t *testing.T) {
 	}
 	testenv.Close(t, "callee", callee)
 
-	var out, errw syncBuffer
+	var out, errw testenv.SyncBuffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &errw
 	ctx, cancel := context.WithCancel(context.Background())

@@ -48,7 +48,7 @@ func TestCallAddsParty(t *testing.T) {
 
 	stdin, typed := io.Pipe()
 	defer typed.Close()
-	var out, errw syncBuffer
+	var out, errw testenv.SyncBuffer
 	app := newApp()
 	app.Reader, app.Writer, app.ErrWriter = stdin, &out, &errw
 	ctx, cancel := context.WithCancel(context.Background())

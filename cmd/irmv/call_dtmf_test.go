@@ -85,9 +85,9 @@ func TestCallDTMF(t *testing.T) {
 
 // startCall runs irmv call with args in the background; hangup ends it
 // (as Ctrl-C does) and fails the test unless it then exits 0.
-func startCall(t *testing.T, args ...string) (out *syncBuffer, hangup func()) {
+func startCall(t *testing.T, args ...string) (out *testenv.SyncBuffer, hangup func()) {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &stdout, &stderr
 	ctx, cancel := context.WithCancel(context.Background())

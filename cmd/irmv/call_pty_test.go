@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/irmv/irmv/internal/testenv"
 	"io"
 	"os/exec"
 	"strings"
@@ -55,7 +56,7 @@ func TestCallAsksOnTTY(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tty.Close()
-		var screen syncBuffer
+		var screen testenv.SyncBuffer
 		copied := make(chan struct{})
 		go func() {
 			defer close(copied)

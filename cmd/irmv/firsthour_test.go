@@ -134,7 +134,7 @@ func TestCallChecksInputFirst(t *testing.T) {
 	}
 
 	// The control: a good file rings and connects.
-	var out, errw syncBuffer
+	var out, errw testenv.SyncBuffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &errw
 	ctx, cancel := context.WithCancel(context.Background())
@@ -427,7 +427,7 @@ func TestRegisteredSaysWhatKeepsIt(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	app := newApp()
 	app.Writer, app.ErrWriter = out, out
 	done := make(chan error, 1)
@@ -458,8 +458,8 @@ func TestPhoneSameKey(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "phone.key")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	run := func(name string) (*syncBuffer, chan error) {
-		out := &syncBuffer{}
+	run := func(name string) (*testenv.SyncBuffer, chan error) {
+		out := &testenv.SyncBuffer{}
 		app := newApp()
 		app.Writer, app.ErrWriter = out, out
 		done := make(chan error, 1)
@@ -545,7 +545,7 @@ func TestPhoneSaysNewHandle(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	app := newApp()
 	app.Writer, app.ErrWriter = out, out
 	done := make(chan error, 1)

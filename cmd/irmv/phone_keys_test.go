@@ -13,6 +13,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/irmv/irmv/internal/testenv"
 	"github.com/irmv/irmv/node"
 	"github.com/irmv/irmv/node/nodetest"
 )
@@ -25,7 +26,7 @@ func TestPhoneKeysOnTTY(t *testing.T) {
 	bin := buildIrmvForTest(t)
 	n := nodetest.Start(t, nodetest.Options(t))
 	tty, screen := startPhoneOnTTY(t, bin, "--node", n.APIURL(), "--uid", "keypad", "--answer", "auto")
-	waitText := func(what string, b *syncBuffer, s string) {
+	waitText := func(what string, b *testenv.SyncBuffer, s string) {
 		t.Helper()
 		for deadline := time.Now().Add(60 * time.Second); !strings.Contains(b.String(), s); {
 			if time.Now().After(deadline) {
@@ -112,7 +113,7 @@ func TestPhoneAnswerPromptOnTTY(t *testing.T) {
 	waitFor("the stray line refused", func() bool { return strings.Contains(screen.String(), "not keys") })
 
 	// 3. The next call waits for its own answer: "n" refuses it.
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	app = newApp()
 	app.Writer, app.ErrWriter = &stdout, &stderr
 	done := make(chan error, 1)
@@ -141,14 +142,14 @@ func TestPhoneAnswerPromptOnTTY(t *testing.T) {
 // pseudo-terminal, and returns the terminal and what irmv wrote to it.
 // The phone is killed when the test ends; its screen is logged if the
 // test failed.
-func startPhoneOnTTY(t *testing.T, bin string, args ...string) (*os.File, *syncBuffer) {
+func startPhoneOnTTY(t *testing.T, bin string, args ...string) (*os.File, *testenv.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command(bin, append(append([]string{"phone"}, args...), "--key", t.TempDir()+"/key.pem")...)
 	tty, err := pty.Start(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	screen := &syncBuffer{}
+	screen := &testenv.SyncBuffer{}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)

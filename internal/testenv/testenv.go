@@ -9,10 +9,12 @@
 package testenv
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -104,4 +106,23 @@ func Close(tb testing.TB, what string, c io.Closer) {
 			tb.Errorf("closing %s: %v", what, err)
 		}
 	})
+}
+
+// SyncBuffer is a bytes.Buffer that a test may read while other
+// goroutines (a CLI, pion, a process's output) write to it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
